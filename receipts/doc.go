@@ -1,0 +1,9 @@
+// Package receipts owns certified delivery's cryptography and evidence:
+// labels, H(L,M), Certificates of Delivery (COD) and refusals, the keys that
+// sign them and how they are held in custody, and (in the evidence
+// sub-package) the signed records, the Merkle log and offline verification.
+//
+// It does not speak SMTP or IMAP and does not open the store: callers hand
+// it a KV (a transaction of the mailbox store) to persist into, so that an
+// item's state change and its evidence record commit together.
+package receipts
