@@ -1,0 +1,261 @@
+package mailbox
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Password hashing: argon2id, in the PHC string format. The parameters are
+// modest because every LOGIN pays them; authCache spares repeated logins.
+const (
+	argonTime    = 1
+	argonMemory  = 16 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+func hashPassword(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("generating salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s",
+		argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+func checkPassword(encoded, password string) (bool, error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, fmt.Errorf("unsupported password hash format")
+	}
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false, fmt.Errorf("password hash parameters: %w", err)
+	}
+	b64 := base64.RawStdEncoding
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil {
+		return false, fmt.Errorf("password hash salt: %w", err)
+	}
+	want, err := b64.DecodeString(parts[5])
+	if err != nil {
+		return false, fmt.Errorf("password hash: %w", err)
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// authCache remembers successful logins (as a keyed MAC of the password,
+// never the password) so a client that logs in for every check does not
+// pay argon2 each time, as Dovecot's auth cache does. An entry is valid
+// only while the account's stored hash is unchanged.
+type authCache struct {
+	key []byte
+	mu  sync.Mutex
+	m   map[string]authEntry
+}
+
+type authEntry struct {
+	hash string
+	mac  []byte
+}
+
+func newAuthCache() *authCache {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return &authCache{key: k, m: make(map[string]authEntry)}
+}
+
+func (c *authCache) mac(acct, password string) []byte {
+	h := hmac.New(sha256.New, c.key)
+	h.Write([]byte(acct))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	return h.Sum(nil)
+}
+
+func (c *authCache) hit(acct, hash, password string) bool {
+	c.mu.Lock()
+	e, ok := c.m[acct]
+	c.mu.Unlock()
+	return ok && e.hash == hash && hmac.Equal(e.mac, c.mac(acct, password))
+}
+
+func (c *authCache) put(acct, hash, password string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[acct] = authEntry{hash: hash, mac: c.mac(acct, password)}
+}
+
+// CreateAccount creates an account with the given mailboxes.
+func (s *Store) CreateAccount(name, password string, mailboxes []NewMailbox) error {
+	acct, err := NormalizeAccount(name)
+	if err != nil {
+		return fmt.Errorf("account %q: %w", name, err)
+	}
+	if password == "" {
+		return fmt.Errorf("account %q: empty password", name)
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.Update(func(tx *Tx) error {
+		if _, err := tx.Account(acct); err == nil {
+			return fmt.Errorf("account %q: %w", acct, ErrAccountExists)
+		}
+		a := Account{Name: acct, PasswordHash: hash, Created: now()}
+		if err := tx.setJSON(accountKey(acct), &a); err != nil {
+			return err
+		}
+		for _, nm := range mailboxes {
+			if _, err := tx.CreateMailbox(acct, nm); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Account returns an account's record.
+func (tx *Tx) Account(acct string) (*Account, error) {
+	var a Account
+	ok, err := tx.getJSON(accountKey(acct), &a)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("account %q: %w", acct, ErrNoAccount)
+	}
+	return &a, nil
+}
+
+// AccountExists reports whether the (normalized) account exists.
+func (s *Store) AccountExists(name string) (bool, error) {
+	acct, err := NormalizeAccount(name)
+	if err != nil {
+		return false, nil
+	}
+	var ok bool
+	err = s.View(func(tx *Tx) error {
+		var a Account
+		var err error
+		ok, err = tx.getJSON(accountKey(acct), &a)
+		return err
+	})
+	return ok, err
+}
+
+// ListAccounts returns every account name, sorted.
+func (s *Store) ListAccounts() ([]string, error) {
+	var names []string
+	err := s.View(func(tx *Tx) error {
+		return tx.scan([]byte(prefixAccount), true, func(k, _ []byte) error {
+			names = append(names, string(k[len(prefixAccount):]))
+			return nil
+		})
+	})
+	return names, err
+}
+
+// Authenticate checks a password and returns the canonical account name.
+// Every failure is ErrAuthFailed, so a caller cannot tell a wrong password
+// from an unknown account.
+func (s *Store) Authenticate(name, password string) (string, error) {
+	acct, err := NormalizeAccount(name)
+	if err != nil {
+		return "", ErrAuthFailed
+	}
+	var a *Account
+	if err := s.View(func(tx *Tx) error {
+		var err error
+		a, err = tx.Account(acct)
+		return err
+	}); err != nil {
+		// Spend the same time as a real check, against timing probes.
+		checkPassword("$argon2id$v=19$m=16384,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g", password)
+		return "", ErrAuthFailed
+	}
+	if s.auth.hit(acct, a.PasswordHash, password) {
+		return acct, nil
+	}
+	ok, err := checkPassword(a.PasswordHash, password)
+	if err != nil {
+		s.log.Error("checking password", "account", acct, "err", err)
+		return "", ErrAuthFailed
+	}
+	if !ok {
+		return "", ErrAuthFailed
+	}
+	s.auth.put(acct, a.PasswordHash, password)
+	return acct, nil
+}
+
+// SetPassword replaces an account's password. The extra function, if not
+// nil, runs in the same transaction (receipts re-seals the custody key).
+func (s *Store) SetPassword(name, password string, extra func(tx *Tx) error) error {
+	acct, err := NormalizeAccount(name)
+	if err != nil {
+		return fmt.Errorf("account %q: %w", name, err)
+	}
+	if password == "" {
+		return fmt.Errorf("account %q: empty password", name)
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.Update(func(tx *Tx) error {
+		a, err := tx.Account(acct)
+		if err != nil {
+			return err
+		}
+		a.PasswordHash = hash
+		if err := tx.setJSON(accountKey(acct), a); err != nil {
+			return err
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
+	})
+}
+
+// DeleteAccount removes an account, its mailboxes and its messages.
+func (s *Store) DeleteAccount(name string) error {
+	acct, err := NormalizeAccount(name)
+	if err != nil {
+		return fmt.Errorf("account %q: %w", name, err)
+	}
+	var boxes []*MailboxInfo
+	if err := s.Update(func(tx *Tx) error {
+		if _, err := tx.Account(acct); err != nil {
+			return err
+		}
+		boxes, err = tx.ListMailboxes(acct)
+		if err != nil {
+			return err
+		}
+		return tx.del(accountKey(acct))
+	}); err != nil {
+		return err
+	}
+	for _, mb := range boxes {
+		if err := s.DeleteMailbox(acct, mb.Name); err != nil {
+			return fmt.Errorf("deleting account %q: %w", acct, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+// Package mailbox is certmail's durable store on Badger: accounts and their
+// passwords, mailboxes, messages (raw bytes stored once as reference-counted
+// blobs), UIDs, flags, held items, and the change feed that lets every
+// session of a mailbox see the same history in commit order.
+//
+// It knows nothing of IMAP wire types or of receipts. Other packages keep
+// their own state in the store's auxiliary key space through Tx, so that a
+// state change and the messages it moves commit in one transaction.
+//
+// All writes are serialized by one store-wide lock: this gives the change
+// feed a single commit order and keeps the in-memory mailbox index exact.
+// Durability is by an explicit, group-committed sync (Store.Sync): a caller
+// that acknowledges a message to the outside world (LMTP 250, APPEND OK)
+// syncs first, and concurrent deliveries share one fsync.
+package mailbox

@@ -1,0 +1,16 @@
+package mailbox
+
+import "errors"
+
+var (
+	ErrNoAccount        = errors.New("no such account")
+	ErrAccountExists    = errors.New("account already exists")
+	ErrNoMailbox        = errors.New("no such mailbox")
+	ErrMailboxExists    = errors.New("mailbox already exists")
+	ErrNoMessage        = errors.New("no such message")
+	ErrBadName          = errors.New("invalid name")
+	ErrAuthFailed       = errors.New("authentication failed")
+	ErrProtectedMailbox = errors.New("mailbox cannot be deleted or renamed")
+	ErrTooManyMailboxes = errors.New("too many mailboxes")
+	ErrClosed           = errors.New("store is closed")
+)

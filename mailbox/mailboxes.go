@@ -1,0 +1,297 @@
+package mailbox
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Delimiter separates levels of the mailbox hierarchy.
+const Delimiter = '/'
+
+// MaxMailboxes bounds how many mailboxes one account may have.
+const MaxMailboxes = 1000
+
+// NormalizeMailbox validates a mailbox name and spells INBOX canonically.
+func NormalizeMailbox(name string) (string, error) {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", nil
+	}
+	if before, after, ok := strings.Cut(name, "/"); ok && strings.EqualFold(before, "INBOX") {
+		name = "INBOX/" + after
+	}
+	switch {
+	case name == "", len(name) > 255:
+		return "", fmt.Errorf("mailbox name %q: %w: empty or longer than 255 bytes", name, ErrBadName)
+	case strings.HasPrefix(name, "/"), strings.HasSuffix(name, "/"), strings.Contains(name, "//"):
+		return "", fmt.Errorf("mailbox name %q: %w: empty hierarchy level", name, ErrBadName)
+	case strings.ContainsAny(name, "*%"):
+		return "", fmt.Errorf("mailbox name %q: %w: contains a wildcard", name, ErrBadName)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return "", fmt.Errorf("mailbox name %q: %w: contains a control character", name, ErrBadName)
+		}
+	}
+	return name, nil
+}
+
+func mailboxIDKey(acct string, id uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte("mboxid/"+acct+"\x00"), id)
+}
+
+// Mailbox returns a mailbox's record by name.
+func (tx *Tx) Mailbox(acct, name string) (*MailboxInfo, error) {
+	n, err := NormalizeMailbox(name)
+	if err != nil {
+		return nil, err
+	}
+	var mb MailboxInfo
+	ok, err := tx.getJSON(mailboxKey(acct, n), &mb)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("mailbox %q: %w", name, ErrNoMailbox)
+	}
+	return &mb, nil
+}
+
+// MailboxByID returns a mailbox's record by ID (IDs survive renames).
+func (tx *Tx) MailboxByID(acct string, id uint32) (*MailboxInfo, error) {
+	item, err := tx.txn.Get(mailboxIDKey(acct, id))
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNoMailbox)
+	}
+	name, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %d: %w", id, err)
+	}
+	return tx.Mailbox(acct, string(name))
+}
+
+func (tx *Tx) putMailbox(acct string, mb *MailboxInfo) error {
+	if err := tx.setJSON(mailboxKey(acct, mb.Name), mb); err != nil {
+		return err
+	}
+	return tx.set(mailboxIDKey(acct, mb.ID), []byte(mb.Name))
+}
+
+// ListMailboxes returns an account's mailboxes sorted by name.
+func (tx *Tx) ListMailboxes(acct string) ([]*MailboxInfo, error) {
+	var out []*MailboxInfo
+	err := tx.scan(mailboxPrefix(acct), false, func(_, v []byte) error {
+		var mb MailboxInfo
+		if err := jsonUnmarshal(v, &mb); err != nil {
+			return err
+		}
+		out = append(out, &mb)
+		return nil
+	})
+	return out, err
+}
+
+// CreateMailbox creates a mailbox.
+func (tx *Tx) CreateMailbox(acct string, nm NewMailbox) (*MailboxInfo, error) {
+	name, err := NormalizeMailbox(nm.Name)
+	if err != nil {
+		return nil, err
+	}
+	a, err := tx.Account(acct)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Mailbox(acct, name); err == nil {
+		return nil, fmt.Errorf("mailbox %q: %w", name, ErrMailboxExists)
+	}
+	if a.NextMailboxID >= MaxMailboxes {
+		boxes, err := tx.ListMailboxes(acct)
+		if err != nil {
+			return nil, err
+		}
+		if len(boxes) >= MaxMailboxes {
+			return nil, fmt.Errorf("mailbox %q: %w (limit %d)", name, ErrTooManyMailboxes, MaxMailboxes)
+		}
+	}
+	// UIDVALIDITY comes from a store-wide counter seeded with the clock,
+	// so a mailbox deleted and created again never reuses one.
+	uv, err := tx.nextCounter("uidvalidity", uint64(time.Now().Unix()))
+	if err != nil {
+		return nil, err
+	}
+	a.NextMailboxID++
+	mb := &MailboxInfo{
+		ID:          a.NextMailboxID,
+		Name:        name,
+		UIDValidity: uint32(uv),
+		UIDNext:     1,
+		SpecialUse:  nm.SpecialUse,
+		Subscribed:  nm.Subscribed,
+		Created:     now(),
+	}
+	if err := tx.setJSON(accountKey(acct), a); err != nil {
+		return nil, err
+	}
+	if err := tx.putMailbox(acct, mb); err != nil {
+		return nil, err
+	}
+	tx.afterCommit(func() []Change {
+		return []Change{{Kind: MailboxCreated, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
+	})
+	return mb, nil
+}
+
+// SetSubscribed subscribes or unsubscribes a mailbox.
+func (tx *Tx) SetSubscribed(acct, name string, subscribed bool) error {
+	mb, err := tx.Mailbox(acct, name)
+	if err != nil {
+		return err
+	}
+	mb.Subscribed = subscribed
+	return tx.putMailbox(acct, mb)
+}
+
+// RenameMailbox renames a mailbox and its children. Renaming INBOX moves
+// its messages to the new mailbox and leaves INBOX empty (RFC 9051 6.3.6):
+// the new mailbox takes over INBOX's identity and INBOX gets a new one.
+func (tx *Tx) RenameMailbox(acct, oldName, newName string) error {
+	from, err := NormalizeMailbox(oldName)
+	if err != nil {
+		return err
+	}
+	to, err := NormalizeMailbox(newName)
+	if err != nil {
+		return err
+	}
+	mb, err := tx.Mailbox(acct, from)
+	if err != nil {
+		return err
+	}
+	if to == "INBOX" {
+		return fmt.Errorf("renaming to INBOX: %w", ErrProtectedMailbox)
+	}
+	if _, err := tx.Mailbox(acct, to); err == nil {
+		return fmt.Errorf("mailbox %q: %w", to, ErrMailboxExists)
+	}
+	if from == "INBOX" {
+		if err := tx.del(mailboxKey(acct, from)); err != nil {
+			return err
+		}
+		mb.Name = to
+		if err := tx.putMailbox(acct, mb); err != nil {
+			return err
+		}
+		if _, err := tx.CreateMailbox(acct, NewMailbox{Name: "INBOX", Subscribed: true}); err != nil {
+			return err
+		}
+		tx.announceRename(acct, mb.ID, from, to)
+		return nil
+	}
+	boxes, err := tx.ListMailboxes(acct)
+	if err != nil {
+		return err
+	}
+	for _, b := range boxes {
+		var newB string
+		switch {
+		case b.Name == from:
+			newB = to
+		case strings.HasPrefix(b.Name, from+"/"):
+			newB = to + b.Name[len(from):]
+		default:
+			continue
+		}
+		if _, err := tx.Mailbox(acct, newB); err == nil {
+			return fmt.Errorf("mailbox %q: %w", newB, ErrMailboxExists)
+		}
+		if err := tx.del(mailboxKey(acct, b.Name)); err != nil {
+			return err
+		}
+		oldB := b.Name
+		b.Name = newB
+		if err := tx.putMailbox(acct, b); err != nil {
+			return err
+		}
+		tx.announceRename(acct, b.ID, oldB, newB)
+	}
+	return nil
+}
+
+func (tx *Tx) announceRename(acct string, id uint32, from, to string) {
+	tx.afterCommit(func() []Change {
+		return []Change{{Kind: MailboxRenamed, Account: acct, MailboxID: id, Mailbox: to, OldName: from}}
+	})
+}
+
+// deleteBatch bounds how many messages one transaction removes, to stay
+// under Badger's transaction size limit.
+const deleteBatch = 2000
+
+// DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
+// deleted. The mailbox record goes first, in one transaction, so the
+// mailbox vanishes atomically; its messages are then removed in batches.
+func (s *Store) DeleteMailbox(acct, name string) error {
+	var mb *MailboxInfo
+	if err := s.Update(func(tx *Tx) error {
+		var err error
+		if mb, err = tx.Mailbox(acct, name); err != nil {
+			return err
+		}
+		if mb.Name == "INBOX" {
+			if _, err := tx.Account(acct); err == nil {
+				return fmt.Errorf("deleting INBOX: %w", ErrProtectedMailbox)
+			}
+		}
+		if err := tx.del(mailboxKey(acct, mb.Name)); err != nil {
+			return err
+		}
+		if err := tx.del(mailboxIDKey(acct, mb.ID)); err != nil {
+			return err
+		}
+		tx.afterCommit(func() []Change {
+			delete(s.idx.boxes, mboxRef{acct, mb.ID})
+			return []Change{{Kind: MailboxDeleted, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
+		})
+		return nil
+	}); err != nil {
+		return err
+	}
+	for {
+		var n int
+		if err := s.Update(func(tx *Tx) error {
+			var keys [][]byte
+			var blobs []uint64
+			err := tx.scan(messagePrefix(acct, mb.ID), false, func(k, v []byte) error {
+				var m Message
+				if err := jsonUnmarshal(v, &m); err != nil {
+					return err
+				}
+				keys = append(keys, append([]byte(nil), k...))
+				blobs = append(blobs, m.Blob)
+				if len(keys) >= deleteBatch {
+					return errStopScan
+				}
+				return nil
+			})
+			if err != nil && err != errStopScan {
+				return err
+			}
+			for i, k := range keys {
+				if err := tx.del(k); err != nil {
+					return err
+				}
+				if err := tx.UnrefBlob(blobs[i]); err != nil {
+					return err
+				}
+			}
+			n = len(keys)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("deleting messages of %q: %w", name, err)
+		}
+		if n < deleteBatch {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,460 @@
+package mailbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+var errStopScan = errors.New("stop scan")
+
+func jsonUnmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding record: %w", err)
+	}
+	return nil
+}
+
+type blobRecord struct {
+	Refs int   `json:"r"`
+	Size int64 `json:"s"`
+}
+
+// PutBlob stores message bytes once, with one reference held by the
+// caller: a held certified item is a blob no mailbox refers to yet.
+func (tx *Tx) PutBlob(raw []byte) (uint64, error) {
+	id, err := tx.nextCounter("blob", 0)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.set(blobKey(prefixRaw, id), raw); err != nil {
+		return 0, err
+	}
+	if tx.s.summarize != nil {
+		if err := tx.set(blobKey(prefixSummary, id), tx.s.summarize(raw)); err != nil {
+			return 0, err
+		}
+	}
+	return id, tx.setJSON(blobKey(prefixBlob, id), &blobRecord{Refs: 1, Size: int64(len(raw))})
+}
+
+func (tx *Tx) blob(id uint64) (*blobRecord, error) {
+	var b blobRecord
+	ok, err := tx.getJSON(blobKey(prefixBlob, id), &b)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("blob %d: %w", id, ErrNoMessage)
+	}
+	return &b, nil
+}
+
+// RefBlob adds a reference to a blob.
+func (tx *Tx) RefBlob(id uint64) error {
+	b, err := tx.blob(id)
+	if err != nil {
+		return err
+	}
+	b.Refs++
+	return tx.setJSON(blobKey(prefixBlob, id), b)
+}
+
+// UnrefBlob drops a reference, deleting the bytes with the last one.
+func (tx *Tx) UnrefBlob(id uint64) error {
+	b, err := tx.blob(id)
+	if err != nil {
+		return err
+	}
+	b.Refs--
+	if b.Refs > 0 {
+		return tx.setJSON(blobKey(prefixBlob, id), b)
+	}
+	for _, p := range []string{prefixBlob, prefixRaw, prefixSummary} {
+		if err := tx.del(blobKey(p, id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BlobBytes returns a blob's bytes.
+func (tx *Tx) BlobBytes(id uint64) ([]byte, error) {
+	item, err := tx.txn.Get(blobKey(prefixRaw, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("blob %d: %w", id, ErrNoMessage)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %d: %w", id, err)
+	}
+	return item.ValueCopy(nil)
+}
+
+// BlobSummary returns the blob's derived summary (nil if none).
+func (tx *Tx) BlobSummary(id uint64) ([]byte, error) {
+	item, err := tx.txn.Get(blobKey(prefixSummary, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading summary %d: %w", id, err)
+	}
+	return item.ValueCopy(nil)
+}
+
+// Append stores a new message in a mailbox. The UID is allocated in the
+// same transaction.
+func (tx *Tx) Append(acct, mailbox string, raw []byte, opts AppendOptions) (*AppendResult, error) {
+	if _, err := tx.Mailbox(acct, mailbox); err != nil {
+		return nil, err
+	}
+	id, err := tx.PutBlob(raw)
+	if err != nil {
+		return nil, err
+	}
+	res, err := tx.AppendBlob(acct, mailbox, id, opts)
+	if err != nil {
+		return nil, err
+	}
+	// AppendBlob took its own reference; drop PutBlob's.
+	return res, tx.UnrefBlob(id)
+}
+
+// AppendBlob adds a message referring to an existing blob.
+func (tx *Tx) AppendBlob(acct, mailbox string, blob uint64, opts AppendOptions) (*AppendResult, error) {
+	mb, err := tx.Mailbox(acct, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	b, err := tx.blob(blob)
+	if err != nil {
+		return nil, err
+	}
+	date := opts.InternalDate
+	if date.IsZero() {
+		date = now()
+	}
+	flags, _ := applyFlags(nil, FlagsReplace, opts.Flags)
+	m := &Message{
+		UID:          mb.UIDNext,
+		Flags:        flags,
+		Size:         b.Size,
+		InternalDate: date.Truncate(time.Second),
+		Blob:         blob,
+	}
+	if m.HasFlag(FlagSeen) {
+		m.SeenAt = now()
+	}
+	return tx.insert(acct, mb, m)
+}
+
+// insert writes m (whose UID must be mb.UIDNext) and takes a blob reference.
+func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, error) {
+	mb.UIDNext = m.UID + 1
+	if err := tx.putMailbox(acct, mb); err != nil {
+		return nil, err
+	}
+	if err := tx.setJSON(messageKey(acct, mb.ID, m.UID), m); err != nil {
+		return nil, err
+	}
+	if err := tx.RefBlob(m.Blob); err != nil {
+		return nil, err
+	}
+	s := tx.s
+	ref := mboxRef{acct, mb.ID}
+	name := mb.Name
+	tx.afterCommit(func() []Change {
+		c := Change{Kind: MessageAdded, Account: acct, MailboxID: ref.id, Mailbox: name, Message: m}
+		if bi := s.idx.boxes[ref]; bi != nil {
+			c.Seq = bi.put(m)
+			c.Count = uint32(len(bi.msgs))
+		}
+		return []Change{c}
+	})
+	return &AppendResult{MailboxID: mb.ID, UIDValidity: mb.UIDValidity, UID: m.UID, Blob: m.Blob}, nil
+}
+
+// Message returns one message record.
+func (tx *Tx) Message(acct string, mboxID, uid uint32) (*Message, error) {
+	var m Message
+	ok, err := tx.getJSON(messageKey(acct, mboxID, uid), &m)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("message %d: %w", uid, ErrNoMessage)
+	}
+	return &m, nil
+}
+
+// SetFlags changes the flags of the given messages and returns the new
+// records of those that changed. Missing UIDs are skipped (another session
+// may have expunged them).
+func (tx *Tx) SetFlags(acct string, mboxID uint32, uids []uint32, op FlagOp, flags []string) ([]*Message, error) {
+	var changed []*Message
+	for _, uid := range uids {
+		m, err := tx.Message(acct, mboxID, uid)
+		if errors.Is(err, ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		nf, ok := applyFlags(m.Flags, op, flags)
+		if !ok {
+			continue
+		}
+		nm := *m
+		nm.Flags = nf
+		if nm.SeenAt.IsZero() && nm.HasFlag(FlagSeen) {
+			nm.SeenAt = now()
+		}
+		if err := tx.setJSON(messageKey(acct, mboxID, uid), &nm); err != nil {
+			return nil, err
+		}
+		changed = append(changed, &nm)
+	}
+	if len(changed) > 0 {
+		s := tx.s
+		ref := mboxRef{acct, mboxID}
+		tx.afterCommit(func() []Change {
+			bi := s.idx.boxes[ref]
+			out := make([]Change, 0, len(changed))
+			for _, m := range changed {
+				c := Change{Kind: MessageFlags, Account: acct, MailboxID: mboxID, Message: m}
+				if bi != nil {
+					c.Seq = bi.put(m)
+					c.Count = uint32(len(bi.msgs))
+				}
+				out = append(out, c)
+			}
+			return out
+		})
+	}
+	return changed, nil
+}
+
+// Expunge removes the given messages (all \Deleted ones if uids is nil)
+// and returns the UIDs removed, ascending.
+func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, error) {
+	var gone []*Message
+	if uids == nil {
+		err := tx.scan(messagePrefix(acct, mboxID), false, func(_, v []byte) error {
+			var m Message
+			if err := jsonUnmarshal(v, &m); err != nil {
+				return err
+			}
+			if m.HasFlag(FlagDeleted) {
+				gone = append(gone, &m)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		for _, uid := range uids {
+			m, err := tx.Message(acct, mboxID, uid)
+			if errors.Is(err, ErrNoMessage) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			gone = append(gone, m)
+		}
+	}
+	slices.SortFunc(gone, func(a, b *Message) int { return int(int64(a.UID) - int64(b.UID)) })
+	out := make([]uint32, 0, len(gone))
+	for _, m := range gone {
+		if err := tx.del(messageKey(acct, mboxID, m.UID)); err != nil {
+			return nil, err
+		}
+		if err := tx.UnrefBlob(m.Blob); err != nil {
+			return nil, err
+		}
+		out = append(out, m.UID)
+	}
+	if len(gone) > 0 {
+		s := tx.s
+		ref := mboxRef{acct, mboxID}
+		tx.afterCommit(func() []Change {
+			bi := s.idx.boxes[ref]
+			out := make([]Change, 0, len(gone))
+			for _, m := range gone {
+				c := Change{Kind: MessageExpunged, Account: acct, MailboxID: mboxID, Message: m}
+				if bi != nil {
+					c.Seq, _ = bi.remove(m.UID)
+					c.Count = uint32(len(bi.msgs))
+				}
+				out = append(out, c)
+			}
+			return out
+		})
+	}
+	return out, nil
+}
+
+// Copy copies messages to another mailbox of the same account, sharing the
+// stored bytes. Flags and internal dates are kept (RFC 9051 6.4.7).
+func (tx *Tx) Copy(acct string, srcID uint32, uids []uint32, dest string) (*CopyResult, error) {
+	mb, err := tx.Mailbox(acct, dest)
+	if err != nil {
+		return nil, err
+	}
+	res := &CopyResult{UIDValidity: mb.UIDValidity}
+	for _, uid := range uids {
+		m, err := tx.Message(acct, srcID, uid)
+		if errors.Is(err, ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		nm := *m
+		nm.UID = mb.UIDNext
+		if _, err := tx.insert(acct, mb, &nm); err != nil {
+			return nil, err
+		}
+		res.SourceUIDs = append(res.SourceUIDs, uid)
+		res.DestUIDs = append(res.DestUIDs, nm.UID)
+	}
+	return res, nil
+}
+
+// Move is Copy followed by expunging the originals, atomically.
+func (tx *Tx) Move(acct string, srcID uint32, uids []uint32, dest string) (*CopyResult, error) {
+	res, err := tx.Copy(acct, srcID, uids, dest)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Expunge(acct, srcID, res.SourceUIDs); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// loadBox returns the index of a mailbox, loading it if needed. Loading
+// holds the write lock so that no commit slips between the disk scan and
+// the index insert.
+func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
+	ref := mboxRef{acct, id}
+	s.idx.mu.RLock()
+	bi := s.idx.boxes[ref]
+	s.idx.mu.RUnlock()
+	if bi != nil {
+		return bi, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.idx.mu.RLock()
+	bi = s.idx.boxes[ref]
+	s.idx.mu.RUnlock()
+	if bi != nil {
+		return bi, nil
+	}
+	bi = &boxIndex{}
+	err := s.View(func(tx *Tx) error {
+		if _, err := tx.MailboxByID(acct, id); err != nil {
+			return err
+		}
+		return tx.scan(messagePrefix(acct, id), false, func(_, v []byte) error {
+			var m Message
+			if err := jsonUnmarshal(v, &m); err != nil {
+				return err
+			}
+			bi.msgs = append(bi.msgs, &m)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.idx.mu.Lock()
+	s.idx.boxes[ref] = bi
+	s.idx.mu.Unlock()
+	return bi, nil
+}
+
+// Messages returns a snapshot of a mailbox's records in UID order; index
+// i holds sequence number i+1. The records must not be modified.
+func (s *Store) Messages(acct string, mboxID uint32) ([]*Message, error) {
+	bi, err := s.loadBox(acct, mboxID)
+	if err != nil {
+		return nil, err
+	}
+	s.idx.mu.RLock()
+	defer s.idx.mu.RUnlock()
+	return slices.Clone(bi.msgs), nil
+}
+
+// Status returns a mailbox's counters.
+func (s *Store) Status(acct, name string) (*MailboxInfo, MailboxStatus, error) {
+	var mb *MailboxInfo
+	if err := s.View(func(tx *Tx) error {
+		var err error
+		mb, err = tx.Mailbox(acct, name)
+		return err
+	}); err != nil {
+		return nil, MailboxStatus{}, err
+	}
+	bi, err := s.loadBox(acct, mb.ID)
+	if err != nil {
+		return nil, MailboxStatus{}, err
+	}
+	s.idx.mu.RLock()
+	st := bi.status()
+	s.idx.mu.RUnlock()
+	st.UIDNext = mb.UIDNext
+	st.UIDValidity = mb.UIDValidity
+	return mb, st, nil
+}
+
+// Raw returns a message's bytes.
+func (s *Store) Raw(blob uint64) ([]byte, error) {
+	var raw []byte
+	err := s.View(func(tx *Tx) error {
+		var err error
+		raw, err = tx.BlobBytes(blob)
+		return err
+	})
+	return raw, err
+}
+
+// Summary returns a message's derived summary, computing and not storing
+// it when the message predates the summarizer.
+func (s *Store) Summary(blob uint64) ([]byte, error) {
+	var sum []byte
+	err := s.View(func(tx *Tx) error {
+		var err error
+		sum, err = tx.BlobSummary(blob)
+		return err
+	})
+	return sum, err
+}
+
+// Mailbox returns a mailbox's record by name.
+func (s *Store) Mailbox(acct, name string) (*MailboxInfo, error) {
+	var mb *MailboxInfo
+	err := s.View(func(tx *Tx) error {
+		var err error
+		mb, err = tx.Mailbox(acct, name)
+		return err
+	})
+	return mb, err
+}
+
+// ListMailboxes returns an account's mailboxes sorted by name.
+func (s *Store) ListMailboxes(acct string) ([]*MailboxInfo, error) {
+	var out []*MailboxInfo
+	err := s.View(func(tx *Tx) error {
+		var err error
+		out, err = tx.ListMailboxes(acct)
+		return err
+	})
+	return out, err
+}

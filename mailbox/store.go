@@ -1,0 +1,227 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Dir is the data directory. Ignored when InMemory is set.
+	Dir      string
+	InMemory bool
+	// EncryptionKey, when set (16, 24 or 32 bytes), encrypts the data files
+	// at rest with Badger's AES encryption.
+	EncryptionKey []byte
+	Logger        *slog.Logger
+	// Summarize computes derived data from a message once, at delivery
+	// (for IMAP: envelope and body structure), stored beside the blob.
+	Summarize func(raw []byte) []byte
+	// GCInterval is how often value-log garbage collection runs; zero means
+	// five minutes, negative disables it.
+	GCInterval time.Duration
+}
+
+// Store is the durable message store. It is safe for concurrent use.
+type Store struct {
+	db        *badger.DB
+	log       *slog.Logger
+	summarize func(raw []byte) []byte
+
+	// wmu serializes every write transaction, so that commits, index
+	// updates and change notifications share one order.
+	wmu sync.Mutex
+
+	idx  *index
+	auth *authCache
+
+	listenersMu sync.RWMutex
+	listeners   []func(Change)
+
+	syncer *groupSyncer
+	stop   context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// Open opens (creating if needed) the store.
+func Open(opts Options) (*Store, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	bopts := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.InMemory).
+		WithLogger(badgerLogger{logger}).
+		// A small-memory profile: Badger's defaults reserve hundreds of MB
+		// for memtables and caches, too much for a mail server that mostly
+		// idles. Message bodies go to the value log (ValueThreshold), so the
+		// LSM tree holds only small records and stays cheap to scan.
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithNumCompactors(2).
+		WithBlockCacheSize(16 << 20).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(128 << 20).
+		WithNumGoroutines(2).
+		WithMetricsEnabled(false).
+		WithCompression(options.None).
+		// Syncs are issued by groupSyncer, so concurrent deliveries share
+		// one fsync instead of one each.
+		WithSyncWrites(false)
+	if len(opts.EncryptionKey) > 0 {
+		bopts = bopts.WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(8 << 20)
+	}
+	db, err := badger.Open(bopts)
+	if err != nil {
+		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{
+		db:        db,
+		log:       logger,
+		summarize: opts.Summarize,
+		idx:       newIndex(),
+		auth:      newAuthCache(),
+		stop:      cancel,
+	}
+	s.syncer = newGroupSyncer(db.Sync)
+	gc := opts.GCInterval
+	if gc == 0 {
+		gc = 5 * time.Minute
+	}
+	if gc > 0 && !opts.InMemory {
+		s.done.Add(1)
+		go s.runGC(ctx, gc)
+	}
+	// Flag changes and expunges are not synced one by one (a lost flag is
+	// not a lost message); a background sync bounds how much can be lost.
+	if !opts.InMemory {
+		s.done.Add(1)
+		go s.runPeriodicSync(ctx, time.Second)
+	}
+	return s, nil
+}
+
+// Close syncs and closes the store. In-flight transactions finish first.
+func (s *Store) Close() error {
+	s.stop()
+	s.done.Wait()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.db.Close()
+}
+
+// Sync makes every transaction committed before the call durable. Calls
+// made while a sync is in progress share the next one.
+func (s *Store) Sync() error {
+	return s.syncer.sync()
+}
+
+func (s *Store) runGC(ctx context.Context, every time.Duration) {
+	defer s.done.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// Rewrite value-log files that are at least half garbage, until
+		// there are none left.
+		for ctx.Err() == nil {
+			err := s.db.RunValueLogGC(0.5)
+			if err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+					s.log.Warn("value log GC", "err", err)
+				}
+				break
+			}
+			s.log.Debug("value log GC reclaimed a file")
+		}
+	}
+}
+
+func (s *Store) runPeriodicSync(ctx context.Context, every time.Duration) {
+	defer s.done.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Sync(); err != nil {
+				s.log.Warn("periodic sync", "err", err)
+			}
+		}
+	}
+}
+
+// groupSyncer coalesces concurrent Sync calls: a caller waits for a sync
+// that started after it called, and one fsync serves everyone waiting.
+type groupSyncer struct {
+	fn func() error
+
+	mu      sync.Mutex
+	running bool
+	// gen counts syncs started; waiters record the generation that must
+	// complete before they return.
+	started, finished uint64
+	lastErr           error
+	cond              *sync.Cond
+}
+
+func newGroupSyncer(fn func() error) *groupSyncer {
+	g := &groupSyncer{fn: fn}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *groupSyncer) sync() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// The sync we need is the first to start after now.
+	need := g.started + 1
+	for g.finished < need {
+		if !g.running {
+			g.running = true
+			g.started++
+			gen := g.started
+			g.mu.Unlock()
+			err := g.fn()
+			g.mu.Lock()
+			g.running = false
+			g.finished = gen
+			g.lastErr = err
+			g.cond.Broadcast()
+			continue
+		}
+		g.cond.Wait()
+	}
+	return g.lastErr
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {}

@@ -1,0 +1,201 @@
+package mailbox
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func openTestStore(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestAccountLifecycle(t *testing.T) {
+	s := openTestStore(t)
+	if err := s.CreateAccount("Alice", "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount("alice", "pw", nil); !errors.Is(err, ErrAccountExists) {
+		t.Fatalf("duplicate account: got %v", err)
+	}
+	if acct, err := s.Authenticate("ALICE", "pw"); err != nil || acct != "alice" {
+		t.Fatalf("authenticate: %q %v", acct, err)
+	}
+	if _, err := s.Authenticate("alice", "wrong"); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if err := s.SetPassword("alice", "new", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate("alice", "pw"); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("old password after change: %v", err)
+	}
+	boxes, err := s.ListMailboxes("alice")
+	if err != nil || len(boxes) != 6 {
+		t.Fatalf("mailboxes: %v %v", boxes, err)
+	}
+	if err := s.DeleteAccount("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.AccountExists("alice"); ok {
+		t.Fatal("account still exists")
+	}
+}
+
+func TestAppendFlagsExpungeAndChanges(t *testing.T) {
+	s := openTestStore(t)
+	if err := s.CreateAccount("bob", "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := s.Mailbox("bob", "inbox")
+	if _, err := s.Messages("bob", inbox.ID); err != nil { // load the index
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []string
+	s.OnChange(func(c Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, fmt.Sprintf("%d seq=%d count=%d", c.Kind, c.Seq, c.Count))
+	})
+	for i := 0; i < 3; i++ {
+		if err := s.Update(func(tx *Tx) error {
+			_, err := tx.Append("bob", "INBOX", []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i)), AppendOptions{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Update(func(tx *Tx) error {
+		_, err := tx.SetFlags("bob", inbox.ID, []uint32{2}, FlagsAdd, []string{`\deleted`, "$Label1"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var gone []uint32
+	if err := s.Update(func(tx *Tx) error {
+		var err error
+		gone, err = tx.Expunge("bob", inbox.ID, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(gone) != "[2]" {
+		t.Fatalf("expunged %v", gone)
+	}
+	msgs, _ := s.Messages("bob", inbox.ID)
+	if len(msgs) != 2 || msgs[0].UID != 1 || msgs[1].UID != 3 {
+		t.Fatalf("messages after expunge: %+v", msgs)
+	}
+	want := "[1 seq=1 count=1 1 seq=2 count=2 1 seq=3 count=3 2 seq=2 count=3 3 seq=2 count=2]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("changes:\n got %v\nwant %v", got, want)
+	}
+	// Copy shares the blob; expunging the original keeps the copy readable.
+	var cr *CopyResult
+	if err := s.Update(func(tx *Tx) error {
+		var err error
+		cr, err = tx.Move("bob", inbox.ID, []uint32{1}, "Archive")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	arch, _ := s.Mailbox("bob", "Archive")
+	am, _ := s.Messages("bob", arch.ID)
+	if len(am) != 1 || cr.DestUIDs[0] != 1 {
+		t.Fatalf("archive: %+v %+v", am, cr)
+	}
+	raw, err := s.Raw(am[0].Blob)
+	if err != nil || string(raw) != "Subject: 0\r\n\r\nbody\r\n" {
+		t.Fatalf("raw after move: %q %v", raw, err)
+	}
+}
+
+func TestRenameInbox(t *testing.T) {
+	s := openTestStore(t)
+	s.CreateAccount("c", "pw", DefaultMailboxes())
+	s.Update(func(tx *Tx) error {
+		_, err := tx.Append("c", "INBOX", []byte("Subject: x\r\n\r\n"), AppendOptions{})
+		return err
+	})
+	if err := s.Update(func(tx *Tx) error { return tx.RenameMailbox("c", "INBOX", "Old") }); err != nil {
+		t.Fatal(err)
+	}
+	_, st, err := s.Status("c", "Old")
+	if err != nil || st.Messages != 1 {
+		t.Fatalf("Old: %+v %v", st, err)
+	}
+	_, st, err = s.Status("c", "INBOX")
+	if err != nil || st.Messages != 0 {
+		t.Fatalf("INBOX: %+v %v", st, err)
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CreateAccount("d", "pw", DefaultMailboxes())
+	var res *AppendResult
+	s.Update(func(tx *Tx) error {
+		res, err = tx.Append("d", "INBOX", []byte("Subject: x\r\n\r\n"), AppendOptions{Flags: []string{`\Flagged`}})
+		return err
+	})
+	s.Close()
+	s, err = Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mb, st, err := s.Status("d", "INBOX")
+	if err != nil || st.Messages != 1 || mb.UIDValidity != res.UIDValidity || mb.UIDNext != 2 {
+		t.Fatalf("after reopen: %+v %+v %v", mb, st, err)
+	}
+	msgs, _ := s.Messages("d", mb.ID)
+	if !msgs[0].HasFlag(`\flagged`) {
+		t.Fatalf("flags lost: %+v", msgs[0])
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	s := openTestStore(b)
+	s.CreateAccount("bench", "pw", DefaultMailboxes())
+	raw := make([]byte, 8<<10)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if err := s.Update(func(tx *Tx) error {
+			_, err := tx.Append("bench", "INBOX", raw, AppendOptions{})
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSetFlags(b *testing.B) {
+	s := openTestStore(b)
+	s.CreateAccount("bench", "pw", DefaultMailboxes())
+	s.Update(func(tx *Tx) error {
+		_, err := tx.Append("bench", "INBOX", []byte("Subject: x\r\n\r\n"), AppendOptions{})
+		return err
+	})
+	mb, _ := s.Mailbox("bench", "INBOX")
+	ops := []FlagOp{FlagsAdd, FlagsRemove}
+	i := 0
+	for b.Loop() {
+		i++
+		s.Update(func(tx *Tx) error {
+			_, err := tx.SetFlags("bench", mb.ID, []uint32{1}, ops[i%2], []string{`\Seen`})
+			return err
+		})
+	}
+}

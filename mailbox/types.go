@@ -1,0 +1,176 @@
+package mailbox
+
+import (
+	"strings"
+	"time"
+)
+
+// Account is a local recipient.
+type Account struct {
+	Name          string    `json:"name"`
+	PasswordHash  string    `json:"password_hash"`
+	Created       time.Time `json:"created"`
+	NextMailboxID uint32    `json:"next_mailbox_id"`
+}
+
+// MailboxInfo is a mailbox's durable record.
+type MailboxInfo struct {
+	ID          uint32    `json:"id"`
+	Name        string    `json:"name"`
+	UIDValidity uint32    `json:"uid_validity"`
+	UIDNext     uint32    `json:"uid_next"`
+	SpecialUse  []string  `json:"special_use,omitempty"`
+	Subscribed  bool      `json:"subscribed"`
+	Created     time.Time `json:"created"`
+}
+
+// NewMailbox describes a mailbox to create.
+type NewMailbox struct {
+	Name       string
+	SpecialUse []string
+	Subscribed bool
+}
+
+// DefaultMailboxes are the mailboxes every new account gets, with their
+// RFC 6154 SPECIAL-USE attributes, subscribed.
+func DefaultMailboxes() []NewMailbox {
+	return []NewMailbox{
+		{Name: "INBOX", Subscribed: true},
+		{Name: "Sent", SpecialUse: []string{`\Sent`}, Subscribed: true},
+		{Name: "Drafts", SpecialUse: []string{`\Drafts`}, Subscribed: true},
+		{Name: "Trash", SpecialUse: []string{`\Trash`}, Subscribed: true},
+		{Name: "Junk", SpecialUse: []string{`\Junk`}, Subscribed: true},
+		{Name: "Archive", SpecialUse: []string{`\Archive`}, Subscribed: true},
+	}
+}
+
+// Message is a message's record in one mailbox. Records handed out by the
+// store are never modified afterwards: a change makes a new record.
+type Message struct {
+	UID          uint32    `json:"u"`
+	Flags        []string  `json:"f,omitempty"`
+	Size         int64     `json:"s"`
+	InternalDate time.Time `json:"d"`
+	// SeenAt is when \Seen was first set (zero if never): unread
+	// monitoring and auto-forward use it.
+	SeenAt time.Time `json:"seen,omitzero"`
+	Blob   uint64    `json:"b"`
+}
+
+// HasFlag reports whether the message has flag (case-insensitive).
+func (m *Message) HasFlag(flag string) bool {
+	for _, f := range m.Flags {
+		if strings.EqualFold(f, flag) {
+			return true
+		}
+	}
+	return false
+}
+
+// System flags, spelled as RFC 9051 spells them.
+const (
+	FlagSeen     = `\Seen`
+	FlagAnswered = `\Answered`
+	FlagFlagged  = `\Flagged`
+	FlagDeleted  = `\Deleted`
+	FlagDraft    = `\Draft`
+)
+
+var systemFlags = []string{FlagSeen, FlagAnswered, FlagFlagged, FlagDeleted, FlagDraft}
+
+// canonicalFlag spells system flags canonically; keywords keep their case.
+func canonicalFlag(f string) string {
+	for _, sf := range systemFlags {
+		if strings.EqualFold(f, sf) {
+			return sf
+		}
+	}
+	return f
+}
+
+// FlagOp says how SetFlags combines flags with what a message has.
+type FlagOp int
+
+const (
+	FlagsReplace FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// applyFlags returns the new flag list, or nil and false if nothing changes.
+func applyFlags(cur []string, op FlagOp, flags []string) ([]string, bool) {
+	out := make([]string, 0, len(cur)+len(flags))
+	has := func(list []string, f string) bool {
+		for _, x := range list {
+			if strings.EqualFold(x, f) {
+				return true
+			}
+		}
+		return false
+	}
+	switch op {
+	case FlagsReplace:
+		for _, f := range flags {
+			if f = canonicalFlag(f); !has(out, f) && !strings.EqualFold(f, `\Recent`) {
+				out = append(out, f)
+			}
+		}
+	case FlagsAdd:
+		out = append(out, cur...)
+		for _, f := range flags {
+			if f = canonicalFlag(f); !has(out, f) && !strings.EqualFold(f, `\Recent`) {
+				out = append(out, f)
+			}
+		}
+	case FlagsRemove:
+		for _, f := range cur {
+			if !has(flags, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	if len(out) == len(cur) {
+		same := true
+		for _, f := range out {
+			if !has(cur, f) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// AppendOptions are optional attributes of a new message.
+type AppendOptions struct {
+	Flags        []string
+	InternalDate time.Time
+}
+
+// AppendResult says where a message went.
+type AppendResult struct {
+	MailboxID   uint32
+	UIDValidity uint32
+	UID         uint32
+	Blob        uint64
+}
+
+// CopyResult maps source UIDs to destination UIDs (RFC 4315 COPYUID).
+type CopyResult struct {
+	UIDValidity uint32
+	SourceUIDs  []uint32
+	DestUIDs    []uint32
+}
+
+// MailboxStatus are a mailbox's counters, from the in-memory index.
+type MailboxStatus struct {
+	Messages    uint32
+	Unseen      uint32
+	Deleted     uint32
+	Size        int64
+	UIDNext     uint32
+	UIDValidity uint32
+}
