@@ -1,0 +1,205 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gowebpki/jcs"
+
+	"certmail/receipts"
+)
+
+// RecordVersion is the "v" of the records this package writes and reads.
+const RecordVersion = 1
+
+// maxSafeSeq keeps seq within the integers RFC 8785 (IEEE doubles) writes
+// exactly, so the canonical form never rounds it.
+const maxSafeSeq = 1<<53 - 1
+
+// Record is a decoded evidence record: the Event plus what the log added.
+type Record struct {
+	Type    EventType
+	Gateway string // P
+	Label   string
+	Hash    [32]byte // H(L,M)
+	Seq     uint64   // position in the item's chain, from 0
+	Prev    string   // "sha256:<hex>" of the previous record's JWS, "" for seq 0
+	Time    time.Time
+	Data    EventData
+}
+
+// recordPayload is the signed JSON, field for field.
+type recordPayload struct {
+	V       int       `json:"v"`
+	Type    EventType `json:"type"`
+	Gateway string    `json:"gateway"`
+	Label   string    `json:"label"`
+	Hash    string    `json:"hash"`
+	Seq     uint64    `json:"seq"`
+	Prev    string    `json:"prev"`
+	Time    string    `json:"time"`
+	Data    EventData `json:"data"`
+}
+
+// RecordDigest is what the next record's prev names: SHA-256 of a record's
+// compact JWS bytes, as "sha256:<hex>".
+func RecordDigest(jws string) string {
+	return receipts.FormatHash(sha256.Sum256([]byte(jws)))
+}
+
+// canonicalPayload renders r as the RFC 8785 JSON that gets signed. Times
+// are normalised to UTC so that the signed text does not depend on the
+// caller's time zone.
+func canonicalPayload(r Record) ([]byte, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	data := r.Data
+	if !data.Deadline.IsZero() {
+		data.Deadline = data.Deadline.UTC()
+	}
+	raw, err := json.Marshal(recordPayload{
+		V:       RecordVersion,
+		Type:    r.Type,
+		Gateway: r.Gateway,
+		Label:   r.Label,
+		Hash:    receipts.FormatHash(r.Hash),
+		Seq:     r.Seq,
+		Prev:    r.Prev,
+		Time:    r.Time.UTC().Format(time.RFC3339Nano),
+		Data:    data,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding record: %w", err)
+	}
+	canon, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalising record: %w", err)
+	}
+	return canon, nil
+}
+
+// parsePayload decodes a record's signed JSON. It insists on the canonical
+// form and on known fields only, so that every JSON parser reads the same
+// record out of the signed bytes (no duplicate keys, no ignored extras).
+func parsePayload(payload []byte) (Record, error) {
+	canon, err := jcs.Transform(payload)
+	if err != nil {
+		return Record{}, fmt.Errorf("payload is not valid JSON: %w", err)
+	}
+	if !bytes.Equal(canon, payload) {
+		return Record{}, errors.New("payload is not RFC 8785 canonical JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	var p recordPayload
+	if err := dec.Decode(&p); err != nil {
+		return Record{}, fmt.Errorf("decoding payload: %w", err)
+	}
+	if p.V != RecordVersion {
+		return Record{}, fmt.Errorf("payload version %d, want %d", p.V, RecordVersion)
+	}
+	hash, err := receipts.ParseHash(p.Hash)
+	if err != nil {
+		return Record{}, fmt.Errorf("payload hash: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, p.Time)
+	if err != nil {
+		return Record{}, fmt.Errorf("payload time: %w", err)
+	}
+	r := Record{Type: p.Type, Gateway: p.Gateway, Label: p.Label, Hash: hash,
+		Seq: p.Seq, Prev: p.Prev, Time: t, Data: p.Data}
+	if err := r.validate(); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// validate checks what a record must carry on its own, without its chain.
+func (r Record) validate() error {
+	if r.Gateway == "" {
+		return errors.New("record has no gateway")
+	}
+	if err := checkLabel(r.Label); err != nil {
+		return err
+	}
+	if r.Seq > maxSafeSeq {
+		return fmt.Errorf("seq %d is too large", r.Seq)
+	}
+	if (r.Seq == 0) != (r.Prev == "") {
+		return fmt.Errorf("seq %d with prev %q: only seq 0 has no prev", r.Seq, r.Prev)
+	}
+	if r.Prev != "" {
+		if _, err := receipts.ParseHash(r.Prev); err != nil {
+			return fmt.Errorf("prev: %w", err)
+		}
+	}
+	if r.Time.IsZero() {
+		return errors.New("record has no time")
+	}
+	return r.Type.checkData(r.Data)
+}
+
+// checkLabel rejects labels the log's key layout cannot hold unambiguously.
+func checkLabel(label string) error {
+	if label == "" {
+		return errors.New("empty label")
+	}
+	if strings.ContainsRune(label, 0) {
+		return fmt.Errorf("label %q contains NUL", label)
+	}
+	return nil
+}
+
+// checkData says which fields each event needs; without them a record would
+// not say what a reader needs to know (who, what deadline, which COD).
+func (t EventType) checkData(d EventData) error {
+	var missing []string
+	need := func(ok bool, name string) {
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	switch t {
+	case SubmissionAcceptance:
+		need(d.Recipient != "", "recipient")
+		need(!d.Deadline.IsZero(), "deadline")
+	case ConsignmentNotification:
+		need(d.Recipient != "", "recipient")
+	case ConsignmentAcceptance, ConsignmentRejection:
+		need(d.COD != "", "cod")
+		need(d.Signer != "", "signer")
+	case ContentHandover:
+		need(d.CODHash != "", "cod_hash")
+		need(d.Signer != "", "signer")
+	case AcceptanceRejectionExpiry, ContentConsignmentFailure:
+	case Forwarded:
+		need(d.Alternate != "", "alternate")
+	case OperatorView:
+		need(d.Actor != "", "actor")
+	case OperatorForward:
+		need(d.Actor != "", "actor")
+		need(d.Alternate != "", "alternate")
+	default:
+		return fmt.Errorf("unknown record type %q", t)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s record lacks %s", t, strings.Join(missing, ", "))
+	}
+	switch d.Custody {
+	case "", CustodyGatewayHeld, CustodyRecipientHeld:
+	default:
+		return fmt.Errorf("%s record: unknown custody %q", t, d.Custody)
+	}
+	if d.CODHash != "" {
+		if _, err := receipts.ParseHash(d.CODHash); err != nil {
+			return fmt.Errorf("%s record: cod_hash: %w", t, err)
+		}
+	}
+	return nil
+}

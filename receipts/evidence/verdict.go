@@ -1,0 +1,87 @@
+package evidence
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Verdict is what a verified bundle shows.
+type Verdict struct {
+	Label          string
+	Hash           string // H(L,M)
+	Gateway        string
+	State          State // where the item stands after its last record
+	Checkpoint     TreeHead
+	MessageChecked bool // the message file was given and matches Hash
+	// Events says, one line per record and in order, what happened, when,
+	// and who signed.
+	Events []string
+}
+
+// add describes a verified record.
+func (v *Verdict) add(r Record, kid string, leaf uint64, cod *codClaims) {
+	d := r.Data
+	var what string
+	switch r.Type {
+	case SubmissionAcceptance:
+		what = fmt.Sprintf("accepted for %s, deadline %s", d.Recipient, stamp(d.Deadline))
+		if d.Sender != "" {
+			what += ", from " + d.Sender
+		}
+		what = "(COP) " + what
+	case ConsignmentNotification:
+		what = "notification stub delivered to " + d.Recipient
+	case ConsignmentAcceptance:
+		what = fmt.Sprintf("(COD) %s signed a certificate of delivery at %s (%s key)", cod.Recipient, cod.SignedAt, cod.Custody)
+	case ConsignmentRejection:
+		what = fmt.Sprintf("%s signed a refusal at %s (%s key)", cod.Recipient, cod.SignedAt, cod.Custody)
+	case ContentHandover:
+		what = fmt.Sprintf("(ROD) message released to %s against COD %s", d.Signer, d.CODHash)
+	case AcceptanceRejectionExpiry:
+		what = "neither accepted nor refused in time"
+	case ContentConsignmentFailure:
+		what = "not delivered by the deadline"
+	case Forwarded:
+		what = "stub forwarded to " + d.Alternate
+		if d.Recipient != "" {
+			what += " from " + d.Recipient
+		}
+	case OperatorView:
+		what = "operator " + d.Actor + " viewed the held item"
+	case OperatorForward:
+		what = fmt.Sprintf("operator %s forwarded the stub to %s", d.Actor, d.Alternate)
+	}
+	if !d.Deadline.IsZero() && r.Type != SubmissionAcceptance {
+		what += ", deadline " + stamp(d.Deadline)
+	}
+	if d.Actor != "" && r.Type == Forwarded {
+		what += ", by " + d.Actor
+	}
+	if d.Reason != "" {
+		what += " (" + d.Reason + ")"
+	}
+	v.Events = append(v.Events, fmt.Sprintf("%s  #%d %s: %s; signed by gateway %s (key %s), log leaf %d",
+		stamp(r.Time), r.Seq, r.Type, what, r.Gateway, kid, leaf))
+}
+
+// String renders the verdict for a person.
+func (v *Verdict) String() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Item %s, H(L,M) %s, gateway %s\n", v.Label, v.Hash, v.Gateway)
+	for _, e := range v.Events {
+		fmt.Fprintf(&sb, "  %s\n", e)
+	}
+	fmt.Fprintf(&sb, "All %d records are in log %s at size %d, root %s, checkpoint signed by the gateway\n",
+		len(v.Events), v.Checkpoint.Origin, v.Checkpoint.Size, base64.StdEncoding.EncodeToString(v.Checkpoint.Root))
+	if v.MessageChecked {
+		sb.WriteString("The message file matches H(L,M)\n")
+	} else {
+		sb.WriteString("No message file was checked\n")
+	}
+	fmt.Fprintf(&sb, "Final state: %s\n", v.State)
+	return sb.String()
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
