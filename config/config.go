@@ -1,0 +1,413 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is certmail's configuration. The zero value is not useful; start
+// from Default and decode a file over it, so that keys the file leaves out
+// keep their defaults while a key set to "" (a listener) means "off".
+type Config struct {
+	// Data is the data directory (the Badger store and the admin socket).
+	Data string `toml:"data"`
+	// Hostname is the gateway's name, used in LMTP greetings and
+	// evidence.
+	Hostname string `toml:"hostname"`
+	// Domains are the mail domains served. Empty accepts any domain.
+	Domains []string `toml:"domains"`
+	// AllowInsecureAuth permits password authentication without TLS from
+	// non-loopback addresses.
+	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+	// ShutdownTimeout bounds how long in-flight commands may run after
+	// SIGINT/SIGTERM before connections are cut.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	Listen Listen `toml:"listen"`
+	TLS    TLS    `toml:"tls"`
+	Limits Limits `toml:"limits"`
+}
+
+// Listen holds listener addresses; an empty address disables a listener.
+// Port 0 picks a free port (the bound address is logged).
+type Listen struct {
+	IMAP  string `toml:"imap"`
+	IMAPS string `toml:"imaps"`
+	LMTP  string `toml:"lmtp"`
+	HTTP  string `toml:"http"`
+}
+
+// TLS names the certificate and key files (PEM).
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Enabled reports whether a certificate is configured.
+func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" }
+
+// Limits bound what one client or message may cost.
+type Limits struct {
+	// MaxMessageSize is the largest message LMTP, deliver and APPEND
+	// accept.
+	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// MaxRecipients is the most recipients of one LMTP transaction.
+	MaxRecipients int `toml:"max_recipients"`
+	// MaxMailboxes is the most mailboxes one account may have.
+	MaxMailboxes int `toml:"max_mailboxes"`
+}
+
+// Defaults that other packages and the example file refer to.
+const (
+	DefaultData            = "./certmail-data"
+	DefaultIMAP            = "127.0.0.1:1143"
+	DefaultLMTP            = "127.0.0.1:2424"
+	DefaultHTTP            = "127.0.0.1:8080"
+	DefaultMaxMessageSize  = 50 << 20
+	DefaultMaxRecipients   = 100
+	DefaultMaxMailboxes    = 1000
+	DefaultShutdownTimeout = 15 * time.Second
+
+	// MaxMessageSizeCeiling is the largest max_message_size accepted: the
+	// store keeps a message as one Badger value, which must be smaller
+	// than a value-log file (128 MiB).
+	MaxMessageSizeCeiling = 100 << 20
+	// MaxMailboxesCeiling is the store's own per-account limit.
+	MaxMailboxesCeiling = 1000
+)
+
+// Default returns the configuration used when no file is given.
+func Default() *Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return &Config{
+		Data:            DefaultData,
+		Hostname:        host,
+		LogLevel:        "info",
+		ShutdownTimeout: Duration(DefaultShutdownTimeout),
+		Listen: Listen{
+			IMAP: DefaultIMAP,
+			LMTP: DefaultLMTP,
+			HTTP: DefaultHTTP,
+		},
+		Limits: Limits{
+			MaxMessageSize: DefaultMaxMessageSize,
+			MaxRecipients:  DefaultMaxRecipients,
+			MaxMailboxes:   DefaultMaxMailboxes,
+		},
+	}
+}
+
+// Error is a configuration error with where it was found.
+type Error struct {
+	File string
+	Line int // 0 when unknown
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		fmt.Fprintf(&b, "%s: ", e.Key)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads, decodes and validates the file at path over the defaults.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates data (named name in errors) over the
+// defaults. Every problem found is reported, joined, not only the first.
+func Parse(name string, data []byte) (*Config, error) {
+	cfg := Default()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		}
+		return nil, &Error{File: name, Msg: err.Error()}
+	}
+	var errs []error
+	// A misspelt key would otherwise be ignored and its default used,
+	// which is how a server ends up listening where nobody expects.
+	for _, k := range md.Undecoded() {
+		errs = append(errs, &Error{File: name, Line: keyLine(data, k), Key: k.String(), Msg: "unknown key"})
+	}
+	for _, e := range cfg.check() {
+		errs = append(errs, &Error{File: name, Line: keyLine(data, strings.Split(e.key, ".")), Key: e.key, Msg: e.msg})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	cfg.normalize()
+	return cfg, nil
+}
+
+// Validate checks a configuration built in code or changed by flags.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, e := range c.check() {
+		errs = append(errs, fmt.Errorf("%s: %s", e.key, e.msg))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	c.normalize()
+	return nil
+}
+
+type problem struct{ key, msg string }
+
+func (c *Config) check() []problem {
+	var ps []problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+	}
+	if strings.TrimSpace(c.Data) == "" {
+		add("data", "must name a directory")
+	}
+	if err := checkName(c.Hostname); err != nil {
+		add("hostname", "%v", err)
+	}
+	for i, d := range c.Domains {
+		if err := checkName(d); err != nil {
+			add("domains", "entry %d (%q): %v", i+1, d, err)
+		}
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		add("log_level", "%v", err)
+	}
+	if c.ShutdownTimeout < 0 {
+		add("shutdown_timeout", "must not be negative")
+	}
+	for _, l := range []struct{ key, addr string }{
+		{"listen.imap", c.Listen.IMAP},
+		{"listen.imaps", c.Listen.IMAPS},
+		{"listen.lmtp", c.Listen.LMTP},
+		{"listen.http", c.Listen.HTTP},
+	} {
+		if err := checkAddr(l.addr); err != nil {
+			add(l.key, "%v", err)
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		add("tls", "cert and key must be given together")
+	}
+	if c.Listen.IMAPS != "" && !c.TLS.Enabled() {
+		add("listen.imaps", "implicit TLS needs tls.cert and tls.key")
+	}
+	if c.Limits.MaxMessageSize <= 0 || c.Limits.MaxMessageSize > MaxMessageSizeCeiling {
+		add("limits.max_message_size", "must be between 1 byte and %s", ByteSize(MaxMessageSizeCeiling))
+	}
+	if c.Limits.MaxRecipients < 1 || c.Limits.MaxRecipients > 10000 {
+		add("limits.max_recipients", "must be between 1 and 10000")
+	}
+	if c.Limits.MaxMailboxes < 1 || c.Limits.MaxMailboxes > MaxMailboxesCeiling {
+		add("limits.max_mailboxes", "must be between 1 and %d", MaxMailboxesCeiling)
+	}
+	return ps
+}
+
+func (c *Config) normalize() {
+	for i, d := range c.Domains {
+		c.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+}
+
+// checkName accepts a DNS name (letters, digits, '-', '.').
+func checkName(s string) error {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return errors.New("must be a host or domain name")
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return errors.New("has an empty or over-long label")
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("contains %q", r)
+			}
+		}
+	}
+	return nil
+}
+
+func checkAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not host:port: %v", err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// ParseLevel maps a log_level value to a slog level.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (want debug, info, warn or error)", s)
+}
+
+// keyLine finds the line where key is set, by following table headers; it
+// returns 0 when it cannot tell (the TOML library does not expose key
+// positions).
+func keyLine(data []byte, key []string) int {
+	if len(key) == 0 {
+		return 0
+	}
+	table := ""
+	want := strings.Join(key[:len(key)-1], ".")
+	last := key[len(key)-1]
+	tableLine := 0
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "[") {
+			name := strings.Trim(t, "[] \t")
+			if j := strings.IndexByte(name, '#'); j >= 0 {
+				name = strings.TrimSpace(strings.Trim(name[:j], "[] \t"))
+			}
+			table = strings.ReplaceAll(name, " ", "")
+			if table == strings.Join(key, ".") {
+				tableLine = i + 1
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(t, "=")
+		if !ok {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), `"'`)
+		full := k
+		if table != "" {
+			full = table + "." + k
+		}
+		if full == strings.Join(key, ".") || (table == want && k == last) {
+			return i + 1
+		}
+	}
+	return tableLine
+}
+
+// ByteSize is a size in bytes, written in the file as an integer or as a
+// string with a unit ("50MiB", "10 MB", "512k").
+type ByteSize int64
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (b *ByteSize) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		*b = ByteSize(x)
+		return nil
+	case string:
+		n, err := ParseByteSize(x)
+		if err != nil {
+			return err
+		}
+		*b = n
+		return nil
+	}
+	return fmt.Errorf("want a size in bytes or a string like \"50MiB\", not %T", v)
+}
+
+// ParseByteSize parses "123", "50MiB", "10 MB", "512k" (k, M, G are
+// binary multiples either way: sizes of messages, not of disks).
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit", s)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
+	}
+	var mult int64
+	switch strings.ToLower(strings.TrimSpace(t[i:])) {
+	case "", "b":
+		mult = 1
+	case "k", "kb", "kib":
+		mult = 1 << 10
+	case "m", "mb", "mib":
+		mult = 1 << 20
+	case "g", "gb", "gib":
+		mult = 1 << 30
+	default:
+		return 0, fmt.Errorf("size %q: unknown unit %q", s, t[i:])
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+func (b ByteSize) String() string {
+	switch {
+	case b >= 1<<30 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", b>>30)
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b >= 1<<10 && b%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return fmt.Sprintf("%d", int64(b))
+}
+
+// Duration is a time.Duration written as a string ("15s", "2m").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration like \"15s\": %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -1,0 +1,125 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleFileIsValidAndDefault(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "certmail.example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.Listen != def.Listen || cfg.Limits != def.Limits || cfg.Data != def.Data ||
+		cfg.ShutdownTimeout != def.ShutdownTimeout || cfg.LogLevel != def.LogLevel {
+		t.Fatalf("example differs from defaults:\n%+v\n%+v", cfg, def)
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	cfg, err := Parse("x.toml", []byte(`
+data = "/var/lib/certmail"
+domains = ["Example.ORG."]
+shutdown_timeout = "2m"
+[listen]
+imap = ""
+lmtp = "[::1]:24"
+[limits]
+max_message_size = 1048576
+max_recipients = 5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Data != "/var/lib/certmail" || cfg.Listen.IMAP != "" || cfg.Listen.LMTP != "[::1]:24" ||
+		cfg.Listen.HTTP != DefaultHTTP || cfg.Limits.MaxMessageSize != 1<<20 ||
+		cfg.Limits.MaxRecipients != 5 || cfg.Domains[0] != "example.org" ||
+		time.Duration(cfg.ShutdownTimeout) != 2*time.Minute {
+		t.Fatalf("got %+v", cfg)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"unknown key", "data = \"d\"\n[listen]\nimapp = \"x:1\"\n", "x.toml:3: listen.imapp: unknown key"},
+		{"unknown table", "\n[limitz]\nfoo = 1\n", "x.toml:3: limitz.foo: unknown key"},
+		{"syntax", "data = \n", "x.toml:1"},
+		{"bad type", "domains = \"example.org\"\n", "x.toml"},
+		{"bad addr", "[listen]\nlmtp = \"localhost\"\n", "x.toml:2: listen.lmtp: not host:port"},
+		{"bad port", "[listen]\nlmtp = \"localhost:99999\"\n", "bad port"},
+		{"bad size", "[limits]\nmax_message_size = \"50 parsecs\"\n", "unknown unit"},
+		{"size too big", "[limits]\nmax_message_size = \"1GiB\"\n", "x.toml:2: limits.max_message_size: must be between"},
+		{"tls half", "[tls]\ncert = \"c.pem\"\n", "cert and key must be given together"},
+		{"imaps without tls", "[listen]\nimaps = \"127.0.0.1:993\"\n", "implicit TLS needs"},
+		{"bad domain", "domains = [\"a b\"]\n", "x.toml:1: domains: entry 1"},
+		{"bad level", "log_level = \"loud\"\n", "unknown level"},
+		{"bad duration", "shutdown_timeout = \"soon\"\n", "duration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.toml", []byte(tc.in))
+			if err == nil {
+				t.Fatalf("accepted %q", tc.in)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if !os.IsNotExist(errorsUnwrapAll(err)) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func errorsUnwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"10": 10, "2k": 2048, "50MiB": 50 << 20, "1 GB": 1 << 30} {
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("%q: %v %v", in, got, err)
+		}
+	}
+	if ByteSize(50<<20).String() != "50MiB" {
+		t.Error(ByteSize(50 << 20).String())
+	}
+}
+
+// FuzzParse checks that parsing and validating any input returns a
+// configuration or an error, never panics, and that what it accepts
+// validates again.
+func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join("..", "certmail.example.toml")); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("[listen]\nimap = \"\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.toml", data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config does not validate: %v", err)
+		}
+	})
+}
