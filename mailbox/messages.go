@@ -458,3 +458,28 @@ func (s *Store) ListMailboxes(acct string) ([]*MailboxInfo, error) {
 	})
 	return out, err
 }
+
+// Watch runs fn with a snapshot of a mailbox's records while no write
+// transaction can commit, so that a caller can start following the change
+// feed from exactly that state. fn must not call the store's write methods.
+func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs []*Message)) error {
+	bi, err := s.loadBox(acct, mboxID)
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var mb *MailboxInfo
+	if err := s.View(func(tx *Tx) error {
+		var err error
+		mb, err = tx.MailboxByID(acct, mboxID)
+		return err
+	}); err != nil {
+		return err
+	}
+	s.idx.mu.RLock()
+	msgs := slices.Clone(bi.msgs)
+	s.idx.mu.RUnlock()
+	fn(mb, msgs)
+	return nil
+}

@@ -1,0 +1,289 @@
+package imapsrv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"certmail/mailbox"
+)
+
+func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	targets := sess.resolve(numSet)
+	markSeen := false
+	if !sess.readOnly {
+		for _, bs := range options.BodySection {
+			if !bs.Peek {
+				markSeen = true
+			}
+		}
+		for _, bs := range options.BinarySection {
+			if !bs.Peek {
+				markSeen = true
+			}
+		}
+	}
+	if markSeen {
+		var unseen []uint32
+		for _, t := range targets {
+			if !t.msg.HasFlag(mailbox.FlagSeen) {
+				unseen = append(unseen, t.msg.UID)
+			}
+		}
+		if len(unseen) > 0 {
+			var changed []*mailbox.Message
+			err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+				var err error
+				changed, err = tx.SetFlags(sess.acct, sess.mboxID, unseen, mailbox.FlagsAdd, []string{mailbox.FlagSeen})
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("setting \\Seen: %w", err)
+			}
+			byUID := make(map[uint32]*mailbox.Message, len(changed))
+			for _, m := range changed {
+				byUID[m.UID] = m
+			}
+			for i, t := range targets {
+				if m := byUID[t.msg.UID]; m != nil {
+					targets[i].msg = m
+				}
+			}
+			// The client must learn the new flags (RFC 9051 6.4.5).
+			options.Flags = true
+		}
+	}
+	for _, t := range targets {
+		if err := sess.fetchOne(w, t, options); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func needsRaw(o *imap.FetchOptions) bool {
+	return len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+}
+
+func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions) error {
+	m := t.msg
+	var raw []byte
+	var sum *summary
+	if needsRaw(options) {
+		var err error
+		if raw, err = sess.srv.store.Raw(m.Blob); err != nil {
+			if errors.Is(err, mailbox.ErrNoMessage) {
+				return nil // expunged meanwhile by another session
+			}
+			return fmt.Errorf("reading message %d: %w", m.UID, err)
+		}
+	}
+	if options.Envelope || options.BodyStructure != nil {
+		var err error
+		if sum, err = sess.summary(m, raw); err != nil {
+			if errors.Is(err, mailbox.ErrNoMessage) {
+				return nil
+			}
+			return err
+		}
+	}
+	rw := w.CreateMessage(t.seq)
+	rw.WriteUID(imap.UID(m.UID))
+	if options.Flags {
+		rw.WriteFlags(imapFlags(m.Flags))
+	}
+	if options.InternalDate {
+		rw.WriteInternalDate(m.InternalDate)
+	}
+	if options.RFC822Size {
+		rw.WriteRFC822Size(m.Size)
+	}
+	if options.Envelope {
+		rw.WriteEnvelope(sum.Envelope)
+	}
+	if options.BodyStructure != nil {
+		// The writer drops the extension data for BODY itself.
+		rw.WriteBodyStructure(sum.BodyStructure)
+	}
+	for _, bs := range options.BodySection {
+		buf := imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
+		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(buf))), buf); err != nil {
+			return err
+		}
+	}
+	for _, bs := range options.BinarySection {
+		buf := imapserver.ExtractBinarySection(bytes.NewReader(raw), bs)
+		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(buf))), buf); err != nil {
+			return err
+		}
+	}
+	for _, bss := range options.BinarySectionSize {
+		rw.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(bytes.NewReader(raw), bss))
+	}
+	return rw.Close()
+}
+
+func writeLiteral(wc interface {
+	Write([]byte) (int, error)
+	Close() error
+}, buf []byte) error {
+	_, werr := wc.Write(buf)
+	cerr := wc.Close()
+	return errors.Join(werr, cerr)
+}
+
+// summary returns the message's precomputed envelope and body structure,
+// computing them for messages stored without one.
+func (sess *session) summary(m *mailbox.Message, raw []byte) (*summary, error) {
+	b, err := sess.srv.store.Summary(m.Blob)
+	if err != nil {
+		return nil, err
+	}
+	if s, err := decodeSummary(b); err == nil {
+		return s, nil
+	}
+	if raw == nil {
+		if raw, err = sess.srv.store.Raw(m.Blob); err != nil {
+			return nil, err
+		}
+	}
+	return computeSummary(raw), nil
+}
+
+func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	if sess.readOnly {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "mailbox is read-only (EXAMINE)"}
+	}
+	targets := sess.resolve(numSet)
+	var op mailbox.FlagOp
+	switch flags.Op {
+	case imap.StoreFlagsSet:
+		op = mailbox.FlagsReplace
+	case imap.StoreFlagsAdd:
+		op = mailbox.FlagsAdd
+	case imap.StoreFlagsDel:
+		op = mailbox.FlagsRemove
+	default:
+		return fmt.Errorf("unknown STORE operation %v", flags.Op)
+	}
+	list := make([]string, len(flags.Flags))
+	for i, f := range flags.Flags {
+		list[i] = string(f)
+	}
+	var changed []*mailbox.Message
+	if len(targets) > 0 {
+		err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+			var err error
+			changed, err = tx.SetFlags(sess.acct, sess.mboxID, uids(targets), op, list)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("storing flags: %w", err)
+		}
+	}
+	if flags.Silent {
+		return nil
+	}
+	byUID := make(map[uint32]*mailbox.Message, len(changed))
+	for _, m := range changed {
+		byUID[m.UID] = m
+	}
+	for _, t := range targets {
+		m := t.msg
+		if c := byUID[m.UID]; c != nil {
+			m = c
+		}
+		rw := w.CreateMessage(t.seq)
+		rw.WriteUID(imap.UID(m.UID))
+		rw.WriteFlags(imapFlags(m.Flags))
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sess *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) error {
+	if sess.readOnly {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "mailbox is read-only (EXAMINE)"}
+	}
+	var doomed []uint32
+	sess.box.mu.Lock()
+	for _, m := range sess.box.msgs {
+		if m.HasFlag(mailbox.FlagDeleted) && (uidSet == nil || uidSet.Contains(imap.UID(m.UID))) {
+			doomed = append(doomed, m.UID)
+		}
+	}
+	sess.box.mu.Unlock()
+	if len(doomed) == 0 {
+		return nil
+	}
+	// The EXPUNGE responses reach this session, like every other, through
+	// its tracker, which the server polls before the tagged OK.
+	return sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+		_, err := tx.Expunge(sess.acct, sess.mboxID, doomed)
+		return err
+	})
+}
+
+func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	targets := sess.resolve(numSet)
+	var res *mailbox.CopyResult
+	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+		var err error
+		res, err = tx.Copy(sess.acct, sess.mboxID, uids(targets), dest)
+		return err
+	})
+	if err != nil {
+		return nil, destError(err)
+	}
+	if err := sess.srv.store.Sync(); err != nil {
+		return nil, fmt.Errorf("syncing store: %w", err)
+	}
+	return copyData(res), nil
+}
+
+func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	if sess.readOnly {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "mailbox is read-only (EXAMINE)"}
+	}
+	targets := sess.resolve(numSet)
+	var res *mailbox.CopyResult
+	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+		var err error
+		res, err = tx.Move(sess.acct, sess.mboxID, uids(targets), dest)
+		return err
+	})
+	if err != nil {
+		return destError(err)
+	}
+	if err := sess.srv.store.Sync(); err != nil {
+		return fmt.Errorf("syncing store: %w", err)
+	}
+	// EXPUNGE responses follow through the tracker (see Expunge).
+	return w.WriteCopyData(copyData(res))
+}
+
+func copyData(res *mailbox.CopyResult) *imap.CopyData {
+	if len(res.SourceUIDs) == 0 {
+		return nil // nothing copied: no COPYUID (RFC 4315 allows omitting it)
+	}
+	var src, dst imap.UIDSet
+	for i := range res.SourceUIDs {
+		src.AddNum(imap.UID(res.SourceUIDs[i]))
+		dst.AddNum(imap.UID(res.DestUIDs[i]))
+	}
+	return &imap.CopyData{UIDValidity: res.UIDValidity, SourceUIDs: src, DestUIDs: dst}
+}
+
+// destError adds TRYCREATE when the target mailbox of COPY, MOVE or
+// APPEND does not exist, so clients offer to create it.
+func destError(err error) error {
+	if errors.Is(err, mailbox.ErrNoMailbox) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: err.Error()}
+	}
+	return storeError(err)
+}

@@ -1,0 +1,402 @@
+package imapsrv
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 text for BODY/TEXT
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"certmail/mailbox"
+)
+
+func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	var all []target
+	box := sess.box
+	box.mu.Lock()
+	maxSeq := sess.clientCountLocked()
+	var maxUID uint32
+	if len(box.msgs) > 0 {
+		maxUID = box.msgs[len(box.msgs)-1].UID
+	}
+	for i, m := range box.msgs {
+		if cs := sess.tracker.EncodeSeqNum(uint32(i + 1)); cs != 0 {
+			all = append(all, target{seq: cs, msg: m})
+		}
+	}
+	box.mu.Unlock()
+
+	c := sess.staticCriteria(*criteria, maxSeq, maxUID)
+	data := &imap.SearchData{}
+	var seqSet imap.SeqSet
+	var uidSet imap.UIDSet
+	for _, t := range all {
+		mm := &matchMessage{sess: sess, t: t}
+		ok, err := mm.match(&c)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		uidSet.AddNum(imap.UID(t.msg.UID))
+		num := t.seq
+		if kind == imapserver.NumKindUID {
+			num = t.msg.UID
+		} else {
+			seqSet.AddNum(t.seq)
+		}
+		if data.Min == 0 || num < data.Min {
+			data.Min = num
+		}
+		if num > data.Max {
+			data.Max = num
+		}
+		data.Count++
+	}
+	// Always a typed set, even when empty, so the client can tell UIDs
+	// from sequence numbers.
+	if kind == imapserver.NumKindUID {
+		if uidSet == nil {
+			uidSet = imap.UIDSet{}
+		}
+		data.All = uidSet
+	} else {
+		if seqSet == nil {
+			seqSet = imap.SeqSet{}
+		}
+		data.All = seqSet
+	}
+	if options.ReturnSave {
+		sess.searchRes = uidSet
+	}
+	return data, nil
+}
+
+// staticCriteria resolves "*" and "$" in the criteria's number sets, so
+// matching needs no further context.
+func (sess *session) staticCriteria(c imap.SearchCriteria, maxSeq, maxUID uint32) imap.SearchCriteria {
+	var seqs []imap.SeqSet
+	var uidsets []imap.UIDSet
+	for _, s := range c.SeqNum {
+		if imap.IsSearchRes(s) {
+			uidsets = append(uidsets, sess.searchRes)
+			continue
+		}
+		out := make(imap.SeqSet, len(s))
+		for i, r := range s {
+			out[i].Start, out[i].Stop = staticRange(r.Start, r.Stop, maxSeq)
+		}
+		seqs = append(seqs, out)
+	}
+	for _, s := range c.UID {
+		if imap.IsSearchRes(s) {
+			uidsets = append(uidsets, sess.searchRes)
+			continue
+		}
+		out := make(imap.UIDSet, len(s))
+		for i, r := range s {
+			a, b := staticRange(uint32(r.Start), uint32(r.Stop), maxUID)
+			out[i].Start, out[i].Stop = imap.UID(a), imap.UID(b)
+		}
+		uidsets = append(uidsets, out)
+	}
+	c.SeqNum, c.UID = seqs, uidsets
+	c.Not = append([]imap.SearchCriteria(nil), c.Not...)
+	for i := range c.Not {
+		c.Not[i] = sess.staticCriteria(c.Not[i], maxSeq, maxUID)
+	}
+	c.Or = append([][2]imap.SearchCriteria(nil), c.Or...)
+	for i := range c.Or {
+		c.Or[i][0] = sess.staticCriteria(c.Or[i][0], maxSeq, maxUID)
+		c.Or[i][1] = sess.staticCriteria(c.Or[i][1], maxSeq, maxUID)
+	}
+	return c
+}
+
+// matchMessage evaluates criteria against one message, reading its bytes
+// only if a criterion needs them, and at most once.
+type matchMessage struct {
+	sess   *session
+	t      target
+	raw    []byte
+	header *textproto.Header
+	loaded bool
+	gone   bool
+	// Decoded text, computed on first need.
+	bodyText   *string
+	headerText *string
+}
+
+func (mm *matchMessage) load() error {
+	if mm.loaded {
+		return nil
+	}
+	mm.loaded = true
+	raw, err := mm.sess.srv.store.Raw(mm.t.msg.Blob)
+	if errors.Is(err, mailbox.ErrNoMessage) {
+		mm.gone = true
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading message %d for SEARCH: %w", mm.t.msg.UID, err)
+	}
+	mm.raw = raw
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		h = textproto.Header{}
+	}
+	mm.header = &h
+	return nil
+}
+
+func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
+	m := mm.t.msg
+	// Cheap criteria first: they need no disk access.
+	for _, s := range c.SeqNum {
+		if !s.Contains(mm.t.seq) {
+			return false, nil
+		}
+	}
+	for _, s := range c.UID {
+		if !s.Contains(imap.UID(m.UID)) {
+			return false, nil
+		}
+	}
+	date := timeDate(m.InternalDate)
+	if !c.Since.IsZero() && date.Before(timeDate(c.Since)) {
+		return false, nil
+	}
+	if !c.Before.IsZero() && !date.Before(timeDate(c.Before)) {
+		return false, nil
+	}
+	for _, f := range c.Flag {
+		if !m.HasFlag(string(f)) {
+			return false, nil
+		}
+	}
+	for _, f := range c.NotFlag {
+		if m.HasFlag(string(f)) {
+			return false, nil
+		}
+	}
+	if c.Larger > 0 && m.Size <= c.Larger {
+		return false, nil
+	}
+	if c.Smaller > 0 && m.Size >= c.Smaller {
+		return false, nil
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		if err := mm.load(); err != nil || mm.gone {
+			return false, err
+		}
+		mh := mail.Header{Header: gomessage.Header{Header: *mm.header}}
+		sent, err := mh.Date()
+		if err != nil || sent.IsZero() {
+			return false, nil
+		}
+		sd := timeDate(sent)
+		if !c.SentSince.IsZero() && sd.Before(timeDate(c.SentSince)) {
+			return false, nil
+		}
+		if !c.SentBefore.IsZero() && !sd.Before(timeDate(c.SentBefore)) {
+			return false, nil
+		}
+	}
+	for _, hf := range c.Header {
+		if err := mm.load(); err != nil || mm.gone {
+			return false, err
+		}
+		if !mm.headerMatches(hf.Key, hf.Value) {
+			return false, nil
+		}
+	}
+	for _, word := range c.Body {
+		if err := mm.load(); err != nil || mm.gone {
+			return false, err
+		}
+		if !mm.bodyContains(word) {
+			return false, nil
+		}
+	}
+	for _, word := range c.Text {
+		if err := mm.load(); err != nil || mm.gone {
+			return false, err
+		}
+		if !mm.headerContains(word) && !mm.bodyContains(word) {
+			return false, nil
+		}
+	}
+	for i := range c.Not {
+		ok, err := mm.match(&c.Not[i])
+		if err != nil || ok {
+			return false, err
+		}
+	}
+	for i := range c.Or {
+		a, err := mm.match(&c.Or[i][0])
+		if err != nil {
+			return false, err
+		}
+		if a {
+			continue
+		}
+		b, err := mm.match(&c.Or[i][1])
+		if err != nil || !b {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (mm *matchMessage) headerMatches(key, value string) bool {
+	fields := mm.header.FieldsByKey(key)
+	if value == "" {
+		return fields.Len() > 0
+	}
+	for fields.Next() {
+		v := decodeHeaderValue(fields.Value())
+		if containsFold(v, value) {
+			return true
+		}
+	}
+	return false
+}
+
+func (mm *matchMessage) headerContains(word string) bool {
+	if mm.headerText == nil {
+		var b strings.Builder
+		fields := mm.header.Fields()
+		for fields.Next() {
+			v := decodeHeaderValue(fields.Value())
+			b.WriteString(fields.Key())
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteString("\n")
+		}
+		s := b.String()
+		mm.headerText = &s
+	}
+	return containsFold(*mm.headerText, word)
+}
+
+func (mm *matchMessage) bodyContains(word string) bool {
+	body := mm.raw
+	if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
+		body = body[i+4:]
+	} else if i := bytes.Index(body, []byte("\n\n")); i >= 0 {
+		body = body[i+2:]
+	}
+	// Fast path: most text is stored as it reads. Only when the raw body
+	// does not contain the word and the message has encoded parts is it
+	// worth decoding MIME.
+	if isASCII(word) && indexFoldASCII(body, word) >= 0 {
+		return true
+	}
+	if isASCII(word) && !mightBeEncoded(mm.raw) {
+		return false
+	}
+	if mm.bodyText == nil {
+		s := decodedText(mm.raw)
+		mm.bodyText = &s
+	}
+	return containsFold(*mm.bodyText, word)
+}
+
+// decodedText is the concatenated text of a message's text/* parts,
+// transfer- and charset-decoded. Broken parts are skipped, not fatal.
+func decodedText(raw []byte) string {
+	e, err := gomessage.Read(bytes.NewReader(raw))
+	if e == nil {
+		return ""
+	}
+	_ = err // unknown charsets still give a readable entity
+	var b strings.Builder
+	e.Walk(func(path []int, part *gomessage.Entity, err error) error {
+		if err != nil {
+			return nil
+		}
+		mt, _, _ := part.Header.ContentType()
+		if mt == "" || strings.HasPrefix(mt, "text/") || mt == "message/rfc822" {
+			if part.MultipartReader() == nil {
+				io.Copy(&b, io.LimitReader(part.Body, 16<<20))
+				b.WriteByte('\n')
+			}
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// decodeHeaderValue decodes RFC 2047 encoded words, keeping the raw value
+// when they are malformed.
+func decodeHeaderValue(v string) string {
+	dec := mime.WordDecoder{CharsetReader: gomessage.CharsetReader}
+	if d, err := dec.DecodeHeader(v); err == nil {
+		return d
+	}
+	return v
+}
+
+func mightBeEncoded(raw []byte) bool {
+	return indexFoldASCII(raw, "base64") >= 0 || indexFoldASCII(raw, "quoted-printable") >= 0 ||
+		indexFoldASCII(raw, "charset") >= 0
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// indexFoldASCII finds needle in hay ignoring ASCII case, without
+// allocating a lower-cased copy of the message.
+func indexFoldASCII(hay []byte, needle string) int {
+	n := len(needle)
+	if n == 0 {
+		return 0
+	}
+	first := lowerASCII(needle[0])
+	for i := 0; i+n <= len(hay); i++ {
+		if lowerASCII(hay[i]) != first {
+			continue
+		}
+		j := 1
+		for ; j < n; j++ {
+			if lowerASCII(hay[i+j]) != lowerASCII(needle[j]) {
+				break
+			}
+		}
+		if j == n {
+			return i
+		}
+	}
+	return -1
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func containsFold(s, substr string) bool {
+	if isASCII(substr) {
+		return indexFoldASCII([]byte(s), substr) >= 0
+	}
+	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
+}

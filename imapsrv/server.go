@@ -1,0 +1,234 @@
+package imapsrv
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"certmail/mailbox"
+)
+
+// Options configure the IMAP server.
+type Options struct {
+	Logger *slog.Logger
+	// TLSConfig enables STARTTLS on plain listeners and is required by
+	// ServeTLS.
+	TLSConfig *tls.Config
+	// InsecureAuth allows password authentication without TLS from
+	// non-loopback addresses. Loopback clients may always authenticate.
+	InsecureAuth bool
+	// AppendLimit is the largest message APPEND accepts, in bytes.
+	AppendLimit uint32
+	// Debug, if set, receives the raw protocol traffic.
+	Debug io.Writer
+}
+
+// DefaultAppendLimit is used when Options.AppendLimit is zero.
+const DefaultAppendLimit = 50 << 20
+
+// Server serves the store over IMAP.
+type Server struct {
+	store *mailbox.Store
+	opts  Options
+	log   *slog.Logger
+
+	// Two imapserver instances that differ only in whether password
+	// authentication is allowed without TLS: loopback connections go to
+	// the permissive one (unless InsecureAuth makes both permissive).
+	local, remote *imapserver.Server
+
+	boxesMu sync.Mutex
+	boxes   map[boxKey]*trackedBox
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	routers   []*routedListener
+	closed    bool
+}
+
+type boxKey struct {
+	acct string
+	id   uint32
+}
+
+// New returns a server for store.
+func New(store *mailbox.Store, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.AppendLimit == 0 {
+		opts.AppendLimit = DefaultAppendLimit
+	}
+	s := &Server{
+		store:     store,
+		opts:      opts,
+		log:       opts.Logger,
+		boxes:     make(map[boxKey]*trackedBox),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	s.local = imapserver.New(s.serverOptions(true))
+	s.remote = imapserver.New(s.serverOptions(opts.InsecureAuth))
+	store.OnChange(s.onChange)
+	return s
+}
+
+func capabilities() imap.CapSet {
+	return imap.CapSet{
+		imap.CapIMAP4rev1:        {},
+		imap.CapIMAP4rev2:        {},
+		imap.CapNamespace:        {},
+		imap.CapUIDPlus:          {},
+		imap.CapESearch:          {},
+		imap.CapSearchRes:        {},
+		imap.CapListExtended:     {},
+		imap.CapListStatus:       {},
+		imap.CapMove:             {},
+		imap.CapStatusSize:       {},
+		imap.CapSpecialUse:       {},
+		imap.CapCreateSpecialUse: {},
+		imap.CapLiteralPlus:      {},
+	}
+}
+
+func (s *Server) serverOptions(insecureAuth bool) *imapserver.Options {
+	return &imapserver.Options{
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return s.newSession(c), nil, nil
+		},
+		Caps:         capabilities(),
+		Logger:       slogAdapter{s.log},
+		TLSConfig:    s.opts.TLSConfig,
+		InsecureAuth: insecureAuth,
+		DebugWriter:  s.opts.Debug,
+	}
+}
+
+// Serve accepts plain connections (with STARTTLS if configured) on ln.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln)
+}
+
+// ServeTLS accepts implicit-TLS connections on ln.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return errors.New("imaps: no TLS certificate configured")
+	}
+	return s.serve(tls.NewListener(ln, s.opts.TLSConfig))
+}
+
+// serve accepts on ln and hands each connection to the local or the
+// remote imapserver depending on the peer address.
+func (s *Server) serve(ln net.Listener) error {
+	localLn := newRoutedListener(ln.Addr())
+	remoteLn := newRoutedListener(ln.Addr())
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("imap server closed")
+	}
+	s.listeners[ln] = struct{}{}
+	s.routers = append(s.routers, localLn, remoteLn)
+	s.mu.Unlock()
+	go s.local.Serve(localLn)
+	go s.remote.Serve(remoteLn)
+	defer localLn.Close()
+	defer remoteLn.Close()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accepting IMAP connection: %w", err)
+		}
+		if isLoopback(conn.RemoteAddr()) {
+			localLn.deliver(conn)
+		} else {
+			remoteLn.deliver(conn)
+		}
+	}
+}
+
+func isLoopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Close stops accepting and closes every connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	err1 := s.local.Close()
+	err2 := s.remote.Close()
+	return errors.Join(err1, err2)
+}
+
+// routedListener is a net.Listener fed by serve's accept loop.
+type routedListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newRoutedListener(addr net.Addr) *routedListener {
+	return &routedListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *routedListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *routedListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *routedListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *routedListener) Addr() net.Addr { return l.addr }
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Printf(format string, args ...any) {
+	a.l.Warn(fmt.Sprintf(format, args...), "component", "imap")
+}

@@ -1,0 +1,378 @@
+package imapsrv
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"certmail/mailbox"
+)
+
+// session is one IMAP connection's state.
+type session struct {
+	srv  *Server
+	conn *imapserver.Conn
+	acct string // empty until authenticated
+
+	// Selected state.
+	box       *trackedBox
+	tracker   *imapserver.SessionTracker
+	mboxID    uint32
+	mboxName  string
+	readOnly  bool
+	searchRes imap.UIDSet
+}
+
+var (
+	_ imapserver.SessionIMAP4rev2      = (*session)(nil)
+	_ imapserver.SessionAppendLimit    = (*session)(nil)
+	_ imapserver.SessionUnauthenticate = (*session)(nil)
+)
+
+func (s *Server) newSession(c *imapserver.Conn) *session {
+	return &session{srv: s, conn: c}
+}
+
+func (sess *session) Close() error {
+	sess.unselect()
+	return nil
+}
+
+func (sess *session) Login(username, password string) error {
+	acct, err := sess.srv.store.Authenticate(username, password)
+	if err != nil {
+		sess.srv.log.Info("login failed", "user", username, "remote", sess.remote())
+		return imapserver.ErrAuthFailed
+	}
+	sess.acct = acct
+	sess.srv.log.Debug("login", "user", acct, "remote", sess.remote())
+	return nil
+}
+
+func (sess *session) Unauthenticate() error {
+	sess.unselect()
+	sess.acct = ""
+	return nil
+}
+
+func (sess *session) remote() string {
+	if sess.conn == nil {
+		return ""
+	}
+	return sess.conn.NetConn().RemoteAddr().String()
+}
+
+func (sess *session) AppendLimit() uint32 { return sess.srv.opts.AppendLimit }
+
+func (sess *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{
+		Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: mailbox.Delimiter}},
+	}, nil
+}
+
+func (sess *session) Create(name string, options *imap.CreateOptions) error {
+	var uses []string
+	if options != nil {
+		for _, u := range options.SpecialUse {
+			switch u {
+			case imap.MailboxAttrAll, imap.MailboxAttrArchive, imap.MailboxAttrDrafts,
+				imap.MailboxAttrFlagged, imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash:
+				uses = append(uses, string(u))
+			default:
+				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "USEATTR",
+					Text: fmt.Sprintf("unsupported special-use attribute %s", u)}
+			}
+		}
+	}
+	name = strings.TrimSuffix(name, string(mailbox.Delimiter))
+	return storeError(sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		_, err := tx.CreateMailbox(sess.acct, mailbox.NewMailbox{Name: name, SpecialUse: uses})
+		return err
+	}))
+}
+
+func (sess *session) Delete(name string) error {
+	return storeError(sess.srv.store.DeleteMailbox(sess.acct, name))
+}
+
+func (sess *session) Rename(from, to string, _ *imap.RenameOptions) error {
+	return storeError(sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		return tx.RenameMailbox(sess.acct, from, to)
+	}))
+}
+
+func (sess *session) Subscribe(name string) error {
+	return storeError(sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		return tx.SetSubscribed(sess.acct, name, true)
+	}))
+}
+
+func (sess *session) Unsubscribe(name string) error {
+	return storeError(sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		return tx.SetSubscribed(sess.acct, name, false)
+	}))
+}
+
+func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 0 {
+		// LIST "" "": the hierarchy delimiter and root.
+		return w.WriteList(&imap.ListData{
+			Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect},
+			Delim: mailbox.Delimiter,
+		})
+	}
+	boxes, err := sess.srv.store.ListMailboxes(sess.acct)
+	if err != nil {
+		return storeError(err)
+	}
+	hasChildren := make(map[string]bool)
+	for _, mb := range boxes {
+		if i := strings.LastIndexByte(mb.Name, mailbox.Delimiter); i > 0 {
+			hasChildren[mb.Name[:i]] = true
+		}
+	}
+	for _, mb := range boxes {
+		if !listMatch(mb.Name, ref, patterns) {
+			continue
+		}
+		if options.SelectSubscribed && !mb.Subscribed {
+			continue
+		}
+		if options.SelectSpecialUse && len(mb.SpecialUse) == 0 {
+			continue
+		}
+		data := &imap.ListData{Mailbox: mb.Name, Delim: mailbox.Delimiter}
+		if hasChildren[mb.Name] {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if mb.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		// Special-use attributes are returned whether asked for or not
+		// (RFC 6154 allows it), because clients that do not ask for them
+		// still use them to find Sent and Trash.
+		for _, u := range mb.SpecialUse {
+			data.Attrs = append(data.Attrs, imap.MailboxAttr(u))
+		}
+		if options.ReturnStatus != nil {
+			st, err := sess.status(mb.Name, options.ReturnStatus)
+			if err != nil {
+				return err
+			}
+			data.Status = st
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listMatch matches a mailbox name against LIST patterns; INBOX matches
+// case-insensitively, as RFC 9051 requires.
+func listMatch(name, ref string, patterns []string) bool {
+	for _, p := range patterns {
+		if imapserver.MatchList(name, mailbox.Delimiter, ref, p) {
+			return true
+		}
+		if strings.HasPrefix(name, "INBOX") {
+			full := ref + p
+			if len(full) >= 5 && strings.EqualFold(full[:5], "INBOX") {
+				if imapserver.MatchList(name, mailbox.Delimiter, "", "INBOX"+full[5:]) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (sess *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	return sess.status(name, options)
+}
+
+func (sess *session) status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	mb, st, err := sess.srv.store.Status(sess.acct, name)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	data := &imap.StatusData{Mailbox: mb.Name}
+	if options.NumMessages {
+		data.NumMessages = &st.Messages
+	}
+	if options.UIDNext {
+		data.UIDNext = imap.UID(st.UIDNext)
+	}
+	if options.UIDValidity {
+		data.UIDValidity = st.UIDValidity
+	}
+	if options.NumUnseen {
+		data.NumUnseen = &st.Unseen
+	}
+	if options.NumDeleted {
+		data.NumDeleted = &st.Deleted
+	}
+	if options.Size {
+		data.Size = &st.Size
+	}
+	if options.NumRecent {
+		// \Recent is obsolete (RFC 9051); report none rather than guess.
+		var zero uint32
+		data.NumRecent = &zero
+	}
+	if options.AppendLimit {
+		limit := sess.srv.opts.AppendLimit
+		data.AppendLimit = &limit
+	}
+	return data, nil
+}
+
+func (sess *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	if r.Size() > int64(sess.srv.opts.AppendLimit) {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
+			Text: fmt.Sprintf("message larger than the APPENDLIMIT of %d bytes", sess.srv.opts.AppendLimit)}
+	}
+	raw := make([]byte, r.Size())
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return nil, fmt.Errorf("reading APPEND literal: %w", err)
+	}
+	flags := make([]string, 0, len(options.Flags))
+	for _, f := range options.Flags {
+		flags = append(flags, string(f))
+	}
+	var res *mailbox.AppendResult
+	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+		var err error
+		res, err = tx.Append(sess.acct, name, raw, mailbox.AppendOptions{Flags: flags, InternalDate: options.Time})
+		return err
+	})
+	if err != nil {
+		return nil, destError(err)
+	}
+	// The client is told OK only once the message is on disk.
+	if err := sess.srv.store.Sync(); err != nil {
+		return nil, fmt.Errorf("syncing store: %w", err)
+	}
+	return &imap.AppendData{UIDValidity: res.UIDValidity, UID: imap.UID(res.UID)}, nil
+}
+
+func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	sess.unselect()
+	mb, err := sess.srv.store.Mailbox(sess.acct, name)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	box, st, info, err := sess.srv.open(sess.acct, mb.ID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	sess.box, sess.tracker = box, st
+	sess.mboxID, sess.mboxName = info.ID, info.Name
+	sess.readOnly = options != nil && options.ReadOnly
+	sess.searchRes = nil
+
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	data := &imap.SelectData{
+		Flags:          mailboxFlags(box.msgs),
+		NumMessages:    uint32(len(box.msgs)),
+		UIDNext:        imap.UID(info.UIDNext),
+		UIDValidity:    info.UIDValidity,
+		PermanentFlags: append(mailboxFlags(box.msgs), imap.FlagWildcard),
+	}
+	if sess.readOnly {
+		data.PermanentFlags = nil
+	}
+	for i, m := range box.msgs {
+		if !m.HasFlag(mailbox.FlagSeen) {
+			data.FirstUnseenSeqNum = uint32(i + 1)
+			break
+		}
+	}
+	return data, nil
+}
+
+// mailboxFlags is the FLAGS list: the system flags plus the keywords in use.
+func mailboxFlags(msgs []*mailbox.Message) []imap.Flag {
+	flags := []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
+	seen := make(map[string]bool)
+	for _, f := range flags {
+		seen[strings.ToLower(string(f))] = true
+	}
+	for _, m := range msgs {
+		for _, f := range m.Flags {
+			if k := strings.ToLower(f); !seen[k] {
+				seen[k] = true
+				flags = append(flags, imap.Flag(f))
+			}
+		}
+	}
+	return flags
+}
+
+func (sess *session) Unselect() error {
+	sess.unselect()
+	return nil
+}
+
+func (sess *session) unselect() {
+	if sess.box != nil {
+		sess.srv.release(sess.box, sess.tracker)
+		sess.box, sess.tracker = nil, nil
+		sess.mboxID, sess.mboxName = 0, ""
+	}
+}
+
+func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if sess.tracker == nil {
+		return nil
+	}
+	return sess.tracker.Poll(w, allowExpunge)
+}
+
+func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if sess.tracker == nil {
+		<-stop
+		return nil
+	}
+	return sess.tracker.Idle(w, stop)
+}
+
+// storeError turns store errors into IMAP responses with response codes
+// a client can act on; anything else stays an internal error.
+func storeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var code imap.ResponseCode
+	switch {
+	case errors.Is(err, mailbox.ErrNoMailbox):
+		code = imap.ResponseCodeNonExistent
+	case errors.Is(err, mailbox.ErrMailboxExists):
+		code = imap.ResponseCodeAlreadyExists
+	case errors.Is(err, mailbox.ErrBadName):
+		code = imap.ResponseCodeCannot
+	case errors.Is(err, mailbox.ErrProtectedMailbox):
+		code = imap.ResponseCodeCannot
+	case errors.Is(err, mailbox.ErrTooManyMailboxes):
+		code = imap.ResponseCodeLimit
+	case errors.Is(err, mailbox.ErrNoMessage):
+		code = imap.ResponseCodeNonExistent
+	default:
+		return err
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: err.Error()}
+}
+
+// timeDate drops the time of day, as SEARCH date criteria compare dates.
+func timeDate(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}

@@ -1,0 +1,131 @@
+package imapsrv
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"certmail/mailbox"
+)
+
+// trackedBox is the server's view of a mailbox that at least one session
+// has selected: the records in UID order and the go-imap tracker that
+// queues updates for each session. Both change together, under mu, in the
+// store's commit order (onChange runs inside the committing transaction's
+// lock), so a session that reads msgs and translates sequence numbers
+// through its SessionTracker under mu always sees a consistent pair.
+type trackedBox struct {
+	key     boxKey
+	mu      sync.Mutex
+	msgs    []*mailbox.Message
+	tracker *imapserver.MailboxTracker
+	refs    int
+	deleted bool
+}
+
+func (b *trackedBox) find(uid uint32) (int, bool) {
+	i := sort.Search(len(b.msgs), func(i int) bool { return b.msgs[i].UID >= uid })
+	return i, i < len(b.msgs) && b.msgs[i].UID == uid
+}
+
+// open returns the tracked box for a mailbox, creating it from a snapshot
+// taken while no transaction commits, and a new session tracker on it.
+func (s *Server) open(acct string, id uint32) (*trackedBox, *imapserver.SessionTracker, *mailbox.MailboxInfo, error) {
+	key := boxKey{acct, id}
+	var box *trackedBox
+	var st *imapserver.SessionTracker
+	var info *mailbox.MailboxInfo
+	err := s.store.Watch(acct, id, func(mb *mailbox.MailboxInfo, msgs []*mailbox.Message) {
+		info = mb
+		s.boxesMu.Lock()
+		defer s.boxesMu.Unlock()
+		box = s.boxes[key]
+		if box == nil {
+			box = &trackedBox{
+				key:     key,
+				msgs:    msgs,
+				tracker: imapserver.NewMailboxTracker(uint32(len(msgs))),
+			}
+			s.boxes[key] = box
+		}
+		box.refs++
+		box.mu.Lock()
+		st = box.tracker.NewSession()
+		box.mu.Unlock()
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return box, st, info, nil
+}
+
+// release drops a session's reference to a tracked box.
+func (s *Server) release(box *trackedBox, st *imapserver.SessionTracker) {
+	box.mu.Lock()
+	st.Close()
+	box.mu.Unlock()
+	s.boxesMu.Lock()
+	defer s.boxesMu.Unlock()
+	box.refs--
+	if box.refs == 0 && s.boxes[box.key] == box {
+		delete(s.boxes, box.key)
+	}
+}
+
+// onChange applies a committed change to the tracked box, if any session
+// has the mailbox selected.
+func (s *Server) onChange(c mailbox.Change) {
+	s.boxesMu.Lock()
+	box := s.boxes[boxKey{c.Account, c.MailboxID}]
+	if box != nil && c.Kind == mailbox.MailboxDeleted {
+		// The next session to select a mailbox of that ID starts afresh.
+		delete(s.boxes, box.key)
+	}
+	s.boxesMu.Unlock()
+	if box == nil {
+		return
+	}
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	switch c.Kind {
+	case mailbox.MessageAdded:
+		i, ok := box.find(c.Message.UID)
+		if ok {
+			box.msgs[i] = c.Message
+			return
+		}
+		box.msgs = append(box.msgs, nil)
+		copy(box.msgs[i+1:], box.msgs[i:])
+		box.msgs[i] = c.Message
+		box.tracker.QueueNumMessages(uint32(len(box.msgs)))
+	case mailbox.MessageFlags:
+		i, ok := box.find(c.Message.UID)
+		if !ok {
+			return
+		}
+		box.msgs[i] = c.Message
+		source, _ := c.Source.(*imapserver.SessionTracker)
+		box.tracker.QueueMessageFlags(uint32(i+1), imap.UID(c.Message.UID), imapFlags(c.Message.Flags), source)
+	case mailbox.MessageExpunged:
+		i, ok := box.find(c.Message.UID)
+		if !ok {
+			return
+		}
+		copy(box.msgs[i:], box.msgs[i+1:])
+		box.msgs[len(box.msgs)-1] = nil
+		box.msgs = box.msgs[:len(box.msgs)-1]
+		box.tracker.QueueExpunge(uint32(i + 1))
+	case mailbox.MailboxDeleted:
+		box.deleted = true
+	}
+}
+
+func imapFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}
