@@ -30,19 +30,21 @@ func (v *Verdict) add(r Record, kid string, leaf uint64, cod *codClaims) {
 		if d.Sender != "" {
 			what += ", from " + d.Sender
 		}
-		what = "(COP) " + what
 	case ConsignmentNotification:
 		what = "notification stub delivered to " + d.Recipient
 	case ConsignmentAcceptance:
-		what = fmt.Sprintf("(COD) %s signed a certificate of delivery at %s (%s key)", cod.Recipient, cod.SignedAt, cod.Custody)
+		what = fmt.Sprintf("%s signed a certificate of delivery at %s (%s key)", cod.Recipient, cod.SignedAt, cod.Custody)
 	case ConsignmentRejection:
 		what = fmt.Sprintf("%s signed a refusal at %s (%s key)", cod.Recipient, cod.SignedAt, cod.Custody)
 	case ContentHandover:
-		what = fmt.Sprintf("(ROD) message released to %s against COD %s", d.Signer, d.CODHash)
+		what = fmt.Sprintf("message released to %s against COD %s", d.Signer, d.CODHash)
 	case AcceptanceRejectionExpiry:
 		what = "neither accepted nor refused in time"
 	case ContentConsignmentFailure:
 		what = "not delivered by the deadline"
+		if !d.Deadline.IsZero() {
+			what += " " + stamp(d.Deadline)
+		}
 	case Forwarded:
 		what = "stub forwarded to " + d.Alternate
 		if d.Recipient != "" {
@@ -53,7 +55,7 @@ func (v *Verdict) add(r Record, kid string, leaf uint64, cod *codClaims) {
 	case OperatorForward:
 		what = fmt.Sprintf("operator %s forwarded the stub to %s", d.Actor, d.Alternate)
 	}
-	if !d.Deadline.IsZero() && r.Type != SubmissionAcceptance {
+	if !d.Deadline.IsZero() && r.Type == AcceptanceRejectionExpiry {
 		what += ", deadline " + stamp(d.Deadline)
 	}
 	if d.Actor != "" && r.Type == Forwarded {
@@ -62,8 +64,21 @@ func (v *Verdict) add(r Record, kid string, leaf uint64, cod *codClaims) {
 	if d.Reason != "" {
 		what += " (" + d.Reason + ")"
 	}
-	v.Events = append(v.Events, fmt.Sprintf("%s  #%d %s: %s; signed by gateway %s (key %s), log leaf %d",
-		stamp(r.Time), r.Seq, r.Type, what, r.Gateway, kid, leaf))
+	v.Events = append(v.Events, fmt.Sprintf("%s  #%d %s%s: %s; signed by gateway %s (key %s), log leaf %d",
+		stamp(r.Time), r.Seq, r.Type, certificateName(r.Type), what, r.Gateway, kid, leaf))
+}
+
+// certificateName gives the CEM name of the records that are one.
+func certificateName(t EventType) string {
+	switch t {
+	case SubmissionAcceptance:
+		return " (COP)"
+	case ConsignmentAcceptance:
+		return " (COD)"
+	case ContentHandover:
+		return " (ROD)"
+	}
+	return ""
 }
 
 // String renders the verdict for a person.
