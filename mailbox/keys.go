@@ -14,6 +14,7 @@ import (
 //	blob/<id:8>                         blob record (reference count, size)
 //	raw/<id:8>                          the message bytes, as received
 //	sum/<id:8>                          derived summary (Options.Summarize)
+//	bref/<id:8><acct>\x00<mbox:4><uid:4> which messages refer to a blob
 //	seq/<name>                          counters
 //	x/<...>                             auxiliary space for other packages
 const (
@@ -25,6 +26,7 @@ const (
 	prefixSummary = "sum/"
 	prefixSeq     = "seq/"
 	prefixAux     = "x/"
+	prefixBlobRef = "bref/"
 )
 
 func accountKey(acct string) []byte { return []byte(prefixAccount + acct) }

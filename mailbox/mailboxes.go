@@ -278,10 +278,8 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 				return err
 			}
 			for i, k := range keys {
-				if err := tx.del(k); err != nil {
-					return err
-				}
-				if err := tx.UnrefBlob(blobs[i]); err != nil {
+				m := &Message{UID: uidFromMessageKey(k), Blob: blobs[i]}
+				if err := tx.removeMessage(acct, mb.ID, m); err != nil {
 					return err
 				}
 			}

@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,6 +165,9 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 	if err := tx.RefBlob(m.Blob); err != nil {
 		return nil, err
 	}
+	if err := tx.set(blobRefKey(m.Blob, acct, mb.ID, m.UID), nil); err != nil {
+		return nil, err
+	}
 	s := tx.s
 	ref := mboxRef{acct, mb.ID}
 	name := mb.Name
@@ -271,10 +275,7 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 	slices.SortFunc(gone, func(a, b *Message) int { return int(int64(a.UID) - int64(b.UID)) })
 	out := make([]uint32, 0, len(gone))
 	for _, m := range gone {
-		if err := tx.del(messageKey(acct, mboxID, m.UID)); err != nil {
-			return nil, err
-		}
-		if err := tx.UnrefBlob(m.Blob); err != nil {
+		if err := tx.removeMessage(acct, mboxID, m); err != nil {
 			return nil, err
 		}
 		out = append(out, m.UID)
@@ -482,4 +483,57 @@ func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs 
 	s.idx.mu.RUnlock()
 	fn(mb, msgs)
 	return nil
+}
+
+// removeMessage deletes a message record with its back reference and
+// drops its blob reference.
+func (tx *Tx) removeMessage(acct string, mboxID uint32, m *Message) error {
+	if err := tx.del(messageKey(acct, mboxID, m.UID)); err != nil {
+		return err
+	}
+	if err := tx.del(blobRefKey(m.Blob, acct, mboxID, m.UID)); err != nil {
+		return err
+	}
+	return tx.UnrefBlob(m.Blob)
+}
+
+// MessageRef locates a message.
+type MessageRef struct {
+	Account   string
+	MailboxID uint32
+	UID       uint32
+}
+
+func blobRefKey(blob uint64, acct string, mboxID, uid uint32) []byte {
+	k := blobKey(prefixBlobRef, blob)
+	k = append(append(k, acct...), 0)
+	k = binary.BigEndian.AppendUint32(k, mboxID)
+	return binary.BigEndian.AppendUint32(k, uid)
+}
+
+// MessagesByBlob returns every message, in any account and mailbox, that
+// refers to the blob: the copies of a stub that must all be withdrawn.
+func (tx *Tx) MessagesByBlob(blob uint64) ([]MessageRef, error) {
+	prefix := blobKey(prefixBlobRef, blob)
+	var out []MessageRef
+	err := tx.scan(prefix, true, func(k, _ []byte) error {
+		rest := k[len(prefix):]
+		if len(rest) < 9 {
+			return fmt.Errorf("bad blob reference key %q", k)
+		}
+		tail := rest[len(rest)-8:]
+		out = append(out, MessageRef{
+			Account:   string(rest[:len(rest)-9]),
+			MailboxID: binary.BigEndian.Uint32(tail[:4]),
+			UID:       binary.BigEndian.Uint32(tail[4:]),
+		})
+		return nil
+	})
+	return out, err
+}
+
+// ExpungeRef removes one message wherever it is.
+func (tx *Tx) ExpungeRef(ref MessageRef) error {
+	_, err := tx.Expunge(ref.Account, ref.MailboxID, []uint32{ref.UID})
+	return err
 }

@@ -1,0 +1,43 @@
+# certmail — build and test.
+#
+#   make build      build ./certmail
+#   make test       install the Debian programs the tests drive, then vet and test
+#   make bench      compare certmail with Dovecot (see BENCHMARKS.md)
+
+GO ?= go
+
+# Real clients and peers the tests talk to. They are installed when missing,
+# so the tests never skip what they need.
+TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd
+
+.PHONY: build test test-deps vet fuzz bench
+
+build:
+	$(GO) build -o certmail ./cmd/certmail
+
+test-deps:
+	@missing=""; for p in $(TEST_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+vet:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	$(GO) vet ./...
+
+test: test-deps vet
+	$(GO) test -race -timeout 20m ./...
+
+# Run every fuzz target for a short while (FUZZTIME=30s by default).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done

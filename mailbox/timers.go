@@ -1,0 +1,144 @@
+package mailbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Timers are durable deadlines (certified-item expiry, auto-forward of
+// unread mail, alerts) kept in the store so they survive restarts. They are
+// indexed by due time, so finding what is due reads only what is due, and
+// by (kind, id), so a timer can be moved or cancelled.
+//
+//	timer/<due unix nanos:8><kind>\x00<id>   payload
+//	timerid/<kind>\x00<id>                  due unix nanos:8
+
+const (
+	prefixTimer   = "timer/"
+	prefixTimerID = "timerid/"
+)
+
+// Timer is a scheduled deadline.
+type Timer struct {
+	Due     time.Time
+	Kind    string
+	ID      string
+	Payload []byte
+}
+
+func timerKey(due time.Time, kind, id string) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(prefixTimer), uint64(due.UnixNano()))
+	return append(append(append(k, kind...), 0), id...)
+}
+
+func timerIDKey(kind, id string) []byte {
+	return []byte(prefixTimerID + kind + "\x00" + id)
+}
+
+// ScheduleTimer sets (or moves) the timer (kind, id) to due.
+func (tx *Tx) ScheduleTimer(t Timer) error {
+	if err := tx.CancelTimer(t.Kind, t.ID); err != nil {
+		return err
+	}
+	if err := tx.set(timerKey(t.Due, t.Kind, t.ID), t.Payload); err != nil {
+		return err
+	}
+	return tx.set(timerIDKey(t.Kind, t.ID), binary.BigEndian.AppendUint64(nil, uint64(t.Due.UnixNano())))
+}
+
+// CancelTimer removes the timer (kind, id) if it exists.
+func (tx *Tx) CancelTimer(kind, id string) error {
+	item, err := tx.txn.Get(timerIDKey(kind, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading timer %s/%s: %w", kind, id, err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil || len(v) != 8 {
+		return fmt.Errorf("reading timer %s/%s: bad record", kind, id)
+	}
+	due := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	if err := tx.del(timerKey(due, kind, id)); err != nil {
+		return err
+	}
+	return tx.del(timerIDKey(kind, id))
+}
+
+// TimerDue returns when the timer (kind, id) is due, if it is scheduled.
+func (tx *Tx) TimerDue(kind, id string) (time.Time, bool, error) {
+	item, err := tx.txn.Get(timerIDKey(kind, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("reading timer %s/%s: %w", kind, id, err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil || len(v) != 8 {
+		return time.Time{}, false, fmt.Errorf("reading timer %s/%s: bad record", kind, id)
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), true, nil
+}
+
+// DueTimers returns up to limit timers due at or before now, earliest
+// first. The scan stops at the first timer not yet due.
+func (s *Store) DueTimers(now time.Time, limit int) ([]Timer, error) {
+	var out []Timer
+	err := s.View(func(tx *Tx) error {
+		return tx.scan([]byte(prefixTimer), false, func(k, v []byte) error {
+			rest := k[len(prefixTimer):]
+			if len(rest) < 9 {
+				return fmt.Errorf("bad timer key %q", k)
+			}
+			due := time.Unix(0, int64(binary.BigEndian.Uint64(rest[:8])))
+			if due.After(now) || len(out) >= limit {
+				return errStopScan
+			}
+			kind, id, ok := cutNUL(rest[8:])
+			if !ok {
+				return fmt.Errorf("bad timer key %q", k)
+			}
+			out = append(out, Timer{Due: due, Kind: kind, ID: id, Payload: append([]byte(nil), v...)})
+			return nil
+		})
+	})
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
+	return out, err
+}
+
+// NextTimer returns when the earliest timer is due.
+func (s *Store) NextTimer() (time.Time, bool, error) {
+	var due time.Time
+	var found bool
+	err := s.View(func(tx *Tx) error {
+		return tx.scan([]byte(prefixTimer), true, func(k, _ []byte) error {
+			rest := k[len(prefixTimer):]
+			if len(rest) >= 8 {
+				due = time.Unix(0, int64(binary.BigEndian.Uint64(rest[:8])))
+				found = true
+			}
+			return errStopScan
+		})
+	})
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
+	return due, found, err
+}
+
+func cutNUL(b []byte) (string, string, bool) {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i]), string(b[i+1:]), true
+		}
+	}
+	return "", "", false
+}
