@@ -1,0 +1,187 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"certmail/delivery"
+	"certmail/mailbox"
+)
+
+// Ops are the administrative operations, whether run locally or through
+// the server.
+type Ops interface {
+	AddUser(ctx context.Context, name, password string) error
+	DeleteUser(ctx context.Context, name string) error
+	SetPassword(ctx context.Context, name, password string) error
+	ListUsers(ctx context.Context) ([]string, error)
+	// Deliver stores raw for each recipient and returns one error per
+	// recipient (see delivery.Deliverer.Deliver); nil means durable.
+	Deliver(ctx context.Context, to []string, mailbox string, raw []byte) []error
+	// Close releases the connection or the store.
+	Close() error
+}
+
+// ErrBadRequest is a request the server cannot make sense of.
+var ErrBadRequest = errors.New("bad request")
+
+// ErrLocked means the data directory is held by another process that does
+// not answer on the admin socket.
+var ErrLocked = errors.New("data directory is locked by another process")
+
+// ErrNoServer means no server answers on the socket.
+var ErrNoServer = errors.New("no server answers on the admin socket")
+
+// Mailbox names certified mail uses: moving a stub into Acknowledge signs
+// the COD, into Refuse refuses the item (see DESIGN.md).
+const (
+	MailboxAcknowledge = "Acknowledge"
+	MailboxRefuse      = "Refuse"
+)
+
+// NewAccountMailboxes are the mailboxes a new account gets: the RFC 6154
+// set plus the two that let any IMAP client answer a certified item.
+func NewAccountMailboxes() []mailbox.NewMailbox {
+	return append(mailbox.DefaultMailboxes(),
+		mailbox.NewMailbox{Name: MailboxAcknowledge, Subscribed: true},
+		mailbox.NewMailbox{Name: MailboxRefuse, Subscribed: true},
+	)
+}
+
+// Local runs operations on an open store.
+type Local struct {
+	Store     *mailbox.Store
+	Deliverer *delivery.Deliverer
+	// closeFn, when set, is what Close does (OpenLocal's store).
+	closeFn func() error
+}
+
+var _ Ops = (*Local)(nil)
+
+func (l *Local) AddUser(ctx context.Context, name, password string) error {
+	if password == "" {
+		return fmt.Errorf("account %q: %w: empty password", name, ErrBadRequest)
+	}
+	if err := l.Store.CreateAccount(name, password, NewAccountMailboxes()); err != nil {
+		return err
+	}
+	// An account is something an operator was told exists; make it so.
+	return l.sync()
+}
+
+func (l *Local) DeleteUser(ctx context.Context, name string) error {
+	if err := l.Store.DeleteAccount(name); err != nil {
+		return err
+	}
+	return l.sync()
+}
+
+func (l *Local) SetPassword(ctx context.Context, name, password string) error {
+	if password == "" {
+		return fmt.Errorf("account %q: %w: empty password", name, ErrBadRequest)
+	}
+	if err := l.Store.SetPassword(name, password, nil); err != nil {
+		return err
+	}
+	return l.sync()
+}
+
+func (l *Local) ListUsers(ctx context.Context) ([]string, error) {
+	return l.Store.ListAccounts()
+}
+
+func (l *Local) Deliver(ctx context.Context, to []string, mbox string, raw []byte) []error {
+	return l.Deliverer.Deliver(ctx, to, mbox, raw)
+}
+
+// Close closes what OpenLocal opened; a Local built around a server's
+// store leaves it alone.
+func (l *Local) Close() error {
+	if l.closeFn == nil {
+		return nil
+	}
+	return l.closeFn()
+}
+
+func (l *Local) sync() error {
+	if err := l.Store.Sync(); err != nil {
+		return fmt.Errorf("syncing store: %w", err)
+	}
+	return nil
+}
+
+// OpenLocal opens the store in storeOpts.Dir for a command run while no
+// server is running. It fails with ErrLocked when another process holds
+// the directory.
+func OpenLocal(storeOpts mailbox.Options, delOpts delivery.Options) (*Local, error) {
+	st, err := mailbox.Open(storeOpts)
+	if err != nil {
+		// Badger reports the lock only in its message (not wrapped).
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, storeOpts.Dir)
+		}
+		return nil, err
+	}
+	d := delivery.NewDeliverer(st, delOpts)
+	return &Local{Store: st, Deliverer: d, closeFn: func() error {
+		derr := d.Close(context.Background())
+		serr := st.Sync()
+		cerr := st.Close()
+		return errors.Join(derr, serr, cerr)
+	}}, nil
+}
+
+// error codes on the wire, so that a Client can give back errors that
+// errors.Is recognises.
+var codes = []struct {
+	code string
+	err  error
+}{
+	{"nouser", delivery.ErrNoUser},
+	{"nouser", mailbox.ErrNoAccount},
+	{"exists", mailbox.ErrAccountExists},
+	{"badname", mailbox.ErrBadName},
+	{"domain", delivery.ErrDomain},
+	{"badaddress", delivery.ErrBadAddress},
+	{"toolarge", delivery.ErrTooLarge},
+	{"tempfail", delivery.ErrTemporary},
+	{"badrequest", ErrBadRequest},
+}
+
+func errCode(err error) string {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "internal"
+}
+
+// RemoteError is an error the server reported.
+type RemoteError struct {
+	Code string
+	Msg  string
+}
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// Unwrap gives the sentinel errors for the code, so errors.Is works
+// across the socket.
+func (e *RemoteError) Unwrap() []error {
+	var out []error
+	for _, c := range codes {
+		if c.code == e.Code {
+			out = append(out, c.err)
+		}
+	}
+	return out
+}
+
+func remoteErr(code, msg string) error {
+	if msg == "" {
+		msg = "error " + code
+	}
+	return &RemoteError{Code: code, Msg: msg}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+
+	"certmail/admin"
+	"certmail/config"
+	"certmail/delivery"
+	"certmail/imapsrv"
+	"certmail/mailbox"
+)
+
+// newFlagSet returns a FlagSet that reports errors instead of exiting.
+func newFlagSet(name string, e *env) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// parseInterspersed parses flags anywhere among the arguments
+// ("user add alice --password-stdin") and returns the positional ones.
+// Everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var tail []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, tail = args[:i], args[i+1:]
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(pos, tail...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// dirFlags are the flags every command that touches a data directory has.
+type dirFlags struct {
+	config string
+	data   string
+}
+
+func (d *dirFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.config, "config", "", "configuration `file` (TOML)")
+	fs.StringVar(&d.data, "data", "", "data `directory` (default "+config.DefaultData+")")
+}
+
+// load returns the configuration: the file's if given, else the
+// defaults, with --data applied.
+func (d *dirFlags) load() (*config.Config, error) {
+	cfg := config.Default()
+	if d.config != "" {
+		var err error
+		if cfg, err = config.Load(d.config); err != nil {
+			return nil, err
+		}
+	}
+	if d.data != "" {
+		cfg.Data = d.data
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// storeOptions are the store settings every process opening the data
+// directory uses, so that a message delivered by the CLI gets the same
+// IMAP summary as one delivered by the server.
+func storeOptions(cfg *config.Config, logger *slog.Logger) mailbox.Options {
+	return mailbox.Options{
+		Dir:       cfg.Data,
+		Logger:    logger,
+		Summarize: imapsrv.Summarize,
+	}
+}
+
+func deliveryOptions(cfg *config.Config, logger *slog.Logger) delivery.Options {
+	return delivery.Options{
+		Domains:         slices.Clone(cfg.Domains),
+		MaxMessageBytes: int64(cfg.Limits.MaxMessageSize),
+		Logger:          logger,
+	}
+}
+
+// connectOps reaches the data directory: the server's admin socket, or the
+// store itself. create says whether a missing data directory may be made
+// (only for commands that create something).
+func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (admin.Ops, error) {
+	if _, err := os.Stat(cfg.Data); errors.Is(err, os.ErrNotExist) {
+		if !create {
+			return nil, fmt.Errorf("no data directory %s (create an account with `certmail user add` first, or pass --data)", cfg.Data)
+		}
+		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+	}
+	// A command run by hand should print its own errors, not Badger's
+	// chatter.
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return admin.Connect(ctx, admin.ConnectOptions{
+		Socket: admin.SocketPath(cfg.Data),
+		OpenLocal: func() (*admin.Local, error) {
+			so := storeOptions(cfg, logger)
+			so.GCInterval = -1 // a short-lived process leaves GC to the server
+			return admin.OpenLocal(so, deliveryOptions(cfg, logger))
+		},
+	})
+}
+
+func cmdVersion(e *env) int {
+	version := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	fmt.Fprintf(e.stdout, "certmail %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+func cmdConfig(args []string, e *env) int {
+	fs := newFlagSet("config", e)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 2 || pos[0] != "check" {
+		fmt.Fprintln(e.stderr, "usage: certmail config check FILE")
+		return exitUsage
+	}
+	if _, err := config.Load(pos[1]); err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "%s: ok\n", filepath.Clean(pos[1]))
+	return exitOK
+}
+
+// readLimited reads all of r, failing once it exceeds max bytes.
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%w: more than %d bytes", delivery.ErrTooLarge, max)
+	}
+	return b, nil
+}

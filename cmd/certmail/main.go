@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+}
+
+// env is what a command may touch of the process, so tests and commands
+// do not reach for globals.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// Exit codes. Those of deliver follow sysexits.h, as MTA pipe transports
+// expect.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitDataErr  = 65 // EX_DATAERR: the message is refused as it is
+	exitNoUser   = 67 // EX_NOUSER
+	exitUnavail  = 69 // EX_UNAVAILABLE: domain not served, bad address
+	exitTempFail = 75 // EX_TEMPFAIL: try again later
+)
+
+const usage = `usage: certmail <command> [arguments]
+
+commands:
+  serve [--config FILE] [--data DIR] [--imap ADDR] [--imaps ADDR] [--lmtp ADDR]
+        [--http ADDR] [--tls-cert FILE --tls-key FILE] [--log-level LEVEL]
+                               run the server (an empty ADDR turns a listener off)
+  user add NAME [--password-stdin]
+                               create an account (asks for the password twice)
+  user passwd NAME [--password-stdin]
+                               change an account's password
+  user del NAME                delete an account and all its mail
+  user list                    list accounts
+  deliver --to USER [--mailbox NAME]
+                               store one message read from stdin; exit 0 only
+                               once it is durable, 67 unknown user, 75 retry
+  config check FILE            validate a configuration file
+  version                      print the version
+  help                         print this help
+
+The user and deliver commands take [--config FILE] [--data DIR] and work
+whether or not the server runs (they go through its admin socket if it does).
+Defaults: --data ./certmail-data, IMAP 127.0.0.1:1143, LMTP 127.0.0.1:2424,
+HTTP 127.0.0.1:8080.
+`
+
+func run(args []string, e *env) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(rest, e)
+	case "user":
+		return cmdUser(rest, e)
+	case "deliver":
+		return cmdDeliver(rest, e)
+	case "config":
+		return cmdConfig(rest, e)
+	case "version", "--version", "-version":
+		return cmdVersion(e)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(e.stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(e.stderr, "certmail: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"certmail/admin"
+	"certmail/config"
+	"certmail/delivery"
+	"certmail/imapsrv"
+	"certmail/mailbox"
+)
+
+// serveFlags are serve's flags; each overrides the config file when given.
+type serveFlags struct {
+	dirFlags
+	imap, imaps, lmtp, http string
+	tlsCert, tlsKey         string
+	logLevel                string
+}
+
+func cmdServe(args []string, e *env) int {
+	fs := newFlagSet("serve", e)
+	var sf serveFlags
+	sf.register(fs)
+	fs.StringVar(&sf.imap, "imap", config.DefaultIMAP, "IMAP (STARTTLS) listen `address`; empty: off")
+	fs.StringVar(&sf.imaps, "imaps", "", "IMAP implicit-TLS listen `address`; empty: off")
+	fs.StringVar(&sf.lmtp, "lmtp", config.DefaultLMTP, "LMTP listen `address`; empty: off")
+	fs.StringVar(&sf.http, "http", config.DefaultHTTP, "HTTP listen `address`; empty: off")
+	fs.StringVar(&sf.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM)")
+	fs.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&sf.logLevel, "log-level", "", "log `level`: debug, info, warn, error")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 0 {
+		fmt.Fprintf(e.stderr, "certmail serve: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	cfg, err := sf.load()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail serve: %v\n", err)
+		return exitFailure
+	}
+	// Flags given on the command line win over the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "imap":
+			cfg.Listen.IMAP = sf.imap
+		case "imaps":
+			cfg.Listen.IMAPS = sf.imaps
+		case "lmtp":
+			cfg.Listen.LMTP = sf.lmtp
+		case "http":
+			cfg.Listen.HTTP = sf.http
+		case "tls-cert":
+			cfg.TLS.Cert = sf.tlsCert
+		case "tls-key":
+			cfg.TLS.Key = sf.tlsKey
+		case "log-level":
+			cfg.LogLevel = sf.logLevel
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(e.stderr, "certmail serve: %v\n", err)
+		return exitFailure
+	}
+	level, _ := config.ParseLevel(cfg.LogLevel)
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, logger); err != nil {
+		logger.Error("serve", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// listener is one bound socket and what serves it.
+type listener struct {
+	proto string
+	ln    net.Listener
+	serve func(net.Listener) error
+}
+
+// serve runs the server until ctx is cancelled (a signal) or a listener
+// fails, then shuts down in order: stop listening, let running commands
+// finish, sync and close the store.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err error) {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	store, err := mailbox.Open(storeOptions(cfg, logger))
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return fmt.Errorf("data directory %s is in use by another process (another certmail serve?)", cfg.Data)
+		}
+		return err
+	}
+	defer func() {
+		// Last: everything acknowledged is already synced, but flag
+		// changes and the like are made durable here.
+		if serr := store.Sync(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("final sync: %w", serr))
+		}
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing store: %w", cerr))
+		}
+		logger.Info("store closed")
+	}()
+
+	deliverer := delivery.NewDeliverer(store, deliveryOptions(cfg, logger))
+
+	var tlsConfig *tls.Config
+	var certs *certReloader
+	if cfg.TLS.Enabled() {
+		if certs, err = newCertReloader(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12}
+	}
+
+	imap := imapsrv.New(store, imapsrv.Options{
+		Logger:       logger.With("component", "imap"),
+		TLSConfig:    tlsConfig,
+		InsecureAuth: cfg.AllowInsecureAuth,
+		AppendLimit:  uint32(cfg.Limits.MaxMessageSize),
+	})
+	lmtp := delivery.NewLMTPServer(deliverer, delivery.LMTPOptions{
+		Hostname:      cfg.Hostname,
+		MaxRecipients: cfg.Limits.MaxRecipients,
+		Logger:        logger.With("component", "lmtp"),
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, "ok")
+	})
+	httpSrv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	adminSrv := admin.NewServer(&admin.Local{Store: store, Deliverer: deliverer}, admin.ServerOptions{
+		Logger:          logger.With("component", "admin"),
+		MaxRequestBytes: int(cfg.Limits.MaxMessageSize)*4/3 + 1<<20,
+	})
+
+	// Bind everything before serving anything, so a taken port fails the
+	// start instead of leaving a half-running server.
+	var lns []listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	}
+	bind := func(proto, addr string, serveFn func(net.Listener) error) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", proto, err)
+		}
+		lns = append(lns, listener{proto, ln, serveFn})
+		return nil
+	}
+	for _, b := range []struct {
+		proto, addr string
+		fn          func(net.Listener) error
+	}{
+		{"imap", cfg.Listen.IMAP, imap.Serve},
+		{"imaps", cfg.Listen.IMAPS, imap.ServeTLS},
+		{"lmtp", cfg.Listen.LMTP, lmtp.Serve},
+		{"http", cfg.Listen.HTTP, httpSrv.Serve},
+	} {
+		if err := bind(b.proto, b.addr, b.fn); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	adminLn, err := admin.Listen(admin.SocketPath(cfg.Data))
+	if err != nil {
+		closeAll()
+		return err
+	}
+	lns = append(lns, listener{"admin", adminLn, adminSrv.Serve})
+
+	failed := make(chan error, len(lns))
+	var wg sync.WaitGroup
+	for _, l := range lns {
+		// The bound address, not the configured one: with port 0 this is
+		// how a caller (and the crash test) learns the port.
+		logger.Info("listening", "proto", l.proto, "addr", l.ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				failed <- fmt.Errorf("%s listener: %w", l.proto, err)
+			}
+		}()
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	logger.Info("certmail started", "data", cfg.Data, "hostname", cfg.Hostname)
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+			break loop
+		case runErr = <-failed:
+			logger.Error("listener failed; shutting down", "err", runErr)
+			break loop
+		case <-hup:
+			if certs != nil {
+				if err := certs.reload(); err != nil {
+					logger.Error("reloading TLS certificate; keeping the old one", "err", err)
+				} else {
+					logger.Info("TLS certificate reloaded")
+				}
+			}
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	var errs []error
+	// Stop taking new work everywhere at once, then wait for what runs.
+	var swg sync.WaitGroup
+	for _, fn := range []func() error{
+		func() error { return lmtp.Shutdown(sctx) },
+		func() error { return httpSrv.Shutdown(sctx) },
+		func() error { return adminSrv.Shutdown(sctx) },
+		imap.Close,
+	} {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("shutdown", "err", err)
+			}
+		}()
+	}
+	swg.Wait()
+	// A delivery whose connection was cut still finishes (and syncs)
+	// before the store closes.
+	if err := deliverer.Close(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	closeAll()
+	wg.Wait()
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
+	return errors.Join(errs...)
+}
+
+// certReloader serves the current certificate and replaces it on SIGHUP
+// without touching open connections.
+type certReloader struct {
+	certFile, keyFile string
+	mu                sync.RWMutex
+	cert              *tls.Certificate
+}
+
+func newCertReloader(certFile, keyFile string) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile}
+	if err := r.reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *certReloader) reload() error {
+	c, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("loading TLS certificate: %w", err)
+	}
+	r.mu.Lock()
+	r.cert = &c
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.cert, nil
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+func cmdUser(args []string, e *env) int {
+	if len(args) == 0 {
+		fmt.Fprintln(e.stderr, "usage: certmail user add|del|passwd|list [NAME] [--data DIR] [--config FILE] [--password-stdin]")
+		return exitUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("user "+sub, e)
+	var df dirFlags
+	df.register(fs)
+	var pwStdin bool
+	if sub == "add" || sub == "passwd" {
+		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	wantArgs := 1
+	switch sub {
+	case "add", "del", "passwd":
+	case "list":
+		wantArgs = 0
+	default:
+		fmt.Fprintf(e.stderr, "certmail user: unknown subcommand %q (want add, del, passwd or list)\n", sub)
+		return exitUsage
+	}
+	if len(pos) != wantArgs {
+		if wantArgs == 0 {
+			fmt.Fprintf(e.stderr, "usage: certmail user %s\n", sub)
+		} else {
+			fmt.Fprintf(e.stderr, "usage: certmail user %s NAME\n", sub)
+		}
+		return exitUsage
+	}
+	cfg, err := df.load()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+
+	var password string
+	if sub == "add" || sub == "passwd" {
+		// Read the password before touching the store: a prompt must not
+		// hold the data directory (or a server connection) open.
+		if password, err = readPassword(e, pwStdin); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+			return exitFailure
+		}
+	}
+
+	ctx := context.Background()
+	ops, err := connectOps(ctx, cfg, e, sub == "add")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	switch sub {
+	case "add":
+		err = ops.AddUser(ctx, pos[0], password)
+	case "del":
+		err = ops.DeleteUser(ctx, pos[0])
+	case "passwd":
+		err = ops.SetPassword(ctx, pos[0], password)
+	case "list":
+		var names []string
+		if names, err = ops.ListUsers(ctx); err == nil {
+			for _, n := range names {
+				fmt.Fprintln(e.stdout, n)
+			}
+		}
+	}
+	if cerr := ops.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: user %s: %v\n", sub, err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// readPassword reads one line of stdin (--password-stdin), or prompts
+// twice on a terminal.
+func readPassword(e *env, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(e.stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("reading password: %w", err)
+		}
+		pw := strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return "", errors.New("empty password on stdin")
+		}
+		return pw, nil
+	}
+	f, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", errors.New("stdin is not a terminal; use --password-stdin to read the password from it")
+	}
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(e.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", fmt.Errorf("reading password: %w", err)
+		}
+		return string(b), nil
+	}
+	pw, err := ask("Password: ")
+	if err != nil {
+		return "", err
+	}
+	if pw == "" {
+		return "", errors.New("empty password")
+	}
+	again, err := ask("Again: ")
+	if err != nil {
+		return "", err
+	}
+	if pw != again {
+		return "", errors.New("passwords do not match")
+	}
+	return pw, nil
+}

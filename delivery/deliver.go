@@ -1,0 +1,325 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"certmail/mailbox"
+)
+
+// Errors a delivery can end with, per recipient. Callers map them to their
+// protocol: LMTP reply codes, sysexits codes, admin error codes. They are
+// wrapped with details; test with errors.Is.
+var (
+	// ErrNoUser: no local account for the recipient (LMTP 550 5.1.1,
+	// EX_NOUSER).
+	ErrNoUser = errors.New("no such user")
+	// ErrBadAddress: the recipient is not a usable address (LMTP 550 5.1.3).
+	ErrBadAddress = errors.New("bad recipient address")
+	// ErrDomain: the recipient's domain is not served (LMTP 550 5.1.2).
+	ErrDomain = errors.New("domain not served here")
+	// ErrTooLarge: the message exceeds the size limit (LMTP 552 5.3.4).
+	ErrTooLarge = errors.New("message too large")
+	// ErrTemporary: the store failed; the sender should retry (LMTP 451
+	// 4.3.0, EX_TEMPFAIL).
+	ErrTemporary = errors.New("temporary store failure")
+)
+
+// Certifier is the hook for certified items. When set, Deliver offers it
+// each recipient's copy inside the delivery transaction; if it handles the
+// copy (holds M, puts a stub in the INBOX, records a COP), the ordinary
+// append is skipped for that recipient. It runs under the store's write
+// lock and must not call the store's own Update.
+type Certifier interface {
+	DeliverCertified(tx *mailbox.Tx, item Item) (handled bool, err error)
+}
+
+// Item is one recipient's copy of a message being delivered.
+type Item struct {
+	// Recipient is the address as given; Account the resolved account.
+	Recipient string
+	Account   string
+	// Mailbox is the target mailbox for an ordinary message.
+	Mailbox string
+	// Raw is M, byte for byte; Blob is where the store already holds it
+	// (with a reference owned by the delivery, released after the
+	// transaction's appends have taken theirs).
+	Raw  []byte
+	Blob uint64
+}
+
+// Options configure a Deliverer.
+type Options struct {
+	// Domains served; empty accepts any domain.
+	Domains []string
+	// MaxMessageBytes bounds the size of a message; zero means no limit.
+	MaxMessageBytes int64
+	// Certifier, if set, takes over certified items (see Certifier).
+	Certifier Certifier
+	Logger    *slog.Logger
+}
+
+// Deliverer stores incoming messages for local recipients. It is safe for
+// concurrent use.
+type Deliverer struct {
+	store *mailbox.Store
+	opts  Options
+	log   *slog.Logger
+
+	// mu guards closed; inflight counts deliveries that passed the closed
+	// check, so Close can wait for them before the store closes.
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// NewDeliverer returns a Deliverer over store.
+func NewDeliverer(store *mailbox.Store, opts Options) *Deliverer {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	for i, d := range opts.Domains {
+		opts.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	return &Deliverer{store: store, opts: opts, log: logger}
+}
+
+// MaxMessageBytes is the configured size limit (zero: none).
+func (d *Deliverer) MaxMessageBytes() int64 { return d.opts.MaxMessageBytes }
+
+// Close refuses new deliveries and waits for the running ones, so that
+// the store can be closed after it without cutting a transaction short.
+func (d *Deliverer) Close(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		d.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for deliveries to finish: %w", ctx.Err())
+	}
+}
+
+func (d *Deliverer) enter() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.inflight.Add(1)
+	return true
+}
+
+// Resolve maps a recipient ("alice", "Alice@example.org") to its account,
+// or fails with ErrBadAddress, ErrDomain, ErrNoUser or ErrTemporary. The
+// local part is matched case-insensitively; there is no +detail handling.
+func (d *Deliverer) Resolve(rcpt string) (string, error) {
+	local, domain := rcpt, ""
+	if i := strings.LastIndexByte(rcpt, '@'); i >= 0 {
+		local, domain = rcpt[:i], rcpt[i+1:]
+		if domain == "" {
+			return "", fmt.Errorf("<%s>: %w: empty domain", rcpt, ErrBadAddress)
+		}
+	}
+	if domain != "" && len(d.opts.Domains) > 0 && !d.servesDomain(domain) {
+		return "", fmt.Errorf("<%s>: %w", rcpt, ErrDomain)
+	}
+	acct, err := mailbox.NormalizeAccount(local)
+	if err != nil {
+		// A local part no account can have is an unknown user, as far
+		// as the sender is concerned.
+		return "", fmt.Errorf("<%s>: %w", rcpt, ErrNoUser)
+	}
+	ok, err := d.store.AccountExists(acct)
+	if err != nil {
+		return "", fmt.Errorf("<%s>: looking up account: %w: %w", rcpt, ErrTemporary, err)
+	}
+	if !ok {
+		return "", fmt.Errorf("<%s>: %w", rcpt, ErrNoUser)
+	}
+	return acct, nil
+}
+
+func (d *Deliverer) servesDomain(domain string) bool {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	for _, s := range d.opts.Domains {
+		if s == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// Deliver stores raw for each recipient into mailbox (INBOX when empty;
+// INBOX too when the account has no such mailbox, rather than bounce mail
+// over a folder name) and returns one error per recipient, nil for those
+// whose copy is durable. It returns only after the store has synced, so a
+// nil error may be reported to the sender as accepted.
+//
+// The bytes are stored once, shared by every recipient's copy, and all
+// copies are written in one transaction; if that fails, each recipient is
+// retried in its own transaction so one bad recipient cannot fail the rest.
+// Recipients resolving to the same account get one copy.
+func (d *Deliverer) Deliver(ctx context.Context, rcpts []string, mbox string, raw []byte) []error {
+	errs := make([]error, len(rcpts))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	if !d.enter() {
+		return fail(fmt.Errorf("%w: shutting down", ErrTemporary))
+	}
+	defer d.inflight.Done()
+	if err := ctx.Err(); err != nil {
+		return fail(fmt.Errorf("%w: %w", ErrTemporary, err))
+	}
+	if d.opts.MaxMessageBytes > 0 && int64(len(raw)) > d.opts.MaxMessageBytes {
+		return fail(fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), d.opts.MaxMessageBytes))
+	}
+	if mbox == "" {
+		mbox = "INBOX"
+	}
+
+	// Resolve outside the write lock; index of the first recipient per
+	// account, so duplicates share one copy and one status.
+	accts := make([]string, len(rcpts))
+	first := make(map[string]int)
+	var order []int
+	for i, r := range rcpts {
+		acct, err := d.Resolve(r)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		accts[i] = acct
+		if _, dup := first[acct]; !dup {
+			first[acct] = i
+			order = append(order, i)
+		}
+	}
+	if len(order) == 0 {
+		return errs
+	}
+
+	placed := make(map[string]string) // account → mailbox actually used
+	err := d.store.Update(func(tx *mailbox.Tx) error {
+		blob, err := tx.PutBlob(raw)
+		if err != nil {
+			return err
+		}
+		for _, i := range order {
+			where, err := d.place(tx, rcpts[i], accts[i], mbox, raw, blob)
+			if err != nil {
+				return fmt.Errorf("<%s>: %w", rcpts[i], err)
+			}
+			placed[accts[i]] = where
+		}
+		// Every copy holds its own reference now; drop PutBlob's.
+		return tx.UnrefBlob(blob)
+	})
+	if err != nil && len(order) > 1 {
+		d.log.Warn("delivery transaction failed; retrying recipient by recipient", "err", err)
+		clear(placed)
+		for _, i := range order {
+			if err := d.store.Update(func(tx *mailbox.Tx) error {
+				blob, err := tx.PutBlob(raw)
+				if err != nil {
+					return err
+				}
+				where, err := d.place(tx, rcpts[i], accts[i], mbox, raw, blob)
+				if err != nil {
+					return err
+				}
+				placed[accts[i]] = where
+				return tx.UnrefBlob(blob)
+			}); err != nil {
+				errs[i] = d.storeErr(rcpts[i], err)
+			}
+		}
+	} else if err != nil {
+		errs[order[0]] = d.storeErr(rcpts[order[0]], err)
+	}
+	if len(placed) == 0 {
+		d.copyDupErrs(errs, accts, first)
+		return errs
+	}
+
+	// Durable before anyone hears "accepted". Concurrent deliveries share
+	// this fsync (the store's group syncer).
+	if err := d.store.Sync(); err != nil {
+		d.log.Error("syncing store after delivery", "err", err)
+		for _, i := range order {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("<%s>: syncing: %w: %w", rcpts[i], ErrTemporary, err)
+			}
+		}
+	}
+	d.copyDupErrs(errs, accts, first)
+	for _, i := range order {
+		if errs[i] == nil {
+			d.log.Info("delivered", "rcpt", rcpts[i], "account", accts[i], "mailbox", placed[accts[i]], "size", len(raw))
+		}
+	}
+	return errs
+}
+
+// copyDupErrs gives a recipient that duplicates an earlier one (same
+// account) the earlier one's status.
+func (d *Deliverer) copyDupErrs(errs []error, accts []string, first map[string]int) {
+	for i, a := range accts {
+		if a == "" {
+			continue
+		}
+		if j := first[a]; j != i {
+			errs[i] = errs[j]
+		}
+	}
+}
+
+func (d *Deliverer) storeErr(rcpt string, err error) error {
+	d.log.Error("storing message", "rcpt", rcpt, "err", err)
+	if errors.Is(err, mailbox.ErrNoAccount) {
+		// Deleted between Resolve and the transaction.
+		return fmt.Errorf("<%s>: %w", rcpt, ErrNoUser)
+	}
+	return fmt.Errorf("<%s>: %w: %w", rcpt, ErrTemporary, err)
+}
+
+// place stores one recipient's copy and says in which mailbox it went.
+// This is the per-recipient branch point: certified items go to the
+// Certifier, everything else into the mailbox as is.
+func (d *Deliverer) place(tx *mailbox.Tx, rcpt, acct, mbox string, raw []byte, blob uint64) (string, error) {
+	if c := d.opts.Certifier; c != nil {
+		handled, err := c.DeliverCertified(tx, Item{Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: raw, Blob: blob})
+		if err != nil {
+			return "", fmt.Errorf("certified delivery: %w", err)
+		}
+		if handled {
+			return "(certified)", nil
+		}
+	}
+	if _, err := tx.Mailbox(acct, mbox); err != nil {
+		if !errors.Is(err, mailbox.ErrNoMailbox) && !errors.Is(err, mailbox.ErrBadName) {
+			return "", err
+		}
+		d.log.Warn("no such mailbox; delivering to INBOX", "account", acct, "mailbox", mbox)
+		mbox = "INBOX"
+	}
+	if _, err := tx.AppendBlob(acct, mbox, blob, mailbox.AppendOptions{}); err != nil {
+		return "", err
+	}
+	return mbox, nil
+}

@@ -1,0 +1,194 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// LMTPOptions configure the LMTP server.
+type LMTPOptions struct {
+	// Hostname is announced in the greeting.
+	Hostname string
+	// MaxRecipients bounds the recipients of one transaction (zero: no
+	// limit); more get 452 4.5.3 and the MTA sends them again later.
+	MaxRecipients int
+	// Timeout bounds how long a client may stay silent (zero: 5 minutes,
+	// the RFC 5321 data timeout order of magnitude).
+	Timeout time.Duration
+	Logger  *slog.Logger
+	// Debug, if set, receives the raw protocol traffic.
+	Debug io.Writer
+}
+
+// LMTPServer accepts mail from an MTA over LMTP on TCP.
+type LMTPServer struct {
+	srv *smtp.Server
+	d   *Deliverer
+	log *slog.Logger
+}
+
+// NewLMTPServer returns an LMTP server delivering through d.
+func NewLMTPServer(d *Deliverer, opts LMTPOptions) *LMTPServer {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &LMTPServer{d: d, log: logger}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &session{s: s, remote: c.Conn().RemoteAddr().String()}, nil
+	}))
+	srv.LMTP = true
+	srv.Network = "tcp"
+	srv.Domain = opts.Hostname
+	srv.MaxRecipients = opts.MaxRecipients
+	srv.MaxMessageBytes = d.MaxMessageBytes()
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	srv.ReadTimeout = timeout
+	srv.WriteTimeout = timeout
+	// LMTP carries whatever the MTA accepted; 8BITMIME and SMTPUTF8 cost
+	// nothing here since messages are stored byte for byte.
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogPrinter{logger}
+	srv.Debug = opts.Debug
+	s.srv = srv
+	return s
+}
+
+// Serve accepts connections on ln until Close or Shutdown.
+func (s *LMTPServer) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); err != nil {
+		return fmt.Errorf("lmtp: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting, lets running transactions finish until ctx
+// ends, then cuts the remaining (idle) connections.
+func (s *LMTPServer) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		// Idle MTA connections do not close by themselves; a delivery in
+		// progress keeps running in its goroutine and the Deliverer's
+		// Close waits for it.
+		s.srv.Close()
+		return nil
+	}
+	return err
+}
+
+// Close stops the server and closes every connection at once.
+func (s *LMTPServer) Close() error { return s.srv.Close() }
+
+// session is one LMTP connection's transaction state.
+type session struct {
+	s      *LMTPServer
+	remote string
+	from   string
+	// rcpts are the accepted RCPT TO addresses in order, as go-smtp holds
+	// them: LMTP answers one status per accepted RCPT, in this order.
+	rcpts []string
+}
+
+var _ smtp.LMTPSession = (*session)(nil)
+
+func (ss *session) Reset() {
+	ss.from = ""
+	ss.rcpts = nil
+}
+
+func (ss *session) Logout() error { return nil }
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	ss.Reset()
+	ss.from = from
+	if opts != nil && opts.Size > 0 {
+		if max := ss.s.d.MaxMessageBytes(); max > 0 && opts.Size > max {
+			return smtpErr(fmt.Errorf("%w: declared %d bytes", ErrTooLarge, opts.Size))
+		}
+	}
+	return nil
+}
+
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if _, err := ss.s.d.Resolve(to); err != nil {
+		ss.s.log.Info("lmtp: recipient refused", "remote", ss.remote, "rcpt", to, "err", err)
+		return smtpErr(err)
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	return nil
+}
+
+// Data is the plain SMTP path; go-smtp uses LMTPData in LMTP mode.
+func (ss *session) Data(r io.Reader) error {
+	return ss.LMTPData(r, nil)
+}
+
+func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(r); err != nil {
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			ss.s.log.Info("lmtp: message too large", "remote", ss.remote, "from", ss.from, "limit", ss.s.d.MaxMessageBytes())
+			return smtpErr(fmt.Errorf("%w: limit %d bytes", ErrTooLarge, ss.s.d.MaxMessageBytes()))
+		}
+		return fmt.Errorf("reading message: %w", err)
+	}
+	// The delivery outlives a dropped connection: once the bytes are
+	// here, storing them is cheaper than having the MTA resend.
+	errs := ss.s.d.Deliver(context.Background(), ss.rcpts, "INBOX", buf.Bytes())
+	if status == nil {
+		for _, err := range errs {
+			if err != nil {
+				return smtpErr(err)
+			}
+		}
+		return nil
+	}
+	for i, rcpt := range ss.rcpts {
+		status.SetStatus(rcpt, smtpErr(errs[i]))
+	}
+	return nil
+}
+
+// smtpErr maps a delivery error to the reply an MTA acts on.
+func smtpErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	e := func(code int, ec smtp.EnhancedCode, msg string) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: msg}
+	}
+	switch {
+	case errors.Is(err, ErrNoUser):
+		return e(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")
+	case errors.Is(err, ErrDomain):
+		return e(550, smtp.EnhancedCode{5, 1, 2}, "Domain not served here")
+	case errors.Is(err, ErrBadAddress):
+		return e(550, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
+	case errors.Is(err, ErrTooLarge):
+		return e(552, smtp.EnhancedCode{5, 3, 4}, "Message too large")
+	}
+	// Anything else is the store's fault, never the sender's: retry.
+	return e(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
+}
+
+// slogPrinter adapts go-smtp's Printf logger to slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.l.Warn(fmt.Sprintf(format, v...), "component", "lmtp")
+}
+
+func (p slogPrinter) Println(v ...any) {
+	p.l.Warn(fmt.Sprint(v...), "component", "lmtp")
+}
