@@ -231,6 +231,13 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) e
 
 func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	targets := sess.resolve(numSet)
+	if sess.hooked(dest) {
+		res, err := sess.srv.opts.Hooks.Consign(sess.acct, sess.password, sess.tracker, dest, targetMessages(targets))
+		if err != nil {
+			return nil, hookError(err)
+		}
+		return copyData(res), nil
+	}
 	var res *mailbox.CopyResult
 	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
 		var err error
@@ -251,6 +258,15 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "mailbox is read-only (EXAMINE)"}
 	}
 	targets := sess.resolve(numSet)
+	if sess.hooked(dest) {
+		// The hook withdraws the stubs itself; their EXPUNGEs follow
+		// through the tracker, as for a plain MOVE.
+		res, err := sess.srv.opts.Hooks.Consign(sess.acct, sess.password, sess.tracker, dest, targetMessages(targets))
+		if err != nil {
+			return hookError(err)
+		}
+		return w.WriteCopyData(copyData(res))
+	}
 	var res *mailbox.CopyResult
 	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
 		var err error

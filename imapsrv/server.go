@@ -28,6 +28,8 @@ type Options struct {
 	AppendLimit uint32
 	// Debug, if set, receives the raw protocol traffic.
 	Debug io.Writer
+	// Hooks, if set, take over COPY/MOVE/APPEND into their mailboxes.
+	Hooks Hooks
 }
 
 // DefaultAppendLimit is used when Options.AppendLimit is zero.

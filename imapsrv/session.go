@@ -18,6 +18,9 @@ type session struct {
 	srv  *Server
 	conn *imapserver.Conn
 	acct string // empty until authenticated
+	// password is kept for the session only when hooks need it (to open
+	// the recipient's custody key); it never leaves memory.
+	password string
 
 	// Selected state.
 	box       *trackedBox
@@ -50,13 +53,16 @@ func (sess *session) Login(username, password string) error {
 		return imapserver.ErrAuthFailed
 	}
 	sess.acct = acct
+	if sess.srv.opts.Hooks != nil {
+		sess.password = password
+	}
 	sess.srv.log.Debug("login", "user", acct, "remote", sess.remote())
 	return nil
 }
 
 func (sess *session) Unauthenticate() error {
 	sess.unselect()
-	sess.acct = ""
+	sess.acct, sess.password = "", ""
 	return nil
 }
 
@@ -91,18 +97,64 @@ func (sess *session) Create(name string, options *imap.CreateOptions) error {
 	}
 	name = strings.TrimSuffix(name, string(mailbox.Delimiter))
 	return storeError(sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		if err := createParents(tx, sess.acct, name); err != nil {
+			return err
+		}
 		_, err := tx.CreateMailbox(sess.acct, mailbox.NewMailbox{Name: name, SpecialUse: uses})
 		return err
 	}))
 }
 
+// createParents creates the missing superior names of name, in the same
+// transaction, as RFC 9051 (6.3.4 CREATE, 6.3.6 RENAME) says a server
+// SHOULD: without them "CREATE Work/Notes" left "Work" absent, so LIST "%"
+// did not show the hierarchy at all and clients could not browse to it.
+func createParents(tx *mailbox.Tx, acct, name string) error {
+	for i := 0; i < len(name); i++ {
+		if name[i] != mailbox.Delimiter {
+			continue
+		}
+		parent := name[:i]
+		_, err := tx.Mailbox(acct, parent)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, mailbox.ErrNoMailbox) {
+			return err
+		}
+		if _, err := tx.CreateMailbox(acct, mailbox.NewMailbox{Name: parent}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (sess *session) Delete(name string) error {
+	// A mailbox with inferior names is not deleted, as on Dovecot: the
+	// children would be left without a listed parent, and LIST "%" would
+	// no longer lead to them. RFC 9051 6.3.5 forbids removing the
+	// children with it.
+	if mb, err := sess.srv.store.Mailbox(sess.acct, name); err == nil {
+		boxes, err := sess.srv.store.ListMailboxes(sess.acct)
+		if err != nil {
+			return storeError(err)
+		}
+		for _, b := range boxes {
+			if strings.HasPrefix(b.Name, mb.Name+string(mailbox.Delimiter)) {
+				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeInUse,
+					Text: "mailbox has children, delete them first"}
+			}
+		}
+	}
 	return storeError(sess.srv.store.DeleteMailbox(sess.acct, name))
 }
 
 func (sess *session) Rename(from, to string, _ *imap.RenameOptions) error {
 	return storeError(sess.srv.store.Update(func(tx *mailbox.Tx) error {
-		return tx.RenameMailbox(sess.acct, from, to)
+		if err := tx.RenameMailbox(sess.acct, from, to); err != nil {
+			return err
+		}
+		return createParents(tx, sess.acct, to)
 	}))
 }
 
@@ -183,11 +235,15 @@ func listMatch(name, ref string, patterns []string) bool {
 			return true
 		}
 		if strings.HasPrefix(name, "INBOX") {
-			full := ref + p
-			if len(full) >= 5 && strings.EqualFold(full[:5], "INBOX") {
-				if imapserver.MatchList(name, mailbox.Delimiter, "", "INBOX"+full[5:]) {
-					return true
-				}
+			// Spell the part of the pattern that could be the start of
+			// INBOX in upper case, so that "inbox", "Inbox/%" and also
+			// "inb*" match INBOX as they do on Dovecot.
+			full := []byte(ref + p)
+			for i := 0; i < len(full) && i < 5 && strings.EqualFold(string(full[i]), "INBOX"[i:i+1]); i++ {
+				full[i] = "INBOX"[i]
+			}
+			if imapserver.MatchList(name, mailbox.Delimiter, "", string(full)) {
+				return true
 			}
 		}
 	}
@@ -246,6 +302,14 @@ func (sess *session) Append(name string, r imap.LiteralReader, options *imap.App
 	flags := make([]string, 0, len(options.Flags))
 	for _, f := range options.Flags {
 		flags = append(flags, string(f))
+	}
+	if sess.hooked(name) {
+		res, err := sess.srv.opts.Hooks.AppendTo(sess.acct, sess.password, sess.tracker, name, raw,
+			mailbox.AppendOptions{Flags: flags, InternalDate: options.Time})
+		if err != nil {
+			return nil, hookError(err)
+		}
+		return &imap.AppendData{UIDValidity: res.UIDValidity, UID: imap.UID(res.UID)}, nil
 	}
 	var res *mailbox.AppendResult
 	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {

@@ -13,4 +13,7 @@ var (
 	ErrProtectedMailbox = errors.New("mailbox cannot be deleted or renamed")
 	ErrTooManyMailboxes = errors.New("too many mailboxes")
 	ErrClosed           = errors.New("store is closed")
+	// ErrRefused wraps refusals a user should read: a policy or a hook
+	// declined the operation, and the message says why.
+	ErrRefused = errors.New("refused")
 )

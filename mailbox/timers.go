@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -141,4 +142,41 @@ func cutNUL(b []byte) (string, string, bool) {
 		}
 	}
 	return "", "", false
+}
+
+// TimerHandler acts on a due timer. It must cancel or reschedule the timer
+// in the same transaction as the state change it makes, so a crash either
+// leaves both undone (and the timer fires again) or both done: every timer
+// takes effect exactly once.
+type TimerHandler func(ctx context.Context, t Timer) error
+
+// RunTimers fires due timers until ctx ends, checking every interval. A
+// timer whose kind has no handler, or whose handler fails, is retried at
+// the next check; one failing timer does not hold up the others.
+func (s *Store) RunTimers(ctx context.Context, every time.Duration, handlers map[string]TimerHandler) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		due, err := s.DueTimers(time.Now(), 256)
+		if err != nil {
+			s.log.Error("reading due timers", "err", err)
+		}
+		for _, t := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			h := handlers[t.Kind]
+			if h == nil {
+				continue
+			}
+			if err := h(ctx, t); err != nil {
+				s.log.Error("timer failed", "kind", t.Kind, "id", t.ID, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

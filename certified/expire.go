@@ -1,0 +1,65 @@
+package certified
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"certmail/mailbox"
+	"certmail/receipts/evidence"
+)
+
+// TimerForward is the kind of the auto-forward timers of certified items.
+const TimerForward = "cm-forward"
+
+// expire settles an item whose deadline passed: non-delivery (stubs
+// withdrawn, M discarded) or, by policy, deemed delivery (M released to the
+// recipient). Both are recorded and the sender is told.
+func (s *Service) expire(label string) error {
+	return s.store.Update(func(tx *mailbox.Tx) error {
+		it, err := GetItem(tx, label)
+		if errors.Is(err, ErrNoItem) {
+			return tx.CancelTimer(TimerExpiry, label)
+		}
+		if err != nil {
+			return err
+		}
+		if !it.Pending() {
+			return tx.CancelTimer(TimerExpiry, label)
+		}
+		hash := it.HashBytes()
+		if _, err := s.log.Append(tx, evidence.NewAcceptanceRejectionExpiry(it.Label, hash, it.Deadline,
+			"no certificate of delivery or refusal before the deadline")); err != nil {
+			return err
+		}
+		if err := s.withdrawStubs(tx, it); err != nil {
+			return err
+		}
+		var text string
+		if it.OnExpiry == OnExpiryDeemedDelivery {
+			if _, err := tx.AppendBlob(it.Recipient, "INBOX", it.Blob, mailbox.AppendOptions{}); err != nil {
+				return fmt.Errorf("releasing %s on deemed delivery: %w", it.Label, err)
+			}
+			it.State = StateDeemed
+			text = "By the item's policy it is deemed delivered: the content was placed in the recipient's mailbox without a certificate of delivery."
+		} else {
+			if _, err := s.log.Append(tx, evidence.NewContentConsignmentFailure(it.Label, hash, it.Deadline, "non-delivery")); err != nil {
+				return err
+			}
+			it.State = StateExpired
+			text = "The content was not handed over; this is the report of non-delivery."
+		}
+		if err := s.finish(tx, it); err != nil {
+			return err
+		}
+		it.Decided = s.now()
+		if err := putItem(tx, it); err != nil {
+			return err
+		}
+		s.notifySender(tx, it, "expired", "Certified item "+it.Label+": deadline passed",
+			fmt.Sprintf("The deadline %s of certified item %s for %s passed with no certificate of delivery and no refusal.\n%s\n",
+				it.Deadline.Format(time.RFC3339), it.Label, it.Recipient, text))
+		s.lg.Info("certified item expired", "label", it.Label, "state", it.State)
+		return nil
+	})
+}

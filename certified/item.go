@@ -1,0 +1,98 @@
+package certified
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"certmail/receipts"
+)
+
+// Item states, as DESIGN.md names them.
+const (
+	StateNotified  = "notified"  // stub delivered, waiting for a decision
+	StateForwarded = "forwarded" // stub also passed to an alternate
+	StateReleased  = "released"  // COD given, M in the signer's INBOX
+	StateRefused   = "refused"
+	StateExpired   = "expired" // deadline passed: non-delivery
+	StateDeemed    = "deemed"  // deadline passed: deemed delivered, M released
+)
+
+// Item is a certified item's durable record, kept at cm/item/<label>.
+type Item struct {
+	Label     string    `json:"label"`
+	Hash      string    `json:"hash"` // H(L,M), "sha256:<hex>"
+	Sender    string    `json:"sender,omitempty"`
+	Recipient string    `json:"recipient"` // B, the account
+	Deadline  time.Time `json:"deadline"`
+	OnExpiry  string    `json:"on_expiry"`
+	Reveal    string    `json:"reveal"`
+	// Alternates the sender asked for (already filtered by policy).
+	Alternates []string `json:"alternates,omitempty"`
+	// Holders are the accounts that were given a stub and may sign.
+	Holders  []string  `json:"holders"`
+	State    string    `json:"state"`
+	Blob     uint64    `json:"blob"`      // M, referenced while pending
+	StubBlob uint64    `json:"stub_blob"` // the stub, referenced while pending
+	Posted   time.Time `json:"posted"`
+	Decided  time.Time `json:"decided,omitzero"`
+	Signer   string    `json:"signer,omitempty"`
+	Custody  string    `json:"custody,omitempty"`
+	// Submitter is the API token name that posted it ("" for LMTP).
+	Submitter string `json:"submitter,omitempty"`
+	// Revealed From and Subject, as the stub shows them.
+	From    string `json:"from,omitempty"`
+	Subject string `json:"subject,omitempty"`
+}
+
+// Pending reports whether the item still waits for a decision.
+func (it *Item) Pending() bool {
+	return it.State == StateNotified || it.State == StateForwarded
+}
+
+// IsHolder reports whether acct was given a stub of the item.
+func (it *Item) IsHolder(acct string) bool { return slices.Contains(it.Holders, acct) }
+
+// HashBytes returns H(L,M).
+func (it *Item) HashBytes() [32]byte {
+	h, _ := receipts.ParseHash(it.Hash)
+	return h
+}
+
+func itemKey(label string) []byte { return []byte("cm/item/" + label) }
+
+// GetItem reads an item record.
+func GetItem(kv receipts.KV, label string) (*Item, error) {
+	b, ok, err := kv.Get(itemKey(label))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("certified item %q: %w", label, ErrNoItem)
+	}
+	var it Item
+	if err := json.Unmarshal(b, &it); err != nil {
+		return nil, fmt.Errorf("certified item %q: %w", label, err)
+	}
+	return &it, nil
+}
+
+func putItem(kv receipts.KV, it *Item) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return kv.Set(itemKey(it.Label), b)
+}
+
+// ListItems calls fn for every item.
+func ListItems(kv receipts.KV, fn func(*Item) error) error {
+	return kv.Scan([]byte("cm/item/"), func(_, v []byte) error {
+		var it Item
+		if err := json.Unmarshal(v, &it); err != nil {
+			return err
+		}
+		return fn(&it)
+	})
+}

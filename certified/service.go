@@ -1,0 +1,349 @@
+package certified
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/mail"
+	"net/textproto"
+	"path"
+	"strings"
+	"time"
+
+	"certmail/mailbox"
+	"certmail/notifier"
+	"certmail/receipts"
+	"certmail/receipts/evidence"
+)
+
+// The mailboxes every account has for certified mail.
+const (
+	AckMailbox    = "Acknowledge"
+	RefuseMailbox = "Refuse"
+)
+
+// Timer kinds this package schedules.
+const (
+	TimerExpiry = "cm-expiry"
+)
+
+var (
+	ErrNoItem = errors.New("no such certified item")
+)
+
+// Notices is where notices to senders go (the notifier outbox), inside the
+// transaction of the event they report.
+type Notices interface {
+	Enqueue(kv receipts.KV, n notifier.Notice) error
+}
+
+// Rule makes mail certified by operator policy: a message whose recipient
+// account and sender address match (path.Match patterns, lower-case; empty
+// matches anything) is certified with the defaults even without a
+// Certified-Delivery header.
+type Rule struct {
+	Recipient string
+	Sender    string
+}
+
+// Options configure the Service.
+type Options struct {
+	Gateway    string // P, the gateway's name in evidence and CODs
+	Postmaster string // From of stubs and notices
+	IMAPAddr   string // shown in stubs for `certmail sign`
+	// Defaults for what a Certified-Delivery header leaves out.
+	DefaultDeadline time.Duration
+	DefaultOnExpiry string
+	DefaultReveal   string
+	Rules           []Rule
+	// AllowAlternate says whether an originator-specified alternate may be
+	// used; nil allows local accounts only.
+	AllowAlternate func(addr string) bool
+	Notices        Notices
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// Service runs certified items over a store and an evidence log.
+type Service struct {
+	store *mailbox.Store
+	log   *evidence.Log
+	opts  Options
+	lg    *slog.Logger
+}
+
+// New returns a Service.
+func New(store *mailbox.Store, log *evidence.Log, opts Options) *Service {
+	if opts.DefaultDeadline == 0 {
+		opts.DefaultDeadline = 72 * time.Hour
+	}
+	if opts.DefaultOnExpiry == "" {
+		opts.DefaultOnExpiry = OnExpiryNonDelivery
+	}
+	if opts.DefaultReveal == "" {
+		opts.DefaultReveal = RevealSender
+	}
+	if opts.Gateway == "" {
+		opts.Gateway = log.Signer().Gateway()
+	}
+	if opts.Postmaster == "" {
+		opts.Postmaster = "certmail <postmaster@" + opts.Gateway + ">"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{store: store, log: log, opts: opts, lg: opts.Logger}
+}
+
+// Log is the evidence log the service appends to.
+func (s *Service) Log() *evidence.Log { return s.log }
+
+// Store is the store the service runs on.
+func (s *Service) Store() *mailbox.Store { return s.store }
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC() }
+
+// Mailboxes are the extra mailboxes certified mail needs in every account.
+func Mailboxes() []mailbox.NewMailbox {
+	return []mailbox.NewMailbox{
+		{Name: AckMailbox, Subscribed: true},
+		{Name: RefuseMailbox, Subscribed: true},
+	}
+}
+
+// PostRequest is an item to post.
+type PostRequest struct {
+	Raw       []byte
+	Blob      uint64 // where the store already holds Raw; zero to store it
+	Sender    string // A's address, for notices; may be empty
+	Recipient string // B's account
+	Spec      Spec
+	Submitter string // API token name, if any
+}
+
+// resolveSpec fills in defaults.
+func (s *Service) resolveSpec(spec Spec) Spec {
+	if spec.Deadline.IsZero() {
+		spec.Deadline = s.now().Add(s.opts.DefaultDeadline).Truncate(time.Second)
+	}
+	if spec.OnExpiry == "" {
+		spec.OnExpiry = s.opts.DefaultOnExpiry
+	}
+	if spec.Reveal == "" {
+		spec.Reveal = s.opts.DefaultReveal
+	}
+	return spec
+}
+
+// Post posts a certified item inside tx: M is held, in no mailbox; a stub
+// goes to B's INBOX; the COP and the notification are recorded; the
+// deadline timer is set; A is sent the COP.
+func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
+	spec := s.resolveSpec(req.Spec)
+	label, err := receipts.NewLabel()
+	if err != nil {
+		return nil, err
+	}
+	hash := receipts.ItemHash(label, req.Raw)
+	blob := req.Blob
+	if blob == 0 {
+		if blob, err = tx.PutBlob(req.Raw); err != nil {
+			return nil, err
+		}
+	} else if err := tx.RefBlob(blob); err != nil {
+		return nil, err
+	}
+	from, subject := revealed(req.Raw, spec.Reveal)
+	it := &Item{
+		Label:     label,
+		Hash:      receipts.FormatHash(hash),
+		Sender:    req.Sender,
+		Recipient: req.Recipient,
+		Deadline:  spec.Deadline,
+		OnExpiry:  spec.OnExpiry,
+		Reveal:    spec.Reveal,
+		Holders:   []string{req.Recipient},
+		State:     StateNotified,
+		Blob:      blob,
+		Posted:    s.now(),
+		Submitter: req.Submitter,
+		From:      from,
+		Subject:   subject,
+	}
+	for _, a := range spec.Alternates {
+		if s.alternateAllowed(a) {
+			it.Alternates = append(it.Alternates, a)
+		} else {
+			s.lg.Info("originator alternate not allowed by policy", "label", label, "alternate", a)
+		}
+	}
+	cop, err := s.log.Append(tx, evidence.NewSubmissionAcceptance(label, hash, req.Sender, req.Recipient, spec.Deadline))
+	if err != nil {
+		return nil, fmt.Errorf("recording the COP: %w", err)
+	}
+	if err := s.deliverStub(tx, it, req.Recipient); err != nil {
+		return nil, err
+	}
+	if err := tx.ScheduleTimer(mailbox.Timer{Due: spec.Deadline, Kind: TimerExpiry, ID: label}); err != nil {
+		return nil, err
+	}
+	if err := putItem(tx, it); err != nil {
+		return nil, err
+	}
+	s.notifySender(tx, it, "posted", "Certificate of posting for "+label,
+		fmt.Sprintf("certmail accepted your certified item %s for %s.\nH(L,M) = %s\nDeadline: %s\n\nThe certificate of posting (COP) is attached: a JWS signed by the gateway.\n",
+			label, req.Recipient, it.Hash, spec.Deadline.Format(time.RFC3339)),
+		notifier.Attachment{Name: "cop.jws", ContentType: "application/jose", Data: []byte(cop.JWS)})
+	return it, nil
+}
+
+// deliverStub puts a stub of it in holder's INBOX and records the
+// ConsignmentNotification. The first stub's blob is shared by every later
+// one (forwards), so that withdrawing all copies is one lookup.
+func (s *Service) deliverStub(tx *mailbox.Tx, it *Item, holder string) error {
+	hash := it.HashBytes()
+	if it.StubBlob == 0 {
+		stub, err := notifier.BuildStub(notifier.StubInfo{
+			Postmaster: s.opts.Postmaster,
+			Gateway:    s.opts.Gateway,
+			Label:      it.Label,
+			Hash:       hash,
+			Recipient:  it.Recipient,
+			Deadline:   it.Deadline,
+			From:       it.From,
+			Subject:    it.Subject,
+			IMAPAddr:   s.opts.IMAPAddr,
+			Request:    receipts.NewCODRequest(s.opts.Gateway, it.Label, hash, it.Recipient, it.Deadline),
+		}, s.now())
+		if err != nil {
+			return fmt.Errorf("building the stub: %w", err)
+		}
+		if it.StubBlob, err = tx.PutBlob(stub); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.AppendBlob(holder, "INBOX", it.StubBlob, mailbox.AppendOptions{}); err != nil {
+		return fmt.Errorf("delivering the stub to %s: %w", holder, err)
+	}
+	if _, err := s.log.Append(tx, evidence.NewConsignmentNotification(it.Label, hash, holder)); err != nil {
+		return fmt.Errorf("recording the notification: %w", err)
+	}
+	return nil
+}
+
+// revealed returns M's From and Subject as the reveal policy allows.
+func revealed(raw []byte, reveal string) (from, subject string) {
+	if reveal == RevealNone {
+		return "", ""
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return "", ""
+	}
+	dec := mime.WordDecoder{}
+	decode := func(v string) string {
+		if d, err := dec.DecodeHeader(v); err == nil {
+			v = d
+		}
+		v = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, v)
+		if len(v) > 200 {
+			v = v[:200]
+		}
+		return strings.TrimSpace(v)
+	}
+	from = decode(msg.Header.Get("From"))
+	if reveal == RevealSenderSubject {
+		subject = decode(msg.Header.Get("Subject"))
+	}
+	return from, subject
+}
+
+func (s *Service) alternateAllowed(addr string) bool {
+	if s.opts.AllowAlternate != nil {
+		return s.opts.AllowAlternate(addr)
+	}
+	local, _, _ := strings.Cut(addr, "@")
+	acct, err := mailbox.NormalizeAccount(local)
+	if err != nil {
+		return false
+	}
+	ok, _ := s.store.AccountExists(acct)
+	return ok
+}
+
+// CertifiedSpec decides whether a delivered message is certified: by its
+// Certified-Delivery header (an error means it is malformed and the message
+// must be refused) or by an operator rule.
+func (s *Service) CertifiedSpec(raw []byte, sender, account string) (Spec, bool, error) {
+	if v, ok := headerValue(raw, HeaderName); ok {
+		spec, err := ParseSpec(v, s.now())
+		return spec, err == nil, err
+	}
+	sender = strings.ToLower(sender)
+	for _, r := range s.opts.Rules {
+		if globMatch(r.Recipient, account) && globMatch(r.Sender, sender) {
+			return Spec{}, true, nil
+		}
+	}
+	return Spec{}, false, nil
+}
+
+func globMatch(pattern, s string) bool {
+	if pattern == "" {
+		return true
+	}
+	ok, err := path.Match(strings.ToLower(pattern), s)
+	return err == nil && ok
+}
+
+// headerValue finds a header field in M's header block without parsing
+// the rest; a message with no header block has none.
+func headerValue(raw []byte, name string) (string, bool) {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return "", false
+	}
+	vals, ok := msg.Header[textproto.CanonicalMIMEHeaderKey(name)]
+	if !ok || len(vals) == 0 {
+		return "", false
+	}
+	return vals[0], true
+}
+
+// notifySender queues a notice to the item's sender, if there is one to
+// write to. Failure to queue is logged, not fatal: evidence is in the log
+// and the API whatever happens to mail.
+func (s *Service) notifySender(kv receipts.KV, it *Item, event, subject, text string, att ...notifier.Attachment) {
+	if s.opts.Notices == nil || it.Sender == "" {
+		return
+	}
+	n := notifier.Notice{
+		ID:          "cm-" + event + "-" + it.Label,
+		To:          []string{it.Sender},
+		From:        s.opts.Postmaster,
+		Subject:     subject,
+		Text:        text,
+		Attachments: att,
+	}
+	if err := s.opts.Notices.Enqueue(kv, n); err != nil {
+		s.lg.Warn("queueing a notice to the sender", "label", it.Label, "event", event, "err", err)
+	}
+}
+
+// Handlers are the timer handlers of certified items, for Store.RunTimers.
+func (s *Service) Handlers() map[string]mailbox.TimerHandler {
+	return map[string]mailbox.TimerHandler{
+		TimerExpiry: func(ctx context.Context, t mailbox.Timer) error { return s.expire(t.ID) },
+	}
+}
