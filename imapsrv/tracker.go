@@ -119,6 +119,13 @@ func (s *Server) onChange(c mailbox.Change) {
 		box.tracker.QueueExpunge(uint32(i + 1))
 	case mailbox.MailboxDeleted:
 		box.deleted = true
+		// Sessions that still have the mailbox selected see its messages
+		// go, instead of going on showing messages whose bytes are gone
+		// (FETCH BODY[] silently returned nothing for them).
+		for n := len(box.msgs); n > 0; n-- {
+			box.tracker.QueueExpunge(uint32(n))
+		}
+		box.msgs = nil
 	}
 }
 
