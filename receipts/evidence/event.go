@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"crypto/sha256"
+	"strings"
 	"time"
 
 	"certmail/receipts"
@@ -87,16 +88,17 @@ func NewConsignmentNotification(label string, hash [32]byte, owner string) Event
 }
 
 // NewConsignmentAcceptance records a verified COD, signed by signer, whose
-// key was held as custody says.
+// key was held as custody says. Whitespace around the COD (an IMAP APPEND
+// often adds a newline) is dropped: the record keeps the compact JWS.
 func NewConsignmentAcceptance(label string, hash [32]byte, cod, signer, custody string) Event {
 	return Event{Type: ConsignmentAcceptance, Label: label, Hash: hash,
-		Data: EventData{COD: cod, Signer: signer, Custody: custody}}
+		Data: EventData{COD: strings.TrimSpace(cod), Signer: signer, Custody: custody}}
 }
 
 // NewConsignmentRejection records a verified refusal signed by signer.
 func NewConsignmentRejection(label string, hash [32]byte, refusal, signer, custody, reason string) Event {
 	return Event{Type: ConsignmentRejection, Label: label, Hash: hash,
-		Data: EventData{COD: refusal, Signer: signer, Custody: custody, Reason: reason}}
+		Data: EventData{COD: strings.TrimSpace(refusal), Signer: signer, Custody: custody, Reason: reason}}
 }
 
 // NewContentHandover is the ROD: M was released against cod, signed by
@@ -141,7 +143,8 @@ func NewOperatorForward(label string, hash [32]byte, actor, alternate, reason st
 		Data: EventData{Alternate: alternate, Actor: actor, Reason: reason}}
 }
 
-// CODHash is H(COD) as a ROD names it: SHA-256 of the COD's compact bytes.
+// CODHash is H(COD) as a ROD names it: SHA-256 of the COD's compact bytes
+// (without surrounding whitespace).
 func CODHash(cod string) string {
-	return receipts.FormatHash(sha256.Sum256([]byte(cod)))
+	return receipts.FormatHash(sha256.Sum256([]byte(strings.TrimSpace(cod))))
 }

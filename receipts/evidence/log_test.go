@@ -253,3 +253,44 @@ func TestLogIsSafeToShare(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePayloadIsExact(t *testing.T) {
+	good := `{"data":{"recipient":"bob"},"gateway":"g","hash":"sha256:0100000000000000000000000000000000000000000000000000000000000000",` +
+		`"label":"L","prev":"sha256:0100000000000000000000000000000000000000000000000000000000000000","seq":1,` +
+		`"time":"2025-03-01T09:00:00Z","type":"ConsignmentNotification","v":1}`
+	if _, err := parsePayload([]byte(good)); err != nil {
+		t.Fatalf("good payload: %v", err)
+	}
+	bad := map[string]string{
+		"case-folded name": strings.Replace(good, `"label"`, `"Label"`, 1),
+		"unknown field":    strings.Replace(good, `"v":1`, `"v":1,"x":1`, 1),
+		"unknown data":     strings.Replace(good, `{"recipient"`, `{"magic":"1","recipient"`, 1),
+		"not canonical":    strings.Replace(good, `{"data"`, `{ "data"`, 1),
+		"duplicate key":    strings.Replace(good, `"v":1`, `"v":1,"v":1`, 1),
+		"version":          strings.Replace(good, `"v":1`, `"v":2`, 1),
+		"seq 1 no prev":    strings.Replace(good, `"prev":"sha256:0100000000000000000000000000000000000000000000000000000000000000"`, `"prev":""`, 1),
+		"missing field":    strings.Replace(good, `"data":{"recipient":"bob"},`, `"data":{},`, 1),
+		"bad time":         strings.Replace(good, `2025-03-01T09:00:00Z`, `yesterday`, 1),
+	}
+	for name, p := range bad {
+		if _, err := parsePayload([]byte(p)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestAppendRefusesUnwritableTimes(t *testing.T) {
+	l := newTestLog(t)
+	ev := NewSubmissionAcceptance("L", [32]byte{}, "", "bob", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
+	if _, err := l.Append(receipts.NewMemKV(), ev); err == nil {
+		t.Error("deadline in year 10000 accepted")
+	}
+}
+
+func TestCODWhitespaceIsDropped(t *testing.T) {
+	cod := makeCOD(t, "bob", "cod", "L", [32]byte{}, CustodyRecipientHeld)
+	ev := NewConsignmentAcceptance("L", [32]byte{}, cod+"\r\n", "bob", "")
+	if ev.Data.COD != cod || CODHash(cod+"\n") != CODHash(cod) {
+		t.Error("whitespace around a COD is kept")
+	}
+}

@@ -95,10 +95,11 @@ func parsePayload(payload []byte) (Record, error) {
 	if !bytes.Equal(canon, payload) {
 		return Record{}, errors.New("payload is not RFC 8785 canonical JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
+	if err := checkFieldNames(payload); err != nil {
+		return Record{}, err
+	}
 	var p recordPayload
-	if err := dec.Decode(&p); err != nil {
+	if err := json.Unmarshal(payload, &p); err != nil {
 		return Record{}, fmt.Errorf("decoding payload: %w", err)
 	}
 	if p.V != RecordVersion {
@@ -118,6 +119,36 @@ func parsePayload(payload []byte) (Record, error) {
 		return Record{}, err
 	}
 	return r, nil
+}
+
+// checkFieldNames insists on the exact field names, because encoding/json
+// matches names without regard to case and another parser would not: a
+// "Label" must not pass for "label".
+func checkFieldNames(payload []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return fmt.Errorf("decoding payload: %w", err)
+	}
+	for _, name := range []string{"v", "type", "gateway", "label", "hash", "seq", "prev", "time", "data"} {
+		if _, ok := top[name]; !ok {
+			return fmt.Errorf("payload lacks %q", name)
+		}
+	}
+	if len(top) != 9 {
+		return fmt.Errorf("payload has %d fields, want 9", len(top))
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(top["data"], &data); err != nil {
+		return fmt.Errorf("decoding payload data: %w", err)
+	}
+	for name := range data {
+		switch name {
+		case "sender", "recipient", "deadline", "cod", "cod_hash", "signer", "custody", "alternate", "actor", "reason":
+		default:
+			return fmt.Errorf("payload data has unknown field %q", name)
+		}
+	}
+	return nil
 }
 
 // validate checks what a record must carry on its own, without its chain.
@@ -141,6 +172,12 @@ func (r Record) validate() error {
 	}
 	if r.Time.IsZero() {
 		return errors.New("record has no time")
+	}
+	// RFC 3339 cannot write other years, and the record must read back.
+	for _, t := range []time.Time{r.Time, r.Data.Deadline} {
+		if y := t.UTC().Year(); !t.IsZero() && (y < 1 || y > 9999) {
+			return fmt.Errorf("time %s is out of range", t)
+		}
 	}
 	return r.Type.checkData(r.Data)
 }

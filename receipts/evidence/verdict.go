@@ -3,6 +3,7 @@ package evidence
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -15,6 +16,12 @@ type Verdict struct {
 	State          State // where the item stands after its last record
 	Checkpoint     TreeHead
 	MessageChecked bool // the message file was given and matches Hash
+	// GatewayKeyPinned is true when the records were checked against the
+	// caller's key; otherwise only against keys the bundle itself names,
+	// which proves nothing until their kid is compared with P's published
+	// key.
+	GatewayKeyPinned bool
+	GatewayKeyIDs    []string // the kids of the keys that signed records
 	// Events says, one line per record and in order, what happened, when,
 	// and who signed.
 	Events []string
@@ -64,6 +71,9 @@ func (v *Verdict) add(r Record, kid string, leaf uint64, cod *codClaims) {
 	if d.Reason != "" {
 		what += " (" + d.Reason + ")"
 	}
+	if !slices.Contains(v.GatewayKeyIDs, kid) {
+		v.GatewayKeyIDs = append(v.GatewayKeyIDs, kid)
+	}
 	v.Events = append(v.Events, fmt.Sprintf("%s  #%d %s%s: %s; signed by gateway %s (key %s), log leaf %d",
 		stamp(r.Time), r.Seq, r.Type, certificateName(r.Type), what, r.Gateway, kid, leaf))
 }
@@ -90,6 +100,12 @@ func (v *Verdict) String() string {
 	}
 	fmt.Fprintf(&sb, "All %d records are in log %s at size %d, root %s, checkpoint signed by the gateway\n",
 		len(v.Events), v.Checkpoint.Origin, v.Checkpoint.Size, base64.StdEncoding.EncodeToString(v.Checkpoint.Root))
+	if v.GatewayKeyPinned {
+		fmt.Fprintf(&sb, "Signed by the pinned gateway key %s\n", strings.Join(v.GatewayKeyIDs, ", "))
+	} else {
+		fmt.Fprintf(&sb, "Signed by gateway key %s as named in the bundle: compare it with the gateway's published key\n",
+			strings.Join(v.GatewayKeyIDs, ", "))
+	}
 	if v.MessageChecked {
 		sb.WriteString("The message file matches H(L,M)\n")
 	} else {

@@ -65,7 +65,8 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verdict{Label: b.Label, Hash: b.Hash, Gateway: b.Gateway, Checkpoint: head}
+	v := &Verdict{Label: b.Label, Hash: b.Hash, Gateway: b.Gateway, Checkpoint: head,
+		GatewayKeyPinned: opts.GatewayKey != nil}
 	if err := verifyRecords(b, hash, gatewayKeys, parties, head, v); err != nil {
 		return nil, err
 	}
