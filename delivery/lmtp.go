@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -33,6 +34,13 @@ type LMTPServer struct {
 	srv *smtp.Server
 	d   *Deliverer
 	log *slog.Logger
+
+	// mu guards draining and active: the number of sessions inside a
+	// transaction (MAIL seen, not yet finished or reset). Shutdown waits
+	// for those, not for idle connections an MTA keeps cached.
+	mu       sync.Mutex
+	draining bool
+	active   int
 }
 
 // NewLMTPServer returns an LMTP server delivering through d.
@@ -73,18 +81,37 @@ func (s *LMTPServer) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops accepting, lets running transactions finish until ctx
-// ends, then cuts the remaining (idle) connections.
+// Shutdown refuses new transactions (421, so the MTA retries later), lets
+// the running ones finish until ctx ends, then closes the listener and
+// every connection. A delivery cut off by the deadline still completes in
+// the Deliverer (whose Close waits for it); its sender retries, which may
+// duplicate but never loses a message.
 func (s *LMTPServer) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		// Idle MTA connections do not close by themselves; a delivery in
-		// progress keeps running in its goroutine and the Deliverer's
-		// Close waits for it.
-		s.srv.Close()
-		return nil
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var werr error
+	for {
+		s.mu.Lock()
+		n := s.active
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			werr = fmt.Errorf("lmtp: %d transactions still running: %w", n, ctx.Err())
+		case <-t.C:
+			continue
+		}
+		break
 	}
-	return err
+	if err := s.srv.Close(); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		return errors.Join(werr, err)
+	}
+	return werr
 }
 
 // Close stops the server and closes every connection at once.
@@ -98,25 +125,60 @@ type session struct {
 	// rcpts are the accepted RCPT TO addresses in order, as go-smtp holds
 	// them: LMTP answers one status per accepted RCPT, in this order.
 	rcpts []string
+	// active: counted in LMTPServer.active (guarded by its mu).
+	active bool
+}
+
+// begin marks a transaction as running, unless the server is draining.
+func (ss *session) begin() error {
+	s := ss.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down, try again later"}
+	}
+	if !ss.active {
+		ss.active = true
+		s.active++
+	}
+	return nil
+}
+
+func (ss *session) end() {
+	s := ss.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.active {
+		ss.active = false
+		s.active--
+	}
 }
 
 var _ smtp.LMTPSession = (*session)(nil)
 
+// Reset is called after every DATA and on RSET.
 func (ss *session) Reset() {
 	ss.from = ""
 	ss.rcpts = nil
+	ss.end()
 }
 
-func (ss *session) Logout() error { return nil }
+func (ss *session) Logout() error {
+	ss.end()
+	return nil
+}
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	ss.Reset()
-	ss.from = from
 	if opts != nil && opts.Size > 0 {
 		if max := ss.s.d.MaxMessageBytes(); max > 0 && opts.Size > max {
 			return smtpErr(fmt.Errorf("%w: declared %d bytes", ErrTooLarge, opts.Size))
 		}
 	}
+	if err := ss.begin(); err != nil {
+		return err
+	}
+	ss.from = from
 	return nil
 }
 

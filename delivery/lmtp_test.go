@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -377,5 +378,69 @@ func TestCertifierHook(t *testing.T) {
 	_, status, err := st.Status("alice", "Held")
 	if err != nil || status.Messages != 1 {
 		t.Fatalf("Held: %+v %v", status, err)
+	}
+}
+
+func TestLMTPShutdownDrains(t *testing.T) {
+	st := openStore(t, "alice")
+	d := NewDeliverer(st, Options{Logger: quietLogger()})
+	srv := NewLMTPServer(d, LMTPOptions{Logger: quietLogger()})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	busy := dialLMTP(t, ln.Addr().String())
+	idle := dialLMTP(t, ln.Addr().String())
+
+	// One connection is inside a transaction when shutdown begins.
+	if err := busy.Mail("s@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := busy.Rcpt("alice@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	// The idle one is told to come back later...
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := idle.Mail("s@example.net", nil)
+		if err != nil {
+			wantSMTPCode(t, err, 421, smtp.EnhancedCode{4, 3, 2})
+			break
+		}
+		idle.Reset()
+		if time.Now().After(deadline) {
+			t.Fatal("MAIL still accepted during shutdown")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("shutdown returned (%v) while a transaction runs", err)
+	default:
+	}
+	// ...while the running transaction completes and is stored.
+	w, err := busy.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: in flight\r\n\r\nx\r\n")
+	if _, err := w.CloseWithLMTPResponse(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(inbox(t, st, "alice")); n != 1 {
+		t.Fatalf("alice has %d messages, want 1", n)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -167,4 +168,94 @@ func sendOne(c *smtp.Client, i int, to string, sent func()) error {
 	}
 	_, err = w.CloseWithLMTPResponse()
 	return err
+}
+
+// TestGracefulShutdown: SIGTERM while deliveries run. The server exits 0,
+// every acknowledged message is stored exactly once, and connections that
+// were refused got a temporary (4xx) answer, never a permanent one.
+func TestGracefulShutdown(t *testing.T) {
+	const total, conns, stopAt = 300, 10, 100
+	dir := t.TempDir()
+	certmail(t, "pw\n", "user", "add", "alice", "--password-stdin", "--data", dir).must(t, 0)
+	srv := startServer(t, dir)
+
+	var (
+		mu       sync.Mutex
+		acked    = make(map[int]bool)
+		permFail []error
+		half     = make(chan struct{})
+		once     sync.Once
+	)
+	work := make(chan int, total)
+	for i := range total {
+		work <- i
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", srv.lmtp)
+			if err != nil {
+				return
+			}
+			c := smtp.NewClientLMTP(conn)
+			defer c.Close()
+			if err := c.Hello("mta.test"); err != nil {
+				return
+			}
+			for i := range work {
+				if err := sendOne(c, i, "alice", func() {}); err != nil {
+					var se *smtp.SMTPError
+					if errors.As(err, &se) && !se.Temporary() {
+						mu.Lock()
+						permFail = append(permFail, err)
+						mu.Unlock()
+					}
+					return
+				}
+				mu.Lock()
+				acked[i] = true
+				if len(acked) >= stopAt {
+					once.Do(func() { close(half) })
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	select {
+	case <-half:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("too slow:\n%s", srv.logs())
+	}
+	srv.stop(t) // SIGTERM, exit 0
+	wg.Wait()
+	if len(permFail) > 0 {
+		t.Fatalf("permanent failures during shutdown: %v", permFail)
+	}
+
+	st := openStore(t, dir)
+	idRE := regexp.MustCompile(`(?m)^Message-ID: <crash-(\d+)@test>\r$`)
+	count := make(map[int]int)
+	for _, raw := range inbox(t, st, "alice") {
+		m := idRE.FindSubmatch(raw)
+		if m == nil {
+			t.Fatalf("unexpected message %q", raw)
+		}
+		var id int
+		fmt.Sscan(string(m[1]), &id)
+		count[id]++
+	}
+	for id := range acked {
+		if count[id] != 1 {
+			t.Errorf("acknowledged message %d stored %d times", id, count[id])
+		}
+	}
+	for id, n := range count {
+		if n > 1 {
+			t.Errorf("message %d stored %d times", id, n)
+		}
+	}
+	t.Logf("%d acknowledged, %d stored", len(acked), len(count))
 }
