@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"certmail/certified"
 	"certmail/delivery"
 	"certmail/mailbox"
 )
@@ -34,20 +35,11 @@ var ErrLocked = errors.New("data directory is locked by another process")
 // ErrNoServer means no server answers on the socket.
 var ErrNoServer = errors.New("no server answers on the admin socket")
 
-// Mailbox names certified mail uses: moving a stub into Acknowledge signs
-// the COD, into Refuse refuses the item (see DESIGN.md).
-const (
-	MailboxAcknowledge = "Acknowledge"
-	MailboxRefuse      = "Refuse"
-)
-
 // NewAccountMailboxes are the mailboxes a new account gets: the RFC 6154
-// set plus the two that let any IMAP client answer a certified item.
+// set plus the two that let any IMAP client answer a certified item
+// (Acknowledge and Refuse; the certified package owns their names).
 func NewAccountMailboxes() []mailbox.NewMailbox {
-	return append(mailbox.DefaultMailboxes(),
-		mailbox.NewMailbox{Name: MailboxAcknowledge, Subscribed: true},
-		mailbox.NewMailbox{Name: MailboxRefuse, Subscribed: true},
-	)
+	return append(mailbox.DefaultMailboxes(), certified.Mailboxes()...)
 }
 
 // Local runs operations on an open store.

@@ -57,7 +57,13 @@ func NewLMTPServer(d *Deliverer, opts LMTPOptions) *LMTPServer {
 	srv.Network = "tcp"
 	srv.Domain = opts.Hostname
 	srv.MaxRecipients = opts.MaxRecipients
-	srv.MaxMessageBytes = d.MaxMessageBytes()
+	if max := d.MaxMessageBytes(); max > 0 {
+		// go-smtp's reader fails once it has handed out MaxMessageBytes
+		// bytes, before it sees the end of data, so a message of exactly
+		// the limit would be refused; one more byte makes the limit
+		// inclusive, as in Deliver (the extra byte is refused there).
+		srv.MaxMessageBytes = max + 1
+	}
 	timeout := opts.Timeout
 	if timeout == 0 {
 		timeout = 5 * time.Minute

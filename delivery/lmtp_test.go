@@ -182,7 +182,7 @@ func TestLMTPSizeLimit(t *testing.T) {
 	st := openStore(t, "alice")
 	addr, _ := startLMTP(t, st, Options{MaxMessageBytes: 1000}, LMTPOptions{})
 	c := dialLMTP(t, addr)
-	if size, ok := c.MaxMessageSize(); !ok || size != 1000 {
+	if size, ok := c.MaxMessageSize(); !ok || size < 1000 || size > 1001 {
 		t.Fatalf("SIZE extension: %d %v", size, ok)
 	}
 
@@ -223,13 +223,32 @@ func TestLMTPSizeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(w, "Subject: small\r\n\r\nok\r\n")
+	// Exactly at the limit: accepted, byte for byte.
+	atLimit := "Subject: at the limit\r\n\r\n" + strings.Repeat("y", 1000-len("Subject: at the limit\r\n\r\n")-2) + "\r\n"
+	io.WriteString(w, atLimit)
 	if _, err := w.CloseWithLMTPResponse(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(inbox(t, st, "alice")); n != 1 {
-		t.Fatalf("alice has %d messages, want 1", n)
+	if got := inbox(t, st, "alice"); len(got) != 1 || string(got[0]) != atLimit {
+		t.Fatalf("alice's INBOX: %q", got)
 	}
+	// One byte over: refused.
+	if err := c.Mail("s@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("alice@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err = c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "x"+atLimit)
+	_, err = w.CloseWithLMTPResponse()
+	if !errors.As(err, &lerr) || lerr["alice@example.org"] == nil {
+		t.Fatalf("one byte over the limit: %v", err)
+	}
+	wantSMTPCode(t, lerr["alice@example.org"], 552, smtp.EnhancedCode{5, 3, 4})
 }
 
 func TestLMTPDomains(t *testing.T) {
