@@ -208,6 +208,13 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 
 func (sess *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) error {
 	if sess.readOnly {
+		// CLOSE calls Expunge too, with a writer that is not attached to
+		// the connection (the zero ExpungeWriter), and CLOSE of a mailbox
+		// opened with EXAMINE must succeed without expunging
+		// (RFC 9051 6.4.1). Only EXPUNGE and UID EXPUNGE are refused.
+		if w != nil && *w == (imapserver.ExpungeWriter{}) {
+			return nil
+		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "mailbox is read-only (EXAMINE)"}
 	}
 	var doomed []uint32
