@@ -325,3 +325,15 @@ func FuzzAdminRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestSocketPathTooLong(t *testing.T) {
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 120), SocketName)
+	if _, err := Listen(long); err == nil || !strings.Contains(err.Error(), "shorter data directory") {
+		t.Fatalf("Listen: %v", err)
+	}
+	if _, err := Dial(context.Background(), long); err == nil || errors.Is(err, ErrNoServer) {
+		// Not "no server": falling back to opening the store would hide
+		// why the server's socket could never be reached.
+		t.Fatalf("Dial: %v", err)
+	}
+}

@@ -27,6 +27,9 @@ var _ Ops = (*Client)(nil)
 // Dial connects to the admin socket at path. It fails with ErrNoServer
 // when there is no socket or nobody listens on it.
 func Dial(ctx context.Context, path string) (*Client, error) {
+	if err := checkSocketPath(path); err != nil {
+		return nil, err
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {

@@ -24,6 +24,9 @@ func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketNam
 // holding the store (the data directory lock): any socket file already
 // there is then a leftover of a server that died, and is removed.
 func Listen(path string) (net.Listener, error) {
+	if err := checkSocketPath(path); err != nil {
+		return nil, err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("removing stale admin socket: %w", err)
 	}
@@ -39,6 +42,17 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	return ln, nil
+}
+
+// maxSocketPath is the longest Unix socket path every platform takes
+// (sun_path is 104 bytes on the BSDs and macOS, 108 on Linux).
+const maxSocketPath = 103
+
+func checkSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("admin socket path %s is %d bytes, longer than a Unix socket allows (%d); use a shorter data directory path", path, len(path), maxSocketPath)
+	}
+	return nil
 }
 
 // ServerOptions configure a Server.
