@@ -250,13 +250,14 @@ func smtpErr(err error) error {
 	return e(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
 }
 
-// slogPrinter adapts go-smtp's Printf logger to slog.
+// slogPrinter adapts go-smtp's Printf logger to slog (the logger given in
+// LMTPOptions carries the component attribute).
 type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(format string, v ...any) {
-	p.l.Warn(fmt.Sprintf(format, v...), "component", "lmtp")
+	p.l.Warn(fmt.Sprintf(format, v...))
 }
 
 func (p slogPrinter) Println(v ...any) {
-	p.l.Warn(fmt.Sprint(v...), "component", "lmtp")
+	p.l.Warn(fmt.Sprint(v...))
 }
