@@ -109,13 +109,28 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 		rw.WriteBodyStructure(sum.BodyStructure)
 	}
 	for _, bs := range options.BodySection {
-		buf := imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
+		// The whole message, its header and its text come from the
+		// stored bytes (see rawmsg.go); parts and header fields from the
+		// parsed message, retried with its well-formed header fields only
+		// if it has broken ones.
+		buf, ok := wholeSection(raw, bs)
+		if !ok {
+			buf = imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
+			if buf == nil {
+				if p := parseable(raw); len(p) != len(raw) || !bytes.Equal(p, raw) {
+					buf = imapserver.ExtractBodySection(bytes.NewReader(p), bs)
+				}
+			}
+		}
 		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(buf))), buf); err != nil {
 			return err
 		}
 	}
 	for _, bs := range options.BinarySection {
 		buf := imapserver.ExtractBinarySection(bytes.NewReader(raw), bs)
+		if buf == nil {
+			buf = imapserver.ExtractBinarySection(bytes.NewReader(parseable(raw)), bs)
+		}
 		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(buf))), buf); err != nil {
 			return err
 		}

@@ -154,7 +154,11 @@ func (mm *matchMessage) load() error {
 	mm.raw = raw
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 	if err != nil {
-		h = textproto.Header{}
+		// Search the well-formed header fields of a broken header.
+		h, err = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(parseable(raw))))
+		if err != nil {
+			h = textproto.Header{}
+		}
 	}
 	mm.header = &h
 	return nil

@@ -40,6 +40,9 @@ func Summarize(raw []byte) []byte {
 }
 
 func computeSummary(raw []byte) *summary {
+	// A header with a broken line would otherwise lose the envelope
+	// entirely (see parseable).
+	raw = parseable(raw)
 	s := &summary{BodyStructure: imapserver.ExtractBodyStructure(bytes.NewReader(raw))}
 	if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))); err == nil {
 		s.Envelope = imapserver.ExtractEnvelope(h)
@@ -50,7 +53,62 @@ func computeSummary(raw []byte) *summary {
 	if s.BodyStructure == nil {
 		s.BodyStructure = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Size: uint32(len(raw))}
 	}
+	s.BodyStructure = fixBodyStructure(s.BodyStructure)
 	return s
+}
+
+// fixBodyStructure makes a body structure that imapserver can write and
+// clients can parse. imapserver panics (dropping the connection, so the
+// client can never list the mailbox) on a multipart without parts, which
+// is what a multipart message whose boundary never occurs parses to, and
+// on BODYSTRUCTURE of a part without extension data; a part without a
+// Content-Type came out as ("" "" ...), where RFC 2045 says text/plain.
+func fixBodyStructure(bs imap.BodyStructure) imap.BodyStructure {
+	switch b := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		if b.Subtype == "" {
+			b.Subtype = "mixed"
+		}
+		children := b.Children[:0]
+		for _, c := range b.Children {
+			if c != nil {
+				children = append(children, fixBodyStructure(c))
+			}
+		}
+		if len(children) == 0 {
+			children = append(children, fixBodyStructure(&imap.BodyStructureSinglePart{
+				Type: "text", Subtype: "plain", Text: &imap.BodyStructureText{},
+			}))
+		}
+		b.Children = children
+		if b.Extended == nil {
+			b.Extended = &imap.BodyStructureMultiPartExt{}
+		}
+		return b
+	case *imap.BodyStructureSinglePart:
+		if b.Type == "" || b.Subtype == "" {
+			b.Type, b.Subtype = "text", "plain"
+			if b.Text == nil {
+				b.Text = &imap.BodyStructureText{}
+			}
+		}
+		if m := b.MessageRFC822; m != nil {
+			if m.Envelope == nil {
+				m.Envelope = &imap.Envelope{}
+			}
+			if m.BodyStructure == nil {
+				m.BodyStructure = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain"}
+			}
+			m.BodyStructure = fixBodyStructure(m.BodyStructure)
+		}
+		if b.Extended == nil {
+			b.Extended = &imap.BodyStructureSinglePartExt{}
+		}
+		return b
+	default:
+		return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
+			Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}}
+	}
 }
 
 func decodeSummary(b []byte) (*summary, error) {
@@ -65,5 +123,8 @@ func decodeSummary(b []byte) (*summary, error) {
 	if s.Envelope == nil || s.BodyStructure == nil {
 		return nil, fmt.Errorf("incomplete summary")
 	}
+	// Summaries stored before fixBodyStructure existed may hold what
+	// imapserver cannot write.
+	s.BodyStructure = fixBodyStructure(s.BodyStructure)
 	return &s, nil
 }
