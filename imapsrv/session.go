@@ -406,7 +406,35 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		<-stop
 		return nil
 	}
-	return sess.tracker.Idle(w, stop)
+	// Not SessionTracker.Idle: it starts listening for updates only
+	// when it runs, after the "+ idling" response, and does not poll
+	// first, so a change committed in between (a delivery right after the
+	// client saw "+") stayed queued, unannounced, until the next change.
+	// Here the wake-up channel is registered first and the queue polled
+	// after, so nothing falls in the gap.
+	box := sess.box
+	wake := make(chan struct{}, 1)
+	box.mu.Lock()
+	if box.idlers == nil {
+		box.idlers = make(map[chan struct{}]struct{})
+	}
+	box.idlers[wake] = struct{}{}
+	box.mu.Unlock()
+	defer func() {
+		box.mu.Lock()
+		delete(box.idlers, wake)
+		box.mu.Unlock()
+	}()
+	for {
+		if err := sess.tracker.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-wake:
+		case <-stop:
+			return nil
+		}
+	}
 }
 
 // storeError turns store errors into IMAP responses with response codes

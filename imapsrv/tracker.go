@@ -23,6 +23,20 @@ type trackedBox struct {
 	tracker *imapserver.MailboxTracker
 	refs    int
 	deleted bool
+	// idlers are the wake-up channels of sessions in IDLE (see
+	// session.Idle), signalled after every change is queued.
+	idlers map[chan struct{}]struct{}
+}
+
+// wakeIdlers tells every IDLE session that updates are queued. The box's
+// mu must be held.
+func (b *trackedBox) wakeIdlers() {
+	for ch := range b.idlers {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
 }
 
 func (b *trackedBox) find(uid uint32) (int, bool) {
@@ -89,6 +103,7 @@ func (s *Server) onChange(c mailbox.Change) {
 	}
 	box.mu.Lock()
 	defer box.mu.Unlock()
+	defer box.wakeIdlers()
 	switch c.Kind {
 	case mailbox.MessageAdded:
 		i, ok := box.find(c.Message.UID)
