@@ -32,7 +32,9 @@ type Notice struct {
 	ID   string `json:"id"`
 	Kind Kind   `json:"kind"` // "" means KindMail
 
-	// Mail.
+	// Mail. To holds RFC 5322 addresses; BuildNotice also takes bare
+	// account names, for messages put straight into a local mailbox, but
+	// the outbox, which relays by SMTP, does not.
 	To          []string     `json:"to,omitempty"`
 	From        string       `json:"from,omitempty"`
 	Subject     string       `json:"subject,omitempty"`
@@ -95,7 +97,7 @@ func (n *Notice) validate() error {
 			return errors.New("mail notice has no recipients")
 		}
 		for _, to := range n.To {
-			if _, err := parseAddress("to", to); err != nil {
+			if _, err := parseRecipient(to); err != nil {
 				return err
 			}
 		}
@@ -132,14 +134,14 @@ func BuildNotice(n Notice, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("build notice: %w", err)
 	}
 	from, _ := parseAddress("from", n.From)
-	to := make([]*mail.Address, len(n.To))
+	to := make([]recipient, len(n.To))
 	for i, s := range n.To {
-		to[i], _ = parseAddress("to", s)
+		to[i], _ = parseRecipient(s)
 	}
 	var h mail.Header
 	h.SetDate(now)
 	h.SetAddressList("From", []*mail.Address{from})
-	h.SetAddressList("To", to)
+	h.Set("To", recipientsHeader(to))
 	h.SetSubject(oneLine(n.Subject))
 	h.SetMessageID(n.ID + "@" + addressDomain(from.Address))
 	h.Set("Auto-Submitted", "auto-generated")

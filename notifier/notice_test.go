@@ -67,7 +67,8 @@ func TestNoticeValidation(t *testing.T) {
 		"ID with slash":   func(n *Notice) { n.ID = "a/b" },
 		"ID too long":     func(n *Notice) { n.ID = strings.Repeat("a", 129) },
 		"no recipients":   func(n *Notice) { n.To = nil },
-		"bad recipient":   func(n *Notice) { n.To = []string{"nobody"} },
+		"bad recipient":   func(n *Notice) { n.To = []string{"no body@"} },
+		"control in name": func(n *Notice) { n.To = []string{"bob\nBcc: x"} },
 		"bad sender":      func(n *Notice) { n.From = "" },
 		"bad attachment":  func(n *Notice) { n.Attachments = []Attachment{{Name: "x", ContentType: "no type"}} },
 		"unnamed":         func(n *Notice) { n.Attachments = []Attachment{{ContentType: "text/plain"}} },
@@ -87,5 +88,24 @@ func TestNoticeValidation(t *testing.T) {
 	}
 	if _, err := BuildNotice(Notice{ID: "w", Kind: KindWebhook, URL: "http://x", Payload: []byte("{}")}, time.Now()); err == nil {
 		t.Error("built a webhook notice as mail")
+	}
+}
+
+// TestBuildNoticeToAccount: a receipt put straight into a local mailbox
+// may be addressed to a bare account name.
+func TestBuildNoticeToAccount(t *testing.T) {
+	for account, want := range map[string]string{
+		"alice":     "alice:;",
+		"bob smith": `"bob smith":;`,
+		"jürgen":    "=?utf-8?q?j=C3=BCrgen?=:;",
+	} {
+		raw, err := BuildNotice(Notice{ID: "r", To: []string{account}, From: "postmaster@mail.example.org", Subject: "s", Text: "t"}, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", account, err)
+		}
+		msg := parseMessage(t, raw)
+		if got := msg.Header.Get("To"); got != want {
+			t.Errorf("To for %q = %q, want %q", account, got, want)
+		}
 	}
 }

@@ -179,9 +179,16 @@ func (o *Outbox) EnqueueAt(kv receipts.KV, n Notice, due time.Time) error {
 	if err := n.validate(); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
-	if n.kind() == KindWebhook {
+	switch n.kind() {
+	case KindWebhook:
 		if _, ok := o.webhooks[n.URL]; !ok {
 			return fmt.Errorf("enqueue %s: webhook URL %q is not configured", n.ID, n.URL)
+		}
+	case KindMail:
+		for _, to := range n.To {
+			if _, err := parseAddress("to", to); err != nil {
+				return fmt.Errorf("enqueue %s: mail is relayed by SMTP, so recipients need full addresses: %w", n.ID, err)
+			}
 		}
 	}
 	_, found, err := kv.Get(idKey(n.ID))

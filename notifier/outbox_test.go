@@ -99,6 +99,12 @@ func TestEnqueueDeduplicatesAndFillsID(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no recipients") {
 		t.Errorf("invalid notice: %v", err)
 	}
+	local := mailNotice("local")
+	local.To = []string{"alice"}
+	err = db.Update(func(kv receipts.KV) error { return o.Enqueue(kv, local) })
+	if err == nil || !strings.Contains(err.Error(), "need full addresses") {
+		t.Errorf("bare account name queued for SMTP: %v", err)
+	}
 }
 
 func TestOutboxRetriesAfterTemporaryFailure(t *testing.T) {

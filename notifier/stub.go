@@ -34,7 +34,7 @@ type StubInfo struct {
 	Gateway    string // P, as in the COD
 	Label      string // L
 	Hash       [32]byte
-	Recipient  string    // the stub's To: B, or an alternate recipient
+	Recipient  string    // the stub's To: B or an alternate, as an address or a bare account name
 	Deadline   time.Time // T; zero when there is none
 
 	// From and Subject of M as the reveal policy allows: empty means not
@@ -44,7 +44,7 @@ type StubInfo struct {
 	AckMailbox, RefuseMailbox string // default DefaultAckMailbox, DefaultRefuseMailbox
 
 	// IMAPAddr ("host:port") and IMAPUser fill in the `certmail sign`
-	// command shown; IMAPUser defaults to Recipient's address.
+	// command shown; IMAPUser defaults to Recipient's address or name.
 	IMAPAddr, IMAPUser string
 
 	Request receipts.CODRequest // attached as cod-request.json
@@ -70,13 +70,13 @@ func BuildStub(info StubInfo, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("build stub: %w", err)
 	}
 	postmaster, _ := parseAddress("postmaster", info.Postmaster)
-	recipient, _ := parseAddress("recipient", info.Recipient)
-	view := info.view(recipient.Address)
+	to, _ := parseRecipient(info.Recipient)
+	view := info.view(to.name())
 
 	var h mail.Header
 	h.SetDate(now)
 	h.SetAddressList("From", []*mail.Address{postmaster})
-	h.SetAddressList("To", []*mail.Address{recipient})
+	h.Set("To", to.header())
 	h.SetSubject(stubSubject(view.From, view.Subject))
 	if err := h.GenerateMessageIDWithHostname(addressDomain(postmaster.Address)); err != nil {
 		return nil, fmt.Errorf("build stub: %w", err)
@@ -132,7 +132,7 @@ func (info *StubInfo) validate() error {
 	if _, err := parseAddress("postmaster", info.Postmaster); err != nil {
 		return err
 	}
-	if _, err := parseAddress("recipient", info.Recipient); err != nil {
+	if _, err := parseRecipient(info.Recipient); err != nil {
 		return err
 	}
 	// The attached request must ask for a COD on this very item, or B
@@ -145,7 +145,7 @@ func (info *StubInfo) validate() error {
 	return nil
 }
 
-func (info *StubInfo) view(recipientAddr string) stubView {
+func (info *StubInfo) view(recipientName string) stubView {
 	v := stubView{
 		From:       oneLine(info.From),
 		Subject:    oneLine(info.Subject),
@@ -172,7 +172,7 @@ func (info *StubInfo) view(recipientAddr string) stubView {
 	}
 	user := oneLine(info.IMAPUser)
 	if user == "" {
-		user = recipientAddr
+		user = recipientName
 	}
 	v.SignCommand = "certmail sign --imap " + shellQuote(addr) + " --user " + shellQuote(user) + " --label " + info.Label
 	return v

@@ -253,3 +253,23 @@ func TestStubWithoutDeadline(t *testing.T) {
 		t.Errorf("deadline shown:\n%s", raw)
 	}
 }
+
+// TestStubToAccount: stubs go straight into a mailbox, and accounts need
+// not be mail addresses.
+func TestStubToAccount(t *testing.T) {
+	label, m := heldItem(t)
+	info := stubInfo(label, m)
+	info.Recipient = "alice"
+	info.Request.Recipient = "alice"
+	raw, err := BuildStub(info, stubNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := parseMessage(t, raw)
+	if got := msg.Header.Get("To"); got != "alice:;" {
+		t.Errorf("To = %q", got)
+	}
+	if !strings.Contains(msg.Text, "--user alice --label "+label) {
+		t.Errorf("sign command:\n%s", msg.Text)
+	}
+}
