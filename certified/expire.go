@@ -27,9 +27,13 @@ func (s *Service) expire(label string) error {
 		if !it.Pending() {
 			return tx.CancelTimer(TimerExpiry, label)
 		}
-		hash := it.HashBytes()
-		if _, err := s.log.Append(tx, evidence.NewAcceptanceRejectionExpiry(it.Label, hash, it.Deadline,
-			"no certificate of delivery or refusal before the deadline")); err != nil {
+		// One record settles the item: the acceptance window expired, and
+		// its reason says what the policy made of it.
+		reason := "non-delivery: no certificate of delivery or refusal before the deadline"
+		if it.OnExpiry == OnExpiryDeemedDelivery {
+			reason = "deemed delivery: no certificate of delivery or refusal before the deadline; content released by policy"
+		}
+		if _, err := s.log.Append(tx, evidence.NewAcceptanceRejectionExpiry(it.Label, it.HashBytes(), it.Deadline, reason)); err != nil {
 			return err
 		}
 		if err := s.withdrawStubs(tx, it); err != nil {
@@ -43,9 +47,6 @@ func (s *Service) expire(label string) error {
 			it.State = StateDeemed
 			text = "By the item's policy it is deemed delivered: the content was placed in the recipient's mailbox without a certificate of delivery."
 		} else {
-			if _, err := s.log.Append(tx, evidence.NewContentConsignmentFailure(it.Label, hash, it.Deadline, "non-delivery")); err != nil {
-				return err
-			}
 			it.State = StateExpired
 			text = "The content was not handed over; this is the report of non-delivery."
 		}

@@ -53,6 +53,7 @@ type Rule struct {
 type Options struct {
 	Gateway    string // P, the gateway's name in evidence and CODs
 	Postmaster string // From of stubs and notices
+	Domain     string // mail domain of local accounts (default: Gateway)
 	IMAPAddr   string // shown in stubs for `certmail sign`
 	// Defaults for what a Certified-Delivery header leaves out.
 	DefaultDeadline time.Duration
@@ -88,6 +89,9 @@ func New(store *mailbox.Store, log *evidence.Log, opts Options) *Service {
 	}
 	if opts.Gateway == "" {
 		opts.Gateway = log.Signer().Gateway()
+	}
+	if opts.Domain == "" {
+		opts.Domain = opts.Gateway
 	}
 	if opts.Postmaster == "" {
 		opts.Postmaster = "certmail <postmaster@" + opts.Gateway + ">"
@@ -214,11 +218,12 @@ func (s *Service) deliverStub(tx *mailbox.Tx, it *Item, holder string) error {
 			Gateway:    s.opts.Gateway,
 			Label:      it.Label,
 			Hash:       hash,
-			Recipient:  it.Recipient,
+			Recipient:  it.Recipient + "@" + s.opts.Domain,
 			Deadline:   it.Deadline,
 			From:       it.From,
 			Subject:    it.Subject,
 			IMAPAddr:   s.opts.IMAPAddr,
+			IMAPUser:   it.Recipient,
 			Request:    receipts.NewCODRequest(s.opts.Gateway, it.Label, hash, it.Recipient, it.Deadline),
 		}, s.now())
 		if err != nil {
@@ -346,4 +351,34 @@ func (s *Service) Handlers() map[string]mailbox.TimerHandler {
 	return map[string]mailbox.TimerHandler{
 		TimerExpiry: func(ctx context.Context, t mailbox.Timer) error { return s.expire(t.ID) },
 	}
+}
+
+// Bundle builds the evidence bundle of an item: its records with inclusion
+// proofs into a signed checkpoint, and the public keys of everyone who
+// could have signed for it.
+func (s *Service) Bundle(label string) (*evidence.Bundle, error) {
+	var b *evidence.Bundle
+	err := s.store.Update(func(tx *mailbox.Tx) error {
+		it, err := GetItem(tx, label)
+		if err != nil {
+			return err
+		}
+		var parties []evidence.PartyKey
+		for _, h := range it.Holders {
+			keys, err := Keys(tx, h)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				pk, err := evidence.NewPartyKey(h, k.Public)
+				if err != nil {
+					return err
+				}
+				parties = append(parties, pk)
+			}
+		}
+		b, err = s.log.BuildBundle(tx, label, parties...)
+		return err
+	})
+	return b, err
 }

@@ -321,7 +321,7 @@ func copyData(res *mailbox.CopyResult) *imap.CopyData {
 // APPEND does not exist, so clients offer to create it.
 func destError(err error) error {
 	if errors.Is(err, mailbox.ErrNoMailbox) {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: err.Error()}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: responseText(err.Error())}
 	}
 	return storeError(err)
 }

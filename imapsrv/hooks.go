@@ -2,6 +2,7 @@ package imapsrv
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -26,7 +27,7 @@ type Hooks interface {
 // hookError shows a hook's refusal to the client as NO with its reason.
 func hookError(err error) error {
 	if errors.Is(err, mailbox.ErrRefused) {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: err.Error()}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: responseText(err.Error())}
 	}
 	return destError(err)
 }
@@ -42,4 +43,21 @@ func targetMessages(ts []target) []*mailbox.Message {
 		out[i] = t.msg
 	}
 	return out
+}
+
+// responseText makes an error message safe for a status response: one
+// line, no control characters (a CR or LF would end the response early and
+// desynchronise the client), and of reasonable length.
+func responseText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -49,9 +50,12 @@ type Server struct {
 	boxesMu sync.Mutex
 	boxes   map[boxKey]*trackedBox
 
+	// The listeners that feed local and remote: every accept loop hands
+	// its connections to one of them.
+	localLn, remoteLn *routedListener
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	routers   []*routedListener
 	closed    bool
 }
 
@@ -77,6 +81,10 @@ func New(store *mailbox.Store, opts Options) *Server {
 	}
 	s.local = imapserver.New(s.serverOptions(true))
 	s.remote = imapserver.New(s.serverOptions(opts.InsecureAuth))
+	s.localLn = newRoutedListener(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	s.remoteLn = newRoutedListener(&net.TCPAddr{})
+	go s.local.Serve(s.localLn)
+	go s.remote.Serve(s.remoteLn)
 	store.OnChange(s.onChange)
 	return s
 }
@@ -128,20 +136,13 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 // serve accepts on ln and hands each connection to the local or the
 // remote imapserver depending on the peer address.
 func (s *Server) serve(ln net.Listener) error {
-	localLn := newRoutedListener(ln.Addr())
-	remoteLn := newRoutedListener(ln.Addr())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errors.New("imap server closed")
 	}
 	s.listeners[ln] = struct{}{}
-	s.routers = append(s.routers, localLn, remoteLn)
 	s.mu.Unlock()
-	go s.local.Serve(localLn)
-	go s.remote.Serve(remoteLn)
-	defer localLn.Close()
-	defer remoteLn.Close()
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -158,9 +159,9 @@ func (s *Server) serve(ln net.Listener) error {
 			return fmt.Errorf("accepting IMAP connection: %w", err)
 		}
 		if isLoopback(conn.RemoteAddr()) {
-			localLn.deliver(conn)
+			s.localLn.deliver(conn)
 		} else {
-			remoteLn.deliver(conn)
+			s.remoteLn.deliver(conn)
 		}
 	}
 }
@@ -188,6 +189,13 @@ func (s *Server) Close() error {
 		ln.Close()
 	}
 	s.mu.Unlock()
+	// imapserver.Server.Close must not race with its Serve starting up
+	// (Serve registers itself with a WaitGroup that Close waits on), so
+	// wait until both accept loops are running.
+	s.localLn.waitAccepting()
+	s.remoteLn.waitAccepting()
+	s.localLn.Close()
+	s.remoteLn.Close()
 	err1 := s.local.Close()
 	err2 := s.remote.Close()
 	return errors.Join(err1, err2)
@@ -199,10 +207,20 @@ type routedListener struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
+	// accepting is closed when Accept is first called.
+	accepting     chan struct{}
+	acceptingOnce sync.Once
 }
 
 func newRoutedListener(addr net.Addr) *routedListener {
-	return &routedListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+	return &routedListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{}), accepting: make(chan struct{})}
+}
+
+func (l *routedListener) waitAccepting() {
+	select {
+	case <-l.accepting:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 func (l *routedListener) deliver(c net.Conn) {
@@ -214,6 +232,7 @@ func (l *routedListener) deliver(c net.Conn) {
 }
 
 func (l *routedListener) Accept() (net.Conn, error) {
+	l.acceptingOnce.Do(func() { close(l.accepting) })
 	select {
 	case c := <-l.conns:
 		return c, nil

@@ -460,7 +460,7 @@ func storeError(err error) error {
 	default:
 		return err
 	}
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: err.Error()}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: responseText(err.Error())}
 }
 
 // timeDate drops the time of day, as SEARCH date criteria compare dates.
