@@ -41,7 +41,7 @@ func ExtractCOD(raw []byte) (string, error) {
 		// header): read it all as text.
 		f.scanText(raw)
 	}
-	if len(f.found) == 0 && len(f.rejected) == 0 && readErr != nil {
+	if len(f.found) == 0 && f.rejected == 0 && readErr != nil {
 		return "", fmt.Errorf("%w (reading the message: %v)", ErrNoCOD, readErr)
 	}
 	return f.result()
@@ -49,8 +49,9 @@ func ExtractCOD(raw []byte) (string, error) {
 
 // codFinder gathers candidate CODs.
 type codFinder struct {
-	found    []string // distinct, each passes ParseCOD
-	rejected []error  // why JWS-shaped candidates failed ParseCOD
+	found     []string // distinct, each passes ParseCOD
+	rejected  int      // JWS-shaped candidates that failed ParseCOD
+	rejection error    // why the first of them failed
 }
 
 func (f *codFinder) result() (string, error) {
@@ -59,8 +60,8 @@ func (f *codFinder) result() (string, error) {
 		return f.found[0], nil
 	case len(f.found) > 1:
 		return "", fmt.Errorf("%w: found %d different CODs, hand in one at a time", ErrMalformedCOD, len(f.found))
-	case len(f.rejected) > 0:
-		return "", fmt.Errorf("found a JWS that is not a valid COD: %w", f.rejected[0])
+	case f.rejected > 0:
+		return "", fmt.Errorf("found a JWS that is not a valid COD: %w", f.rejection)
 	default:
 		return "", ErrNoCOD
 	}
@@ -105,13 +106,13 @@ func isTolerableMIMEError(err error) bool {
 // tries the whole text with white space removed, for a COD a mail client
 // wrapped across lines.
 func (f *codFinder) scanText(text []byte) {
-	before := len(f.found) + len(f.rejected)
+	before := len(f.found) + f.rejected
 	for _, tok := range bytes.FieldsFunc(text, func(r rune) bool { return !isJWSChar(r) }) {
 		if looksLikeCompactJWS(tok) {
 			f.consider(string(tok))
 		}
 	}
-	if len(f.found)+len(f.rejected) > before {
+	if len(f.found)+f.rejected > before {
 		return
 	}
 	joined := bytes.Join(bytes.Fields(text), nil)
@@ -127,7 +128,10 @@ func (f *codFinder) consider(candidate string) {
 		}
 	}
 	if _, _, err := ParseCOD(candidate); err != nil {
-		f.rejected = append(f.rejected, err)
+		if f.rejected == 0 {
+			f.rejection = err
+		}
+		f.rejected++
 		return
 	}
 	f.found = append(f.found, candidate)
