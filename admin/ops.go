@@ -56,7 +56,11 @@ func (l *Local) AddUser(ctx context.Context, name, password string) error {
 	if password == "" {
 		return fmt.Errorf("account %q: %w: empty password", name, ErrBadRequest)
 	}
-	if err := l.Store.CreateAccount(name, password, NewAccountMailboxes()); err != nil {
+	// The custody key is made in the account's own transaction: no
+	// account exists without the key its owner signs CODs with.
+	if err := l.Store.CreateAccount(name, password, NewAccountMailboxes(), func(tx *mailbox.Tx, acct string) error {
+		return certified.ProvisionCustody(tx, acct, password)
+	}); err != nil {
 		return err
 	}
 	// An account is something an operator was told exists; make it so.
@@ -74,7 +78,13 @@ func (l *Local) SetPassword(ctx context.Context, name, password string) error {
 	if password == "" {
 		return fmt.Errorf("account %q: %w: empty password", name, ErrBadRequest)
 	}
-	if err := l.Store.SetPassword(name, password, nil); err != nil {
+	// An operator does not know the old password: the old custody key is
+	// retired (kept for verifying) and a new one sealed under the new
+	// password, so the operator never signs with the owner's old key.
+	acct, _ := mailbox.NormalizeAccount(name)
+	if err := l.Store.SetPassword(name, password, func(tx *mailbox.Tx) error {
+		return certified.ChangePassword(tx, acct, "", password)
+	}); err != nil {
 		return err
 	}
 	return l.sync()
@@ -106,8 +116,9 @@ func (l *Local) sync() error {
 
 // OpenLocal opens the store in storeOpts.Dir for a command run while no
 // server is running. It fails with ErrLocked when another process holds
-// the directory.
-func OpenLocal(storeOpts mailbox.Options, delOpts delivery.Options) (*Local, error) {
+// the directory. setup, if not nil, makes the delivery options once the
+// store is open (the certified-mail service needs the store).
+func OpenLocal(storeOpts mailbox.Options, delOpts delivery.Options, setup ...func(*mailbox.Store, *delivery.Options) error) (*Local, error) {
 	st, err := mailbox.Open(storeOpts)
 	if err != nil {
 		// Badger reports the lock only in its message (not wrapped).
@@ -115,6 +126,12 @@ func OpenLocal(storeOpts mailbox.Options, delOpts delivery.Options) (*Local, err
 			return nil, fmt.Errorf("%w: %s", ErrLocked, storeOpts.Dir)
 		}
 		return nil, err
+	}
+	for _, fn := range setup {
+		if err := fn(st, &delOpts); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	d := delivery.NewDeliverer(st, delOpts)
 	return &Local{Store: st, Deliverer: d, closeFn: func() error {

@@ -382,3 +382,16 @@ func (s *Service) Bundle(label string) (*evidence.Bundle, error) {
 	})
 	return b, err
 }
+
+// fromAddress is M's From address, or "".
+func fromAddress(raw []byte) string {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	addrs, err := msg.Header.AddressList("From")
+	if err != nil || len(addrs) == 0 {
+		return ""
+	}
+	return addrs[0].Address
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -34,9 +35,50 @@ type Config struct {
 	// SIGINT/SIGTERM before connections are cut.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
-	Listen Listen `toml:"listen"`
-	TLS    TLS    `toml:"tls"`
-	Limits Limits `toml:"limits"`
+	Listen    Listen    `toml:"listen"`
+	TLS       TLS       `toml:"tls"`
+	Limits    Limits    `toml:"limits"`
+	Certified Certified `toml:"certified"`
+	Relay     Relay     `toml:"relay"`
+	Webhooks  []Webhook `toml:"webhook"`
+}
+
+// Relay is the SMTP relay for notices.
+type Relay struct {
+	Addr     string `toml:"addr"`
+	TLS      string `toml:"tls"` // "starttls", "tls" or "none"
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	From     string `toml:"from"`
+}
+
+// Webhook is a URL notices are POSTed to, signed with Secret.
+type Webhook struct {
+	URL    string `toml:"url"`
+	Secret string `toml:"secret"`
+}
+
+// Certified holds the defaults of certified items and the operator rules
+// that make mail certified without a Certified-Delivery header.
+type Certified struct {
+	// Deadline is the default time a recipient has to acknowledge.
+	Deadline Duration `toml:"deadline"`
+	// OnExpiry is "non-delivery" or "deemed-delivery".
+	OnExpiry string `toml:"on_expiry"`
+	// Reveal is "none", "sender" or "sender-subject": what a stub shows.
+	Reveal string `toml:"reveal"`
+	// AlternateDomains are the domains an originator-specified alternate
+	// may be in, besides local accounts.
+	AlternateDomains []string `toml:"alternate_domains"`
+	// Rules make mail certified by recipient account and sender address.
+	Rules []CertifiedRule `toml:"rule"`
+}
+
+// CertifiedRule matches mail to certify (path.Match patterns, empty
+// matches all).
+type CertifiedRule struct {
+	Recipient string `toml:"recipient"`
+	Sender    string `toml:"sender"`
 }
 
 // Listen holds listener addresses; an empty address disables a listener.
@@ -107,6 +149,12 @@ func Default() *Config {
 			MaxMessageSize: DefaultMaxMessageSize,
 			MaxRecipients:  DefaultMaxRecipients,
 			MaxMailboxes:   DefaultMaxMailboxes,
+		},
+		Relay: Relay{TLS: "starttls"},
+		Certified: Certified{
+			Deadline: Duration(72 * time.Hour),
+			OnExpiry: "non-delivery",
+			Reveal:   "sender",
 		},
 	}
 }
@@ -231,6 +279,49 @@ func (c *Config) check() []problem {
 	}
 	if c.Limits.MaxMailboxes < 1 || c.Limits.MaxMailboxes > MaxMailboxesCeiling {
 		add("limits.max_mailboxes", "must be between 1 and %d", MaxMailboxesCeiling)
+	}
+	if c.Certified.Deadline <= 0 || time.Duration(c.Certified.Deadline) > 366*24*time.Hour {
+		add("certified.deadline", "must be between 1s and a year")
+	}
+	switch c.Certified.OnExpiry {
+	case "non-delivery", "deemed-delivery":
+	default:
+		add("certified.on_expiry", "%q: want non-delivery or deemed-delivery", c.Certified.OnExpiry)
+	}
+	switch c.Certified.Reveal {
+	case "none", "sender", "sender-subject":
+	default:
+		add("certified.reveal", "%q: want none, sender or sender-subject", c.Certified.Reveal)
+	}
+	for i, d := range c.Certified.AlternateDomains {
+		if err := checkName(d); err != nil {
+			add("certified.alternate_domains", "entry %d (%q): %v", i+1, d, err)
+		}
+	}
+	if c.Relay.Addr != "" {
+		if err := checkAddr(c.Relay.Addr); err != nil {
+			add("relay.addr", "%v", err)
+		}
+	}
+	switch c.Relay.TLS {
+	case "starttls", "tls", "none":
+	default:
+		add("relay.tls", "%q: want starttls, tls or none", c.Relay.TLS)
+	}
+	for i, w := range c.Webhooks {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			add("webhook", "entry %d: url %q must be http:// or https://", i+1, w.URL)
+		}
+		if len(w.Secret) < 16 {
+			add("webhook", "entry %d: secret must be at least 16 characters", i+1)
+		}
+	}
+	for i, r := range c.Certified.Rules {
+		for _, p := range []string{r.Recipient, r.Sender} {
+			if _, err := path.Match(p, ""); err != nil {
+				add("certified.rule", "rule %d: bad pattern %q", i+1, p)
+			}
+		}
 	}
 	return ps
 }

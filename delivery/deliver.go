@@ -27,6 +27,9 @@ var (
 	// ErrTemporary: the store failed; the sender should retry (LMTP 451
 	// 4.3.0, EX_TEMPFAIL).
 	ErrTemporary = errors.New("temporary store failure")
+	// ErrMalformed: the message cannot be accepted as it is, e.g. a
+	// malformed Certified-Delivery header (LMTP 550 5.6.0, EX_DATAERR).
+	ErrMalformed = errors.New("message refused")
 )
 
 // Certifier is the hook for certified items. When set, Deliver offers it
@@ -35,11 +38,17 @@ var (
 // append is skipped for that recipient. It runs under the store's write
 // lock and must not call the store's own Update.
 type Certifier interface {
+	// Check runs before anything is stored, outside the write lock; an
+	// error refuses the message for the recipient (ErrMalformed, with
+	// the reason).
+	Check(raw []byte, sender, account string) error
 	DeliverCertified(tx *mailbox.Tx, item Item) (handled bool, err error)
 }
 
 // Item is one recipient's copy of a message being delivered.
 type Item struct {
+	// Sender is the envelope sender (MAIL FROM), if known.
+	Sender string
 	// Recipient is the address as given; Account the resolved account.
 	Recipient string
 	Account   string
@@ -172,6 +181,12 @@ func (d *Deliverer) servesDomain(domain string) bool {
 // retried in its own transaction so one bad recipient cannot fail the rest.
 // Recipients resolving to the same account get one copy.
 func (d *Deliverer) Deliver(ctx context.Context, rcpts []string, mbox string, raw []byte) []error {
+	return d.DeliverFrom(ctx, "", rcpts, mbox, raw)
+}
+
+// DeliverFrom is Deliver with the envelope sender, which certified items
+// use to send the sender its receipts.
+func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []string, mbox string, raw []byte) []error {
 	errs := make([]error, len(rcpts))
 	fail := func(err error) []error {
 		for i := range errs {
@@ -204,6 +219,12 @@ func (d *Deliverer) Deliver(ctx context.Context, rcpts []string, mbox string, ra
 			errs[i] = err
 			continue
 		}
+		if c := d.opts.Certifier; c != nil {
+			if err := c.Check(raw, sender, acct); err != nil {
+				errs[i] = fmt.Errorf("<%s>: %w: %w", r, ErrMalformed, err)
+				continue
+			}
+		}
 		accts[i] = acct
 		if _, dup := first[acct]; !dup {
 			first[acct] = i
@@ -221,7 +242,7 @@ func (d *Deliverer) Deliver(ctx context.Context, rcpts []string, mbox string, ra
 			return err
 		}
 		for _, i := range order {
-			where, err := d.place(tx, rcpts[i], accts[i], mbox, raw, blob)
+			where, err := d.place(tx, sender, rcpts[i], accts[i], mbox, raw, blob)
 			if err != nil {
 				return fmt.Errorf("<%s>: %w", rcpts[i], err)
 			}
@@ -239,7 +260,7 @@ func (d *Deliverer) Deliver(ctx context.Context, rcpts []string, mbox string, ra
 				if err != nil {
 					return err
 				}
-				where, err := d.place(tx, rcpts[i], accts[i], mbox, raw, blob)
+				where, err := d.place(tx, sender, rcpts[i], accts[i], mbox, raw, blob)
 				if err != nil {
 					return err
 				}
@@ -301,9 +322,9 @@ func (d *Deliverer) storeErr(rcpt string, err error) error {
 // place stores one recipient's copy and says in which mailbox it went.
 // This is the per-recipient branch point: certified items go to the
 // Certifier, everything else into the mailbox as is.
-func (d *Deliverer) place(tx *mailbox.Tx, rcpt, acct, mbox string, raw []byte, blob uint64) (string, error) {
+func (d *Deliverer) place(tx *mailbox.Tx, sender, rcpt, acct, mbox string, raw []byte, blob uint64) (string, error) {
 	if c := d.opts.Certifier; c != nil {
-		handled, err := c.DeliverCertified(tx, Item{Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: raw, Blob: blob})
+		handled, err := c.DeliverCertified(tx, Item{Sender: sender, Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: raw, Blob: blob})
 		if err != nil {
 			return "", fmt.Errorf("certified delivery: %w", err)
 		}

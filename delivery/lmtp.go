@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,7 +214,7 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	}
 	// The delivery outlives a dropped connection: once the bytes are
 	// here, storing them is cheaper than having the MTA resend.
-	errs := ss.s.d.Deliver(context.Background(), ss.rcpts, "INBOX", buf.Bytes())
+	errs := ss.s.d.DeliverFrom(context.Background(), ss.from, ss.rcpts, "INBOX", buf.Bytes())
 	if status == nil {
 		for _, err := range errs {
 			if err != nil {
@@ -245,6 +246,13 @@ func smtpErr(err error) error {
 		return e(550, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
 	case errors.Is(err, ErrTooLarge):
 		return e(552, smtp.EnhancedCode{5, 3, 4}, "Message too large")
+	case errors.Is(err, ErrMalformed):
+		// Say exactly what is wrong: the sender has to fix the message.
+		msg := err.Error()
+		if i := strings.Index(msg, ErrMalformed.Error()+": "); i >= 0 {
+			msg = msg[i+len(ErrMalformed.Error())+2:]
+		}
+		return e(550, smtp.EnhancedCode{5, 6, 0}, oneLine(msg))
 	}
 	// Anything else is the store's fault, never the sender's: retry.
 	return e(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
@@ -260,4 +268,9 @@ func (p slogPrinter) Printf(format string, v ...any) {
 
 func (p slogPrinter) Println(v ...any) {
 	p.l.Warn(fmt.Sprint(v...))
+}
+
+// oneLine keeps a reply text on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
 }

@@ -366,6 +366,15 @@ func TestDeliverDirect(t *testing.T) {
 // "Held" mailbox, standing in for the receipts package.
 type certifyAll struct{ seen []Item }
 
+// Check refuses messages that say "refuse me", as a malformed
+// Certified-Delivery header is refused.
+func (c *certifyAll) Check(raw []byte, sender, account string) error {
+	if bytes.Contains(raw, []byte("refuse me")) {
+		return fmt.Errorf("Certified-Delivery: malformed")
+	}
+	return nil
+}
+
 func (c *certifyAll) DeliverCertified(tx *mailbox.Tx, it Item) (bool, error) {
 	c.seen = append(c.seen, it)
 	if _, err := tx.AppendBlob(it.Account, "Held", it.Blob, mailbox.AppendOptions{}); err != nil {
@@ -393,6 +402,13 @@ func TestCertifierHook(t *testing.T) {
 	}
 	if n := len(inbox(t, st, "alice")); n != 0 {
 		t.Fatalf("handled item also went to INBOX (%d)", n)
+	}
+	errs := d.Deliver(context.Background(), []string{"alice"}, "", []byte("Subject: x\r\n\r\nrefuse me\r\n"))
+	if !errors.Is(errs[0], ErrMalformed) || !strings.Contains(errs[0].Error(), "Certified-Delivery: malformed") {
+		t.Fatalf("refused message: %v", errs[0])
+	}
+	if e := smtpErr(errs[0]).(*smtp.SMTPError); e.Code != 550 || e.EnhancedCode != (smtp.EnhancedCode{5, 6, 0}) || e.Message != "Certified-Delivery: malformed" {
+		t.Fatalf("LMTP reply for a malformed message: %+v", e)
 	}
 	_, status, err := st.Status("alice", "Held")
 	if err != nil || status.Messages != 1 {

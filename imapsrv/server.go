@@ -251,5 +251,5 @@ func (l *routedListener) Addr() net.Addr { return l.addr }
 type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Printf(format string, args ...any) {
-	a.l.Warn(fmt.Sprintf(format, args...), "component", "imap")
+	a.l.Warn(fmt.Sprintf(format, args...))
 }

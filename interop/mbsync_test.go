@@ -58,6 +58,9 @@ Expunge Both
 Sync All
 SyncState *
 `, host, port, maildir, maildir)
+	if err := os.MkdirAll(maildir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	confPath := filepath.Join(dir, "mbsyncrc")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -99,8 +99,10 @@ func (c *authCache) put(acct, hash, password string) {
 	c.m[acct] = authEntry{hash: hash, mac: c.mac(acct, password)}
 }
 
-// CreateAccount creates an account with the given mailboxes.
-func (s *Store) CreateAccount(name, password string, mailboxes []NewMailbox) error {
+// CreateAccount creates an account with the given mailboxes. The extra
+// functions run in the same transaction (certified mail provisions the
+// account's custody key there).
+func (s *Store) CreateAccount(name, password string, mailboxes []NewMailbox, extra ...func(tx *Tx, acct string) error) error {
 	acct, err := NormalizeAccount(name)
 	if err != nil {
 		return fmt.Errorf("account %q: %w", name, err)
@@ -122,6 +124,11 @@ func (s *Store) CreateAccount(name, password string, mailboxes []NewMailbox) err
 		}
 		for _, nm := range mailboxes {
 			if _, err := tx.CreateMailbox(acct, nm); err != nil {
+				return err
+			}
+		}
+		for _, fn := range extra {
+			if err := fn(tx, acct); err != nil {
 				return err
 			}
 		}

@@ -118,7 +118,14 @@ func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (a
 		OpenLocal: func() (*admin.Local, error) {
 			so := storeOptions(cfg, logger)
 			so.GCInterval = -1 // a short-lived process leaves GC to the server
-			return admin.OpenLocal(so, deliveryOptions(cfg, logger))
+			return admin.OpenLocal(so, deliveryOptions(cfg, logger), func(st *mailbox.Store, o *delivery.Options) error {
+				svcs, err := openServices(cfg, logger, st)
+				if err != nil {
+					return err
+				}
+				*o = svcs.deliveryOptions(*o)
+				return nil
+			})
 		},
 	})
 }

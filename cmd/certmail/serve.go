@@ -123,7 +123,19 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		logger.Info("store closed")
 	}()
 
-	deliverer := delivery.NewDeliverer(store, deliveryOptions(cfg, logger))
+	svcs, err := openServices(cfg, logger, store)
+	if err != nil {
+		return err
+	}
+	deliverer := delivery.NewDeliverer(store, svcs.deliveryOptions(deliveryOptions(cfg, logger)))
+	// Timers (certified deadlines) and the notice outbox run until the
+	// listeners have stopped, and stop before the store closes.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); store.RunTimers(bgCtx, time.Second, svcs.certified.Handlers()) }()
+	go func() { defer bg.Done(); svcs.outbox.Run(bgCtx) }()
+	defer func() { stopBackground(); bg.Wait() }()
 
 	var tlsConfig *tls.Config
 	var certs *certReloader
@@ -139,6 +151,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		TLSConfig:    tlsConfig,
 		InsecureAuth: cfg.AllowInsecureAuth,
 		AppendLimit:  uint32(cfg.Limits.MaxMessageSize),
+		Hooks:        svcs.certified,
 	})
 	lmtp := delivery.NewLMTPServer(deliverer, delivery.LMTPOptions{
 		Hostname:      cfg.Hostname,

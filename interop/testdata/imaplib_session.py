@@ -36,7 +36,10 @@ try:
 except imaplib.IMAP4.error:
     pass
 ok(m.login(user, password), "login")
-check("IDLE" in m.capabilities and "MOVE" in m.capabilities, "post-login capabilities %r" % (m.capabilities,))
+# imaplib keeps the pre-login list; ask again, as clients do after LOGIN.
+caps = ok(m.capability(), "capability")[0].decode().upper().split()
+for want in ("IDLE", "MOVE", "UIDPLUS", "SPECIAL-USE", "ESEARCH", "NAMESPACE"):
+    check(want in caps, "post-login capabilities lack %s: %r" % (want, caps))
 
 names = [line.decode() for line in ok(m.list(), "list")]
 for want in ("INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"):

@@ -1,0 +1,80 @@
+package certified
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"certmail/delivery"
+	"certmail/mailbox"
+	"certmail/receipts"
+	"certmail/receipts/evidence"
+)
+
+var _ delivery.Certifier = (*Service)(nil)
+
+// Check refuses, before anything is stored, a message whose
+// Certified-Delivery header is malformed (LMTP 550 5.6.0).
+func (s *Service) Check(raw []byte, sender, account string) error {
+	_, _, err := s.CertifiedSpec(raw, sender, account)
+	return err
+}
+
+// DeliverCertified posts a delivered message as a certified item when its
+// header or an operator rule says so.
+func (s *Service) DeliverCertified(tx *mailbox.Tx, item delivery.Item) (bool, error) {
+	spec, ok, err := s.CertifiedSpec(item.Raw, item.Sender, item.Account)
+	if err != nil || !ok {
+		return false, err
+	}
+	sender := item.Sender
+	if sender == "" {
+		// Without an envelope sender (`certmail deliver`), notices go to
+		// the From address.
+		sender = fromAddress(item.Raw)
+	}
+	it, err := s.Post(tx, PostRequest{Raw: item.Raw, Blob: item.Blob, Sender: sender, Recipient: item.Account, Spec: spec})
+	if err != nil {
+		return false, err
+	}
+	s.lg.Info("certified item posted", "label", it.Label, "recipient", it.Recipient, "deadline", it.Deadline)
+	return true, nil
+}
+
+// GatewayKeyFile is where the gateway's signing key lives in the data
+// directory.
+const GatewayKeyFile = "gateway.key"
+
+// OpenLog loads (or creates) the gateway key in dataDir and returns the
+// evidence log that signs with it under the gateway name.
+func OpenLog(dataDir, gateway string) (*evidence.Log, ed25519.PrivateKey, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	key, err := receipts.LoadOrCreateGatewayKey(filepath.Join(dataDir, GatewayKeyFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway key: %w", err)
+	}
+	signer, err := evidence.NewSigner(gateway, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	lg, err := evidence.NewLog(signer, gateway+"/certmail/evidence")
+	if err != nil {
+		return nil, nil, err
+	}
+	return lg, key, nil
+}
+
+// KVStore adapts the mailbox store to packages that persist through
+// receipts.KV transactions (the notifier outbox).
+type KVStore struct{ Store *mailbox.Store }
+
+func (a KVStore) Update(fn func(kv receipts.KV) error) error {
+	return a.Store.Update(func(tx *mailbox.Tx) error { return fn(tx) })
+}
+
+func (a KVStore) View(fn func(kv receipts.KV) error) error {
+	return a.Store.View(func(tx *mailbox.Tx) error { return fn(tx) })
+}

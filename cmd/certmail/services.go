@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"certmail/certified"
+	"certmail/config"
+	"certmail/delivery"
+	"certmail/mailbox"
+	"certmail/notifier"
+)
+
+// services are the parts that run on an open store besides the listeners:
+// certified mail and the notice outbox.
+type services struct {
+	certified *certified.Service
+	outbox    *notifier.Outbox
+}
+
+// openServices builds certified mail and the outbox on store, as every
+// process that opens the data directory must (a `certmail deliver` without
+// a server certifies mail just as the server does).
+func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store) (*services, error) {
+	outbox, err := notifier.NewOutbox(certified.KVStore{Store: store}, outboxConfig(cfg, logger))
+	if err != nil {
+		return nil, fmt.Errorf("notice outbox: %w", err)
+	}
+	lg, _, err := certified.OpenLog(cfg.Data, cfg.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	domain := cfg.Hostname
+	if len(cfg.Domains) > 0 {
+		domain = cfg.Domains[0]
+	}
+	postmaster := cfg.Relay.From
+	if postmaster == "" {
+		postmaster = "certmail <postmaster@" + domain + ">"
+	}
+	rules := make([]certified.Rule, len(cfg.Certified.Rules))
+	for i, r := range cfg.Certified.Rules {
+		rules[i] = certified.Rule{Recipient: r.Recipient, Sender: r.Sender}
+	}
+	var svc *certified.Service
+	altDomains := slices.Clone(cfg.Certified.AlternateDomains)
+	svc = certified.New(store, lg, certified.Options{
+		Gateway:         cfg.Hostname,
+		Domain:          domain,
+		Postmaster:      postmaster,
+		IMAPAddr:        cfg.Listen.IMAP,
+		DefaultDeadline: time.Duration(cfg.Certified.Deadline),
+		DefaultOnExpiry: cfg.Certified.OnExpiry,
+		DefaultReveal:   cfg.Certified.Reveal,
+		Rules:           rules,
+		AllowAlternate: func(addr string) bool {
+			local, dom, _ := strings.Cut(addr, "@")
+			if slices.Contains(altDomains, strings.ToLower(dom)) {
+				return true
+			}
+			if dom != "" && len(cfg.Domains) > 0 && !slices.Contains(cfg.Domains, strings.ToLower(dom)) {
+				return false
+			}
+			acct, err := mailbox.NormalizeAccount(local)
+			if err != nil {
+				return false
+			}
+			ok, _ := store.AccountExists(acct)
+			return ok
+		},
+		Notices: outbox,
+		Logger:  logger.With("component", "certified"),
+	})
+	return &services{certified: svc, outbox: outbox}, nil
+}
+
+func outboxConfig(cfg *config.Config, logger *slog.Logger) notifier.Config {
+	c := notifier.Config{Logger: logger.With("component", "outbox")}
+	if cfg.Relay.Addr != "" {
+		c.Relay = &notifier.Relay{
+			Addr:        cfg.Relay.Addr,
+			HeloName:    cfg.Hostname,
+			StartTLS:    cfg.Relay.TLS == "starttls",
+			ImplicitTLS: cfg.Relay.TLS == "tls",
+			Username:    cfg.Relay.Username,
+			Password:    cfg.Relay.Password,
+		}
+	}
+	for _, w := range cfg.Webhooks {
+		c.Webhooks = append(c.Webhooks, notifier.Webhook{URL: w.URL, Secret: w.Secret})
+	}
+	return c
+}
+
+// withCertified sets the delivery options' certifier from services.
+func (s *services) deliveryOptions(o delivery.Options) delivery.Options {
+	o.Certifier = s.certified
+	return o
+}
