@@ -69,6 +69,36 @@ func run(args []string, e *env) int {
 		return cmdDeliver(rest, e)
 	case "config":
 		return cmdConfig(rest, e)
+	// Certified mail, the recipient's side (sign.go).
+	case "keygen":
+		return cmdKeygen(rest, e)
+	case "key":
+		return cmdKey(rest, e)
+	case "sign":
+		return cmdSign(rest, e)
+	// Evidence and the sender API (evidence.go).
+	case "token":
+		return cmdToken(rest, e)
+	case "evidence":
+		return cmdEvidence(rest, e)
+	case "verify":
+		return cmdVerify(rest, e)
+	// Auto-forward and unread monitoring (forward.go).
+	case "policy":
+		return cmdPolicy(rest, e)
+	case "forward":
+		return cmdForward(rest, e)
+	case "show":
+		return cmdShow(rest, e)
+	case "unread":
+		return cmdUnread(rest, e)
+	// Operations (ops.go).
+	case "tls":
+		return cmdTLS(rest, e)
+	case "backup":
+		return cmdBackup(rest, e)
+	case "restore":
+		return cmdRestore(rest, e)
 	case "version", "--version", "-version":
 		return cmdVersion(e)
 	case "help", "-h", "-help", "--help":
