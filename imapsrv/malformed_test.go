@@ -1,0 +1,101 @@
+package imapsrv_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestMalformedCommands: garbage gets BAD (go-imap says NO [SERVERBUG] for
+// a few, see rejects) and the connection survives.
+func TestMalformedCommands(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 3)
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+
+	for _, line := range []string{
+		`BOGUS`,
+		`FETCH`,
+		`FETCH 1`,
+		`FETCH 1 (FLAGS`,
+		`FETCH 1 FLAGS)`,
+		`FETCH 1:2:3 (FLAGS)`,
+		`FETCH -1 (FLAGS)`,
+		`FETCH 4294967296 (FLAGS)`,
+		`FETCH 1 (BODY[1.2.3.HEADER.FIELDS (From])`,
+		`FETCH 1 (BODY[]<x.y>)`,
+		`FETCH 1 (BODY[TEXT]<5.0.1>)`,
+		`UID BOGUS 1`,
+		`UID FETCH 1:* (FLAGS) extra`,
+		`STORE 1 +FLAGS (\Seen`,
+		`STORE 1 ++FLAGS (\Seen)`,
+		`SELECT`,
+		// (Not `SELECT "unterminated`: go-imap's quoted-string parser reads
+		// on past the CRLF, into the next command.)
+		`LIST "" `,
+		`LIST ("" "*"`,
+		`STATUS INBOX (MESSAGES`,
+		`SEARCH OR OR OR`,
+		`SEARCH NOT`,
+		`SEARCH SINCE 99-Xyz-2024`,
+		`SEARCH HEADER`,
+		"NOOP \x00",
+		"FETCH 1 (FLAGS)\x00",
+		"LIST \"\" \"\xff\xfe\"",
+		`NOOP extra arguments`,
+		`LOGIN alice "secret pw"`,
+		`AUTHENTICATE PLAIN`,
+		strings.Repeat("X", 10000),
+	} {
+		st := rejects(t, rc, line)
+		if strings.Contains(st, "SERVERBUG") {
+			t.Logf("%.60q: %s", line, st)
+		}
+	}
+	// A long but valid set.
+	if f := rc.ok(`FETCH ` + strings.Repeat("1,", 5000) + `1 (UID)`); len(f) != 1 {
+		t.Errorf("FETCH 1,1,...: %q", f)
+	}
+	// Not a literal.
+	rejects(t, rc, `SELECT {abc}`)
+	rc.ok(`SELECT INBOX`)
+	// (Not "CREATE {99999999}": go-imap neither accepts nor refuses a
+	// synchronizing literal over 4096 bytes outside APPEND, and the client
+	// waits until the read timeout.)
+	// A tag with odd characters.
+	rc.write("a+b NOOP\r\n")
+	if l := rc.readLine(); !strings.Contains(l, "BAD") && !strings.HasPrefix(l, "a+b OK") {
+		t.Errorf("odd tag: %q", l)
+	}
+	rc.alive()
+	mustContain(t, rc.ok(`FETCH 1:* (UID)`), "* 3 FETCH (UID 3)")
+
+	// go-imap cannot tell a tag and a command name apart in a line that
+	// has no command name ("tag", "tag UID", an empty line) and closes
+	// the connection without a response. The server and other sessions
+	// carry on.
+	for _, line := range []string{"", "   ", "lonelytag", "t UID", "t UID "} {
+		c := ts.rawLogin("alice")
+		c.write(line + "\r\n")
+		if l, err := c.tryReadLine(2e9); err == nil && !strings.Contains(l, "BAD") {
+			t.Errorf("%q: %q", line, l)
+		}
+	}
+	rc.alive()
+
+	// Before authentication, go-imap answers an unknown command with BAD
+	// and BYE and closes the connection, against cross-protocol attacks
+	// (an HTTP request sent to the IMAP port): deliberate.
+	pre := ts.raw()
+	pre.write("GET / HTTP/1.1\r\n")
+	l1 := pre.readLine()
+	if !strings.Contains(l1, "BAD") && !strings.Contains(l1, "BYE") {
+		t.Errorf("HTTP request: %q", l1)
+	}
+	// Known commands with bad arguments keep the connection.
+	pre2 := ts.raw()
+	rejects(t, pre2, `LOGIN`)
+	rejects(t, pre2, `AUTHENTICATE`)
+	pre2.ok(`LOGIN alice "secret pw"`)
+}
