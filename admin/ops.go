@@ -21,6 +21,9 @@ type Ops interface {
 	// Deliver stores raw for each recipient and returns one error per
 	// recipient (see delivery.Deliverer.Deliver); nil means durable.
 	Deliver(ctx context.Context, to []string, mailbox string, raw []byte) []error
+	// Call runs an extension method (see Methods) with params, decoding
+	// its result into result (if not nil).
+	Call(ctx context.Context, method string, params, result any) error
 	// Close releases the connection or the store.
 	Close() error
 }
@@ -46,6 +49,8 @@ func NewAccountMailboxes() []mailbox.NewMailbox {
 type Local struct {
 	Store     *mailbox.Store
 	Deliverer *delivery.Deliverer
+	// Methods are the extension methods this store serves.
+	Methods Methods
 	// closeFn, when set, is what Close does (OpenLocal's store).
 	closeFn func() error
 }

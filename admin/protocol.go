@@ -110,6 +110,21 @@ func DecodeRequest(line []byte) (string, any, error) {
 			return bad("missing raw")
 		}
 		return req.Op, &a, nil
+	case OpCall:
+		var a CallArgs
+		if !hasArgs {
+			return bad("missing args")
+		}
+		if err := strictUnmarshal(req.Args, &a); err != nil {
+			return bad("%v", err)
+		}
+		if a.Method == "" {
+			return bad("missing method")
+		}
+		if len(a.Params) == 0 {
+			a.Params = json.RawMessage("null")
+		}
+		return req.Op, &a, nil
 	case "":
 		return "", nil, fmt.Errorf("%w: missing op", ErrBadRequest)
 	}

@@ -241,6 +241,13 @@ func (s *Server) handle(line []byte) Response {
 			names = []string{}
 		}
 		return okResult(names)
+	case OpCall:
+		a := args.(*CallArgs)
+		var out json.RawMessage
+		if err := s.ops.Call(ctx, a.Method, a.Params, &out); err != nil {
+			return fail(err)
+		}
+		return Response{OK: true, Result: out}
 	case OpDeliver:
 		a := args.(*DeliverArgs)
 		errs := s.ops.Deliver(ctx, a.To, a.Mailbox, a.Raw)

@@ -118,14 +118,20 @@ func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (a
 		OpenLocal: func() (*admin.Local, error) {
 			so := storeOptions(cfg, logger)
 			so.GCInterval = -1 // a short-lived process leaves GC to the server
-			return admin.OpenLocal(so, deliveryOptions(cfg, logger), func(st *mailbox.Store, o *delivery.Options) error {
-				svcs, err := openServices(cfg, logger, st)
-				if err != nil {
+			var svcs *services
+			l, err := admin.OpenLocal(so, deliveryOptions(cfg, logger), func(st *mailbox.Store, o *delivery.Options) error {
+				var err error
+				if svcs, err = openServices(cfg, logger, st); err != nil {
 					return err
 				}
 				*o = svcs.deliveryOptions(*o)
 				return nil
 			})
+			if err != nil {
+				return nil, err
+			}
+			l.Methods = svcs.adminMethods()
+			return l, nil
 		},
 	})
 }

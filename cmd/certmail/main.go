@@ -45,6 +45,16 @@ commands:
                                store one message read from stdin; exit 0 only
                                once it is durable, 67 unknown user, 75 retry
   config check FILE            validate a configuration file
+
+certified mail (the recipient's side):
+  keygen [--out FILE]          write a key pair: FILE (private) and FILE.pub
+  key register --user NAME --pubkey FILE
+                               register a public key for signing CODs
+  key list --user NAME         list an account's keys (active and retired)
+  sign --imap HOST:PORT --user NAME [--key FILE] (--label L | --all)
+       [--refuse] [--yes] [--password-stdin] [--tls | --starttls]
+                               sign certificates of delivery (or refusals)
+                               for stubs found over IMAP and hand them in
   version                      print the version
   help                         print this help
 

@@ -168,7 +168,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 	}
-	adminSrv := admin.NewServer(&admin.Local{Store: store, Deliverer: deliverer}, admin.ServerOptions{
+	adminSrv := admin.NewServer(&admin.Local{Store: store, Deliverer: deliverer, Methods: svcs.adminMethods()}, admin.ServerOptions{
 		Logger:          logger.With("component", "admin"),
 		MaxRequestBytes: int(cfg.Limits.MaxMessageSize)*4/3 + 1<<20,
 	})

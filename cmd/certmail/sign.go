@@ -1,19 +1,218 @@
 package main
 
-import "fmt"
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
 
-// Placeholder until the owning issue lands; the file's owner replaces it.
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"certmail/codclient"
+	"certmail/receipts"
+)
+
+// cmdKeygen writes a recipient key pair: FILE (private, 0600) and
+// FILE.pub (public), both PEM.
 func cmdKeygen(args []string, e *env) int {
-	fmt.Fprintln(e.stderr, "certmail: this command is not built yet")
-	return exitFailure
+	fs := newFlagSet("keygen", e)
+	out := fs.String("out", "certmail-key.pem", "private key `file`; the public key goes to FILE.pub")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return exitUsage
+	}
+	if _, err := os.Stat(*out); err == nil {
+		fmt.Fprintf(e.stderr, "certmail: %s exists; not overwriting a key\n", *out)
+		return exitFailure
+	}
+	priv, err := receipts.GenerateKey()
+	if err == nil {
+		err = writeKeyPair(*out, priv)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: keygen: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "private key: %s\npublic key:  %s.pub\nkey id:      %s\n", *out, *out, receipts.KeyID(priv.Public().(ed25519PublicKey)))
+	return exitOK
 }
 
 func cmdKey(args []string, e *env) int {
-	fmt.Fprintln(e.stderr, "certmail: this command is not built yet")
-	return exitFailure
+	if len(args) == 0 || (args[0] != "register" && args[0] != "list") {
+		fmt.Fprintln(e.stderr, "usage: certmail key register --user NAME --pubkey FILE | certmail key list --user NAME  [--data DIR] [--config FILE]")
+		return exitUsage
+	}
+	sub := args[0]
+	fs := newFlagSet("key "+sub, e)
+	var df dirFlags
+	df.register(fs)
+	user := fs.String("user", "", "account `name`")
+	pubFile := fs.String("pubkey", "", "public key `file` (PEM, from certmail keygen)")
+	if _, err := parseInterspersed(fs, args[1:]); err != nil {
+		return exitUsage
+	}
+	if *user == "" || (sub == "register" && *pubFile == "") {
+		fmt.Fprintln(e.stderr, "certmail: key: --user is required, and --pubkey for register")
+		return exitUsage
+	}
+	cfg, err := df.load()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	ctx := context.Background()
+	ops, err := connectOps(ctx, cfg, e, false)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	defer ops.Close()
+	switch sub {
+	case "register":
+		pem, err := os.ReadFile(*pubFile)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+			return exitFailure
+		}
+		var kid string
+		if err := ops.Call(ctx, "key.register", KeyRegisterParams{Account: *user, PEM: string(pem)}, &kid); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: key register: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(e.stdout, "registered key %s for %s\n", kid, *user)
+	case "list":
+		var keys []struct {
+			KeyID   string    `json:"kid"`
+			Custody string    `json:"custody"`
+			Created time.Time `json:"created"`
+			Retired time.Time `json:"retired"`
+		}
+		if err := ops.Call(ctx, "key.list", KeyListParams{Account: *user}, &keys); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: key list: %v\n", err)
+			return exitFailure
+		}
+		for _, k := range keys {
+			state := "active"
+			if !k.Retired.IsZero() {
+				state = "retired " + k.Retired.Format(time.RFC3339)
+			}
+			fmt.Fprintf(e.stdout, "%s  %-14s  created %s  %s\n", k.KeyID, k.Custody, k.Created.Format(time.RFC3339), state)
+		}
+	}
+	return exitOK
 }
 
+// cmdSign logs in over IMAP, finds certified-item stubs, shows what it
+// will sign, signs CODs (or refusals) with the recipient's own key and
+// hands them in by APPEND.
 func cmdSign(args []string, e *env) int {
-	fmt.Fprintln(e.stderr, "certmail: this command is not built yet")
-	return exitFailure
+	fs := newFlagSet("sign", e)
+	addr := fs.String("imap", "127.0.0.1:1143", "IMAP server `host:port`")
+	user := fs.String("user", "", "IMAP user `name`")
+	keyFile := fs.String("key", "certmail-key.pem", "private key `file` (from certmail keygen)")
+	label := fs.String("label", "", "sign only the item with this `label`")
+	all := fs.Bool("all", false, "sign every stub found")
+	refuse := fs.Bool("refuse", false, "sign refusals instead of certificates of delivery")
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	pwStdin := fs.Bool("password-stdin", false, "read the IMAP password from the first line of stdin")
+	useTLS := fs.Bool("tls", false, "use implicit TLS (IMAPS)")
+	startTLS := fs.Bool("starttls", false, "use STARTTLS")
+	mailboxName := fs.String("mailbox", "INBOX", "mailbox to look for stubs in")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return exitUsage
+	}
+	if *user == "" || (*label == "" && !*all) {
+		fmt.Fprintln(e.stderr, "usage: certmail sign --imap HOST:PORT --user NAME [--key FILE] (--label L | --all) [--refuse] [--yes]")
+		return exitUsage
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(e.stderr, "certmail: sign: %v\n", err)
+		return exitFailure
+	}
+	if *pwStdin && !*yes {
+		// Both would read stdin: the answers would be taken for the
+		// password or the other way round.
+		return fail(errors.New("--password-stdin needs --yes (the confirmations would read stdin too)"))
+	}
+	pem, err := os.ReadFile(*keyFile)
+	if err != nil {
+		return fail(err)
+	}
+	key, err := receipts.ParsePrivateKeyPEM(pem)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", *keyFile, err))
+	}
+	password, err := readPassword(e, *pwStdin)
+	if err != nil {
+		return fail(err)
+	}
+	var c *imapclient.Client
+	switch {
+	case *useTLS:
+		c, err = imapclient.DialTLS(*addr, &imapclient.Options{TLSConfig: &tls.Config{}})
+	case *startTLS:
+		c, err = imapclient.DialStartTLS(*addr, &imapclient.Options{TLSConfig: &tls.Config{}})
+	default:
+		c, err = imapclient.DialInsecure(*addr, nil)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("connecting to %s: %w", *addr, err))
+	}
+	defer c.Close()
+	if err := c.Login(*user, password).Wait(); err != nil {
+		return fail(fmt.Errorf("logging in as %s: %w", *user, err))
+	}
+	stubs, err := codclient.FindStubs(c, *mailboxName, *label)
+	if err != nil {
+		return fail(err)
+	}
+	if len(stubs) == 0 {
+		return fail(errors.New("no certified-item stubs found" + map[bool]string{true: " with label " + *label, false: ""}[*label != ""]))
+	}
+	decision := receipts.DecisionCOD
+	if *refuse {
+		decision = receipts.DecisionRefusal
+	}
+	in := bufio.NewReader(e.stdin)
+	failed := 0
+	for _, st := range stubs {
+		r := st.Request
+		fmt.Fprintf(e.stdout, "item %s\n  gateway   %s\n  recipient %s\n  hash      %s\n  deadline  %s\n  subject   %s\n",
+			r.Label, r.Gateway, r.Recipient, r.Hash, orNone(r.Deadline), st.Subject)
+		if !*yes {
+			fmt.Fprintf(e.stderr, "sign a %s for %s? [y/N] ", decision, r.Label)
+			line, _ := in.ReadString('\n')
+			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+				fmt.Fprintln(e.stdout, "  skipped")
+				continue
+			}
+		}
+		cod, err := codclient.Sign(key, st, decision, time.Now())
+		if err != nil {
+			fmt.Fprintf(e.stderr, "certmail: sign %s: %v\n", r.Label, err)
+			failed++
+			continue
+		}
+		if _, err := codclient.Submit(c, st, decision, cod); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+			failed++
+			continue
+		}
+		fmt.Fprintf(e.stdout, "  %s signed and handed in\n", decision)
+	}
+	c.Logout().Wait()
+	if failed > 0 {
+		return exitFailure
+	}
+	return exitOK
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"certmail/admin"
+	"certmail/certified"
+	"certmail/mailbox"
+	"certmail/receipts"
+)
+
+// adminMethods are the admin socket's extension methods: every operator
+// and user command beyond accounts and delivery. Each feature adds its own
+// in its add*Methods function.
+func (s *services) adminMethods() admin.Methods {
+	m := admin.Methods{}
+	s.addKeyMethods(m)
+	return m
+}
+
+// KeyRegisterParams are the params of key.register.
+type KeyRegisterParams struct {
+	Account string `json:"account"`
+	PEM     string `json:"pem"`
+}
+
+// KeyListParams are the params of key.list.
+type KeyListParams struct {
+	Account string `json:"account"`
+}
+
+func (s *services) addKeyMethods(m admin.Methods) {
+	store := s.certified.Store()
+	m["key.register"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p KeyRegisterParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		acct, err := mailbox.NormalizeAccount(p.Account)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: %w", p.Account, err)
+		}
+		pub, err := receipts.ParsePublicKeyPEM([]byte(p.PEM))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", admin.ErrBadRequest, err)
+		}
+		var kid string
+		err = store.Update(func(tx *mailbox.Tx) error {
+			if _, err := tx.Account(acct); err != nil {
+				return err
+			}
+			kid, err = certified.RegisterKey(tx, acct, pub)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return kid, store.Sync()
+	}
+	m["key.list"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p KeyListParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		acct, err := mailbox.NormalizeAccount(p.Account)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: %w", p.Account, err)
+		}
+		var keys []certified.KeyRecord
+		err = store.View(func(tx *mailbox.Tx) error {
+			if _, err := tx.Account(acct); err != nil {
+				return err
+			}
+			keys, err = certified.Keys(tx, acct)
+			return err
+		})
+		return keys, err
+	}
+}
