@@ -35,7 +35,7 @@ commands:
   serve [--config FILE] [--data DIR] [--imap ADDR] [--imaps ADDR] [--lmtp ADDR]
         [--http ADDR] [--tls-cert FILE --tls-key FILE] [--log-level LEVEL]
                                run the server (an empty ADDR turns a listener off)
-  user add NAME [--password-stdin]
+  user add NAME [--password-stdin] [--pubkey FILE]
                                create an account (asks for the password twice)
   user passwd NAME [--password-stdin]
                                change an account's password

@@ -78,7 +78,10 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 }
 
 func outboxConfig(cfg *config.Config, logger *slog.Logger) notifier.Config {
-	c := notifier.Config{Logger: logger.With("component", "outbox")}
+	// Notices are queued inside the transactions of the events they
+	// report, which commit after Enqueue returns; a short poll (a scan that
+	// stops at the first notice not yet due) sends them promptly.
+	c := notifier.Config{Logger: logger.With("component", "outbox"), PollInterval: 2 * time.Second}
 	if cfg.Relay.Addr != "" {
 		c.Relay = &notifier.Relay{
 			Addr:        cfg.Relay.Addr,

@@ -25,6 +25,10 @@ func cmdUser(args []string, e *env) int {
 	if sub == "add" || sub == "passwd" {
 		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
 	}
+	var pubkey string
+	if sub == "add" {
+		fs.StringVar(&pubkey, "pubkey", "", "also register this public key `file` (PEM) for signing CODs")
+	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage
@@ -71,6 +75,12 @@ func cmdUser(args []string, e *env) int {
 	switch sub {
 	case "add":
 		err = ops.AddUser(ctx, pos[0], password)
+		if err == nil && pubkey != "" {
+			var pem []byte
+			if pem, err = os.ReadFile(pubkey); err == nil {
+				err = ops.Call(ctx, "key.register", KeyRegisterParams{Account: pos[0], PEM: string(pem)}, nil)
+			}
+		}
 	case "del":
 		err = ops.DeleteUser(ctx, pos[0])
 	case "passwd":

@@ -1,0 +1,126 @@
+package interop
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// smtpSink is a real SMTP server that records what the relay hands it.
+type smtpSink struct {
+	mu   sync.Mutex
+	msgs []sinkMsg
+}
+
+type sinkMsg struct {
+	from string
+	to   []string
+	data []byte
+}
+
+func (k *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: k}, nil }
+
+type sinkSession struct {
+	sink *smtpSink
+	msg  sinkMsg
+}
+
+func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error { s.msg.from = from; return nil }
+func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.msg.to = append(s.msg.to, to)
+	return nil
+}
+func (s *sinkSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.msg.data = b
+	s.sink.mu.Lock()
+	s.sink.msgs = append(s.sink.msgs, s.msg)
+	s.sink.mu.Unlock()
+	return nil
+}
+func (s *sinkSession) Reset()        { s.msg = sinkMsg{} }
+func (s *sinkSession) Logout() error { return nil }
+
+func (k *smtpSink) waitFor(t *testing.T, what string, match func(sinkMsg) bool) sinkMsg {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		k.mu.Lock()
+		for _, m := range k.msgs {
+			if match(m) {
+				k.mu.Unlock()
+				return m
+			}
+		}
+		k.mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the relay never got %s", what)
+	return sinkMsg{}
+}
+
+func startSink(t *testing.T) (*smtpSink, string) {
+	t.Helper()
+	sink := &smtpSink{}
+	srv := smtp.NewServer(sink)
+	srv.Domain = "sink.example"
+	srv.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sink, ln.Addr().String()
+}
+
+// TestSenderNotices checks that the sender of a certified item gets the
+// certificate of posting and then the COD and report of delivery, through
+// a real SMTP relay.
+func TestSenderNotices(t *testing.T) {
+	py := requireTool(t, "python3")
+	requireTool(t, "swaks")
+	sink, relay := startSink(t)
+	conf := filepath.Join(t.TempDir(), "certmail.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\nfrom = \"certmail <postmaster@example.org>\"\n", relay)), 0o600)
+	s := startServer(t, "--config", conf)
+	s.addUser("dora", "dora-pw")
+	if out, err := s.lmtpSend(t, "dora@example.org", certifiedMessage("Certified-Delivery: deadline=24h\r\n", "notice body")); err != nil {
+		t.Fatalf("certified delivery: %v\n%s", err, out)
+	}
+	cop := sink.waitFor(t, "the certificate of posting", func(m sinkMsg) bool {
+		return bytes.Contains(m.data, []byte("Certificate of posting")) && strings.Join(m.to, ",") == "clerk@court.example"
+	})
+	if !bytes.Contains(cop.data, []byte("cop.jws")) {
+		t.Fatalf("COP notice lacks the COP:\n%s", cop.data)
+	}
+	host, port, _ := net.SplitHostPort(s.imap)
+	runTool(t, nil, py, "-c", `
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login("dora", "dora-pw")
+m.select("INBOX")
+typ, data = m.uid("MOVE", "1", "Acknowledge")
+assert typ == "OK", data
+`, host, port)
+	rod := sink.waitFor(t, "the report of delivery", func(m sinkMsg) bool {
+		return bytes.Contains(m.data, []byte("Report of delivery"))
+	})
+	for _, want := range []string{"cod.jws", "rod.jws", "acknowledged by dora"} {
+		if !bytes.Contains(rod.data, []byte(want)) {
+			t.Fatalf("report of delivery lacks %q:\n%s", want, rod.data)
+		}
+	}
+}
