@@ -2,6 +2,7 @@ package certified
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -103,6 +104,7 @@ func (s *Service) Consign(acct, password string, source any, dest string, msgs [
 			return err
 		})
 		if err != nil {
+			s.recordAttempt(it.Label, acct, err)
 			return nil, err
 		}
 		res.UIDValidity = receipt.UIDValidity
@@ -142,6 +144,7 @@ func (s *Service) AppendTo(acct, password string, source any, dest string, raw [
 		return err
 	})
 	if err != nil {
+		s.recordAttempt(claims.Label, acct, err)
 		return nil, err
 	}
 	if err := s.store.Sync(); err != nil {
@@ -158,10 +161,58 @@ type receiptMessage struct {
 // SubmitCOD settles an item with a COD or refusal handed in outside IMAP
 // (the HTTP API): no receipt message is stored.
 func (s *Service) SubmitCOD(acct, cod string) error {
-	return s.store.Update(func(tx *mailbox.Tx) error {
+	err := s.store.Update(func(tx *mailbox.Tx) error {
 		_, err := s.settle(tx, acct, cod, "", nil)
 		return err
 	})
+	if err != nil {
+		label := ""
+		if c, _, perr := receipts.ParseCOD(cod); perr == nil {
+			label = c.Label
+		}
+		s.recordAttempt(label, acct, err)
+	}
+	return err
+}
+
+// Attempt is a COD or refusal that was handed in and refused: kept so that
+// an operator (or a dispute) can see who tried what, and why it failed.
+type Attempt struct {
+	Time    time.Time `json:"time"`
+	Label   string    `json:"label"`
+	Account string    `json:"account"`
+	Reason  string    `json:"reason"`
+}
+
+// recordAttempt records a refused COD. The item itself stays as it was.
+func (s *Service) recordAttempt(label, acct string, cause error) {
+	if !errors.Is(cause, mailbox.ErrRefused) {
+		return
+	}
+	a := Attempt{Time: s.now(), Label: label, Account: acct, Reason: cause.Error()}
+	s.lg.Warn("refused a COD", "label", label, "account", acct, "reason", cause)
+	b, err := json.Marshal(a)
+	if err != nil {
+		return
+	}
+	key := []byte(fmt.Sprintf("cm/attempt/%s/%020d", label, a.Time.UnixNano()))
+	if err := s.store.Update(func(tx *mailbox.Tx) error { return tx.Set(key, b) }); err != nil {
+		s.lg.Error("recording a refused COD", "label", label, "err", err)
+	}
+}
+
+// Attempts lists the refused CODs handed in for an item.
+func Attempts(kv receipts.KV, label string) ([]Attempt, error) {
+	var out []Attempt
+	err := kv.Scan([]byte("cm/attempt/"+label+"/"), func(_, v []byte) error {
+		var a Attempt
+		if err := json.Unmarshal(v, &a); err != nil {
+			return err
+		}
+		out = append(out, a)
+		return nil
+	})
+	return out, err
 }
 
 // settle verifies a COD or refusal signed by acct and applies it: one
@@ -205,18 +256,23 @@ func (s *Service) settle(tx *mailbox.Tx, acct, cod, dest string, receipt *receip
 	}
 
 	now := s.now()
-	var rod evidence.Entry
+	var records []evidence.Entry
 	if claims.Type == receipts.DecisionCOD {
-		if _, err := s.log.Append(tx, evidence.NewConsignmentAcceptance(it.Label, hash, cod, acct, string(claims.Custody))); err != nil {
+		acc, err := s.log.Append(tx, evidence.NewConsignmentAcceptance(it.Label, hash, cod, acct, string(claims.Custody)))
+		if err != nil {
 			return nil, fmt.Errorf("recording the COD: %w", err)
 		}
-		if rod, err = s.log.Append(tx, evidence.NewContentHandover(it.Label, hash, cod, acct)); err != nil {
+		rod, err := s.log.Append(tx, evidence.NewContentHandover(it.Label, hash, cod, acct))
+		if err != nil {
 			return nil, fmt.Errorf("recording the ROD: %w", err)
 		}
+		records = []evidence.Entry{acc, rod}
 	} else {
-		if _, err := s.log.Append(tx, evidence.NewConsignmentRejection(it.Label, hash, cod, acct, string(claims.Custody), "")); err != nil {
+		rej, err := s.log.Append(tx, evidence.NewConsignmentRejection(it.Label, hash, cod, acct, string(claims.Custody), ""))
+		if err != nil {
 			return nil, fmt.Errorf("recording the refusal: %w", err)
 		}
+		records = []evidence.Entry{rej}
 	}
 	if err := s.withdrawStubs(tx, it); err != nil {
 		return nil, err
@@ -257,14 +313,15 @@ func (s *Service) settle(tx *mailbox.Tx, acct, cod, dest string, receipt *receip
 	}
 	if claims.Type == receipts.DecisionCOD {
 		s.notifySender(tx, it, "delivered", "Report of delivery for "+it.Label,
-			fmt.Sprintf("Certified item %s was acknowledged by %s at %s and handed over.\n\nAttached: the recipient's certificate of delivery (cod.jws) and the gateway's report of delivery (rod.jws).\n",
-				it.Label, acct, now.Format(time.RFC3339)),
-			notifier.Attachment{Name: "cod.jws", ContentType: "application/jose", Data: []byte(cod)},
-			notifier.Attachment{Name: "rod.jws", ContentType: "application/jose", Data: []byte(rod.JWS)})
+			fmt.Sprintf("Certified item %s was acknowledged by %s at %s and handed over.\n\nAttached: the gateway's records of the certificate of delivery (ConsignmentAcceptance) and of the report of delivery (ContentHandover), and the recipient's certificate of delivery itself (cod.jws, signed by %s with custody %s).\n",
+				it.Label, acct, now.Format(time.RFC3339), acct, claims.Custody),
+			records,
+			notifier.Attachment{Name: "cod.jws", ContentType: "application/jose", Data: []byte(cod)})
 	} else {
 		s.notifySender(tx, it, "refused", "Certified item "+it.Label+" was refused",
-			fmt.Sprintf("Certified item %s was refused by %s at %s. The content was not handed over.\n\nAttached: the signed refusal.\n",
+			fmt.Sprintf("Certified item %s was refused by %s at %s. The content was not handed over.\n\nAttached: the gateway's record of the refusal (ConsignmentRejection) and the signed refusal.\n",
 				it.Label, acct, now.Format(time.RFC3339)),
+			records,
 			notifier.Attachment{Name: "refusal.jws", ContentType: "application/jose", Data: []byte(cod)})
 	}
 	s.lg.Info("certified item settled", "label", it.Label, "state", it.State, "signer", acct, "custody", claims.Custody)

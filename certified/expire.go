@@ -27,13 +27,20 @@ func (s *Service) expire(label string) error {
 		if !it.Pending() {
 			return tx.CancelTimer(TimerExpiry, label)
 		}
-		// One record settles the item: the acceptance window expired, and
-		// its reason says what the policy made of it.
-		reason := "non-delivery: no certificate of delivery or refusal before the deadline"
+		// One record settles the item. Non-delivery is a
+		// ContentConsignmentFailure; deemed delivery is an
+		// AcceptanceRejectionExpiry whose reason says the content was
+		// released by policy.
+		var ev evidence.Event
 		if it.OnExpiry == OnExpiryDeemedDelivery {
-			reason = "deemed delivery: no certificate of delivery or refusal before the deadline; content released by policy"
+			ev = evidence.NewAcceptanceRejectionExpiry(it.Label, it.HashBytes(), it.Deadline,
+				"deemed delivery: no certificate of delivery or refusal before the deadline; content released to the recipient by policy")
+		} else {
+			ev = evidence.NewContentConsignmentFailure(it.Label, it.HashBytes(), it.Deadline,
+				"non-delivery: no certificate of delivery or refusal before the deadline")
 		}
-		if _, err := s.log.Append(tx, evidence.NewAcceptanceRejectionExpiry(it.Label, it.HashBytes(), it.Deadline, reason)); err != nil {
+		rec, err := s.log.Append(tx, ev)
+		if err != nil {
 			return err
 		}
 		if err := s.withdrawStubs(tx, it); err != nil {
@@ -59,7 +66,8 @@ func (s *Service) expire(label string) error {
 		}
 		s.notifySender(tx, it, "expired", "Certified item "+it.Label+": deadline passed",
 			fmt.Sprintf("The deadline %s of certified item %s for %s passed with no certificate of delivery and no refusal.\n%s\n",
-				it.Deadline.Format(time.RFC3339), it.Label, it.Recipient, text))
+				it.Deadline.Format(time.RFC3339), it.Label, it.Recipient, text),
+			[]evidence.Entry{rec})
 		s.lg.Info("certified item expired", "label", it.Label, "state", it.State)
 		return nil
 	})

@@ -3,6 +3,7 @@ package certified
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,8 +65,10 @@ type Options struct {
 	// used; nil allows local accounts only.
 	AllowAlternate func(addr string) bool
 	Notices        Notices
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Webhooks are URLs (configured in the outbox) that get every event.
+	Webhooks []string
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Service runs certified items over a store and an evidence log.
@@ -191,7 +194,8 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recording the COP: %w", err)
 	}
-	if err := s.deliverStub(tx, it, req.Recipient); err != nil {
+	notified, err := s.deliverStub(tx, it, req.Recipient)
+	if err != nil {
 		return nil, err
 	}
 	if err := tx.ScheduleTimer(mailbox.Timer{Due: spec.Deadline, Kind: TimerExpiry, ID: label}); err != nil {
@@ -203,14 +207,14 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 	s.notifySender(tx, it, "posted", "Certificate of posting for "+label,
 		fmt.Sprintf("certmail accepted your certified item %s for %s.\nH(L,M) = %s\nDeadline: %s\n\nThe certificate of posting (COP) is attached: a JWS signed by the gateway.\n",
 			label, req.Recipient, it.Hash, spec.Deadline.Format(time.RFC3339)),
-		notifier.Attachment{Name: "cop.jws", ContentType: "application/jose", Data: []byte(cop.JWS)})
+		[]evidence.Entry{cop, notified})
 	return it, nil
 }
 
 // deliverStub puts a stub of it in holder's INBOX and records the
 // ConsignmentNotification. The first stub's blob is shared by every later
 // one (forwards), so that withdrawing all copies is one lookup.
-func (s *Service) deliverStub(tx *mailbox.Tx, it *Item, holder string) error {
+func (s *Service) deliverStub(tx *mailbox.Tx, it *Item, holder string) (evidence.Entry, error) {
 	hash := it.HashBytes()
 	if it.StubBlob == 0 {
 		stub, err := notifier.BuildStub(notifier.StubInfo{
@@ -227,19 +231,20 @@ func (s *Service) deliverStub(tx *mailbox.Tx, it *Item, holder string) error {
 			Request:    receipts.NewCODRequest(s.opts.Gateway, it.Label, hash, it.Recipient, it.Deadline),
 		}, s.now())
 		if err != nil {
-			return fmt.Errorf("building the stub: %w", err)
+			return evidence.Entry{}, fmt.Errorf("building the stub: %w", err)
 		}
 		if it.StubBlob, err = tx.PutBlob(stub); err != nil {
-			return err
+			return evidence.Entry{}, err
 		}
 	}
 	if _, err := tx.AppendBlob(holder, "INBOX", it.StubBlob, mailbox.AppendOptions{}); err != nil {
-		return fmt.Errorf("delivering the stub to %s: %w", holder, err)
+		return evidence.Entry{}, fmt.Errorf("delivering the stub to %s: %w", holder, err)
 	}
-	if _, err := s.log.Append(tx, evidence.NewConsignmentNotification(it.Label, hash, holder)); err != nil {
-		return fmt.Errorf("recording the notification: %w", err)
+	entry, err := s.log.Append(tx, evidence.NewConsignmentNotification(it.Label, hash, holder))
+	if err != nil {
+		return evidence.Entry{}, fmt.Errorf("recording the notification: %w", err)
 	}
-	return nil
+	return entry, nil
 }
 
 // revealed returns M's From and Subject as the reveal policy allows.
@@ -326,24 +331,53 @@ func headerValue(raw []byte, name string) (string, bool) {
 	return vals[0], true
 }
 
-// notifySender queues a notice to the item's sender, if there is one to
-// write to. Failure to queue is logged, not fatal: evidence is in the log
-// and the API whatever happens to mail.
-func (s *Service) notifySender(kv receipts.KV, it *Item, event, subject, text string, att ...notifier.Attachment) {
-	if s.opts.Notices == nil || it.Sender == "" {
+// notifySender queues the notices of one event to the item's sender: a
+// mail (through the relay) with each evidence record of the event attached
+// as an application/jose part, and a signed POST to each webhook. Failure
+// to queue is logged, not fatal: the evidence is in the log and the API.
+func (s *Service) notifySender(kv receipts.KV, it *Item, event, subject, text string, records []evidence.Entry, att ...notifier.Attachment) {
+	if s.opts.Notices == nil {
 		return
 	}
-	n := notifier.Notice{
-		ID:          "cm-" + event + "-" + it.Label,
-		To:          []string{it.Sender},
-		From:        s.opts.Postmaster,
-		Subject:     subject,
-		Text:        text,
-		Attachments: att,
+	var jws []string
+	for i, r := range records {
+		name := fmt.Sprintf("%d-%s.jws", i+1, recordType(r))
+		att = append([]notifier.Attachment{{Name: name, ContentType: "application/jose", Data: []byte(r.JWS)}}, att...)
+		jws = append(jws, r.JWS)
 	}
-	if err := s.opts.Notices.Enqueue(kv, n); err != nil {
-		s.lg.Warn("queueing a notice to the sender", "label", it.Label, "event", event, "err", err)
+	if it.Sender != "" && strings.Contains(it.Sender, "@") {
+		n := notifier.Notice{
+			ID:          "cm-" + event + "-" + it.Label,
+			To:          []string{it.Sender},
+			From:        s.opts.Postmaster,
+			Subject:     subject,
+			Text:        text,
+			Attachments: att,
+		}
+		if err := s.opts.Notices.Enqueue(kv, n); err != nil {
+			s.lg.Warn("queueing a notice to the sender", "label", it.Label, "event", event, "err", err)
+		}
 	}
+	for i, url := range s.opts.Webhooks {
+		payload, err := json.Marshal(map[string]any{
+			"event": event, "label": it.Label, "hash": it.Hash, "state": it.State,
+			"recipient": it.Recipient, "sender": it.Sender, "records": jws,
+		})
+		if err != nil {
+			continue
+		}
+		n := notifier.Notice{ID: fmt.Sprintf("cm-%s-%s-w%d", event, it.Label, i), Kind: notifier.KindWebhook, URL: url, Payload: payload}
+		if err := s.opts.Notices.Enqueue(kv, n); err != nil {
+			s.lg.Warn("queueing a webhook notice", "label", it.Label, "event", event, "url", url, "err", err)
+		}
+	}
+}
+
+func recordType(e evidence.Entry) string {
+	if r, err := e.Record(); err == nil {
+		return string(r.Type)
+	}
+	return "record"
 }
 
 // Handlers are the timer handlers of certified items, for Store.RunTimers.

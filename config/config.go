@@ -50,6 +50,11 @@ type Relay struct {
 	Username string `toml:"username"`
 	Password string `toml:"password"`
 	From     string `toml:"from"`
+	// RetryAfter is the wait after a failed send, doubling after each
+	// failure; MaxAttempts the failures after which a notice is kept as a
+	// dead letter.
+	RetryAfter  Duration `toml:"retry_after"`
+	MaxAttempts int      `toml:"max_attempts"`
 }
 
 // Webhook is a URL notices are POSTed to, signed with Secret.
@@ -150,7 +155,7 @@ func Default() *Config {
 			MaxRecipients:  DefaultMaxRecipients,
 			MaxMailboxes:   DefaultMaxMailboxes,
 		},
-		Relay: Relay{TLS: "starttls"},
+		Relay: Relay{TLS: "starttls", RetryAfter: Duration(time.Minute), MaxAttempts: 12},
 		Certified: Certified{
 			Deadline: Duration(72 * time.Hour),
 			OnExpiry: "non-delivery",
@@ -302,6 +307,12 @@ func (c *Config) check() []problem {
 		if err := checkAddr(c.Relay.Addr); err != nil {
 			add("relay.addr", "%v", err)
 		}
+	}
+	if c.Relay.RetryAfter <= 0 {
+		add("relay.retry_after", "must be positive")
+	}
+	if c.Relay.MaxAttempts < 1 || c.Relay.MaxAttempts > 100 {
+		add("relay.max_attempts", "must be between 1 and 100")
 	}
 	switch c.Relay.TLS {
 	case "starttls", "tls", "none":

@@ -103,7 +103,7 @@ func TestSenderNotices(t *testing.T) {
 	cop := sink.waitFor(t, "the certificate of posting", func(m sinkMsg) bool {
 		return bytes.Contains(m.data, []byte("Certificate of posting")) && strings.Join(m.to, ",") == "clerk@court.example"
 	})
-	if !bytes.Contains(cop.data, []byte("cop.jws")) {
+	if !bytes.Contains(cop.data, []byte("SubmissionAcceptance.jws")) || !bytes.Contains(cop.data, []byte("application/jose")) {
 		t.Fatalf("COP notice lacks the COP:\n%s", cop.data)
 	}
 	host, port, _ := net.SplitHostPort(s.imap)
@@ -118,9 +118,96 @@ assert typ == "OK", data
 	rod := sink.waitFor(t, "the report of delivery", func(m sinkMsg) bool {
 		return bytes.Contains(m.data, []byte("Report of delivery"))
 	})
-	for _, want := range []string{"cod.jws", "rod.jws", "acknowledged by dora"} {
+	for _, want := range []string{"cod.jws", "ContentHandover.jws", "ConsignmentAcceptance.jws", "acknowledged by dora"} {
 		if !bytes.Contains(rod.data, []byte(want)) {
 			t.Fatalf("report of delivery lacks %q:\n%s", want, rod.data)
 		}
+	}
+}
+
+// startSinkAt starts the sink on a given address (to bring a relay "up").
+func startSinkAt(t *testing.T, addr string) *smtpSink {
+	t.Helper()
+	sink := &smtpSink{}
+	srv := smtp.NewServer(sink)
+	srv.Domain = "sink.example"
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sink
+}
+
+// TestRelayOutageRestartAndCheck posts a certified item while the relay is
+// down, restarts the server before the recipient signs, brings the relay
+// up, and checks that every notice arrives once, that the attached records
+// verify with the gateway key `certmail key show --gateway` prints, and
+// that `certmail check` verifies the released message against H(L,M).
+func TestRelayOutageRestartAndCheck(t *testing.T) {
+	py := requireTool(t, "python3")
+	requireTool(t, "swaks")
+	relay := freeAddr(t) // nothing listens yet: the relay is down
+	conf := filepath.Join(t.TempDir(), "certmail.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\nretry_after = \"1s\"\n", relay)), 0o600)
+	s := startServer(t, "--config", conf)
+	s.addUser("erin", "erin-pw")
+	if out, err := s.lmtpSend(t, "erin@example.org", certifiedMessage("Certified-Delivery: deadline=24h\r\n", "outage body")); err != nil {
+		t.Fatalf("certified delivery: %v\n%s", err, out)
+	}
+	time.Sleep(1500 * time.Millisecond) // at least one failed attempt
+
+	// Restart between posting and signing.
+	s.stop()
+	s.start()
+	sink := startSinkAt(t, relay)
+
+	host, port, _ := net.SplitHostPort(s.imap)
+	runTool(t, nil, py, "-c", `
+import imaplib, sys
+m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+m.login("erin", "erin-pw")
+m.select("INBOX")
+typ, data = m.uid("SEARCH", None, "HEADER", "Certified-Label", '""')
+uid = data[0].split()[0]
+typ, data = m.uid("MOVE", uid, "Acknowledge")
+assert typ == "OK", data
+`, host, port)
+	sink.waitFor(t, "the certificate of posting", func(m sinkMsg) bool { return bytes.Contains(m.data, []byte("Certificate of posting")) })
+	rod := sink.waitFor(t, "the report of delivery", func(m sinkMsg) bool { return bytes.Contains(m.data, []byte("Report of delivery")) })
+	time.Sleep(3 * time.Second) // give duplicates a chance to show
+	sink.mu.Lock()
+	counts := map[string]int{}
+	for _, m := range sink.msgs {
+		for _, subj := range []string{"Certificate of posting", "Report of delivery"} {
+			if bytes.Contains(m.data, []byte(subj)) {
+				counts[subj]++
+			}
+		}
+	}
+	sink.mu.Unlock()
+	if counts["Certificate of posting"] != 1 || counts["Report of delivery"] != 1 {
+		t.Fatalf("notices arrived %v times, want each once", counts)
+	}
+
+	// The attached records verify with the published gateway key.
+	pemOut := s.run("", "key", "show", "--gateway", "--data", s.data)
+	verifyNoticeRecords(t, rod.data, pemOut)
+
+	label := regexpLabel.FindString(string(rod.data))
+	if label == "" {
+		t.Fatalf("no label in the report:\n%s", rod.data)
+	}
+	out := s.run("", "check", "--label", label, "--data", s.data)
+	if !strings.Contains(out, "OK: the released message is the one acknowledged") {
+		t.Fatalf("certmail check:\n%s", out)
 	}
 }

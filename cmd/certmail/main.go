@@ -51,6 +51,9 @@ certified mail (the recipient's side):
   key register --user NAME --pubkey FILE
                                register a public key for signing CODs
   key list --user NAME         list an account's keys (active and retired)
+  check --label L              verify a released item: the message in the
+                               mailbox against the H(L,M) that was signed
+  key show --gateway [--jwk]   print the gateway's public key (PEM or JWK)
   sign --imap HOST:PORT --user NAME [--key FILE] (--label L | --all)
        [--refuse] [--yes] [--password-stdin] [--tls | --starttls]
                                sign certificates of delivery (or refusals)
@@ -86,6 +89,8 @@ func run(args []string, e *env) int {
 		return cmdKey(rest, e)
 	case "sign":
 		return cmdSign(rest, e)
+	case "check":
+		return cmdCheck(rest, e)
 	// Evidence and the sender API (evidence.go).
 	case "token":
 		return cmdToken(rest, e)

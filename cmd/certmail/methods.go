@@ -17,6 +17,7 @@ import (
 func (s *services) adminMethods() admin.Methods {
 	m := admin.Methods{}
 	s.addKeyMethods(m)
+	s.addItemMethods(m)
 	return m
 }
 
@@ -77,5 +78,24 @@ func (s *services) addKeyMethods(m admin.Methods) {
 			return err
 		})
 		return keys, err
+	}
+}
+
+// LabelParams name one certified item.
+type LabelParams struct {
+	Label string `json:"label"`
+}
+
+func (s *services) addItemMethods(m admin.Methods) {
+	m["item.check"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p LabelParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		rc, err := s.certified.VerifyRelease(p.Label)
+		if err != nil {
+			return nil, err
+		}
+		return rc, nil
 	}
 }

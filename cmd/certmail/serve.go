@@ -42,6 +42,8 @@ func cmdServe(args []string, e *env) int {
 	fs.StringVar(&sf.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM)")
 	fs.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&sf.logLevel, "log-level", "", "log `level`: debug, info, warn, error")
+	hostname := fs.String("hostname", "", "the gateway's `name` P in evidence (default: the host name)")
+	relay := fs.String("relay", "", "SMTP relay `host:port` for notices to senders (plain on loopback, else STARTTLS)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage
@@ -72,6 +74,15 @@ func cmdServe(args []string, e *env) int {
 			cfg.TLS.Key = sf.tlsKey
 		case "log-level":
 			cfg.LogLevel = sf.logLevel
+		case "hostname":
+			cfg.Hostname = *hostname
+		case "relay":
+			cfg.Relay.Addr = *relay
+			if host, _, err := net.SplitHostPort(*relay); err == nil {
+				if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+					cfg.Relay.TLS = "none"
+				}
+			}
 		}
 	})
 	if err := cfg.Validate(); err != nil {

@@ -71,8 +71,9 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 			ok, _ := store.AccountExists(acct)
 			return ok
 		},
-		Notices: outbox,
-		Logger:  logger.With("component", "certified"),
+		Notices:  outbox,
+		Webhooks: webhookURLs(cfg),
+		Logger:   logger.With("component", "certified"),
 	})
 	return &services{certified: svc, outbox: outbox}, nil
 }
@@ -81,7 +82,12 @@ func outboxConfig(cfg *config.Config, logger *slog.Logger) notifier.Config {
 	// Notices are queued inside the transactions of the events they
 	// report, which commit after Enqueue returns; a short poll (a scan that
 	// stops at the first notice not yet due) sends them promptly.
-	c := notifier.Config{Logger: logger.With("component", "outbox"), PollInterval: 2 * time.Second}
+	c := notifier.Config{
+		Logger:       logger.With("component", "outbox"),
+		PollInterval: 2 * time.Second,
+		BackoffBase:  time.Duration(cfg.Relay.RetryAfter),
+		MaxAttempts:  cfg.Relay.MaxAttempts,
+	}
 	if cfg.Relay.Addr != "" {
 		c.Relay = &notifier.Relay{
 			Addr:        cfg.Relay.Addr,
@@ -102,4 +108,12 @@ func outboxConfig(cfg *config.Config, logger *slog.Logger) notifier.Config {
 func (s *services) deliveryOptions(o delivery.Options) delivery.Options {
 	o.Certifier = s.certified
 	return o
+}
+
+func webhookURLs(cfg *config.Config) []string {
+	var out []string
+	for _, w := range cfg.Webhooks {
+		out = append(out, w.URL)
+	}
+	return out
 }

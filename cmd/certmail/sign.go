@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"certmail/certified"
 	"certmail/codclient"
 	"certmail/receipts"
 )
@@ -41,8 +44,11 @@ func cmdKeygen(args []string, e *env) int {
 }
 
 func cmdKey(args []string, e *env) int {
+	if len(args) > 0 && args[0] == "show" {
+		return cmdKeyShow(args[1:], e)
+	}
 	if len(args) == 0 || (args[0] != "register" && args[0] != "list") {
-		fmt.Fprintln(e.stderr, "usage: certmail key register --user NAME --pubkey FILE | certmail key list --user NAME  [--data DIR] [--config FILE]")
+		fmt.Fprintln(e.stderr, "usage: certmail key register --user NAME --pubkey FILE | key list --user NAME | key show --gateway [--jwk]  [--data DIR] [--config FILE]")
 		return exitUsage
 	}
 	sub := args[0]
@@ -215,4 +221,53 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// cmdKeyShow prints the gateway's public key, with which anyone checks the
+// evidence it signs: PEM (SubjectPublicKeyInfo) or, with --jwk, a JWK.
+func cmdKeyShow(args []string, e *env) int {
+	fs := newFlagSet("key show", e)
+	var df dirFlags
+	df.register(fs)
+	gateway := fs.Bool("gateway", false, "show the gateway's signing key")
+	asJWK := fs.Bool("jwk", false, "print a JWK instead of PEM")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return exitUsage
+	}
+	if !*gateway {
+		fmt.Fprintln(e.stderr, "usage: certmail key show --gateway [--jwk] [--data DIR]")
+		return exitUsage
+	}
+	cfg, err := df.load()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	pemBytes, err := os.ReadFile(filepath.Join(cfg.Data, certified.GatewayKeyFile))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: key show: %v (the key is made when the server first starts)\n", err)
+		return exitFailure
+	}
+	priv, err := receipts.ParsePrivateKeyPEM(pemBytes)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: key show: %v\n", err)
+		return exitFailure
+	}
+	pub := priv.Public().(ed25519PublicKey)
+	if *asJWK {
+		b, err := json.MarshalIndent(receipts.PublicJWK(pub), "", "  ")
+		if err != nil {
+			fmt.Fprintf(e.stderr, "certmail: key show: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintln(e.stdout, string(b))
+		return exitOK
+	}
+	out, err := receipts.MarshalPublicKeyPEM(pub)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: key show: %v\n", err)
+		return exitFailure
+	}
+	e.stdout.Write(out)
+	return exitOK
 }

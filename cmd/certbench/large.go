@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// The large mailbox: one INBOX of M messages, and the commands a client
+// sends when it opens it.
+
+var largeOps = []string{"SELECT", "UID FETCH 1:* (FLAGS)", "UID SEARCH UNSEEN", "UID SEARCH TEXT"}
+
+// largeResult is one run over the large mailbox.
+type largeResult struct {
+	times map[string]time.Duration
+	// What the server answered, to compare the servers.
+	exists, flags, unseen, text int
+}
+
+// populateLarge delivers m messages to user over LMTP, then marks the
+// older half \Seen so that UNSEEN has something to tell apart.
+func populateLarge(s *server, user, password string, m, conns int, seed uint64) (time.Duration, error) {
+	rcpt := user + "@example.org"
+	elapsed, _, err := deliverAll(s.lmtp, conns, m, func(i int) (string, []byte) {
+		return rcpt, message(seed, i, rcpt, small)
+	})
+	if err != nil {
+		return elapsed, err
+	}
+	c, err := imapclient.DialInsecure(s.imap, nil)
+	if err != nil {
+		return elapsed, err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return elapsed, err
+	}
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		return elapsed, err
+	}
+	if int(sel.NumMessages) != m {
+		return elapsed, fmt.Errorf("INBOX has %d messages after delivering %d", sel.NumMessages, m)
+	}
+	half := imap.UID(m / 2)
+	if half > 0 {
+		if err := c.Store(imap.UIDSet{{Start: 1, Stop: half}}, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+			return elapsed, fmt.Errorf("marking half \\Seen: %w", err)
+		}
+	}
+	return elapsed, c.Logout().Wait()
+}
+
+// runLarge opens the large mailbox in a new session and times each
+// command.
+func runLarge(s *server, user, password string) (*largeResult, error) {
+	res := &largeResult{times: make(map[string]time.Duration)}
+	c, err := imapclient.DialInsecure(s.imap, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("SELECT: %w", err)
+	}
+	res.times["SELECT"] = time.Since(t0)
+	res.exists = int(sel.NumMessages)
+
+	t0 = time.Now()
+	cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
+	for {
+		m := cmd.Next()
+		if m == nil {
+			break
+		}
+		if _, err := m.Collect(); err != nil {
+			cmd.Close()
+			return nil, fmt.Errorf("UID FETCH: %w", err)
+		}
+		res.flags++
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("UID FETCH: %w", err)
+	}
+	res.times["UID FETCH 1:* (FLAGS)"] = time.Since(t0)
+
+	t0 = time.Now()
+	data, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}}, nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("UID SEARCH UNSEEN: %w", err)
+	}
+	res.times["UID SEARCH UNSEEN"] = time.Since(t0)
+	res.unseen = len(data.AllUIDs())
+
+	t0 = time.Now()
+	data, err = c.UIDSearch(&imap.SearchCriteria{Text: []string{searchWord}}, nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("UID SEARCH TEXT: %w", err)
+	}
+	res.times["UID SEARCH TEXT"] = time.Since(t0)
+	res.text = len(data.AllUIDs())
+	return res, c.Logout().Wait()
+}
+
+// expectedText is how many of m messages contain the search word.
+func expectedText(m int) int {
+	n := 0
+	for i := 0; i < m; i++ {
+		if hasSearchWord(i) {
+			n++
+		}
+	}
+	return n
+}
