@@ -353,3 +353,77 @@ func TestRefuseAndExpire(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidCODs hands in every kind of bad COD by APPEND and checks each
+// is refused with a reason, leaves the item held, and is recorded.
+func TestInvalidCODs(t *testing.T) {
+	e := newEnv(t)
+	it := e.post(certified.Spec{})
+	other := e.post(certified.Spec{})
+	priv, _ := receipts.GenerateKey()
+	stranger, _ := receipts.GenerateKey()
+	if err := e.store.Update(func(tx *mailbox.Tx) error {
+		_, err := certified.RegisterKey(tx, "alice", priv.Public().(ed25519.PublicKey))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(key ed25519.PrivateKey, mutate func(*receipts.CODClaims)) string {
+		req := receipts.NewCODRequest("mail.example.org", it.Label, it.HashBytes(), "alice", it.Deadline)
+		c := req.Claims(receipts.DecisionCOD, receipts.CustodyRecipientHeld, time.Now())
+		if mutate != nil {
+			mutate(&c)
+		}
+		cod, err := receipts.SignCOD(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cod
+	}
+	good := sign(priv, nil)
+	c := e.login("alice")
+	appendCOD := func(cod string) error {
+		ac := c.Append(certified.AckMailbox, int64(len(cod)), nil)
+		ac.Write([]byte(cod))
+		ac.Close()
+		_, err := ac.Wait()
+		return err
+	}
+	cases := []struct {
+		name, cod, want string
+	}{
+		{"wrong key", sign(stranger, nil), "no registered key"},
+		{"another recipient", sign(priv, func(c *receipts.CODClaims) { c.Recipient = "mallory" }), "signed for"},
+		{"wrong hash", sign(priv, func(c *receipts.CODClaims) { c.Hash = other.Hash }), "COD does not match"},
+		{"wrong gateway", sign(priv, func(c *receipts.CODClaims) { c.Gateway = "evil.example" }), "COD does not match"},
+		{"unknown label", sign(priv, func(c *receipts.CODClaims) { c.Label = "cm-aaaaaaaaaaaaaaaaaaaaaaaaaa" }), "unknown item"},
+		{"replay for another item", sign(priv, func(c *receipts.CODClaims) { c.Label = other.Label }), "COD does not match"},
+		{"truncated", good[:len(good)-10], "COD"},
+		{"malformed", "eyJhbGciOiJFZERTQSJ9.bm90IGpzb24.c2ln", "COD"},
+		{"claims gateway custody", sign(priv, func(c *receipts.CODClaims) { c.Custody = receipts.CustodyGatewayHeld }), "custody"},
+	}
+	for _, tc := range cases {
+		err := appendCOD(tc.cod)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	if got, _ := e.svc.Item(it.Label); !got.Pending() {
+		t.Fatalf("item no longer held after bad CODs: %+v", got)
+	}
+	var attempts []certified.Attempt
+	e.store.View(func(tx *mailbox.Tx) error {
+		var err error
+		attempts, err = certified.Attempts(tx, it.Label)
+		return err
+	})
+	if len(attempts) < 3 {
+		t.Fatalf("refused CODs were not recorded: %+v", attempts)
+	}
+	if err := appendCOD(good); err != nil {
+		t.Fatalf("the good COD after the bad ones: %v", err)
+	}
+	if err := appendCOD(good); err == nil || !strings.Contains(err.Error(), "already released") {
+		t.Fatalf("replaying the COD of a released item: %v", err)
+	}
+}

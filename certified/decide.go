@@ -2,6 +2,7 @@ package certified
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,7 +196,11 @@ func (s *Service) recordAttempt(label, acct string, cause error) {
 	if err != nil {
 		return
 	}
-	key := []byte(fmt.Sprintf("cm/attempt/%s/%020d", label, a.Time.UnixNano()))
+	var nonce [4]byte
+	rand.Read(nonce[:])
+	// Time first for order; the nonce keeps two attempts in the same
+	// instant apart.
+	key := []byte(fmt.Sprintf("cm/attempt/%s/%020d-%x", label, a.Time.UnixNano(), nonce))
 	if err := s.store.Update(func(tx *mailbox.Tx) error { return tx.Set(key, b) }); err != nil {
 		s.lg.Error("recording a refused COD", "label", label, "err", err)
 	}
