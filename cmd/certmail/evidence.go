@@ -1,19 +1,409 @@
 package main
 
-import "fmt"
+// Evidence and the sender API: `certmail token`, `certmail evidence` and
+// `certmail verify` (issue 5). Token and evidence commands work whether or
+// not the server runs (admin socket methods token.* and evidence.bundle);
+// verify needs nothing but the files it is given.
 
-// Placeholder until the owning issue lands; the file's owner replaces it.
-func cmdToken(args []string, e *env) int {
-	fmt.Fprintln(e.stderr, "certmail: this command is not built yet")
-	return exitFailure
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"certmail/admin"
+	"certmail/api"
+	"certmail/certified"
+	"certmail/config"
+	"certmail/delivery"
+	"certmail/mailbox"
+	"certmail/receipts"
+	"certmail/receipts/evidence"
+)
+
+// TokenAddParams are the params of token.add.
+type TokenAddParams struct {
+	Name     string `json:"name"`
+	Operator bool   `json:"operator,omitempty"`
 }
+
+// TokenAddResult is what token.add returns: the token, shown once.
+type TokenAddResult struct {
+	Token string `json:"token"`
+}
+
+// TokenNameParams name a token (token.del).
+type TokenNameParams struct {
+	Name string `json:"name"`
+}
+
+// BundleParams name the item whose evidence bundle evidence.bundle builds.
+type BundleParams struct {
+	Label string `json:"label"`
+}
+
+// addEvidenceMethods registers the admin methods of this file.
+func (s *services) addEvidenceMethods(m admin.Methods) {
+	store := s.certified.Store()
+	m["token.add"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p TokenAddParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		var token string
+		err := store.Update(func(tx *mailbox.Tx) error {
+			var err error
+			token, err = api.AddToken(tx, p.Name, p.Operator, time.Now())
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		// The token is handed out only once it is durable.
+		if err := store.Sync(); err != nil {
+			return nil, fmt.Errorf("syncing store: %w", err)
+		}
+		return TokenAddResult{Token: token}, nil
+	}
+	m["token.list"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p struct{}
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		var list []api.TokenInfo
+		err := store.View(func(tx *mailbox.Tx) error {
+			var err error
+			list, err = api.ListTokens(tx)
+			return err
+		})
+		return list, err
+	}
+	m["token.del"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p TokenNameParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := store.Update(func(tx *mailbox.Tx) error { return api.DeleteToken(tx, p.Name) }); err != nil {
+			return nil, err
+		}
+		return nil, store.Sync()
+	}
+	m["evidence.bundle"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p BundleParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		if !receipts.ValidLabel(p.Label) {
+			return nil, fmt.Errorf("%w: %q is not a label (cm-...)", admin.ErrBadRequest, p.Label)
+		}
+		b, err := s.certified.Bundle(p.Label)
+		if err != nil {
+			return nil, err
+		}
+		// Building may have signed a checkpoint: make it durable before
+		// anyone relies on it.
+		if err := store.Sync(); err != nil {
+			return nil, fmt.Errorf("syncing store: %w", err)
+		}
+		return b, nil
+	}
+}
+
+const tokenUsage = `usage: certmail token add NAME [--operator] [--data DIR] [--config FILE]
+       certmail token list [--data DIR] [--config FILE]
+       certmail token del NAME [--data DIR] [--config FILE]
+`
+
+func cmdToken(args []string, e *env) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, tokenUsage)
+		return exitUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("token "+sub, e)
+	var df dirFlags
+	df.register(fs)
+	var operator bool
+	if sub == "add" {
+		fs.BoolVar(&operator, "operator", false, "an operator token, which may read every item")
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	want := 1
+	switch sub {
+	case "add", "del":
+	case "list":
+		want = 0
+	default:
+		fmt.Fprintf(e.stderr, "certmail token: unknown subcommand %q (want add, list or del)\n", sub)
+		return exitUsage
+	}
+	if len(pos) != want {
+		fmt.Fprint(e.stderr, tokenUsage)
+		return exitUsage
+	}
+	if sub == "add" {
+		if err := api.CheckTokenName(pos[0]); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+			return exitUsage
+		}
+	}
+	cfg, err := df.load()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	ctx := context.Background()
+	ops, err := connectOps(ctx, cfg, e, sub == "add")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	defer ops.Close()
+	switch sub {
+	case "add":
+		var res TokenAddResult
+		if err := ops.Call(ctx, "token.add", TokenAddParams{Name: pos[0], Operator: operator}, &res); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: token add: %v\n", err)
+			return exitFailure
+		}
+		// Only the token on stdout, so that `TOKEN=$(certmail token add x)`
+		// works; the advice goes to stderr.
+		fmt.Fprintln(e.stdout, res.Token)
+		fmt.Fprintf(e.stderr, "certmail: token %q created; it is shown only now (send it as Authorization: Bearer <token>)\n", pos[0])
+	case "list":
+		var list []api.TokenInfo
+		if err := ops.Call(ctx, "token.list", nil, &list); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: token list: %v\n", err)
+			return exitFailure
+		}
+		for _, t := range list {
+			kind := "sender"
+			if t.Operator {
+				kind = "operator"
+			}
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", t.Name, kind, t.Created.UTC().Format(time.RFC3339))
+		}
+	case "del":
+		if err := ops.Call(ctx, "token.del", TokenNameParams{Name: pos[0]}, nil); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: token del: %v\n", err)
+			return exitFailure
+		}
+	}
+	return exitOK
+}
+
+const evidenceUsage = `usage: certmail evidence LABEL [-o FILE] [--gateway-key-out FILE] [--data DIR] [--config FILE]
+       certmail evidence --gateway-key-out FILE [--data DIR] [--config FILE]
+Writes the item's evidence bundle (JSON) to stdout or FILE; --gateway-key-out
+also writes the gateway's public key (PEM) for certmail verify --gateway-key.
+`
 
 func cmdEvidence(args []string, e *env) int {
-	fmt.Fprintln(e.stderr, "certmail: this command is not built yet")
-	return exitFailure
+	fs := newFlagSet("evidence", e)
+	var df dirFlags
+	df.register(fs)
+	out := fs.String("o", "", "write the bundle to `file` instead of stdout")
+	keyOut := fs.String("gateway-key-out", "", "write the gateway's public key (PEM) to `file`")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 1 || (len(pos) == 0 && *keyOut == "") {
+		fmt.Fprint(e.stderr, evidenceUsage)
+		return exitUsage
+	}
+	cfg, err := df.load()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	if *keyOut != "" {
+		if err := writeGatewayKey(cfg.Data, *keyOut); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: evidence: %v\n", err)
+			return exitFailure
+		}
+	}
+	if len(pos) == 0 {
+		return exitOK
+	}
+	label := pos[0]
+	if !receipts.ValidLabel(label) {
+		fmt.Fprintf(e.stderr, "certmail: evidence: %q is not a label (cm- and 26 characters)\n", label)
+		return exitUsage
+	}
+	ctx := context.Background()
+	ops, err := connectOps(ctx, cfg, e, false)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+		return exitFailure
+	}
+	defer ops.Close()
+	var b evidence.Bundle
+	if err := ops.Call(ctx, "evidence.bundle", BundleParams{Label: label}, &b); err != nil {
+		fmt.Fprintf(e.stderr, "certmail: evidence %s: %v\n", label, err)
+		return exitFailure
+	}
+	data, err := b.Marshal()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail: evidence %s: %v\n", label, err)
+		return exitFailure
+	}
+	if *out == "" {
+		if _, err := e.stdout.Write(data); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: evidence: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	if err := os.WriteFile(*out, data, 0o644); err != nil {
+		fmt.Fprintf(e.stderr, "certmail: evidence: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
 }
 
+// writeGatewayKey writes the public half of the gateway key in dataDir as
+// PEM. It reads the key file, not the server, so it works either way; the
+// key is made on the server's first start.
+func writeGatewayKey(dataDir, path string) error {
+	keyFile := filepath.Join(dataDir, certified.GatewayKeyFile)
+	raw, err := os.ReadFile(keyFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no gateway key in %s yet (it is made when certmail serve first starts)", dataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the gateway key: %w", err)
+	}
+	priv, err := receipts.ParsePrivateKeyPEM(raw)
+	if err != nil {
+		return fmt.Errorf("gateway key %s: %w", keyFile, err)
+	}
+	pem, err := receipts.MarshalPublicKeyPEM(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, pem, 0o644); err != nil {
+		return fmt.Errorf("writing the gateway key: %w", err)
+	}
+	return nil
+}
+
+const verifyUsage = `usage: certmail verify BUNDLE.json [--gateway-key FILE] [--message M.eml] [--json]
+Checks an evidence bundle offline ("-" reads it from stdin). --gateway-key
+pins the gateway's public key (PEM, from certmail evidence --gateway-key-out
+or GET /v1/keys); --message checks a message file against H(L,M).
+Exit status 0 only if everything verifies.
+`
+
 func cmdVerify(args []string, e *env) int {
-	fmt.Fprintln(e.stderr, "certmail: this command is not built yet")
-	return exitFailure
+	fs := newFlagSet("verify", e)
+	keyFile := fs.String("gateway-key", "", "the gateway's public key `file` (PEM): records must be signed with it")
+	msgFile := fs.String("message", "", "a message `file` to check against the item's H(L,M)")
+	asJSON := fs.Bool("json", false, "print the verdict as JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprint(e.stderr, verifyUsage)
+		return exitUsage
+	}
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(e.stderr, "certmail verify: FAILED: %s\n", fmt.Sprintf(format, args...))
+		return exitFailure
+	}
+	var data []byte
+	if pos[0] == "-" {
+		data, err = io.ReadAll(io.LimitReader(e.stdin, 16<<20))
+	} else {
+		data, err = os.ReadFile(pos[0])
+	}
+	if err != nil {
+		return fail("reading the bundle: %v", err)
+	}
+	b, err := evidence.ParseBundle(data)
+	if err != nil {
+		return fail("%v", err)
+	}
+	var opts evidence.VerifyOptions
+	if *keyFile != "" {
+		pem, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return fail("reading the gateway key: %v", err)
+		}
+		if opts.GatewayKey, err = receipts.ParsePublicKeyPEM(pem); err != nil {
+			return fail("gateway key %s: %v", *keyFile, err)
+		}
+	}
+	if *msgFile != "" {
+		f, err := os.Open(*msgFile)
+		if err != nil {
+			return fail("reading the message: %v", err)
+		}
+		defer f.Close()
+		opts.Message = f
+	}
+	v, err := evidence.Verify(b, opts)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *asJSON {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return fail("%v", err)
+		}
+		e.stdout.Write(buf.Bytes())
+		return exitOK
+	}
+	fmt.Fprint(e.stdout, v.String())
+	fmt.Fprintln(e.stdout, verdictLine(v))
+	return exitOK
+}
+
+// verdictLine is the one-line summary a person reads first.
+func verdictLine(v *evidence.Verdict) string {
+	var caveats []string
+	if !v.GatewayKeyPinned {
+		caveats = append(caveats, "gateway key taken from the bundle, not pinned (use --gateway-key)")
+	}
+	if !v.MessageChecked {
+		caveats = append(caveats, "no message checked (use --message)")
+	}
+	line := fmt.Sprintf("VERIFIED: %d records of item %s, final state %s", len(v.Events), v.Label, v.State)
+	if len(caveats) > 0 {
+		line += "; " + strings.Join(caveats, "; ")
+	}
+	return line
+}
+
+// registerAPI serves the sender API and the public log on mux (serve).
+func (s *services) registerAPI(mux *http.ServeMux, cfg *config.Config, d *delivery.Deliverer, logger *slog.Logger) {
+	api.New(api.Options{
+		Store:           s.certified.Store(),
+		Certified:       s.certified,
+		Resolve:         d.Resolve,
+		MaxMessageBytes: int64(cfg.Limits.MaxMessageSize),
+		Logger:          logger.With("component", "api"),
+	}).Register(mux)
+}
+
+// runCheckpoints publishes signed checkpoints of the evidence log until
+// ctx ends (serve's background loop).
+func (s *services) runCheckpoints(ctx context.Context, logger *slog.Logger) {
+	s.certified.Log().RunCheckpoints(ctx, certified.KVStore{Store: s.certified.Store()},
+		evidence.DefaultCheckpointInterval, logger.With("component", "evidence"))
 }

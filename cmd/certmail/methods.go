@@ -17,6 +17,7 @@ import (
 func (s *services) adminMethods() admin.Methods {
 	m := admin.Methods{}
 	s.addKeyMethods(m)
+	s.addEvidenceMethods(m) // evidence.go: token.*, evidence.bundle
 	s.addItemMethods(m)
 	return m
 }

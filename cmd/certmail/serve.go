@@ -146,6 +146,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	bg.Add(2)
 	go func() { defer bg.Done(); store.RunTimers(bgCtx, time.Second, svcs.certified.Handlers()) }()
 	go func() { defer bg.Done(); svcs.outbox.Run(bgCtx) }()
+	// Signed checkpoints of the evidence log (evidence.go, issue 5).
+	bg.Add(1)
+	go func() { defer bg.Done(); svcs.runCheckpoints(bgCtx, logger) }()
 	defer func() { stopBackground(); bg.Wait() }()
 
 	var tlsConfig *tls.Config
@@ -174,6 +177,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "ok")
 	})
+	// The sender API and the public evidence log under /v1/ (evidence.go, issue 5).
+	svcs.registerAPI(mux, cfg, deliverer, logger)
 	httpSrv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
