@@ -15,7 +15,7 @@ import (
 // folder, reads, flags, saves a draft and deletes it.
 
 // opNames are the operations of one session, in order.
-var opNames = []string{"LOGIN", "LIST", "STATUS", "SELECT", "UID FETCH hdrs", "FETCH BODY[]",
+var opNames = []string{"LOGIN", "LIST", "STATUS", "SELECT", "UID FETCH 1:* FLAGS", "UID FETCH hdrs", "FETCH BODY[]",
 	"UID STORE", "APPEND", "STORE \\Deleted", "EXPUNGE", "LOGOUT"}
 
 type mixResult struct {
@@ -119,15 +119,31 @@ func mixSession(addr, user, password string, r *rand.Rand, lat map[string][]time
 	if sel.NumMessages == 0 {
 		return fmt.Errorf("INBOX of %s is empty", user)
 	}
-	// The newest 50 messages' flags and list headers, by UID, as a client
-	// shows a folder.
+	// Flags of every message (a client resynchronising its cache), then
+	// the list headers of the newest 50, by UID, as a client shows a
+	// folder.
 	var uids []imap.UID
-	if err := op("UID FETCH hdrs", func() error {
-		lo := imap.UID(1)
-		if sel.UIDNext > 50 {
-			lo = sel.UIDNext - 50
+	if err := op("UID FETCH 1:* FLAGS", func() error {
+		msgs, err := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+		for _, m := range msgs {
+			uids = append(uids, m.UID)
 		}
-		msgs, err := c.Fetch(imap.UIDSet{{Start: lo, Stop: 0}}, &imap.FetchOptions{
+		if err == nil && len(msgs) != int(sel.NumMessages) {
+			err = fmt.Errorf("FLAGS of %d messages, EXISTS %d", len(msgs), sel.NumMessages)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if len(uids) > 50 {
+		uids = uids[len(uids)-50:]
+	}
+	if err := op("UID FETCH hdrs", func() error {
+		var set imap.UIDSet
+		for _, u := range uids {
+			set.AddNum(u)
+		}
+		msgs, err := c.Fetch(set, &imap.FetchOptions{
 			UID: true, Flags: true, RFC822Size: true, InternalDate: true,
 			BodySection: []*imap.FetchItemBodySection{{
 				Specifier:    imap.PartSpecifierHeader,
@@ -135,11 +151,8 @@ func mixSession(addr, user, password string, r *rand.Rand, lat map[string][]time
 				Peek:         true,
 			}},
 		}).Collect()
-		for _, m := range msgs {
-			uids = append(uids, m.UID)
-		}
-		if err == nil && len(msgs) == 0 {
-			err = fmt.Errorf("no messages")
+		if err == nil && len(msgs) != len(uids) {
+			err = fmt.Errorf("headers of %d messages, asked for %d", len(msgs), len(uids))
 		}
 		return err
 	}); err != nil {

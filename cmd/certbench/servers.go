@@ -333,13 +333,11 @@ func startDovecot(bin, dir string, users []string, password, scheme string, maxS
 		}
 	}
 	if id.mailUID != os.Getuid() {
-		// The mail user must reach its home under the temporary directory.
-		for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		// The mail user must reach its home under the temporary
+		// directory (certbench's own, made 0700 by os.MkdirTemp).
+		for _, d := range []string{dir, filepath.Dir(dir)} {
 			if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
 				os.Chmod(d, st.Mode().Perm()|0o711)
-			}
-			if d == os.TempDir() {
-				break
 			}
 		}
 		if err := os.Chown(filepath.Join(dir, "mail"), id.mailUID, id.mailGID); err != nil {

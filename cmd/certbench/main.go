@@ -1,0 +1,508 @@
+// Command certbench compares certmail with Dovecot on the same machine:
+// LMTP ingest, an IMAP session mix, a large mailbox and idle sessions.
+//
+//	go run ./cmd/certbench            # the full benchmark (minutes)
+//	go run ./cmd/certbench --smoke    # everything tiny (seconds), for CI
+//
+// It installs nothing. It builds certmail and runs it on a temporary data
+// directory with loopback ports; when Dovecot is installed (Debian's
+// dovecot-imapd and dovecot-lmtpd) it runs a private Dovecot too, with its
+// own configuration, ports and Maildir under the same temporary directory
+// and the same users and passwords. Each workload runs against each server
+// in turn, alternating which goes first, for several rounds; the tables
+// give the median, the ratio, and each server's CPU time and peak memory.
+// See BENCHMARKS.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	rounds         int
+	smoke          bool
+	requireDovecot bool
+	dovecotBin     string
+	certmailBin    string
+	scheme         string
+	only           string
+	keep           bool
+	cpuprofile     string
+	seed           uint64
+
+	ingestN, ingestC, ingestUsers int
+	mixC, mixSeed                 int
+	mixDur                        time.Duration
+	largeM, largeC                int
+	idleK                         int
+	idleWake                      time.Duration
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	var o options
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per workload and server (the median is reported)")
+	flag.BoolVar(&o.smoke, "smoke", false, "run everything tiny, in seconds (for CI); size flags given explicitly still apply")
+	flag.BoolVar(&o.requireDovecot, "require-dovecot", false, "fail if Dovecot is not installed instead of benchmarking certmail alone")
+	flag.StringVar(&o.dovecotBin, "dovecot", "/usr/sbin/dovecot", "Dovecot `binary`")
+	flag.StringVar(&o.certmailBin, "certmail", "", "certmail `binary` to test (default: build ./cmd/certmail)")
+	flag.StringVar(&o.scheme, "dovecot-scheme", "PLAIN", "Dovecot passdb password scheme: PLAIN or SHA512-CRYPT")
+	flag.StringVar(&o.only, "only", "ingest,mix,large,idle", "comma-separated `workloads` to run")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, configs, logs)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "developers: write a CPU profile of certmail per workload run into `dir`")
+	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated mail")
+	flag.IntVar(&o.ingestN, "ingest-n", 2000, "LMTP ingest: messages per round")
+	flag.IntVar(&o.ingestC, "ingest-c", 8, "LMTP ingest: concurrent connections")
+	flag.IntVar(&o.ingestUsers, "ingest-users", 4, "LMTP ingest: recipients (round robin)")
+	flag.IntVar(&o.mixC, "mix-c", 8, "session mix: concurrent clients (one user each)")
+	flag.DurationVar(&o.mixDur, "mix-duration", 20*time.Second, "session mix: duration per round")
+	flag.IntVar(&o.mixSeed, "mix-seed", 300, "session mix: messages in each client's INBOX")
+	flag.IntVar(&o.largeM, "large-m", 100_000, "large mailbox: messages")
+	flag.IntVar(&o.largeC, "large-c", 8, "large mailbox: LMTP connections to fill it")
+	flag.IntVar(&o.idleK, "idle-k", 1000, "idle: concurrent IDLE sessions (spread over the session-mix users)")
+	flag.DurationVar(&o.idleWake, "idle-wake-timeout", 10*time.Second, "idle: how long to wait for every session to see new mail")
+	flag.Parse()
+	if o.smoke {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, p *int, v int) {
+			if !set[name] {
+				*p = v
+			}
+		}
+		def("rounds", &o.rounds, 1)
+		def("ingest-n", &o.ingestN, 60)
+		def("ingest-c", &o.ingestC, 4)
+		def("ingest-users", &o.ingestUsers, 2)
+		def("mix-c", &o.mixC, 2)
+		def("mix-seed", &o.mixSeed, 20)
+		def("large-m", &o.largeM, 300)
+		def("large-c", &o.largeC, 4)
+		def("idle-k", &o.idleK, 20)
+		if !set["mix-duration"] {
+			o.mixDur = 2 * time.Second
+		}
+	}
+	if o.rounds < 1 || o.mixC < 1 || o.ingestUsers < 1 || o.ingestC < 1 || o.largeC < 1 {
+		fmt.Fprintln(os.Stderr, "certbench: rounds, clients, users and connections must be at least 1")
+		return 2
+	}
+	b := &bench{o: o, workloads: map[string]bool{}}
+	for _, w := range strings.Split(o.only, ",") {
+		w = strings.TrimSpace(w)
+		switch w {
+		case "ingest", "mix", "large", "idle":
+			b.workloads[w] = true
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "certbench: unknown workload %q (want ingest, mix, large, idle)\n", w)
+			return 2
+		}
+	}
+	raiseFileLimit()
+
+	root, err := os.MkdirTemp("", "certbench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "certbench:", err)
+		return 1
+	}
+	b.root = root
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "certbench: interrupted; stopping the servers")
+		b.cleanup()
+		os.Exit(130)
+	}()
+	defer b.cleanup()
+	if err := b.setup(); err != nil {
+		fmt.Fprintln(os.Stderr, "certbench:", err)
+		return 1
+	}
+	b.runAll()
+	b.report(os.Stdout)
+	if len(b.failures) > 0 {
+		fmt.Fprintf(os.Stderr, "\ncertbench: %d workload run(s) failed:\n", len(b.failures))
+		for _, f := range b.failures {
+			fmt.Fprintln(os.Stderr, "  -", f)
+		}
+		return 1
+	}
+	return 0
+}
+
+// raiseFileLimit lifts the soft open-files limit to the hard one, and
+// does it explicitly so that the servers started from here inherit it
+// (Go restores the original limit for children unless the program set
+// one itself).
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}
+
+const password = "certbench-Secret-1"
+
+// bench holds the servers and the results.
+type bench struct {
+	o         options
+	workloads map[string]bool
+	root      string
+	servers   []*server
+	notes     []string
+	failures  []string
+	results   *results
+	users     struct{ mix, ingest []string }
+	bigUser   string
+	dovecot   string // version, if running
+}
+
+func (b *bench) cleanup() {
+	for _, s := range b.servers {
+		s.stop()
+	}
+	b.servers = nil
+	if b.root != "" && !b.o.keep {
+		os.RemoveAll(b.root)
+	} else if b.root != "" {
+		fmt.Fprintln(os.Stderr, "certbench: kept", b.root)
+	}
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) setup() error {
+	o := b.o
+	for i := 1; i <= o.mixC; i++ {
+		b.users.mix = append(b.users.mix, fmt.Sprintf("mix%02d", i))
+	}
+	for i := 1; i <= o.ingestUsers; i++ {
+		b.users.ingest = append(b.users.ingest, fmt.Sprintf("in%02d", i))
+	}
+	b.bigUser = "big"
+	all := append(append(append([]string(nil), b.users.mix...), b.users.ingest...), b.bigUser)
+
+	bin := o.certmailBin
+	if bin == "" {
+		b.logf("building certmail")
+		var err error
+		if bin, err = buildCertmail(filepath.Join(b.root, "bin")); err != nil {
+			return err
+		}
+	}
+	dvBin, dvErr := findDovecot(o.dovecotBin)
+	if dvErr != nil {
+		if o.requireDovecot {
+			return fmt.Errorf("dovecot is not installed (--require-dovecot); install dovecot-imapd and dovecot-lmtpd")
+		}
+		b.notes = append(b.notes, "Dovecot is not installed (Debian: dovecot-imapd dovecot-lmtpd): certmail alone.")
+		fmt.Fprintln(os.Stderr, "certbench: Dovecot is not installed; benchmarking certmail alone")
+	}
+
+	var pprofAddr string
+	if o.cpuprofile != "" {
+		if err := os.MkdirAll(o.cpuprofile, 0o755); err != nil {
+			return err
+		}
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	b.logf("starting certmail (%d users)", len(all))
+	cm, err := startCertmail(bin, filepath.Join(b.root, "certmail"), all, password, pprofAddr)
+	if err != nil {
+		return err
+	}
+	b.servers = append(b.servers, cm)
+	if dvErr == nil {
+		b.logf("starting dovecot")
+		dv, note, err := startDovecot(dvBin, filepath.Join(b.root, "dovecot"), all, password, o.scheme, o.idleK+o.mixC)
+		if err != nil {
+			return err
+		}
+		if note != "" {
+			b.notes = append(b.notes, note+".")
+		}
+		b.servers = append(b.servers, dv)
+		b.dovecot = dovecotVersion(dvBin)
+	}
+	names := make([]string, len(b.servers))
+	for i, s := range b.servers {
+		names[i] = s.name
+	}
+	b.results = newResults(names)
+	return nil
+}
+
+// order is the servers in the order of round r: alternating who goes
+// first, so neither always runs on a warmer machine.
+func (b *bench) order(r int) []*server {
+	out := append([]*server(nil), b.servers...)
+	if r%2 == 1 {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+func (b *bench) fail(workload string, s *server, err error) {
+	msg := fmt.Sprintf("%s on %s: %v", workload, s.name, err)
+	if s.exited() {
+		msg += "\n" + s.logTail()
+	}
+	b.failures = append(b.failures, msg)
+	b.logf("FAILED: %s", msg)
+}
+
+// measure runs fn against s with CPU and memory accounting (and a CPU
+// profile of certmail if asked).
+func (b *bench) measure(workload string, round int, s *server, fn func() error) bool {
+	if s.exited() {
+		b.fail(workload, s, fmt.Errorf("server is not running"))
+		return false
+	}
+	if b.o.cpuprofile != "" {
+		if err := s.startProfile(filepath.Join(b.o.cpuprofile, fmt.Sprintf("%s-r%d.pprof", workload, round+1))); err != nil {
+			b.logf("profile: %v", err)
+		}
+	}
+	m := startMeter(s.pid())
+	err := fn()
+	u := m.finish()
+	if b.o.cpuprofile != "" {
+		s.stopProfile()
+	}
+	b.results.usage(workload, s.name, u)
+	if err != nil {
+		b.fail(workload, s, err)
+		return false
+	}
+	return true
+}
+
+func (b *bench) runAll() {
+	o := b.o
+	if b.workloads["mix"] || b.workloads["idle"] {
+		b.logf("seeding %d session-mix mailboxes with %d messages each", len(b.users.mix), o.mixSeed)
+		for _, s := range b.servers {
+			n := len(b.users.mix) * o.mixSeed
+			_, _, err := deliverAll(s.lmtp, min(8, len(b.users.mix)), n, func(i int) (string, []byte) {
+				rcpt := b.users.mix[i%len(b.users.mix)] + "@example.org"
+				return rcpt, message(o.seed+1, i, rcpt, realistic)
+			})
+			if err != nil {
+				b.fail("seed", s, err)
+			}
+		}
+	}
+	if b.workloads["ingest"] {
+		b.runIngest()
+	}
+	if b.workloads["mix"] {
+		b.runMixWorkload()
+	}
+	if b.workloads["large"] {
+		b.runLargeWorkload()
+	}
+	if b.workloads["idle"] {
+		b.runIdleWorkload()
+	}
+}
+
+func (b *bench) runIngest() {
+	o := b.o
+	b.logf("LMTP ingest: generating %d messages", o.ingestN)
+	type msg struct {
+		rcpt string
+		raw  []byte
+	}
+	msgs := make([]msg, o.ingestN)
+	var total int64
+	for i := range msgs {
+		rcpt := b.users.ingest[i%len(b.users.ingest)] + "@example.org"
+		msgs[i] = msg{rcpt, message(o.seed, i, rcpt, realistic)}
+		total += int64(len(msgs[i].raw))
+	}
+	b.notes = append(b.notes, fmt.Sprintf("LMTP ingest: %d messages per round, %.1f MB, mean %.1f KB, from %d connections to %d recipients.",
+		o.ingestN, float64(total)/1e6, float64(total)/float64(o.ingestN)/1024, o.ingestC, len(b.users.ingest)))
+	for r := 0; r < o.rounds; r++ {
+		for _, s := range b.order(r) {
+			b.logf("LMTP ingest round %d on %s", r+1, s.name)
+			var elapsed time.Duration
+			var lat []time.Duration
+			ok := b.measure("ingest", r, s, func() error {
+				var err error
+				elapsed, lat, err = deliverAll(s.lmtp, o.ingestC, o.ingestN, func(i int) (string, []byte) { return msgs[i].rcpt, msgs[i].raw })
+				return err
+			})
+			if ok {
+				rate := float64(o.ingestN) / elapsed.Seconds()
+				b.logf("  %.0f msgs/s", rate)
+				b.results.add("ingest", "LMTP ingest (msgs/s)", s.name, rate, higher)
+				b.results.add("ingest", "LMTP ingest p99 per message (ms)", s.name, ms(percentile(lat, 99)), lower)
+			}
+		}
+	}
+}
+
+func (b *bench) runMixWorkload() {
+	o := b.o
+	b.notes = append(b.notes, fmt.Sprintf("Session mix: %d clients, one user each, %s per round; each session runs %s, against an INBOX of about %d messages.",
+		o.mixC, o.mixDur, strings.Join(opNames, ", "), o.mixSeed))
+	for r := 0; r < o.rounds; r++ {
+		for _, s := range b.order(r) {
+			b.logf("session mix round %d on %s", r+1, s.name)
+			var res *mixResult
+			ok := b.measure("mix", r, s, func() error {
+				var err error
+				res, err = runMix(s.imap, b.users.mix, password, o.mixDur, o.seed+uint64(r))
+				return err
+			})
+			if ok {
+				b.logf("  %.0f ops/s, %d sessions, p99 %.1f ms", res.opsPerSec(), res.sessions, ms(percentile(res.lat, 99)))
+				b.results.add("mix", "Session mix (ops/s)", s.name, res.opsPerSec(), higher)
+				b.results.add("mix", "Session mix latency p50 (ms)", s.name, ms(percentile(res.lat, 50)), lower)
+				b.results.add("mix", "Session mix latency p90 (ms)", s.name, ms(percentile(res.lat, 90)), lower)
+				b.results.add("mix", "Session mix latency p99 (ms)", s.name, ms(percentile(res.lat, 99)), lower)
+				for _, name := range opNames {
+					b.results.addDetail("mix", "  "+name+" p50 / p99 (ms)", s.name,
+						ms(percentile(res.perOp[name], 50)), ms(percentile(res.perOp[name], 99)))
+				}
+			}
+		}
+	}
+}
+
+func (b *bench) runLargeWorkload() {
+	o := b.o
+	b.notes = append(b.notes, fmt.Sprintf("Large mailbox: one INBOX of %d messages (1–8 KB, filled over LMTP from %d connections), the older half \\Seen; "+
+		"each round a new session times SELECT, UID FETCH 1:* (FLAGS), UID SEARCH UNSEEN and UID SEARCH TEXT %q (in 1%% of the bodies).",
+		o.largeM, o.largeC, searchWord))
+	for _, s := range b.servers {
+		b.logf("large mailbox: filling %s with %d messages", s.name, o.largeM)
+		var elapsed time.Duration
+		ok := b.measure("large-fill", 0, s, func() error {
+			var err error
+			elapsed, err = populateLarge(s, b.bigUser, password, o.largeM, o.largeC, o.seed+7)
+			return err
+		})
+		if !ok {
+			continue
+		}
+		rate := float64(o.largeM) / elapsed.Seconds()
+		b.logf("  %.0f msgs/s", rate)
+		b.results.add("large-fill", "Large mailbox fill over LMTP (msgs/s)", s.name, rate, higher)
+	}
+	wantText := expectedText(o.largeM)
+	for r := 0; r < o.rounds; r++ {
+		for _, s := range b.order(r) {
+			b.logf("large mailbox round %d on %s", r+1, s.name)
+			var res *largeResult
+			ok := b.measure("large", r, s, func() error {
+				var err error
+				if res, err = runLarge(s, b.bigUser, password); err != nil {
+					return err
+				}
+				if res.exists != o.largeM || res.flags != o.largeM || res.unseen != o.largeM-o.largeM/2 || res.text != wantText {
+					return fmt.Errorf("wrong answers: %d messages, FLAGS for %d, %d UNSEEN, %d with TEXT (want %d, %d, %d, %d)",
+						res.exists, res.flags, res.unseen, res.text, o.largeM, o.largeM, o.largeM-o.largeM/2, wantText)
+				}
+				return nil
+			})
+			if ok {
+				for _, op := range largeOps {
+					b.results.add("large", "Large mailbox "+op+" (ms)", s.name, ms(res.times[op]), lower)
+				}
+				b.logf("  SELECT %.0f ms, FETCH %.0f ms, UNSEEN %.0f ms, TEXT %.0f ms", ms(res.times["SELECT"]),
+					ms(res.times["UID FETCH 1:* (FLAGS)"]), ms(res.times["UID SEARCH UNSEEN"]), ms(res.times["UID SEARCH TEXT"]))
+			}
+		}
+	}
+}
+
+func (b *bench) runIdleWorkload() {
+	o := b.o
+	b.notes = append(b.notes, fmt.Sprintf("Idle: %d sessions spread over the %d session-mix users, each LOGIN, SELECT INBOX, IDLE; RSS read from /proc once all are idling "+
+		"(Dovecot: summed over all its processes, which counts shared pages once per process); then one message per user, and the time until every session has seen it (up to %s).",
+		o.idleK, len(b.users.mix), o.idleWake))
+	for r := 0; r < o.rounds; r++ {
+		for _, s := range b.order(r) {
+			b.logf("idle round %d on %s: %d sessions", r+1, s.name, o.idleK)
+			var res *idleResult
+			ok := b.measure("idle", r, s, func() error {
+				var err error
+				res, err = runIdle(s, b.users.mix, password, o.idleK, o.idleWake)
+				return err
+			})
+			if ok {
+				b.logf("  RSS %.1f MB (%d processes), set up in %s, %d/%d woken in %s", float64(res.rssKB)/1024, res.procs,
+					res.setup.Round(time.Millisecond), res.woken, o.idleK, res.wake.Round(time.Millisecond))
+				b.results.add("idle", fmt.Sprintf("Idle: RSS with %d IDLE sessions (MB)", o.idleK), s.name, float64(res.rssKB)/1024, lower)
+				b.results.add("idle", "Idle: sessions that saw new mail", s.name, float64(res.woken), higher)
+				if res.woken == o.idleK {
+					b.results.add("idle", "Idle: new mail seen by every session (ms)", s.name, ms(res.wake), lower)
+				} else {
+					b.results.add("idle", "Idle: new mail seen by every session (ms)", s.name, -1, lower)
+				}
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// machine describes where the benchmark ran.
+func (b *bench) machine() []string {
+	var out []string
+	out = append(out, fmt.Sprintf("date: %s", time.Now().UTC().Format("2006-01-02 15:04 MST")))
+	out = append(out, fmt.Sprintf("cpus: %d (%s)", runtime.NumCPU(), cpuModel()))
+	out = append(out, fmt.Sprintf("memory: %s", memTotal()))
+	if k, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		out = append(out, "kernel: "+strings.TrimSpace(string(k)))
+	}
+	out = append(out, "go: "+runtime.Version())
+	if b.dovecot != "" {
+		out = append(out, "dovecot: "+b.dovecot)
+	}
+	out = append(out, "command: "+strings.Join(append([]string{"certbench"}, os.Args[1:]...), " "))
+	return out
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+		}
+	}
+	return "unknown"
+}
