@@ -114,6 +114,11 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 		// parsed message, retried with its well-formed header fields only
 		// if it has broken ones.
 		buf, ok := wholeSection(raw, bs)
+		if !ok && len(bs.Part) > maxMIMEDepth+1 {
+			// Deeper than BODYSTRUCTURE shows (see maxMIMEDepth):
+			// walking there costs depth times size.
+			buf, ok = nil, true
+		}
 		if !ok {
 			buf = imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
 			if buf == nil {
@@ -127,8 +132,11 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 		}
 	}
 	for _, bs := range options.BinarySection {
-		buf := imapserver.ExtractBinarySection(bytes.NewReader(raw), bs)
-		if buf == nil {
+		var buf []byte
+		if len(bs.Part) <= maxMIMEDepth+1 {
+			buf = imapserver.ExtractBinarySection(bytes.NewReader(raw), bs)
+		}
+		if buf == nil && len(bs.Part) <= maxMIMEDepth+1 {
 			buf = imapserver.ExtractBinarySection(bytes.NewReader(parseable(raw)), bs)
 		}
 		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(buf))), buf); err != nil {
@@ -136,7 +144,11 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 		}
 	}
 	for _, bss := range options.BinarySectionSize {
-		rw.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(bytes.NewReader(raw), bss))
+		var size uint32
+		if len(bss.Part) <= maxMIMEDepth+1 {
+			size = imapserver.ExtractBinarySectionSize(bytes.NewReader(raw), bss)
+		}
+		rw.WriteBinarySectionSize(bss, size)
 	}
 	return rw.Close()
 }

@@ -361,3 +361,54 @@ func sectionLiteral(line, name string) string {
 	j := strings.Index(rest, "}\r\n")
 	return rest[j+3 : j+3+n]
 }
+
+// deepMessage nests n multiparts, or n message/rfc822 parts.
+func deepMessage(n int, rfc822 bool) string {
+	var b strings.Builder
+	b.WriteString("From: deep@example.com\r\nSubject: deep\r\n")
+	for i := 0; i < n; i++ {
+		if rfc822 {
+			b.WriteString("Content-Type: message/rfc822\r\n\r\nSubject: level\r\n")
+		} else {
+			fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
+		}
+	}
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\nthe bottom word is quince\r\n")
+	if !rfc822 {
+		for i := n - 1; i >= 0; i-- {
+			fmt.Fprintf(&b, "--b%d--\r\n", i)
+		}
+	}
+	return b.String()
+}
+
+// TestFetchDeepMessage: a message of thousands of nested parts is stored
+// and served quickly. Parsing cost grows with depth times size, and
+// delivery runs inside the store's write transaction, so before the depth
+// limit one such message held up every delivery for minutes.
+func TestFetchDeepMessage(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	for _, rfc822 := range []bool{false, true} {
+		raw := deepMessage(5000, rfc822)
+		start := time.Now()
+		ts.deliver("alice", "INBOX", raw)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("delivering a deeply nested message took %v", d)
+		}
+	}
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+	start := time.Now()
+	f := rc.ok(`FETCH 1:2 (BODYSTRUCTURE ENVELOPE BODY.PEEK[1.1.1.1.MIME] BINARY.SIZE[1.1.1])`)
+	if len(f) != 2 {
+		t.Errorf("FETCH: %q", f)
+	}
+	path := strings.TrimSuffix(strings.Repeat("1.", 2000), ".")
+	rc.ok(`FETCH 1:2 (BODY.PEEK[` + path + `] BINARY.PEEK[` + path + `])`)
+	rc.ok(`SEARCH BODY quince`)
+	rc.ok(`SEARCH TEXT "not in there"`)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("FETCH and SEARCH on deeply nested messages took %v", d)
+	}
+}

@@ -326,20 +326,31 @@ func decodedText(raw []byte) string {
 	}
 	_ = err // unknown charsets still give a readable entity
 	var b strings.Builder
-	e.Walk(func(path []int, part *gomessage.Entity, err error) error {
-		if err != nil {
-			return nil
-		}
-		mt, _, _ := part.Header.ContentType()
-		if mt == "" || strings.HasPrefix(mt, "text/") || mt == "message/rfc822" {
-			if part.MultipartReader() == nil {
-				io.Copy(&b, io.LimitReader(part.Body, 16<<20))
-				b.WriteByte('\n')
-			}
-		}
-		return nil
-	})
+	// Not Entity.Walk: it has no depth limit (see maxMIMEDepth).
+	walkText(&b, e, 0)
 	return b.String()
+}
+
+func walkText(b *strings.Builder, part *gomessage.Entity, depth int) {
+	if mr := part.MultipartReader(); mr != nil {
+		if depth >= maxMIMEDepth {
+			return
+		}
+		for {
+			// An unknown charset still gives a readable part; anything
+			// else (the end, a broken part) ends the walk.
+			p, _ := mr.NextPart()
+			if p == nil {
+				return
+			}
+			walkText(b, p, depth+1)
+		}
+	}
+	mt, _, _ := part.Header.ContentType()
+	if mt == "" || strings.HasPrefix(mt, "text/") || mt == "message/rfc822" {
+		io.Copy(b, io.LimitReader(part.Body, 16<<20))
+		b.WriteByte('\n')
+	}
 }
 
 // decodeHeaderValue decodes RFC 2047 encoded words, keeping the raw value

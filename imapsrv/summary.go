@@ -43,7 +43,7 @@ func computeSummary(raw []byte) *summary {
 	// A header with a broken line would otherwise lose the envelope
 	// entirely (see parseable).
 	raw = parseable(raw)
-	s := &summary{BodyStructure: imapserver.ExtractBodyStructure(bytes.NewReader(raw))}
+	s := &summary{BodyStructure: extractBodyStructure(raw)}
 	if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))); err == nil {
 		s.Envelope = imapserver.ExtractEnvelope(h)
 	}
