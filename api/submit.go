@@ -61,6 +61,9 @@ func DecodeSubmit(body []byte, maxMessage int64) (*Submission, error) {
 	if !utf8.Valid(body) {
 		return nil, errors.New("the request body is not valid UTF-8 (send arbitrary bytes as message_base64)")
 	}
+	if err := checkMembers(body); err != nil {
+		return nil, fmt.Errorf("decoding the request: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req SubmitRequest
@@ -129,8 +132,49 @@ func DecodeSubmit(body []byte, maxMessage int64) (*Submission, error) {
 			return nil, fmt.Errorf("%s: longer than %d bytes", name, maxFieldLen)
 		}
 	}
-	s.Spec = certified.SpecFields{Deadline: req.Deadline, Alternates: req.Alternates, OnExpiry: req.OnExpiry, Reveal: req.Reveal}
+	s.Spec = certified.SpecFields{Deadline: req.Deadline, OnExpiry: req.OnExpiry, Reveal: req.Reveal}
+	if len(req.Alternates) > 0 {
+		s.Spec.Alternates = req.Alternates
+	}
 	return s, nil
+}
+
+// submitMembers are the members a submit request may have, spelt exactly.
+var submitMembers = map[string]bool{"message": true, "message_base64": true, "recipients": true, "sender": true,
+	"deadline": true, "alternates": true, "on_expiry": true, "reveal": true}
+
+// checkMembers insists that the request's members are spelt exactly and
+// given once. encoding/json matches names without regard to case and
+// keeps the last of duplicates; other JSON parsers keep the first or
+// refuse. A proxy or a log that reads the request must not see another
+// recipient or message than the one posted.
+func checkMembers(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil {
+		return err
+	} else if tok != json.Delim('{') {
+		return errors.New("the request is not a JSON object")
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := tok.(string)
+		if !submitMembers[name] {
+			return fmt.Errorf("json: unknown field %q", name)
+		}
+		if seen[name] {
+			return fmt.Errorf("field %q given twice", name)
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkAddrField refuses what no address or account name can be, before
