@@ -201,6 +201,17 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 	if err := tx.ScheduleTimer(mailbox.Timer{Due: spec.Deadline, Kind: TimerExpiry, ID: label}); err != nil {
 		return nil, err
 	}
+	if len(it.Alternates) > 0 {
+		// The sender's alternates get the stub halfway to the deadline,
+		// if nobody has answered by then.
+		due := it.Posted.Add(spec.Deadline.Sub(it.Posted) / 2)
+		if err := tx.ScheduleTimer(mailbox.Timer{Due: due, Kind: TimerForward, ID: label}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Set(stubKey(it.StubBlob), []byte(label)); err != nil {
+		return nil, err
+	}
 	if err := putItem(tx, it); err != nil {
 		return nil, err
 	}
@@ -383,7 +394,8 @@ func recordType(e evidence.Entry) string {
 // Handlers are the timer handlers of certified items, for Store.RunTimers.
 func (s *Service) Handlers() map[string]mailbox.TimerHandler {
 	return map[string]mailbox.TimerHandler{
-		TimerExpiry: func(ctx context.Context, t mailbox.Timer) error { return s.expire(t.ID) },
+		TimerExpiry:  func(ctx context.Context, t mailbox.Timer) error { return s.expire(t.ID) },
+		TimerForward: func(ctx context.Context, t mailbox.Timer) error { return s.forwardToAlternates(t.ID) },
 	}
 }
 

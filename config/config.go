@@ -41,6 +41,28 @@ type Config struct {
 	Certified Certified `toml:"certified"`
 	Relay     Relay     `toml:"relay"`
 	Webhooks  []Webhook `toml:"webhook"`
+	// Forward are auto-forward policies (in addition to those set with
+	// `certmail policy set`).
+	Forward []ForwardPolicy `toml:"forward"`
+	Alerts  Alerts          `toml:"alerts"`
+}
+
+// ForwardPolicy forwards what stays unread in an account's mailbox.
+type ForwardPolicy struct {
+	Account       string   `toml:"account"`
+	Mailbox       string   `toml:"mailbox"`
+	After         Duration `toml:"after"`
+	To            []string `toml:"to"`
+	CertifiedOnly bool     `toml:"certified_only"`
+}
+
+// Alerts tell operators about mail unread too long, once per message.
+type Alerts struct {
+	// After is how long unread before an alert; zero: no alerts.
+	After Duration `toml:"after"`
+	// To are the operators' addresses (through the relay); webhooks get
+	// alerts too.
+	To []string `toml:"to"`
 }
 
 // Relay is the SMTP relay for notices.
@@ -307,6 +329,14 @@ func (c *Config) check() []problem {
 		if err := checkAddr(c.Relay.Addr); err != nil {
 			add("relay.addr", "%v", err)
 		}
+	}
+	for i, f := range c.Forward {
+		if f.Account == "" || len(f.To) == 0 || f.After < Duration(time.Second) {
+			add("forward", "entry %d: needs account, to and after (at least 1s)", i+1)
+		}
+	}
+	if c.Alerts.After < 0 {
+		add("alerts.after", "must not be negative")
 	}
 	if c.Relay.RetryAfter <= 0 {
 		add("relay.retry_after", "must be positive")

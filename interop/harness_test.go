@@ -197,3 +197,5 @@ func runTool(t *testing.T, env []string, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }

@@ -168,6 +168,9 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 	if err := tx.set(blobRefKey(m.Blob, acct, mb.ID, m.UID), nil); err != nil {
 		return nil, err
 	}
+	if err := tx.s.runInsertHooks(tx, acct, mb, m); err != nil {
+		return nil, err
+	}
 	s := tx.s
 	ref := mboxRef{acct, mb.ID}
 	name := mb.Name
@@ -218,6 +221,9 @@ func (tx *Tx) SetFlags(acct string, mboxID uint32, uids []uint32, op FlagOp, fla
 			nm.SeenAt = now()
 		}
 		if err := tx.setJSON(messageKey(acct, mboxID, uid), &nm); err != nil {
+			return nil, err
+		}
+		if err := tx.s.runFlagHooks(tx, acct, mboxID, m, &nm); err != nil {
 			return nil, err
 		}
 		changed = append(changed, &nm)

@@ -39,8 +39,9 @@ type Store struct {
 	// updates and change notifications share one order.
 	wmu sync.Mutex
 
-	idx  *index
-	auth *authCache
+	idx   *index
+	auth  *authCache
+	hooks hookList
 
 	listenersMu sync.RWMutex
 	listeners   []func(Change)

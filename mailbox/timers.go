@@ -144,6 +144,9 @@ func cutNUL(b []byte) (string, string, bool) {
 	return "", "", false
 }
 
+// timerRetry is how long a failed timer waits before it fires again.
+const timerRetry = time.Minute
+
 // TimerHandler acts on a due timer. It must cancel or reschedule the timer
 // in the same transaction as the state change it makes, so a crash either
 // leaves both undone (and the timer fires again) or both done: every timer
@@ -170,7 +173,13 @@ func (s *Store) RunTimers(ctx context.Context, every time.Duration, handlers map
 				continue
 			}
 			if err := h(ctx, t); err != nil {
-				s.log.Error("timer failed", "kind", t.Kind, "id", t.ID, "err", err)
+				// Retry later rather than every tick: a timer that keeps
+				// failing must not spin, nor hold up the ones behind it.
+				s.log.Error("timer failed; retrying in a minute", "kind", t.Kind, "id", t.ID, "err", err)
+				t.Due = time.Now().Add(timerRetry)
+				if err := s.Update(func(tx *Tx) error { return tx.ScheduleTimer(t) }); err != nil {
+					s.log.Error("rescheduling a failed timer", "kind", t.Kind, "id", t.ID, "err", err)
+				}
 			}
 		}
 		select {

@@ -127,9 +127,12 @@ func (o *Outbox) send(ctx context.Context, e *entry) error {
 		if o.cfg.Relay == nil {
 			return errors.New("no SMTP relay configured")
 		}
-		msg, err := BuildNotice(*n, e.Enqueued)
-		if err != nil {
-			return permanent(err)
+		msg := n.Raw
+		if msg == nil {
+			var err error
+			if msg, err = BuildNotice(*n, e.Enqueued); err != nil {
+				return permanent(err)
+			}
 		}
 		from, err := parseAddress("from", n.From)
 		if err != nil {

@@ -40,6 +40,10 @@ type Notice struct {
 	Subject     string       `json:"subject,omitempty"`
 	Text        string       `json:"text,omitempty"`
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Raw, if set, is sent as the message instead of one built from
+	// Subject, Text and Attachments: a forwarded message goes out as the
+	// original bytes with Resent-* fields prepended.
+	Raw []byte `json:"raw,omitempty"`
 
 	// Webhook: URL must be one of the Outbox's configured webhooks, whose
 	// secret signs the POST.

@@ -54,6 +54,16 @@ certified mail (the recipient's side):
   check --label L              verify a released item: the message in the
                                mailbox against the H(L,M) that was signed
   key show --gateway [--jwk]   print the gateway's public key (PEM or JWK)
+  policy set ACCOUNT --forward-unread-after D --to ALT[,ALT...] [--certified-only] [--mailbox M]
+  policy show [ACCOUNT] | policy clear ACCOUNT [--mailbox M]
+                               auto-forward what stays unread to alternates
+  forward ACCOUNT --uid N [--mailbox M] --to ADDR
+                               forward a message by hand (recorded)
+  show ACCOUNT --uid N [--mailbox M]
+                               print a message as an operator (recorded)
+  unread [--older-than D] [--json]
+                               unread counts and ages per mailbox, certified
+                               items by state
   sign --imap HOST:PORT --user NAME [--key FILE] (--label L | --all)
        [--refuse] [--yes] [--password-stdin] [--tls | --starttls]
                                sign certificates of delivery (or refusals)

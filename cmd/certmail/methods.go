@@ -19,6 +19,7 @@ func (s *services) adminMethods() admin.Methods {
 	s.addKeyMethods(m)
 	s.addEvidenceMethods(m) // evidence.go: token.*, evidence.bundle
 	s.addItemMethods(m)
+	s.addForwardMethods(m)
 	return m
 }
 

@@ -16,9 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"certmail/admin"
 	"certmail/config"
 	"certmail/delivery"
+	"certmail/forwarding"
 	"certmail/imapsrv"
 	"certmail/mailbox"
 )
@@ -144,7 +148,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Add(2)
-	go func() { defer bg.Done(); store.RunTimers(bgCtx, time.Second, svcs.certified.Handlers()) }()
+	go func() { defer bg.Done(); store.RunTimers(bgCtx, time.Second, svcs.timerHandlers()) }()
 	go func() { defer bg.Done(); svcs.outbox.Run(bgCtx) }()
 	// Signed checkpoints of the evidence log (evidence.go, issue 5).
 	bg.Add(1)
@@ -173,6 +177,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		Logger:        logger.With("component", "lmtp"),
 	})
 	mux := http.NewServeMux()
+	// Unread monitoring for Prometheus, computed at scrape time.
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(forwarding.NewCollector(svcs.forwarding))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "ok")

@@ -10,6 +10,7 @@ import (
 	"certmail/certified"
 	"certmail/config"
 	"certmail/delivery"
+	"certmail/forwarding"
 	"certmail/mailbox"
 	"certmail/notifier"
 )
@@ -17,8 +18,9 @@ import (
 // services are the parts that run on an open store besides the listeners:
 // certified mail and the notice outbox.
 type services struct {
-	certified *certified.Service
-	outbox    *notifier.Outbox
+	certified  *certified.Service
+	forwarding *forwarding.Service
+	outbox     *notifier.Outbox
 }
 
 // openServices builds certified mail and the outbox on store, as every
@@ -75,7 +77,35 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 		Webhooks: webhookURLs(cfg),
 		Logger:   logger.With("component", "certified"),
 	})
-	return &services{certified: svc, outbox: outbox}, nil
+	var policies []forwarding.Policy
+	for _, f := range cfg.Forward {
+		policies = append(policies, forwarding.Policy{Account: f.Account, Mailbox: f.Mailbox, After: time.Duration(f.After),
+			To: slices.Clone(f.To), CertifiedOnly: f.CertifiedOnly})
+	}
+	fw, err := forwarding.New(store, forwarding.Options{
+		Domain:         domain,
+		Postmaster:     postmaster,
+		AlertAfter:     time.Duration(cfg.Alerts.After),
+		AlertTo:        slices.Clone(cfg.Alerts.To),
+		Webhooks:       webhookURLs(cfg),
+		ConfigPolicies: policies,
+		Certified:      svc,
+		Notices:        outbox,
+		Logger:         logger.With("component", "forwarding"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &services{certified: svc, forwarding: fw, outbox: outbox}, nil
+}
+
+// timerHandlers are every service's timer handlers, by kind.
+func (s *services) timerHandlers() map[string]mailbox.TimerHandler {
+	h := s.certified.Handlers()
+	for k, v := range s.forwarding.Handlers() {
+		h[k] = v
+	}
+	return h
 }
 
 func outboxConfig(cfg *config.Config, logger *slog.Logger) notifier.Config {

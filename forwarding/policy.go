@@ -1,0 +1,87 @@
+package forwarding
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"certmail/mailbox"
+	"certmail/receipts"
+)
+
+// Policy forwards what stays unread in a mailbox.
+type Policy struct {
+	Account string `json:"account"`
+	// Mailbox is the watched mailbox; empty means INBOX.
+	Mailbox string `json:"mailbox,omitempty"`
+	// After is how long a message may stay unread.
+	After time.Duration `json:"after"`
+	// To are the alternates: local account names or mail addresses.
+	To []string `json:"to"`
+	// CertifiedOnly limits the policy to certified items.
+	CertifiedOnly bool `json:"certified_only,omitempty"`
+	// Source is where the policy comes from: "store" (set by command) or
+	// "config".
+	Source string `json:"source,omitempty"`
+}
+
+func (p *Policy) mailboxName() string {
+	if p.Mailbox == "" {
+		return "INBOX"
+	}
+	return p.Mailbox
+}
+
+// Validate checks a policy and normalizes its names.
+func (p *Policy) Validate() error {
+	acct, err := mailbox.NormalizeAccount(p.Account)
+	if err != nil {
+		return fmt.Errorf("policy account %q: %w", p.Account, err)
+	}
+	p.Account = acct
+	mb, err := mailbox.NormalizeMailbox(p.mailboxName())
+	if err != nil {
+		return fmt.Errorf("policy mailbox: %w", err)
+	}
+	p.Mailbox = mb
+	if p.After < time.Second {
+		return fmt.Errorf("policy for %s: --forward-unread-after must be at least 1s, have %v", acct, p.After)
+	}
+	if len(p.To) == 0 {
+		return fmt.Errorf("policy for %s: no alternates (--to)", acct)
+	}
+	for i, t := range p.To {
+		t = strings.ToLower(strings.TrimSpace(t))
+		if t == "" {
+			return fmt.Errorf("policy for %s: empty alternate", acct)
+		}
+		if !strings.Contains(t, "@") {
+			if _, err := mailbox.NormalizeAccount(t); err != nil {
+				return fmt.Errorf("policy for %s: alternate %q is neither an account nor an address", acct, t)
+			}
+		}
+		if t == acct {
+			return fmt.Errorf("policy for %s: cannot forward to itself", acct)
+		}
+		p.To[i] = t
+	}
+	return nil
+}
+
+type policyKey struct{ acct, mailbox string }
+
+func storedPolicyKey(acct, mb string) []byte { return []byte("fw/policy/" + acct + "/" + mb) }
+
+func loadPolicies(kv receipts.KV) ([]Policy, error) {
+	var out []Policy
+	err := kv.Scan([]byte("fw/policy/"), func(_, v []byte) error {
+		var p Policy
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("decoding a stored policy: %w", err)
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}

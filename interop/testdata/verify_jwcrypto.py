@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Verify a certmail evidence bundle without certmail.
+
+usage: verify_jwcrypto.py BUNDLE.json GATEWAY.pem [MESSAGE.eml]
+
+Uses only Debian's python3-jwcrypto (JWS, JWK) and the Python standard
+library (hashlib for H(L,M), the hash chain and the RFC 6962 Merkle proofs),
+plus python3-cryptography, which jwcrypto depends on, for the Ed25519
+signature of the checkpoint (a C2SP signed note, not a JWS).
+
+It checks, as docs/verify.md explains:
+  1. the gateway key (PEM, obtained independently) is the bundle's key;
+  2. the checkpoint's signature, and what it commits to (size, root);
+  3. for each record: the JWS signature (EdDSA) with the gateway key, its
+     label/hash/gateway, seq and the prev hash chain, canonical JSON;
+  4. each record's RFC 6962 inclusion proof into the checkpoint's root;
+  5. each COD or refusal: the recipient's JWS signature with their key
+     from the bundle, and that it names this item; each ROD names a COD;
+  6. with MESSAGE: H(L,M) = SHA-256(len(L) 4-byte BE || L || M).
+Prints what happened and exits 0, or prints FAIL: reason and exits 1.
+"""
+
+import base64
+import hashlib
+import json
+import sys
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+from jwcrypto import jwk, jws
+
+
+class Fail(Exception):
+    pass
+
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def sha256_hex(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def verify_jws(compact, key, want_typ):
+    """Verify a compact JWS with key; return (header, payload bytes)."""
+    token = jws.JWS()
+    token.deserialize(compact)
+    header = token.jose_header
+    if header.get("alg") != "EdDSA" or header.get("typ") != want_typ:
+        raise Fail("unexpected JWS header %r" % header)
+    token.verify(key, alg="EdDSA")  # raises on a bad signature
+    return header, token.payload
+
+
+# --- RFC 6962 / RFC 9162 Merkle tree hashing ---
+
+def leaf_hash(data):
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def verify_inclusion(index, size, leaf, path, root):
+    """RFC 9162, section 2.1.3.2."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+# --- C2SP signed note (the checkpoint) ---
+
+def verify_checkpoint(note, vkey, pub):
+    """Check the note's Ed25519 signature by the key vkey names, which must
+    be pub; return (origin, size, root)."""
+    name, key_hash_hex, key_b64 = vkey.split("+")
+    raw_key = base64.b64decode(key_b64)
+    if raw_key[0] != 1 or raw_key[1:] != pub:
+        raise Fail("the checkpoint's verifier key is not the gateway key")
+    key_hash = hashlib.sha256(name.encode() + b"\n" + raw_key).digest()[:4]
+    if key_hash.hex() != key_hash_hex:
+        raise Fail("note verifier key hash mismatch")
+    text, sep, sigs = note.partition("\n\n")
+    if not sep:
+        raise Fail("checkpoint has no signature block")
+    text += "\n"  # the signed text ends with its last newline
+    verified = False
+    for line in sigs.splitlines():
+        if not line.startswith("\u2014 "):
+            raise Fail("malformed signature line %r" % line)
+        signer, b64sig = line[2:].rsplit(" ", 1)
+        sig = base64.b64decode(b64sig)
+        if signer == name and sig[:4] == key_hash:
+            Ed25519PublicKey.from_public_bytes(pub).verify(sig[4:], text.encode())
+            verified = True
+    if not verified:
+        raise Fail("no checkpoint signature by %s" % name)
+    lines = text.split("\n")
+    origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2])
+    if origin != name:
+        raise Fail("checkpoint origin %r is not the key name %r" % (origin, name))
+    return origin, size, root
+
+
+def main(argv):
+    if len(argv) not in (3, 4):
+        print(__doc__, file=sys.stderr)
+        return 2
+    bundle = json.load(open(argv[1], encoding="utf-8"))
+    pem = open(argv[2], "rb").read()
+
+    # 1. The gateway key, obtained independently, is the bundle's.
+    gw = jwk.JWK.from_pem(pem)
+    gw_kid = gw.thumbprint()  # RFC 7638, SHA-256: the records' kid
+    gw_pub = serialization.load_pem_public_key(pem).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if not any(k["kid"] == gw_kid and b64url_decode(k["x"]) == gw_pub for k in bundle["gateway_keys"]):
+        raise Fail("the bundle does not carry the given gateway key %s" % gw_kid)
+
+    parties = {}
+    for p in bundle["parties"]:
+        key = jwk.JWK(**p["jwk"])
+        if key.thumbprint() != p["jwk"]["kid"]:
+            raise Fail("party key of %s: kid is not its thumbprint" % p["name"])
+        parties[p["jwk"]["kid"]] = (p["name"], key)
+
+    # 2. The checkpoint.
+    origin, size, root = verify_checkpoint(bundle["checkpoint"], bundle["note_verifier_key"], gw_pub)
+    print("checkpoint: %s, %d records, root %s, signed by the gateway" % (origin, size, base64.b64encode(root).decode()))
+
+    label, item_hash, gateway = bundle["label"], bundle["hash"], bundle["gateway"]
+    prev, cods = "", {}
+    for i, rec in enumerate(bundle["records"]):
+        compact = rec["jws"]
+        # 3. Signature, item, chain.
+        header, payload = verify_jws(compact, gw, "certmail-evidence+jws")
+        if header.get("kid") != gw_kid:
+            raise Fail("record %d: kid %s is not the gateway key" % (i, header.get("kid")))
+        r = json.loads(payload)
+        canonical = json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if canonical != payload:
+            raise Fail("record %d: payload is not canonical JSON" % i)
+        if r["v"] != 1 or r["label"] != label or r["hash"] != item_hash or r["gateway"] != gateway:
+            raise Fail("record %d: names another item or gateway" % i)
+        if r["seq"] != i or r["prev"] != prev:
+            raise Fail("record %d: hash chain broken (seq %d, prev %s, want %s)" % (i, r["seq"], r["prev"], prev))
+        prev = sha256_hex(compact.encode())
+        # 4. Inclusion in the checkpoint's tree.
+        path = [base64.b64decode(h) for h in rec["inclusion_proof"]]
+        if not verify_inclusion(rec["leaf_index"], size, leaf_hash(compact.encode()), path, root):
+            raise Fail("record %d: inclusion proof does not lead to the checkpoint's root" % i)
+        # 5. The recipient's COD or refusal, and the ROD.
+        data, what = r["data"], ""
+        if r["type"] in ("ConsignmentAcceptance", "ConsignmentRejection"):
+            cod = data["cod"]
+            kid = json.loads(b64url_decode(cod.split(".")[0]))["kid"]
+            if kid not in parties:
+                raise Fail("record %d: COD signed by unknown key %s" % (i, kid))
+            name, key = parties[kid]
+            _, cod_payload = verify_jws(cod, key, "certmail-cod+jws")
+            c = json.loads(cod_payload)
+            want = "cod" if r["type"] == "ConsignmentAcceptance" else "refusal"
+            if (c["type"], c["label"], c["hash"], c["gateway"]) != (want, label, item_hash, gateway):
+                raise Fail("record %d: the %s is for another item" % (i, want))
+            if c["recipient"] != name or data["signer"] != name:
+                raise Fail("record %d: %s signed by %s's key but names %s" % (i, want, name, c["recipient"]))
+            cods[sha256_hex(cod.encode())] = name
+            what = "%s signed by %s (%s key) at %s" % (want.upper(), name, c["custody"], c["signed_at"])
+        elif r["type"] == "ContentHandover":
+            if cods.get(data["cod_hash"]) != data["signer"]:
+                raise Fail("record %d: the ROD names no COD of this item" % i)
+            what = "message released to %s" % data["signer"]
+        elif r["type"] == "SubmissionAcceptance":
+            what = "accepted for %s, deadline %s" % (data["recipient"], data["deadline"])
+        print("record %d: %s %s %s; gateway signature, chain and inclusion OK" % (i, r["time"], r["type"], what))
+
+    # 6. The message file.
+    if len(argv) == 4:
+        m = open(argv[3], "rb").read()
+        lb = label.encode("ascii")
+        h = sha256_hex(len(lb).to_bytes(4, "big") + lb + m)
+        if h != item_hash:
+            raise Fail("message: H(L,M) is %s, the evidence names %s" % (h, item_hash))
+        print("message: H(L,M) matches")
+    print("OK: %d records of %s verified with jwcrypto" % (len(bundle["records"]), label))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv))
+    except Exception as e:  # any failure, including a bad signature, is a FAIL
+        print("FAIL: %s: %s" % (type(e).__name__, e))
+        sys.exit(1)

@@ -1,0 +1,52 @@
+package mailbox
+
+import "sync"
+
+// Hooks let other packages act inside the transaction that changes a
+// message, so what they write (a timer, an audit record) commits or fails
+// with the change itself. Auto-forward schedules its unread timers here.
+type Hooks struct {
+	// AfterInsert runs when a message enters a mailbox: delivery, APPEND,
+	// COPY, MOVE, or the release of a certified item.
+	AfterInsert func(tx *Tx, acct string, mb *MailboxInfo, m *Message) error
+	// AfterFlags runs when a message's flags change.
+	AfterFlags func(tx *Tx, acct string, mboxID uint32, old, updated *Message) error
+}
+
+type hookList struct {
+	mu    sync.RWMutex
+	hooks []Hooks
+}
+
+// AddHooks registers hooks; they run in registration order.
+func (s *Store) AddHooks(h Hooks) {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	s.hooks.hooks = append(s.hooks.hooks, h)
+}
+
+func (s *Store) runInsertHooks(tx *Tx, acct string, mb *MailboxInfo, m *Message) error {
+	s.hooks.mu.RLock()
+	defer s.hooks.mu.RUnlock()
+	for _, h := range s.hooks.hooks {
+		if h.AfterInsert != nil {
+			if err := h.AfterInsert(tx, acct, mb, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) runFlagHooks(tx *Tx, acct string, mboxID uint32, old, updated *Message) error {
+	s.hooks.mu.RLock()
+	defer s.hooks.mu.RUnlock()
+	for _, h := range s.hooks.hooks {
+		if h.AfterFlags != nil {
+			if err := h.AfterFlags(tx, acct, mboxID, old, updated); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
