@@ -1,0 +1,83 @@
+package imapsrv_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"certmail/mailbox"
+)
+
+const benchMessages = 10000
+
+// benchMailbox returns a raw client with an INBOX of benchMessages
+// messages selected, every other one \Seen.
+func benchMailbox(b *testing.B) *rawClient {
+	b.Helper()
+	ts := newTestServer(b)
+	ts.addUser("alice")
+	const batch = 500
+	for i := 0; i < benchMessages; i += batch {
+		err := ts.store.Update(func(tx *mailbox.Tx) error {
+			for j := i; j < i+batch && j < benchMessages; j++ {
+				var flags []string
+				if j%2 == 0 {
+					flags = []string{mailbox.FlagSeen}
+				}
+				raw := simpleMessage(fmt.Sprintf("benchmark message %d", j), strings.Repeat("some text of the body\r\n", 40))
+				if _, err := tx.Append("alice", "INBOX", []byte(raw), mailbox.AppendOptions{Flags: flags}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+	return rc
+}
+
+// run sends a command and reads its responses, counting untagged ones.
+func benchRun(b *testing.B, rc *rawClient, cmd string, want int) {
+	untagged := rc.ok(cmd)
+	if want >= 0 && len(untagged) != want {
+		b.Fatalf("%s: %d responses, want %d", cmd, len(untagged), want)
+	}
+}
+
+// BenchmarkFetchFlags: what a client does on every resync.
+func BenchmarkFetchFlags(b *testing.B) {
+	rc := benchMailbox(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		benchRun(b, rc, `UID FETCH 1:* (FLAGS)`, benchMessages)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchMessages), "ns/message")
+}
+
+// BenchmarkFetchHeaders: the message list of a new mailbox, 1,000
+// messages at a time, as Thunderbird asks for it.
+func BenchmarkFetchHeaders(b *testing.B) {
+	rc := benchMailbox(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lo := 1 + (i*1000)%benchMessages
+		benchRun(b, rc, fmt.Sprintf(`UID FETCH %d:%d (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Subject Date)])`, lo, lo+999), 1000)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/message")
+}
+
+// BenchmarkSearchUnseen: the unread count a client computes.
+func BenchmarkSearchUnseen(b *testing.B) {
+	rc := benchMailbox(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		untagged := rc.ok(`UID SEARCH UNSEEN`)
+		if len(untagged) != 1 || strings.Count(untagged[0], " ") != benchMessages/2+1 {
+			b.Fatalf("UID SEARCH UNSEEN: %.100q", untagged)
+		}
+	}
+}
