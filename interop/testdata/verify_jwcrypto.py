@@ -89,7 +89,7 @@ def verify_inclusion(index, size, leaf, path, root):
 def verify_checkpoint(note, vkey, pub):
     """Check the note's Ed25519 signature by the key vkey names, which must
     be pub; return (origin, size, root)."""
-    name, key_hash_hex, key_b64 = vkey.split("+")
+    name, key_hash_hex, key_b64 = vkey.split("+", 2)
     raw_key = base64.b64decode(key_b64)
     if raw_key[0] != 1 or raw_key[1:] != pub:
         raise Fail("the checkpoint's verifier key is not the gateway key")
@@ -188,6 +188,8 @@ def main(argv):
             what = "message released to %s" % data["signer"]
         elif r["type"] == "SubmissionAcceptance":
             what = "accepted for %s, deadline %s" % (data["recipient"], data["deadline"])
+        else:
+            what = json.dumps(data, sort_keys=True)
         print("record %d: %s %s %s; gateway signature, chain and inclusion OK" % (i, r["time"], r["type"], what))
 
     # 6. The message file.
