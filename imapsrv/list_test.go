@@ -128,6 +128,19 @@ func TestList(t *testing.T) {
 	mustNotContain(t, rc.ok(`LIST "" "Work" RETURN (SUBSCRIBED)`), `\Subscribed`)
 	checkNames(t, "LIST (SUBSCRIBED) after CREATE", rc.ok(`LIST (SUBSCRIBED) "" "*"`), defaultNames...)
 	rc.fail("BAD", `LIST (RECURSIVEMATCH) "" "*"`)
+	// RECURSIVEMATCH: an unsubscribed parent of a subscribed mailbox is
+	// listed with CHILDINFO (RFC 5258 3.5).
+	rc.ok(`SUBSCRIBE Work/Projects/Alpha`)
+	rm := rc.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`)
+	checkNames(t, "RECURSIVEMATCH %", rm, append([]string{"Work"}, defaultNames...)...)
+	w := mustContain(t, rm, `"/" "Work" (CHILDINFO ("SUBSCRIBED"))`)
+	if strings.Contains(w, `\Subscribed`) {
+		t.Errorf("unsubscribed Work listed as subscribed: %q", w)
+	}
+	mustNotContain(t, rm, `INBOX (CHILDINFO`)
+	mustContain(t, rc.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "Work/%"`), `"Work/Projects" (CHILDINFO ("SUBSCRIBED"))`)
+	checkNames(t, "SUBSCRIBED without RECURSIVEMATCH", rc.ok(`LIST (SUBSCRIBED) "" "%"`), defaultNames...)
+	rc.ok(`UNSUBSCRIBE Work/Projects/Alpha`)
 	rc.fail("BAD", `LIST (BOGUS) "" "*"`)
 
 	// LIST-STATUS.

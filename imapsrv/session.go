@@ -183,22 +183,39 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 		return storeError(err)
 	}
 	hasChildren := make(map[string]bool)
+	// subscribedBelow: mailboxes with a subscribed descendant, for
+	// RECURSIVEMATCH (RFC 5258 3.5).
+	subscribedBelow := make(map[string]bool)
 	for _, mb := range boxes {
 		if i := strings.LastIndexByte(mb.Name, mailbox.Delimiter); i > 0 {
 			hasChildren[mb.Name[:i]] = true
+		}
+		if mb.Subscribed {
+			for i := 0; i < len(mb.Name); i++ {
+				if mb.Name[i] == mailbox.Delimiter {
+					subscribedBelow[mb.Name[:i]] = true
+				}
+			}
 		}
 	}
 	for _, mb := range boxes {
 		if !listMatch(mb.Name, ref, patterns) {
 			continue
 		}
-		if options.SelectSubscribed && !mb.Subscribed {
+		// With RECURSIVEMATCH, a mailbox is also listed for a subscribed
+		// descendant, with CHILDINFO saying so; without it, the option was
+		// accepted and ignored, against LIST-EXTENDED.
+		childInfo := options.SelectSubscribed && options.SelectRecursiveMatch && subscribedBelow[mb.Name]
+		if options.SelectSubscribed && !mb.Subscribed && !childInfo {
 			continue
 		}
 		if options.SelectSpecialUse && len(mb.SpecialUse) == 0 {
 			continue
 		}
 		data := &imap.ListData{Mailbox: mb.Name, Delim: mailbox.Delimiter}
+		if childInfo {
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		}
 		if hasChildren[mb.Name] {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
 		} else {
