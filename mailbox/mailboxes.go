@@ -10,7 +10,8 @@ import (
 // Delimiter separates levels of the mailbox hierarchy.
 const Delimiter = '/'
 
-// MaxMailboxes bounds how many mailboxes one account may have.
+// MaxMailboxes bounds how many mailboxes one account may have: the
+// default and the ceiling of Options.MaxMailboxes.
 const MaxMailboxes = 1000
 
 // NormalizeMailbox validates a mailbox name and spells INBOX canonically.
@@ -105,13 +106,16 @@ func (tx *Tx) CreateMailbox(acct string, nm NewMailbox) (*MailboxInfo, error) {
 	if _, err := tx.Mailbox(acct, name); err == nil {
 		return nil, fmt.Errorf("mailbox %q: %w", name, ErrMailboxExists)
 	}
-	if a.NextMailboxID >= MaxMailboxes {
+	// The configured limit (Options.MaxMailboxes); IDs only grow, so
+	// below the limit no count is needed.
+	if limit := tx.s.maxMailboxes; a.NextMailboxID >= uint32(limit) {
 		boxes, err := tx.ListMailboxes(acct)
 		if err != nil {
 			return nil, err
 		}
-		if len(boxes) >= MaxMailboxes {
-			return nil, fmt.Errorf("mailbox %q: %w (limit %d)", name, ErrTooManyMailboxes, MaxMailboxes)
+		if len(boxes) >= limit {
+			tx.s.log.Warn("mailbox limit reached", "account", acct, "mailbox", name, "limit", limit)
+			return nil, fmt.Errorf("mailbox %q: %w (limit %d)", name, ErrTooManyMailboxes, limit)
 		}
 	}
 	// UIDVALIDITY comes from a store-wide counter seeded with the clock,

@@ -27,6 +27,10 @@ type Options struct {
 	// GCInterval is how often value-log garbage collection runs; zero means
 	// five minutes, negative disables it.
 	GCInterval time.Duration
+	// MaxMailboxes bounds the mailboxes of one account (config
+	// limits.max_mailboxes); zero or more than MaxMailboxes means
+	// MaxMailboxes.
+	MaxMailboxes int
 }
 
 // Store is the durable message store. It is safe for concurrent use.
@@ -34,6 +38,8 @@ type Store struct {
 	db        *badger.DB
 	log       *slog.Logger
 	summarize func(raw []byte) []byte
+	// maxMailboxes is Options.MaxMailboxes, resolved.
+	maxMailboxes int
 
 	// wmu serializes every write transaction, so that commits, index
 	// updates and change notifications share one order.
@@ -88,13 +94,18 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	maxBoxes := opts.MaxMailboxes
+	if maxBoxes <= 0 || maxBoxes > MaxMailboxes {
+		maxBoxes = MaxMailboxes
+	}
 	s := &Store{
-		db:        db,
-		log:       logger,
-		summarize: opts.Summarize,
-		idx:       newIndex(),
-		auth:      newAuthCache(),
-		stop:      cancel,
+		db:           db,
+		log:          logger,
+		summarize:    opts.Summarize,
+		maxMailboxes: maxBoxes,
+		idx:          newIndex(),
+		auth:         newAuthCache(),
+		stop:         cancel,
 	}
 	s.syncer = newGroupSyncer(db.Sync)
 	gc := opts.GCInterval

@@ -1,0 +1,133 @@
+package mailbox
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestBackupRestore backs up a store with messages, flags and an extra
+// mailbox, restores it (encrypted) into a new directory, and compares.
+func TestBackupRestore(t *testing.T) {
+	src := openTestStore(t)
+	if err := src.CreateAccount("carol", "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Update(func(tx *Tx) error {
+		if _, err := tx.CreateMailbox("carol", NewMailbox{Name: "Work/2024", Subscribed: true}); err != nil {
+			return err
+		}
+		for i := 0; i < 5; i++ {
+			flags := []string{`\Seen`}
+			if i%2 == 0 {
+				flags = append(flags, "$Important")
+			}
+			if _, err := tx.Append("carol", "INBOX", []byte(fmt.Sprintf("Subject: m%d\r\n\r\nbody %d\r\n", i, i)), AppendOptions{Flags: flags}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := src.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+
+	key := make([]byte, 32)
+	rand.Read(key)
+	dir := filepath.Join(t.TempDir(), "restored")
+	opts := Options{Dir: dir, GCInterval: -1, EncryptionKey: key}
+	if err := Restore(opts, bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	// A second restore into the same directory is refused.
+	if err := Restore(opts, bytes.NewReader(buf.Bytes())); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("restore over data: %v", err)
+	}
+	dst, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := dst.Authenticate("carol", "pw"); err != nil {
+		t.Fatalf("password after restore: %v", err)
+	}
+	want := dumpAccount(t, src, "carol")
+	got := dumpAccount(t, dst, "carol")
+	if !slices.Equal(got, want) {
+		t.Fatalf("restored store differs:\n got %q\nwant %q", got, want)
+	}
+	// Without the key the restored store does not open.
+	if s, err := Open(Options{Dir: dir, GCInterval: -1}); err == nil {
+		s.Close()
+		t.Fatal("encrypted store opened without its key")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dumpAccount lists every mailbox with its UIDVALIDITY and every message
+// with its UID, flags and bytes.
+func dumpAccount(t *testing.T, s *Store, acct string) []string {
+	t.Helper()
+	boxes, err := s.ListMailboxes(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mb := range boxes {
+		out = append(out, fmt.Sprintf("box %s uv=%d next=%d sub=%v", mb.Name, mb.UIDValidity, mb.UIDNext, mb.Subscribed))
+		msgs, err := s.Messages(acct, mb.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			raw, err := s.Raw(m.Blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("  uid=%d flags=%v %q", m.UID, m.Flags, raw))
+		}
+	}
+	return out
+}
+
+func TestMaxMailboxesOption(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, MaxMailboxes: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateAccount("dave", "pw", DefaultMailboxes()); err != nil { // 6 mailboxes
+		t.Fatal(err)
+	}
+	create := func(name string) error {
+		return s.Update(func(tx *Tx) error {
+			_, err := tx.CreateMailbox("dave", NewMailbox{Name: name})
+			return err
+		})
+	}
+	for _, n := range []string{"a", "b"} {
+		if err := create(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := create("c"); !errors.Is(err, ErrTooManyMailboxes) {
+		t.Fatalf("9th mailbox: %v", err)
+	}
+	// Deleting one makes room again.
+	if err := s.DeleteMailbox("dave", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := create("c"); err != nil {
+		t.Fatalf("after delete: %v", err)
+	}
+}
