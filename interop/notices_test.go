@@ -211,3 +211,36 @@ assert typ == "OK", data
 		t.Fatalf("certmail check:\n%s", out)
 	}
 }
+
+// TestDeadlineExpiry lets two items pass short deadlines on the real
+// server: non-delivery withholds M and reports it; deemed delivery
+// releases M. The sender hears of both.
+func TestDeadlineExpiry(t *testing.T) {
+	requireTool(t, "swaks")
+	sink, relay := startSink(t)
+	conf := filepath.Join(t.TempDir(), "certmail.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\n", relay)), 0o600)
+	s := startServer(t, "--config", conf)
+	s.addUser("gina", "gina-pw")
+	for _, m := range []string{
+		certifiedMessage("Certified-Delivery: deadline=2s; on-expiry=non-delivery\r\n", "withheld body"),
+		certifiedMessage("Certified-Delivery: deadline=2s; on-expiry=deemed-delivery\r\n", "deemed body"),
+	} {
+		if out, err := s.lmtpSend(t, "gina@example.org", m); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	nd := sink.waitFor(t, "the report of non-delivery", func(m sinkMsg) bool {
+		return bytes.Contains(m.data, []byte("report of non-delivery"))
+	})
+	if !bytes.Contains(nd.data, []byte("ContentConsignmentFailure.jws")) {
+		t.Fatalf("non-delivery notice lacks its record:\n%s", nd.data)
+	}
+	sink.waitFor(t, "the deemed-delivery notice", func(m sinkMsg) bool {
+		return bytes.Contains(m.data, []byte("deemed delivered")) && bytes.Contains(m.data, []byte("AcceptanceRejectionExpiry.jws"))
+	})
+	bodies := inboxBodies(t, s.imap, "gina", "gina-pw")
+	if len(bodies) != 1 || !strings.Contains(bodies[0], "deemed body") {
+		t.Fatalf("after the deadlines INBOX should hold only the deemed-delivered M:\n%s", strings.Join(bodies, "\n---\n"))
+	}
+}
