@@ -247,7 +247,7 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request) error {
 }
 
 // CODRequest is the JSON form of POST /v1/items/{label}/cod; the body
-// may also be the bare compact JWS (application/jose or text/plain).
+// may also be the bare compact JWS (as application/jose or text/plain).
 type CODRequest struct {
 	COD string `json:"cod"`
 }
@@ -285,8 +285,10 @@ func (s *Server) postCOD(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A compact JWS never starts with "{", so the body's form shows by
+	// itself, whatever Content-Type a client sends.
 	cod := string(bytes.TrimSpace(body))
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+	if strings.HasPrefix(cod, "{") {
 		var req CODRequest
 		if err := strictJSON(body, &req); err != nil {
 			return errorf(http.StatusBadRequest, "decoding the request: %v", err)
