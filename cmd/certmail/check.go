@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"certmail/admin"
 	"certmail/certified"
+	"certmail/config"
 )
 
 // cmdCheck verifies a released certified item: the message now in the
@@ -21,24 +23,13 @@ func cmdCheck(args []string, e *env) int {
 		fmt.Fprintln(e.stderr, "usage: certmail check --label L [--data DIR]")
 		return exitUsage
 	}
-	cfg, err := df.load()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
-		return exitFailure
-	}
-	ctx := context.Background()
-	ops, err := connectOps(ctx, cfg, e, false)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
-		return exitFailure
-	}
-	defer ops.Close()
-	var rc certified.ReleaseCheck
-	if err := ops.Call(ctx, "item.check", LabelParams{Label: *label}, &rc); err != nil {
-		fmt.Fprintf(e.stderr, "certmail: check %s: %v\n", *label, err)
-		return exitFailure
-	}
-	fmt.Fprintf(e.stdout, "item %s: %s\nsigned  H(L,M) = %s\nmailbox H(L,M) = %s (%s)\nOK: the released message is the one acknowledged\n\n%s",
-		rc.Label, rc.State, rc.Hash, rc.Found, rc.Where, rc.Verdict)
-	return exitOK
+	return withOps(e, &df, "check "+*label, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+		var rc certified.ReleaseCheck
+		if err := ops.Call(ctx, "item.check", LabelParams{Label: *label}, &rc); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "item %s: %s\nsigned  H(L,M) = %s\nmailbox H(L,M) = %s (%s)\nOK: the released message is the one acknowledged\n\n%s",
+			rc.Label, rc.State, rc.Hash, rc.Found, rc.Where, rc.Verdict)
+		return nil
+	})
 }

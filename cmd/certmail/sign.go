@@ -14,8 +14,10 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"certmail/admin"
 	"certmail/certified"
 	"certmail/codclient"
+	"certmail/config"
 	"certmail/receipts"
 )
 
@@ -64,51 +66,33 @@ func cmdKey(args []string, e *env) int {
 		fmt.Fprintln(e.stderr, "certmail: key: --user is required, and --pubkey for register")
 		return exitUsage
 	}
-	cfg, err := df.load()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
-		return exitFailure
-	}
-	ctx := context.Background()
-	ops, err := connectOps(ctx, cfg, e, false)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
-		return exitFailure
-	}
-	defer ops.Close()
-	switch sub {
-	case "register":
-		pem, err := os.ReadFile(*pubFile)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "certmail: %v\n", err)
-			return exitFailure
-		}
-		var kid string
-		if err := ops.Call(ctx, "key.register", KeyRegisterParams{Account: *user, PEM: string(pem)}, &kid); err != nil {
-			fmt.Fprintf(e.stderr, "certmail: key register: %v\n", err)
-			return exitFailure
-		}
-		fmt.Fprintf(e.stdout, "registered key %s for %s\n", kid, *user)
-	case "list":
-		var keys []struct {
-			KeyID   string    `json:"kid"`
-			Custody string    `json:"custody"`
-			Created time.Time `json:"created"`
-			Retired time.Time `json:"retired"`
-		}
-		if err := ops.Call(ctx, "key.list", KeyListParams{Account: *user}, &keys); err != nil {
-			fmt.Fprintf(e.stderr, "certmail: key list: %v\n", err)
-			return exitFailure
-		}
-		for _, k := range keys {
-			state := "active"
-			if !k.Retired.IsZero() {
-				state = "retired " + k.Retired.Format(time.RFC3339)
+	return withOps(e, &df, "key "+sub, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+		switch sub {
+		case "register":
+			pem, err := os.ReadFile(*pubFile)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(e.stdout, "%s  %-14s  created %s  %s\n", k.KeyID, k.Custody, k.Created.Format(time.RFC3339), state)
+			var kid string
+			if err := ops.Call(ctx, "key.register", KeyRegisterParams{Account: *user, PEM: string(pem)}, &kid); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "registered key %s for %s\n", kid, *user)
+		case "list":
+			var keys []certified.KeyRecord
+			if err := ops.Call(ctx, "key.list", KeyListParams{Account: *user}, &keys); err != nil {
+				return err
+			}
+			for _, k := range keys {
+				state := "active"
+				if !k.Retired.IsZero() {
+					state = "retired " + k.Retired.Format(time.RFC3339)
+				}
+				fmt.Fprintf(e.stdout, "%s  %-14s  created %s  %s\n", k.KeyID, k.Custody, k.Created.Format(time.RFC3339), state)
+			}
 		}
-	}
-	return exitOK
+		return nil
+	})
 }
 
 // cmdSign logs in over IMAP, finds certified-item stubs, shows what it
