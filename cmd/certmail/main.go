@@ -68,11 +68,20 @@ certified mail (the recipient's side):
        [--refuse] [--yes] [--password-stdin] [--tls | --starttls]
                                sign certificates of delivery (or refusals)
                                for stubs found over IMAP and hand them in
+
+certified mail (the sender's side, evidence; docs/verify.md):
+  token add NAME [--operator] | token list | token del NAME
+                               HTTP API tokens (add prints the token once)
+  evidence LABEL [-o FILE] [--gateway-key-out FILE]
+                               write the item's evidence bundle (JSON)
+  verify BUNDLE [--gateway-key FILE] [--message M.eml] [--json]
+                               check a bundle offline; exit 1 naming a failure
   version                      print the version
   help                         print this help
 
-The user and deliver commands take [--config FILE] [--data DIR] and work
-whether or not the server runs (they go through its admin socket if it does).
+The user, deliver, token and evidence commands take [--config FILE] [--data DIR]
+and work whether or not the server runs (they go through its admin socket if it
+does).
 Defaults: --data ./certmail-data, IMAP 127.0.0.1:1143, LMTP 127.0.0.1:2424,
 HTTP 127.0.0.1:8080.
 `
