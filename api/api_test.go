@@ -36,7 +36,7 @@ var message = "From: Court Clerk <clerk@court.example>\r\n" +
 // env is a real store, certified service and API behind a real HTTP
 // server.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	store    *mailbox.Store
 	svc      *certified.Service
 	api      *api.Server
@@ -47,7 +47,7 @@ type env struct {
 	operator string
 }
 
-func newEnv(t *testing.T, maxMessage int64) *env {
+func newEnv(t testing.TB, maxMessage int64) *env {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store, err := mailbox.Open(mailbox.Options{Dir: t.TempDir(), GCInterval: -1, Logger: logger})
@@ -117,7 +117,15 @@ type response struct {
 	body   []byte
 }
 
-func (r response) decode(t *testing.T, v any) {
+// body2label returns the first label of a submit answer.
+func (r response) body2label(t testing.TB) string {
+	t.Helper()
+	var out api.SubmitResponse
+	r.decode(t, &out)
+	return out.Items[0].Label
+}
+
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decoding %s: %v", r.body, err)
@@ -168,7 +176,7 @@ func (e *env) do(method, path, token string, body []byte, hdr ...string) respons
 	return response{resp.StatusCode, resp.Header, b}
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
