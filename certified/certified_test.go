@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -425,5 +426,57 @@ func TestInvalidCODs(t *testing.T) {
 	}
 	if err := appendCOD(good); err == nil || !strings.Contains(err.Error(), "already released") {
 		t.Fatalf("replaying the COD of a released item: %v", err)
+	}
+}
+
+// TestIdleSeesExpungeThenExists: a second session IDLEing in INBOX sees
+// the stub leave and M arrive, in that order, when the item is released.
+func TestIdleSeesExpungeThenExists(t *testing.T) {
+	e := newEnv(t)
+	e.post(certified.Spec{})
+	events := make(chan string, 10)
+	watcher, err := imapclient.DialInsecure(e.addr, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Expunge: func(seq uint32) { events <- fmt.Sprintf("EXPUNGE %d", seq) },
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				events <- fmt.Sprintf("EXISTS %d", *d.NumMessages)
+			}
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	if err := watcher.Login("alice", "alice-pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watcher.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := watcher.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.login("alice")
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Move(imap.SeqSetNum(1), certified.AckMailbox).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	timeout := time.After(5 * time.Second)
+	for len(got) < 2 {
+		select {
+		case ev := <-events:
+			got = append(got, ev)
+		case <-timeout:
+			t.Fatalf("IDLE saw only %v", got)
+		}
+	}
+	idle.Close()
+	idle.Wait()
+	if got[0] != "EXPUNGE 1" || got[1] != "EXISTS 1" {
+		t.Fatalf("IDLE saw %v, want [EXPUNGE 1 EXISTS 1]", got)
 	}
 }
