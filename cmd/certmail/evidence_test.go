@@ -189,6 +189,10 @@ func TestTokenEvidenceVerify(t *testing.T) {
 
 	// A restart in the middle: the log goes on where it was, and the
 	// checkpoint from before is a prefix of the one after.
+	// The background loop published a checkpoint when the server started.
+	if !strings.Contains(srv.logs(), "msg=\"checkpoint published\"") {
+		t.Errorf("no checkpoint published by the background loop:\n%s", srv.logs())
+	}
 	srv.stop(t)
 	srv = startServer(t, dir)
 	l3 := submitItem(t, srv, acme, "alice")

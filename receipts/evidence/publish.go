@@ -69,7 +69,9 @@ func (l *Log) RunCheckpoints(ctx context.Context, db DB, every time.Duration, lo
 	if logger == nil {
 		logger = slog.Default()
 	}
-	var last uint64
+	// last starts at a size no log has, so that the first checkpoint is
+	// logged too.
+	last := ^uint64(0)
 	publish := func() {
 		_, head, err := l.Publish(db)
 		if err != nil {
