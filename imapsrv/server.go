@@ -31,6 +31,8 @@ type Options struct {
 	Debug io.Writer
 	// Hooks, if set, take over COPY/MOVE/APPEND into their mailboxes.
 	Hooks Hooks
+	// Limits bound connections, sessions and failed logins (limits.go).
+	Limits Limits
 }
 
 // DefaultAppendLimit is used when Options.AppendLimit is zero.
@@ -41,6 +43,8 @@ type Server struct {
 	store *mailbox.Store
 	opts  Options
 	log   *slog.Logger
+	// limits is the state of opts.Limits (limits.go).
+	limits *limiter
 
 	// Two imapserver instances that differ only in whether password
 	// authentication is allowed without TLS: loopback connections go to
@@ -78,6 +82,7 @@ func New(store *mailbox.Store, opts Options) *Server {
 		log:       opts.Logger,
 		boxes:     make(map[boxKey]*trackedBox),
 		listeners: make(map[net.Listener]struct{}),
+		limits:    newLimiter(opts.Limits),
 	}
 	s.local = imapserver.New(s.serverOptions(true))
 	s.remote = imapserver.New(s.serverOptions(opts.InsecureAuth))
@@ -110,6 +115,11 @@ func capabilities() imap.CapSet {
 func (s *Server) serverOptions(insecureAuth bool) *imapserver.Options {
 	return &imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			// Over limits.max_connections_per_ip: the error is a BYE,
+			// which imapserver sends instead of the greeting (limits.go).
+			if err := s.admitConn(c); err != nil {
+				return nil, nil, err
+			}
 			return s.newSession(c), nil, nil
 		},
 		Caps:         capabilities(),

@@ -18,6 +18,8 @@ type session struct {
 	srv  *Server
 	conn *imapserver.Conn
 	acct string // empty until authenticated
+	// ip is the client's address, as the limits count it (limits.go).
+	ip string
 	// password is kept for the session only when hooks need it (to open
 	// the recipient's custody key); it never leaves memory.
 	password string
@@ -38,19 +40,49 @@ var (
 )
 
 func (s *Server) newSession(c *imapserver.Conn) *session {
-	return &session{srv: s, conn: c}
+	return &session{srv: s, conn: c, ip: hostOf(c.NetConn().RemoteAddr())}
 }
 
 func (sess *session) Close() error {
 	sess.unselect()
+	// Counted by admitConn and Login (limits.go).
+	if sess.acct != "" {
+		sess.srv.limits.releaseSession(sess.acct, sess.ip)
+	}
+	sess.srv.limits.releaseConn(sess.ip)
 	return nil
 }
 
 func (sess *session) Login(username, password string) error {
+	// Failed-login limits (limits.go): a locked-out address or account is
+	// refused before the password is looked at, so guessing goes no
+	// faster by trying while locked out.
+	lim := sess.srv.limits
+	key := limitAccountKey(username)
+	if wait := lim.loginBlocked(sess.ip, key); wait > 0 {
+		sess.srv.log.Warn("login refused: too many failed logins", "user", username, "remote", sess.remote(), "retry_in", wait.Round(time.Second).String())
+		return tryAgainError(wait)
+	}
 	acct, err := sess.srv.store.Authenticate(username, password)
 	if err != nil {
-		sess.srv.log.Info("login failed", "user", username, "remote", sess.remote())
+		delay, failures, lockout := lim.loginFailed(sess.ip, key)
+		sess.srv.log.Info("login failed", "user", username, "remote", sess.remote(), "failures", failures, "delay", delay.String())
+		if lockout > 0 {
+			sess.srv.log.Warn("login locked out: too many failed logins", "user", username, "remote", sess.remote(), "failures", failures, "lockout", lockout.String())
+		}
+		// The answer is slowed, not the server: only this connection
+		// waits, and its client cannot try again until it is answered.
+		time.Sleep(delay)
+		if lockout > 0 {
+			return tryAgainError(lockout)
+		}
 		return imapserver.ErrAuthFailed
+	}
+	lim.loginSucceeded(sess.ip, key)
+	if !lim.acquireSession(acct, sess.ip) {
+		sess.srv.log.Warn("login refused: too many sessions", "user", acct, "remote", sess.remote(), "limit", lim.lim.MaxSessionsPerUser)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("too many sessions for %s (limit %d): log out of another first", acct, lim.lim.MaxSessionsPerUser)}
 	}
 	sess.acct = acct
 	if sess.srv.opts.Hooks != nil {
@@ -62,6 +94,9 @@ func (sess *session) Login(username, password string) error {
 
 func (sess *session) Unauthenticate() error {
 	sess.unselect()
+	if sess.acct != "" {
+		sess.srv.limits.releaseSession(sess.acct, sess.ip)
+	}
 	sess.acct, sess.password = "", ""
 	return nil
 }

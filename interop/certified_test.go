@@ -133,3 +133,41 @@ print("PASS")
 		t.Fatalf("imaplib acknowledgement: %v\n%s", err, buf.String())
 	}
 }
+
+// TestCustodyKeyOnPasswordChange: the owner's password change (with the
+// old password) re-seals the custody key; an operator's reset retires it
+// and makes a new one, the old one still listed for verifying.
+func TestCustodyKeyOnPasswordChange(t *testing.T) {
+	s := startServer(t)
+	s.addUser("hana", "first-pw")
+	gatewayHeld := func() []string {
+		var out []string
+		for _, line := range strings.Split(s.run("", "key", "list", "--user", "hana", "--data", s.data), "\n") {
+			if strings.Contains(line, "gateway-held") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	before := gatewayHeld()
+	if len(before) != 1 || !strings.Contains(before[0], "active") {
+		t.Fatalf("a new account has one active custody key:\n%v", before)
+	}
+	s.run("first-pw\nsecond-pw\n", "user", "passwd", "hana", "--keep-key", "--password-stdin", "--data", s.data)
+	if after := gatewayHeld(); len(after) != 1 || after[0] != before[0] {
+		t.Fatalf("the owner's password change must keep the key:\nbefore %v\nafter  %v", before, after)
+	}
+	s.run("third-pw\n", "user", "passwd", "hana", "--password-stdin", "--data", s.data)
+	after := gatewayHeld()
+	if len(after) != 2 || !strings.Contains(strings.Join(after, "\n"), "retired") {
+		t.Fatalf("an operator's reset must retire the old key and make a new one:\n%v", after)
+	}
+	c, err := imapclient.DialInsecure(s.imap, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("hana", "third-pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+}

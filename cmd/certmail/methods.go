@@ -17,6 +17,7 @@ import (
 func (s *services) adminMethods() admin.Methods {
 	m := admin.Methods{}
 	s.addKeyMethods(m)
+	s.addOwnPasswordMethod(m)
 	s.addEvidenceMethods(m) // evidence.go: token.*, evidence.bundle
 	s.addItemMethods(m)
 	s.addForwardMethods(m)
@@ -99,5 +100,35 @@ func (s *services) addItemMethods(m admin.Methods) {
 			return nil, err
 		}
 		return rc, nil
+	}
+}
+
+// OwnPasswordParams are the params of user.passwd.own.
+type OwnPasswordParams struct {
+	Account string `json:"account"`
+	Old     string `json:"old"`
+	New     string `json:"new"`
+}
+
+// addOwnPasswordMethod lets an account's owner change the password with
+// the old one: the custody key is re-sealed, not replaced, so the owner
+// keeps signing with the same key.
+func (s *services) addOwnPasswordMethod(m admin.Methods) {
+	store := s.certified.Store()
+	m["user.passwd.own"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p OwnPasswordParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		acct, err := store.Authenticate(p.Account, p.Old)
+		if err != nil {
+			return nil, fmt.Errorf("the old password is wrong: %w", err)
+		}
+		if err := store.SetPassword(acct, p.New, func(tx *mailbox.Tx) error {
+			return certified.ChangePassword(tx, acct, p.Old, p.New)
+		}); err != nil {
+			return nil, err
+		}
+		return nil, store.Sync()
 	}
 }

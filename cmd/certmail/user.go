@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +23,10 @@ func cmdUser(args []string, e *env) int {
 	var pwStdin bool
 	if sub == "add" || sub == "passwd" {
 		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
+	}
+	var keepKey bool
+	if sub == "passwd" {
+		fs.BoolVar(&keepKey, "keep-key", false, "as the account's owner: give the old password first, and keep the signing key (re-sealed)")
 	}
 	var pubkey string
 	if sub == "add" {
@@ -56,7 +59,13 @@ func cmdUser(args []string, e *env) int {
 		return exitFailure
 	}
 
-	var password string
+	var password, oldPassword string
+	if keepKey {
+		if oldPassword, err = readPasswordPrompt(e, pwStdin, "Old password: "); err != nil {
+			fmt.Fprintf(e.stderr, "certmail: %v\n", err)
+			return exitFailure
+		}
+	}
 	if sub == "add" || sub == "passwd" {
 		// Read the password before touching the store: a prompt must not
 		// hold the data directory (or a server connection) open.
@@ -84,7 +93,11 @@ func cmdUser(args []string, e *env) int {
 	case "del":
 		err = ops.DeleteUser(ctx, pos[0])
 	case "passwd":
-		err = ops.SetPassword(ctx, pos[0], password)
+		if keepKey {
+			err = ops.Call(ctx, "user.passwd.own", OwnPasswordParams{Account: pos[0], Old: oldPassword, New: password}, nil)
+		} else {
+			err = ops.SetPassword(ctx, pos[0], password)
+		}
 	case "list":
 		var names []string
 		if names, err = ops.ListUsers(ctx); err == nil {
@@ -107,15 +120,7 @@ func cmdUser(args []string, e *env) int {
 // twice on a terminal.
 func readPassword(e *env, fromStdin bool) (string, error) {
 	if fromStdin {
-		line, err := bufio.NewReader(e.stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("reading password: %w", err)
-		}
-		pw := strings.TrimRight(line, "\r\n")
-		if pw == "" {
-			return "", errors.New("empty password on stdin")
-		}
-		return pw, nil
+		return stdinPassword(e)
 	}
 	f, ok := e.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
@@ -145,4 +150,50 @@ func readPassword(e *env, fromStdin bool) (string, error) {
 		return "", errors.New("passwords do not match")
 	}
 	return pw, nil
+}
+
+// stdinPassword reads one line of stdin without reading past it, so that
+// a second password (user passwd --keep-key) is still there to read.
+func stdinPassword(e *env) (string, error) {
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		n, err := e.stdin.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			line = append(line, b[0])
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading password: %w", err)
+		}
+	}
+	pw := strings.TrimRight(string(line), "\r")
+	if pw == "" {
+		return "", errors.New("empty password on stdin")
+	}
+	return pw, nil
+}
+
+// readPasswordPrompt reads one password, asked once on a terminal.
+func readPasswordPrompt(e *env, fromStdin bool, prompt string) (string, error) {
+	if fromStdin {
+		return stdinPassword(e)
+	}
+	f, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", errors.New("stdin is not a terminal; use --password-stdin to read the passwords from it")
+	}
+	fmt.Fprint(e.stderr, prompt)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(e.stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	return string(b), nil
 }

@@ -1,0 +1,177 @@
+package imapsrv_test
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"certmail/imapsrv"
+)
+
+func withLimits(l imapsrv.Limits) serverOption {
+	return func(o *imapsrv.Options) { o.Limits = l }
+}
+
+// waitFor retries cond for a while: a closed connection is released when
+// its session notices, not at once.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// greeting dials addr and returns the first line.
+func greeting(t *testing.T, addr string) (net.Conn, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rc := &rawClient{t: t, conn: conn}
+	rc.br = bufio.NewReader(conn)
+	line, err := rc.tryReadLine(5 * time.Second)
+	if err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	return conn, line
+}
+
+func TestMaxConnectionsPerIP(t *testing.T) {
+	ts := newTestServer(t, withLimits(imapsrv.Limits{MaxConnectionsPerIP: 2}))
+	c1, g1 := greeting(t, ts.addr)
+	_, g2 := greeting(t, ts.addr)
+	if !strings.HasPrefix(g1, "* OK") || !strings.HasPrefix(g2, "* OK") {
+		t.Fatalf("greetings: %q %q", g1, g2)
+	}
+	_, g3 := greeting(t, ts.addr)
+	if g3 != "* BYE too many connections from your address (limit 2)" {
+		t.Fatalf("third connection: %q", g3)
+	}
+	// Closing one makes room.
+	c1.Close()
+	waitFor(t, "a free connection slot", func() bool {
+		_, g := greeting(t, ts.addr)
+		return strings.HasPrefix(g, "* OK")
+	})
+	if logs := ts.logs.String(); !strings.Contains(logs, "connection refused: too many connections from one address") {
+		t.Errorf("no log line:\n%s", logs)
+	}
+}
+
+func TestLoopbackExemptFromConnectionLimits(t *testing.T) {
+	ts := newTestServer(t, withLimits(imapsrv.Limits{MaxConnectionsPerIP: 1, MaxSessionsPerUser: 1, LoopbackExempt: true}),
+		func(o *imapsrv.Options) { o.InsecureAuth = true })
+	ts.addUser("alice")
+	ts.rawLogin("alice")
+	ts.rawLogin("alice") // loopback: neither limit counts it
+	// A remote address is limited.
+	remote := serveExtra(t, ts, false)
+	_, g := greeting(t, remote)
+	if !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("first remote connection: %q", g)
+	}
+	_, g = greeting(t, remote)
+	if !strings.HasPrefix(g, "* BYE too many connections") {
+		t.Fatalf("second remote connection: %q", g)
+	}
+}
+
+func TestMaxSessionsPerUser(t *testing.T) {
+	ts := newTestServer(t, withLimits(imapsrv.Limits{MaxSessionsPerUser: 2}))
+	ts.addUser("alice")
+	ts.addUser("bob")
+	a1 := ts.rawLogin("alice")
+	ts.rawLogin("alice")
+	rc := ts.raw()
+	st := rc.fail("NO [LIMIT]", `LOGIN alice "`+testPassword+`"`)
+	if !strings.Contains(st, "too many sessions for alice (limit 2)") {
+		t.Fatalf("third session: %q", st)
+	}
+	// SASL goes through the same check.
+	rc.fail("NO [LIMIT]", "AUTHENTICATE PLAIN "+b64("\x00alice\x00"+testPassword))
+	// Another account is not affected, and the refused connection may
+	// still log in as someone else.
+	rc.ok(`LOGIN bob "` + testPassword + `"`)
+	a1.ok("LOGOUT")
+	waitFor(t, "a free session slot", func() bool {
+		_, st := ts.raw().cmd(`LOGIN alice "` + testPassword + `"`)
+		return strings.HasPrefix(st, "OK")
+	})
+	if logs := ts.logs.String(); !strings.Contains(logs, "login refused: too many sessions") {
+		t.Errorf("no log line:\n%s", logs)
+	}
+}
+
+// TestFailedLoginLimits: the first failure is answered at once, the next
+// ones after a growing delay, and after the third logins are refused,
+// even with the right password, until the lockout ends.
+func TestFailedLoginLimits(t *testing.T) {
+	const delay, lockout = 600 * time.Millisecond, 2 * time.Second
+	ts := newTestServer(t, withLimits(imapsrv.Limits{LoginFreeFailures: 1, LoginMaxFailures: 3,
+		LoginDelay: delay, LoginLockout: lockout}))
+	ts.addUser("alice")
+	ts.addUser("bob")
+	rc := ts.raw()
+	timed := func(line string) (string, time.Duration) {
+		start := time.Now()
+		_, st := rc.cmd(line)
+		return st, time.Since(start)
+	}
+	st, d := timed(`LOGIN alice wrong1`)
+	if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") || d >= delay {
+		t.Fatalf("first failure: %q after %v", st, d)
+	}
+	st, d = timed(`LOGIN alice wrong2`)
+	if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") || d < delay {
+		t.Fatalf("second failure: %q after %v, want a delay of %v", st, d, delay)
+	}
+	st, d = timed(`LOGIN alice wrong3`)
+	if !strings.HasPrefix(st, "NO [UNAVAILABLE] too many failed logins, try again in 2s") || d < 2*delay {
+		t.Fatalf("third failure: %q after %v, want a delay of %v", st, d, 2*delay)
+	}
+	// Locked out: the right password is not even looked at.
+	start := time.Now()
+	for _, line := range []string{`LOGIN alice "` + testPassword + `"`, "AUTHENTICATE PLAIN " + b64("\x00alice\x00"+testPassword)} {
+		_, st := rc.cmd(line)
+		if !strings.HasPrefix(st, "NO [UNAVAILABLE] too many failed logins, try again in") {
+			t.Fatalf("%s while locked out: %q", line, st)
+		}
+	}
+	// The address is locked out too (not exempt: LoopbackExempt is off).
+	ts.raw().fail("NO [UNAVAILABLE]", `LOGIN bob "`+testPassword+`"`)
+	if logs := ts.logs.String(); !strings.Contains(logs, "login locked out: too many failed logins") ||
+		!strings.Contains(logs, "login refused: too many failed logins") {
+		t.Errorf("no log lines:\n%s", logs)
+	}
+	time.Sleep(lockout - time.Since(start) + 100*time.Millisecond)
+	rc.ok(`LOGIN alice "` + testPassword + `"`)
+}
+
+// TestFailedLoginsPerAccount: failures against one account lock it from
+// every address, while other accounts stay open from the same address
+// when it is exempt (loopback, as for a local webmail).
+func TestFailedLoginsPerAccount(t *testing.T) {
+	ts := newTestServer(t, withLimits(imapsrv.Limits{LoginFreeFailures: 0, LoginMaxFailures: 2,
+		LoginDelay: 10 * time.Millisecond, LoginLockout: time.Minute, LoopbackExempt: true}),
+		func(o *imapsrv.Options) { o.InsecureAuth = true })
+	ts.addUser("alice")
+	ts.addUser("bob")
+	rc := ts.raw()
+	rc.fail("NO [AUTHENTICATIONFAILED]", "LOGIN alice x")
+	rc.fail("NO [UNAVAILABLE]", "LOGIN alice y")
+	// From a remote address: alice stays locked, bob is fine.
+	remote := serveExtra(t, ts, false)
+	conn, _ := greeting(t, remote)
+	r := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
+	r.fail("NO [UNAVAILABLE]", `LOGIN alice "`+testPassword+`"`)
+	r.ok(`LOGIN bob "` + testPassword + `"`)
+	// Loopback is exempt per address: bob logs in from there too.
+	ts.rawLogin("bob")
+}
