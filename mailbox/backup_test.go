@@ -131,3 +131,27 @@ func TestMaxMailboxesOption(t *testing.T) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
+
+func TestWrongEncryptionKey(t *testing.T) {
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	s, err := Open(Options{Dir: dir, GCInterval: -1, EncryptionKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount("erin", "pw", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	other := make([]byte, 32)
+	rand.Read(other)
+	for name, k := range map[string][]byte{"wrong key": other, "no key": nil} {
+		if s, err := Open(Options{Dir: dir, GCInterval: -1, EncryptionKey: k}); !errors.Is(err, ErrWrongKey) {
+			if s != nil {
+				s.Close()
+			}
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}

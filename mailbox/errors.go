@@ -13,6 +13,9 @@ var (
 	ErrProtectedMailbox = errors.New("mailbox cannot be deleted or renamed")
 	ErrTooManyMailboxes = errors.New("too many mailboxes")
 	ErrClosed           = errors.New("store is closed")
+	// ErrWrongKey: the store was written with another encryption key, or
+	// with none, or is encrypted and no key was given.
+	ErrWrongKey = errors.New("the encryption key does not match the one the data directory was written with (wrong encryption_key_file, or encryption turned on or off after the directory was created)")
 	// ErrRefused wraps refusals a user should read: a policy or a hook
 	// declined the operation, and the message says why.
 	ErrRefused = errors.New("refused")

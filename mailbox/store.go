@@ -91,6 +91,11 @@ func Open(opts Options) (*Store, error) {
 	}
 	db, err := badger.Open(bopts)
 	if err != nil {
+		// Badger's own words ("Encryption key mismatch") do not say what
+		// an operator did wrong.
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, ErrWrongKey)
+		}
 		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
