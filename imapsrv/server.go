@@ -58,6 +58,14 @@ type Server struct {
 	// its connections to one of them.
 	localLn, remoteLn *routedListener
 
+	// tlsSrv serves implicit-TLS connections. Connections reach
+	// imapserver wrapped in a literalGuard, which hides the *tls.Conn
+	// imapserver looks for to allow password authentication and to stop
+	// offering STARTTLS, so these go to an instance that allows the one
+	// and has no TLS configuration to offer the other.
+	tlsSrv *imapserver.Server
+	tlsLn  *routedListener
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	closed    bool
@@ -90,6 +98,11 @@ func New(store *mailbox.Store, opts Options) *Server {
 	s.remoteLn = newRoutedListener(&net.TCPAddr{})
 	go s.local.Serve(s.localLn)
 	go s.remote.Serve(s.remoteLn)
+	tlsOpts := s.serverOptions(true)
+	tlsOpts.TLSConfig = nil
+	s.tlsSrv = imapserver.New(tlsOpts)
+	s.tlsLn = newRoutedListener(&net.TCPAddr{})
+	go s.tlsSrv.Serve(s.tlsLn)
 	store.OnChange(s.onChange)
 	return s
 }
@@ -168,10 +181,16 @@ func (s *Server) serve(ln net.Listener) error {
 			}
 			return fmt.Errorf("accepting IMAP connection: %w", err)
 		}
-		if isLoopback(conn.RemoteAddr()) {
-			s.localLn.deliver(conn)
+		// Every connection goes through a literalGuard, which keeps
+		// imapserver from running the data of a literal it refused as
+		// commands.
+		g := newLiteralGuard(conn)
+		if _, isTLS := conn.(*tls.Conn); isTLS {
+			s.tlsLn.deliver(g)
+		} else if isLoopback(conn.RemoteAddr()) {
+			s.localLn.deliver(g)
 		} else {
-			s.remoteLn.deliver(conn)
+			s.remoteLn.deliver(g)
 		}
 	}
 }
@@ -204,11 +223,14 @@ func (s *Server) Close() error {
 	// wait until both accept loops are running.
 	s.localLn.waitAccepting()
 	s.remoteLn.waitAccepting()
+	s.tlsLn.waitAccepting()
 	s.localLn.Close()
 	s.remoteLn.Close()
+	s.tlsLn.Close()
 	err1 := s.local.Close()
 	err2 := s.remote.Close()
-	return errors.Join(err1, err2)
+	err3 := s.tlsSrv.Close()
+	return errors.Join(err1, err2, err3)
 }
 
 // routedListener is a net.Listener fed by serve's accept loop.

@@ -1,0 +1,300 @@
+package imapsrv
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+)
+
+// literalGuard sits between a client connection and go-imap's imapserver
+// and keeps the data of a literal that imapserver refused from being read
+// as commands.
+//
+// When imapserver refuses a non-synchronizing literal ("{n+}") — an APPEND
+// over APPENDLIMIT, anything over 4096 bytes in another command — it
+// answers NO [TOOBIG] and goes on reading commands from what follows,
+// which is the literal's data: the client has already sent it. An APPEND
+// of a message whose lines look like "a1 DELETE Archive" ran those
+// commands. RFC 7888 leaves the server two choices, reading and discarding
+// the data or closing the connection; this closes it. It also closes the
+// connection when imapserver, after a synchronizing literal ("{n}"),
+// neither asks for the data nor answers (what it does for a literal over
+// 4096 bytes outside APPEND), instead of leaving client and server both
+// waiting until the read timeout.
+//
+// It follows the framing of both directions: client lines, and literals
+// announced at their end; server lines (untagged, tagged, continuation
+// requests) and the literals in FETCH responses. Client lines are handed
+// to imapserver one at a time, so that when it asks for the next one it
+// has answered the commands before. After a line that announces a
+// literal, imapserver asks for more only once it has decided, and by then
+// it has written a tagged response (refused), a continuation request
+// (accepted, synchronizing) or nothing (accepted, non-synchronizing, or
+// refused silently: imapserver drops its own TOOBIG error for a literal
+// over 4096 bytes in any argument but APPEND's message, and reads on).
+//
+// Once STARTTLS succeeds, the bytes are TLS records and the guard steps
+// aside: imapserver wraps the connection in TLS itself, so a session that
+// began with STARTTLS is not covered. Plain connections and implicit TLS
+// (where the guard wraps the TLS connection) are.
+type literalGuard struct {
+	net.Conn
+
+	mu sync.Mutex
+
+	// What imapserver wrote: continuation requests and tagged responses
+	// so far, whether the last tagged one was OK, and the framing.
+	conts, tagged int
+	lastTaggedOK  bool
+	out           lineState
+
+	// What imapserver was given.
+	in       lineState
+	inLen    int    // length of the current client line so far
+	cmdStart bool   // the next client line starts a command
+	cmd      string // the current command's name, upper case
+	pending  []byte // read from the client, not yet handed over
+	buf      []byte
+	// held is set when what was handed over ends with a literal
+	// announcement: the next Read decides what follows.
+	held *heldLiteral
+	// starttls is set when what was handed over ends with a STARTTLS
+	// command, with the tagged count then.
+	starttls *int
+	off      bool // TLS started: pass everything through
+	cut      bool // refused literal data follows: EOF from now on
+}
+
+type heldLiteral struct {
+	size    int64
+	nonSync bool
+	// buffered: imapserver reads it into memory, and refuses it, without
+	// a word, over maxBufferedLiteral bytes (all but APPEND's message).
+	buffered      bool
+	conts, tagged int
+}
+
+// maxBufferedLiteral is imapserver's limit on literals it buffers.
+const maxBufferedLiteral = 4096
+
+// lineState follows lines and literals in one direction.
+type lineState struct {
+	literal int64 // literal bytes still to come
+	head    []byte
+	tail    []byte
+}
+
+const (
+	guardHeadLen = 64
+	guardTailLen = 32
+)
+
+func (ls *lineState) add(c byte) {
+	if len(ls.head) < guardHeadLen {
+		ls.head = append(ls.head, c)
+	}
+	if len(ls.tail) == guardTailLen {
+		copy(ls.tail, ls.tail[1:])
+		ls.tail = ls.tail[:guardTailLen-1]
+	}
+	ls.tail = append(ls.tail, c)
+}
+
+func (ls *lineState) reset() {
+	ls.head = ls.head[:0]
+	ls.tail = ls.tail[:0]
+}
+
+// literalAtEnd parses "{n}", "{n+}" (or "~{...}") at the end of a line
+// whose last bytes are tail.
+func literalAtEnd(tail []byte) (size int64, nonSync, ok bool) {
+	t := bytes.TrimSuffix(bytes.TrimSuffix(tail, []byte("\n")), []byte("\r"))
+	if len(t) < 3 || t[len(t)-1] != '}' {
+		return 0, false, false
+	}
+	t = t[:len(t)-1]
+	if t[len(t)-1] == '+' {
+		nonSync = true
+		t = t[:len(t)-1]
+	}
+	i := bytes.LastIndexByte(t, '{')
+	if i < 0 || i == len(t)-1 {
+		return 0, false, false
+	}
+	n, err := strconv.ParseInt(string(t[i+1:]), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false, false
+	}
+	return n, nonSync, true
+}
+
+func newLiteralGuard(c net.Conn) *literalGuard {
+	return &literalGuard{Conn: c, cmdStart: true}
+}
+
+func (g *literalGuard) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cut {
+		return 0, io.EOF
+	}
+	if g.held != nil {
+		h := g.held
+		g.held = nil
+		switch {
+		case h.nonSync && (g.tagged > h.tagged || h.buffered && h.size > maxBufferedLiteral):
+			// Refused; its data is on the way.
+			g.cut = true
+			return 0, io.EOF
+		case h.nonSync:
+			g.in.literal = h.size
+		case g.conts > h.conts:
+			g.in.literal = h.size
+		case g.tagged > h.tagged:
+			// Refused before the client sent anything.
+			g.cmdStart = true
+		default:
+			// imapserver wants the data without having asked for it.
+			g.cut = true
+			return 0, io.EOF
+		}
+	}
+	if g.starttls != nil {
+		if g.tagged > *g.starttls && g.lastTaggedOK {
+			g.off = true
+		}
+		g.starttls = nil
+	}
+	if len(g.pending) == 0 {
+		if g.off {
+			g.mu.Unlock()
+			n, err := g.Conn.Read(p)
+			g.mu.Lock()
+			return n, err
+		}
+		if cap(g.buf) == 0 {
+			g.buf = make([]byte, 4096)
+		}
+		g.mu.Unlock()
+		n, err := g.Conn.Read(g.buf[:cap(g.buf)])
+		g.mu.Lock()
+		if n == 0 {
+			return 0, err
+		}
+		g.pending = g.buf[:n]
+	}
+	if g.off {
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	n := g.scanIn(g.pending[:min(len(p), len(g.pending))])
+	copy(p, g.pending[:n])
+	g.pending = g.pending[n:]
+	return n, nil
+}
+
+// scanIn follows b and returns how much of it may be handed over: up to
+// the end of the first line in it (with any literal data before).
+func (g *literalGuard) scanIn(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if g.in.literal > 0 {
+			k := min(g.in.literal, int64(len(b)-i))
+			g.in.literal -= k
+			i += int(k) - 1
+			if g.in.literal == 0 {
+				g.in.reset()
+				g.inLen = 0
+			}
+			continue
+		}
+		c := b[i]
+		g.in.add(c)
+		g.inLen++
+		if c != '\n' {
+			continue
+		}
+		start := g.cmdStart
+		var fields [][]byte
+		if start {
+			fields = bytes.Fields(g.in.head)
+			g.cmd = ""
+			if len(fields) >= 2 {
+				g.cmd = string(bytes.ToUpper(fields[1]))
+			}
+		}
+		whole := g.inLen <= guardHeadLen // head holds the whole line
+		size, nonSync, lit := literalAtEnd(g.in.tail)
+		g.in.reset()
+		g.inLen = 0
+		if lit {
+			// APPEND's message is its one literal that is not buffered;
+			// its mailbox, when a literal, comes right after the name.
+			appendMailbox := start && whole && len(fields) == 3
+			buffered := g.cmd != "APPEND" || appendMailbox
+			g.held = &heldLiteral{size: size, nonSync: nonSync, buffered: buffered, conts: g.conts, tagged: g.tagged}
+			g.cmdStart = false
+			return i + 1
+		}
+		g.cmdStart = true
+		if start && whole && len(fields) == 2 && g.cmd == "STARTTLS" {
+			n := g.tagged
+			g.starttls = &n
+		}
+		return i + 1
+	}
+	return len(b)
+}
+
+func (g *literalGuard) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	if !g.off {
+		g.scanOut(p)
+	}
+	g.mu.Unlock()
+	return g.Conn.Write(p)
+}
+
+// scanOut counts the continuation requests and tagged responses in p.
+func (g *literalGuard) scanOut(b []byte) {
+	for i := 0; i < len(b); i++ {
+		if g.out.literal > 0 {
+			k := min(g.out.literal, int64(len(b)-i))
+			g.out.literal -= k
+			i += int(k) - 1
+			if g.out.literal == 0 {
+				// The rest of the line follows; do not classify it as a
+				// new one.
+				g.out.head = append(g.out.head[:0], '*')
+				g.out.tail = g.out.tail[:0]
+			}
+			continue
+		}
+		c := b[i]
+		g.out.add(c)
+		if c != '\n' {
+			continue
+		}
+		if size, _, ok := literalAtEnd(g.out.tail); ok {
+			g.out.literal = size
+			if size == 0 {
+				g.out.head = append(g.out.head[:0], '*')
+				g.out.tail = g.out.tail[:0]
+			}
+			continue
+		}
+		switch {
+		case len(g.out.head) == 0:
+		case g.out.head[0] == '+':
+			g.conts++
+		case g.out.head[0] == '*':
+		default:
+			g.tagged++
+			f := bytes.Fields(g.out.head)
+			g.lastTaggedOK = len(f) >= 2 && bytes.Equal(f[1], []byte("OK"))
+		}
+		g.out.reset()
+	}
+}
