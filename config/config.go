@@ -34,6 +34,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight commands may run after
 	// SIGINT/SIGTERM before connections are cut.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// EncryptionKeyFile names a file holding the 32-byte key that encrypts
+	// the store at rest (raw, hex or base64). Empty: not encrypted.
+	EncryptionKeyFile string `toml:"encryption_key_file"`
 
 	Listen    Listen    `toml:"listen"`
 	TLS       TLS       `toml:"tls"`
@@ -45,6 +48,28 @@ type Config struct {
 	// `certmail policy set`).
 	Forward []ForwardPolicy `toml:"forward"`
 	Alerts  Alerts          `toml:"alerts"`
+	// Autoconfig is what the Thunderbird autoconfig document says (ops).
+	Autoconfig Autoconfig `toml:"autoconfig"`
+}
+
+// Autoconfig describes the servers a mail client should use, for the
+// Thunderbird autoconfig document served on the HTTP listener. Empty
+// fields are derived from the rest of the configuration.
+type Autoconfig struct {
+	// IMAPHost is the public name of the IMAP server (default: hostname).
+	IMAPHost string `toml:"imap_host"`
+	// IMAPPort is its public port (default: the port of listen.imaps if
+	// set, else of listen.imap).
+	IMAPPort int `toml:"imap_port"`
+	// IMAPSocketType is SSL, STARTTLS or plain (default: SSL with
+	// listen.imaps, STARTTLS with [tls], else plain).
+	IMAPSocketType string `toml:"imap_socket_type"`
+	// SMTPHost is the submission server; empty: none in the document.
+	SMTPHost       string `toml:"smtp_host"`
+	SMTPPort       int    `toml:"smtp_port"`
+	SMTPSocketType string `toml:"smtp_socket_type"`
+	// DisplayName is the provider's name shown by the client.
+	DisplayName string `toml:"display_name"`
 }
 
 // ForwardPolicy forwards what stays unread in an account's mailbox.
@@ -135,6 +160,22 @@ type Limits struct {
 	MaxRecipients int `toml:"max_recipients"`
 	// MaxMailboxes is the most mailboxes one account may have.
 	MaxMailboxes int `toml:"max_mailboxes"`
+	// MaxConnectionsPerIP bounds the IMAP connections from one address
+	// and MaxSessionsPerUser the logged-in sessions of one account; 0 is
+	// no limit.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	MaxSessionsPerUser  int `toml:"max_sessions_per_user"`
+	// LoopbackExempt leaves loopback clients (a local webmail or proxy,
+	// whose users share one address) out of the per-address limits.
+	LoopbackExempt bool `toml:"loopback_exempt"`
+	// LoginFreeFailures are the failed logins (per address and per
+	// account) answered without delay; each further one waits LoginDelay,
+	// doubling; after LoginMaxFailures, logins are refused for
+	// LoginLockout. Failures are forgotten LoginLockout after the last.
+	LoginFreeFailures int      `toml:"login_free_failures"`
+	LoginMaxFailures  int      `toml:"login_max_failures"`
+	LoginDelay        Duration `toml:"login_delay"`
+	LoginLockout      Duration `toml:"login_lockout"`
 }
 
 // Defaults that other packages and the example file refer to.
@@ -176,7 +217,17 @@ func Default() *Config {
 			MaxMessageSize: DefaultMaxMessageSize,
 			MaxRecipients:  DefaultMaxRecipients,
 			MaxMailboxes:   DefaultMaxMailboxes,
+			// Abuse limits (ops): Thunderbird opens up to 5 connections
+			// per account; a household behind one NAT address has a few.
+			MaxConnectionsPerIP: 50,
+			MaxSessionsPerUser:  20,
+			LoopbackExempt:      true,
+			LoginFreeFailures:   3,
+			LoginMaxFailures:    10,
+			LoginDelay:          Duration(time.Second),
+			LoginLockout:        Duration(15 * time.Minute),
 		},
+		Autoconfig: Autoconfig{SMTPPort: 587, SMTPSocketType: "STARTTLS"},
 		Relay: Relay{TLS: "starttls", RetryAfter: Duration(time.Minute), MaxAttempts: 12},
 		Certified: Certified{
 			Deadline: Duration(72 * time.Hour),
@@ -306,6 +357,58 @@ func (c *Config) check() []problem {
 	}
 	if c.Limits.MaxMailboxes < 1 || c.Limits.MaxMailboxes > MaxMailboxesCeiling {
 		add("limits.max_mailboxes", "must be between 1 and %d", MaxMailboxesCeiling)
+	}
+	// Abuse limits and the rest of issue 7 (ops).
+	if c.Limits.MaxConnectionsPerIP < 0 {
+		add("limits.max_connections_per_ip", "must not be negative (0: no limit)")
+	}
+	if c.Limits.MaxSessionsPerUser < 0 {
+		add("limits.max_sessions_per_user", "must not be negative (0: no limit)")
+	}
+	if c.Limits.LoginFreeFailures < 0 {
+		add("limits.login_free_failures", "must not be negative")
+	}
+	if c.Limits.LoginMaxFailures < 1 || c.Limits.LoginMaxFailures <= c.Limits.LoginFreeFailures {
+		add("limits.login_max_failures", "must be at least 1 and more than login_free_failures")
+	}
+	if c.Limits.LoginDelay < 0 || time.Duration(c.Limits.LoginDelay) > time.Minute {
+		add("limits.login_delay", "must be between 0s and 1m")
+	}
+	if c.Limits.LoginLockout < Duration(time.Second) {
+		add("limits.login_lockout", "must be at least 1s")
+	}
+	if c.EncryptionKeyFile != "" {
+		if _, err := ReadEncryptionKey(c.EncryptionKeyFile); err != nil {
+			add("encryption_key_file", "%v", err)
+		}
+	}
+	for _, st := range []struct{ key, v string }{
+		{"autoconfig.imap_socket_type", c.Autoconfig.IMAPSocketType},
+		{"autoconfig.smtp_socket_type", c.Autoconfig.SMTPSocketType},
+	} {
+		switch st.v {
+		case "", "SSL", "STARTTLS", "plain":
+		default:
+			add(st.key, "%q: want SSL, STARTTLS or plain", st.v)
+		}
+	}
+	for _, p := range []struct {
+		key string
+		v   int
+	}{{"autoconfig.imap_port", c.Autoconfig.IMAPPort}, {"autoconfig.smtp_port", c.Autoconfig.SMTPPort}} {
+		if p.v < 0 || p.v > 65535 {
+			add(p.key, "bad port %d", p.v)
+		}
+	}
+	for _, h := range []struct{ key, v string }{
+		{"autoconfig.imap_host", c.Autoconfig.IMAPHost},
+		{"autoconfig.smtp_host", c.Autoconfig.SMTPHost},
+	} {
+		if h.v != "" && net.ParseIP(h.v) == nil {
+			if err := checkName(h.v); err != nil {
+				add(h.key, "%v", err)
+			}
+		}
 	}
 	if c.Certified.Deadline <= 0 || time.Duration(c.Certified.Deadline) > 366*24*time.Hour {
 		add("certified.deadline", "must be between 1s and a year")

@@ -81,13 +81,23 @@ func (d *dirFlags) load() (*config.Config, error) {
 
 // storeOptions are the store settings every process opening the data
 // directory uses, so that a message delivered by the CLI gets the same
-// IMAP summary as one delivered by the server.
-func storeOptions(cfg *config.Config, logger *slog.Logger) mailbox.Options {
-	return mailbox.Options{
-		Dir:       cfg.Data,
-		Logger:    logger,
-		Summarize: imapsrv.Summarize,
+// IMAP summary as one delivered by the server, and an encrypted store is
+// opened with its key (encryption_key_file) by every process alike.
+func storeOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, error) {
+	o := mailbox.Options{
+		Dir:          cfg.Data,
+		Logger:       logger,
+		Summarize:    imapsrv.Summarize,
+		MaxMailboxes: cfg.Limits.MaxMailboxes,
 	}
+	if cfg.EncryptionKeyFile != "" {
+		key, err := config.ReadEncryptionKey(cfg.EncryptionKeyFile)
+		if err != nil {
+			return o, err
+		}
+		o.EncryptionKey = key
+	}
+	return o, nil
 }
 
 func deliveryOptions(cfg *config.Config, logger *slog.Logger) delivery.Options {
@@ -116,7 +126,10 @@ func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (a
 	return admin.Connect(ctx, admin.ConnectOptions{
 		Socket: admin.SocketPath(cfg.Data),
 		OpenLocal: func() (*admin.Local, error) {
-			so := storeOptions(cfg, logger)
+			so, err := storeOptions(cfg, logger)
+			if err != nil {
+				return nil, err
+			}
 			so.GCInterval = -1 // a short-lived process leaves GC to the server
 			var svcs *services
 			l, err := admin.OpenLocal(so, deliveryOptions(cfg, logger), func(st *mailbox.Store, o *delivery.Options) error {

@@ -21,6 +21,7 @@ func (s *services) adminMethods() admin.Methods {
 	s.addEvidenceMethods(m) // evidence.go: token.*, evidence.bundle
 	s.addItemMethods(m)
 	s.addForwardMethods(m)
+	s.addOpsMethods(m) // ops.go: ops.backup
 	return m
 }
 

@@ -119,7 +119,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	store, err := mailbox.Open(storeOptions(cfg, logger))
+	so, err := storeOptions(cfg, logger)
+	if err != nil {
+		return err
+	}
+	store, err := mailbox.Open(so)
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return fmt.Errorf("data directory %s is in use by another process (another certmail serve?)", cfg.Data)
@@ -170,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		InsecureAuth: cfg.AllowInsecureAuth,
 		AppendLimit:  uint32(cfg.Limits.MaxMessageSize),
 		Hooks:        svcs.certified,
+		Limits:       imapLimits(cfg), // ops.go
 	})
 	lmtp := delivery.NewLMTPServer(deliverer, delivery.LMTPOptions{
 		Hostname:      cfg.Hostname,
@@ -181,10 +186,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(forwarding.NewCollector(svcs.forwarding))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "ok")
-	})
+	// /healthz and Thunderbird autoconfig (ops.go).
+	registerOpsHTTP(mux, cfg, store, logger)
 	// The sender API and the public evidence log under /v1/ (evidence.go, issue 5).
 	svcs.registerAPI(mux, cfg, deliverer, logger)
 	httpSrv := &http.Server{
@@ -256,12 +259,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	logger.Info("certmail started", "data", cfg.Data, "hostname", cfg.Hostname)
+	sdNotify("READY=1", logger) // systemd Type=notify (ops.go)
 	var runErr error
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+			sdNotify("STOPPING=1", logger)
 			break loop
 		case runErr = <-failed:
 			logger.Error("listener failed; shutting down", "err", runErr)

@@ -21,6 +21,8 @@ type services struct {
 	certified  *certified.Service
 	forwarding *forwarding.Service
 	outbox     *notifier.Outbox
+	// cfg is what the process was started with (ops.go: backups).
+	cfg *config.Config
 }
 
 // openServices builds certified mail and the outbox on store, as every
@@ -96,7 +98,7 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	if err != nil {
 		return nil, err
 	}
-	return &services{certified: svc, forwarding: fw, outbox: outbox}, nil
+	return &services{certified: svc, forwarding: fw, outbox: outbox, cfg: cfg}, nil
 }
 
 // timerHandlers are every service's timer handlers, by kind.
