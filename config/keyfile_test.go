@@ -28,7 +28,7 @@ func TestReadEncryptionKey(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"short":   key[:16],
 		"long":    append(key, 1),
-		"hex16":   []byte(hex.EncodeToString(key[:16])),
+		"hex16":   []byte(hex.EncodeToString(key[:16]) + "\n"), // 32 characters alone would be a raw key
 		"garbage": []byte("not a key at all"),
 	} {
 		p := filepath.Join(dir, name)
