@@ -228,7 +228,7 @@ func Default() *Config {
 			LoginLockout:        Duration(15 * time.Minute),
 		},
 		Autoconfig: Autoconfig{SMTPPort: 587, SMTPSocketType: "STARTTLS"},
-		Relay: Relay{TLS: "starttls", RetryAfter: Duration(time.Minute), MaxAttempts: 12},
+		Relay:      Relay{TLS: "starttls", RetryAfter: Duration(time.Minute), MaxAttempts: 12},
 		Certified: Certified{
 			Deadline: Duration(72 * time.Hour),
 			OnExpiry: "non-delivery",
