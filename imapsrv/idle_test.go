@@ -132,9 +132,9 @@ func TestIdleRaw(t *testing.T) {
 			t.Fatalf("IDLE updates: got %q, want %q", lines, want)
 		}
 	}
-	// go-imap accepts only an upper-case DONE (it compares the line
-	// exactly); clients send it upper case.
-	rc.write("DONE\r\n")
+	// "done" in lower case (go-imap alone accepts only "DONE"; the
+	// literalGuard spells it so).
+	rc.write("done\r\n")
 	if _, st := rc.readUntilTagged("i1"); !strings.HasPrefix(st, "OK") {
 		t.Fatalf("IDLE completion: %q", st)
 	}
@@ -145,7 +145,7 @@ func TestIdleRaw(t *testing.T) {
 	// IDLE again, with nothing happening, then DONE.
 	rc.write("i2 IDLE\r\n")
 	rc.readLine()
-	rc.write("DONE\r\n")
+	rc.write("Done\r\n")
 	if _, st := rc.readUntilTagged("i2"); !strings.HasPrefix(st, "OK") {
 		t.Fatalf("second IDLE: %q", st)
 	}

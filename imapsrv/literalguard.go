@@ -63,8 +63,11 @@ type literalGuard struct {
 	// starttls is set when what was handed over ends with a STARTTLS
 	// command, with the tagged count then.
 	starttls *int
-	off      bool // TLS started: pass everything through
-	cut      bool // refused literal data follows: EOF from now on
+	// done is where, in what scanIn hands over, a line "done" in any
+	// case starts (-1 if none).
+	done int
+	off  bool // TLS started: pass everything through
+	cut  bool // refused literal data follows: EOF from now on
 }
 
 type heldLiteral struct {
@@ -131,7 +134,7 @@ func literalAtEnd(tail []byte) (size int64, nonSync, ok bool) {
 }
 
 func newLiteralGuard(c net.Conn) *literalGuard {
-	return &literalGuard{Conn: c, cmdStart: true}
+	return &literalGuard{Conn: c, cmdStart: true, done: -1}
 }
 
 func (g *literalGuard) Read(p []byte) (int, error) {
@@ -192,6 +195,12 @@ func (g *literalGuard) Read(p []byte) (int, error) {
 	}
 	n := g.scanIn(g.pending[:min(len(p), len(g.pending))])
 	copy(p, g.pending[:n])
+	if g.done >= 0 {
+		// imapserver ends IDLE only on an exact "DONE"; ABNF strings,
+		// this one included, are case-insensitive (RFC 5234 2.3).
+		copy(p[g.done:], "DONE")
+		g.done = -1
+	}
 	g.pending = g.pending[n:]
 	return n, nil
 }
@@ -226,6 +235,7 @@ func (g *literalGuard) scanIn(b []byte) int {
 			}
 		}
 		whole := g.inLen <= guardHeadLen // head holds the whole line
+		lineLen := g.inLen
 		size, nonSync, lit := literalAtEnd(g.in.tail)
 		g.in.reset()
 		g.inLen = 0
@@ -239,6 +249,9 @@ func (g *literalGuard) scanIn(b []byte) int {
 			return i + 1
 		}
 		g.cmdStart = true
+		if start && whole && len(fields) == 1 && bytes.EqualFold(fields[0], []byte("DONE")) {
+			g.done = i + 1 - lineLen
+		}
 		if start && whole && len(fields) == 2 && g.cmd == "STARTTLS" {
 			n := g.tagged
 			g.starttls = &n
