@@ -34,12 +34,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			}
 		}
 		if len(unseen) > 0 {
-			var changed []*mailbox.Message
-			err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
-				var err error
-				changed, err = tx.SetFlags(sess.acct, sess.mboxID, unseen, mailbox.FlagsAdd, []string{mailbox.FlagSeen})
-				return err
-			})
+			changed, err := sess.setFlags(unseen, mailbox.FlagsAdd, []string{mailbox.FlagSeen})
 			if err != nil {
 				return fmt.Errorf("setting \\Seen: %w", err)
 			}
@@ -202,12 +197,8 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	}
 	var changed []*mailbox.Message
 	if len(targets) > 0 {
-		err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
-			var err error
-			changed, err = tx.SetFlags(sess.acct, sess.mboxID, uids(targets), op, list)
-			return err
-		})
-		if err != nil {
+		var err error
+		if changed, err = sess.setFlags(uids(targets), op, list); err != nil {
 			return fmt.Errorf("storing flags: %w", err)
 		}
 	}
@@ -257,10 +248,45 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) e
 	}
 	// The EXPUNGE responses reach this session, like every other, through
 	// its tracker, which the server polls before the tagged OK.
-	return sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
-		_, err := tx.Expunge(sess.acct, sess.mboxID, doomed)
-		return err
-	})
+	for len(doomed) > 0 {
+		n := min(len(doomed), flagBatch)
+		if err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+			_, err := tx.Expunge(sess.acct, sess.mboxID, doomed[:n])
+			return err
+		}); err != nil {
+			return err
+		}
+		doomed = doomed[n:]
+	}
+	return nil
+}
+
+// flagBatch bounds how many messages one transaction changes: Badger
+// refuses a transaction larger than a fraction of its memtable, and a
+// STORE or EXPUNGE over a whole large mailbox ("mark all as read" in a
+// folder of 100,000 messages) failed with an internal error. STORE and
+// EXPUNGE need not be atomic (RFC 9051 leaves a partial STORE to the
+// server); each batch is announced to other sessions as it commits.
+const flagBatch = 1000
+
+// setFlags applies a flag change to uids, in batches of flagBatch.
+func (sess *session) setFlags(uids []uint32, op mailbox.FlagOp, flags []string) ([]*mailbox.Message, error) {
+	var changed []*mailbox.Message
+	for len(uids) > 0 {
+		n := min(len(uids), flagBatch)
+		err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+			c, err := tx.SetFlags(sess.acct, sess.mboxID, uids[:n], op, flags)
+			if err == nil {
+				changed = append(changed, c...)
+			}
+			return err
+		})
+		if err != nil {
+			return changed, err
+		}
+		uids = uids[n:]
+	}
+	return changed, nil
 }
 
 func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
