@@ -66,8 +66,16 @@ type literalGuard struct {
 	// done is where, in what scanIn hands over, a line "done" in any
 	// case starts (-1 if none).
 	done int
-	off  bool // TLS started: pass everything through
-	cut  bool // refused literal data follows: EOF from now on
+	// fix says what to do with a command line imapserver would drop the
+	// connection for, since it cannot find a command name in it: an empty
+	// line is skipped; "tag" or "tag UID" get a name that is not one, so
+	// that imapserver answers BAD. fixAt is where the line starts.
+	fix, fixAt int
+	// contsAtLine is conts when the last client line was handed over: a
+	// line after a new continuation request answers it (SASL, DONE).
+	contsAtLine int
+	off         bool // TLS started: pass everything through
+	cut         bool // refused literal data follows: EOF from now on
 }
 
 type heldLiteral struct {
@@ -93,6 +101,16 @@ const (
 	guardHeadLen = 64
 	guardTailLen = 32
 )
+
+// What to do with a command line without a command name (see fix).
+const (
+	fixNone = iota
+	fixSkip
+	fixName
+)
+
+// badCommandName is added to a command line without a command name.
+const badCommandName = " MISSING-COMMAND-NAME"
 
 func (ls *lineState) add(c byte) {
 	if len(ls.head) < guardHeadLen {
@@ -170,6 +188,7 @@ func (g *literalGuard) Read(p []byte) (int, error) {
 		}
 		g.starttls = nil
 	}
+again:
 	if len(g.pending) == 0 {
 		if g.off {
 			g.mu.Unlock()
@@ -194,6 +213,23 @@ func (g *literalGuard) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n := g.scanIn(g.pending[:min(len(p), len(g.pending))])
+	fix := g.fix
+	g.fix = fixNone
+	switch fix {
+	case fixSkip:
+		g.pending = g.pending[n:]
+		goto again
+	case fixName:
+		line := bytes.TrimRight(g.pending[g.fixAt:n], " \r\n")
+		if g.fixAt+len(line)+len(badCommandName)+2 <= len(p) {
+			copy(p, g.pending[:g.fixAt])
+			m := g.fixAt + copy(p[g.fixAt:], line)
+			m += copy(p[m:], badCommandName)
+			m += copy(p[m:], "\r\n")
+			g.pending = g.pending[n:]
+			return m, nil
+		}
+	}
 	copy(p, g.pending[:n])
 	if g.done >= 0 {
 		// imapserver ends IDLE only on an exact "DONE"; ABNF strings,
@@ -240,6 +276,7 @@ func (g *literalGuard) scanIn(b []byte) int {
 		g.in.reset()
 		g.inLen = 0
 		if lit {
+			g.contsAtLine = g.conts
 			// APPEND's message is its one literal that is not buffered;
 			// its mailbox, when a literal, comes right after the name.
 			appendMailbox := start && whole && len(fields) == 3
@@ -249,8 +286,17 @@ func (g *literalGuard) scanIn(b []byte) int {
 			return i + 1
 		}
 		g.cmdStart = true
+		answer := g.conts > g.contsAtLine
+		g.contsAtLine = g.conts
 		if start && whole && len(fields) == 1 && bytes.EqualFold(fields[0], []byte("DONE")) {
 			g.done = i + 1 - lineLen
+		} else if start && whole && !answer {
+			switch {
+			case len(fields) == 0:
+				g.fix, g.fixAt = fixSkip, i+1-lineLen
+			case len(fields) == 1, len(fields) == 2 && g.cmd == "UID":
+				g.fix, g.fixAt = fixName, i+1-lineLen
+			}
 		}
 		if start && whole && len(fields) == 2 && g.cmd == "STARTTLS" {
 			n := g.tagged
