@@ -288,14 +288,19 @@ func (g *literalGuard) scanIn(b []byte) int {
 		g.cmdStart = true
 		answer := g.conts > g.contsAtLine
 		g.contsAtLine = g.conts
-		if start && whole && len(fields) == 1 && bytes.EqualFold(fields[0], []byte("DONE")) {
-			g.done = i + 1 - lineLen
-		} else if start && whole && !answer {
+		// Rewrites need the whole line in b: one that began in an earlier
+		// Read (the client's bytes came in pieces) is left as it is.
+		lineStart := i + 1 - lineLen
+		if !start || !whole || lineStart < 0 {
+			// nothing to rewrite
+		} else if len(fields) == 1 && bytes.EqualFold(fields[0], []byte("DONE")) {
+			g.done = lineStart
+		} else if !answer {
 			switch {
 			case len(fields) == 0:
-				g.fix, g.fixAt = fixSkip, i+1-lineLen
+				g.fix, g.fixAt = fixSkip, lineStart
 			case len(fields) == 1, len(fields) == 2 && g.cmd == "UID":
-				g.fix, g.fixAt = fixName, i+1-lineLen
+				g.fix, g.fixAt = fixName, lineStart
 			}
 		}
 		if start && whole && len(fields) == 2 && g.cmd == "STARTTLS" {
