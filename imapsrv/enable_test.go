@@ -1,0 +1,31 @@
+package imapsrv_test
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestEnable(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	rc := ts.raw()
+	// Before LOGIN nothing is enabled (go-imap answers OK with an empty
+	// ENABLED rather than BAD).
+	if u, _ := rc.cmd(`ENABLE IMAP4rev2`); len(grep(u, "IMAP4rev2")) != 0 {
+		t.Errorf("ENABLE before LOGIN: %q", u)
+	}
+	rc.ok(`LOGIN alice "secret pw"`)
+	mustContain(t, rc.ok(`ENABLE IMAP4rev2`), "* ENABLED IMAP4rev2")
+	// Unknown or unsupported extensions are not enabled.
+	en := rc.ok(`ENABLE CONDSTORE QRESYNC X-UNKNOWN`)
+	for _, l := range en {
+		if strings.Contains(l, "CONDSTORE") || strings.Contains(l, "QRESYNC") || strings.Contains(l, "X-UNKNOWN") {
+			t.Errorf("ENABLE of an unsupported extension: %q", l)
+		}
+	}
+	rc2 := ts.rawLogin("alice")
+	mustContain(t, rc2.ok(`enable utf8=accept`), "* ENABLED UTF8=ACCEPT")
+	// With UTF8=ACCEPT, mailbox names are UTF-8.
+	rc2.ok(`CREATE "Прочее"`)
+	mustContain(t, rc2.ok(`LIST "" "Прочее"`), `"Прочее"`)
+}
