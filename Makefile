@@ -7,8 +7,10 @@
 GO ?= go
 
 # Real clients and peers the tests talk to. They are installed when missing,
-# so the tests never skip what they need.
-TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd
+# so the tests never skip what they need. Postfix is preseeded "No
+# configuration": the tests run a private instance of their own, and the
+# system's stays unconfigured. systemd gives systemd-analyze (the unit test).
+TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd
 
 .PHONY: build test test-deps vet fuzz bench
 
@@ -22,6 +24,7 @@ test-deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
