@@ -1,0 +1,92 @@
+package interop
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSystemdUnit: systemd-analyze accepts contrib/certmail.service (run
+// against the binary just built, as /usr/local/bin/certmail is not
+// installed here) and rates its hardening at most 2.0 ("OK"); the unit
+// runs the binary as the dedicated user with the packaged config.
+func TestSystemdUnit(t *testing.T) {
+	analyze := findProgram(t, "systemd-analyze")
+	unit := string(mustRead(t, filepath.Join("..", "contrib", "certmail.service")))
+	for _, want := range []string{
+		"ExecStart=/usr/local/bin/certmail serve --config /etc/certmail/certmail.toml",
+		"User=certmail", "Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict",
+		"ReadWritePaths=/var/lib/certmail", "PrivateTmp=yes", "ProtectHome=yes",
+		"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "SystemCallFilter=@system-service",
+		"CapabilityBoundingSet=\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q", want)
+		}
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "certmail.service")
+	os.WriteFile(f, []byte(strings.ReplaceAll(unit, "/usr/local/bin/certmail", certmailBin)), 0o644)
+	if out, err := exec.Command(analyze, "verify", f).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	out, err := exec.Command(analyze, "security", "--offline=yes", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for certmail.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security:\n%s", out)
+	}
+	if level, _ := strconv.ParseFloat(string(m[1]), 64); level > 2.0 {
+		t.Fatalf("exposure level %.1f, want at most 2.0:\n%s", level, out)
+	}
+	t.Logf("exposure level %s", m[1])
+	sysusers := string(mustRead(t, filepath.Join("..", "contrib", "certmail.sysusers")))
+	if !strings.Contains(sysusers, "u certmail - ") {
+		t.Errorf("sysusers file: %s", sysusers)
+	}
+}
+
+// TestSdNotify: under Type=notify, serve reports READY=1 once it listens
+// and STOPPING=1 on SIGTERM, on the datagram socket systemd names.
+func TestSdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(certmailBin, "serve", "--data", t.TempDir(), "--imap", freeAddr(t), "--lmtp", "", "--http", "")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	read := func() string {
+		buf := make([]byte, 256)
+		ln.SetReadDeadline(time.Now().Add(15 * time.Second))
+		n, _, err := ln.ReadFromUnix(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	if got := read(); got != "READY=1" {
+		t.Fatalf("first notification %q", got)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if got := read(); got != "STOPPING=1" {
+		t.Fatalf("on SIGTERM: %q", got)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+}
