@@ -76,6 +76,14 @@ certified mail (the sender's side, evidence; docs/verify.md):
                                write the item's evidence bundle (JSON)
   verify BUNDLE [--gateway-key FILE] [--message M.eml] [--json]
                                check a bundle offline; exit 1 naming a failure
+
+operations (docs/operations.md):
+  tls selfsigned --host NAME[,NAME...] --out DIR [--days N] [--force]
+                               write DIR/cert.pem and DIR/key.pem (self-signed,
+                               for development)
+  backup --out FILE            write a consistent backup, also while serving
+  restore FILE --data DIR      restore a backup into a new data directory
+                               (--config: its encryption_key_file)
   version                      print the version
   help                         print this help
 
