@@ -183,8 +183,9 @@ func (s *Server) serve(ln net.Listener) error {
 		}
 		// Every connection goes through a literalGuard, which keeps
 		// imapserver from running the data of a literal it refused as
-		// commands.
-		g := newLiteralGuard(conn)
+		// commands; beneath it, a coalescingConn gathers each reply's
+		// lines into few writes (see coalesce.go).
+		g := newLiteralGuard(newCoalescingConn(conn))
 		if _, isTLS := conn.(*tls.Conn); isTLS {
 			s.tlsLn.deliver(g)
 		} else if isLoopback(conn.RemoteAddr()) {
