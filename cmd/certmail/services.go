@@ -21,8 +21,10 @@ type services struct {
 	certified  *certified.Service
 	forwarding *forwarding.Service
 	outbox     *notifier.Outbox
-	// cfg is what the process was started with (ops.go: backups).
-	cfg *config.Config
+	// cfg and logger are what the process was started with (ops.go:
+	// backups).
+	cfg    *config.Config
+	logger *slog.Logger
 }
 
 // openServices builds certified mail and the outbox on store, as every
@@ -98,7 +100,7 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	if err != nil {
 		return nil, err
 	}
-	return &services{certified: svc, forwarding: fw, outbox: outbox, cfg: cfg}, nil
+	return &services{certified: svc, forwarding: fw, outbox: outbox, cfg: cfg, logger: logger}, nil
 }
 
 // timerHandlers are every service's timer handlers, by kind.
