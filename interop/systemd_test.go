@@ -65,7 +65,11 @@ func TestSdNotify(t *testing.T) {
 	}
 	defer ln.Close()
 	cmd := exec.Command(certmailBin, "serve", "--data", t.TempDir(), "--imap", freeAddr(t), "--lmtp", "", "--http", "")
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	// As under systemd: journald stamps the lines, certmail leaves the
+	// time out.
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "JOURNAL_STREAM=8:12345")
+	var logs strings.Builder
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,5 +92,8 @@ func TestSdNotify(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+	if !strings.HasPrefix(logs.String(), "level=INFO ") || !strings.Contains(logs.String(), "level=INFO msg=\"certmail started\"") || strings.Contains(logs.String(), "time=") {
+		t.Fatalf("log lines for journald:\n%s", logs.String())
 	}
 }

@@ -233,6 +233,22 @@ func autoconfigOptions(cfg *config.Config) autoconfig.Options {
 	return o
 }
 
+// logOptions are serve's log settings. Under systemd (JOURNAL_STREAM is
+// set when stderr goes to the journal) the time is left out: journald
+// stamps every line itself, and the duplicate only widens `journalctl`.
+func logOptions(level slog.Level) *slog.HandlerOptions {
+	o := &slog.HandlerOptions{Level: level}
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		o.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return o
+}
+
 // sdNotify tells systemd (Type=notify) about the service's state, when run
 // under it: one datagram to $NOTIFY_SOCKET, no dependency needed.
 func sdNotify(state string, logger *slog.Logger) {

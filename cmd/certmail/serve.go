@@ -94,7 +94,7 @@ func cmdServe(args []string, e *env) int {
 		return exitFailure
 	}
 	level, _ := config.ParseLevel(cfg.LogLevel)
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(e.stderr, logOptions(level))) // ops.go: journald
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
