@@ -2,6 +2,7 @@ package imapsrv_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -174,4 +175,47 @@ func TestFailedLoginsPerAccount(t *testing.T) {
 	r.ok(`LOGIN bob "` + testPassword + `"`)
 	// Loopback is exempt per address: bob logs in from there too.
 	ts.rawLogin("bob")
+}
+
+// TestCommandLineTooLong: a line over 48 KiB (literal data not counted)
+// gets a BYE saying why, and the connection is closed before the server
+// holds more of it; a long line under the limit and a large literal are
+// served.
+func TestCommandLineTooLong(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	rc := ts.rawLogin("alice")
+	// 40 KiB of search text: long, but allowed.
+	rc.ok("SELECT INBOX")
+	rc.ok("SEARCH SUBJECT " + strings.Repeat("x", 40<<10))
+	// A 200 KiB message as a literal: its data is no command line.
+	msg := "Subject: big\r\n\r\n" + strings.Repeat("y", 200<<10) + "\r\n"
+	rc.write(fmt.Sprintf("a1 APPEND INBOX {%d+}\r\n%s\r\n", len(msg), msg))
+	if _, st := rc.readUntilTagged("a1"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("APPEND of a large literal: %s", st)
+	}
+	for _, line := range []string{
+		"a2 NOOP " + strings.Repeat("x", 1<<20),            // in the arguments
+		strings.Repeat("t", 1<<20) + " NOOP",               // in the tag
+		"a3 SEARCH SUBJECT " + strings.Repeat("z", 60<<10), // just over the limit
+	} {
+		c := ts.rawLogin("alice")
+		// The server may close before the whole line is sent.
+		c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		go c.conn.Write([]byte(line + "\r\n"))
+		var got []string
+		for {
+			l, err := c.tryReadLine(10 * time.Second)
+			if err != nil {
+				break
+			}
+			got = append(got, l)
+		}
+		if len(got) != 1 || got[0] != "* BYE command line too long (limit 49152 bytes)" {
+			t.Fatalf("line of %d bytes: got %q", len(line), got)
+		}
+	}
+	waitFor(t, "the log line", func() bool {
+		return strings.Contains(ts.logs.String(), "connection closed: command line too long")
+	})
 }

@@ -3,9 +3,11 @@ package imapsrv
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // literalGuard sits between a client connection and go-imap's imapserver
@@ -76,7 +78,21 @@ type literalGuard struct {
 	contsAtLine int
 	off         bool // TLS started: pass everything through
 	cut         bool // refused literal data follows: EOF from now on
+
+	// Command line length (ops, limits.go): a client line longer than
+	// maxCommandLine (literal data not counted) gets a BYE and the
+	// connection is closed. log, if set, gets the line about it.
+	tooLong bool
+	log     *slog.Logger
 }
+
+// maxCommandLine bounds a client line, literals excluded. It is below
+// imapserver's own bound (50 KiB), which answers with a syntax error or
+// SERVERBUG and drops the connection without a word; this one says why.
+const maxCommandLine = 48 << 10
+
+// longLineBye is what a client whose line is too long gets.
+const longLineBye = "* BYE command line too long (limit 49152 bytes)\r\n"
 
 type heldLiteral struct {
 	size    int64
@@ -161,6 +177,9 @@ func (g *literalGuard) Read(p []byte) (int, error) {
 	if g.cut {
 		return 0, io.EOF
 	}
+	if g.tooLong {
+		return 0, g.refuseLongLine()
+	}
 	if g.held != nil {
 		h := g.held
 		g.held = nil
@@ -213,6 +232,9 @@ again:
 		return n, nil
 	}
 	n := g.scanIn(g.pending[:min(len(p), len(g.pending))])
+	if g.tooLong && n == 0 {
+		return 0, g.refuseLongLine()
+	}
 	fix := g.fix
 	g.fix = fixNone
 	switch fix {
@@ -256,6 +278,11 @@ func (g *literalGuard) scanIn(b []byte) int {
 			continue
 		}
 		c := b[i]
+		if g.inLen >= maxCommandLine && c != '\n' {
+			// Hand over what came before; the next Read refuses.
+			g.tooLong = true
+			return i
+		}
 		g.in.add(c)
 		g.inLen++
 		if c != '\n' {
@@ -314,6 +341,12 @@ func (g *literalGuard) scanIn(b []byte) int {
 
 func (g *literalGuard) Write(p []byte) (int, error) {
 	g.mu.Lock()
+	if g.tooLong && g.cut {
+		// After the BYE for a too-long line, nothing: imapserver may
+		// still answer the part of the line it had.
+		g.mu.Unlock()
+		return len(p), nil
+	}
 	if !g.off {
 		g.scanOut(p)
 	}
@@ -361,4 +394,22 @@ func (g *literalGuard) scanOut(b []byte) {
 		}
 		g.out.reset()
 	}
+}
+
+// refuseLongLine tells the client why the connection ends and ends it
+// (EOF to imapserver, which closes it). It runs in Read, where imapserver
+// is waiting for the rest of the line and writes nothing.
+func (g *literalGuard) refuseLongLine() error {
+	if !g.cut {
+		g.cut = true
+		g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(g.Conn, longLineBye)
+		if f, ok := g.Conn.(interface{ Flush() error }); ok {
+			f.Flush() // beneath, a coalescingConn may hold it back
+		}
+		if g.log != nil {
+			g.log.Warn("connection closed: command line too long", "remote", g.Conn.RemoteAddr().String(), "limit", maxCommandLine)
+		}
+	}
+	return io.EOF
 }

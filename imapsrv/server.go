@@ -186,6 +186,7 @@ func (s *Server) serve(ln net.Listener) error {
 		// commands; beneath it, a coalescingConn gathers each reply's
 		// lines into few writes (see coalesce.go).
 		g := newLiteralGuard(newCoalescingConn(conn))
+		g.log = s.log // for the command line length limit (limits.go)
 		if _, isTLS := conn.(*tls.Conn); isTLS {
 			s.tlsLn.deliver(g)
 		} else if isLoopback(conn.RemoteAddr()) {
