@@ -9,8 +9,9 @@ GO ?= go
 # Real clients and peers the tests talk to. They are installed when missing,
 # so the tests never skip what they need. Postfix is preseeded "No
 # configuration": the tests run a private instance of their own, and the
-# system's stays unconfigured. systemd gives systemd-analyze (the unit test).
-TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd
+# system's stays unconfigured. systemd gives systemd-analyze (the unit test),
+# iproute2 the address in the remote-client test's network namespace.
+TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2
 
 .PHONY: build test test-deps vet fuzz bench
 
