@@ -236,8 +236,10 @@ func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []stri
 	}
 
 	placed := make(map[string]string) // account → mailbox actually used
+	// Parsed here, not under the store's write lock.
+	sum := d.store.Summarize(raw)
 	err := d.store.Update(func(tx *mailbox.Tx) error {
-		blob, err := tx.PutBlob(raw)
+		blob, err := tx.PutBlobSummary(raw, sum)
 		if err != nil {
 			return err
 		}
@@ -256,7 +258,7 @@ func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []stri
 		clear(placed)
 		for _, i := range order {
 			if err := d.store.Update(func(tx *mailbox.Tx) error {
-				blob, err := tx.PutBlob(raw)
+				blob, err := tx.PutBlobSummary(raw, sum)
 				if err != nil {
 					return err
 				}

@@ -364,9 +364,10 @@ func (sess *session) Append(name string, r imap.LiteralReader, options *imap.App
 		return &imap.AppendData{UIDValidity: res.UIDValidity, UID: imap.UID(res.UID)}, nil
 	}
 	var res *mailbox.AppendResult
+	sum := sess.srv.store.Summarize(raw) // outside the store's write lock
 	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
 		var err error
-		res, err = tx.Append(sess.acct, name, raw, mailbox.AppendOptions{Flags: flags, InternalDate: options.Time})
+		res, err = tx.Append(sess.acct, name, raw, mailbox.AppendOptions{Flags: flags, InternalDate: options.Time, Summary: sum})
 		return err
 	})
 	if err != nil {

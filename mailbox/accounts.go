@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -27,7 +28,7 @@ func hashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("generating salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argonKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s",
 		argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -53,8 +54,21 @@ func checkPassword(encoded, password string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("password hash: %w", err)
 	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	got := argonKey([]byte(password), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// argonSlots bounds how many argon2 computations run at once. Each takes
+// argonMemory (16 MB): a burst of logins (a thousand IDLE clients
+// reconnecting after a restart) ran dozens side by side, and the heap grew
+// by hundreds of megabytes that the process kept. More at once would not
+// be faster: each one keeps a CPU busy.
+var argonSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+
+func argonKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	argonSlots <- struct{}{}
+	defer func() { <-argonSlots }()
+	return argon2.IDKey(password, salt, time, memory, threads, keyLen)
 }
 
 // authCache remembers successful logins (as a keyed MAC of the password,
@@ -65,6 +79,16 @@ type authCache struct {
 	key []byte
 	mu  sync.Mutex
 	m   map[string]authEntry
+	// checking holds the password checks in progress, by account and MAC
+	// of the password, so that concurrent logins with the same
+	// credentials wait for one check instead of each running argon2.
+	checking map[string]*authCheck
+}
+
+type authCheck struct {
+	done chan struct{}
+	ok   bool
+	err  error
 }
 
 type authEntry struct {
@@ -75,7 +99,28 @@ type authEntry struct {
 func newAuthCache() *authCache {
 	k := make([]byte, 32)
 	rand.Read(k)
-	return &authCache{key: k, m: make(map[string]authEntry)}
+	return &authCache{key: k, m: make(map[string]authEntry), checking: make(map[string]*authCheck)}
+}
+
+// check runs checkPassword once for concurrent callers with the same
+// account, stored hash and password.
+func (c *authCache) check(acct, hash, password string) (bool, error) {
+	key := acct + "\x00" + hash + "\x00" + string(c.mac(acct, password))
+	c.mu.Lock()
+	if ch := c.checking[key]; ch != nil {
+		c.mu.Unlock()
+		<-ch.done
+		return ch.ok, ch.err
+	}
+	ch := &authCheck{done: make(chan struct{})}
+	c.checking[key] = ch
+	c.mu.Unlock()
+	ch.ok, ch.err = checkPassword(hash, password)
+	c.mu.Lock()
+	delete(c.checking, key)
+	c.mu.Unlock()
+	close(ch.done)
+	return ch.ok, ch.err
 }
 
 func (c *authCache) mac(acct, password string) []byte {
@@ -198,7 +243,7 @@ func (s *Store) Authenticate(name, password string) (string, error) {
 	if s.auth.hit(acct, a.PasswordHash, password) {
 		return acct, nil
 	}
-	ok, err := checkPassword(a.PasswordHash, password)
+	ok, err := s.auth.check(acct, a.PasswordHash, password)
 	if err != nil {
 		s.log.Error("checking password", "account", acct, "err", err)
 		return "", ErrAuthFailed

@@ -27,7 +27,22 @@ type blobRecord struct {
 
 // PutBlob stores message bytes once, with one reference held by the
 // caller: a held certified item is a blob no mailbox refers to yet.
-func (tx *Tx) PutBlob(raw []byte) (uint64, error) {
+func (tx *Tx) PutBlob(raw []byte) (uint64, error) { return tx.PutBlobSummary(raw, nil) }
+
+// Summarize computes what Options.Summarize derives from a message (nil
+// without a summarizer). Callers that store a message compute it before
+// their transaction and hand it to PutBlobSummary, so that parsing the
+// message does not hold the store's write lock.
+func (s *Store) Summarize(raw []byte) []byte {
+	if s.summarize == nil {
+		return nil
+	}
+	return s.summarize(raw)
+}
+
+// PutBlobSummary is PutBlob with the summary computed beforehand by
+// Store.Summarize; a nil sum is computed here.
+func (tx *Tx) PutBlobSummary(raw, sum []byte) (uint64, error) {
 	id, err := tx.nextCounter("blob", 0)
 	if err != nil {
 		return 0, err
@@ -36,7 +51,10 @@ func (tx *Tx) PutBlob(raw []byte) (uint64, error) {
 		return 0, err
 	}
 	if tx.s.summarize != nil {
-		if err := tx.set(blobKey(prefixSummary, id), tx.s.summarize(raw)); err != nil {
+		if sum == nil {
+			sum = tx.s.summarize(raw)
+		}
+		if err := tx.set(blobKey(prefixSummary, id), sum); err != nil {
 			return 0, err
 		}
 	}
@@ -113,7 +131,7 @@ func (tx *Tx) Append(acct, mailbox string, raw []byte, opts AppendOptions) (*App
 	if _, err := tx.Mailbox(acct, mailbox); err != nil {
 		return nil, err
 	}
-	id, err := tx.PutBlob(raw)
+	id, err := tx.PutBlobSummary(raw, opts.Summary)
 	if err != nil {
 		return nil, err
 	}

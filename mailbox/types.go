@@ -148,6 +148,9 @@ func applyFlags(cur []string, op FlagOp, flags []string) ([]string, bool) {
 type AppendOptions struct {
 	Flags        []string
 	InternalDate time.Time
+	// Summary, if set, is the message's Store.Summarize, computed before
+	// the transaction (Append computes it otherwise).
+	Summary []byte
 }
 
 // AppendResult says where a message went.
