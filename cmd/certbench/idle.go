@@ -12,8 +12,8 @@ import (
 // idleResult is the memory a server needs to hold k IDLE sessions.
 type idleResult struct {
 	sessions int
-	rssKB    int64 // summed over the server's processes, all established
-	baseKB   int64 // before the first session
+	mem      mem // summed over the server's processes, all established
+	base     mem // before the first session
 	procs    int
 	setup    time.Duration
 	// wake is how long until every session saw a message delivered to
@@ -26,9 +26,9 @@ type idleResult struct {
 // runIdle opens k sessions spread over users, each LOGIN, SELECT INBOX,
 // IDLE; measures the server's RSS; then delivers one message per user and
 // waits for every session to hear of it.
-func runIdle(s *server, users []string, password string, k int, wakeTimeout time.Duration) (*idleResult, error) {
+func runIdle(s *server, users []string, password string, k int, wakeTimeout time.Duration, atPeak func()) (*idleResult, error) {
 	res := &idleResult{sessions: k, wakeWait: wakeTimeout}
-	res.baseKB, _ = currentRSS(s.pid())
+	res.base, _ = currentMem(s.pid())
 	type sess struct {
 		c    *imapclient.Client
 		idle *imapclient.IdleCommand
@@ -113,7 +113,10 @@ func runIdle(s *server, users []string, password string, k int, wakeTimeout time
 	res.setup = time.Since(start)
 	// Let the servers settle (login processes exit, buffers shrink).
 	time.Sleep(time.Second)
-	res.rssKB, res.procs = currentRSS(s.pid())
+	res.mem, res.procs = currentMem(s.pid())
+	if atPeak != nil {
+		atPeak()
+	}
 
 	// One new message per user reaches every session of that user.
 	armed.Store(true)

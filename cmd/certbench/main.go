@@ -34,6 +34,7 @@ type options struct {
 	certmailBin    string
 	scheme         string
 	only           string
+	servers        string
 	keep           bool
 	cpuprofile     string
 	seed           uint64
@@ -57,6 +58,7 @@ func run() int {
 	flag.StringVar(&o.certmailBin, "certmail", "", "certmail `binary` to test (default: build ./cmd/certmail)")
 	flag.StringVar(&o.scheme, "dovecot-scheme", "PLAIN", "Dovecot passdb password scheme: PLAIN or SHA512-CRYPT")
 	flag.StringVar(&o.only, "only", "ingest,mix,large,idle", "comma-separated `workloads` to run")
+	flag.StringVar(&o.servers, "servers", "certmail,dovecot", "comma-separated `servers` to run (dovecot only if installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, configs, logs)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "developers: write a CPU profile of certmail per workload run into `dir`")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated mail")
@@ -96,7 +98,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "certbench: rounds, clients, users and connections must be at least 1")
 		return 2
 	}
-	b := &bench{o: o, workloads: map[string]bool{}}
+	b := &bench{o: o, workloads: map[string]bool{}, loadStart: loadAvg()}
 	for _, w := range strings.Split(o.only, ",") {
 		w = strings.TrimSpace(w)
 		switch w {
@@ -167,6 +169,7 @@ type bench struct {
 	users     struct{ mix, ingest []string }
 	bigUser   string
 	dovecot   string // version, if running
+	loadStart string
 }
 
 func (b *bench) cleanup() {
@@ -187,6 +190,12 @@ func (b *bench) logf(format string, args ...any) {
 
 func (b *bench) setup() error {
 	o := b.o
+	b.logf("load average %s on %d CPUs", b.loadStart, runtime.NumCPU())
+	var l1 float64
+	fmt.Sscan(b.loadStart, &l1)
+	if l1 > float64(runtime.NumCPU()) {
+		b.logf("warning: the machine is busy (load %.1f > %d CPUs): wall-clock figures will be noisy; CPU seconds per unit of work less so", l1, runtime.NumCPU())
+	}
 	for i := 1; i <= o.mixC; i++ {
 		b.users.mix = append(b.users.mix, fmt.Sprintf("mix%02d", i))
 	}
@@ -205,6 +214,10 @@ func (b *bench) setup() error {
 		}
 	}
 	dvBin, dvErr := findDovecot(o.dovecotBin)
+	wantDovecot := strings.Contains(o.servers, "dovecot")
+	if !wantDovecot {
+		dvErr = nil
+	}
 	if dvErr != nil {
 		if o.requireDovecot {
 			return fmt.Errorf("dovecot is not installed (--require-dovecot); install dovecot-imapd and dovecot-lmtpd")
@@ -230,7 +243,7 @@ func (b *bench) setup() error {
 		return err
 	}
 	b.servers = append(b.servers, cm)
-	if dvErr == nil {
+	if dvErr == nil && wantDovecot {
 		b.logf("starting dovecot")
 		dv, note, err := startDovecot(dvBin, filepath.Join(b.root, "dovecot"), all, password, o.scheme, o.idleK+o.mixC)
 		if err != nil {
@@ -273,10 +286,10 @@ func (b *bench) fail(workload string, s *server, err error) {
 
 // measure runs fn against s with CPU and memory accounting (and a CPU
 // profile of certmail if asked).
-func (b *bench) measure(workload string, round int, s *server, fn func() error) bool {
+func (b *bench) measure(workload string, round int, s *server, fn func() error) (usage, bool) {
 	if s.exited() {
 		b.fail(workload, s, fmt.Errorf("server is not running"))
-		return false
+		return usage{}, false
 	}
 	if b.o.cpuprofile != "" {
 		if err := s.startProfile(filepath.Join(b.o.cpuprofile, fmt.Sprintf("%s-r%d.pprof", workload, round+1))); err != nil {
@@ -292,9 +305,9 @@ func (b *bench) measure(workload string, round int, s *server, fn func() error) 
 	b.results.usage(workload, s.name, u)
 	if err != nil {
 		b.fail(workload, s, err)
-		return false
+		return u, false
 	}
-	return true
+	return u, true
 }
 
 func (b *bench) runAll() {
@@ -347,7 +360,7 @@ func (b *bench) runIngest() {
 			b.logf("LMTP ingest round %d on %s", r+1, s.name)
 			var elapsed time.Duration
 			var lat []time.Duration
-			ok := b.measure("ingest", r, s, func() error {
+			u, ok := b.measure("ingest", r, s, func() error {
 				var err error
 				elapsed, lat, err = deliverAll(s.lmtp, o.ingestC, o.ingestN, func(i int) (string, []byte) { return msgs[i].rcpt, msgs[i].raw })
 				return err
@@ -357,6 +370,7 @@ func (b *bench) runIngest() {
 				b.logf("  %.0f msgs/s", rate)
 				b.results.add("ingest", "LMTP ingest (msgs/s)", s.name, rate, higher)
 				b.results.add("ingest", "LMTP ingest p99 per message (ms)", s.name, ms(percentile(lat, 99)), lower)
+				b.results.add("ingest", "LMTP ingest CPU per message (ms)", s.name, u.CPU*1000/float64(o.ingestN), lower)
 			}
 		}
 	}
@@ -370,7 +384,7 @@ func (b *bench) runMixWorkload() {
 		for _, s := range b.order(r) {
 			b.logf("session mix round %d on %s", r+1, s.name)
 			var res *mixResult
-			ok := b.measure("mix", r, s, func() error {
+			u, ok := b.measure("mix", r, s, func() error {
 				var err error
 				res, err = runMix(s.imap, b.users.mix, password, o.mixDur, o.seed+uint64(r))
 				return err
@@ -381,6 +395,7 @@ func (b *bench) runMixWorkload() {
 				b.results.add("mix", "Session mix latency p50 (ms)", s.name, ms(percentile(res.lat, 50)), lower)
 				b.results.add("mix", "Session mix latency p90 (ms)", s.name, ms(percentile(res.lat, 90)), lower)
 				b.results.add("mix", "Session mix latency p99 (ms)", s.name, ms(percentile(res.lat, 99)), lower)
+				b.results.add("mix", "Session mix CPU per operation (ms)", s.name, u.CPU*1000/float64(res.ops), lower)
 				for _, name := range opNames {
 					b.results.addDetail("mix", "  "+name+" p50 / p99 (ms)", s.name,
 						ms(percentile(res.perOp[name], 50)), ms(percentile(res.perOp[name], 99)))
@@ -398,7 +413,7 @@ func (b *bench) runLargeWorkload() {
 	for _, s := range b.servers {
 		b.logf("large mailbox: filling %s with %d messages", s.name, o.largeM)
 		var elapsed time.Duration
-		ok := b.measure("large-fill", 0, s, func() error {
+		_, ok := b.measure("large-fill", 0, s, func() error {
 			var err error
 			elapsed, err = populateLarge(s, b.bigUser, password, o.largeM, o.largeC, o.seed+7)
 			return err
@@ -415,7 +430,7 @@ func (b *bench) runLargeWorkload() {
 		for _, s := range b.order(r) {
 			b.logf("large mailbox round %d on %s", r+1, s.name)
 			var res *largeResult
-			ok := b.measure("large", r, s, func() error {
+			_, ok := b.measure("large", r, s, func() error {
 				var err error
 				if res, err = runLarge(s, b.bigUser, password); err != nil {
 					return err
@@ -446,15 +461,23 @@ func (b *bench) runIdleWorkload() {
 		for _, s := range b.order(r) {
 			b.logf("idle round %d on %s: %d sessions", r+1, s.name, o.idleK)
 			var res *idleResult
-			ok := b.measure("idle", r, s, func() error {
+			_, ok := b.measure("idle", r, s, func() error {
 				var err error
-				res, err = runIdle(s, b.users.mix, password, o.idleK, o.idleWake)
+				res, err = runIdle(s, b.users.mix, password, o.idleK, o.idleWake, func() {
+					if b.o.cpuprofile != "" {
+						s.saveHeap(filepath.Join(b.o.cpuprofile, fmt.Sprintf("idle-heap-r%d.pprof", r+1)))
+						s.saveMaps(filepath.Join(b.o.cpuprofile, fmt.Sprintf("idle-maps-%s-r%d.txt", s.name, r+1)))
+					}
+				})
 				return err
 			})
 			if ok {
-				b.logf("  RSS %.1f MB (%d processes), set up in %s, %d/%d woken in %s", float64(res.rssKB)/1024, res.procs,
+				b.logf("  RSS %.1f MB (anon %.1f, file %.1f, shmem %.1f; before the sessions %.1f) in %d processes, set up in %s, %d/%d woken in %s",
+					mb(res.mem.rss), mb(res.mem.anon), mb(res.mem.file), mb(res.mem.shmem), mb(res.base.rss), res.procs,
 					res.setup.Round(time.Millisecond), res.woken, o.idleK, res.wake.Round(time.Millisecond))
-				b.results.add("idle", fmt.Sprintf("Idle: RSS with %d IDLE sessions (MB)", o.idleK), s.name, float64(res.rssKB)/1024, lower)
+				b.results.add("idle", fmt.Sprintf("Idle: RSS with %d IDLE sessions (MB)", o.idleK), s.name, mb(res.mem.rss), lower)
+				b.results.add("idle", "Idle: of which anonymous (MB)", s.name, mb(res.mem.anon), lower)
+				b.results.add("idle", "Idle: of which file-backed and shared (MB)", s.name, mb(res.mem.file+res.mem.shmem), lower)
 				b.results.add("idle", "Idle: sessions that saw new mail", s.name, float64(res.woken), higher)
 				if res.woken == o.idleK {
 					b.results.add("idle", "Idle: new mail seen by every session (ms)", s.name, ms(res.wake), lower)
@@ -468,6 +491,8 @@ func (b *bench) runIdleWorkload() {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+func mb(kb int64) float64 { return float64(kb) / 1024 }
+
 // machine describes where the benchmark ran.
 func (b *bench) machine() []string {
 	var out []string
@@ -478,11 +503,26 @@ func (b *bench) machine() []string {
 		out = append(out, "kernel: "+strings.TrimSpace(string(k)))
 	}
 	out = append(out, "go: "+runtime.Version())
+	out = append(out, fmt.Sprintf("load average (1, 5, 15 min): %s at the start, %s at the end", b.loadStart, loadAvg()))
 	if b.dovecot != "" {
 		out = append(out, "dovecot: "+b.dovecot)
 	}
 	out = append(out, "command: "+strings.Join(append([]string{"certbench"}, os.Args[1:]...), " "))
 	return out
+}
+
+// loadAvg is the machine's load average: other work on the machine
+// skews every wall-clock figure.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func cpuModel() string {

@@ -92,6 +92,19 @@ func cpuSeconds(root int) float64 {
 
 // memKB returns the summed VmRSS and VmHWM (kB) of the given processes.
 func memKB(procs []procStat) (rss, hwm int64) {
+	m := memDetail(procs)
+	return m.rss, m.hwm
+}
+
+// mem is a memory breakdown in kB, summed over processes: RSS is
+// anonymous (heap, stacks) plus file-backed (mapped files: for certmail,
+// Badger's memory-mapped tables and value log) plus shared memory.
+type mem struct {
+	rss, hwm, anon, file, shmem int64
+}
+
+func memDetail(procs []procStat) mem {
+	var m mem
 	for _, p := range procs {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
 		if err != nil {
@@ -105,13 +118,19 @@ func memKB(procs []procStat) (rss, hwm int64) {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			switch k {
 			case "VmRSS":
-				rss += n
+				m.rss += n
 			case "VmHWM":
-				hwm += n
+				m.hwm += n
+			case "RssAnon":
+				m.anon += n
+			case "RssFile":
+				m.file += n
+			case "RssShmem":
+				m.shmem += n
 			}
 		}
 	}
-	return rss, hwm
+	return m
 }
 
 // resetPeak resets VmHWM of the processes (clear_refs 5), so that a
@@ -182,10 +201,9 @@ func (m *meter) finish() usage {
 	return usage{CPU: cpuSeconds(m.root) - m.cpu0, PeakRSS: m.peakRSS, Procs: m.procsMax}
 }
 
-// currentRSS is the summed VmRSS (kB) of root's process tree now, and how
-// many processes that is.
-func currentRSS(root int) (int64, int) {
+// currentMem is the memory of root's process tree now, and how many
+// processes that is.
+func currentMem(root int) (mem, int) {
 	procs := tree(root)
-	rss, _ := memKB(procs)
-	return rss, len(procs)
+	return memDetail(procs), len(procs)
 }

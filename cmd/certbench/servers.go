@@ -87,6 +87,70 @@ func (s *server) stopProfile() error {
 	return nil
 }
 
+// saveHeap writes certmail's heap profile to path.
+func (s *server) saveHeap(path string) error {
+	if s.pprof == "" {
+		return nil
+	}
+	resp, err := http.Get("http://" + s.pprof + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err = io.Copy(f, resp.Body); err != nil {
+		return err
+	}
+	// The runtime's own accounting (heap, stacks, what is returned).
+	resp2, err := http.Get("http://" + s.pprof + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err
+	}
+	defer resp2.Body.Close()
+	b, _ := io.ReadAll(resp2.Body)
+	if i := bytes.Index(b, []byte("# runtime.MemStats")); i >= 0 {
+		b = b[i:]
+	}
+	return os.WriteFile(strings.TrimSuffix(path, ".pprof")+"-memstats.txt", b, 0o644)
+}
+
+// saveMaps writes, per mapped file type, how much of the server's RSS
+// the mappings hold (from /proc/<pid>/smaps), for diagnosis.
+func (s *server) saveMaps(path string) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", s.pid()))
+	if err != nil {
+		return err
+	}
+	sums := map[string]int64{}
+	kind := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			kind = "[anon]"
+			if len(f) >= 6 {
+				kind = filepath.Ext(f[5])
+				if kind == "" {
+					kind = f[5]
+				}
+			}
+			continue
+		}
+		if len(f) >= 2 && f[0] == "Rss:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sums[kind] += n
+		}
+	}
+	var out bytes.Buffer
+	for k, v := range sums {
+		fmt.Fprintf(&out, "%10d kB  %s\n", v, k)
+	}
+	return os.WriteFile(path, out.Bytes(), 0o644)
+}
+
 // logTail is the end of the server's log, for error messages.
 func (s *server) logTail() string {
 	b, _ := os.ReadFile(s.logPath)
