@@ -114,7 +114,7 @@ func TestMaxSessionsPerUser(t *testing.T) {
 // ones after a growing delay, and after the third logins are refused,
 // even with the right password, until the lockout ends.
 func TestFailedLoginLimits(t *testing.T) {
-	const delay, lockout = 600 * time.Millisecond, 2 * time.Second
+	const delay, lockout = 300 * time.Millisecond, 2 * time.Second
 	ts := newTestServer(t, withLimits(imapsrv.Limits{LoginFreeFailures: 1, LoginMaxFailures: 3,
 		LoginDelay: delay, LoginLockout: lockout}))
 	ts.addUser("alice")
@@ -125,10 +125,14 @@ func TestFailedLoginLimits(t *testing.T) {
 		_, st := rc.cmd(line)
 		return st, time.Since(start)
 	}
-	st, d := timed(`LOGIN alice wrong1`)
-	if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") || d >= delay {
-		t.Fatalf("first failure: %q after %v", st, d)
+	// Only lower bounds on the time: an upper one would depend on the
+	// machine's load. TestLoginDelaySchedule checks the exact schedule
+	// (the first failure undelayed).
+	st, _ := timed(`LOGIN alice wrong1`)
+	if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") {
+		t.Fatalf("first failure: %q", st)
 	}
+	var d time.Duration
 	st, d = timed(`LOGIN alice wrong2`)
 	if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") || d < delay {
 		t.Fatalf("second failure: %q after %v, want a delay of %v", st, d, delay)
