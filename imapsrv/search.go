@@ -152,16 +152,26 @@ func (mm *matchMessage) load() error {
 		return fmt.Errorf("reading message %d for SEARCH: %w", mm.t.msg.UID, err)
 	}
 	mm.raw = raw
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	return nil
+}
+
+// hdr is the parsed header, parsed on first need: TEXT and BODY mostly
+// get their answer from the raw bytes (see headerContains), and parsing
+// every header was a fifth of a SEARCH TEXT over a large mailbox.
+func (mm *matchMessage) hdr() *textproto.Header {
+	if mm.header != nil {
+		return mm.header
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(mm.raw)))
 	if err != nil {
 		// Search the well-formed header fields of a broken header.
-		h, err = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(parseable(raw))))
+		h, err = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(parseable(mm.raw))))
 		if err != nil {
 			h = textproto.Header{}
 		}
 	}
 	mm.header = &h
-	return nil
+	return mm.header
 }
 
 func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
@@ -204,7 +214,7 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		if err := mm.load(); err != nil || mm.gone {
 			return false, err
 		}
-		mh := mail.Header{Header: gomessage.Header{Header: *mm.header}}
+		mh := mail.Header{Header: gomessage.Header{Header: *mm.hdr()}}
 		sent, err := mh.Date()
 		if err != nil || sent.IsZero() {
 			return false, nil
@@ -264,7 +274,7 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 }
 
 func (mm *matchMessage) headerMatches(key, value string) bool {
-	fields := mm.header.FieldsByKey(key)
+	fields := mm.hdr().FieldsByKey(key)
 	if value == "" {
 		return fields.Len() > 0
 	}
@@ -278,9 +288,12 @@ func (mm *matchMessage) headerMatches(key, value string) bool {
 }
 
 func (mm *matchMessage) headerContains(word string) bool {
+	if mm.headerText == nil && rawHeaderLacks(mm.raw[:headerLen(mm.raw)], word) {
+		return false
+	}
 	if mm.headerText == nil {
 		var b strings.Builder
-		fields := mm.header.Fields()
+		fields := mm.hdr().Fields()
 		for fields.Next() {
 			v := decodeHeaderValue(fields.Value())
 			b.WriteString(fields.Key())
@@ -363,9 +376,45 @@ func decodeHeaderValue(v string) string {
 	return v
 }
 
+// rawHeaderLacks reports whether the decoded header text (field names and
+// decoded values, as headerContains builds it) cannot contain word, from
+// the raw header alone: when the header has no encoded words, decoding
+// changes nothing but line folding and the space after each colon, and a
+// word without white space or colon cannot span either.
+func rawHeaderLacks(rawHeader []byte, word string) bool {
+	if !isASCII(word) || strings.ContainsAny(word, " \t\r\n:") || bytes.Contains(rawHeader, []byte("=?")) {
+		return false
+	}
+	return indexFoldASCII(rawHeader, word) < 0
+}
+
+// mightBeEncoded reports whether an ASCII word could be in the decoded
+// text of raw without being in its bytes: when a part has a transfer
+// encoding, or a charset in which ASCII is not itself (an ASCII word in
+// us-ascii, UTF-8, ISO-8859-x or ISO-2022-JP text is the same bytes).
 func mightBeEncoded(raw []byte) bool {
-	return indexFoldASCII(raw, "base64") >= 0 || indexFoldASCII(raw, "quoted-printable") >= 0 ||
-		indexFoldASCII(raw, "charset") >= 0
+	if indexFoldASCII(raw, "base64") >= 0 || indexFoldASCII(raw, "quoted-printable") >= 0 {
+		return true
+	}
+	// Each charset= parameter, found by its '=' (rare in text that is not
+	// quoted-printable).
+	for i := 0; ; {
+		j := bytes.IndexByte(raw[i:], '=')
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+		if i < 8 || !equalFoldASCII(raw[i-8:i-1], "charset") {
+			continue
+		}
+		v := raw[i:min(len(raw), i+8)]
+		v = bytes.TrimLeft(v, "\"")
+		for _, wide := range []string{"utf-16", "utf-32", "utf-7", "utf16", "utf32", "utf7", "ucs"} {
+			if len(v) >= len(wide) && equalFoldASCII(v[:len(wide)], wide) {
+				return true
+			}
+		}
+	}
 }
 
 func isASCII(s string) bool {
@@ -378,28 +427,82 @@ func isASCII(s string) bool {
 }
 
 // indexFoldASCII finds needle in hay ignoring ASCII case, without
-// allocating a lower-cased copy of the message.
+// allocating a lower-cased copy of the message. Candidates are found with
+// bytes.IndexByte (vectorized) for the needle's rarest byte, in either
+// case, and then compared.
 func indexFoldASCII(hay []byte, needle string) int {
 	n := len(needle)
 	if n == 0 {
 		return 0
 	}
-	first := lowerASCII(needle[0])
-	for i := 0; i+n <= len(hay); i++ {
-		if lowerASCII(hay[i]) != first {
-			continue
-		}
-		j := 1
-		for ; j < n; j++ {
-			if lowerASCII(hay[i+j]) != lowerASCII(needle[j]) {
-				break
+	k := rarestByte(needle)
+	lo, up := lowerASCII(needle[k]), upperASCII(needle[k])
+	// nextLo and nextUp are the next positions of each case of the anchor
+	// byte at or after i+k (len(hay) when there is none).
+	nextLo, nextUp := -1, -1
+	if lo == up {
+		nextUp = len(hay)
+	}
+	last := len(hay) - n // last possible start
+	for i := 0; i <= last; {
+		if nextLo < i+k {
+			if j := bytes.IndexByte(hay[i+k:last+k+1], lo); j >= 0 {
+				nextLo = i + k + j
+			} else {
+				nextLo = len(hay)
 			}
 		}
-		if j == n {
+		if nextUp < i+k {
+			if j := bytes.IndexByte(hay[i+k:last+k+1], up); j >= 0 {
+				nextUp = i + k + j
+			} else {
+				nextUp = len(hay)
+			}
+		}
+		i = min(nextLo, nextUp) - k
+		if i > last {
+			return -1
+		}
+		if equalFoldASCII(hay[i:i+n], needle) {
 			return i
 		}
+		i++
 	}
 	return -1
+}
+
+// rarestByte is the position of the byte of s least likely in mail text:
+// punctuation and digits before letters, letters by English frequency.
+func rarestByte(s string) int {
+	const common = " etaoinshrdlcumwfgypbvkjxqz" // most frequent first
+	best, bestRank := 0, -1
+	for i := 0; i < len(s); i++ {
+		c := lowerASCII(s[i])
+		rank := len(common) // not a letter nor space: rare
+		if j := strings.IndexByte(common, c); j >= 0 {
+			rank = j
+		}
+		if rank > bestRank {
+			best, bestRank = i, rank
+		}
+	}
+	return best
+}
+
+func equalFoldASCII(b []byte, s string) bool {
+	for j := 0; j < len(s); j++ {
+		if lowerASCII(b[j]) != lowerASCII(s[j]) {
+			return false
+		}
+	}
+	return true
+}
+
+func upperASCII(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
 }
 
 func lowerASCII(c byte) byte {
