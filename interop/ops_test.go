@@ -442,7 +442,11 @@ login_lockout = "1m"
 	if err == nil || !strings.Contains(err.Error(), "LIMIT") {
 		t.Fatalf("10th mailbox: %v", err)
 	}
-	c.Logout()
+	// The session limit counts this session until the server has closed
+	// it, which happens just after it answers LOGOUT.
+	c.Logout().Wait()
+	c.Close()
+	time.Sleep(300 * time.Millisecond)
 
 	conn, br := rawIMAP(t, s.imap)
 	send := func(line string) { conn.Write([]byte(line)) }
