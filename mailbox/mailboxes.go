@@ -268,7 +268,7 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 			var blobs []uint64
 			err := tx.scan(messagePrefix(acct, mb.ID), false, func(k, v []byte) error {
 				var m Message
-				if err := jsonUnmarshal(v, &m); err != nil {
+				if err := decodeMessage(v, &m); err != nil {
 					return err
 				}
 				keys = append(keys, append([]byte(nil), k...))

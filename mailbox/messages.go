@@ -25,6 +25,99 @@ type blobRecord struct {
 	Size int64 `json:"s"`
 }
 
+// Message records are stored in a compact binary form whose first byte
+// is its version; records written before it are JSON, whose first byte is
+// '{', and are still read. JSON cost a third of the CPU of a flag change
+// and of loading a mailbox's index, and three times the space.
+const messageRecordV1 = 1
+
+func encodeMessage(m *Message) []byte {
+	b := make([]byte, 0, 32+8*len(m.Flags))
+	b = append(b, messageRecordV1)
+	b = binary.AppendUvarint(b, uint64(m.UID))
+	b = binary.AppendVarint(b, m.Size)
+	b = binary.AppendVarint(b, m.InternalDate.Unix())
+	_, off := m.InternalDate.Zone()
+	b = binary.AppendVarint(b, int64(off))
+	var seen int64
+	if !m.SeenAt.IsZero() {
+		seen = m.SeenAt.UnixNano()
+	}
+	b = binary.AppendVarint(b, seen)
+	b = binary.AppendUvarint(b, m.Blob)
+	b = binary.AppendUvarint(b, uint64(len(m.Flags)))
+	for _, f := range m.Flags {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+var errBadRecord = errors.New("malformed message record")
+
+func decodeMessage(b []byte, m *Message) error {
+	if len(b) > 0 && b[0] == '{' {
+		return jsonUnmarshal(b, m)
+	}
+	if len(b) == 0 || b[0] != messageRecordV1 {
+		return fmt.Errorf("decoding record: %w (version %v)", errBadRecord, b[:min(1, len(b))])
+	}
+	b = b[1:]
+	bad := false
+	uvar := func() uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	svar := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	uid := uvar()
+	size := svar()
+	date := svar()
+	off := svar()
+	seen := svar()
+	blob := uvar()
+	nflags := uvar()
+	if bad || uid > 1<<32-1 || nflags > uint64(len(b)) {
+		return fmt.Errorf("decoding record: %w", errBadRecord)
+	}
+	*m = Message{UID: uint32(uid), Size: size, Blob: blob}
+	if off == 0 {
+		m.InternalDate = time.Unix(date, 0).UTC()
+	} else {
+		m.InternalDate = time.Unix(date, 0).In(time.FixedZone("", int(off)))
+	}
+	if seen != 0 {
+		m.SeenAt = time.Unix(0, seen).UTC()
+	}
+	if nflags > 0 {
+		m.Flags = make([]string, 0, nflags)
+		for i := uint64(0); i < nflags; i++ {
+			n := uvar()
+			if bad || n > uint64(len(b)) {
+				return fmt.Errorf("decoding record: %w", errBadRecord)
+			}
+			m.Flags = append(m.Flags, string(b[:n]))
+			b = b[n:]
+		}
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("decoding record: %w (trailing bytes)", errBadRecord)
+	}
+	return nil
+}
+
 // PutBlob stores message bytes once, with one reference held by the
 // caller: a held certified item is a blob no mailbox refers to yet.
 func (tx *Tx) PutBlob(raw []byte) (uint64, error) { return tx.PutBlobSummary(raw, nil) }
@@ -177,7 +270,7 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 	if err := tx.putMailbox(acct, mb); err != nil {
 		return nil, err
 	}
-	if err := tx.setJSON(messageKey(acct, mb.ID, m.UID), m); err != nil {
+	if err := tx.set(messageKey(acct, mb.ID, m.UID), encodeMessage(m)); err != nil {
 		return nil, err
 	}
 	if err := tx.RefBlob(m.Blob); err != nil {
@@ -205,13 +298,17 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 
 // Message returns one message record.
 func (tx *Tx) Message(acct string, mboxID, uid uint32) (*Message, error) {
-	var m Message
-	ok, err := tx.getJSON(messageKey(acct, mboxID, uid), &m)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	key := messageKey(acct, mboxID, uid)
+	item, err := tx.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, fmt.Errorf("message %d: %w", uid, ErrNoMessage)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", key, err)
+	}
+	var m Message
+	if err := item.Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
+		return nil, fmt.Errorf("message %d: %w", uid, err)
 	}
 	return &m, nil
 }
@@ -238,7 +335,7 @@ func (tx *Tx) SetFlags(acct string, mboxID uint32, uids []uint32, op FlagOp, fla
 		if nm.SeenAt.IsZero() && nm.HasFlag(FlagSeen) {
 			nm.SeenAt = now()
 		}
-		if err := tx.setJSON(messageKey(acct, mboxID, uid), &nm); err != nil {
+		if err := tx.set(messageKey(acct, mboxID, uid), encodeMessage(&nm)); err != nil {
 			return nil, err
 		}
 		if err := tx.s.runFlagHooks(tx, acct, mboxID, m, &nm); err != nil {
@@ -273,7 +370,7 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 	if uids == nil {
 		err := tx.scan(messagePrefix(acct, mboxID), false, func(_, v []byte) error {
 			var m Message
-			if err := jsonUnmarshal(v, &m); err != nil {
+			if err := decodeMessage(v, &m); err != nil {
 				return err
 			}
 			if m.HasFlag(FlagDeleted) {
@@ -389,7 +486,7 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 		}
 		return tx.scan(messagePrefix(acct, id), false, func(_, v []byte) error {
 			var m Message
-			if err := jsonUnmarshal(v, &m); err != nil {
+			if err := decodeMessage(v, &m); err != nil {
 				return err
 			}
 			bi.msgs = append(bi.msgs, &m)

@@ -1,0 +1,122 @@
+package mailbox
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func sameMessage(t *testing.T, got, want *Message) {
+	t.Helper()
+	if got.UID != want.UID || got.Size != want.Size || got.Blob != want.Blob ||
+		len(got.Flags) != len(want.Flags) || len(got.Flags) > 0 && !reflect.DeepEqual(got.Flags, want.Flags) ||
+		!got.InternalDate.Equal(want.InternalDate) || got.InternalDate.Format(time.RFC3339) != want.InternalDate.Format(time.RFC3339) ||
+		!got.SeenAt.Equal(want.SeenAt) || got.SeenAt.IsZero() != want.SeenAt.IsZero() {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestMessageRecordRoundTrip(t *testing.T) {
+	zone := time.FixedZone("", -7*3600-30*60)
+	for _, m := range []*Message{
+		{UID: 1, Size: 1234, InternalDate: time.Date(2024, 3, 1, 8, 0, 0, 0, time.UTC), Blob: 7},
+		{UID: 1<<32 - 1, Flags: []string{`\Seen`, "$Label1", "ünïcode"}, Size: 1 << 40,
+			InternalDate: time.Date(1999, 12, 31, 23, 59, 59, 0, zone), SeenAt: time.Now().UTC(), Blob: 1<<64 - 1},
+		{UID: 3, Flags: []string{}, InternalDate: time.Unix(0, 0).UTC()},
+	} {
+		var got Message
+		if err := decodeMessage(encodeMessage(m), &got); err != nil {
+			t.Fatal(err)
+		}
+		sameMessage(t, &got, m)
+		// What a JSON record of the same message decodes to is the same.
+		js, _ := json.Marshal(m)
+		var old Message
+		if err := decodeMessage(js, &old); err != nil {
+			t.Fatal(err)
+		}
+		sameMessage(t, &old, &got)
+	}
+}
+
+func TestMessageRecordRejectsGarbage(t *testing.T) {
+	good := encodeMessage(&Message{UID: 9, Flags: []string{`\Seen`}, Size: 10, InternalDate: time.Now(), Blob: 4})
+	for _, b := range [][]byte{nil, {}, {2}, good[:len(good)-1], append(append([]byte{}, good...), 0), {'{'}} {
+		var m Message
+		if err := decodeMessage(b, &m); err == nil {
+			t.Errorf("decodeMessage(%q) accepted", b)
+		}
+	}
+}
+
+// A store written before binary records (JSON message records) reads
+// as before, and a changed record is written in the new form.
+func TestJSONMessageRecordsStillRead(t *testing.T) {
+	s := openTestStore(t)
+	if err := s.CreateAccount("old", "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	var res *AppendResult
+	if err := s.Update(func(tx *Tx) error {
+		var err error
+		if res, err = tx.Append("old", "INBOX", []byte("Subject: x\r\n\r\nbody\r\n"), AppendOptions{Flags: []string{"$Old"}}); err != nil {
+			return err
+		}
+		m, err := tx.Message("old", res.MailboxID, res.UID)
+		if err != nil {
+			return err
+		}
+		return tx.setJSON(messageKey("old", res.MailboxID, res.UID), m) // as the old code did
+	}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.Messages("old", res.MailboxID)
+	if err != nil || len(msgs) != 1 || !msgs[0].HasFlag("$Old") {
+		t.Fatalf("messages: %+v %v", msgs, err)
+	}
+	if err := s.Update(func(tx *Tx) error {
+		_, err := tx.SetFlags("old", res.MailboxID, []uint32{res.UID}, FlagsAdd, []string{FlagSeen})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
+		item, err := tx.txn.Get(messageKey("old", res.MailboxID, res.UID))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(b []byte) error {
+			if b[0] != messageRecordV1 {
+				t.Errorf("record not rewritten in the binary form: %q", b)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error {
+		_, err := tx.Expunge("old", res.MailboxID, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	f.Add(encodeMessage(&Message{UID: 9, Flags: []string{`\Seen`, "$x"}, Size: 10, InternalDate: time.Unix(1e9, 0), Blob: 4}))
+	f.Add([]byte(`{"u":1,"f":["\\Seen"],"s":5,"d":"2024-03-01T08:00:00Z","b":3}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m Message
+		if decodeMessage(b, &m) != nil || b[0] == '{' {
+			return
+		}
+		// What decodes re-encodes to the same bytes.
+		if got := encodeMessage(&m); string(got) != string(b) {
+			var again Message
+			if err := decodeMessage(got, &again); err != nil {
+				t.Fatalf("re-encoded record does not decode: %v", err)
+			}
+		}
+	})
+}
