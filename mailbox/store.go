@@ -126,6 +126,10 @@ func Open(opts Options) (*Store, error) {
 	if !opts.InMemory {
 		s.done.Add(1)
 		go s.runPeriodicSync(ctx, time.Second)
+		// Cold pages of the memory-mapped files go back to the kernel
+		// (see trim_linux.go).
+		s.done.Add(1)
+		go s.runTrim(ctx, opts.Dir)
 	}
 	return s, nil
 }
