@@ -12,7 +12,8 @@ import (
 // idleResult is the memory a server needs to hold k IDLE sessions.
 type idleResult struct {
 	sessions int
-	mem      mem // summed over the server's processes, all established
+	mem      mem // summed over the server's processes, all sessions idle for the settle time
+	early    mem // a second after the last session started to idle
 	base     mem // before the first session
 	procs    int
 	setup    time.Duration
@@ -26,7 +27,7 @@ type idleResult struct {
 // runIdle opens k sessions spread over users, each LOGIN, SELECT INBOX,
 // IDLE; measures the server's RSS; then delivers one message per user and
 // waits for every session to hear of it.
-func runIdle(s *server, users []string, password string, k int, wakeTimeout time.Duration, atPeak func()) (*idleResult, error) {
+func runIdle(s *server, users []string, password string, k int, settle, wakeTimeout time.Duration, atPeak func()) (*idleResult, error) {
 	res := &idleResult{sessions: k, wakeWait: wakeTimeout}
 	res.base, _ = currentMem(s.pid())
 	type sess struct {
@@ -111,8 +112,13 @@ func runIdle(s *server, users []string, password string, k int, wakeTimeout time
 		return nil, err
 	}
 	res.setup = time.Since(start)
-	// Let the servers settle (login processes exit, buffers shrink).
+	// Let the servers settle (login processes exit, buffers shrink,
+	// caches go cold).
 	time.Sleep(time.Second)
+	res.early, _ = currentMem(s.pid())
+	if settle > time.Second {
+		time.Sleep(settle - time.Second)
+	}
 	res.mem, res.procs = currentMem(s.pid())
 	if atPeak != nil {
 		atPeak()
