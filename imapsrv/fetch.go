@@ -59,6 +59,20 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	return nil
 }
 
+// headerOnly reports whether every section o asks for is in the
+// message's header (BODY[HEADER], BODY[HEADER.FIELDS (...)] and .NOT).
+func headerOnly(o *imap.FetchOptions) bool {
+	if len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
+		return false
+	}
+	for _, bs := range o.BodySection {
+		if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierHeader {
+			return false
+		}
+	}
+	return true
+}
+
 func needsRaw(o *imap.FetchOptions) bool {
 	return len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 }
@@ -67,9 +81,21 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 	m := t.msg
 	var raw []byte
 	var sum *summary
+	full := raw // the whole message, if read
 	if needsRaw(options) {
 		var err error
-		if raw, err = sess.srv.store.Raw(m.Blob); err != nil {
+		if headerOnly(options) {
+			// A client listing a folder asks for a few header fields:
+			// copy the header out of the store, not the whole message.
+			err = sess.srv.store.ReadRaw(m.Blob, func(v []byte) error {
+				raw = bytes.Clone(v[:headerLen(v)])
+				return nil
+			})
+		} else {
+			raw, err = sess.srv.store.Raw(m.Blob)
+			full = raw
+		}
+		if err != nil {
 			if errors.Is(err, mailbox.ErrNoMessage) {
 				return nil // expunged meanwhile by another session
 			}
@@ -78,7 +104,7 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 	}
 	if options.Envelope || options.BodyStructure != nil {
 		var err error
-		if sum, err = sess.summary(m, raw); err != nil {
+		if sum, err = sess.summary(m, full); err != nil {
 			if errors.Is(err, mailbox.ErrNoMessage) {
 				return nil
 			}

@@ -3,7 +3,12 @@ package imapsrv
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 )
 
 // naiveIndexFold is the obvious definition indexFoldASCII must agree with.
@@ -81,5 +86,51 @@ func TestRarestByte(t *testing.T) {
 		if got := rarestByte(s); got != want {
 			t.Errorf("rarestByte(%q) = %d, want %d", s, got, want)
 		}
+	}
+}
+
+// FETCH of header sections reads only the header (headerOnly): for every
+// fixture, what the header alone gives is what the whole message gives.
+func TestHeaderSectionsFromHeaderOnly(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.eml")
+	if len(files) == 0 {
+		t.Fatal("no fixtures")
+	}
+	sections := []*imap.FetchItemBodySection{
+		{Specifier: imap.PartSpecifierHeader},
+		{Specifier: imap.PartSpecifierHeader, Partial: &imap.SectionPartial{Offset: 3, Size: 20}},
+		{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"From", "Subject", "X-Missing"}},
+		{Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"Date", "Message-ID"}},
+	}
+	extract := func(raw []byte, bs *imap.FetchItemBodySection) []byte {
+		buf, ok := wholeSection(raw, bs)
+		if !ok {
+			buf = imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
+			if buf == nil {
+				if p := parseable(raw); !bytes.Equal(p, raw) {
+					buf = imapserver.ExtractBodySection(bytes.NewReader(p), bs)
+				}
+			}
+		}
+		return buf
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bs := range sections {
+			if !headerOnly(&imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{bs}}) {
+				t.Fatalf("%+v not header-only", bs)
+			}
+			whole, head := extract(raw, bs), extract(raw[:headerLen(raw)], bs)
+			if !bytes.Equal(whole, head) {
+				t.Errorf("%s %+v:\nwhole message: %q\nheader only:   %q", f, bs, whole, head)
+			}
+		}
+	}
+	if headerOnly(&imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierText}}}) ||
+		headerOnly(&imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Part: []int{1}, Specifier: imap.PartSpecifierHeader}}}) {
+		t.Error("headerOnly accepts a section outside the header")
 	}
 }

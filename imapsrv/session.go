@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -397,12 +398,13 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 
 	box.mu.Lock()
 	defer box.mu.Unlock()
+	flags := mailboxFlags(box.msgs)
 	data := &imap.SelectData{
-		Flags:          mailboxFlags(box.msgs),
+		Flags:          flags,
 		NumMessages:    uint32(len(box.msgs)),
 		UIDNext:        imap.UID(info.UIDNext),
 		UIDValidity:    info.UIDValidity,
-		PermanentFlags: append(mailboxFlags(box.msgs), imap.FlagWildcard),
+		PermanentFlags: append(slices.Clone(flags), imap.FlagWildcard),
 	}
 	if sess.readOnly {
 		data.PermanentFlags = nil
@@ -423,8 +425,19 @@ func mailboxFlags(msgs []*mailbox.Message) []imap.Flag {
 	for _, f := range flags {
 		seen[strings.ToLower(string(f))] = true
 	}
+	// exact holds the spellings met so far, so that a mailbox of 100,000
+	// messages does not lower-case 100,000 times the same few flags (the
+	// store spells system flags canonically).
+	exact := make(map[string]bool)
+	for _, f := range flags {
+		exact[string(f)] = true
+	}
 	for _, m := range msgs {
 		for _, f := range m.Flags {
+			if exact[f] {
+				continue
+			}
+			exact[f] = true
 			if k := strings.ToLower(f); !seen[k] {
 				seen[k] = true
 				flags = append(flags, imap.Flag(f))

@@ -547,6 +547,23 @@ func (s *Store) Raw(blob uint64) ([]byte, error) {
 	return raw, err
 }
 
+// ReadRaw calls fn with a message's bytes as the store holds them,
+// without copying them: fn must not keep raw, nor take long (the value
+// log file stays locked for reading while it runs). It serves callers that
+// need part of a message (its header) or only look at it (SEARCH).
+func (s *Store) ReadRaw(blob uint64, fn func(raw []byte) error) error {
+	return s.View(func(tx *Tx) error {
+		item, err := tx.txn.Get(blobKey(prefixRaw, blob))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("blob %d: %w", blob, ErrNoMessage)
+		}
+		if err != nil {
+			return fmt.Errorf("reading blob %d: %w", blob, err)
+		}
+		return item.Value(fn)
+	})
+}
+
 // Summary returns a message's derived summary, computing and not storing
 // it when the message predates the summarizer.
 func (s *Store) Summary(blob uint64) ([]byte, error) {

@@ -60,7 +60,7 @@ type Message struct {
 // HasFlag reports whether the message has flag (case-insensitive).
 func (m *Message) HasFlag(flag string) bool {
 	for _, f := range m.Flags {
-		if strings.EqualFold(f, flag) {
+		if f == flag || strings.EqualFold(f, flag) {
 			return true
 		}
 	}
