@@ -8,6 +8,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,20 +45,40 @@ func (s *Store) runTrim(ctx context.Context, dir string) {
 	}
 	t := time.NewTicker(trimEvery)
 	defer t.Stop()
+	mapped := true
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		n, err := trimMapped(abs + "/")
-		if err != nil {
-			s.log.Debug("trimming mapped files", "err", err)
-			return // no /proc, or no MADV_PAGEOUT: nothing to do
+		releaseFreeHeap()
+		if mapped {
+			n, err := trimMapped(abs + "/")
+			if err != nil {
+				s.log.Debug("trimming mapped files", "err", err)
+				mapped = false // no /proc, or no MADV_PAGEOUT
+			} else if n > 0 {
+				s.log.Debug("returned cold mapped pages", "kB", n)
+			}
 		}
-		if n > 0 {
-			s.log.Debug("returned cold mapped pages", "kB", n)
-		}
+	}
+}
+
+// heapFreeMax is how much free heap memory may stay unreturned to the
+// system: Badger's compactions and a burst of deliveries or logins grow
+// the heap by hundreds of MB for seconds, and the runtime gave it back so
+// slowly that 30 s later three quarters of the RSS was free heap.
+const heapFreeMax = 64 << 20
+
+var heapFree = []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+
+// releaseFreeHeap returns free heap memory to the system when there is
+// much of it (a forced collection every trim period at most).
+func releaseFreeHeap() {
+	metrics.Read(heapFree)
+	if heapFree[0].Value.Kind() == metrics.KindUint64 && heapFree[0].Value.Uint64() > heapFreeMax {
+		debug.FreeOSMemory()
 	}
 }
 
