@@ -1,6 +1,8 @@
 package imapsrv
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 
 	"github.com/emersion/go-imap/v2"
@@ -34,49 +36,77 @@ func (sess *session) resolveLocked(numSet imap.NumSet) []target {
 	switch set := numSet.(type) {
 	case imap.SeqSet:
 		max := sess.clientCountLocked()
-		seen := make(map[uint32]bool)
+		spans := make([]span, 0, len(set))
 		for _, r := range set {
 			start, stop := staticRange(r.Start, r.Stop, max)
-			for cs := start; cs <= stop && cs != 0; cs++ {
-				ss := sess.tracker.DecodeSeqNum(cs)
-				if ss == 0 || int(ss) > len(box.msgs) || seen[cs] {
-					continue
+			spans = append(spans, span{start, stop})
+		}
+		for _, sp := range mergeSpans(spans, max) {
+			out = slices.Grow(out, int(sp.hi-sp.lo+1))
+			for cs := sp.lo; ; cs++ {
+				if ss := sess.tracker.DecodeSeqNum(cs); ss != 0 && int(ss) <= len(box.msgs) {
+					out = append(out, target{seq: cs, msg: box.msgs[ss-1]})
 				}
-				seen[cs] = true
-				out = append(out, target{seq: cs, msg: box.msgs[ss-1]})
-				if cs == ^uint32(0) {
+				if cs == sp.hi {
 					break
 				}
 			}
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
 	case imap.UIDSet:
 		if len(box.msgs) == 0 {
 			return nil
 		}
 		max := box.msgs[len(box.msgs)-1].UID
-		seen := make(map[uint32]bool)
+		spans := make([]span, 0, len(set))
 		for _, r := range set {
 			start, stop := staticRange(uint32(r.Start), uint32(r.Stop), max)
-			i := sort.Search(len(box.msgs), func(i int) bool { return box.msgs[i].UID >= start })
-			for ; i < len(box.msgs) && box.msgs[i].UID <= stop; i++ {
-				m := box.msgs[i]
-				if seen[m.UID] {
-					continue
-				}
+			spans = append(spans, span{start, stop})
+		}
+		for _, sp := range mergeSpans(spans, max) {
+			i := sort.Search(len(box.msgs), func(i int) bool { return box.msgs[i].UID >= sp.lo })
+			for ; i < len(box.msgs) && box.msgs[i].UID <= sp.hi; i++ {
 				cs := sess.tracker.EncodeSeqNum(uint32(i + 1))
 				if cs == 0 {
 					// Not yet announced to this client: it may not
 					// address it.
 					continue
 				}
-				seen[m.UID] = true
-				out = append(out, target{seq: cs, msg: m})
+				out = append(out, target{seq: cs, msg: box.msgs[i]})
 			}
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].msg.UID < out[j].msg.UID })
 	}
 	return out
+}
+
+// span is a range of numbers, both ends included.
+type span struct{ lo, hi uint32 }
+
+// mergeSpans clamps spans to 1..max, sorts them and merges those that
+// overlap or touch, so that a set is walked once, in ascending order,
+// without remembering what was seen (a map of 100,000 entries for
+// UID FETCH 1:* in a large mailbox) or sorting the result, and without
+// walking numbers past max ("1:4000000000").
+func mergeSpans(spans []span, top uint32) []span {
+	out := spans[:0]
+	for _, sp := range spans {
+		if sp.lo == 0 {
+			sp.lo = 1
+		}
+		sp.hi = min(sp.hi, top)
+		if sp.lo <= sp.hi {
+			out = append(out, sp)
+		}
+	}
+	slices.SortFunc(out, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	merged := out[:0]
+	for _, sp := range out {
+		if n := len(merged); n > 0 && uint64(sp.lo) <= uint64(merged[n-1].hi)+1 {
+			merged[n-1].hi = max(merged[n-1].hi, sp.hi)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged
 }
 
 // clientCountLocked is the number of messages in the client's view.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -132,5 +133,24 @@ func TestHeaderSectionsFromHeaderOnly(t *testing.T) {
 	if headerOnly(&imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierText}}}) ||
 		headerOnly(&imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Part: []int{1}, Specifier: imap.PartSpecifierHeader}}}) {
 		t.Error("headerOnly accepts a section outside the header")
+	}
+}
+
+func TestMergeSpans(t *testing.T) {
+	for _, c := range []struct {
+		in   []span
+		top  uint32
+		want []span
+	}{
+		{[]span{{5, 9}, {1, 3}, {4, 4}, {8, 12}}, 100, []span{{1, 12}}},
+		{[]span{{7, 7}, {1, 2}, {1, 2}}, 100, []span{{1, 2}, {7, 7}}},
+		{[]span{{1, 4000000000}}, 10, []span{{1, 10}}},
+		{[]span{{0, 0}, {11, 20}}, 10, nil},
+		{[]span{{3, 4294967295}, {1, 1}}, 4294967295, []span{{1, 1}, {3, 4294967295}}},
+	} {
+		got := mergeSpans(slices.Clone(c.in), c.top)
+		if len(got) != len(c.want) || len(got) > 0 && !slices.Equal(got, c.want) {
+			t.Errorf("mergeSpans(%v, %d) = %v, want %v", c.in, c.top, got, c.want)
+		}
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 
+	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -202,10 +204,17 @@ func (s *Store) AccountExists(name string) (bool, error) {
 	}
 	var ok bool
 	err = s.View(func(tx *Tx) error {
-		var a Account
-		var err error
-		ok, err = tx.getJSON(accountKey(acct), &a)
-		return err
+		// Existence only: every LMTP recipient asks, twice (RCPT, then
+		// the delivery), and decoding the record was most of the cost.
+		_, err := tx.txn.Get(accountKey(acct))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading account %q: %w", acct, err)
+		}
+		ok = true
+		return nil
 	})
 	return ok, err
 }
