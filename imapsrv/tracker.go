@@ -1,6 +1,7 @@
 package imapsrv
 
 import (
+	"slices"
 	"sort"
 	"sync"
 
@@ -58,8 +59,9 @@ func (s *Server) open(acct string, id uint32) (*trackedBox, *imapserver.SessionT
 		box = s.boxes[key]
 		if box == nil {
 			box = &trackedBox{
-				key:     key,
-				msgs:    msgs,
+				key:  key,
+				msgs: slices.Clone(msgs), // the store's own index
+
 				tracker: imapserver.NewMailboxTracker(uint32(len(msgs))),
 			}
 			s.boxes[key] = box

@@ -46,6 +46,7 @@ func (s *Store) runTrim(ctx context.Context, dir string) {
 	t := time.NewTicker(trimEvery)
 	defer t.Stop()
 	mapped := true
+	cold := make(map[string]int)
 	for {
 		select {
 		case <-ctx.Done():
@@ -54,7 +55,7 @@ func (s *Store) runTrim(ctx context.Context, dir string) {
 		}
 		releaseFreeHeap()
 		if mapped {
-			n, err := trimMapped(abs + "/")
+			n, err := trimMapped(abs+"/", cold)
 			if err != nil {
 				s.log.Debug("trimming mapped files", "err", err)
 				mapped = false // no /proc, or no MADV_PAGEOUT
@@ -84,16 +85,22 @@ func releaseFreeHeap() {
 
 // mapping is one memory map of a file under the data directory.
 type mapping struct {
+	key             string // address range and file
 	start, end      uintptr
 	rssKB, refKB    int64
 	underDir, valid bool
 }
 
+// coldPasses is how many passes in a row a mapping must go untouched
+// before it is paged out: 10 to 20 s with trimEvery, so that mail being
+// read now, or a search being repeated, stays in memory.
+const coldPasses = 2
+
 // trimMapped pages out the mappings of files under dir that hold
-// resident pages none of which was referenced since the previous call,
-// then clears the referenced bits for the next call. It returns the kB
-// advised away.
-func trimMapped(dir string) (int64, error) {
+// resident pages none of which was referenced for coldPasses calls in a
+// row (counted in cold, by mapping), then clears the referenced bits for
+// the next call. It returns the kB advised away.
+func trimMapped(dir string, cold map[string]int) (int64, error) {
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return 0, err
@@ -116,6 +123,9 @@ func trimMapped(dir string) (int64, error) {
 			cur.valid = err1 == nil && err2 == nil && b > a
 			cur.start, cur.end = uintptr(a), uintptr(b)
 			cur.underDir = len(fields) >= 6 && strings.HasPrefix(fields[5], dir)
+			if cur.underDir {
+				cur.key = fields[0] + " " + fields[5]
+			}
 			continue
 		}
 		if !cur.underDir {
@@ -135,12 +145,24 @@ func trimMapped(dir string) (int64, error) {
 		return 0, err
 	}
 	var total, trimmed int64
+	live := make(map[string]bool, len(maps))
 	for _, m := range maps {
 		total += m.rssKB
+		live[m.key] = true
+		if m.refKB > 0 {
+			cold[m.key] = 0
+		} else {
+			cold[m.key]++
+		}
+	}
+	for k := range cold {
+		if !live[k] {
+			delete(cold, k) // unmapped
+		}
 	}
 	if total >= trimMinKB {
 		for _, m := range maps {
-			if m.rssKB == 0 || m.refKB > 0 {
+			if m.rssKB == 0 || cold[m.key] < coldPasses {
 				continue
 			}
 			if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, m.start, m.end-m.start, madvPageout); errno != 0 {

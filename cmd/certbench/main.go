@@ -412,8 +412,8 @@ func (b *bench) runMixWorkload() {
 func (b *bench) runLargeWorkload() {
 	o := b.o
 	b.notes = append(b.notes, fmt.Sprintf("Large mailbox: one INBOX of %d messages (1–8 KB, filled over LMTP from %d connections), the older half \\Seen; "+
-		"each round a new session times SELECT, UID FETCH 1:* (FLAGS), UID SEARCH UNSEEN and UID SEARCH TEXT %q (in 1%% of the bodies).",
-		o.largeM, o.largeC, searchWord))
+		"each round a new session times SELECT and UID SEARCH UNSEEN %d times each, UID FETCH 1:* (FLAGS) and UID SEARCH TEXT %q (in 1%% of the bodies) %d times each, the median counting.",
+		o.largeM, o.largeC, largeQuickReps, searchWord, largeSlowReps))
 	for _, s := range b.servers {
 		b.logf("large mailbox: filling %s with %d messages", s.name, o.largeM)
 		var elapsed time.Duration
