@@ -26,6 +26,16 @@ type coalescingConn struct {
 	err     error
 	timer   *time.Timer
 	armed   bool
+
+	// Write deadlines. imapserver sets one before each response line
+	// and clears it after: twice per message of a FETCH, and each call
+	// on a TCP conn resets a runtime timer (a tenth of the time of
+	// UID FETCH 1:* (FLAGS)). Only the writes that reach the socket
+	// need one, so the deadline the writer asks for is remembered
+	// (wanted), the latest one asked for while the buffered bytes were
+	// written is what their flush gets (pending), and the socket's
+	// deadline (applied) changes only when a write needs another.
+	wanted, pending, applied time.Time
 }
 
 const (
@@ -54,6 +64,7 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if c.reading > 0 || len(p) >= coalesceMax {
+			c.applyDeadlineLocked(c.wanted)
 			n, err := c.Conn.Write(p)
 			if err != nil {
 				c.err = err
@@ -62,6 +73,9 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		}
 	}
 	c.buf = append(c.buf, p...)
+	if c.wanted.After(c.pending) {
+		c.pending = c.wanted
+	}
 	if !c.armed {
 		c.armed = true
 		c.timer.Reset(flushDelay)
@@ -80,6 +94,8 @@ func (c *coalescingConn) flushLocked() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
+	c.applyDeadlineLocked(c.pending)
+	c.pending = time.Time{}
 	_, err := c.Conn.Write(c.buf)
 	if cap(c.buf) > coalesceMax*2 {
 		c.buf = nil
@@ -122,22 +138,41 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// SetWriteDeadline and SetDeadline send what is buffered first when the
-// new deadline has already passed: that is how a writer says "no more
-// writes" (crypto/tls does it right after its close_notify alert, which
-// would otherwise never leave the buffer, nor the BYE before it).
-func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
-	if !t.IsZero() && !t.After(time.Now()) {
-		c.Flush()
+func (c *coalescingConn) applyDeadlineLocked(t time.Time) {
+	if !t.Equal(c.applied) {
+		c.Conn.SetWriteDeadline(t)
+		c.applied = t
 	}
-	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetWriteDeadline records the deadline for the writes that follow (see
+// the fields). A deadline that has already passed is how a writer says
+// "no more writes" (crypto/tls sets one right after its close_notify
+// alert, which would otherwise never leave the buffer, nor the BYE before
+// it): what is buffered is sent first, and the deadline applies at once.
+//
+// Asking the clock is itself a tenth of a microsecond here, paid per FETCH
+// line, so it is asked only when the new deadline is earlier than the one
+// in force: imapserver's only move later, and crypto/tls sets "now" right
+// after "now + 5 s".
+func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !t.IsZero() && !c.wanted.IsZero() && t.Before(c.wanted) && !t.After(time.Now()) {
+		c.flushLocked()
+		c.wanted = t
+		c.applied = t
+		return c.Conn.SetWriteDeadline(t)
+	}
+	c.wanted = t
+	return nil
 }
 
 func (c *coalescingConn) SetDeadline(t time.Time) error {
-	if !t.IsZero() && !t.After(time.Now()) {
-		c.Flush()
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
 	}
-	return c.Conn.SetDeadline(t)
+	return c.SetWriteDeadline(t)
 }
 
 // closeFlushTimeout bounds how long Close waits to send what is buffered.
@@ -146,7 +181,7 @@ const closeFlushTimeout = time.Second
 func (c *coalescingConn) Close() error {
 	c.mu.Lock()
 	if len(c.buf) > 0 && c.err == nil {
-		c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		c.pending = time.Now().Add(closeFlushTimeout)
 		c.flushLocked()
 	}
 	c.timer.Stop()

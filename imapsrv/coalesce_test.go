@@ -2,6 +2,7 @@ package imapsrv
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -145,5 +146,38 @@ func TestCoalescingConnPastDeadlineFlushes(t *testing.T) {
 	b, err := io.ReadAll(client)
 	if err != nil || string(b) != "* BYE logging out\r\n" {
 		t.Fatalf("client read %q %v", b, err)
+	}
+}
+
+// imapserver sets a write deadline before each response line and clears
+// it after; the bytes it wrote must still be sent under that deadline when
+// they leave the buffer later, or a client that stops reading would hold
+// the session's goroutine forever.
+func TestCoalescingConnFlushKeepsWriteDeadline(t *testing.T) {
+	c, _, _ := coalescePair(t) // the client never reads
+	line := []byte(strings.Repeat("x", 30<<10) + "\r\n")
+	done := make(chan error, 1)
+	go func() {
+		for {
+			c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Write(line); err != nil {
+				done <- err
+				return
+			}
+			c.SetWriteDeadline(time.Time{})
+			if err := c.Flush(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("writing to a client that does not read: %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writes to a client that does not read blocked past their deadline")
 	}
 }

@@ -131,3 +131,39 @@ func TestLiteralAtEnd(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScanOut: the server's replies are scanned in whatever pieces
+// imapserver writes them; counting continuation requests and tagged
+// replies in bulk must agree with feeding the same bytes one at a time.
+func FuzzScanOut(f *testing.F) {
+	f.Add([]byte("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n+ go ahead\r\nA1 OK done\r\n"), uint8(7))
+	f.Add([]byte("* 1 FETCH (BODY[] {12}\r\nA1 OK fake\r\n)\r\nA2 NO real\r\n"), uint8(3))
+	f.Add([]byte("* 1 FETCH (BODY[] {0}\r\n)\r\n+ \r\nB OK\r\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, piece uint8) {
+		bulk, single := &literalGuard{}, &literalGuard{}
+		step := int(piece)%64 + 1
+		for i := 0; i < len(data); i += step {
+			bulk.scanOut(data[i:min(i+step, len(data))])
+		}
+		for i := range data {
+			single.scanOut(data[i : i+1])
+		}
+		if bulk.conts != single.conts || bulk.tagged != single.tagged || bulk.lastTaggedOK != single.lastTaggedOK ||
+			bulk.out.literal != single.out.literal || string(bulk.out.head) != string(single.out.head) || string(bulk.out.tail) != string(single.out.tail) {
+			t.Fatalf("in pieces of %d: conts %d tagged %d ok %v literal %d; byte by byte: conts %d tagged %d ok %v literal %d",
+				step, bulk.conts, bulk.tagged, bulk.lastTaggedOK, bulk.out.literal, single.conts, single.tagged, single.lastTaggedOK, single.out.literal)
+		}
+		// And against the byte-at-a-time lineState.add.
+		var ls lineState
+		for _, c := range data {
+			ls.add(c)
+		}
+		var lb lineState
+		for i := 0; i < len(data); i += step {
+			lb.addBytes(data[i:min(i+step, len(data))])
+		}
+		if string(ls.head) != string(lb.head) || string(ls.tail) != string(lb.tail) {
+			t.Fatalf("addBytes: head %q tail %q, add: head %q tail %q", lb.head, lb.tail, ls.head, ls.tail)
+		}
+	})
+}

@@ -396,7 +396,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	if err != nil {
 		return nil, storeError(err)
 	}
-	box, st, info, err := sess.srv.open(sess.acct, mb.ID)
+	box, st, info, facts, err := sess.srv.open(sess.acct, mb.ID)
 	if err != nil {
 		return nil, storeError(err)
 	}
@@ -405,56 +405,30 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.readOnly = options != nil && options.ReadOnly
 	sess.searchRes = nil
 
-	box.mu.Lock()
-	defer box.mu.Unlock()
-	flags := mailboxFlags(box.msgs)
+	flags := mailboxFlags(facts.Keywords)
 	data := &imap.SelectData{
-		Flags:          flags,
-		NumMessages:    uint32(len(box.msgs)),
-		UIDNext:        imap.UID(info.UIDNext),
-		UIDValidity:    info.UIDValidity,
-		PermanentFlags: append(slices.Clone(flags), imap.FlagWildcard),
+		Flags:             flags,
+		NumMessages:       facts.Status.Messages,
+		UIDNext:           imap.UID(info.UIDNext),
+		UIDValidity:       info.UIDValidity,
+		PermanentFlags:    append(slices.Clone(flags), imap.FlagWildcard),
+		FirstUnseenSeqNum: facts.FirstUnseen,
 	}
 	if sess.readOnly {
 		data.PermanentFlags = nil
 	}
-	for i, m := range box.msgs {
-		if !m.HasFlag(mailbox.FlagSeen) {
-			data.FirstUnseenSeqNum = uint32(i + 1)
-			break
-		}
-	}
 	return data, nil
 }
 
-// mailboxFlags is the FLAGS list: the system flags plus the keywords in use.
-func mailboxFlags(msgs []*mailbox.Message) []imap.Flag {
+// mailboxFlags is the FLAGS list: the system flags plus the keywords in
+// use, one spelling of each.
+func mailboxFlags(keywords []string) []imap.Flag {
 	flags := []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
-	seen := make(map[string]bool)
-	for _, f := range flags {
-		seen[strings.ToLower(string(f))] = true
-	}
-	// exact holds the spellings met so far, so that a mailbox of 100,000
-	// messages does not lower-case 100,000 times the same few flags (the
-	// store spells system flags canonically).
-	exact := make(map[string]bool)
-	for _, f := range flags {
-		exact[string(f)] = true
-	}
-	for _, m := range msgs {
-		for _, f := range m.Flags {
-			switch f {
-			case mailbox.FlagSeen, mailbox.FlagAnswered, mailbox.FlagFlagged, mailbox.FlagDeleted, mailbox.FlagDraft:
-				continue // listed already
-			}
-			if exact[f] {
-				continue
-			}
-			exact[f] = true
-			if k := strings.ToLower(f); !seen[k] {
-				seen[k] = true
-				flags = append(flags, imap.Flag(f))
-			}
+	seen := make(map[string]bool, len(keywords))
+	for _, f := range keywords {
+		if k := strings.ToLower(f); !seen[k] {
+			seen[k] = true
+			flags = append(flags, imap.Flag(f))
 		}
 	}
 	return flags

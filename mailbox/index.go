@@ -21,6 +21,73 @@ type mboxRef struct {
 
 type boxIndex struct {
 	msgs []*Message
+
+	// Running totals, kept by put, remove and add, so that STATUS and
+	// SELECT of a large mailbox cost the same as of a small one (a walk
+	// over 100,000 records was most of a SELECT, and a STATUS was a walk).
+	unseen, deleted uint32
+	size            int64
+	// keywords counts the messages carrying each flag that is not a
+	// system flag, by spelling.
+	keywords map[string]int
+	// firstUnseen is the index of the first message without \Seen
+	// (len(msgs) if none) when firstUnseenKnown; an index change that may
+	// move it past where it can be followed forgets it, and the next
+	// SELECT finds it again. Only touched with Store.wmu held.
+	firstUnseen      int
+	firstUnseenKnown bool
+}
+
+// count adds a record's contribution to the totals (sign 1) or takes it
+// away (sign -1).
+func (b *boxIndex) count(m *Message, sign int) {
+	b.size += int64(sign) * m.Size
+	seen := false
+	for _, f := range m.Flags {
+		switch {
+		case f == FlagSeen:
+			seen = true
+		case f == FlagDeleted:
+			b.deleted += uint32(sign)
+		case isSystemFlag(f):
+		default:
+			if b.keywords == nil {
+				b.keywords = make(map[string]int)
+			}
+			if b.keywords[f] += sign; b.keywords[f] <= 0 {
+				delete(b.keywords, f)
+			}
+		}
+	}
+	if !seen {
+		b.unseen += uint32(sign)
+	}
+}
+
+// isSystemFlag reports whether f is one of RFC 9051's system flags as the
+// store spells them (the store canonicalizes their case on the way in).
+func isSystemFlag(f string) bool {
+	switch f {
+	case FlagSeen, FlagAnswered, FlagFlagged, FlagDeleted, FlagDraft, `\Recent`:
+		return true
+	}
+	return false
+}
+
+func isSeen(m *Message) bool {
+	for _, f := range m.Flags {
+		if f == FlagSeen {
+			return true
+		}
+	}
+	return false
+}
+
+// add appends a record known to sort last (loading the index).
+func (b *boxIndex) add(m *Message) {
+	b.msgs = append(b.msgs, m)
+	b.count(m, 1)
+	b.firstUnseenKnown = false
 }
 
 func newIndex() *index { return &index{boxes: make(map[mboxRef]*boxIndex)} }
@@ -33,9 +100,25 @@ func (b *boxIndex) find(uid uint32) (int, bool) {
 // put inserts or replaces a record and returns its 1-based sequence number.
 func (b *boxIndex) put(m *Message) uint32 {
 	i, ok := b.find(m.UID)
+	b.count(m, 1)
+	seen := isSeen(m)
 	if ok {
+		b.count(b.msgs[i], -1)
 		b.msgs[i] = m
+		switch {
+		case !seen && i < b.firstUnseen:
+			b.firstUnseen = i
+		case seen && i == b.firstUnseen:
+			b.firstUnseenKnown = false
+		}
 		return uint32(i + 1)
+	}
+	if i <= b.firstUnseen {
+		if seen {
+			b.firstUnseen++
+		} else {
+			b.firstUnseen = i
+		}
 	}
 	if i == len(b.msgs) {
 		b.msgs = append(b.msgs, m)
@@ -53,6 +136,13 @@ func (b *boxIndex) remove(uid uint32) (uint32, bool) {
 	if !ok {
 		return 0, false
 	}
+	b.count(b.msgs[i], -1)
+	switch {
+	case i < b.firstUnseen:
+		b.firstUnseen--
+	case i == b.firstUnseen:
+		b.firstUnseenKnown = false
+	}
 	copy(b.msgs[i:], b.msgs[i+1:])
 	b.msgs[len(b.msgs)-1] = nil
 	b.msgs = b.msgs[:len(b.msgs)-1]
@@ -60,15 +150,39 @@ func (b *boxIndex) remove(uid uint32) (uint32, bool) {
 }
 
 func (b *boxIndex) status() MailboxStatus {
-	st := MailboxStatus{Messages: uint32(len(b.msgs))}
-	for _, m := range b.msgs {
-		if !m.HasFlag(FlagSeen) {
-			st.Unseen++
-		}
-		if m.HasFlag(FlagDeleted) {
-			st.Deleted++
-		}
-		st.Size += m.Size
+	return MailboxStatus{
+		Messages: uint32(len(b.msgs)),
+		Unseen:   b.unseen,
+		Deleted:  b.deleted,
+		Size:     b.size,
 	}
-	return st
+}
+
+// firstUnseenSeq returns the sequence number of the first message without
+// \Seen, 0 if none. Store.wmu must be held.
+func (b *boxIndex) firstUnseenSeq() uint32 {
+	if !b.firstUnseenKnown {
+		b.firstUnseen = len(b.msgs)
+		for i, m := range b.msgs {
+			if !isSeen(m) {
+				b.firstUnseen = i
+				break
+			}
+		}
+		b.firstUnseenKnown = true
+	}
+	if b.firstUnseen >= len(b.msgs) {
+		return 0
+	}
+	return uint32(b.firstUnseen + 1)
+}
+
+// keywordList returns the keywords in use, sorted.
+func (b *boxIndex) keywordList() []string {
+	out := make([]string, 0, len(b.keywords))
+	for k := range b.keywords {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -489,7 +489,7 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 			if err := decodeMessage(v, &m); err != nil {
 				return err
 			}
-			bi.msgs = append(bi.msgs, &m)
+			bi.add(&m)
 			return nil
 		})
 	})
@@ -604,7 +604,7 @@ func (s *Store) ListMailboxes(acct string) ([]*MailboxInfo, error) {
 // and must copy msgs to keep it: it is the store's own index, which the
 // next commit changes (not copying it for every SELECT of a large mailbox
 // saved a fifth of the command).
-func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs []*Message)) error {
+func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs []*Message, facts BoxFacts)) error {
 	bi, err := s.loadBox(acct, mboxID)
 	if err != nil {
 		return err
@@ -621,9 +621,22 @@ func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs 
 	}
 	s.idx.mu.RLock()
 	msgs := bi.msgs
+	facts := BoxFacts{
+		Status:      bi.status(),
+		FirstUnseen: bi.firstUnseenSeq(), // wmu is held, as it needs
+		Keywords:    bi.keywordList(),
+	}
 	s.idx.mu.RUnlock()
-	fn(mb, msgs) // wmu is held: no commit changes msgs meanwhile
+	fn(mb, msgs, facts) // wmu is held: no commit changes msgs meanwhile
 	return nil
+}
+
+// BoxFacts are what opening a mailbox reports besides its messages, kept
+// current by every commit instead of counted on each SELECT.
+type BoxFacts struct {
+	Status      MailboxStatus // without UIDNext and UIDValidity
+	FirstUnseen uint32        // sequence number; 0: every message is \Seen
+	Keywords    []string      // flags in use that are not system flags, sorted
 }
 
 // removeMessage deletes a message record with its back reference and

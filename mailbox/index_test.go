@@ -1,0 +1,130 @@
+package mailbox
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// countFacts is what the running totals must equal: a walk over every
+// record, as SELECT and STATUS did before the totals.
+func countFacts(msgs []*Message) BoxFacts {
+	f := BoxFacts{Status: MailboxStatus{Messages: uint32(len(msgs))}}
+	kw := map[string]bool{}
+	for i, m := range msgs {
+		if !m.HasFlag(FlagSeen) {
+			f.Status.Unseen++
+			if f.FirstUnseen == 0 {
+				f.FirstUnseen = uint32(i + 1)
+			}
+		}
+		if m.HasFlag(FlagDeleted) {
+			f.Status.Deleted++
+		}
+		f.Status.Size += m.Size
+		for _, fl := range m.Flags {
+			if !isSystemFlag(fl) {
+				kw[fl] = true
+			}
+		}
+	}
+	for k := range kw {
+		f.Keywords = append(f.Keywords, k)
+	}
+	sort.Strings(f.Keywords)
+	return f
+}
+
+func checkFacts(t *testing.T, s *Store, acct string, id uint32, step string) {
+	t.Helper()
+	var got, want BoxFacts
+	err := s.Watch(acct, id, func(_ *MailboxInfo, msgs []*Message, f BoxFacts) {
+		got, want = f, countFacts(msgs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != want.Status || got.FirstUnseen != want.FirstUnseen || !slices.Equal(got.Keywords, want.Keywords) {
+		t.Fatalf("%s: running totals %+v, counted %+v", step, got, want)
+	}
+}
+
+// TestIndexTotalsFollowChanges drives a mailbox through random appends,
+// flag changes and expunges, and after each compares the totals SELECT
+// and STATUS report with a count over the records, then again after the
+// index is loaded afresh from disk.
+func TestIndexTotalsFollowChanges(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount("carol", "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := s.Mailbox("carol", "INBOX")
+	rng := rand.New(rand.NewPCG(1, 2))
+	flagPool := []string{FlagSeen, FlagDeleted, FlagFlagged, FlagAnswered, "$Forwarded", "Work", "work", "$Junk"}
+	pick := func() []string {
+		var fs []string
+		for _, f := range flagPool {
+			if rng.IntN(3) == 0 {
+				fs = append(fs, f)
+			}
+		}
+		return fs
+	}
+	var uids []uint32
+	for step := 0; step < 400; step++ {
+		op := rng.IntN(10)
+		err := s.Update(func(tx *Tx) error {
+			switch {
+			case op < 4 || len(uids) == 0:
+				raw := fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", step, make([]byte, rng.IntN(200)))
+				res, err := tx.Append("carol", "INBOX", []byte(raw), AppendOptions{Flags: pick()})
+				if err != nil {
+					return err
+				}
+				uids = append(uids, res.UID)
+			case op < 8:
+				var some []uint32
+				for _, u := range uids {
+					if rng.IntN(4) == 0 {
+						some = append(some, u)
+					}
+				}
+				_, err := tx.SetFlags("carol", inbox.ID, some, FlagOp(rng.IntN(3)), pick())
+				return err
+			default:
+				i := rng.IntN(len(uids))
+				if _, err := tx.Expunge("carol", inbox.ID, uids[i:i+1]); err != nil {
+					return err
+				}
+				uids = slices.Delete(uids, i, i+1)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		checkFacts(t, s, "carol", inbox.ID, fmt.Sprintf("step %d (op %d)", step, op))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkFacts(t, s, "carol", inbox.ID, "after reopening")
+	_, st, err := s.Status("carol", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != uint32(len(uids)) {
+		t.Fatalf("STATUS MESSAGES %d, want %d", st.Messages, len(uids))
+	}
+}
