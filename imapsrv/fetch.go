@@ -51,6 +51,11 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			options.Flags = true
 		}
 	}
+	if fastFetchable(options) && !sess.srv.slowFetch {
+		if done, err := sess.fetchFast(targets, options); done {
+			return err
+		}
+	}
 	for _, t := range targets {
 		if err := sess.fetchOne(w, t, options); err != nil {
 			return err

@@ -29,6 +29,7 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	if len(box.msgs) > 0 {
 		maxUID = box.msgs[len(box.msgs)-1].UID
 	}
+	all = make([]target, 0, len(box.msgs))
 	for i, m := range box.msgs {
 		if cs := sess.tracker.EncodeSeqNum(uint32(i + 1)); cs != 0 {
 			all = append(all, target{seq: cs, msg: m})
@@ -48,12 +49,21 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 		if !ok {
 			continue
 		}
-		uidSet.AddNum(imap.UID(t.msg.UID))
+		// Matches come in ascending order of both numbers: extend the
+		// last range or start one (UIDSet.AddNum looks for the place).
+		uid := imap.UID(t.msg.UID)
+		if n := len(uidSet); n > 0 && uidSet[n-1].Stop+1 == uid {
+			uidSet[n-1].Stop = uid
+		} else {
+			uidSet = append(uidSet, imap.UIDRange{Start: uid, Stop: uid})
+		}
 		num := t.seq
 		if kind == imapserver.NumKindUID {
 			num = t.msg.UID
+		} else if n := len(seqSet); n > 0 && seqSet[n-1].Stop+1 == t.seq {
+			seqSet[n-1].Stop = t.seq
 		} else {
-			seqSet.AddNum(t.seq)
+			seqSet = append(seqSet, imap.SeqRange{Start: t.seq, Stop: t.seq})
 		}
 		if data.Min == 0 || num < data.Min {
 			data.Min = num
@@ -152,13 +162,13 @@ const zeroCopyMax = 1 << 20
 // matchOne evaluates c against one message, reading its bytes only if a
 // criterion needs them, in place when the message is not large.
 func (sess *session) matchOne(t target, c *imap.SearchCriteria) (bool, error) {
-	mm := &matchMessage{sess: sess, t: t, inPlace: t.msg.Size < zeroCopyMax}
+	mm := matchMessage{sess: sess, t: t, inPlace: t.msg.Size < zeroCopyMax}
 	ok, err := mm.match(c)
 	if !errors.Is(err, errNeedRaw) {
 		return ok, err
 	}
 	err = sess.srv.store.ReadRaw(t.msg.Blob, func(raw []byte) error {
-		*mm = matchMessage{sess: sess, t: t, raw: raw, loaded: true}
+		mm = matchMessage{sess: sess, t: t, raw: raw, loaded: true}
 		ok, err = mm.match(c)
 		return err
 	})
@@ -223,12 +233,14 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 			return false, nil
 		}
 	}
-	date := timeDate(m.InternalDate)
-	if !c.Since.IsZero() && date.Before(timeDate(c.Since)) {
-		return false, nil
-	}
-	if !c.Before.IsZero() && !date.Before(timeDate(c.Before)) {
-		return false, nil
+	if !c.Since.IsZero() || !c.Before.IsZero() {
+		date := timeDate(m.InternalDate)
+		if !c.Since.IsZero() && date.Before(timeDate(c.Since)) {
+			return false, nil
+		}
+		if !c.Before.IsZero() && !date.Before(timeDate(c.Before)) {
+			return false, nil
+		}
 	}
 	for _, f := range c.Flag {
 		if !m.HasFlag(string(f)) {

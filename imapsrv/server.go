@@ -45,6 +45,9 @@ type Server struct {
 	log   *slog.Logger
 	// limits is the state of opts.Limits (limits.go).
 	limits *limiter
+	// slowFetch turns off fetchfast.go, for tests that compare its
+	// output with imapserver's.
+	slowFetch bool
 
 	// Two imapserver instances that differ only in whether password
 	// authentication is allowed without TLS: loopback connections go to
