@@ -21,7 +21,7 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func openStore(t *testing.T, accounts ...string) *mailbox.Store {
+func openStore(t testing.TB, accounts ...string) *mailbox.Store {
 	t.Helper()
 	st, err := mailbox.Open(mailbox.Options{Dir: t.TempDir(), GCInterval: -1, Logger: quietLogger()})
 	if err != nil {
@@ -38,7 +38,7 @@ func openStore(t *testing.T, accounts ...string) *mailbox.Store {
 
 // startLMTP runs a real LMTP server over st on a loopback port and
 // returns its address.
-func startLMTP(t *testing.T, st *mailbox.Store, opts Options, lopts LMTPOptions) (string, *Deliverer) {
+func startLMTP(t testing.TB, st *mailbox.Store, opts Options, lopts LMTPOptions) (string, *Deliverer) {
 	t.Helper()
 	opts.Logger = quietLogger()
 	lopts.Logger = opts.Logger
