@@ -140,6 +140,9 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 		// parsed message, retried with its well-formed header fields only
 		// if it has broken ones.
 		buf, ok := wholeSection(raw, bs)
+		if !ok {
+			buf, ok = headerFieldsSection(raw, bs)
+		}
 		if !ok && len(bs.Part) > maxMIMEDepth+1 {
 			// Deeper than BODYSTRUCTURE shows (see maxMIMEDepth):
 			// walking there costs depth times size.

@@ -3,6 +3,7 @@ package imapsrv
 import (
 	"bufio"
 	"bytes"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
@@ -128,4 +129,66 @@ func validFieldLine(line []byte) bool {
 		}
 	}
 	return true
+}
+
+// headerFieldsSection serves BODY[HEADER.FIELDS (...)] of the message
+// itself from the stored bytes when its header is plainly formed: every
+// line ends in CRLF, every field has a name of printable characters before
+// its colon, continuation lines start with white space, and an empty line
+// ends it. That is how a mail client lists a mailbox, and
+// imapserver.ExtractBodySection parsed the whole header into a map and
+// wrote it out again for each message (half the time of such a FETCH).
+// For such a header it answers what ExtractBodySection answers, the kept
+// fields' lines in order and an empty line (FuzzHeaderFieldsSection
+// compares the two); ok is false for anything else, which then takes the
+// general path.
+func headerFieldsSection(raw []byte, bs *imap.FetchItemBodySection) (b []byte, ok bool) {
+	if len(bs.Part) > 0 || len(bs.HeaderFields) == 0 || len(bs.HeaderFieldsNot) > 0 ||
+		bs.Specifier != imap.PartSpecifierHeader {
+		return nil, false
+	}
+	h := raw[:headerLen(raw)]
+	if len(h) < 4 || !bytes.HasSuffix(h, []byte("\r\n\r\n")) || h[0] == ' ' || h[0] == '\t' {
+		return nil, false
+	}
+	h = h[:len(h)-2] // the fields, without the empty line
+	keep := make(map[string]bool, len(bs.HeaderFields))
+	for _, k := range bs.HeaderFields {
+		keep[strings.ToLower(k)] = true
+	}
+	out := make([]byte, 0, 512)
+	for len(h) > 0 {
+		// One field: its first line and any continuation lines.
+		end := 0
+		for {
+			j := bytes.IndexByte(h[end:], '\n')
+			if j < 1 || h[end+j-1] != '\r' {
+				return nil, false // a bare LF (or none): not plain
+			}
+			end += j + 1
+			if end == len(h) || (h[end] != ' ' && h[end] != '\t') {
+				break
+			}
+		}
+		field := h[:end]
+		h = h[end:]
+		colon := bytes.IndexByte(field, ':')
+		if colon < 0 {
+			return nil, false
+		}
+		name := bytes.Trim(field[:colon], " \t")
+		if len(name) == 0 || bytes.ContainsAny(field[:colon], "\r\n") {
+			return nil, false
+		}
+		for _, c := range name {
+			if c < 33 || c > 126 {
+				return nil, false
+			}
+		}
+		if keep[strings.ToLower(string(name))] {
+			out = append(out, field...)
+		}
+	}
+	out = append(out, '\r', '\n')
+	return partial(out, bs.Partial), true
 }
