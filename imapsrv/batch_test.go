@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"certmail/mailbox"
 )
 
 // A STORE or EXPUNGE over a whole large mailbox ("mark all as read",
@@ -18,27 +16,7 @@ func TestStoreAndExpungeWholeLargeMailbox(t *testing.T) {
 	const n = 11000
 	ts := newTestServer(t)
 	ts.addUser("alice")
-	// One stored message, referred to n times: cheap to fill.
-	var blob uint64
-	if err := ts.store.Update(func(tx *mailbox.Tx) error {
-		var err error
-		blob, err = tx.PutBlob([]byte(simpleMessage("shared", "body")))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < n; i += 500 {
-		if err := ts.store.Update(func(tx *mailbox.Tx) error {
-			for j := i; j < i+500 && j < n; j++ {
-				if _, err := tx.AppendBlob("alice", "INBOX", blob, mailbox.AppendOptions{}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ts.fillShared("alice", n, nil)
 	rc := ts.rawLogin("alice")
 	rc.ok("SELECT INBOX")
 	// Slow under -race on a busy machine: wait longer than rc.ok does.

@@ -75,18 +75,7 @@ func TestFetchFastLarge(t *testing.T) {
 	ts := newTestServer(t)
 	ts.addUser("alice")
 	const n = 3000
-	for i := 0; i < n; i += 500 {
-		if err := ts.store.Update(func(tx *mailbox.Tx) error {
-			for j := 0; j < 500; j++ {
-				if _, err := tx.Append("alice", "INBOX", []byte(simpleMessage("m", "b")), mailbox.AppendOptions{Flags: []string{mailbox.FlagSeen, "Keyword"}}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ts.fillShared("alice", n, func(int) []string { return []string{mailbox.FlagSeen, "Keyword"} })
 	rc := ts.rawLogin("alice")
 	rc.ok("SELECT INBOX")
 	got := rc.ok("UID FETCH 1:* (FLAGS)")

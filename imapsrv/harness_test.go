@@ -147,6 +147,37 @@ func (ts *testServer) deliverN(user, mbox string, n int) {
 	}
 }
 
+// fillShared appends n copies of one stored message to user's INBOX, in
+// transactions of 500, flags(i) giving the flags of the i-th (nil: none):
+// a large mailbox, cheaply.
+func (ts *testServer) fillShared(user string, n int, flags func(i int) []string) {
+	ts.t.Helper()
+	var blob uint64
+	if err := ts.store.Update(func(tx *mailbox.Tx) error {
+		var err error
+		blob, err = tx.PutBlob([]byte(simpleMessage("shared", "body")))
+		return err
+	}); err != nil {
+		ts.t.Fatal(err)
+	}
+	for i := 0; i < n; i += 500 {
+		if err := ts.store.Update(func(tx *mailbox.Tx) error {
+			for j := i; j < i+500 && j < n; j++ {
+				var opts mailbox.AppendOptions
+				if flags != nil {
+					opts.Flags = flags(j)
+				}
+				if _, err := tx.AppendBlob(user, "INBOX", blob, opts); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			ts.t.Fatal(err)
+		}
+	}
+}
+
 func simpleMessage(subject, body string) string {
 	return "From: Alice <alice@example.org>\r\n" +
 		"To: Bob <bob@example.org>\r\n" +

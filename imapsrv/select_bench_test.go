@@ -13,30 +13,12 @@ func BenchmarkSelectLarge(b *testing.B) {
 	const n = 100_000
 	ts := newTestServer(b)
 	ts.addUser("alice")
-	var blob uint64
-	if err := ts.store.Update(func(tx *mailbox.Tx) error {
-		var err error
-		blob, err = tx.PutBlob([]byte(simpleMessage("shared", "body")))
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < n; i += 500 {
-		if err := ts.store.Update(func(tx *mailbox.Tx) error {
-			for j := i; j < i+500; j++ {
-				var flags []string
-				if j < n/2 {
-					flags = []string{mailbox.FlagSeen}
-				}
-				if _, err := tx.AppendBlob("alice", "INBOX", blob, mailbox.AppendOptions{Flags: flags}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
+	ts.fillShared("alice", n, func(i int) []string {
+		if i < n/2 {
+			return []string{mailbox.FlagSeen}
 		}
-	}
+		return nil
+	})
 	rc := ts.rawLogin("alice")
 	rc.ok("SELECT INBOX")
 	b.ResetTimer()
