@@ -169,8 +169,9 @@ func TestEvidenceWithJWCrypto(t *testing.T) {
 	}
 
 	out := certmailOut(t, "verify", bundleFile, "--gateway-key", keyFile, "--message", msgFile)
-	for _, want := range []string{"VERIFIED: 4 records", "final state released", "SubmissionAcceptance (COP)",
-		"ConsignmentAcceptance (COD): alice signed a certificate of delivery", "ContentHandover (ROD)", "The message file matches"} {
+	for _, want := range []string{"VERIFIED: 4 records", "final state released, complete as of ", "SubmissionAcceptance (COP)",
+		"ConsignmentAcceptance (COD): alice signed a certificate of delivery", "ContentHandover (ROD)", "The message file matches",
+		"Complete: the gateway signed at "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("certmail verify output lacks %q:\n%s", want, out)
 		}
@@ -180,7 +181,8 @@ func TestEvidenceWithJWCrypto(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify_jwcrypto.py: %v\n%s", err, pyOut)
 	}
-	for _, want := range []string{"OK: 4 records of " + label, "COD signed by alice (gateway-held key)", "message released to alice", "H(L,M) matches"} {
+	for _, want := range []string{"OK: 4 records of " + label, "COD signed by alice (gateway-held key)", "message released to alice", "H(L,M) matches",
+		"head: complete: the gateway signed at "} {
 		if !strings.Contains(string(pyOut), want) {
 			t.Errorf("verify_jwcrypto.py output lacks %q:\n%s", want, pyOut)
 		}
@@ -208,28 +210,72 @@ func TestEvidenceWithJWCrypto(t *testing.T) {
 		out, _ := json.Marshal(b)
 		return out
 	}
+	// Cut short: without its last record (the ROD), the bundle would show
+	// the item acknowledged but not released; only the signed head, which
+	// counts 4 records, tells.
+	truncated := func() []byte {
+		c := map[string]any{}
+		for k, v := range b {
+			c[k] = v
+		}
+		c["records"] = records[:len(records)-1]
+		out, _ := json.Marshal(c)
+		return out
+	}
+	headless := func() []byte {
+		c := map[string]any{}
+		for k, v := range b {
+			c[k] = v
+		}
+		delete(c, "head")
+		out, _ := json.Marshal(c)
+		return out
+	}
 	for _, c := range []struct {
 		name    string
 		bundle  []byte
 		message string
+		want    string // in both verifiers' failure, if set
 	}{
-		{"flipped byte", flipped(), msg},
-		{"reordered", reordered(), msg},
-		{"other message", bundle, strings.Replace(msg, "4711", "4712", 1)},
+		{"flipped byte", flipped(), msg, ""},
+		{"reordered", reordered(), msg, ""},
+		{"other message", bundle, strings.Replace(msg, "4711", "4712", 1), ""},
+		{"truncated", truncated(), msg, "head: the gateway signed 4 records, the bundle has 3"},
+		{"head removed", headless(), msg, "head: a version 2 bundle needs the gateway's signed head"},
 	} {
 		f := filepath.Join(dir, "tampered.json")
 		m := filepath.Join(dir, "tampered.eml")
 		os.WriteFile(f, c.bundle, 0o644)
 		os.WriteFile(m, []byte(c.message), 0o644)
 		cmd := exec.Command(certmailBin, "verify", f, "--gateway-key", keyFile, "--message", m)
-		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "FAILED") {
-			t.Errorf("%s: certmail verify passed:\n%s", c.name, out)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "FAILED") || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: certmail verify passed, or did not say %q:\n%s", c.name, c.want, out)
 		}
-		if out, err := exec.Command(python, script, f, keyFile, m).CombinedOutput(); err == nil || !strings.Contains(string(out), "FAIL") {
-			t.Errorf("%s: verify_jwcrypto.py passed:\n%s", c.name, out)
+		if out, err := exec.Command(python, script, f, keyFile, m).CombinedOutput(); err == nil || !strings.Contains(string(out), "FAIL") || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: verify_jwcrypto.py passed, or did not say %q:\n%s", c.name, c.want, out)
 		} else {
 			t.Logf("%s: %s", c.name, lastLine(out))
 		}
+	}
+
+	// A version 1 bundle (no head, as written before heads existed) still
+	// verifies with both, and both say what it cannot show.
+	v1 := map[string]any{}
+	for k, v := range b {
+		v1[k] = v
+	}
+	delete(v1, "head")
+	v1["version"] = 1
+	v1File := filepath.Join(dir, "v1.json")
+	data, _ := json.Marshal(v1)
+	os.WriteFile(v1File, data, 0o644)
+	out = certmailOut(t, "verify", v1File, "--gateway-key", keyFile, "--message", msgFile)
+	if !strings.Contains(out, "VERIFIED: 4 records") || !strings.Contains(out, "completeness not shown") {
+		t.Errorf("certmail verify of a version 1 bundle:\n%s", out)
+	}
+	pyOut, err = exec.Command(python, script, v1File, keyFile, msgFile).CombinedOutput()
+	if err != nil || !strings.Contains(string(pyOut), "completeness not shown") || !strings.Contains(string(pyOut), "OK: 4 records") {
+		t.Errorf("verify_jwcrypto.py of a version 1 bundle: %v\n%s", err, pyOut)
 	}
 }
 

@@ -304,6 +304,8 @@ const verifyUsage = `usage: certmail verify BUNDLE.json [--gateway-key FILE] [--
 Checks an evidence bundle offline ("-" reads it from stdin). --gateway-key
 pins the gateway's public key (PEM, from certmail evidence --gateway-key-out
 or GET /v1/keys); --message checks a message file against H(L,M).
+The bundle's signed head shows its records are all the item's as of the
+head's time; a version 1 bundle has none, so a cut-short one goes unseen.
 Exit status 0 only if everything verifies.
 `
 
@@ -383,7 +385,14 @@ func verdictLine(v *evidence.Verdict) string {
 	if !v.MessageChecked {
 		caveats = append(caveats, "no message checked (use --message)")
 	}
+	if !v.Complete {
+		// A bundle cut short verifies too; without a head nobody can tell.
+		caveats = append(caveats, "completeness not shown (version 1 bundle without a signed head): later records may exist")
+	}
 	line := fmt.Sprintf("VERIFIED: %d records of item %s, final state %s", len(v.Events), v.Label, v.State)
+	if v.Complete {
+		line += fmt.Sprintf(", complete as of %s", v.HeadIssuedAt.UTC().Format(time.RFC3339))
+	}
 	if len(caveats) > 0 {
 		line += "; " + strings.Join(caveats, "; ")
 	}

@@ -169,7 +169,8 @@ func TestTokenEvidenceVerify(t *testing.T) {
 	r = certmail(t, "", "verify", b2, "--gateway-key", key, "--message", msg).must(t, 0)
 	for _, want := range []string{"VERIFIED: 4 records of item " + l2 + ", final state released",
 		"#2 ConsignmentAcceptance (COD): bob signed a certificate of delivery", "(recipient-held key)",
-		"#3 ContentHandover (ROD): message released to bob", "Signed by the pinned gateway key", "The message file matches H(L,M)"} {
+		"#3 ContentHandover (ROD): message released to bob", "Signed by the pinned gateway key", "The message file matches H(L,M)",
+		"Complete: the gateway signed at ", "these are all 4 records of the item", ", complete as of "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, r.stdout)
 		}
@@ -258,6 +259,9 @@ func TestTokenEvidenceVerify(t *testing.T) {
 		{"reordered", edit(func(b *evidence.Bundle) { b.Records[1], b.Records[2] = b.Records[2], b.Records[1] }), nil, "seq 2, want 1"},
 		{"dropped record", edit(func(b *evidence.Bundle) { b.Records = append(b.Records[:1], b.Records[2:]...) }), nil, "seq 2, want 1"},
 		{"dropped COP", edit(func(b *evidence.Bundle) { b.Records = b.Records[1:] }), nil, "want 0"},
+		{"dropped last record", edit(func(b *evidence.Bundle) { b.Records = b.Records[:len(b.Records)-1] }), nil,
+			"head: the gateway signed 4 records, the bundle has 3"},
+		{"head removed", edit(func(b *evidence.Bundle) { b.Head = "" }), nil, "head: a version 2 bundle needs the gateway's signed head"},
 		{"record of another item", edit(func(b *evidence.Bundle) { b.Records[1] = ob.Records[1] }), nil, "label"},
 		{"bad inclusion proof", edit(func(b *evidence.Bundle) { b.Records[3].InclusionProof[0][0] ^= 1 }), nil, "not in the checkpoint's tree"},
 		{"flipped checkpoint", edit(func(b *evidence.Bundle) { b.Checkpoint = strings.Replace(b.Checkpoint, "\n6\n", "\n7\n", 1) }), nil, "checkpoint signature"},

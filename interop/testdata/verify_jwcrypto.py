@@ -16,7 +16,12 @@ It checks, as docs/verify.md explains:
   4. each record's RFC 6962 inclusion proof into the checkpoint's root;
   5. each COD or refusal: the recipient's JWS signature with their key
      from the bundle, and that it names this item; each ROD names a COD;
-  6. with MESSAGE: H(L,M) = SHA-256(len(L) 4-byte BE || L || M).
+  6. the head (version 2 bundles): the gateway's JWS, typ
+     certmail-head+jws, that these are all the item's records as of its
+     issued_at: same item, record count, last record's digest, and the
+     checkpoint's tree size. A version 1 bundle has no head: it verifies,
+     but nothing shows that no records follow its last one;
+  7. with MESSAGE: H(L,M) = SHA-256(len(L) 4-byte BE || L || M).
 Prints what happened and exits 0, or prints FAIL: reason and exits 1.
 """
 
@@ -40,6 +45,16 @@ def b64url_decode(s):
 
 def sha256_hex(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(payload, what):
+    """Decode a signed payload, which must be canonical JSON (RFC 8785;
+    for these payloads, sorted keys and no spaces)."""
+    obj = json.loads(payload)
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if canonical != payload:
+        raise Fail("%s: payload is not canonical JSON" % what)
+    return obj
 
 
 def verify_jws(compact, key, want_typ):
@@ -152,10 +167,7 @@ def main(argv):
         header, payload = verify_jws(compact, gw, "certmail-evidence+jws")
         if header.get("kid") != gw_kid:
             raise Fail("record %d: kid %s is not the gateway key" % (i, header.get("kid")))
-        r = json.loads(payload)
-        canonical = json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        if canonical != payload:
-            raise Fail("record %d: payload is not canonical JSON" % i)
+        r = canonical_json(payload, "record %d" % i)
         if r["v"] != 1 or r["label"] != label or r["hash"] != item_hash or r["gateway"] != gateway:
             raise Fail("record %d: names another item or gateway" % i)
         if r["seq"] != i or r["prev"] != prev:
@@ -192,7 +204,39 @@ def main(argv):
             what = json.dumps(data, sort_keys=True)
         print("record %d: %s %s %s; gateway signature, chain and inclusion OK" % (i, r["time"], r["type"], what))
 
-    # 6. The message file.
+    # 6. The head: the gateway's word that no records follow the last one.
+    version = bundle["version"]
+    if type(version) is not int:  # JSON true would pass for 1 in Python
+        raise Fail("bundle version %r is not an integer" % (version,))
+    if version == 2:
+        if not bundle.get("head"):
+            raise Fail("head: a version 2 bundle needs the gateway's signed head, and this one has none")
+        header, payload = verify_jws(bundle["head"], gw, "certmail-head+jws")
+        if header.get("kid") != gw_kid:
+            raise Fail("head: kid %s is not the gateway key" % header.get("kid"))
+        h = canonical_json(payload, "head")
+        if sorted(h) != ["gateway", "hash", "issued_at", "label", "last", "records", "tree_size"]:
+            raise Fail("head: unexpected fields %s" % sorted(h))
+        if type(h["records"]) is not int or type(h["tree_size"]) is not int:
+            raise Fail("head: records and tree_size must be integers")
+        if (h["gateway"], h["label"], h["hash"]) != (gateway, label, item_hash):
+            raise Fail("head: signed for another item or gateway")
+        if h["records"] != len(bundle["records"]):
+            raise Fail("head: the gateway signed %d records, the bundle has %d" % (h["records"], len(bundle["records"])))
+        if h["last"] != prev:
+            raise Fail("head: the gateway signed %s as the last record, the bundle's last is %s" % (h["last"], prev))
+        if h["tree_size"] != size:
+            raise Fail("head: signed for log size %d, the checkpoint has size %d" % (h["tree_size"], size))
+        print("head: complete: the gateway signed at %s that these are all %d records (log size %d)"
+              % (h["issued_at"], h["records"], h["tree_size"]))
+    elif version == 1:
+        if "head" in bundle:
+            raise Fail("head: a version 1 bundle carries none")
+        print("head: none (version 1 bundle): completeness not shown, records after the last one may exist")
+    else:
+        raise Fail("bundle version %r, want 2 (or 1)" % version)
+
+    # 7. The message file.
     if len(argv) == 4:
         m = open(argv[3], "rb").read()
         lb = label.encode("ascii")

@@ -10,9 +10,13 @@ import (
 	"certmail/receipts"
 )
 
-// BundleVersion is the "version" of the bundles this package writes and
-// reads.
-const BundleVersion = 1
+// BundleVersion is the "version" of the bundles this package writes.
+// Version 2 added the signed Head; Verify still reads version 1 bundles
+// (files written before), but cannot say they are complete.
+const BundleVersion = 2
+
+// bundleVersionNoHead is the version of bundles without a Head.
+const bundleVersionNoHead = 1
 
 // maxBundleSize bounds what ParseBundle reads; an item's evidence is a few
 // dozen records of a few kilobytes each.
@@ -40,6 +44,10 @@ type Bundle struct {
 	// Checkpoint is a signed note (C2SP tlog-checkpoint) of a tree that
 	// holds every record.
 	Checkpoint string `json:"checkpoint"`
+	// Head is the gateway's signed BundleHead (compact JWS, typ
+	// HeadJWSType): that Records are all the item's records as of its
+	// issued_at, so a bundle cut short is caught. Version 2 and later.
+	Head string `json:"head,omitempty"`
 }
 
 // BundleRecord is one record and the proof that it is in the tree of the
@@ -93,6 +101,20 @@ func (l *Log) BuildBundle(kv receipts.KV, label string, parties ...PartyKey) (*B
 			return nil, fmt.Errorf("bundle: %w", err)
 		}
 		b.Records = append(b.Records, BundleRecord{JWS: e.JWS, LeafIndex: e.Index, InclusionProof: p})
+	}
+	// The records were read in this transaction, so as of now they are
+	// all the item has: that is what the head signs.
+	b.Head, err = l.signer.signHead(BundleHead{
+		Gateway:  l.signer.gateway,
+		Label:    label,
+		Hash:     first.Hash,
+		Records:  uint64(len(entries)),
+		Last:     RecordDigest(entries[len(entries)-1].JWS),
+		TreeSize: head.Size,
+		IssuedAt: l.now(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	return b, nil
 }

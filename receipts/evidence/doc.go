@@ -20,9 +20,12 @@
 // show one party a history it hides from another without signing two
 // inconsistent checkpoints.
 //
-// A Bundle gathers an item's records, their inclusion proofs, a checkpoint
-// and the public keys needed, so that Verify (or any JOSE library and a
-// Merkle proof checker) can check it offline.
+// A Bundle gathers an item's records, their inclusion proofs, a checkpoint,
+// the public keys needed, and a head the gateway signs (a JWS of its own
+// typ) saying how many records the item has and which is the last, as of
+// when the bundle was made, so that Verify (or any JOSE library and a
+// Merkle proof checker) can check it offline and a bundle cut short is
+// caught.
 //
 // This package does not verify a COD when it is handed in, nor hold keys:
 // the receipts package does that and then appends the evidence here.

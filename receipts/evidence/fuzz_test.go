@@ -21,11 +21,14 @@ import (
 func FuzzParseBundle(f *testing.F) {
 	l, kv, items := buildLog(f)
 	for _, it := range items {
-		data, err := bundleFor(f, l, kv, it).Marshal()
-		if err != nil {
-			f.Fatal(err)
+		b := bundleFor(f, l, kv, it)
+		for _, variant := range []*Bundle{b, withoutHead(b), cutShort(b)} {
+			data, err := variant.Marshal()
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
 		}
-		f.Add(data)
 	}
 	pinned := l.Signer().Public()
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -40,10 +43,29 @@ func FuzzParseBundle(f *testing.F) {
 		if v.State == "" || len(v.Events) != len(b.Records) {
 			t.Fatalf("verified with an incomplete verdict: %+v", v)
 		}
+		// Complete only with a head, and a head only in a version 2
+		// bundle (so only there can completeness be claimed).
+		if v.Complete != (b.Version == 2) || v.Complete != (b.Head != "") || v.Complete == v.HeadIssuedAt.IsZero() {
+			t.Fatalf("version %d bundle, head %q, verified as complete %v at %v", b.Version, b.Head, v.Complete, v.HeadIssuedAt)
+		}
 		if v, err := Verify(b, VerifyOptions{GatewayKey: pinned, Message: strings.NewReader("M")}); err == nil {
 			t.Fatalf("verified a bundle whose message cannot match: %+v", v)
 		}
 	})
+}
+
+// withoutHead is b as a version 1 bundle: no head.
+func withoutHead(b *Bundle) *Bundle {
+	c := *b
+	c.Version, c.Head = 1, ""
+	return &c
+}
+
+// cutShort is b without its last record, which its head must catch.
+func cutShort(b *Bundle) *Bundle {
+	c := *b
+	c.Records = c.Records[:len(c.Records)-1]
+	return &c
 }
 
 // FuzzParseCheckpoint: a checkpoint, signed or not, must parse or fail
@@ -85,12 +107,18 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	l, kv, items := buildLog(t)
 	var bundles [][]byte
-	for _, it := range items {
-		data, err := bundleFor(t, l, kv, it).Marshal()
+	marshal := func(b *Bundle) []byte {
+		data, err := b.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
-		bundles = append(bundles, data)
+		return data
+	}
+	var built []*Bundle
+	for _, it := range items {
+		b := bundleFor(t, l, kv, it)
+		built = append(built, b)
+		bundles = append(bundles, marshal(b))
 	}
 	valid := bundles[1]
 	small := newItem("L-posted")
@@ -107,8 +135,16 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		[]byte(`{}`),
 		[]byte(`{"version":1,"label":"L","hash":"sha256:00","records":[{"jws":"a.b.c","leaf_index":18446744073709551615,"inclusion_proof":["AA=="]}]}`),
 		bytes.Replace(valid, []byte(`"leaf_index": 1,`), []byte(`"leaf_index": 99999999999,`), 1),
-		bytes.Replace(valid, []byte(`"version": 1`), []byte(`"version": 1.5`), 1),
+		bytes.Replace(valid, []byte(`"version": 2`), []byte(`"version": 1.5`), 1),
 		[]byte(strings.Replace(string(valid), `"parties": [`, `"parties": [{"name":"x","jwk":{"kty":"OKP","crv":"Ed25519","x":"","kid":""}},`, 1)),
+		// The signed head: absent (version 1, as bundles were before
+		// heads), kept on a bundle cut short, another item's, and a
+		// version 1 bundle that carries one.
+		marshal(withoutHead(built[1])),
+		marshal(cutShort(built[1])),
+		marshal(withoutHead(cutShort(built[2]))),
+		func() []byte { c := *built[1]; c.Head = built[0].Head; return marshal(&c) }(),
+		func() []byte { c := *built[1]; c.Version = 1; return marshal(&c) }(),
 	)
 	writeSeeds(t, "FuzzParseBundle", bundles)
 

@@ -78,6 +78,26 @@ func openJWS(compact, wantTyp string, keys map[string]ed25519.PublicKey) (jwsHea
 	return h, payload, nil
 }
 
+// checkStrictEncoding insists that each part of a compact JWS is in the
+// one base64url encoding a signer writes (no stray bits in the last
+// character). go-jose's decoder ignores such bits, so without this several
+// strings carry the same signature. Records need no such check: each is
+// named by the SHA-256 of its exact bytes (the next prev, the head's
+// last), so another spelling of one breaks the chain. Nothing names a
+// head's bytes, so a head gets the check instead.
+func checkStrictEncoding(compact string) error {
+	parts := strings.Split(compact, ".")
+	if len(parts) != 3 {
+		return errors.New("not a compact JWS")
+	}
+	for i, p := range parts {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(p); err != nil {
+			return fmt.Errorf("JWS part %d is not strict base64url: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
 // payloadWithoutVerification decodes the payload of a compact JWS this
 // package wrote and stored itself; it is for reading the log back, never
 // for checking evidence handed in from outside.

@@ -63,7 +63,7 @@ func canonicalPayload(r Record) ([]byte, error) {
 	if !data.Deadline.IsZero() {
 		data.Deadline = data.Deadline.UTC()
 	}
-	raw, err := json.Marshal(recordPayload{
+	return canonicalJSON(recordPayload{
 		V:       RecordVersion,
 		Type:    r.Type,
 		Gateway: r.Gateway,
@@ -74,26 +74,42 @@ func canonicalPayload(r Record) ([]byte, error) {
 		Time:    r.Time.UTC().Format(time.RFC3339Nano),
 		Data:    data,
 	})
+}
+
+// canonicalJSON renders a payload (a record's or a bundle head's) as the
+// RFC 8785 JSON that gets signed.
+func canonicalJSON(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encoding record: %w", err)
+		return nil, fmt.Errorf("encoding payload: %w", err)
 	}
 	canon, err := jcs.Transform(raw)
 	if err != nil {
-		return nil, fmt.Errorf("canonicalising record: %w", err)
+		return nil, fmt.Errorf("canonicalising payload: %w", err)
 	}
 	return canon, nil
+}
+
+// checkCanonical insists that a signed payload is RFC 8785 canonical JSON,
+// so that there is one way to write what was signed (no duplicate keys, no
+// alternative spellings of a number or string).
+func checkCanonical(payload []byte) error {
+	canon, err := jcs.Transform(payload)
+	if err != nil {
+		return fmt.Errorf("payload is not valid JSON: %w", err)
+	}
+	if !bytes.Equal(canon, payload) {
+		return errors.New("payload is not RFC 8785 canonical JSON")
+	}
+	return nil
 }
 
 // parsePayload decodes a record's signed JSON. It insists on the canonical
 // form and on known fields only, so that every JSON parser reads the same
 // record out of the signed bytes (no duplicate keys, no ignored extras).
 func parsePayload(payload []byte) (Record, error) {
-	canon, err := jcs.Transform(payload)
-	if err != nil {
-		return Record{}, fmt.Errorf("payload is not valid JSON: %w", err)
-	}
-	if !bytes.Equal(canon, payload) {
-		return Record{}, errors.New("payload is not RFC 8785 canonical JSON")
+	if err := checkCanonical(payload); err != nil {
+		return Record{}, err
 	}
 	if err := checkFieldNames(payload); err != nil {
 		return Record{}, err
@@ -125,17 +141,9 @@ func parsePayload(payload []byte) (Record, error) {
 // matches names without regard to case and another parser would not: a
 // "Label" must not pass for "label".
 func checkFieldNames(payload []byte) error {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &top); err != nil {
-		return fmt.Errorf("decoding payload: %w", err)
-	}
-	for _, name := range []string{"v", "type", "gateway", "label", "hash", "seq", "prev", "time", "data"} {
-		if _, ok := top[name]; !ok {
-			return fmt.Errorf("payload lacks %q", name)
-		}
-	}
-	if len(top) != 9 {
-		return fmt.Errorf("payload has %d fields, want 9", len(top))
+	top, err := checkExactFields(payload, []string{"v", "type", "gateway", "label", "hash", "seq", "prev", "time", "data"})
+	if err != nil {
+		return err
 	}
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(top["data"], &data); err != nil {
@@ -149,6 +157,24 @@ func checkFieldNames(payload []byte) error {
 		}
 	}
 	return nil
+}
+
+// checkExactFields insists that the payload is an object with exactly the
+// named top-level fields, spelled exactly so, and returns them.
+func checkExactFields(payload []byte, names []string) (map[string]json.RawMessage, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return nil, fmt.Errorf("decoding payload: %w", err)
+	}
+	for _, name := range names {
+		if _, ok := top[name]; !ok {
+			return nil, fmt.Errorf("payload lacks %q", name)
+		}
+	}
+	if len(top) != len(names) {
+		return nil, fmt.Errorf("payload has %d fields, want %d", len(top), len(names))
+	}
+	return top, nil
 }
 
 // validate checks what a record must carry on its own, without its chain.

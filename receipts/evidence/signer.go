@@ -17,7 +17,8 @@ type Signer struct {
 	gateway string
 	key     ed25519.PrivateKey
 	kid     string
-	jose    jose.Signer
+	jose    jose.Signer // signs records: typ RecordJWSType
+	head    jose.Signer // signs bundle heads: typ HeadJWSType
 }
 
 // NewSigner returns a Signer for gateway P with key. The JWS key id is the
@@ -35,14 +36,24 @@ func NewSigner(gateway string, key ed25519.PrivateKey) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new signer: %w", err)
 	}
-	js, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType(RecordJWSType),
-	)
+	// One key, two signers: the typ header sets a record and a bundle
+	// head apart, so neither can be passed off as the other.
+	js, err := newJOSESigner(key, kid, RecordJWSType)
 	if err != nil {
 		return nil, fmt.Errorf("new signer: %w", err)
 	}
-	return &Signer{gateway: gateway, key: key, kid: kid, jose: js}, nil
+	hs, err := newJOSESigner(key, kid, HeadJWSType)
+	if err != nil {
+		return nil, fmt.Errorf("new signer: %w", err)
+	}
+	return &Signer{gateway: gateway, key: key, kid: kid, jose: js, head: hs}, nil
+}
+
+func newJOSESigner(key ed25519.PrivateKey, kid, typ string) (jose.Signer, error) {
+	return jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)),
+	)
 }
 
 // Gateway is P's name as the records carry it.
@@ -60,13 +71,30 @@ func (s *Signer) signRecord(r Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	obj, err := s.jose.Sign(payload)
+	compact, err := signCompact(s.jose, payload)
 	if err != nil {
 		return "", fmt.Errorf("signing record: %w", err)
 	}
-	compact, err := obj.CompactSerialize()
+	return compact, nil
+}
+
+// signHead signs a bundle head's canonical payload as a compact JWS.
+func (s *Signer) signHead(h BundleHead) (string, error) {
+	payload, err := canonicalHead(h)
 	if err != nil {
-		return "", fmt.Errorf("serialising record: %w", err)
+		return "", fmt.Errorf("bundle head: %w", err)
+	}
+	compact, err := signCompact(s.head, payload)
+	if err != nil {
+		return "", fmt.Errorf("signing bundle head: %w", err)
 	}
 	return compact, nil
+}
+
+func signCompact(js jose.Signer, payload []byte) (string, error) {
+	obj, err := js.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
 }

@@ -138,8 +138,8 @@ func TestTamperingIsDetected(t *testing.T) {
 	mustFail(t, "edited message", b, VerifyOptions{Message: bytes.NewReader(tampered)}, "message: H(L,M) is")
 
 	c = clone(t, b)
-	c.Version = 2
-	mustFail(t, "version", c, pinned, "bundle version 2")
+	c.Version = 3
+	mustFail(t, "version", c, pinned, "bundle version 3, want 2 (or 1, without a signed head)")
 
 	c = clone(t, b)
 	c.Records[4].JWS = c.Records[4].JWS[:len(c.Records[4].JWS)-1]

@@ -22,6 +22,12 @@ type Verdict struct {
 	// key.
 	GatewayKeyPinned bool
 	GatewayKeyIDs    []string // the kids of the keys that signed records
+	// Complete is true when the gateway signed (the bundle's head) that
+	// Events are all the item's records as of HeadIssuedAt. It is false
+	// for a version 1 bundle, which has no head: records after its last
+	// one may exist, and State may be out of date.
+	Complete     bool
+	HeadIssuedAt time.Time `json:",omitzero"`
 	// Events says, one line per record and in order, what happened, when,
 	// and who signed.
 	Events []string
@@ -100,6 +106,12 @@ func (v *Verdict) String() string {
 	}
 	fmt.Fprintf(&sb, "All %d records are in log %s at size %d, root %s, checkpoint signed by the gateway\n",
 		len(v.Events), v.Checkpoint.Origin, v.Checkpoint.Size, base64.StdEncoding.EncodeToString(v.Checkpoint.Root))
+	if v.Complete {
+		fmt.Fprintf(&sb, "Complete: the gateway signed at %s that these are all %d records of the item (log size %d)\n",
+			stamp(v.HeadIssuedAt), len(v.Events), v.Checkpoint.Size)
+	} else {
+		sb.WriteString("Completeness not shown (version 1 bundle without a signed head): records after the last one may exist\n")
+	}
 	if v.GatewayKeyPinned {
 		fmt.Fprintf(&sb, "Signed by the pinned gateway key %s\n", strings.Join(v.GatewayKeyIDs, ", "))
 	} else {
@@ -111,7 +123,11 @@ func (v *Verdict) String() string {
 	} else {
 		sb.WriteString("No message file was checked\n")
 	}
-	fmt.Fprintf(&sb, "Final state: %s\n", v.State)
+	if v.Complete {
+		fmt.Fprintf(&sb, "Final state: %s (as of %s)\n", v.State, stamp(v.HeadIssuedAt))
+	} else {
+		fmt.Fprintf(&sb, "Final state: %s (as of the last record shown)\n", v.State)
+	}
 	return sb.String()
 }
 

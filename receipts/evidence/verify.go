@@ -37,14 +37,27 @@ type VerifyOptions struct {
 // Verify checks a bundle offline: each record's signature, label, hash,
 // seq and prev link, that the records follow the rules of an item's life,
 // that each is in the tree of the signed checkpoint, the COD or refusal
-// records carry, and (if given) the message file. It returns what the
-// evidence shows, or an error naming the first thing that failed.
+// records carry, the gateway's signed head (that these are all the item's
+// records as of the head's time), and (if given) the message file. It
+// returns what the evidence shows, or an error naming the first thing that
+// failed.
+//
+// A version 1 bundle has no head; it verifies, but the Verdict is not
+// Complete: records after its last one may exist. A head vouches for
+// completeness only as of its IssuedAt, so an older bundle (older head,
+// fewer records) still verifies as complete as of then; the Verdict
+// carries that time.
 func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 	if b == nil {
 		return nil, errors.New("no bundle")
 	}
-	if b.Version != BundleVersion {
-		return nil, fmt.Errorf("bundle version %d, want %d", b.Version, BundleVersion)
+	if b.Version != BundleVersion && b.Version != bundleVersionNoHead {
+		return nil, fmt.Errorf("bundle version %d, want %d (or %d, without a signed head)",
+			b.Version, BundleVersion, bundleVersionNoHead)
+	}
+	if b.Version == bundleVersionNoHead && b.Head != "" {
+		// A head the verifier would ignore must not look checked.
+		return nil, fmt.Errorf("head: bundle version %d has a head, which only version %d bundles carry", b.Version, BundleVersion)
 	}
 	if err := checkLabel(b.Label); err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
@@ -69,6 +82,13 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 		GatewayKeyPinned: opts.GatewayKey != nil}
 	if err := verifyRecords(b, hash, gatewayKeys, parties, head, v); err != nil {
 		return nil, err
+	}
+	if b.Version != bundleVersionNoHead {
+		bh, err := verifyHead(b, hash, gatewayKeys, head)
+		if err != nil {
+			return nil, err
+		}
+		v.Complete, v.HeadIssuedAt = true, bh.IssuedAt
 	}
 	if opts.Message != nil {
 		sum, err := receipts.ItemHashReader(b.Label, opts.Message)
