@@ -305,7 +305,8 @@ Checks an evidence bundle offline ("-" reads it from stdin). --gateway-key
 pins the gateway's public key (PEM, from certmail evidence --gateway-key-out
 or GET /v1/keys); --message checks a message file against H(L,M).
 The bundle's signed head shows its records are all the item's as of the
-head's time; a version 1 bundle has none, so a cut-short one goes unseen.
+head's time; a version 1 bundle has none, so a cut-short one would go
+unseen: it is refused unless --allow-incomplete is given.
 Exit status 0 only if everything verifies.
 `
 
@@ -314,6 +315,7 @@ func cmdVerify(args []string, e *env) int {
 	keyFile := fs.String("gateway-key", "", "the gateway's public key `file` (PEM): records must be signed with it")
 	msgFile := fs.String("message", "", "a message `file` to check against the item's H(L,M)")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
+	allowIncomplete := fs.Bool("allow-incomplete", false, "accept a version 1 bundle, whose completeness no signed head shows")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage
@@ -339,7 +341,7 @@ func cmdVerify(args []string, e *env) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	var opts evidence.VerifyOptions
+	opts := evidence.VerifyOptions{RequireComplete: !*allowIncomplete}
 	if *keyFile != "" {
 		pem, err := os.ReadFile(*keyFile)
 		if err != nil {

@@ -262,6 +262,9 @@ func TestTokenEvidenceVerify(t *testing.T) {
 		{"dropped last record", edit(func(b *evidence.Bundle) { b.Records = b.Records[:len(b.Records)-1] }), nil,
 			"head: the gateway signed 4 records, the bundle has 3"},
 		{"head removed", edit(func(b *evidence.Bundle) { b.Head = "" }), nil, "head: a version 2 bundle needs the gateway's signed head"},
+		{"downgraded to version 1 and cut short", edit(func(b *evidence.Bundle) {
+			b.Version, b.Head, b.Records = 1, "", b.Records[:len(b.Records)-1]
+		}), nil, "incomplete: a version 1 bundle has no signed head"},
 		{"record of another item", edit(func(b *evidence.Bundle) { b.Records[1] = ob.Records[1] }), nil, "label"},
 		{"bad inclusion proof", edit(func(b *evidence.Bundle) { b.Records[3].InclusionProof[0][0] ^= 1 }), nil, "not in the checkpoint's tree"},
 		{"flipped checkpoint", edit(func(b *evidence.Bundle) { b.Checkpoint = strings.Replace(b.Checkpoint, "\n6\n", "\n7\n", 1) }), nil, "checkpoint signature"},
@@ -278,6 +281,12 @@ func TestTokenEvidenceVerify(t *testing.T) {
 		if strings.Contains(r.stdout, "VERIFIED") {
 			t.Errorf("%s: stdout says VERIFIED", c.name)
 		}
+	}
+	// Knowingly accepted, it verifies with the caveat.
+	v1 := filepath.Join(tmp, "v1.json")
+	os.WriteFile(v1, edit(func(b *evidence.Bundle) { b.Version, b.Head = 1, "" }), 0o644)
+	if r := certmail(t, "", "verify", v1, "--gateway-key", key, "--allow-incomplete").must(t, 0); !strings.Contains(r.stdout, "completeness not shown") {
+		t.Errorf("version 1 bundle with --allow-incomplete: %s", r.stdout)
 	}
 	certmail(t, "", "verify").must(t, exitUsage)
 	certmail(t, "", "verify", filepath.Join(tmp, "missing.json")).must(t, exitFailure)

@@ -32,6 +32,12 @@ type VerifyOptions struct {
 	// Message, if set, is the message file M; its H(L,M) must be the
 	// bundle's hash.
 	Message io.Reader
+	// RequireComplete refuses a bundle whose completeness is not shown (a
+	// version 1 bundle, without a signed head). Anyone can turn a version
+	// 2 bundle into one by deleting its head and its last records, so a
+	// verifier that needs the item's whole story sets this; certmail
+	// verify does unless told --allow-incomplete.
+	RequireComplete bool
 }
 
 // Verify checks a bundle offline: each record's signature, label, hash,
@@ -89,6 +95,9 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 			return nil, err
 		}
 		v.Complete, v.HeadIssuedAt = true, bh.IssuedAt
+	}
+	if opts.RequireComplete && !v.Complete {
+		return nil, fmt.Errorf("incomplete: a version %d bundle has no signed head, so records may have been dropped from its end (accept it knowingly with certmail verify --allow-incomplete)", b.Version)
 	}
 	if opts.Message != nil {
 		sum, err := receipts.ItemHashReader(b.Label, opts.Message)
