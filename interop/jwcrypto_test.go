@@ -258,7 +258,8 @@ func TestEvidenceWithJWCrypto(t *testing.T) {
 		}
 	}
 
-	// A version 1 bundle (no head, as written before heads existed) still
+	// A version 1 bundle (no head, as written before heads existed) is
+	// refused by certmail verify unless accepted knowingly; then it
 	// verifies with both, and both say what it cannot show.
 	v1 := map[string]any{}
 	for k, v := range b {
@@ -269,7 +270,10 @@ func TestEvidenceWithJWCrypto(t *testing.T) {
 	v1File := filepath.Join(dir, "v1.json")
 	data, _ := json.Marshal(v1)
 	os.WriteFile(v1File, data, 0o644)
-	out = certmailOut(t, "verify", v1File, "--gateway-key", keyFile, "--message", msgFile)
+	if err := exec.Command(certmailBin, "verify", v1File, "--gateway-key", keyFile, "--message", msgFile).Run(); err == nil {
+		t.Error("certmail verify accepted a version 1 bundle without --allow-incomplete")
+	}
+	out = certmailOut(t, "verify", v1File, "--gateway-key", keyFile, "--message", msgFile, "--allow-incomplete")
 	if !strings.Contains(out, "VERIFIED: 4 records") || !strings.Contains(out, "completeness not shown") {
 		t.Errorf("certmail verify of a version 1 bundle:\n%s", out)
 	}
