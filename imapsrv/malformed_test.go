@@ -5,8 +5,7 @@ import (
 	"testing"
 )
 
-// TestMalformedCommands: garbage gets BAD (go-imap says NO [SERVERBUG] for
-// a few, see rejects) and the connection survives.
+// TestMalformedCommands: garbage gets BAD and the connection survives.
 func TestMalformedCommands(t *testing.T) {
 	ts := newTestServer(t)
 	ts.addUser("alice")
@@ -48,17 +47,17 @@ func TestMalformedCommands(t *testing.T) {
 		`AUTHENTICATE PLAIN`,
 		strings.Repeat("X", 10000),
 	} {
-		st := rejects(t, rc, line)
-		if strings.Contains(st, "SERVERBUG") {
-			t.Logf("%.60q: %s", line, st)
-		}
+		rejects(t, rc, line)
 	}
 	// A long but valid set.
 	if f := rc.ok(`FETCH ` + strings.Repeat("1,", 5000) + `1 (UID)`); len(f) != 1 {
 		t.Errorf("FETCH 1,1,...: %q", f)
 	}
 	// Not a literal.
-	rejects(t, rc, `SELECT {abc}`)
+	// (go-imap reads this as the mailbox "abc}": NO [NONEXISTENT].)
+	if _, st := rc.cmd(`SELECT {abc}`); !strings.HasPrefix(st, "BAD") && !strings.HasPrefix(st, "NO [NONEXISTENT]") {
+		t.Errorf("SELECT {abc}: %q", st)
+	}
 	rc.ok(`SELECT INBOX`)
 	// (Not "CREATE {99999999}": go-imap neither accepts nor refuses a
 	// synchronizing literal over 4096 bytes outside APPEND, and the client

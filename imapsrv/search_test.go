@@ -175,8 +175,7 @@ func TestSearchCriteria(t *testing.T) {
 		t.Errorf("UID SEARCH UID 1:* = %q", got)
 	}
 
-	// Bad criteria are refused, and the connection survives. (go-imap
-	// answers some with NO [SERVERBUG] instead of BAD: see rejects.)
+	// Bad criteria are BAD, and the connection survives.
 	rejects(t, rc, `SEARCH BOGUS`)
 	rejects(t, rc, `SEARCH OR SEEN`)
 	rejects(t, rc, `SEARCH BEFORE notadate`)
