@@ -9,11 +9,8 @@ func TestEnable(t *testing.T) {
 	ts := newTestServer(t)
 	ts.addUser("alice")
 	rc := ts.raw()
-	// Before LOGIN nothing is enabled (go-imap answers OK with an empty
-	// ENABLED rather than BAD).
-	if u, _ := rc.cmd(`ENABLE IMAP4rev2`); len(grep(u, "IMAP4rev2")) != 0 {
-		t.Errorf("ENABLE before LOGIN: %q", u)
-	}
+	// Before LOGIN, ENABLE is refused (RFC 5161: authenticated state only).
+	rc.fail("BAD", `ENABLE IMAP4rev2`)
 	rc.ok(`LOGIN alice "secret pw"`)
 	mustContain(t, rc.ok(`ENABLE IMAP4rev2`), "* ENABLED IMAP4rev2")
 	// Unknown or unsupported extensions are not enabled.

@@ -30,8 +30,9 @@ func TestMalformedCommands(t *testing.T) {
 		`STORE 1 +FLAGS (\Seen`,
 		`STORE 1 ++FLAGS (\Seen)`,
 		`SELECT`,
-		// (Not `SELECT "unterminated`: go-imap's quoted-string parser reads
-		// on past the CRLF, into the next command.)
+		`SELECT "unterminated`, // the next command (NOOP, by rejects) is not swallowed
+		`LOGIN "alice`,
+		`SEARCH SUBJECT "open`,
 		`LIST "" `,
 		`LIST ("" "*"`,
 		`STATUS INBOX (MESSAGES`,

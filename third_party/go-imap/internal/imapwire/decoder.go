@@ -400,6 +400,15 @@ func (dec *Decoder) Quoted(ptr *string) bool {
 			}
 		}
 
+		if ch == '\r' || ch == '\n' {
+			// certmail patch: a quoted string ends on its line (RFC 9051
+			// QUOTED-CHAR has no CR or LF); reading on made the next
+			// command part of this one. Left unread, the line end lets
+			// the caller discard the rest of this line only.
+			dec.mustUnreadByte()
+			return dec.returnErr(&DecoderExpectError{Message: "unterminated quoted string"})
+		}
+
 		sb.WriteByte(ch)
 	}
 	*ptr = sb.String()
