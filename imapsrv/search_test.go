@@ -245,8 +245,12 @@ func TestESearch(t *testing.T) {
 		t.Errorf("empty UID ESEARCH = %q", got)
 	}
 
-	// SEARCHRES: save a result and use it as "$".
-	rc.cmd(`SEARCH RETURN (SAVE) OR FLAGGED DRAFT`)
+	// SEARCHRES: save a result and use it as "$". SAVE alone answers
+	// nothing but OK (RFC 5182); with another option, ESEARCH.
+	if u := rc.ok(`SEARCH RETURN (SAVE) OR FLAGGED DRAFT`); len(u) != 0 {
+		t.Errorf("SEARCH RETURN (SAVE): untagged %q, want none", u)
+	}
+	mustContain(t, rc.ok(`SEARCH RETURN (SAVE COUNT) OR FLAGGED DRAFT`), "* ESEARCH", "COUNT 2")
 	mustContain(t, rc.ok(`FETCH $ (UID)`), "* 2 FETCH (UID 2)")
 	if f := rc.ok(`FETCH $ (UID)`); len(f) != 2 {
 		t.Errorf("FETCH $: %q", f)

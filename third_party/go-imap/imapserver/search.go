@@ -76,13 +76,19 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	}
 
 	// If no return option is specified, ALL is assumed
-	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount {
+	noneButSave := !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount
+	if noneButSave && !options.ReturnSave {
 		options.ReturnAll = true
 	}
 
 	data, err := c.session.Search(numKind, &criteria, &options)
 	if err != nil {
 		return err
+	}
+	if noneButSave && options.ReturnSave {
+		// certmail patch: RETURN (SAVE) alone saves the result and answers
+		// nothing but the tagged OK (RFC 5182 section 2.1: no ESEARCH).
+		return nil
 	}
 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
