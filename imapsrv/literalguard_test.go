@@ -1,10 +1,15 @@
 package imapsrv_test
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"certmail/imapsrv"
 )
 
 // injected is literal data that would run commands if read as commands.
@@ -161,26 +166,48 @@ func TestAcceptedLiteralsPass(t *testing.T) {
 	rc.alive()
 }
 
-// TestBigSyncLiteralDoesNotHang: go-imap neither accepts nor refuses a
-// synchronizing literal over 4096 bytes outside APPEND; the connection is
-// closed at once rather than left waiting for the read timeout.
+// TestBigSyncLiteralDoesNotHang: a synchronizing literal over 4096 bytes
+// outside APPEND is refused at once with NO [TOOBIG] (go-imap used to
+// neither accept nor refuse it, leaving the client waiting for "+" until
+// the read timeout; third_party/go-imap is patched), and the connection
+// stays usable: the client never sent the data.
 func TestBigSyncLiteralDoesNotHang(t *testing.T) {
 	ts := newTestServer(t)
 	ts.addUser("alice")
 	rc := ts.rawLogin("alice")
-	start := time.Now()
 	rc.write("e1 CREATE {99999}\r\n")
-	for {
-		l, err := rc.tryReadLine(5 * time.Second)
-		if err != nil {
-			if strings.Contains(err.Error(), "timeout") {
-				t.Fatalf("no answer and no close after %v", time.Since(start))
-			}
-			break
-		}
-		if strings.HasPrefix(l, "+") {
-			t.Fatalf("asked for a 99999-byte mailbox name: %q", l)
-		}
+	l, err := rc.tryReadLine(5 * time.Second)
+	if err != nil || !strings.HasPrefix(l, "e1 NO [TOOBIG]") {
+		t.Fatalf("CREATE {99999}: %q %v", l, err)
+	}
+	rc.alive()
+	checkNotInjected(t, ts)
+}
+
+// TestRefusedLiteralNotRunAfterSTARTTLS: after STARTTLS the connection no
+// longer passes through the literal guard, so go-imap itself must refuse
+// an over-limit non-synchronizing literal without running its data
+// (third_party/go-imap, refuseNonSyncLiteral).
+func TestRefusedLiteralNotRunAfterSTARTTLS(t *testing.T) {
+	ts := newTestServer(t, withAppendLimit(100), func(o *imapsrv.Options) { o.TLSConfig = testTLSConfig(t) })
+	ts.addUser("alice")
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := rawDial(t, conn)
+	rc.ok("STARTTLS")
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	rc.conn, rc.br = tc, bufio.NewReader(tc)
+	rc.ok(`LOGIN alice "secret pw"`)
+	data := injected + strings.Repeat("x", 200)
+	rc.write(fmt.Sprintf("a1 APPEND INBOX {%d+}\r\n%s\r\n", len(data), data))
+	lines := expectClosed(t, rc, "APPEND over the limit after STARTTLS")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "a1 NO [TOOBIG]") {
+		t.Errorf("APPEND over the limit after STARTTLS: %q", lines)
 	}
 	checkNotInjected(t, ts)
 }

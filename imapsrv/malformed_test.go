@@ -60,9 +60,9 @@ func TestMalformedCommands(t *testing.T) {
 		t.Errorf("SELECT {abc}: %q", st)
 	}
 	rc.ok(`SELECT INBOX`)
-	// (Not "CREATE {99999999}": go-imap neither accepts nor refuses a
-	// synchronizing literal over 4096 bytes outside APPEND, and the client
-	// waits until the read timeout.)
+	// A synchronizing literal too big for the command is refused at once.
+	rc.fail("NO [TOOBIG]", `CREATE {99999999}`)
+	rc.alive()
 	// A tag with odd characters.
 	rc.write("a+b NOOP\r\n")
 	if l := rc.readLine(); !strings.Contains(l, "BAD") && !strings.HasPrefix(l, "a+b OK") {

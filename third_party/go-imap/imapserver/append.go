@@ -70,6 +70,11 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	}
 
 	if lit.Size() > appendLimit {
+		if nonSync {
+			// certmail patch: the client is already sending the data; left
+			// in the stream it would be read as commands.
+			return c.refuseNonSyncLiteral(lit.Size(), appendLimit)
+		}
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,

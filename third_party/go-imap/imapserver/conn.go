@@ -390,6 +390,10 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 	if size > 4096 {
+		if nonSync {
+			// certmail patch: see refuseNonSyncLiteral.
+			return c.refuseNonSyncLiteral(size, 4096)
+		}
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
@@ -564,6 +568,21 @@ func writeCapabilityStatus(enc *imapwire.Encoder, tag string, typ imap.StatusRes
 
 func writeContReq(enc *imapwire.Encoder, text string) error {
 	return enc.Atom("+").SP().Text(text).CRLF()
+}
+
+// refuseNonSyncLiteral refuses a non-synchronizing literal (RFC 7888)
+// larger than the server takes, and ends the connection once the tagged NO
+// is written. The client sends its data without waiting, so answering NO
+// and reading on would run the literal's lines as commands (a message
+// holding "A1 DELETE INBOX" would delete it); RFC 7888 section 4 lets the
+// server close the connection instead. (certmail patch)
+func (c *Conn) refuseNonSyncLiteral(size, limit int64) error {
+	c.state = imap.ConnStateLogout
+	return &imap.Error{
+		Type: imap.StatusResponseTypeNo,
+		Code: imap.ResponseCodeTooBig,
+		Text: fmt.Sprintf("Non-synchronizing literal of %v bytes is over the %v-byte limit; closing the connection", size, limit),
+	}
 }
 
 func newClientBugError(text string) error {

@@ -96,6 +96,13 @@ func (dec *Decoder) readByte() (byte, bool) {
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
 		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
 	}
+	if dec.err != nil && dec.crlf {
+		// certmail patch: the command failed and its line has ended (a
+		// synchronizing literal refused right after its "{n}" CRLF):
+		// reading on would wait for the client, who waits for "+", until
+		// the read timeout, or take its next command for this one's rest.
+		return 0, false
+	}
 	dec.crlf = false
 	if dec.literal {
 		return 0, dec.returnErr(fmt.Errorf("imapwire: cannot decode while a literal is open"))
@@ -591,7 +598,9 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
 			lit.cancel()
-			return false
+			// certmail patch: keep the reason (NO [TOOBIG], or the
+			// connection closed) rather than a syntax error.
+			return dec.returnErr(err)
 		}
 	}
 	var sb strings.Builder
