@@ -3,6 +3,8 @@ package mailbox
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // index keeps, per mailbox, the message records in UID order, so that
@@ -21,6 +23,9 @@ type mboxRef struct {
 
 type boxIndex struct {
 	msgs []*Message
+	// lastUsed is when the index was last read (UnixNano), for eviction
+	// (see Store.evictIdleIndexes).
+	lastUsed atomic.Int64
 
 	// Running totals, kept by put, remove and add, so that STATUS and
 	// SELECT of a large mailbox cost the same as of a small one (a walk
@@ -185,4 +190,25 @@ func (b *boxIndex) keywordList() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// evictIdleIndexes drops the index of every mailbox not read since idle
+// ago, and returns how many it dropped. The next read loads it again from
+// disk. It holds the write lock, so no commit is updating an index (nor a
+// load filling one) meanwhile; indexes that commits updated but nobody read
+// go too: the disk has the same.
+func (s *Store) evictIdleIndexes(idle time.Duration) int {
+	cutoff := time.Now().Add(-idle).UnixNano()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.idx.mu.Lock()
+	defer s.idx.mu.Unlock()
+	n := 0
+	for ref, bi := range s.idx.boxes {
+		if bi.lastUsed.Load() < cutoff {
+			delete(s.idx.boxes, ref)
+			n++
+		}
+	}
+	return n
 }

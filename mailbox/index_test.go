@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 )
 
 // countFacts is what the running totals must equal: a walk over every
@@ -126,5 +127,58 @@ func TestIndexTotalsFollowChanges(t *testing.T) {
 	}
 	if st.Messages != uint32(len(uids)) {
 		t.Fatalf("STATUS MESSAGES %d, want %d", st.Messages, len(uids))
+	}
+}
+
+// TestIndexEviction: an index nobody reads is dropped, commits go on
+// without it, and the next read loads what the disk has, totals included.
+func TestIndexEviction(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, IndexIdle: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateAccount("dave", "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := s.Mailbox("dave", "INBOX")
+	appendOne := func(flags ...string) {
+		t.Helper()
+		if err := s.Update(func(tx *Tx) error {
+			_, err := tx.Append("dave", "INBOX", []byte("Subject: x\r\n\r\nbody\r\n"), AppendOptions{Flags: flags})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOne(FlagSeen)
+	checkFacts(t, s, "dave", inbox.ID, "loaded")
+	loaded := func() bool {
+		s.idx.mu.RLock()
+		defer s.idx.mu.RUnlock()
+		return s.idx.boxes[mboxRef{"dave", inbox.ID}] != nil
+	}
+	if !loaded() {
+		t.Fatal("index not loaded after a read")
+	}
+	// A read keeps it; none for longer than IndexIdle lets it go (the
+	// evictor looks every second).
+	deadline := time.Now().Add(5 * time.Second)
+	for loaded() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if loaded() {
+		t.Fatal("idle index still loaded after 5 s")
+	}
+	appendOne("Work")
+	appendOne()
+	checkFacts(t, s, "dave", inbox.ID, "reloaded")
+	_, st, err := s.Status("dave", "INBOX")
+	if err != nil || st.Messages != 3 || st.Unseen != 2 {
+		t.Fatalf("STATUS after reload: %+v %v", st, err)
+	}
+	// Evicting by hand what was just read takes nothing.
+	if n := s.evictIdleIndexes(time.Hour); n != 0 {
+		t.Fatalf("evicted %d indexes read just now", n)
 	}
 }

@@ -462,13 +462,16 @@ func (tx *Tx) Move(acct string, srcID uint32, uids []uint32, dest string) (*Copy
 
 // loadBox returns the index of a mailbox, loading it if needed. Loading
 // holds the write lock so that no commit slips between the disk scan and
-// the index insert.
+// the index insert. It marks the index used: eviction takes only indexes
+// unread for Options.IndexIdle, so the caller's index stays the one that
+// commits maintain.
 func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 	ref := mboxRef{acct, id}
 	s.idx.mu.RLock()
 	bi := s.idx.boxes[ref]
 	s.idx.mu.RUnlock()
 	if bi != nil {
+		bi.lastUsed.Store(time.Now().UnixNano())
 		return bi, nil
 	}
 	s.wmu.Lock()
@@ -477,6 +480,7 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 	bi = s.idx.boxes[ref]
 	s.idx.mu.RUnlock()
 	if bi != nil {
+		bi.lastUsed.Store(time.Now().UnixNano())
 		return bi, nil
 	}
 	bi = &boxIndex{}
@@ -496,6 +500,7 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 	if err != nil {
 		return nil, err
 	}
+	bi.lastUsed.Store(time.Now().UnixNano())
 	s.idx.mu.Lock()
 	s.idx.boxes[ref] = bi
 	s.idx.mu.Unlock()

@@ -31,6 +31,11 @@ type Options struct {
 	// limits.max_mailboxes); zero or more than MaxMailboxes means
 	// MaxMailboxes.
 	MaxMailboxes int
+	// IndexIdle is how long a mailbox's in-memory index stays loaded
+	// without being read; zero means ten minutes, negative forever. An
+	// index costs about 150 bytes a message, and a server whose users come
+	// and go would otherwise hold every mailbox ever opened.
+	IndexIdle time.Duration
 }
 
 // Store is the durable message store. It is safe for concurrent use.
@@ -131,7 +136,32 @@ func Open(opts Options) (*Store, error) {
 		s.done.Add(1)
 		go s.runTrim(ctx, opts.Dir)
 	}
+	idle := opts.IndexIdle
+	if idle == 0 {
+		idle = 10 * time.Minute
+	}
+	if idle > 0 {
+		s.done.Add(1)
+		go s.runIndexEviction(ctx, idle)
+	}
 	return s, nil
+}
+
+// runIndexEviction drops the indexes of mailboxes not read for idle.
+func (s *Store) runIndexEviction(ctx context.Context, idle time.Duration) {
+	defer s.done.Done()
+	t := time.NewTicker(max(idle/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := s.evictIdleIndexes(idle); n > 0 {
+				s.log.Debug("mailbox indexes evicted", "count", n)
+			}
+		}
+	}
 }
 
 // Close syncs and closes the store. In-flight transactions finish first.
