@@ -1,10 +1,15 @@
 package mailbox
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Delimiter separates levels of the mailbox hierarchy.
@@ -261,12 +266,21 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.removeMailboxMessages(acct, mb.ID); err != nil {
+		return fmt.Errorf("deleting messages of %q: %w", name, err)
+	}
+	return nil
+}
+
+// removeMailboxMessages removes every message record under a mailbox ID
+// (whose mailbox record is gone), in batches.
+func (s *Store) removeMailboxMessages(acct string, id uint32) error {
 	for {
 		var n int
 		if err := s.Update(func(tx *Tx) error {
 			var keys [][]byte
 			var blobs []uint64
-			err := tx.scan(messagePrefix(acct, mb.ID), false, func(k, v []byte) error {
+			err := tx.scan(messagePrefix(acct, id), false, func(k, v []byte) error {
 				var m Message
 				if err := decodeMessage(v, &m); err != nil {
 					return err
@@ -283,17 +297,73 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 			}
 			for i, k := range keys {
 				m := &Message{UID: uidFromMessageKey(k), Blob: blobs[i]}
-				if err := tx.removeMessage(acct, mb.ID, m); err != nil {
+				if err := tx.removeMessage(acct, id, m); err != nil {
 					return err
 				}
 			}
 			n = len(keys)
 			return nil
 		}); err != nil {
-			return fmt.Errorf("deleting messages of %q: %w", name, err)
+			return err
 		}
 		if n < deleteBatch {
 			return nil
 		}
 	}
+}
+
+// collectOrphanMessages removes the message records of mailboxes that no
+// longer exist: DeleteMailbox removes the mailbox record first and its
+// messages after, in batches, so a crash in between leaves them behind.
+// Left there, they would come back when the account (deleted and created
+// again, its mailbox IDs counting from 1 anew) got a mailbox of the same
+// ID: the old owner's mail shown to the new one. Open runs this before
+// the store is used; it seeks from mailbox to mailbox, so its cost is the
+// number of mailboxes, not of messages.
+func (s *Store) collectOrphanMessages() (int, error) {
+	type ref struct {
+		acct string
+		id   uint32
+	}
+	var orphans []ref
+	prefix := []byte(prefixMessage)
+	err := s.View(func(tx *Tx) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = prefix
+		it := tx.txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(prefix); it.ValidForPrefix(prefix); {
+			rest := it.Item().Key()[len(prefix):]
+			nul := bytes.IndexByte(rest, 0)
+			if nul < 0 || len(rest) != nul+1+8 {
+				it.Next() // not a message key of ours
+				continue
+			}
+			acct := string(rest[:nul])
+			id := binary.BigEndian.Uint32(rest[nul+1:])
+			switch _, err := tx.txn.Get(mailboxIDKey(acct, id)); {
+			case errors.Is(err, badger.ErrKeyNotFound):
+				orphans = append(orphans, ref{acct, id})
+			case err != nil:
+				return fmt.Errorf("looking up mailbox %d of %q: %w", id, acct, err)
+			}
+			if id == math.MaxUint32 {
+				it.Next()
+				continue
+			}
+			it.Seek(messagePrefix(acct, id+1))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("finding orphaned messages: %w", err)
+	}
+	for _, o := range orphans {
+		if err := s.removeMailboxMessages(o.acct, o.id); err != nil {
+			return 0, fmt.Errorf("removing orphaned messages of mailbox %d of %q: %w", o.id, o.acct, err)
+		}
+		s.log.Warn("removed the messages of a mailbox deleted before a crash", "account", o.acct, "mailbox_id", o.id)
+	}
+	return len(orphans), nil
 }

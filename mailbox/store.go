@@ -118,6 +118,11 @@ func Open(opts Options) (*Store, error) {
 		stop:         cancel,
 	}
 	s.syncer = newGroupSyncer(db.Sync)
+	if _, err := s.collectOrphanMessages(); err != nil {
+		// Not fatal: the store is consistent for every mailbox that
+		// exists; the next start tries again.
+		logger.Error("collecting orphaned messages", "err", err)
+	}
 	gc := opts.GCInterval
 	if gc == 0 {
 		gc = 5 * time.Minute

@@ -199,3 +199,76 @@ func BenchmarkSetFlags(b *testing.B) {
 		})
 	}
 }
+
+// TestOrphanedMessagesCollected: a crash between DeleteMailbox's removal
+// of the mailbox record and of its messages leaves message records behind;
+// the next Open removes them (and their blobs' references), so an account
+// deleted and created again does not find its predecessor's mail.
+func TestOrphanedMessagesCollected(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount("erin", "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := s.Mailbox("erin", "INBOX")
+	for i := 0; i < 3; i++ {
+		if err := s.Update(func(tx *Tx) error {
+			_, err := tx.Append("erin", "INBOX", []byte(fmt.Sprintf("Subject: secret %d\r\n\r\nbody\r\n", i)), AppendOptions{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The crash: the account and mailbox records go, the messages stay.
+	if err := s.Update(func(tx *Tx) error {
+		boxes, err := tx.ListMailboxes("erin")
+		if err != nil {
+			return err
+		}
+		for _, mb := range boxes {
+			if err := tx.del(mailboxKey("erin", mb.Name)); err != nil {
+				return err
+			}
+			if err := tx.del(mailboxIDKey("erin", mb.ID)); err != nil {
+				return err
+			}
+		}
+		return tx.del(accountKey("erin"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Nothing is left under the old mailbox's ID...
+	if err := s.View(func(tx *Tx) error {
+		return tx.scan(messagePrefix("erin", inbox.ID), true, func(k, _ []byte) error {
+			return fmt.Errorf("message key %q survived", k)
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// ... so the new account's INBOX, of the same ID, is empty.
+	if err := s.CreateAccount("erin", "pw2", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := s.Mailbox("erin", "INBOX")
+	if again.ID != inbox.ID {
+		t.Logf("INBOX ID %d, was %d", again.ID, inbox.ID)
+	}
+	msgs, err := s.Messages("erin", again.ID)
+	if err != nil || len(msgs) != 0 {
+		t.Fatalf("new account's INBOX holds %d messages (%v)", len(msgs), err)
+	}
+	// Nothing to collect the next time.
+	if n, err := s.collectOrphanMessages(); n != 0 || err != nil {
+		t.Fatalf("second collection: %d %v", n, err)
+	}
+}
