@@ -176,6 +176,9 @@ type Limits struct {
 	LoginMaxFailures  int      `toml:"login_max_failures"`
 	LoginDelay        Duration `toml:"login_delay"`
 	LoginLockout      Duration `toml:"login_lockout"`
+	// IndexIdle is how long a mailbox's in-memory message index stays
+	// loaded without being read (about 150 bytes a message).
+	IndexIdle Duration `toml:"index_idle"`
 }
 
 // Defaults that other packages and the example file refer to.
@@ -226,6 +229,7 @@ func Default() *Config {
 			LoginMaxFailures:    10,
 			LoginDelay:          Duration(time.Second),
 			LoginLockout:        Duration(15 * time.Minute),
+			IndexIdle:           Duration(10 * time.Minute),
 		},
 		Autoconfig: Autoconfig{SMTPPort: 587, SMTPSocketType: "STARTTLS"},
 		Relay:      Relay{TLS: "starttls", RetryAfter: Duration(time.Minute), MaxAttempts: 12},
@@ -376,6 +380,9 @@ func (c *Config) check() []problem {
 	}
 	if c.Limits.LoginLockout < Duration(time.Second) {
 		add("limits.login_lockout", "must be at least 1s")
+	}
+	if c.Limits.IndexIdle < Duration(time.Second) {
+		add("limits.index_idle", "must be at least 1s")
 	}
 	if c.EncryptionKeyFile != "" {
 		if _, err := ReadEncryptionKey(c.EncryptionKeyFile); err != nil {

@@ -55,6 +55,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad port", "[listen]\nlmtp = \"localhost:99999\"\n", "bad port"},
 		{"bad size", "[limits]\nmax_message_size = \"50 parsecs\"\n", "unknown unit"},
 		{"size too big", "[limits]\nmax_message_size = \"1GiB\"\n", "x.toml:2: limits.max_message_size: must be between"},
+		{"index idle too short", "[limits]\nindex_idle = \"0s\"\n", "limits.index_idle: must be at least 1s"},
 		{"tls half", "[tls]\ncert = \"c.pem\"\n", "cert and key must be given together"},
 		{"imaps without tls", "[listen]\nimaps = \"127.0.0.1:993\"\n", "implicit TLS needs"},
 		{"bad domain", "domains = [\"a b\"]\n", "x.toml:1: domains: entry 1"},

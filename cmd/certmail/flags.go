@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"time"
 
 	"certmail/admin"
 	"certmail/config"
@@ -89,6 +90,7 @@ func storeOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, err
 		Logger:       logger,
 		Summarize:    imapsrv.Summarize,
 		MaxMailboxes: cfg.Limits.MaxMailboxes,
+		IndexIdle:    time.Duration(cfg.Limits.IndexIdle),
 	}
 	if cfg.EncryptionKeyFile != "" {
 		key, err := config.ReadEncryptionKey(cfg.EncryptionKeyFile)
