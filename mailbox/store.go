@@ -128,14 +128,16 @@ func Open(opts Options) (*Store, error) {
 		gc = 5 * time.Minute
 	}
 	if gc > 0 && !opts.InMemory {
-		s.done.Add(1)
-		go s.runGC(ctx, gc)
+		s.runEvery(ctx, gc, func() { s.collectValueLog(ctx) })
 	}
 	// Flag changes and expunges are not synced one by one (a lost flag is
 	// not a lost message); a background sync bounds how much can be lost.
 	if !opts.InMemory {
-		s.done.Add(1)
-		go s.runPeriodicSync(ctx, time.Second)
+		s.runEvery(ctx, time.Second, func() {
+			if err := s.Sync(); err != nil {
+				s.log.Warn("periodic sync", "err", err)
+			}
+		})
 		// Cold pages of the memory-mapped files go back to the kernel
 		// (see trim_linux.go).
 		s.done.Add(1)
@@ -146,27 +148,32 @@ func Open(opts Options) (*Store, error) {
 		idle = 10 * time.Minute
 	}
 	if idle > 0 {
-		s.done.Add(1)
-		go s.runIndexEviction(ctx, idle)
+		s.runEvery(ctx, max(idle/4, time.Second), func() {
+			if n := s.evictIdleIndexes(idle); n > 0 {
+				s.log.Debug("mailbox indexes evicted", "count", n)
+			}
+		})
 	}
 	return s, nil
 }
 
-// runIndexEviction drops the indexes of mailboxes not read for idle.
-func (s *Store) runIndexEviction(ctx context.Context, idle time.Duration) {
-	defer s.done.Done()
-	t := time.NewTicker(max(idle/4, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n := s.evictIdleIndexes(idle); n > 0 {
-				s.log.Debug("mailbox indexes evicted", "count", n)
+// runEvery runs fn every period in its own goroutine until ctx ends;
+// Close waits for it.
+func (s *Store) runEvery(ctx context.Context, period time.Duration, fn func()) {
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn()
 			}
 		}
-	}
+	}()
 }
 
 // Close syncs and closes the store. In-flight transactions finish first.
@@ -184,44 +191,18 @@ func (s *Store) Sync() error {
 	return s.syncer.sync()
 }
 
-func (s *Store) runGC(ctx context.Context, every time.Duration) {
-	defer s.done.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		// Rewrite value-log files that are at least half garbage, until
-		// there are none left.
-		for ctx.Err() == nil {
-			err := s.db.RunValueLogGC(0.5)
-			if err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					s.log.Warn("value log GC", "err", err)
-				}
-				break
+// collectValueLog rewrites value-log files that are at least half
+// garbage, until there are none left.
+func (s *Store) collectValueLog(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := s.db.RunValueLogGC(0.5)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.log.Warn("value log GC", "err", err)
 			}
-			s.log.Debug("value log GC reclaimed a file")
-		}
-	}
-}
-
-func (s *Store) runPeriodicSync(ctx context.Context, every time.Duration) {
-	defer s.done.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := s.Sync(); err != nil {
-				s.log.Warn("periodic sync", "err", err)
-			}
 		}
+		s.log.Debug("value log GC reclaimed a file")
 	}
 }
 
