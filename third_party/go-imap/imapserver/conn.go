@@ -196,7 +196,7 @@ func (c *Conn) serve() {
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
-		return fmt.Errorf("in command: %w", dec.Err())
+		return c.badCommandLine(dec, tag, fmt.Errorf("in command: %w", dec.Err()))
 	}
 	name = strings.ToUpper(name)
 
@@ -205,7 +205,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		numKind = NumKindUID
 		var subName string
 		if !dec.ExpectSP() || !dec.ExpectAtom(&subName) {
-			return fmt.Errorf("in command: %w", dec.Err())
+			return c.badCommandLine(dec, tag, fmt.Errorf("in command: %w", dec.Err()))
 		}
 		name = "UID " + strings.ToUpper(subName)
 	}
@@ -568,6 +568,26 @@ func writeCapabilityStatus(enc *imapwire.Encoder, tag string, typ imap.StatusRes
 
 func writeContReq(enc *imapwire.Encoder, text string) error {
 	return enc.Atom("+").SP().Text(text).CRLF()
+}
+
+// badCommandLine answers a command line whose tag or command name does
+// not parse with BAD (tagged if the tag was read) and goes on with the
+// next line; upstream closed the connection without a word. Read errors
+// (EOF, timeouts) still end the connection. (certmail patch)
+func (c *Conn) badCommandLine(dec *imapwire.Decoder, tag string, err error) error {
+	var decErr *imapwire.DecoderExpectError
+	if !errors.As(err, &decErr) {
+		return err
+	}
+	dec.DiscardLine()
+	if dec.Err() != nil && !errors.As(dec.Err(), &decErr) {
+		return dec.Err()
+	}
+	return c.writeStatusResp(tag, &imap.StatusResponse{
+		Type: imap.StatusResponseTypeBad,
+		Code: imap.ResponseCodeClientBug,
+		Text: "Syntax error: " + decErr.Message,
+	})
 }
 
 // refuseNonSyncLiteral refuses a non-synchronizing literal (RFC 7888)
