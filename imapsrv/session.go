@@ -382,16 +382,10 @@ func (sess *session) Append(name string, r imap.LiteralReader, options *imap.App
 }
 
 func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	// The mailbox selected before is let go only after the new one is
-	// open, so that selecting the same mailbox again reuses its tracked
-	// state instead of copying its index (a fifth of a SELECT of 100,000
-	// messages). Failed or not, the old one is no longer selected.
-	prevBox, prevTracker := sess.box, sess.tracker
-	sess.box, sess.tracker = nil, nil
-	sess.mboxID, sess.mboxName = 0, ""
-	if prevBox != nil {
-		defer sess.srv.release(prevBox, prevTracker)
-	}
+	// imapserver calls Unselect before any SELECT in the selected state,
+	// so nothing is selected here; selecting the same mailbox again finds
+	// its tracked state still open (boxLinger).
+	sess.unselect()
 	mb, err := sess.srv.store.Mailbox(sess.acct, name)
 	if err != nil {
 		return nil, storeError(err)

@@ -564,3 +564,42 @@ func rawIMAP(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	}
 	return conn, br
 }
+
+// TestIndexIdleFromConfig: with [limits] index_idle, the server drops the
+// index of a mailbox nobody reads and, after mail arrived meanwhile, an
+// IMAP client still sees every message with the right counts.
+func TestIndexIdleFromConfig(t *testing.T) {
+	cfg := writeConfig(t, "log_level = \"debug\"\n[limits]\nindex_idle = \"1s\"\n")
+	s := startServer(t, "--config", cfg)
+	s.addUser("ivy", "ivy-pw")
+	status := func() *imap.StatusData {
+		t.Helper()
+		c := imapLogin(t, s.imap, "ivy", "ivy-pw")
+		defer c.Close()
+		st, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true, NumUnseen: true}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Logout().Wait()
+		return st
+	}
+	if out, err := s.lmtpSend(t, "ivy@example.org", "Subject: one\r\n\r\nfirst\r\n"); err != nil {
+		t.Fatalf("LMTP: %v\n%s", err, out)
+	}
+	if st := status(); *st.NumMessages != 1 {
+		t.Fatalf("STATUS before eviction: %d messages", *st.NumMessages)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(s.logText(), "mailbox indexes evicted") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no index evicted within 15 s:\n%s", s.logText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out, err := s.lmtpSend(t, "ivy@example.org", "Subject: two\r\n\r\nsecond\r\n"); err != nil {
+		t.Fatalf("LMTP: %v\n%s", err, out)
+	}
+	if st := status(); *st.NumMessages != 2 || *st.NumUnseen != 2 {
+		t.Fatalf("STATUS after eviction: %d messages, %d unseen", *st.NumMessages, *st.NumUnseen)
+	}
+}

@@ -58,14 +58,8 @@ func checkFacts(t *testing.T, s *Store, acct string, id uint32, step string) {
 // index is loaded afresh from disk.
 func TestIndexTotalsFollowChanges(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateAccount("carol", "pw", DefaultMailboxes()); err != nil {
-		t.Fatal(err)
-	}
-	inbox, _ := s.Mailbox("carol", "INBOX")
+	s := openAt(t, Options{Dir: dir, GCInterval: -1})
+	inbox := newAccount(t, s, "carol")
 	rng := rand.New(rand.NewPCG(1, 2))
 	flagPool := []string{FlagSeen, FlagDeleted, FlagFlagged, FlagAnswered, "$Forwarded", "Work", "work", "$Junk"}
 	pick := func() []string {
@@ -115,10 +109,7 @@ func TestIndexTotalsFollowChanges(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(Options{Dir: dir, GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openAt(t, Options{Dir: dir, GCInterval: -1})
 	defer s.Close()
 	checkFacts(t, s, "carol", inbox.ID, "after reopening")
 	_, st, err := s.Status("carol", "INBOX")
@@ -133,15 +124,9 @@ func TestIndexTotalsFollowChanges(t *testing.T) {
 // TestIndexEviction: an index nobody reads is dropped, commits go on
 // without it, and the next read loads what the disk has, totals included.
 func TestIndexEviction(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, IndexIdle: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, Options{Dir: t.TempDir(), GCInterval: -1, IndexIdle: 200 * time.Millisecond})
 	defer s.Close()
-	if err := s.CreateAccount("dave", "pw", DefaultMailboxes()); err != nil {
-		t.Fatal(err)
-	}
-	inbox, _ := s.Mailbox("dave", "INBOX")
+	inbox := newAccount(t, s, "dave")
 	appendOne := func(flags ...string) {
 		t.Helper()
 		if err := s.Update(func(tx *Tx) error {

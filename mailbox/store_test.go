@@ -17,6 +17,30 @@ func openTestStore(t testing.TB) *Store {
 	return s
 }
 
+// openAt opens a store with opts, for tests that close and reopen it.
+func openAt(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newAccount creates an account with the default mailboxes and returns its
+// INBOX.
+func newAccount(t testing.TB, s *Store, acct string) *MailboxInfo {
+	t.Helper()
+	if err := s.CreateAccount(acct, "pw", DefaultMailboxes()); err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := s.Mailbox(acct, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inbox
+}
+
 func TestAccountLifecycle(t *testing.T) {
 	s := openTestStore(t)
 	if err := s.CreateAccount("Alice", "pw", DefaultMailboxes()); err != nil {
@@ -206,14 +230,8 @@ func BenchmarkSetFlags(b *testing.B) {
 // deleted and created again does not find its predecessor's mail.
 func TestOrphanedMessagesCollected(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateAccount("erin", "pw", DefaultMailboxes()); err != nil {
-		t.Fatal(err)
-	}
-	inbox, _ := s.Mailbox("erin", "INBOX")
+	s := openAt(t, Options{Dir: dir, GCInterval: -1})
+	inbox := newAccount(t, s, "erin")
 	for i := 0; i < 3; i++ {
 		if err := s.Update(func(tx *Tx) error {
 			_, err := tx.Append("erin", "INBOX", []byte(fmt.Sprintf("Subject: secret %d\r\n\r\nbody\r\n", i)), AppendOptions{})
@@ -242,10 +260,7 @@ func TestOrphanedMessagesCollected(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(Options{Dir: dir, GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openAt(t, Options{Dir: dir, GCInterval: -1})
 	defer s.Close()
 	// Nothing is left under the old mailbox's ID...
 	if err := s.View(func(tx *Tx) error {
