@@ -300,10 +300,13 @@ func writeGatewayKey(dataDir, path string) error {
 	return nil
 }
 
-const verifyUsage = `usage: certmail verify BUNDLE.json [--gateway-key FILE] [--message M.eml] [--json]
+const verifyUsage = `usage: certmail verify BUNDLE.json (--gateway-key FILE | --trust-embedded-key) [--message M.eml] [--json]
 Checks an evidence bundle offline ("-" reads it from stdin). --gateway-key
 pins the gateway's public key (PEM, from certmail evidence --gateway-key-out
-or GET /v1/keys); --message checks a message file against H(L,M).
+or GET /v1/keys); without it the bundle is refused, since it names the key
+that signed it and a forger would name their own, unless
+--trust-embedded-key accepts the bundle's own key knowingly. --message
+checks a message file against H(L,M).
 The bundle's signed head shows its records are all the item's as of the
 head's time; a version 1 bundle has none, so a cut-short one would go
 unseen: it is refused unless --allow-incomplete is given.
@@ -316,6 +319,7 @@ func cmdVerify(args []string, e *env) int {
 	msgFile := fs.String("message", "", "a message `file` to check against the item's H(L,M)")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
 	allowIncomplete := fs.Bool("allow-incomplete", false, "accept a version 1 bundle, whose completeness no signed head shows")
+	trustEmbedded := fs.Bool("trust-embedded-key", false, "without --gateway-key, accept the gateway key the bundle carries (anyone can make one)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage
@@ -341,7 +345,7 @@ func cmdVerify(args []string, e *env) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	opts := evidence.VerifyOptions{RequireComplete: !*allowIncomplete}
+	opts := evidence.VerifyOptions{RequireComplete: !*allowIncomplete, RequirePinnedKey: !*trustEmbedded}
 	if *keyFile != "" {
 		pem, err := os.ReadFile(*keyFile)
 		if err != nil {

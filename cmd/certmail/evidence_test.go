@@ -175,11 +175,12 @@ func TestTokenEvidenceVerify(t *testing.T) {
 			t.Errorf("verify output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	r = certmail(t, "", "verify", b1).must(t, 0)
+	certmail(t, "", "verify", b1).must(t, exitFailure) // no key pinned: TestVerifyNeedsPinnedKey
+	r = certmail(t, "", "verify", b1, "--trust-embedded-key").must(t, 0)
 	if !strings.Contains(r.stdout, "not pinned") || !strings.Contains(r.stdout, "final state notified") {
-		t.Fatalf("verify without key: %s", r.stdout)
+		t.Fatalf("verify with the embedded key: %s", r.stdout)
 	}
-	r = certmail(t, "", "verify", b1, "--json").must(t, 0)
+	r = certmail(t, "", "verify", b1, "--json", "--trust-embedded-key").must(t, 0)
 	var verdict evidence.Verdict
 	if err := json.Unmarshal([]byte(r.stdout), &verdict); err != nil || verdict.Label != l1 || verdict.State != evidence.StateNotified {
 		t.Fatalf("verify --json: %v %s", err, r.stdout)

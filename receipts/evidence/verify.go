@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -38,7 +40,17 @@ type VerifyOptions struct {
 	// verifier that needs the item's whole story sets this; certmail
 	// verify does unless told --allow-incomplete.
 	RequireComplete bool
+	// RequirePinnedKey refuses a bundle when GatewayKey is not given. A
+	// bundle names the keys that signed it, and a forger names their own:
+	// records that verify only against the bundle's own keys prove nothing
+	// about who made them. certmail verify sets this unless told
+	// --trust-embedded-key.
+	RequirePinnedKey bool
 }
+
+// ErrKeyNotPinned is returned (wrapped) when RequirePinnedKey is set and no
+// GatewayKey was given.
+var ErrKeyNotPinned = errors.New("gateway key not pinned")
 
 // Verify checks a bundle offline: each record's signature, label, hash,
 // seq and prev link, that the records follow the rules of an item's life,
@@ -108,6 +120,18 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 			return nil, fmt.Errorf("message: H(L,M) is %s, the evidence names %s", receipts.FormatHash(sum), b.Hash)
 		}
 		v.MessageChecked = true
+	}
+	if opts.RequirePinnedKey && opts.GatewayKey == nil {
+		// Checked last, so that a bundle broken in itself is reported as
+		// such; a sound one still fails: its signatures check out only
+		// against keys it carries itself.
+		var kids []string
+		for kid := range gatewayKeys {
+			kids = append(kids, kid)
+		}
+		sort.Strings(kids)
+		return nil, fmt.Errorf("%w: the bundle verifies against the key it carries itself (%s), which anyone can make; pin the gateway's key (certmail verify --gateway-key FILE, from certmail key show --gateway or GET /v1/keys), or accept the embedded key knowingly with --trust-embedded-key",
+			ErrKeyNotPinned, strings.Join(kids, ", "))
 	}
 	return v, nil
 }
