@@ -34,10 +34,28 @@ const (
 	refuseMailbox   = "Refuse"
 )
 
+// Skipped is a message that carries a Certified-Label header but is not a
+// stub that can be signed: an ordinary message whose sender put the header
+// in (anyone can), or a stub whose request does not read. It is left alone.
+type Skipped struct {
+	UID     imap.UID
+	Subject string
+	Reason  string
+}
+
+// Found is what FindStubs found: the stubs to sign, and the messages it
+// passed over, so that the user hears of both.
+type Found struct {
+	Stubs   []Stub
+	Skipped []Skipped
+}
+
 // FindStubs lists the stubs in mailbox (usually INBOX), optionally only
-// the one with label. A message whose request is missing or malformed is
-// reported, not skipped silently: the user must know what was not signed.
-func FindStubs(c *imapclient.Client, mailbox, label string) ([]Stub, error) {
+// the one with label. The search finds every message with a
+// Certified-Label header; one that is not a stub is reported in Skipped
+// rather than failing the search, so one such message cannot stop the
+// recipient from signing the real stubs beside it.
+func FindStubs(c *imapclient.Client, mailbox, label string) (*Found, error) {
 	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 		return nil, fmt.Errorf("selecting %s: %w", mailbox, err)
 	}
@@ -47,9 +65,10 @@ func FindStubs(c *imapclient.Client, mailbox, label string) ([]Stub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("searching %s for stubs: %w", mailbox, err)
 	}
+	found := &Found{}
 	uids := res.AllUIDs()
 	if len(uids) == 0 {
-		return nil, nil
+		return found, nil
 	}
 	msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
 		UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}},
@@ -57,22 +76,24 @@ func FindStubs(c *imapclient.Client, mailbox, label string) ([]Stub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetching stubs: %w", err)
 	}
-	var stubs []Stub
 	for _, m := range msgs {
 		if len(m.BodySection) == 0 {
+			found.Skipped = append(found.Skipped, Skipped{UID: m.UID, Reason: "the server sent no body"})
 			continue
 		}
 		st, err := parseStub(m.BodySection[0].Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("stub UID %d: %w", m.UID, err)
+			found.Skipped = append(found.Skipped, Skipped{UID: m.UID, Subject: st.Subject, Reason: err.Error()})
+			continue
 		}
 		if label != "" && st.Request.Label != label {
+			// SEARCH HEADER matches substrings: another item's stub.
 			continue
 		}
 		st.Mailbox, st.UID = mailbox, m.UID
-		stubs = append(stubs, st)
+		found.Stubs = append(found.Stubs, st)
 	}
-	return stubs, nil
+	return found, nil
 }
 
 // parseStub reads the subject and the COD request attachment of a stub.
@@ -80,7 +101,7 @@ func parseStub(raw []byte) (Stub, error) {
 	var st Stub
 	e, err := gomessage.Read(bytes.NewReader(raw))
 	if e == nil {
-		return st, fmt.Errorf("reading the stub: %w", err)
+		return st, fmt.Errorf("not a stub: unreadable message: %w", err)
 	}
 	dec := mime.WordDecoder{}
 	st.Subject, _ = dec.DecodeHeader(e.Header.Get("Subject"))
@@ -99,7 +120,7 @@ func parseStub(raw []byte) (Stub, error) {
 		}
 		req, err := receipts.ParseCODRequest(data)
 		if err != nil {
-			return err
+			return fmt.Errorf("not a stub: %s: %w", requestFilename, err)
 		}
 		st.Request, found = req, true
 		return nil
@@ -108,7 +129,7 @@ func parseStub(raw []byte) (Stub, error) {
 		return st, walkErr
 	}
 	if !found {
-		return st, fmt.Errorf("no %s attachment", requestFilename)
+		return st, fmt.Errorf("not a stub: no %s attachment", requestFilename)
 	}
 	return st, nil
 }

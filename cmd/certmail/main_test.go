@@ -81,6 +81,7 @@ type server struct {
 	cmd  *exec.Cmd
 	lmtp string
 	http string
+	imap string // only when started with --imap
 	mu   sync.Mutex
 	log  bytes.Buffer
 	done chan struct{}
@@ -96,11 +97,13 @@ var listenRE = regexp.MustCompile(`msg=listening proto=(\w+) addr=(\S+)`)
 
 // startServer runs serve on free loopback ports (port 0; the bound
 // addresses come from its log) with IMAP off, so these tests do not
-// depend on the IMAP server.
-func startServer(t *testing.T, dataDir string) *server {
+// depend on the IMAP server; extra flags come last (--imap 127.0.0.1:0
+// turns it on).
+func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--data", dataDir, "--imap", "",
-		"--lmtp", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	args := append([]string{"serve", "--data", dataDir, "--imap", "",
+		"--lmtp", "127.0.0.1:0", "--http", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(binary, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +126,8 @@ func startServer(t *testing.T, dataDir string) *server {
 					s.lmtp = m[2]
 				case "http":
 					s.http = m[2]
+				case "imap":
+					s.imap = m[2]
 				}
 			}
 			s.mu.Unlock()

@@ -155,19 +155,30 @@ func cmdSign(args []string, e *env) int {
 	if err := c.Login(*user, password).Wait(); err != nil {
 		return fail(fmt.Errorf("logging in as %s: %w", *user, err))
 	}
-	stubs, err := codclient.FindStubs(c, *mailboxName, *label)
+	found, err := codclient.FindStubs(c, *mailboxName, *label)
 	if err != nil {
 		return fail(err)
 	}
+	for _, sk := range found.Skipped {
+		fmt.Fprintf(e.stdout, "message UID %d skipped (subject %q): %s\n", sk.UID, sk.Subject, sk.Reason)
+	}
+	stubs := found.Stubs
 	if len(stubs) == 0 {
-		return fail(errors.New("no certified-item stubs found" + map[bool]string{true: " with label " + *label, false: ""}[*label != ""]))
+		msg := "no certified-item stubs found"
+		if *label != "" {
+			msg += " with label " + *label
+		}
+		if n := len(found.Skipped); n > 0 {
+			msg += fmt.Sprintf(" (%d message(s) with a %s header are not stubs)", n, certified.LabelHeader)
+		}
+		return fail(errors.New(msg))
 	}
 	decision := receipts.DecisionCOD
 	if *refuse {
 		decision = receipts.DecisionRefusal
 	}
 	in := bufio.NewReader(e.stdin)
-	failed := 0
+	failed, signed := 0, 0
 	for _, st := range stubs {
 		r := st.Request
 		fmt.Fprintf(e.stdout, "item %s\n  gateway   %s\n  recipient %s\n  hash      %s\n  deadline  %s\n  subject   %s\n",
@@ -192,8 +203,11 @@ func cmdSign(args []string, e *env) int {
 			continue
 		}
 		fmt.Fprintf(e.stdout, "  %s signed and handed in\n", decision)
+		signed++
 	}
 	c.Logout().Wait()
+	fmt.Fprintf(e.stdout, "%d of %d stub(s) signed, %d failed; %d message(s) skipped as not stubs\n",
+		signed, len(stubs), failed, len(found.Skipped))
 	if failed > 0 {
 		return exitFailure
 	}
