@@ -56,6 +56,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad size", "[limits]\nmax_message_size = \"50 parsecs\"\n", "unknown unit"},
 		{"size too big", "[limits]\nmax_message_size = \"1GiB\"\n", "x.toml:2: limits.max_message_size: must be between"},
 		{"index idle too short", "[limits]\nindex_idle = \"0s\"\n", "limits.index_idle: must be at least 1s"},
+		{"negative search keys", "[limits]\nmax_search_keys = -1\n", "limits.max_search_keys: must not be negative"},
+		{"negative search timeout", "[limits]\nsearch_timeout = \"-1s\"\n", "limits.search_timeout: must not be negative"},
 		{"tls half", "[tls]\ncert = \"c.pem\"\n", "cert and key must be given together"},
 		{"imaps without tls", "[listen]\nimaps = \"127.0.0.1:993\"\n", "implicit TLS needs"},
 		{"bad domain", "domains = [\"a b\"]\n", "x.toml:1: domains: entry 1"},

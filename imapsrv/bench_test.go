@@ -81,3 +81,40 @@ func BenchmarkSearchUnseen(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSearchText: a word in no message, over every message's bytes.
+func BenchmarkSearchText(b *testing.B) {
+	rc := benchMailbox(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		benchRun(b, rc, `UID SEARCH TEXT "quokka"`, 1)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchMessages), "ns/message")
+}
+
+// BenchmarkSearchTextNonASCII: a word that is not ASCII is looked for in
+// the decoded, case-folded text of every message.
+func BenchmarkSearchTextNonASCII(b *testing.B) {
+	rc := benchMailbox(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		benchRun(b, rc, `UID SEARCH TEXT "café"`, 1)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchMessages), "ns/message")
+}
+
+// BenchmarkSearchManyTerms: 50 words that are not ASCII over one large
+// message that has them all (issue 11 item 7: each used to case-fold the
+// whole body again).
+func BenchmarkSearchManyTerms(b *testing.B) {
+	ts := newTestServer(b)
+	ts.addUser("alice")
+	ts.deliver("alice", "INBOX", simpleMessage("résumé", strings.Repeat("Ünïcödé text of the body, naïve and long enough\r\n", 20000)+"un CAFÉ\r\n"))
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+	cmd := `UID SEARCH` + strings.Repeat(` TEXT "café"`, 50)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		benchRun(b, rc, cmd, 1)
+	}
+}

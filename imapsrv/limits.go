@@ -34,6 +34,13 @@ type Limits struct {
 	LoginMaxFailures  int
 	LoginDelay        time.Duration
 	LoginLockout      time.Duration
+	// MaxSearchKeys bounds the keys of one SEARCH (each flag, date,
+	// header or text key, NOT and OR, nested ones included); more get
+	// NO [LIMIT]. 0: no limit.
+	MaxSearchKeys int
+	// SearchTimeout stops a SEARCH that runs longer, with NO [LIMIT].
+	// 0: no limit. A SEARCH also stops when its client hangs up.
+	SearchTimeout time.Duration
 }
 
 const (

@@ -3,11 +3,13 @@ package imapsrv
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
@@ -21,6 +23,114 @@ import (
 )
 
 func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	// Bound the work before doing any (issue 11): each text key can
+	// cost a pass over every message, so their number is capped, and the
+	// whole SEARCH is stopped when it runs too long or the client hangs up.
+	lim := sess.srv.opts.Limits
+	if n := searchKeys(criteria); lim.MaxSearchKeys > 0 && n > lim.MaxSearchKeys {
+		// RFC 5530 section 3: LIMIT, an implementation limit was hit.
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("too many search keys: %d (limit %d)", n, lim.MaxSearchKeys)}
+	}
+	ctx, stop := sess.commandContext(lim.SearchTimeout)
+	defer stop()
+	run := &searchRun{sess: sess, done: ctx.Done()}
+	data, err := sess.search(run, kind, criteria, options)
+	if err != nil && ctx.Err() != nil {
+		err = sess.stopped(ctx, lim.SearchTimeout, run)
+	}
+	if h := sess.srv.onSearchDone; h != nil {
+		h(run.messages, run.folds, err)
+	}
+	return data, err
+}
+
+// stopped is the answer to a SEARCH its context ended.
+func (sess *session) stopped(ctx context.Context, timeout time.Duration, run *searchRun) error {
+	cause := context.Cause(ctx)
+	sess.srv.log.Warn("search stopped", "user", sess.acct, "remote", sess.remote(), "reason", cause.Error(), "messages", run.messages)
+	if errors.Is(cause, errCommandTimeout) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("SEARCH stopped after %s (limit): search fewer messages or fewer words", timeout)}
+	}
+	// The client is gone (or the server is closing): nobody reads this.
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SEARCH stopped: " + cause.Error()}
+}
+
+// searchKeys counts the keys of a search program, nested ones included
+// (each flag, date, size, set, header or text key, NOT and OR).
+func searchKeys(c *imap.SearchCriteria) int {
+	n := len(c.SeqNum) + len(c.UID) + len(c.Header) + len(c.Body) + len(c.Text) + len(c.Flag) + len(c.NotFlag)
+	for _, t := range []time.Time{c.Since, c.Before, c.SentSince, c.SentBefore} {
+		if !t.IsZero() {
+			n++
+		}
+	}
+	if c.Larger > 0 {
+		n++
+	}
+	if c.Smaller > 0 {
+		n++
+	}
+	if c.ModSeq != nil {
+		n++
+	}
+	for i := range c.Not {
+		n += 1 + searchKeys(&c.Not[i])
+	}
+	for i := range c.Or {
+		n += 1 + searchKeys(&c.Or[i][0]) + searchKeys(&c.Or[i][1])
+	}
+	return n
+}
+
+// searchRun is one SEARCH command's state.
+type searchRun struct {
+	sess *session
+	// done is closed when the search must stop (see commandContext).
+	done <-chan struct{}
+	// folded holds each text key that is not ASCII, case-folded once.
+	folded map[string][]byte
+	// What the search cost, for the log and the tests: messages looked
+	// at, and texts case-folded (at most a few per message, however
+	// many keys).
+	messages, folds int
+}
+
+var errSearchStopped = errors.New("search stopped")
+
+// stop reports whether the search must end; a non-blocking receive, cheap
+// enough for every message.
+func (run *searchRun) stop() bool {
+	select {
+	case <-run.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// foldedKey is a text key case-folded, computed once per SEARCH.
+func (run *searchRun) foldedKey(word string) []byte {
+	if f, ok := run.folded[word]; ok {
+		return f
+	}
+	if run.folded == nil {
+		run.folded = make(map[string][]byte)
+	}
+	f := []byte(strings.ToLower(word))
+	run.folded[word] = f
+	return f
+}
+
+// fold case-folds a message's text, counted: what must happen once per
+// message and SEARCH, not once per key.
+func (run *searchRun) fold(text []byte) []byte {
+	run.folds++
+	return bytes.ToLower(text)
+}
+
+func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	var all []target
 	box := sess.box
 	box.mu.Lock()
@@ -42,7 +152,14 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	var seqSet imap.SeqSet
 	var uidSet imap.UIDSet
 	for _, t := range all {
-		ok, err := sess.matchOne(t, &c)
+		if run.stop() {
+			return nil, errSearchStopped
+		}
+		run.messages++
+		if h := sess.srv.onSearchMessage; h != nil {
+			h()
+		}
+		ok, err := sess.matchOne(run, t, &c)
 		if err != nil {
 			return nil, err
 		}
@@ -137,6 +254,7 @@ func (sess *session) staticCriteria(c imap.SearchCriteria, maxSeq, maxUID uint32
 // only if a criterion needs them, and at most once.
 type matchMessage struct {
 	sess   *session
+	run    *searchRun
 	t      target
 	raw    []byte
 	header *textproto.Header
@@ -144,9 +262,18 @@ type matchMessage struct {
 	gone   bool
 	// inPlace: load asks matchOne to read the bytes in place.
 	inPlace bool
-	// Decoded text, computed on first need.
-	bodyText   *string
-	headerText *string
+	// Decoded text, computed on first need, and case-folded on first
+	// need of a key that is not ASCII: once per message, however many
+	// keys (issue 11).
+	bodyText, bodyFolded     []byte
+	headerText, headerFolded []byte
+	// fields holds the decoded values of header fields by lower-case name,
+	// as HEADER, FROM, TO, CC, BCC and SUBJECT keys need them.
+	fields map[string]*fieldValues
+}
+
+type fieldValues struct {
+	decoded, folded [][]byte
 }
 
 // errNeedRaw ends a match that needs the message's bytes when they are
@@ -161,14 +288,14 @@ const zeroCopyMax = 1 << 20
 
 // matchOne evaluates c against one message, reading its bytes only if a
 // criterion needs them, in place when the message is not large.
-func (sess *session) matchOne(t target, c *imap.SearchCriteria) (bool, error) {
-	mm := matchMessage{sess: sess, t: t, inPlace: t.msg.Size < zeroCopyMax}
+func (sess *session) matchOne(run *searchRun, t target, c *imap.SearchCriteria) (bool, error) {
+	mm := matchMessage{sess: sess, run: run, t: t, inPlace: t.msg.Size < zeroCopyMax}
 	ok, err := mm.match(c)
 	if !errors.Is(err, errNeedRaw) {
 		return ok, err
 	}
 	err = sess.srv.store.ReadRaw(t.msg.Blob, func(raw []byte) error {
-		mm = matchMessage{sess: sess, t: t, raw: raw, loaded: true}
+		mm = matchMessage{sess: sess, run: run, t: t, raw: raw, loaded: true}
 		ok, err = mm.match(c)
 		return err
 	})
@@ -279,6 +406,9 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		if err := mm.load(); err != nil || mm.gone {
 			return false, err
 		}
+		if mm.run.stop() {
+			return false, errSearchStopped
+		}
 		if !mm.headerMatches(hf.Key, hf.Value) {
 			return false, nil
 		}
@@ -287,6 +417,9 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		if err := mm.load(); err != nil || mm.gone {
 			return false, err
 		}
+		if mm.run.stop() {
+			return false, errSearchStopped
+		}
 		if !mm.bodyContains(word) {
 			return false, nil
 		}
@@ -294,6 +427,9 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 	for _, word := range c.Text {
 		if err := mm.load(); err != nil || mm.gone {
 			return false, err
+		}
+		if mm.run.stop() {
+			return false, errSearchStopped
 		}
 		if !mm.headerContains(word) && !mm.bodyContains(word) {
 			return false, nil
@@ -322,17 +458,50 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 }
 
 func (mm *matchMessage) headerMatches(key, value string) bool {
-	fields := mm.hdr().FieldsByKey(key)
+	fv := mm.fieldValues(key)
 	if value == "" {
-		return fields.Len() > 0
+		return len(fv.decoded) > 0
 	}
-	for fields.Next() {
-		v := decodeHeaderValue(fields.Value())
-		if containsFold(v, value) {
+	if isASCII(value) {
+		for _, v := range fv.decoded {
+			if indexFoldASCII(v, value) >= 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if fv.folded == nil {
+		fv.folded = make([][]byte, len(fv.decoded))
+		for i, v := range fv.decoded {
+			fv.folded[i] = mm.run.fold(v)
+		}
+	}
+	word := mm.run.foldedKey(value)
+	for _, v := range fv.folded {
+		if bytes.Contains(v, word) {
 			return true
 		}
 	}
 	return false
+}
+
+// fieldValues are the decoded values of the header fields named key,
+// decoded once per message.
+func (mm *matchMessage) fieldValues(key string) *fieldValues {
+	name := strings.ToLower(key)
+	if fv, ok := mm.fields[name]; ok {
+		return fv
+	}
+	if mm.fields == nil {
+		mm.fields = make(map[string]*fieldValues)
+	}
+	fv := &fieldValues{}
+	fields := mm.hdr().FieldsByKey(key)
+	for fields.Next() {
+		fv.decoded = append(fv.decoded, []byte(decodeHeaderValue(fields.Value())))
+	}
+	mm.fields[name] = fv
+	return fv
 }
 
 func (mm *matchMessage) headerContains(word string) bool {
@@ -340,7 +509,7 @@ func (mm *matchMessage) headerContains(word string) bool {
 		return false
 	}
 	if mm.headerText == nil {
-		var b strings.Builder
+		var b bytes.Buffer
 		fields := mm.hdr().Fields()
 		for fields.Next() {
 			v := decodeHeaderValue(fields.Value())
@@ -349,10 +518,18 @@ func (mm *matchMessage) headerContains(word string) bool {
 			b.WriteString(v)
 			b.WriteString("\n")
 		}
-		s := b.String()
-		mm.headerText = &s
+		mm.headerText = b.Bytes()
+		if mm.headerText == nil {
+			mm.headerText = []byte{}
+		}
 	}
-	return containsFold(*mm.headerText, word)
+	if isASCII(word) {
+		return indexFoldASCII(mm.headerText, word) >= 0
+	}
+	if mm.headerFolded == nil {
+		mm.headerFolded = mm.run.fold(mm.headerText)
+	}
+	return bytes.Contains(mm.headerFolded, mm.run.foldedKey(word))
 }
 
 func (mm *matchMessage) bodyContains(word string) bool {
@@ -365,34 +542,44 @@ func (mm *matchMessage) bodyContains(word string) bool {
 	// Fast path: most text is stored as it reads. Only when the raw body
 	// does not contain the word and the message has encoded parts is it
 	// worth decoding MIME.
-	if isASCII(word) && indexFoldASCII(body, word) >= 0 {
-		return true
-	}
-	if isASCII(word) && !mightBeEncoded(mm.raw) {
-		return false
+	if isASCII(word) {
+		if indexFoldASCII(body, word) >= 0 {
+			return true
+		}
+		if !mightBeEncoded(mm.raw) {
+			return false
+		}
 	}
 	if mm.bodyText == nil {
-		s := decodedText(mm.raw)
-		mm.bodyText = &s
+		mm.bodyText = decodedText(mm.raw)
 	}
-	return containsFold(*mm.bodyText, word)
+	if isASCII(word) {
+		return indexFoldASCII(mm.bodyText, word) >= 0
+	}
+	if mm.bodyFolded == nil {
+		mm.bodyFolded = mm.run.fold(mm.bodyText)
+	}
+	return bytes.Contains(mm.bodyFolded, mm.run.foldedKey(word))
 }
 
 // decodedText is the concatenated text of a message's text/* parts,
 // transfer- and charset-decoded. Broken parts are skipped, not fatal.
-func decodedText(raw []byte) string {
+func decodedText(raw []byte) []byte {
 	e, err := gomessage.Read(bytes.NewReader(raw))
 	if e == nil {
-		return ""
+		return []byte{}
 	}
 	_ = err // unknown charsets still give a readable entity
-	var b strings.Builder
+	var b bytes.Buffer
 	// Not Entity.Walk: it has no depth limit (see maxMIMEDepth).
 	walkText(&b, e, 0)
-	return b.String()
+	if b.Len() == 0 {
+		return []byte{}
+	}
+	return b.Bytes()
 }
 
-func walkText(b *strings.Builder, part *gomessage.Entity, depth int) {
+func walkText(b *bytes.Buffer, part *gomessage.Entity, depth int) {
 	if mr := part.MultipartReader(); mr != nil {
 		if depth >= maxMIMEDepth {
 			return
@@ -558,11 +745,4 @@ func lowerASCII(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
-}
-
-func containsFold(s, substr string) bool {
-	if isASCII(substr) {
-		return indexFoldASCII([]byte(s), substr) >= 0
-	}
-	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
 }

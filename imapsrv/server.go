@@ -48,6 +48,11 @@ type Server struct {
 	// slowFetch turns off fetchfast.go, for tests that compare its
 	// output with imapserver's.
 	slowFetch bool
+	// onSearchDone, if set, learns what each SEARCH cost (tests).
+	onSearchDone func(messages, folds int, err error)
+	// onSearchMessage, if set, is called before each message a SEARCH
+	// looks at (tests: a slow search without the CPU cost).
+	onSearchMessage func()
 
 	// Two imapserver instances that differ only in whether password
 	// authentication is allowed without TLS: loopback connections go to

@@ -1,6 +1,7 @@
 package imapsrv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,11 @@ type session struct {
 	mboxName  string
 	readOnly  bool
 	searchRes imap.UIDSet
+
+	// ctx ends with the session; long commands run under a context
+	// derived from it (cancel.go).
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 var (
@@ -41,10 +47,14 @@ var (
 )
 
 func (s *Server) newSession(c *imapserver.Conn) *session {
-	return &session{srv: s, conn: c, ip: hostOf(c.NetConn().RemoteAddr())}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &session{srv: s, conn: c, ip: hostOf(c.NetConn().RemoteAddr()), ctx: ctx, cancel: cancel}
 }
 
 func (sess *session) Close() error {
+	if sess.cancel != nil {
+		sess.cancel(errSessionEnded)
+	}
 	sess.unselect()
 	// Counted by admitConn and Login (limits.go).
 	if sess.acct != "" {

@@ -170,6 +170,8 @@ func imapLimits(cfg *config.Config) imapsrv.Limits {
 		LoginMaxFailures:    l.LoginMaxFailures,
 		LoginDelay:          time.Duration(l.LoginDelay),
 		LoginLockout:        time.Duration(l.LoginLockout),
+		MaxSearchKeys:       l.MaxSearchKeys,
+		SearchTimeout:       time.Duration(l.SearchTimeout),
 	}
 }
 
