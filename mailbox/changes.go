@@ -26,6 +26,9 @@ type Change struct {
 	Seq uint32
 	// Count is the number of messages in the mailbox after the change.
 	Count uint32
+	// ModSeq is the change's MODSEQ (the entry it wrote in the mailbox's
+	// change log, modseq.go); zero for changes to the mailbox list.
+	ModSeq uint64
 	// Source is what the caller passed to UpdateFrom, so that a session can
 	// recognise its own changes.
 	Source any

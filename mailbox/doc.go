@@ -3,6 +3,12 @@
 // blobs), UIDs, flags, held items, and the change feed that lets every
 // session of a mailbox see the same history in commit order.
 //
+// Every change to a mailbox's messages has a MODSEQ (RFC 7162) and an
+// entry in the mailbox's durable change log, written in the change's own
+// transaction (modseq.go): the change feed announces exactly those entries
+// after the commit, and ReadLog reads them back from any MODSEQ, for
+// QRESYNC clients and for a process following the store.
+//
 // It knows nothing of IMAP wire types or of receipts. Other packages keep
 // their own state in the store's auxiliary key space through Tx, so that a
 // state change and the messages it moves commit in one transaction.

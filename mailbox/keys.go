@@ -16,6 +16,7 @@ import (
 //	sum/<id:8>                          derived summary (Options.Summarize)
 //	bref/<id:8><acct>\x00<mbox:4><uid:4> which messages refer to a blob
 //	seq/<name>                          counters
+//	modseq/, gone/                      MODSEQ state and expunges (modseq.go)
 //	x/<...>                             auxiliary space for other packages
 const (
 	prefixAccount = "acct/"

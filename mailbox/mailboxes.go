@@ -145,6 +145,9 @@ func (tx *Tx) CreateMailbox(acct string, nm NewMailbox) (*MailboxInfo, error) {
 	if err := tx.putMailbox(acct, mb); err != nil {
 		return nil, err
 	}
+	if err := tx.initModSeq(acct, mb.ID); err != nil {
+		return nil, err
+	}
 	tx.afterCommit(func() []Change {
 		return []Change{{Kind: MailboxCreated, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
 	})
@@ -184,6 +187,10 @@ func (tx *Tx) RenameMailbox(acct, oldName, newName string) error {
 		return fmt.Errorf("mailbox %q: %w", to, ErrMailboxExists)
 	}
 	if from == "INBOX" {
+		// The new INBOX starts above the old one's MODSEQs.
+		if err := tx.retireModSeq(acct, mb.ID); err != nil {
+			return err
+		}
 		if err := tx.del(mailboxKey(acct, from)); err != nil {
 			return err
 		}
@@ -215,6 +222,11 @@ func (tx *Tx) RenameMailbox(acct, oldName, newName string) error {
 			return fmt.Errorf("mailbox %q: %w", newB, ErrMailboxExists)
 		}
 		if err := tx.del(mailboxKey(acct, b.Name)); err != nil {
+			return err
+		}
+		// A mailbox created later under the old name starts above
+		// this one's MODSEQs.
+		if err := tx.retireModSeq(acct, b.ID); err != nil {
 			return err
 		}
 		oldB := b.Name
@@ -258,8 +270,15 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 		if err := tx.del(mailboxIDKey(acct, mb.ID)); err != nil {
 			return err
 		}
+		if err := tx.retireModSeq(acct, mb.ID); err != nil {
+			return err
+		}
+		if err := tx.del(modseqStateKey(acct, mb.ID)); err != nil {
+			return err
+		}
 		tx.afterCommit(func() []Change {
 			delete(s.idx.boxes, mboxRef{acct, mb.ID})
+			s.forgetModSeq(acct, mb.ID)
 			return []Change{{Kind: MailboxDeleted, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
 		})
 		return nil
@@ -273,8 +292,46 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 }
 
 // removeMailboxMessages removes every message record under a mailbox ID
-// (whose mailbox record is gone), in batches.
+// (whose mailbox record is gone), then its change log, in batches.
 func (s *Store) removeMailboxMessages(acct string, id uint32) error {
+	if err := s.removeMessageRecords(acct, id); err != nil {
+		return err
+	}
+	{
+		p := modseqBoxPrefix(prefixVanished, acct, id)
+		for {
+			var n int
+			if err := s.Update(func(tx *Tx) error {
+				var keys [][]byte
+				err := tx.scan(p, true, func(k, _ []byte) error {
+					keys = append(keys, bytes.Clone(k))
+					if len(keys) >= deleteBatch {
+						return errStopScan
+					}
+					return nil
+				})
+				if err != nil && err != errStopScan {
+					return err
+				}
+				for _, k := range keys {
+					if err := tx.del(k); err != nil {
+						return err
+					}
+				}
+				n = len(keys)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if n < deleteBatch {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) removeMessageRecords(acct string, id uint32) error {
 	for {
 		var n int
 		if err := s.Update(func(tx *Tx) error {
@@ -326,33 +383,46 @@ func (s *Store) collectOrphanMessages() (int, error) {
 		id   uint32
 	}
 	var orphans []ref
-	prefix := []byte(prefixMessage)
+	seen := make(map[ref]bool)
+	// Message records, then the change log (modseq.go): each is keyed
+	// <prefix><acct>\x00<mbox:4> and then tail bytes.
+	spaces := []struct {
+		prefix string
+		tail   int
+	}{{prefixMessage, 4}, {prefixVanished, 12}}
 	err := s.View(func(tx *Tx) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = prefix
-		it := tx.txn.NewIterator(opts)
-		defer it.Close()
-		for it.Seek(prefix); it.ValidForPrefix(prefix); {
-			rest := it.Item().Key()[len(prefix):]
-			nul := bytes.IndexByte(rest, 0)
-			if nul < 0 || len(rest) != nul+1+8 {
-				it.Next() // not a message key of ours
-				continue
+		for _, sp := range spaces {
+			prefix := []byte(sp.prefix)
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = prefix
+			it := tx.txn.NewIterator(opts)
+			for it.Seek(prefix); it.ValidForPrefix(prefix); {
+				rest := it.Item().Key()[len(prefix):]
+				nul := bytes.IndexByte(rest, 0)
+				if nul < 0 || len(rest) != nul+1+4+sp.tail {
+					it.Next() // not a key of ours
+					continue
+				}
+				acct := string(rest[:nul])
+				id := binary.BigEndian.Uint32(rest[nul+1:])
+				switch _, err := tx.txn.Get(mailboxIDKey(acct, id)); {
+				case errors.Is(err, badger.ErrKeyNotFound):
+					if r := (ref{acct, id}); !seen[r] {
+						seen[r] = true
+						orphans = append(orphans, r)
+					}
+				case err != nil:
+					it.Close()
+					return fmt.Errorf("looking up mailbox %d of %q: %w", id, acct, err)
+				}
+				if id == math.MaxUint32 {
+					it.Next()
+					continue
+				}
+				it.Seek(modseqBoxPrefix(sp.prefix, acct, id+1))
 			}
-			acct := string(rest[:nul])
-			id := binary.BigEndian.Uint32(rest[nul+1:])
-			switch _, err := tx.txn.Get(mailboxIDKey(acct, id)); {
-			case errors.Is(err, badger.ErrKeyNotFound):
-				orphans = append(orphans, ref{acct, id})
-			case err != nil:
-				return fmt.Errorf("looking up mailbox %d of %q: %w", id, acct, err)
-			}
-			if id == math.MaxUint32 {
-				it.Next()
-				continue
-			}
-			it.Seek(messagePrefix(acct, id+1))
+			it.Close()
 		}
 		return nil
 	})

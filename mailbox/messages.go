@@ -29,11 +29,17 @@ type blobRecord struct {
 // is its version; records written before it are JSON, whose first byte is
 // '{', and are still read. JSON cost a third of the CPU of a flag change
 // and of loading a mailbox's index, and three times the space.
-const messageRecordV1 = 1
+// Version 2 adds the MODSEQ after the version byte; version 1 records
+// read as MODSEQ 1 (legacyModSeq).
+const (
+	messageRecordV1 = 1
+	messageRecordV2 = 2
+)
 
 func encodeMessage(m *Message) []byte {
-	b := make([]byte, 0, 32+8*len(m.Flags))
-	b = append(b, messageRecordV1)
+	b := make([]byte, 0, 40+8*len(m.Flags))
+	b = append(b, messageRecordV2)
+	b = binary.AppendUvarint(b, m.ModSeq)
 	b = binary.AppendUvarint(b, uint64(m.UID))
 	b = binary.AppendVarint(b, m.Size)
 	b = binary.AppendVarint(b, m.InternalDate.Unix())
@@ -57,11 +63,16 @@ var errBadRecord = errors.New("malformed message record")
 
 func decodeMessage(b []byte, m *Message) error {
 	if len(b) > 0 && b[0] == '{' {
-		return jsonUnmarshal(b, m)
+		if err := jsonUnmarshal(b, m); err != nil {
+			return err
+		}
+		m.ModSeq = max(m.ModSeq, legacyModSeq)
+		return nil
 	}
-	if len(b) == 0 || b[0] != messageRecordV1 {
+	if len(b) == 0 || b[0] != messageRecordV1 && b[0] != messageRecordV2 {
 		return fmt.Errorf("decoding record: %w (version %v)", errBadRecord, b[:min(1, len(b))])
 	}
+	version := b[0]
 	b = b[1:]
 	bad := false
 	uvar := func() uint64 {
@@ -82,6 +93,10 @@ func decodeMessage(b []byte, m *Message) error {
 		b = b[n:]
 		return v
 	}
+	modseq := uint64(legacyModSeq)
+	if version >= messageRecordV2 {
+		modseq = uvar()
+	}
 	uid := uvar()
 	size := svar()
 	date := svar()
@@ -92,7 +107,7 @@ func decodeMessage(b []byte, m *Message) error {
 	if bad || uid > 1<<32-1 || nflags > uint64(len(b)) {
 		return fmt.Errorf("decoding record: %w", errBadRecord)
 	}
-	*m = Message{UID: uint32(uid), Size: size, Blob: blob}
+	*m = Message{UID: uint32(uid), Size: size, Blob: blob, ModSeq: modseq}
 	if off == 0 {
 		m.InternalDate = time.Unix(date, 0).UTC()
 	} else {
@@ -266,6 +281,11 @@ func (tx *Tx) AppendBlob(acct, mailbox string, blob uint64, opts AppendOptions) 
 
 // insert writes m (whose UID must be mb.UIDNext) and takes a blob reference.
 func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, error) {
+	st, err := tx.modseq(acct, mb.ID)
+	if err != nil {
+		return nil, err
+	}
+	m.ModSeq = st.txModSeq
 	mb.UIDNext = m.UID + 1
 	if err := tx.putMailbox(acct, mb); err != nil {
 		return nil, err
@@ -286,7 +306,7 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 	ref := mboxRef{acct, mb.ID}
 	name := mb.Name
 	tx.afterCommit(func() []Change {
-		c := Change{Kind: MessageAdded, Account: acct, MailboxID: ref.id, Mailbox: name, Message: m}
+		c := Change{Kind: MessageAdded, Account: acct, MailboxID: ref.id, Mailbox: name, Message: m, ModSeq: m.ModSeq}
 		if bi := s.idx.boxes[ref]; bi != nil {
 			c.Seq = bi.put(m)
 			c.Count = uint32(len(bi.msgs))
@@ -330,8 +350,13 @@ func (tx *Tx) SetFlags(acct string, mboxID uint32, uids []uint32, op FlagOp, fla
 		if !ok {
 			continue
 		}
+		st, err := tx.modseq(acct, mboxID)
+		if err != nil {
+			return nil, err
+		}
 		nm := *m
 		nm.Flags = nf
+		nm.ModSeq = st.txModSeq
 		if nm.SeenAt.IsZero() && nm.HasFlag(FlagSeen) {
 			nm.SeenAt = now()
 		}
@@ -350,7 +375,7 @@ func (tx *Tx) SetFlags(acct string, mboxID uint32, uids []uint32, op FlagOp, fla
 			bi := s.idx.boxes[ref]
 			out := make([]Change, 0, len(changed))
 			for _, m := range changed {
-				c := Change{Kind: MessageFlags, Account: acct, MailboxID: mboxID, Message: m}
+				c := Change{Kind: MessageFlags, Account: acct, MailboxID: mboxID, Message: m, ModSeq: m.ModSeq}
 				if bi != nil {
 					c.Seq = bi.put(m)
 					c.Count = uint32(len(bi.msgs))
@@ -395,8 +420,17 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 	}
 	slices.SortFunc(gone, func(a, b *Message) int { return int(int64(a.UID) - int64(b.UID)) })
 	out := make([]uint32, 0, len(gone))
+	var modseq uint64
 	for _, m := range gone {
+		st, err := tx.modseq(acct, mboxID)
+		if err != nil {
+			return nil, err
+		}
+		modseq = st.txModSeq
 		if err := tx.removeMessage(acct, mboxID, m); err != nil {
+			return nil, err
+		}
+		if err := tx.logExpunged(acct, mboxID, st, m.UID); err != nil {
 			return nil, err
 		}
 		out = append(out, m.UID)
@@ -408,7 +442,7 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 			bi := s.idx.boxes[ref]
 			out := make([]Change, 0, len(gone))
 			for _, m := range gone {
-				c := Change{Kind: MessageExpunged, Account: acct, MailboxID: mboxID, Message: m}
+				c := Change{Kind: MessageExpunged, Account: acct, MailboxID: mboxID, Message: m, ModSeq: modseq}
 				if bi != nil {
 					c.Seq, _ = bi.remove(m.UID)
 					c.Count = uint32(len(bi.msgs))
@@ -522,9 +556,13 @@ func (s *Store) Messages(acct string, mboxID uint32) ([]*Message, error) {
 // Status returns a mailbox's counters.
 func (s *Store) Status(acct, name string) (*MailboxInfo, MailboxStatus, error) {
 	var mb *MailboxInfo
+	var ms ModSeqInfo
 	if err := s.View(func(tx *Tx) error {
 		var err error
-		mb, err = tx.Mailbox(acct, name)
+		if mb, err = tx.Mailbox(acct, name); err != nil {
+			return err
+		}
+		ms, err = tx.ModSeq(acct, mb.ID)
 		return err
 	}); err != nil {
 		return nil, MailboxStatus{}, err
@@ -538,6 +576,7 @@ func (s *Store) Status(acct, name string) (*MailboxInfo, MailboxStatus, error) {
 	s.idx.mu.RUnlock()
 	st.UIDNext = mb.UIDNext
 	st.UIDValidity = mb.UIDValidity
+	st.HighestModSeq = ms.HighestModSeq
 	return mb, st, nil
 }
 
@@ -617,9 +656,13 @@ func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs 
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var mb *MailboxInfo
+	var ms ModSeqInfo
 	if err := s.View(func(tx *Tx) error {
 		var err error
-		mb, err = tx.MailboxByID(acct, mboxID)
+		if mb, err = tx.MailboxByID(acct, mboxID); err != nil {
+			return err
+		}
+		ms, err = tx.ModSeq(acct, mboxID)
 		return err
 	}); err != nil {
 		return err
@@ -627,9 +670,10 @@ func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs 
 	s.idx.mu.RLock()
 	msgs := bi.msgs
 	facts := BoxFacts{
-		Status:      bi.status(),
-		FirstUnseen: bi.firstUnseenSeq(), // wmu is held, as it needs
-		Keywords:    bi.keywordList(),
+		HighestModSeq: ms.HighestModSeq,
+		Status:        bi.status(),
+		FirstUnseen:   bi.firstUnseenSeq(), // wmu is held, as it needs
+		Keywords:      bi.keywordList(),
 	}
 	s.idx.mu.RUnlock()
 	fn(mb, msgs, facts) // wmu is held: no commit changes msgs meanwhile
@@ -639,9 +683,12 @@ func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs 
 // BoxFacts are what opening a mailbox reports besides its messages, kept
 // current by every commit instead of counted on each SELECT.
 type BoxFacts struct {
-	Status      MailboxStatus // without UIDNext and UIDValidity
-	FirstUnseen uint32        // sequence number; 0: every message is \Seen
-	Keywords    []string      // flags in use that are not system flags, sorted
+	// HighestModSeq is the mailbox's HIGHESTMODSEQ as of the snapshot:
+	// the change feed goes on from there.
+	HighestModSeq uint64
+	Status        MailboxStatus // without UIDNext, UIDValidity and HighestModSeq
+	FirstUnseen   uint32        // sequence number; 0: every message is \Seen
+	Keywords      []string      // flags in use that are not system flags, sorted
 }
 
 // removeMessage deletes a message record with its back reference and

@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -9,7 +10,7 @@ import (
 
 func sameMessage(t *testing.T, got, want *Message) {
 	t.Helper()
-	if got.UID != want.UID || got.Size != want.Size || got.Blob != want.Blob ||
+	if got.UID != want.UID || got.ModSeq != want.ModSeq || got.Size != want.Size || got.Blob != want.Blob ||
 		len(got.Flags) != len(want.Flags) || len(got.Flags) > 0 && !reflect.DeepEqual(got.Flags, want.Flags) ||
 		!got.InternalDate.Equal(want.InternalDate) || got.InternalDate.Format(time.RFC3339) != want.InternalDate.Format(time.RFC3339) ||
 		!got.SeenAt.Equal(want.SeenAt) || got.SeenAt.IsZero() != want.SeenAt.IsZero() {
@@ -20,10 +21,10 @@ func sameMessage(t *testing.T, got, want *Message) {
 func TestMessageRecordRoundTrip(t *testing.T) {
 	zone := time.FixedZone("", -7*3600-30*60)
 	for _, m := range []*Message{
-		{UID: 1, Size: 1234, InternalDate: time.Date(2024, 3, 1, 8, 0, 0, 0, time.UTC), Blob: 7},
+		{UID: 1, ModSeq: 1, Size: 1234, InternalDate: time.Date(2024, 3, 1, 8, 0, 0, 0, time.UTC), Blob: 7},
 		{UID: 1<<32 - 1, Flags: []string{`\Seen`, "$Label1", "ünïcode"}, Size: 1 << 40,
-			InternalDate: time.Date(1999, 12, 31, 23, 59, 59, 0, zone), SeenAt: time.Now().UTC(), Blob: 1<<64 - 1},
-		{UID: 3, Flags: []string{}, InternalDate: time.Unix(0, 0).UTC()},
+			InternalDate: time.Date(1999, 12, 31, 23, 59, 59, 0, zone), SeenAt: time.Now().UTC(), Blob: 1<<64 - 1, ModSeq: 1<<63 - 1},
+		{UID: 3, ModSeq: 1, Flags: []string{}, InternalDate: time.Unix(0, 0).UTC()},
 	} {
 		var got Message
 		if err := decodeMessage(encodeMessage(m), &got); err != nil {
@@ -40,9 +41,25 @@ func TestMessageRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// Records written before MODSEQs (version 1, no MODSEQ) read as MODSEQ 1,
+// the lowest a client can be told (RFC 7162 3.1.1).
+func TestVersion1RecordsReadAsModSeq1(t *testing.T) {
+	m := &Message{UID: 7, ModSeq: 300, Flags: []string{`\Seen`}, Size: 10, InternalDate: time.Unix(1e9, 0).UTC(), Blob: 4}
+	v2 := encodeMessage(m)
+	_, n := binary.Uvarint(v2[1:])
+	v1 := append([]byte{messageRecordV1}, v2[1+n:]...)
+	var got Message
+	if err := decodeMessage(v1, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := *m
+	want.ModSeq = legacyModSeq
+	sameMessage(t, &got, &want)
+}
+
 func TestMessageRecordRejectsGarbage(t *testing.T) {
 	good := encodeMessage(&Message{UID: 9, Flags: []string{`\Seen`}, Size: 10, InternalDate: time.Now(), Blob: 4})
-	for _, b := range [][]byte{nil, {}, {2}, good[:len(good)-1], append(append([]byte{}, good...), 0), {'{'}} {
+	for _, b := range [][]byte{nil, {}, {9}, good[:len(good)-1], append(append([]byte{}, good...), 0), {'{'}} {
 		var m Message
 		if err := decodeMessage(b, &m); err == nil {
 			t.Errorf("decodeMessage(%q) accepted", b)
@@ -87,7 +104,7 @@ func TestJSONMessageRecordsStillRead(t *testing.T) {
 			return err
 		}
 		return item.Value(func(b []byte) error {
-			if b[0] != messageRecordV1 {
+			if b[0] != messageRecordV2 {
 				t.Errorf("record not rewritten in the binary form: %q", b)
 			}
 			return nil

@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,11 @@ type Options struct {
 	// index costs about 150 bytes a message, and a server whose users come
 	// and go would otherwise hold every mailbox ever opened.
 	IndexIdle time.Duration
+	// VanishedRetention is how many expunges each mailbox remembers for
+	// QRESYNC's VANISHED (modseq.go); zero means
+	// DefaultVanishedRetention. A client resynchronising from before the
+	// oldest one kept still gets a correct, larger answer.
+	VanishedRetention int
 }
 
 // Store is the durable message store. It is safe for concurrent use.
@@ -45,14 +51,21 @@ type Store struct {
 	summarize func(raw []byte) []byte
 	// maxMailboxes is Options.MaxMailboxes, resolved.
 	maxMailboxes int
+	// vanishedRetention is Options.VanishedRetention, resolved.
+	vanishedRetention int
 
 	// wmu serializes every write transaction, so that commits, index
 	// updates and change notifications share one order.
 	wmu sync.Mutex
 
-	idx   *index
-	auth  *authCache
-	hooks hookList
+	idx *index
+	// modseqCache holds the committed MODSEQ state of mailboxes written
+	// since Open (modseq.go): one writer at a time (wmu) makes it exact,
+	// and spares each change a read and a write of the state.
+	msMu        sync.Mutex
+	modseqCache map[mboxRef]modseqState
+	auth        *authCache
+	hooks       hookList
 
 	listenersMu sync.RWMutex
 	listeners   []func(Change)
@@ -109,13 +122,15 @@ func Open(opts Options) (*Store, error) {
 		maxBoxes = MaxMailboxes
 	}
 	s := &Store{
-		db:           db,
-		log:          logger,
-		summarize:    opts.Summarize,
-		maxMailboxes: maxBoxes,
-		idx:          newIndex(),
-		auth:         newAuthCache(),
-		stop:         cancel,
+		db:                db,
+		log:               logger,
+		summarize:         opts.Summarize,
+		maxMailboxes:      maxBoxes,
+		vanishedRetention: cmp.Or(max(opts.VanishedRetention, 0), DefaultVanishedRetention),
+		idx:               newIndex(),
+		modseqCache:       make(map[mboxRef]modseqState),
+		auth:              newAuthCache(),
+		stop:              cancel,
 	}
 	s.syncer = newGroupSyncer(db.Sync)
 	if _, err := s.collectOrphanMessages(); err != nil {

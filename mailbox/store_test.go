@@ -240,6 +240,13 @@ func TestOrphanedMessagesCollected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An expunge, so that the change log has both kinds of entry.
+	if err := s.Update(func(tx *Tx) error {
+		_, err := tx.Expunge("erin", inbox.ID, []uint32{1})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// The crash: the account and mailbox records go, the messages stay.
 	if err := s.Update(func(tx *Tx) error {
 		boxes, err := tx.ListMailboxes("erin")
@@ -262,13 +269,16 @@ func TestOrphanedMessagesCollected(t *testing.T) {
 
 	s = openAt(t, Options{Dir: dir, GCInterval: -1})
 	defer s.Close()
-	// Nothing is left under the old mailbox's ID...
-	if err := s.View(func(tx *Tx) error {
-		return tx.scan(messagePrefix("erin", inbox.ID), true, func(k, _ []byte) error {
-			return fmt.Errorf("message key %q survived", k)
-		})
-	}); err != nil {
-		t.Fatal(err)
+	// Nothing is left under the old mailbox's ID, messages or change log...
+	for _, prefix := range [][]byte{messagePrefix("erin", inbox.ID),
+		modseqBoxPrefix(prefixVanished, "erin", inbox.ID)} {
+		if err := s.View(func(tx *Tx) error {
+			return tx.scan(prefix, true, func(k, _ []byte) error {
+				return fmt.Errorf("key %q survived", k)
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// ... so the new account's INBOX, of the same ID, is empty.
 	if err := s.CreateAccount("erin", "pw2", DefaultMailboxes()); err != nil {

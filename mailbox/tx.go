@@ -22,6 +22,9 @@ type Tx struct {
 	// post runs after a successful commit, under the index lock, to
 	// update the index; it returns the changes to announce.
 	post []func() []Change
+	// modseqs holds the mod-sequence state of each mailbox the
+	// transaction changed (modseq.go), written just before it commits.
+	modseqs txModSeqs
 }
 
 // Update runs fn in a write transaction and commits it if fn returns nil.
@@ -38,9 +41,13 @@ func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if err := tx.flushModSeqs(); err != nil {
+		return err
+	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("committing transaction: %w", err)
 	}
+	tx.publishModSeqs()
 	var changes []Change
 	s.idx.mu.Lock()
 	for _, p := range tx.post {

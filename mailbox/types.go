@@ -55,6 +55,9 @@ type Message struct {
 	// monitoring and auto-forward use it.
 	SeenAt time.Time `json:"seen,omitzero"`
 	Blob   uint64    `json:"b"`
+	// ModSeq is the MODSEQ of the message's last change (RFC 7162; see
+	// modseq.go).
+	ModSeq uint64 `json:"m,omitempty"`
 }
 
 // HasFlag reports whether the message has flag (case-insensitive).
@@ -176,4 +179,6 @@ type MailboxStatus struct {
 	Size        int64
 	UIDNext     uint32
 	UIDValidity uint32
+	// HighestModSeq is the mailbox's HIGHESTMODSEQ (RFC 7162).
+	HighestModSeq uint64
 }
