@@ -1,12 +1,16 @@
 package certified
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"certmail/mailbox"
+	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
 )
@@ -23,11 +27,15 @@ func StubLabel(kv receipts.KV, blob uint64) (string, bool, error) {
 	return string(v), ok, err
 }
 
-// ForwardStub passes an item's stub from holder to alternates (local
-// accounts) inside tx: each gets the stub in INBOX and may sign instead of
-// the recipient. The evidence gets a Forwarded record per alternate (with
-// actor, the policy or operator that acted) and the notification. Accounts
-// that already hold the stub are skipped. It returns who got it.
+// ForwardStub passes an item's stub from holder to alternates inside tx,
+// each resolved by the addressing rule. A local account gets the stub in
+// its INBOX and may sign instead of the recipient; an external address
+// (another domain's account, however its local part reads) is sent a stub
+// of its own through the notice outbox, and is named in full in the
+// evidence. The evidence gets a Forwarded record per alternate (with
+// actor, the policy or operator that acted), and a ConsignmentNotification
+// per local one. Alternates that already have the stub are skipped. It
+// returns who got it: account names and external addresses.
 func (s *Service) ForwardStub(tx *mailbox.Tx, label, holder string, alternates []string, actor, reason string, operator bool) ([]string, error) {
 	it, err := GetItem(tx, label)
 	if err != nil {
@@ -39,29 +47,45 @@ func (s *Service) ForwardStub(tx *mailbox.Tx, label, holder string, alternates [
 	var done []string
 	var records []evidence.Entry
 	for _, alt := range alternates {
-		acct, err := mailbox.NormalizeAccount(strings.SplitN(alt, "@", 2)[0])
-		if err != nil || it.IsHolder(acct) {
+		a, err := s.opts.Addresses.Resolve(tx, alt)
+		if err != nil {
+			s.lg.Info("certified stub not forwarded", "label", label, "alternate", alt, "reason", err)
 			continue
 		}
-		if _, err := tx.Account(acct); err != nil {
-			s.lg.Info("certified stub not forwarded: no such local account", "label", label, "alternate", alt)
+		if a.Local() && it.IsHolder(a.Account) || !a.Local() && slices.Contains(it.External, a.Addr) {
 			continue
 		}
-		ev := evidence.NewForwarded(label, it.HashBytes(), holder, acct, actor, reason)
+		if !a.Local() && s.opts.Notices == nil {
+			s.lg.Warn("certified stub not forwarded: no outbox to send it to an external alternate", "label", label, "alternate", a.Addr)
+			continue
+		}
+		to := a.Account
+		if !a.Local() {
+			to = a.Addr
+		}
+		ev := evidence.NewForwarded(label, it.HashBytes(), holder, to, actor, reason)
 		if operator {
-			ev = evidence.NewOperatorForward(label, it.HashBytes(), actor, acct, reason)
+			ev = evidence.NewOperatorForward(label, it.HashBytes(), actor, to, reason)
 		}
 		rec, err := s.log.Append(tx, ev)
 		if err != nil {
 			return nil, fmt.Errorf("recording the forward of %s: %w", label, err)
 		}
-		note, err := s.deliverStub(tx, it, acct)
-		if err != nil {
-			return nil, err
+		records = append(records, rec)
+		if a.Local() {
+			note, err := s.deliverStub(tx, it, a.Account)
+			if err != nil {
+				return nil, err
+			}
+			records = append(records, note)
+			it.Holders = append(it.Holders, a.Account)
+		} else {
+			if err := s.sendStub(tx, it, a.Addr); err != nil {
+				return nil, err
+			}
+			it.External = append(it.External, a.Addr)
 		}
-		records = append(records, rec, note)
-		it.Holders = append(it.Holders, acct)
-		done = append(done, acct)
+		done = append(done, to)
 	}
 	if len(done) == 0 {
 		return nil, nil
@@ -70,11 +94,46 @@ func (s *Service) ForwardStub(tx *mailbox.Tx, label, holder string, alternates [
 	if err := putItem(tx, it); err != nil {
 		return nil, err
 	}
-	s.notifySender(tx, it, "forwarded-"+strings.Join(done, "-"), "Certified item "+label+" forwarded",
-		fmt.Sprintf("Certified item %s was not acknowledged by %s in time and was forwarded to %s (%s). Any of them may now acknowledge it.\n",
+	s.notifySender(tx, it, "forwarded-"+idPart(strings.Join(done, " ")), "Certified item "+label+" forwarded",
+		fmt.Sprintf("Certified item %s was not acknowledged by %s in time and was forwarded to %s (%s). Any of them with an account here may now acknowledge it.\n",
 			label, holder, strings.Join(done, ", "), actor), records)
 	s.lg.Info("certified stub forwarded", "label", label, "from", holder, "to", done, "actor", actor)
 	return done, nil
+}
+
+// sendStub queues a stub of it, addressed to an external alternate, in
+// the notice outbox (inside tx, so it goes only if the forward commits).
+// It is built like the recipient's, from the same StubInfo fields, so it
+// shows nothing of M that the recipient's does not; its COD request names
+// the alternate, who has no account here to sign with.
+func (s *Service) sendStub(tx *mailbox.Tx, it *Item, addr string) error {
+	hash := it.HashBytes()
+	stub, err := notifier.BuildStub(notifier.StubInfo{
+		Postmaster: s.opts.Postmaster,
+		Gateway:    s.opts.Gateway,
+		Label:      it.Label,
+		Hash:       hash,
+		Recipient:  addr,
+		Deadline:   it.Deadline,
+		From:       it.From,
+		Subject:    it.Subject,
+		Request:    receipts.NewCODRequest(s.opts.Gateway, it.Label, hash, addr, it.Deadline),
+	}, s.now())
+	if err != nil {
+		return fmt.Errorf("building the stub of %s for %s: %w", it.Label, addr, err)
+	}
+	n := notifier.Notice{ID: "cm-stub-" + it.Label + "-" + idPart(addr), To: []string{addr}, From: s.opts.Postmaster, Raw: stub}
+	if err := s.opts.Notices.Enqueue(tx, n); err != nil {
+		return fmt.Errorf("queueing the stub of %s for %s: %w", it.Label, addr, err)
+	}
+	return nil
+}
+
+// idPart makes s usable in a notice ID (which allows only letters, digits
+// and ._-+=): a short digest, the same for the same s.
+func idPart(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
 }
 
 // forwardToAlternates fires the sender's alternates timer.

@@ -31,7 +31,11 @@ type Item struct {
 	// Alternates the sender asked for (already filtered by policy).
 	Alternates []string `json:"alternates,omitempty"`
 	// Holders are the accounts that were given a stub and may sign.
-	Holders  []string  `json:"holders"`
+	Holders []string `json:"holders"`
+	// External are the addresses outside this gateway the stub was sent
+	// to, by mail, as alternates: they were told, but hold no account
+	// here to sign with.
+	External []string  `json:"external,omitempty"`
 	State    string    `json:"state"`
 	Blob     uint64    `json:"blob"`      // M, referenced while pending
 	StubBlob uint64    `json:"stub_blob"` // the stub, referenced while pending

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"certmail/addressing"
 	"certmail/mailbox"
 	"certmail/notifier"
 	"certmail/receipts"
@@ -54,17 +55,19 @@ type Rule struct {
 type Options struct {
 	Gateway    string // P, the gateway's name in evidence and CODs
 	Postmaster string // From of stubs and notices
-	Domain     string // mail domain of local accounts (default: Gateway)
-	IMAPAddr   string // shown in stubs for `certmail sign`
+	// Addresses says which addresses are local accounts (an alternate,
+	// a forward's target) and in which domain their addresses are
+	// written; default: bare names and the Gateway's name. Originator-
+	// specified alternates may be local accounts or in its alternate
+	// domains.
+	Addresses *addressing.Resolver
+	IMAPAddr  string // shown in stubs for `certmail sign`
 	// Defaults for what a Certified-Delivery header leaves out.
 	DefaultDeadline time.Duration
 	DefaultOnExpiry string
 	DefaultReveal   string
 	Rules           []Rule
-	// AllowAlternate says whether an originator-specified alternate may be
-	// used; nil allows local accounts only.
-	AllowAlternate func(addr string) bool
-	Notices        Notices
+	Notices         Notices
 	// Webhooks are URLs (configured in the outbox) that get every event.
 	Webhooks []string
 	Logger   *slog.Logger
@@ -93,8 +96,8 @@ func New(store *mailbox.Store, log *evidence.Log, opts Options) *Service {
 	if opts.Gateway == "" {
 		opts.Gateway = log.Signer().Gateway()
 	}
-	if opts.Domain == "" {
-		opts.Domain = opts.Gateway
+	if opts.Addresses == nil {
+		opts.Addresses = addressing.New(addressing.Options{Hostname: opts.Gateway})
 	}
 	if opts.Postmaster == "" {
 		opts.Postmaster = "certmail <postmaster@" + opts.Gateway + ">"
@@ -184,7 +187,7 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 		Subject:   subject,
 	}
 	for _, a := range spec.Alternates {
-		if s.alternateAllowed(a) {
+		if s.alternateAllowed(tx, a) {
 			it.Alternates = append(it.Alternates, a)
 		} else {
 			s.lg.Info("originator alternate not allowed by policy", "label", label, "alternate", a)
@@ -233,7 +236,7 @@ func (s *Service) deliverStub(tx *mailbox.Tx, it *Item, holder string) (evidence
 			Gateway:    s.opts.Gateway,
 			Label:      it.Label,
 			Hash:       hash,
-			Recipient:  it.Recipient + "@" + s.opts.Domain,
+			Recipient:  s.opts.Addresses.AddressOf(it.Recipient),
 			Deadline:   it.Deadline,
 			From:       it.From,
 			Subject:    it.Subject,
@@ -290,17 +293,15 @@ func revealed(raw []byte, reveal string) (from, subject string) {
 	return from, subject
 }
 
-func (s *Service) alternateAllowed(addr string) bool {
-	if s.opts.AllowAlternate != nil {
-		return s.opts.AllowAlternate(addr)
-	}
-	local, _, _ := strings.Cut(addr, "@")
-	acct, err := mailbox.NormalizeAccount(local)
+// alternateAllowed says whether an originator-specified alternate may be
+// used: an existing local account, or an address in one of the alternate
+// domains the operator allows.
+func (s *Service) alternateAllowed(tx *mailbox.Tx, addr string) bool {
+	a, err := s.opts.Addresses.Resolve(tx, addr)
 	if err != nil {
 		return false
 	}
-	ok, _ := s.store.AccountExists(acct)
-	return ok
+	return a.Local() || s.opts.Addresses.IsAlternateDomain(a.Domain)
 }
 
 // CertifiedSpec decides whether a delivered message is certified: by its

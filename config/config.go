@@ -446,9 +446,20 @@ func (c *Config) check() []problem {
 	default:
 		add("certified.reveal", "%q: want none, sender or sender-subject", c.Certified.Reveal)
 	}
+	local := c.Domains
+	if len(local) == 0 {
+		local = []string{c.Hostname}
+	}
 	for i, d := range c.Certified.AlternateDomains {
 		if err := checkName(d); err != nil {
 			add("certified.alternate_domains", "entry %d (%q): %v", i+1, d, err)
+		}
+		// An alternate domain is someone else's: its addresses are never
+		// local accounts. One that is also served here would be both.
+		for _, l := range local {
+			if strings.EqualFold(strings.TrimSuffix(d, "."), strings.TrimSuffix(l, ".")) {
+				add("certified.alternate_domains", "entry %d (%q) is a domain served here (domains, or hostname when domains is empty); alternate domains are other people's", i+1, d)
+			}
 		}
 	}
 	if c.Relay.Addr != "" {

@@ -61,6 +61,7 @@ func TestParseErrors(t *testing.T) {
 		{"tls half", "[tls]\ncert = \"c.pem\"\n", "cert and key must be given together"},
 		{"imaps without tls", "[listen]\nimaps = \"127.0.0.1:993\"\n", "implicit TLS needs"},
 		{"bad domain", "domains = [\"a b\"]\n", "x.toml:1: domains: entry 1"},
+		{"alternate domain served", "domains = [\"example.org\"]\n[certified]\nalternate_domains = [\"Example.ORG.\"]\n", "certified.alternate_domains: entry 1 (\"Example.ORG.\") is a domain served here"},
 		{"bad level", "log_level = \"loud\"\n", "unknown level"},
 		{"bad duration", "shutdown_timeout = \"soon\"\n", "duration"},
 	} {

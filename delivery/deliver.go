@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
+	"certmail/addressing"
 	"certmail/mailbox"
 )
 
@@ -63,8 +63,9 @@ type Item struct {
 
 // Options configure a Deliverer.
 type Options struct {
-	// Domains served; empty accepts any domain.
-	Domains []string
+	// Addresses says which recipients are local accounts (nil: bare
+	// names and any domain).
+	Addresses *addressing.Resolver
 	// MaxMessageBytes bounds the size of a message; zero means no limit.
 	MaxMessageBytes int64
 	// Certifier, if set, takes over certified items (see Certifier).
@@ -92,8 +93,8 @@ func NewDeliverer(store *mailbox.Store, opts Options) *Deliverer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	for i, d := range opts.Domains {
-		opts.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	if opts.Addresses == nil {
+		opts.Addresses = addressing.New(addressing.Options{})
 	}
 	return &Deliverer{store: store, opts: opts, log: logger}
 }
@@ -130,45 +131,27 @@ func (d *Deliverer) enter() bool {
 	return true
 }
 
-// Resolve maps a recipient ("alice", "Alice@example.org") to its account,
-// or fails with ErrBadAddress, ErrDomain, ErrNoUser or ErrTemporary. The
-// local part is matched case-insensitively; there is no +detail handling.
+// Resolve maps a recipient ("alice", "Alice@example.org") to its account
+// by the addressing rule, or fails with ErrBadAddress, ErrDomain, ErrNoUser
+// or ErrTemporary. A local part no account can have is an unknown user, as
+// far as the sender is concerned.
 func (d *Deliverer) Resolve(rcpt string) (string, error) {
-	local, domain := rcpt, ""
-	if i := strings.LastIndexByte(rcpt, '@'); i >= 0 {
-		local, domain = rcpt[:i], rcpt[i+1:]
-		if domain == "" {
-			return "", fmt.Errorf("<%s>: %w: empty domain", rcpt, ErrBadAddress)
-		}
-	}
-	if domain != "" && len(d.opts.Domains) > 0 && !d.servesDomain(domain) {
+	a, err := d.opts.Addresses.ResolveRecipient(d.store, rcpt)
+	switch {
+	case err == nil:
+		return a.Account, nil
+	case errors.Is(err, addressing.ErrBadAddress):
+		return "", fmt.Errorf("<%s>: %w", rcpt, ErrBadAddress)
+	case errors.Is(err, addressing.ErrNotLocal):
 		return "", fmt.Errorf("<%s>: %w", rcpt, ErrDomain)
-	}
-	acct, err := mailbox.NormalizeAccount(local)
-	if err != nil {
-		// A local part no account can have is an unknown user, as far
-		// as the sender is concerned.
+	case errors.Is(err, addressing.ErrNoAccount):
 		return "", fmt.Errorf("<%s>: %w", rcpt, ErrNoUser)
 	}
-	ok, err := d.store.AccountExists(acct)
-	if err != nil {
-		return "", fmt.Errorf("<%s>: looking up account: %w: %w", rcpt, ErrTemporary, err)
-	}
-	if !ok {
-		return "", fmt.Errorf("<%s>: %w", rcpt, ErrNoUser)
-	}
-	return acct, nil
+	return "", fmt.Errorf("%w: %w", ErrTemporary, err)
 }
 
-func (d *Deliverer) servesDomain(domain string) bool {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	for _, s := range d.opts.Domains {
-		if s == domain {
-			return true
-		}
-	}
-	return false
-}
+// Addresses is the rule recipients are resolved by.
+func (d *Deliverer) Addresses() *addressing.Resolver { return d.opts.Addresses }
 
 // Deliver stores raw for each recipient into mailbox (INBOX when empty;
 // INBOX too when the account has no such mailbox, rather than bounce mail

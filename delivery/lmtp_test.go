@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"certmail/addressing"
 	"certmail/mailbox"
 )
 
@@ -253,7 +254,7 @@ func TestLMTPSizeLimit(t *testing.T) {
 
 func TestLMTPDomains(t *testing.T) {
 	st := openStore(t, "alice")
-	addr, _ := startLMTP(t, st, Options{Domains: []string{"Example.org"}}, LMTPOptions{})
+	addr, _ := startLMTP(t, st, Options{Addresses: addressing.New(addressing.Options{Domains: []string{"Example.org"}})}, LMTPOptions{})
 	c := dialLMTP(t, addr)
 	if err := c.Mail("s@example.net", nil); err != nil {
 		t.Fatal(err)

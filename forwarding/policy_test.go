@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"certmail/addressing"
 )
 
 func TestPolicyValidate(t *testing.T) {
@@ -44,7 +46,7 @@ func TestTimerIDRoundTrip(t *testing.T) {
 }
 
 func TestResentHeadersAndHops(t *testing.T) {
-	s := &Service{opts: Options{Domain: "example.org", Now: time.Now}}
+	s := &Service{opts: Options{Addresses: addressing.New(addressing.Options{Domains: []string{"example.org"}}), Now: time.Now}}
 	raw := []byte("Message-ID: <x@y>\r\nSubject: s\r\n\r\nbody\r\n")
 	out, id, _ := s.resent(raw, "desk@example.org", []string{"alice@example.org"})
 	if countResent(out) != 1 || messageID(out) != "<x@y>" || !strings.Contains(string(out), "Resent-Message-ID: "+id) {

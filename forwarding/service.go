@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"certmail/addressing"
 	"certmail/certified"
 	"certmail/mailbox"
 	"certmail/notifier"
@@ -32,9 +33,10 @@ const DefaultHopLimit = 3
 
 // Options configure the Service.
 type Options struct {
-	// Domain is the local mail domain: an alternate address in it (or
-	// without a domain) is a local account.
-	Domain     string
+	// Addresses says which targets are local accounts (the rest go out
+	// through the notice outbox) and in which domain local accounts'
+	// addresses are written.
+	Addresses  *addressing.Resolver
 	Postmaster string
 	HopLimit   int
 	// AlertAfter, if positive, sends an operator alert for each message
@@ -71,6 +73,9 @@ func New(store *mailbox.Store, opts Options) (*Service, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Addresses == nil {
+		opts.Addresses = addressing.New(addressing.Options{})
 	}
 	s := &Service{store: store, opts: opts, log: opts.Logger, policies: make(map[policyKey]Policy)}
 	var stored []Policy
@@ -328,12 +333,16 @@ func (s *Service) forward(tx *mailbox.Tx, acct string, mb *mailbox.MailboxInfo, 
 	}
 	var local, external []string
 	for _, t := range to {
-		if acctName, ok := s.localAccount(tx, t); ok {
-			if !slices.Contains(had, acctName) {
-				local = append(local, acctName)
+		a, err := s.opts.Addresses.Resolve(tx, t)
+		switch {
+		case err != nil:
+			s.log.Info("not forwarding to an alternate", "account", acct, "uid", m.UID, "alternate", t, "reason", err)
+		case a.Local():
+			if !slices.Contains(had, a.Account) {
+				local = append(local, a.Account)
 			}
-		} else if strings.Contains(t, "@") && !slices.Contains(had, t) {
-			external = append(external, t)
+		case !slices.Contains(had, a.Addr):
+			external = append(external, a.Addr)
 		}
 	}
 	if len(local)+len(external) == 0 {
@@ -342,10 +351,10 @@ func (s *Service) forward(tx *mailbox.Tx, acct string, mb *mailbox.MailboxInfo, 
 	}
 	resentTo := make([]string, 0, len(local)+len(external))
 	for _, a := range local {
-		resentTo = append(resentTo, a+"@"+s.opts.Domain)
+		resentTo = append(resentTo, s.opts.Addresses.AddressOf(a))
 	}
 	resentTo = append(resentTo, external...)
-	resent, msgID, nonce := s.resent(raw, acct+"@"+s.opts.Domain, resentTo)
+	resent, msgID, nonce := s.resent(raw, s.opts.Addresses.AddressOf(acct), resentTo)
 	if len(local) > 0 {
 		blob, err := tx.PutBlob(resent)
 		if err != nil {
@@ -365,7 +374,7 @@ func (s *Service) forward(tx *mailbox.Tx, acct string, mb *mailbox.MailboxInfo, 
 			return fmt.Errorf("cannot forward to %v: no outbox", external)
 		}
 		if err := s.opts.Notices.Enqueue(tx, notifier.Notice{
-			ID: "fw-" + nonce, To: external, From: acct + "@" + s.opts.Domain, Raw: resent,
+			ID: "fw-" + nonce, To: external, From: s.opts.Addresses.AddressOf(acct), Raw: resent,
 		}); err != nil {
 			return fmt.Errorf("queueing the forward to %v: %w", external, err)
 		}
@@ -384,22 +393,6 @@ func (s *Service) forward(tx *mailbox.Tx, acct string, mb *mailbox.MailboxInfo, 
 	}
 	s.log.Info("forwarded unread message", "account", acct, "mailbox", mb.Name, "uid", m.UID, "to", resentTo, "actor", actor)
 	return s.count(tx, 1)
-}
-
-// localAccount resolves an alternate to a local account.
-func (s *Service) localAccount(tx *mailbox.Tx, t string) (string, bool) {
-	local, dom, hasAt := strings.Cut(t, "@")
-	if hasAt && !strings.EqualFold(dom, s.opts.Domain) {
-		return "", false
-	}
-	acct, err := mailbox.NormalizeAccount(local)
-	if err != nil {
-		return "", false
-	}
-	if _, err := tx.Account(acct); err != nil {
-		return "", false
-	}
-	return acct, true
 }
 
 // hadSet is who already had a message (by Message-ID, or by content when
@@ -440,7 +433,7 @@ func (s *Service) resent(raw []byte, from string, to []string) ([]byte, string, 
 	var b [12]byte
 	rand.Read(b[:])
 	nonce := hex.EncodeToString(b[:])
-	msgID := "<fw." + nonce + "@" + s.opts.Domain + ">"
+	msgID := "<fw." + nonce + "@" + s.opts.Addresses.Primary() + ">"
 	hdr := "Resent-From: " + from + "\r\n" +
 		"Resent-To: " + strings.Join(to, ", ") + "\r\n" +
 		"Resent-Date: " + s.now().Format(time.RFC1123Z) + "\r\n" +

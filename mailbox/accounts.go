@@ -198,25 +198,32 @@ func (tx *Tx) Account(acct string) (*Account, error) {
 
 // AccountExists reports whether the (normalized) account exists.
 func (s *Store) AccountExists(name string) (bool, error) {
+	var ok bool
+	err := s.View(func(tx *Tx) error {
+		var err error
+		ok, err = tx.AccountExists(name)
+		return err
+	})
+	return ok, err
+}
+
+// AccountExists reports whether the (normalized) account exists, as seen
+// by the transaction.
+func (tx *Tx) AccountExists(name string) (bool, error) {
 	acct, err := NormalizeAccount(name)
 	if err != nil {
 		return false, nil
 	}
-	var ok bool
-	err = s.View(func(tx *Tx) error {
-		// Existence only: every LMTP recipient asks, twice (RCPT, then
-		// the delivery), and decoding the record was most of the cost.
-		_, err := tx.txn.Get(accountKey(acct))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading account %q: %w", acct, err)
-		}
-		ok = true
-		return nil
-	})
-	return ok, err
+	// Existence only: every LMTP recipient asks, twice (RCPT, then the
+	// delivery), and decoding the record was most of the cost.
+	_, err = tx.txn.Get(accountKey(acct))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading account %q: %w", acct, err)
+	}
+	return true, nil
 }
 
 // ListAccounts returns every account name, sorted.

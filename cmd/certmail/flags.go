@@ -104,7 +104,6 @@ func storeOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, err
 
 func deliveryOptions(cfg *config.Config, logger *slog.Logger) delivery.Options {
 	return delivery.Options{
-		Domains:         slices.Clone(cfg.Domains),
 		MaxMessageBytes: int64(cfg.Limits.MaxMessageSize),
 		Logger:          logger,
 	}

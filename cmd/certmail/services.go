@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
+	"certmail/addressing"
 	"certmail/certified"
 	"certmail/config"
 	"certmail/delivery"
@@ -21,6 +21,9 @@ type services struct {
 	certified  *certified.Service
 	forwarding *forwarding.Service
 	outbox     *notifier.Outbox
+	// addresses is the one rule for which addresses are local accounts,
+	// shared by delivery, certified mail and forwarding.
+	addresses *addressing.Resolver
 	// cfg and logger are what the process was started with (ops.go:
 	// backups).
 	cfg    *config.Config
@@ -39,47 +42,31 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	if err != nil {
 		return nil, err
 	}
-	domain := cfg.Hostname
-	if len(cfg.Domains) > 0 {
-		domain = cfg.Domains[0]
-	}
+	addrs := addressing.New(addressing.Options{
+		Domains:          cfg.Domains,
+		Hostname:         cfg.Hostname,
+		AlternateDomains: cfg.Certified.AlternateDomains,
+	})
 	postmaster := cfg.Relay.From
 	if postmaster == "" {
-		postmaster = "certmail <postmaster@" + domain + ">"
+		postmaster = "certmail <postmaster@" + addrs.Primary() + ">"
 	}
 	rules := make([]certified.Rule, len(cfg.Certified.Rules))
 	for i, r := range cfg.Certified.Rules {
 		rules[i] = certified.Rule{Recipient: r.Recipient, Sender: r.Sender}
 	}
-	var svc *certified.Service
-	altDomains := slices.Clone(cfg.Certified.AlternateDomains)
-	svc = certified.New(store, lg, certified.Options{
+	svc := certified.New(store, lg, certified.Options{
 		Gateway:         cfg.Hostname,
-		Domain:          domain,
+		Addresses:       addrs,
 		Postmaster:      postmaster,
 		IMAPAddr:        cfg.Listen.IMAP,
 		DefaultDeadline: time.Duration(cfg.Certified.Deadline),
 		DefaultOnExpiry: cfg.Certified.OnExpiry,
 		DefaultReveal:   cfg.Certified.Reveal,
 		Rules:           rules,
-		AllowAlternate: func(addr string) bool {
-			local, dom, _ := strings.Cut(addr, "@")
-			if slices.Contains(altDomains, strings.ToLower(dom)) {
-				return true
-			}
-			if dom != "" && len(cfg.Domains) > 0 && !slices.Contains(cfg.Domains, strings.ToLower(dom)) {
-				return false
-			}
-			acct, err := mailbox.NormalizeAccount(local)
-			if err != nil {
-				return false
-			}
-			ok, _ := store.AccountExists(acct)
-			return ok
-		},
-		Notices:  outbox,
-		Webhooks: webhookURLs(cfg),
-		Logger:   logger.With("component", "certified"),
+		Notices:         outbox,
+		Webhooks:        webhookURLs(cfg),
+		Logger:          logger.With("component", "certified"),
 	})
 	var policies []forwarding.Policy
 	for _, f := range cfg.Forward {
@@ -87,7 +74,7 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 			To: slices.Clone(f.To), CertifiedOnly: f.CertifiedOnly})
 	}
 	fw, err := forwarding.New(store, forwarding.Options{
-		Domain:         domain,
+		Addresses:      addrs,
 		Postmaster:     postmaster,
 		AlertAfter:     time.Duration(cfg.Alerts.After),
 		AlertTo:        slices.Clone(cfg.Alerts.To),
@@ -100,7 +87,7 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	if err != nil {
 		return nil, err
 	}
-	return &services{certified: svc, forwarding: fw, outbox: outbox, cfg: cfg, logger: logger}, nil
+	return &services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, cfg: cfg, logger: logger}, nil
 }
 
 // timerHandlers are every service's timer handlers, by kind.
@@ -138,9 +125,11 @@ func outboxConfig(cfg *config.Config, logger *slog.Logger) notifier.Config {
 	return c
 }
 
-// withCertified sets the delivery options' certifier from services.
+// deliveryOptions sets the delivery options' certifier and address rule
+// from services.
 func (s *services) deliveryOptions(o delivery.Options) delivery.Options {
 	o.Certifier = s.certified
+	o.Addresses = s.addresses
 	return o
 }
 
