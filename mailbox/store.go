@@ -81,6 +81,11 @@ func Open(opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	if !opts.InMemory {
+		if err := PrepareDataDir(opts.Dir, logger); err != nil {
+			return nil, err
+		}
+	}
 	bopts := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithLogger(badgerLogger{logger}).

@@ -267,7 +267,8 @@ func cmdEvidence(args []string, e *env) int {
 		}
 		return exitOK
 	}
-	if err := os.WriteFile(*out, data, 0o644); err != nil {
+	// The bundle names the sender and recipient: theirs to hand out.
+	if err := os.WriteFile(*out, data, 0o600); err != nil {
 		fmt.Fprintf(e.stderr, "certmail: evidence: %v\n", err)
 		return exitFailure
 	}

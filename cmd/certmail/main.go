@@ -7,6 +7,7 @@ import (
 )
 
 func main() {
+	privateFiles()
 	os.Exit(run(os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
 }
 

@@ -725,8 +725,10 @@ func restoreBackup(cfg *config.Config, file string, logger *slog.Logger) (*backu
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("creating data directory: %w", err)
+	// Before any file is written into it: the store checks too, but
+	// only once the archive's files are in.
+	if err := mailbox.PrepareDataDir(cfg.Data, nil); err != nil {
+		return nil, nil, err
 	}
 	// The store chunks are fed, in order, to one Load running beside.
 	var (
