@@ -160,8 +160,13 @@ var codes = []struct {
 	{"domain", delivery.ErrDomain},
 	{"badaddress", delivery.ErrBadAddress},
 	{"toolarge", delivery.ErrTooLarge},
+	// Before tempfail, which a full disk also is.
+	{"diskfull", mailbox.ErrDiskFull},
 	{"tempfail", delivery.ErrTemporary},
 	{"badrequest", ErrBadRequest},
+	// Only for the client's Unwrap (errCode matched tempfail above): a
+	// full disk is temporary too.
+	{"diskfull", delivery.ErrTemporary},
 }
 
 func errCode(err error) string {

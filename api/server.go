@@ -128,6 +128,12 @@ func (s *Server) handle(pattern string, maxBody int64, h handlerFunc) {
 			s.lg.Debug("api request", "method", r.Method, "path", r.URL.Path, "dur", time.Since(start))
 			return
 		}
+		if errors.Is(err, mailbox.ErrDiskFull) {
+			// RFC 4918 11.5: the server cannot store what it needs to;
+			// the client may retry once space is freed.
+			err = &httpError{status: http.StatusInsufficientStorage, msg: "the mail store's disk is full; try again later",
+				header: http.Header{"Retry-After": {"60"}}}
+		}
 		var he *httpError
 		if !errors.As(err, &he) {
 			s.lg.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)

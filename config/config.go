@@ -184,6 +184,11 @@ type Limits struct {
 	// SEARCH that runs longer; 0 is no limit.
 	MaxSearchKeys int      `toml:"max_search_keys"`
 	SearchTimeout Duration `toml:"search_timeout"`
+	// DiskReserve is the free space on the data directory's filesystem
+	// that new mail may not use: below it LMTP answers 452 4.3.1, APPEND
+	// NO [OVERQUOTA], the API 507, until space returns. Half of it stays
+	// free even for flag changes and evidence. 0 turns the check off.
+	DiskReserve ByteSize `toml:"disk_reserve"`
 }
 
 // Defaults that other packages and the example file refer to.
@@ -196,6 +201,9 @@ const (
 	DefaultMaxRecipients   = 100
 	DefaultMaxMailboxes    = 1000
 	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultDiskReserve is mailbox.DefaultDiskReserve (config does not
+	// import the store).
+	DefaultDiskReserve = 256 << 20
 
 	// MaxMessageSizeCeiling is the largest max_message_size accepted: the
 	// store keeps a message as one Badger value, which must be smaller
@@ -240,6 +248,7 @@ func Default() *Config {
 			// about half a second.
 			MaxSearchKeys: 100,
 			SearchTimeout: Duration(time.Minute),
+			DiskReserve:   DefaultDiskReserve,
 		},
 		Autoconfig: Autoconfig{SMTPPort: 587, SMTPSocketType: "STARTTLS"},
 		Relay:      Relay{TLS: "starttls", RetryAfter: Duration(time.Minute), MaxAttempts: 12},
@@ -399,6 +408,9 @@ func (c *Config) check() []problem {
 	}
 	if c.Limits.SearchTimeout < 0 {
 		add("limits.search_timeout", "must not be negative (0: no limit)")
+	}
+	if c.Limits.DiskReserve < 0 {
+		add("limits.disk_reserve", "must not be negative (0 turns the check off)")
 	}
 	if c.EncryptionKeyFile != "" {
 		if _, err := ReadEncryptionKey(c.EncryptionKeyFile); err != nil {

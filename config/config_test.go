@@ -31,6 +31,7 @@ lmtp = "[::1]:24"
 [limits]
 max_message_size = 1048576
 max_recipients = 5
+disk_reserve = "1GiB"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ max_recipients = 5
 	if cfg.Data != "/var/lib/certmail" || cfg.Listen.IMAP != "" || cfg.Listen.LMTP != "[::1]:24" ||
 		cfg.Listen.HTTP != DefaultHTTP || cfg.Limits.MaxMessageSize != 1<<20 ||
 		cfg.Limits.MaxRecipients != 5 || cfg.Domains[0] != "example.org" ||
-		time.Duration(cfg.ShutdownTimeout) != 2*time.Minute {
+		time.Duration(cfg.ShutdownTimeout) != 2*time.Minute || cfg.Limits.DiskReserve != 1<<30 {
 		t.Fatalf("got %+v", cfg)
 	}
 }
@@ -55,6 +56,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad port", "[listen]\nlmtp = \"localhost:99999\"\n", "bad port"},
 		{"bad size", "[limits]\nmax_message_size = \"50 parsecs\"\n", "unknown unit"},
 		{"size too big", "[limits]\nmax_message_size = \"1GiB\"\n", "x.toml:2: limits.max_message_size: must be between"},
+		{"negative disk reserve", "[limits]\ndisk_reserve = -1\n", "x.toml:2: limits.disk_reserve: must not be negative"},
 		{"index idle too short", "[limits]\nindex_idle = \"0s\"\n", "limits.index_idle: must be at least 1s"},
 		{"negative search keys", "[limits]\nmax_search_keys = -1\n", "limits.max_search_keys: must not be negative"},
 		{"negative search timeout", "[limits]\nsearch_timeout = \"-1s\"\n", "limits.search_timeout: must not be negative"},

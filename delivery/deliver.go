@@ -30,6 +30,8 @@ var (
 	// ErrMalformed: the message cannot be accepted as it is, e.g. a
 	// malformed Certified-Delivery header (LMTP 550 5.6.0, EX_DATAERR).
 	ErrMalformed = errors.New("message refused")
+	// A full disk is mailbox.ErrDiskFull, wrapped like ErrTemporary
+	// (LMTP 452 4.3.1, EX_TEMPFAIL).
 )
 
 // Certifier is the hook for certified items. When set, Deliver offers it
@@ -85,6 +87,16 @@ type Deliverer struct {
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup
+}
+
+// CheckSpace refuses (mailbox.ErrDiskFull, wrapped in ErrTemporary) a
+// message of size bytes the disk has no room for, so that LMTP can say
+// so before the data is sent.
+func (d *Deliverer) CheckSpace(size int64) error {
+	if err := d.store.CheckSpace(size); err != nil {
+		return fmt.Errorf("%w: %w", ErrTemporary, err)
+	}
+	return nil
 }
 
 // NewDeliverer returns a Deliverer over store.
@@ -187,6 +199,10 @@ func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []stri
 	if d.opts.MaxMessageBytes > 0 && int64(len(raw)) > d.opts.MaxMessageBytes {
 		return fail(fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), d.opts.MaxMessageBytes))
 	}
+	if err := d.store.CheckSpace(int64(len(raw))); err != nil {
+		d.log.Warn("delivery refused: disk full", "rcpts", len(rcpts), "size", len(raw), "err", err)
+		return fail(fmt.Errorf("%w: %w", ErrTemporary, err))
+	}
 	if mbox == "" {
 		mbox = "INBOX"
 	}
@@ -236,7 +252,8 @@ func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []stri
 		// Every copy holds its own reference now; drop PutBlob's.
 		return tx.UnrefBlob(blob)
 	})
-	if err != nil && len(order) > 1 {
+	// One recipient at a time cannot fit where all of them did not.
+	if err != nil && len(order) > 1 && !errors.Is(err, mailbox.ErrDiskFull) {
 		d.log.Warn("delivery transaction failed; retrying recipient by recipient", "err", err)
 		clear(placed)
 		for _, i := range order {
@@ -296,6 +313,11 @@ func (d *Deliverer) copyDupErrs(errs []error, accts []string, first map[string]i
 }
 
 func (d *Deliverer) storeErr(rcpt string, err error) error {
+	if errors.Is(err, mailbox.ErrDiskFull) {
+		// Expected until an operator frees space; not a store fault.
+		d.log.Warn("delivery refused: disk full", "rcpt", rcpt, "err", err)
+		return fmt.Errorf("<%s>: %w: %w", rcpt, ErrTemporary, err)
+	}
 	d.log.Error("storing message", "rcpt", rcpt, "err", err)
 	if errors.Is(err, mailbox.ErrNoAccount) {
 		// Deleted between Resolve and the transaction.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"certmail/mailbox"
 )
 
 // LMTPOptions configure the LMTP server.
@@ -184,6 +186,16 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 			return smtpErr(fmt.Errorf("%w: declared %d bytes", ErrTooLarge, opts.Size))
 		}
 	}
+	// A full disk is known before the data is sent (RFC 5321 4.3.2
+	// allows 452 for MAIL); DATA checks again with the real size.
+	var declared int64
+	if opts != nil {
+		declared = opts.Size
+	}
+	if err := ss.s.d.CheckSpace(declared); err != nil {
+		ss.s.log.Warn("lmtp: transaction refused: disk full", "remote", ss.remote, "from", from, "err", err)
+		return smtpErr(err)
+	}
 	if err := ss.begin(); err != nil {
 		return err
 	}
@@ -255,6 +267,10 @@ func smtpErr(err error) error {
 		return e(550, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
 	case errors.Is(err, ErrTooLarge):
 		return e(552, smtp.EnhancedCode{5, 3, 4}, "Message too large")
+	case errors.Is(err, mailbox.ErrDiskFull):
+		// RFC 3463 4.3.1 "mail system full"; the MTA keeps the message
+		// and retries, and reads go on meanwhile.
+		return e(452, smtp.EnhancedCode{4, 3, 1}, "Insufficient system storage: the mail store's disk is full, try again later")
 	case errors.Is(err, ErrMalformed):
 		// Say exactly what is wrong: the sender has to fix the message.
 		msg := err.Error()

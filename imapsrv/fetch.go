@@ -35,6 +35,12 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		}
 		if len(unseen) > 0 {
 			changed, err := sess.setFlags(unseen, mailbox.FlagsAdd, []string{mailbox.FlagSeen})
+			if errors.Is(err, mailbox.ErrDiskFull) {
+				// Reading goes on when the disk is full; the message
+				// stays unseen, as it would under EXAMINE.
+				sess.srv.log.Warn("fetch: \\Seen not set: disk full", "account", sess.acct, "err", err)
+				changed, err = nil, nil
+			}
 			if err != nil {
 				return fmt.Errorf("setting \\Seen: %w", err)
 			}
@@ -233,7 +239,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	if len(targets) > 0 {
 		var err error
 		if changed, err = sess.setFlags(uids(targets), op, list); err != nil {
-			return fmt.Errorf("storing flags: %w", err)
+			return storeError(fmt.Errorf("storing flags: %w", err))
 		}
 	}
 	if flags.Silent {
@@ -288,7 +294,7 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) e
 			_, err := tx.Expunge(sess.acct, sess.mboxID, doomed[:n])
 			return err
 		}); err != nil {
-			return err
+			return storeError(err)
 		}
 		doomed = doomed[n:]
 	}

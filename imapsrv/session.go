@@ -502,6 +502,12 @@ func storeError(err error) error {
 	}
 	var code imap.ResponseCode
 	switch {
+	case errors.Is(err, mailbox.ErrDiskFull):
+		// Dovecot's answer to ENOSPC too (RFC 5530 OVERQUOTA); the text
+		// says it is the server's disk, not the user's quota, and
+		// leaves free-space figures to the log.
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota,
+			Text: "not enough disk space: the mail store's disk is full, try again later"}
 	case errors.Is(err, mailbox.ErrNoMailbox):
 		code = imap.ResponseCodeNonExistent
 	case errors.Is(err, mailbox.ErrMailboxExists):

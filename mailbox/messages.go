@@ -151,6 +151,11 @@ func (s *Store) Summarize(raw []byte) []byte {
 // PutBlobSummary is PutBlob with the summary computed beforehand by
 // Store.Summarize; a nil sum is computed here.
 func (tx *Tx) PutBlobSummary(raw, sum []byte) (uint64, error) {
+	// Every message stored passes here (delivery, APPEND, submissions,
+	// stubs, forwarded copies): one place refuses them on a full disk.
+	if err := tx.s.space.forMessage(int64(len(raw) + len(sum))); err != nil {
+		return 0, err
+	}
 	id, err := tx.nextCounter("blob", 0)
 	if err != nil {
 		return 0, err

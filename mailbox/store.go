@@ -42,6 +42,11 @@ type Options struct {
 	// DefaultVanishedRetention. A client resynchronising from before the
 	// oldest one kept still gets a correct, larger answer.
 	VanishedRetention int
+	// DiskReserve is the free space, in bytes, that new messages may not
+	// use on the data directory's filesystem (config limits.disk_reserve;
+	// see DefaultDiskReserve); zero means DefaultDiskReserve, negative no
+	// check.
+	DiskReserve int64
 }
 
 // Store is the durable message store. It is safe for concurrent use.
@@ -71,6 +76,7 @@ type Store struct {
 	listeners   []func(Change)
 
 	syncer *groupSyncer
+	space  *spaceGuard
 	stop   context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -135,6 +141,7 @@ func Open(opts Options) (*Store, error) {
 		idx:               newIndex(),
 		modseqCache:       make(map[mboxRef]modseqState),
 		auth:              newAuthCache(),
+		space:             newSpaceGuard(opts.Dir, opts.DiskReserve, opts.InMemory, logger),
 		stop:              cancel,
 	}
 	s.syncer = newGroupSyncer(db.Sync)
@@ -215,6 +222,12 @@ func (s *Store) Sync() error {
 // garbage, until there are none left.
 func (s *Store) collectValueLog(ctx context.Context) {
 	for ctx.Err() == nil {
+		// A rewrite writes the live half of a file before the old one
+		// goes: not on a nearly full disk (see DefaultDiskReserve).
+		if err := s.space.forWrite(); err != nil {
+			s.log.Debug("value log GC skipped", "err", err)
+			return
+		}
 		err := s.db.RunValueLogGC(0.5)
 		if err != nil {
 			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {

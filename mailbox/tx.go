@@ -35,6 +35,11 @@ func (s *Store) Update(fn func(tx *Tx) error) error { return s.UpdateFrom(nil, f
 func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// Below half the reserve even small writes stop: Badger writes
+	// through memory maps, and a fault on a full disk kills the process.
+	if err := s.space.forWrite(); err != nil {
+		return err
+	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	tx := &Tx{s: s, txn: txn, writable: true, source: source}

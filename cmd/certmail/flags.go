@@ -91,6 +91,10 @@ func storeOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, err
 		Summarize:    imapsrv.Summarize,
 		MaxMailboxes: cfg.Limits.MaxMailboxes,
 		IndexIdle:    time.Duration(cfg.Limits.IndexIdle),
+		DiskReserve:  int64(cfg.Limits.DiskReserve),
+	}
+	if o.DiskReserve == 0 {
+		o.DiskReserve = -1 // disk_reserve = 0: no check
 	}
 	if cfg.EncryptionKeyFile != "" {
 		key, err := config.ReadEncryptionKey(cfg.EncryptionKeyFile)
