@@ -1,0 +1,292 @@
+// Package authguard is the one place where a password is checked: every
+// way to authenticate (IMAP LOGIN and AUTHENTICATE, HTTP Basic auth on the
+// API, the admin socket's password change) goes through one Guard, which
+// counts failures per account and per remote address and refuses, without
+// looking at the password, an account or address that has failed too
+// often. Locked is locked everywhere: guesses over HTTP lock IMAP and the
+// other way round.
+//
+// Accounts are counted under the store's own canonical name
+// (mailbox.NormalizeAccount), so " bob", "BOB" and "bob\t" share bob's
+// budget; names that cannot be an account are counted by address only.
+// Addresses are counted per IPv4 address and per IPv6 /64, the block one
+// subscriber gets. Both tables are bounded (Policy.MaxEntries).
+package authguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"certmail/mailbox"
+)
+
+// Policy says how failures are answered. The zero value counts nothing
+// and delays nothing.
+type Policy struct {
+	// FreeFailures (per address and per account) are answered at once;
+	// each further one is answered after Delay, doubling, at most
+	// MaxDelay.
+	FreeFailures int
+	// MaxFailures locks the account or address: authentication is
+	// refused, the password not checked, until Lockout has passed since
+	// the last failure. 0: no limit.
+	MaxFailures int
+	Delay       time.Duration
+	// Lockout is also how long failures are remembered (default 15m).
+	Lockout time.Duration
+	// LoopbackExempt leaves loopback clients (a webmail or proxy on this
+	// host, whose users all share its address) out of the per-address
+	// count; their accounts are still counted.
+	LoopbackExempt bool
+	// MaxEntries bounds each table (accounts, addresses); 0:
+	// DefaultMaxEntries.
+	MaxEntries int
+}
+
+const (
+	// DefaultMaxEntries bounds each failure table: about 200 bytes an
+	// entry, 2 MB a table.
+	DefaultMaxEntries = 10000
+	// MaxDelay caps the delay of one answer: a slow refusal, not a hung
+	// connection.
+	MaxDelay = 30 * time.Second
+	// maxLogName bounds the name a log line repeats (an IMAP literal can
+	// hold 48 kB of "name").
+	maxLogName = 128
+)
+
+// Checker checks a password and returns the canonical account name;
+// *mailbox.Store is one.
+type Checker interface {
+	Authenticate(name, password string) (string, error)
+}
+
+// ErrFailed is what every refusal is (errors.Is): a wrong password, an
+// unknown account, a malformed attempt and a lockout look alike to the
+// client, so that nothing tells whether an account exists.
+var ErrFailed = errors.New("authentication failed")
+
+// Error is a refused authentication.
+type Error struct {
+	// RetryIn is set when the account or the address is locked: no
+	// password is checked until then.
+	RetryIn time.Duration
+}
+
+func (e *Error) Error() string {
+	if e.RetryIn > 0 {
+		secs := int((e.RetryIn + time.Second - 1) / time.Second)
+		return fmt.Sprintf("too many failed logins, try again in %ds", secs)
+	}
+	return ErrFailed.Error()
+}
+
+func (e *Error) Is(target error) bool { return target == ErrFailed }
+
+// Attempt is one client's try at authenticating.
+type Attempt struct {
+	// Proto names the way in, for the log: "imap", "http", "admin".
+	Proto string
+	// Remote is the client's address as net.Addr.String() gives it
+	// ("192.0.2.1:4321", "[2001:db8::1]:4321"), or "" when there is none
+	// (the admin socket).
+	Remote string
+	// Name is the account name as the client sent it.
+	Name string
+}
+
+// Guard counts failures. It is safe for concurrent use.
+type Guard struct {
+	check Checker
+	pol   Policy
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu           sync.Mutex
+	accts, addrs *table
+}
+
+// New returns a guard that checks passwords with c.
+func New(c Checker, p Policy, log *slog.Logger) *Guard {
+	if p.Lockout <= 0 {
+		p.Lockout = 15 * time.Minute
+	}
+	if p.MaxEntries <= 0 {
+		p.MaxEntries = DefaultMaxEntries
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Guard{check: c, pol: p, log: log, now: time.Now,
+		accts: newTable(p.MaxEntries), addrs: newTable(p.MaxEntries)}
+}
+
+// Authenticate checks a's password, unless a's account or address is
+// locked, and returns the canonical account name. A failure is answered
+// after the policy's delay (or when ctx ends); every refusal is an *Error.
+func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (string, error) {
+	acctKey, addrKey := g.keys(a)
+	g.mu.Lock()
+	now := g.now()
+	if wait := g.lockedFor(acctKey, addrKey, now); wait > 0 {
+		g.mu.Unlock()
+		g.log.Warn("login refused: too many failed logins", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote,
+			"retry_in", wait.Round(time.Second).String())
+		return "", &Error{RetryIn: wait}
+	}
+	// Counted while in flight, so that parallel guesses cannot all pass
+	// the check above before the first failure is recorded: at most
+	// MaxFailures passwords are ever checked per lockout.
+	ea := g.accts.begin(acctKey, now, g.pol.Lockout)
+	en := g.addrs.begin(addrKey, now, g.pol.Lockout)
+	g.mu.Unlock()
+
+	acct, err := g.check.Authenticate(a.Name, password)
+	if err == nil {
+		g.mu.Lock()
+		g.succeeded(acctKey, ea, addrKey, en)
+		g.mu.Unlock()
+		return acct, nil
+	}
+	return "", g.failed(ctx, a, acctKey, ea, addrKey, en, "wrong password or no such account")
+}
+
+// Fail counts an attempt that was refused before any password could be
+// checked (a malformed AUTHENTICATE, an HTTP Authorization header that is
+// not Basic auth): as many of them are as costly to the guesser as wrong
+// passwords. It is answered after the same delay; the error is an *Error.
+func (g *Guard) Fail(ctx context.Context, a Attempt, reason string) error {
+	acctKey, addrKey := g.keys(a)
+	g.mu.Lock()
+	now := g.now()
+	wait := g.lockedFor(acctKey, addrKey, now)
+	var ea, en *entry
+	if wait == 0 {
+		ea = g.accts.begin(acctKey, now, g.pol.Lockout)
+		en = g.addrs.begin(addrKey, now, g.pol.Lockout)
+	}
+	g.mu.Unlock()
+	if wait > 0 {
+		g.log.Warn("login refused: too many failed logins", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote,
+			"retry_in", wait.Round(time.Second).String(), "reason", reason)
+		return &Error{RetryIn: wait}
+	}
+	return g.failed(ctx, a, acctKey, ea, addrKey, en, reason)
+}
+
+// failed records a failure begun with begin, logs it, waits the delay and
+// returns the client's answer.
+func (g *Guard) failed(ctx context.Context, a Attempt, acctKey string, ea *entry, addrKey string, en *entry, reason string) error {
+	g.mu.Lock()
+	now := g.now()
+	failures := max(g.accts.fail(acctKey, ea, now, g.pol), g.addrs.fail(addrKey, en, now, g.pol))
+	g.mu.Unlock()
+	delay := g.delay(failures)
+	g.log.Info("login failed", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote, "reason", reason,
+		"failures", failures, "delay", delay.String())
+	var lockout time.Duration
+	if g.pol.MaxFailures > 0 && failures >= g.pol.MaxFailures {
+		lockout = g.pol.Lockout
+		g.log.Warn("login locked out: too many failed logins", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote,
+			"reason", reason, "failures", failures, "lockout", lockout.String())
+	}
+	// The answer is slowed, not the server: only this client waits, and
+	// it cannot try again on this connection until it is answered.
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return &Error{RetryIn: lockout}
+}
+
+// succeeded forgets the account's failures: whoever knows the password is
+// not to be slowed by earlier typos. The address is forgiven only as many
+// failures as the account had, so that an attacker cannot clear the count
+// of an address that guesses at many accounts by logging in to their own.
+func (g *Guard) succeeded(acctKey string, ea *entry, addrKey string, en *entry) {
+	forgiven := g.accts.succeed(acctKey, ea, -1, g.pol)
+	g.addrs.succeed(addrKey, en, forgiven, g.pol)
+}
+
+// lockedFor says how long acctKey or addrKey stay refused (zero: not).
+func (g *Guard) lockedFor(acctKey, addrKey string, now time.Time) time.Duration {
+	if g.pol.MaxFailures <= 0 {
+		return 0
+	}
+	return max(g.accts.lockedFor(acctKey, now, g.pol), g.addrs.lockedFor(addrKey, now, g.pol))
+}
+
+// delay is the wait before answering the failures-th failure: none for
+// the first FreeFailures, then Delay, doubling, at most MaxDelay.
+func (g *Guard) delay(failures int) time.Duration {
+	n := failures - g.pol.FreeFailures
+	if n <= 0 || g.pol.Delay <= 0 || g.pol.MaxFailures <= 0 {
+		return 0
+	}
+	d := g.pol.Delay
+	for i := 1; i < n && d < MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, MaxDelay)
+}
+
+// keys are the table keys of a: the canonical account ("" for a name
+// that cannot be one) and the address block ("" for none, or an exempt
+// loopback client).
+func (g *Guard) keys(a Attempt) (acct, addr string) {
+	acct, err := mailbox.NormalizeAccount(a.Name)
+	if err != nil {
+		acct = ""
+	}
+	return acct, g.addrKey(a.Remote)
+}
+
+// addrKey is the block remote is counted in: the IPv4 address, or the
+// IPv6 /64 (one subscriber's prefix: counting single IPv6 addresses would
+// give each guesser 2^64 budgets).
+func (g *Guard) addrKey(remote string) string {
+	if remote == "" {
+		return ""
+	}
+	ip, err := netip.ParseAddr(remote)
+	if ap, perr := netip.ParseAddrPort(remote); perr == nil {
+		ip, err = ap.Addr(), nil
+	}
+	if err != nil {
+		// Not an IP (a Unix socket's name): one bucket for all of it.
+		return "?" + truncate(remote, maxLogName)
+	}
+	ip = ip.Unmap().WithZone("")
+	if g.pol.LoopbackExempt && ip.IsLoopback() {
+		return ""
+	}
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
+}
+
+// Entries returns the sizes of the account and address tables.
+func (g *Guard) Entries() (accounts, addresses int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.accts.m), len(g.addrs.m)
+}
+
+func logName(name string) string { return truncate(name, maxLogName) }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

@@ -1,0 +1,172 @@
+package authguard
+
+import (
+	"container/list"
+	"time"
+)
+
+// table counts recent failures by key (an account or an address block),
+// bounded to max entries. The Guard's mutex protects it.
+//
+// When full, a new key evicts the least recently used unlocked entry, and
+// a locked one only when every entry is locked: a flood of new names or
+// addresses must not be a way to unlock an account. Filling a table with
+// locked entries takes MaxFailures checked passwords each, every one an
+// argon2 computation; at the defaults (10,000 entries, 10 failures) that
+// is 100,000 of them, longer on any machine than the lockout it would end.
+type table struct {
+	max    int
+	m      map[string]*entry
+	open   *list.List // unlocked entries; front: most recently used
+	locked *list.List // locked entries; front: locked first
+}
+
+type entry struct {
+	key string
+	// n failures, the last at last; inflight attempts begun and not yet
+	// ended.
+	n, inflight int
+	last        time.Time
+	isLocked    bool
+	el          *list.Element
+}
+
+func newTable(max int) *table {
+	return &table{max: max, m: make(map[string]*entry), open: list.New(), locked: list.New()}
+}
+
+// get returns key's live entry: failures are forgotten `ttl` (the
+// lockout) after the last one, which also ends a lockout.
+func (t *table) get(key string, now time.Time, ttl time.Duration) *entry {
+	e := t.m[key]
+	if e != nil && e.inflight == 0 && now.Sub(e.last) >= ttl {
+		t.remove(e)
+		return nil
+	}
+	return e
+}
+
+// lockedFor says how long key stays refused: until its lockout ends when
+// it has MaxFailures failures, or briefly when the attempts in flight
+// would reach MaxFailures (parallel guesses wait their turn).
+func (t *table) lockedFor(key string, now time.Time, pol Policy) time.Duration {
+	if key == "" {
+		return 0
+	}
+	e := t.get(key, now, pol.Lockout)
+	switch {
+	case e == nil:
+		return 0
+	case e.n >= pol.MaxFailures:
+		return e.last.Add(pol.Lockout).Sub(now)
+	case e.n+e.inflight >= pol.MaxFailures:
+		return max(pol.Delay, time.Second)
+	}
+	return 0
+}
+
+// begin counts an attempt in flight for key and returns its entry (nil
+// for the empty key).
+func (t *table) begin(key string, now time.Time, ttl time.Duration) *entry {
+	if key == "" {
+		return nil
+	}
+	e := t.get(key, now, ttl)
+	if e == nil {
+		e = t.create(key, now)
+	} else if !e.isLocked {
+		t.open.MoveToFront(e.el)
+	}
+	e.inflight++
+	return e
+}
+
+func (t *table) create(key string, now time.Time) *entry {
+	for len(t.m) >= t.max {
+		el := t.open.Back()
+		if el == nil {
+			el = t.locked.Front()
+		}
+		t.remove(el.Value.(*entry))
+	}
+	e := &entry{key: key, last: now}
+	e.el = t.open.PushFront(e)
+	t.m[key] = e
+	return e
+}
+
+// current returns key's entry if it is still begun's e (not evicted nor
+// forgotten meanwhile), ending e's attempt; otherwise the entry there is
+// now, if any.
+func (t *table) current(key string, e *entry) *entry {
+	cur := t.m[key]
+	if cur != nil && cur == e {
+		cur.inflight--
+	}
+	return cur
+}
+
+// fail ends an attempt begun with begin as a failure and returns key's
+// failure count.
+func (t *table) fail(key string, e *entry, now time.Time, pol Policy) int {
+	if key == "" {
+		return 0
+	}
+	cur := t.current(key, e)
+	if cur == nil {
+		cur = t.create(key, now)
+	}
+	cur.n++
+	cur.last = now
+	t.relist(cur, pol)
+	return cur.n
+}
+
+// succeed ends an attempt begun with begin as a success: key's count is
+// lowered by forgive (all of it if negative). It returns the count before.
+func (t *table) succeed(key string, e *entry, forgive int, pol Policy) int {
+	if key == "" {
+		return 0
+	}
+	cur := t.current(key, e)
+	if cur == nil {
+		return 0
+	}
+	n := cur.n
+	if forgive < 0 {
+		forgive = n
+	}
+	cur.n -= min(forgive, n)
+	if cur.n == 0 && cur.inflight == 0 {
+		t.remove(cur)
+	} else {
+		t.relist(cur, pol)
+	}
+	return n
+}
+
+// relist moves e to the list its count puts it on (and to the front of
+// the open one).
+func (t *table) relist(e *entry, pol Policy) {
+	lock := pol.MaxFailures > 0 && e.n >= pol.MaxFailures
+	switch {
+	case lock && !e.isLocked:
+		t.open.Remove(e.el)
+		e.el = t.locked.PushBack(e)
+	case !lock && e.isLocked:
+		t.locked.Remove(e.el)
+		e.el = t.open.PushFront(e)
+	case !lock:
+		t.open.MoveToFront(e.el)
+	}
+	e.isLocked = lock
+}
+
+func (t *table) remove(e *entry) {
+	if e.isLocked {
+		t.locked.Remove(e.el)
+	} else {
+		t.open.Remove(e.el)
+	}
+	delete(t.m, e.key)
+}
