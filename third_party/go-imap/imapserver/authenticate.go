@@ -18,17 +18,10 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 	}
 	mech = strings.ToUpper(mech)
 
-	var initialResp []byte
-	if dec.SP() {
-		var initialRespStr string
-		if !dec.ExpectText(&initialRespStr) {
-			return dec.Err()
-		}
-		var err error
-		initialResp, err = internal.DecodeSASL(initialRespStr)
-		if err != nil {
-			return err
-		}
+	var initialRespStr string
+	hasInitialResp := dec.SP()
+	if hasInitialResp && !dec.ExpectText(&initialRespStr) {
+		return dec.Err()
 	}
 
 	if !dec.ExpectCRLF() {
@@ -72,10 +65,21 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		})
 	}
 
+	// certmail patch: the initial response is decoded here, after the
+	// checks above, and a malformed one is answered BAD as one on its own
+	// line is (RFC 9051 section 6.2.2), not NO [SERVERBUG], and reported
+	// to the session.
+	var resp []byte
+	if hasInitialResp {
+		var err error
+		if resp, err = decodeSASL(initialRespStr); err != nil {
+			return c.authenticateMalformed(mech, err)
+		}
+	}
+
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
-	resp := initialResp
 	for {
 		challenge, done, err := saslServer.Next(resp)
 		if err != nil {
@@ -96,7 +100,18 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		if err != nil {
 			return err
 		} else if isPrefix {
-			return fmt.Errorf("SASL response too long")
+			// certmail patch: BAD, not NO [SERVERBUG], and the rest of
+			// the line is dropped instead of read as the next command.
+			for isPrefix && err == nil {
+				_, isPrefix, err = c.br.ReadLine()
+			}
+			if err != nil {
+				return err
+			}
+			return c.authenticateMalformed(mech, &imap.Error{
+				Type: imap.StatusResponseTypeBad,
+				Text: "SASL response too long",
+			})
 		} else if string(encodedResp) == "*" {
 			return &imap.Error{
 				Type: imap.StatusResponseTypeBad,
@@ -106,13 +121,23 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 
 		resp, err = decodeSASL(string(encodedResp))
 		if err != nil {
-			return err
+			return c.authenticateMalformed(mech, err) // certmail patch
 		}
 	}
 
 	c.state = imap.ConnStateAuthenticated
 	text := fmt.Sprintf("%v authentication successful", mech)
 	return writeCapabilityOK(enc.Encoder, tag, c.availableCaps(), text)
+}
+
+// authenticateMalformed tells a SessionAuthenticateMalformed of an
+// exchange that failed before its mechanism saw the response, and returns
+// the error to answer with (certmail patch).
+func (c *Conn) authenticateMalformed(mech string, err error) error {
+	if s, ok := c.session.(SessionAuthenticateMalformed); ok {
+		return s.AuthenticateMalformed(mech, err)
+	}
+	return err
 }
 
 func decodeSASL(s string) ([]byte, error) {

@@ -107,6 +107,16 @@ type SessionSASL interface {
 	Authenticate(mech string) (sasl.Server, error)
 }
 
+// SessionAuthenticateMalformed is an IMAP session that is told of each
+// AUTHENTICATE exchange that fails before the mechanism sees a response:
+// one that is not valid base64, or a line too long (err says which, and is
+// a BAD). It returns the error to answer with; a server counts these as
+// failed logins (certmail patch).
+type SessionAuthenticateMalformed interface {
+	Session
+	AuthenticateMalformed(mech string, err error) error
+}
+
 // SessionUnauthenticate is an IMAP session which supports UNAUTHENTICATE.
 type SessionUnauthenticate interface {
 	Session
