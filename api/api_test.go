@@ -47,7 +47,7 @@ type env struct {
 	operator string
 }
 
-func newEnv(t testing.TB, maxMessage int64) *env {
+func newEnv(t testing.TB, maxMessage int64, opts ...func(*api.Options)) *env {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store, err := mailbox.Open(mailbox.Options{Dir: t.TempDir(), GCInterval: -1, Logger: logger})
@@ -87,7 +87,11 @@ func newEnv(t testing.TB, maxMessage int64) *env {
 		}
 		return local, nil
 	}
-	e.api = api.New(api.Options{Store: store, Certified: e.svc, Resolve: resolve, MaxMessageBytes: maxMessage, Logger: logger})
+	o := api.Options{Store: store, Certified: e.svc, Resolve: resolve, MaxMessageBytes: maxMessage, Logger: logger}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	e.api = api.New(o)
 	mux := http.NewServeMux()
 	e.api.Register(mux)
 	e.srv = httptest.NewServer(mux)

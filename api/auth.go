@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"certmail/authguard"
 	"certmail/certified"
 	"certmail/mailbox"
 	"certmail/receipts"
@@ -45,17 +46,26 @@ func (s *Server) sender(r *http.Request) (*TokenInfo, error) {
 	return info, nil
 }
 
-// recipient authenticates a recipient by HTTP Basic auth with the account
-// password, as IMAP would.
+// recipient authenticates a recipient by HTTP Basic auth (RFC 7617) with
+// the account password, through the guard IMAP uses: failures here count
+// there, and a locked account or address gets the same 401 whatever the
+// password, before anything about the item is looked at.
 func (s *Server) recipient(r *http.Request) (string, error) {
 	challenge := http.Header{"Www-Authenticate": {fmt.Sprintf("Basic realm=%q, charset=\"UTF-8\"", realm)}}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
+		if r.Header.Get("Authorization") != "" {
+			// Credentials that are not Basic auth (bad base64, no
+			// colon) count as a failure, as a malformed AUTHENTICATE
+			// does in IMAP.
+			err := s.opts.Auth.Fail(r.Context(), authguard.Attempt{Proto: "http", Remote: r.RemoteAddr}, "malformed Authorization header")
+			return "", &httpError{status: http.StatusUnauthorized, msg: err.Error(), header: challenge}
+		}
 		return "", &httpError{status: http.StatusUnauthorized, msg: "the recipient's account name and password are required (HTTP Basic auth)", header: challenge}
 	}
-	acct, err := s.store.Authenticate(user, pass)
+	acct, err := s.opts.Auth.Authenticate(r.Context(), authguard.Attempt{Proto: "http", Remote: r.RemoteAddr, Name: user}, pass)
 	if err != nil {
-		return "", &httpError{status: http.StatusUnauthorized, msg: "authentication failed", header: challenge}
+		return "", &httpError{status: http.StatusUnauthorized, msg: err.Error(), header: challenge}
 	}
 	return acct, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"certmail/authguard"
 	"certmail/certified"
 	"certmail/mailbox"
 	"certmail/receipts/evidence"
@@ -46,8 +47,12 @@ type Options struct {
 	// MaxMessageBytes bounds a submitted message; zero means
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int64
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// Auth checks recipients' passwords (HTTP Basic auth) and counts
+	// failures; give it the IMAP server's Guard, so that a lockout holds
+	// on both. Nil: a guard of the API's own that limits nothing.
+	Auth   *authguard.Guard
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server serves the API under /v1/.
@@ -73,6 +78,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Auth == nil {
+		opts.Auth = authguard.New(opts.Store, authguard.Policy{}, opts.Logger)
 	}
 	s := &Server{
 		store: opts.Store,

@@ -169,9 +169,10 @@ type Limits struct {
 	// whose users share one address) out of the per-address limits.
 	LoopbackExempt bool `toml:"loopback_exempt"`
 	// LoginFreeFailures are the failed logins (per address and per
-	// account) answered without delay; each further one waits LoginDelay,
-	// doubling; after LoginMaxFailures, logins are refused for
-	// LoginLockout. Failures are forgotten LoginLockout after the last.
+	// account, over every protocol: authguard) answered without delay;
+	// each further one waits LoginDelay, doubling; after
+	// LoginMaxFailures, logins are refused for LoginLockout. Failures are
+	// forgotten LoginLockout after the last.
 	LoginFreeFailures int      `toml:"login_free_failures"`
 	LoginMaxFailures  int      `toml:"login_max_failures"`
 	LoginDelay        Duration `toml:"login_delay"`

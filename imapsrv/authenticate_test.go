@@ -2,10 +2,14 @@ package imapsrv_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
+
+	"certmail/authguard"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -73,4 +77,79 @@ func TestAuthenticatePlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.selectBox("INBOX")
+}
+
+// TestAuthenticateMalformed: a malformed AUTHENTICATE PLAIN is the
+// client's error, never NO [SERVERBUG]: a response that is not base64 (on
+// the command line or on its own) or too long for a line is BAD, as RFC
+// 9051 section 6.2.2 requires; a PLAIN message with missing fields, NULs
+// in the wrong places or over-long fields is NO [AUTHENTICATIONFAILED].
+// Each counts as a failed login of the client's address (the lockout
+// after exactly that many shows it), logged with that address, and the
+// connection goes on.
+func TestAuthenticateMalformed(t *testing.T) {
+	badBase64 := []string{"!!!notbase64", "=AAA", "AAA=BBB", "YWxpY2U", "YW*j"}
+	badPlain := []string{
+		"alice\x00" + testPassword,              // a field missing
+		"\x00alice\x00" + testPassword + "\x00", // a NUL too many
+		"\x00\x00alice\x00" + testPassword,      // NUL first
+		"\x00alice\x00",                         // empty password
+		"\x00\x00" + testPassword,               // empty user
+		"",                                      // nothing ("=")
+		"\x00alice\x00" + strings.Repeat("p", 2000),     // over-long
+		"\x00alice\xff\x00" + testPassword,              // not UTF-8
+		strings.Repeat("z", 2000) + "\x00alice\x00x",    // over-long authzid
+		"\x00" + strings.Repeat("a", 3000) + "\x00pass", // over-long user
+	}
+	n := len(badBase64)*2 + len(badPlain) + 1
+	ts := newTestServerAuth(t, &authguard.Policy{MaxFailures: n, Lockout: time.Minute})
+	ts.addUser("alice")
+	rc := ts.raw()
+	check := func(what, st, want string) {
+		t.Helper()
+		if !strings.HasPrefix(st, want) || strings.Contains(st, "SERVERBUG") {
+			t.Errorf("%s: got %q, want %s", what, st, want)
+		}
+	}
+	for _, s := range badBase64 {
+		_, st := rc.cmd("AUTHENTICATE PLAIN " + s)
+		check("initial response "+s, st, "BAD")
+		// The same on a line of its own.
+		rc.write("c1 AUTHENTICATE PLAIN\r\n")
+		if l := rc.readLine(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("want a continuation request, got %q", l)
+		}
+		rc.write(s + "\r\n")
+		_, st = rc.readUntilTagged("c1")
+		check("response "+s, st, "BAD")
+	}
+	for _, m := range badPlain {
+		resp := b64(m)
+		if m == "" {
+			resp = "="
+		}
+		_, st := rc.cmd("AUTHENTICATE PLAIN " + resp)
+		check(fmt.Sprintf("PLAIN message %q", m), st, "NO [AUTHENTICATIONFAILED]")
+	}
+	// A response line longer than the server reads at once: BAD, and the
+	// rest of it is not taken for commands ("t1 LOGOUT" would be one).
+	rc.write("c2 AUTHENTICATE PLAIN\r\n")
+	if l := rc.readLine(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("want a continuation request, got %q", l)
+	}
+	rc.write(strings.Repeat("QUFB", 3000) + " t1 LOGOUT\r\n")
+	_, st := rc.readUntilTagged("c2")
+	check("over-long response line", st, "BAD")
+	rc.alive()
+	// Every one was counted: the address is now locked, right password
+	// or not.
+	rc.fail("NO [AUTHENTICATIONFAILED] too many failed logins", `LOGIN alice "`+testPassword+`"`)
+	logs := ts.logs.String()
+	if !strings.Contains(logs, "login locked out") || !strings.Contains(logs, "remote=127.0.0.1:") ||
+		!strings.Contains(logs, "malformed AUTHENTICATE") {
+		t.Errorf("no lockout logged with the address and the reason:\n%s", logs)
+	}
+	if strings.Contains(logs, "Internal server error") || strings.Contains(logs, "handling AUTHENTICATE") {
+		t.Errorf("logged as a server fault:\n%s", logs)
+	}
 }

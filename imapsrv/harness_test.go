@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"certmail/authguard"
 	"certmail/imapsrv"
 	"certmail/mailbox"
 )
@@ -38,6 +39,10 @@ type testServer struct {
 	addr  string
 	done  chan error
 	logs  *syncBuffer
+	// auth, if set, is the failed-login policy of the server's guard
+	// (on the store it opens).
+	auth  *authguard.Policy
+	guard *authguard.Guard
 }
 
 type serverOption func(*imapsrv.Options)
@@ -50,7 +55,13 @@ func withAppendLimit(n uint32) serverOption {
 // test ends; the test fails if the server logged a panic.
 func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
-	ts := &testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	return newTestServerAuth(t, nil, opts...)
+}
+
+// newTestServerAuth is newTestServer with failed logins limited by p.
+func newTestServerAuth(t testing.TB, p *authguard.Policy, opts ...serverOption) *testServer {
+	t.Helper()
+	ts := &testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, auth: p}
 	for _, o := range opts {
 		o(&ts.opts)
 	}
@@ -79,6 +90,10 @@ func (ts *testServer) start() {
 	}
 	opts := ts.opts
 	opts.Logger = logger
+	if ts.auth != nil {
+		opts.Auth = authguard.New(st, *ts.auth, logger)
+		ts.guard = opts.Auth
+	}
 	srv := imapsrv.New(st, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

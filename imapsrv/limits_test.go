@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"certmail/authguard"
 	"certmail/imapsrv"
 )
 
@@ -115,8 +116,8 @@ func TestMaxSessionsPerUser(t *testing.T) {
 // even with the right password, until the lockout ends.
 func TestFailedLoginLimits(t *testing.T) {
 	const delay, lockout = 300 * time.Millisecond, 2 * time.Second
-	ts := newTestServer(t, withLimits(imapsrv.Limits{LoginFreeFailures: 1, LoginMaxFailures: 3,
-		LoginDelay: delay, LoginLockout: lockout}))
+	ts := newTestServerAuth(t, &authguard.Policy{FreeFailures: 1, MaxFailures: 3,
+		Delay: delay, Lockout: lockout})
 	ts.addUser("alice")
 	ts.addUser("bob")
 	rc := ts.raw()
@@ -126,8 +127,8 @@ func TestFailedLoginLimits(t *testing.T) {
 		return st, time.Since(start)
 	}
 	// Only lower bounds on the time: an upper one would depend on the
-	// machine's load. TestLoginDelaySchedule checks the exact schedule
-	// (the first failure undelayed).
+	// machine's load. authguard's TestDelaySchedule checks the exact
+	// schedule (the first failure undelayed).
 	st, _ := timed(`LOGIN alice wrong1`)
 	if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED]") {
 		t.Fatalf("first failure: %q", st)
@@ -138,19 +139,20 @@ func TestFailedLoginLimits(t *testing.T) {
 		t.Fatalf("second failure: %q after %v, want a delay of %v", st, d, delay)
 	}
 	st, d = timed(`LOGIN alice wrong3`)
-	if !strings.HasPrefix(st, "NO [UNAVAILABLE] too many failed logins, try again in 2s") || d < 2*delay {
+	if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED] too many failed logins, try again in 2s") || d < 2*delay {
 		t.Fatalf("third failure: %q after %v, want a delay of %v", st, d, 2*delay)
 	}
-	// Locked out: the right password is not even looked at.
+	// Locked out: the right password is not even looked at, and the
+	// answer is the same AUTHENTICATIONFAILED as for a wrong one.
 	start := time.Now()
 	for _, line := range []string{`LOGIN alice "` + testPassword + `"`, "AUTHENTICATE PLAIN " + b64("\x00alice\x00"+testPassword)} {
 		_, st := rc.cmd(line)
-		if !strings.HasPrefix(st, "NO [UNAVAILABLE] too many failed logins, try again in") {
+		if !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED] too many failed logins, try again in") {
 			t.Fatalf("%s while locked out: %q", line, st)
 		}
 	}
 	// The address is locked out too (not exempt: LoopbackExempt is off).
-	ts.raw().fail("NO [UNAVAILABLE]", `LOGIN bob "`+testPassword+`"`)
+	ts.raw().fail("NO [AUTHENTICATIONFAILED]", `LOGIN bob "`+testPassword+`"`)
 	if logs := ts.logs.String(); !strings.Contains(logs, "login locked out: too many failed logins") ||
 		!strings.Contains(logs, "login refused: too many failed logins") {
 		t.Errorf("no log lines:\n%s", logs)
@@ -163,22 +165,114 @@ func TestFailedLoginLimits(t *testing.T) {
 // every address, while other accounts stay open from the same address
 // when it is exempt (loopback, as for a local webmail).
 func TestFailedLoginsPerAccount(t *testing.T) {
-	ts := newTestServer(t, withLimits(imapsrv.Limits{LoginFreeFailures: 0, LoginMaxFailures: 2,
-		LoginDelay: 10 * time.Millisecond, LoginLockout: time.Minute, LoopbackExempt: true}),
+	ts := newTestServerAuth(t, &authguard.Policy{FreeFailures: 0, MaxFailures: 2,
+		Delay: 10 * time.Millisecond, Lockout: time.Minute, LoopbackExempt: true},
 		func(o *imapsrv.Options) { o.InsecureAuth = true })
 	ts.addUser("alice")
 	ts.addUser("bob")
 	rc := ts.raw()
-	rc.fail("NO [AUTHENTICATIONFAILED]", "LOGIN alice x")
-	rc.fail("NO [UNAVAILABLE]", "LOGIN alice y")
+	rc.fail("NO [AUTHENTICATIONFAILED] Authentication failed", "LOGIN alice x")
+	rc.fail("NO [AUTHENTICATIONFAILED] too many failed logins", "LOGIN alice y")
 	// From a remote address: alice stays locked, bob is fine.
 	remote := serveExtra(t, ts, false)
 	conn, _ := greeting(t, remote)
 	r := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
-	r.fail("NO [UNAVAILABLE]", `LOGIN alice "`+testPassword+`"`)
+	r.fail("NO [AUTHENTICATIONFAILED] too many failed logins", `LOGIN alice "`+testPassword+`"`)
 	r.ok(`LOGIN bob "` + testPassword + `"`)
 	// Loopback is exempt per address: bob logs in from there too.
 	ts.rawLogin("bob")
+}
+
+// TestLoginNameVariantsShareBudget: the lockout counts the account the
+// store would log in, so " bob", "bob ", a tab and capitals are all bob
+// (each used to get a budget of its own, and one logged in while bob was
+// locked).
+func TestLoginNameVariantsShareBudget(t *testing.T) {
+	ts := newTestServerAuth(t, &authguard.Policy{MaxFailures: 3, Lockout: time.Minute, LoopbackExempt: true})
+	ts.addUser("bob")
+	rc := ts.raw()
+	rc.fail("NO [AUTHENTICATIONFAILED]", `LOGIN " bob" wrong`)
+	rc.fail("NO [AUTHENTICATIONFAILED]", `LOGIN "bob " wrong`)
+	rc.fail("NO [AUTHENTICATIONFAILED]", "AUTHENTICATE PLAIN "+b64("\x00\tBOB\x00wrong"))
+	for _, name := range []string{`"bob"`, `" bob"`, `"bob "`, `"BOB"`, "{4}\r\n\tbob"} {
+		line := "LOGIN " + name + ` "` + testPassword + `"`
+		if strings.Contains(name, "{4}") {
+			// A literal: the tab cannot be in a quoted string.
+			rc.write("a1 LOGIN {4}\r\n")
+			if l := rc.readLine(); !strings.HasPrefix(l, "+") {
+				t.Fatalf("literal: %q", l)
+			}
+			rc.write("\tbob \"" + testPassword + "\"\r\n")
+			if _, st := rc.readUntilTagged("a1"); !strings.HasPrefix(st, "NO [AUTHENTICATIONFAILED] too many failed logins") {
+				t.Fatalf("tab-bob while bob is locked: %q", st)
+			}
+			continue
+		}
+		rc.fail("NO [AUTHENTICATIONFAILED] too many failed logins", line)
+	}
+	rc.fail("NO [AUTHENTICATIONFAILED] too many failed logins", "AUTHENTICATE PLAIN "+b64("\x00 bob\x00"+testPassword))
+}
+
+// dialFrom connects to addr from a loopback source address of the test's
+// choosing (all of 127.0.0.0/8 is the loopback interface on Linux), so
+// that per-address limits can be tested with real sockets.
+func dialFrom(t *testing.T, src, addr string) *rawClient {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dialing from %s: %v", src, err)
+	}
+	return rawDial(t, conn)
+}
+
+// TestFailedLoginsPerAddress: an address that guesses at many accounts
+// (password spraying) is locked for every account, the right password
+// included; another address is not.
+func TestFailedLoginsPerAddress(t *testing.T) {
+	ts := newTestServerAuth(t, &authguard.Policy{MaxFailures: 3, Lockout: time.Minute},
+		func(o *imapsrv.Options) { o.InsecureAuth = true })
+	ts.addUser("alice")
+	sprayer := dialFrom(t, "127.0.0.2", ts.addr)
+	for _, u := range []string{"carol", "dave", "erin"} {
+		sprayer.fail("NO [AUTHENTICATIONFAILED]", "LOGIN "+u+" guess")
+	}
+	// A new connection from the same address is locked too.
+	dialFrom(t, "127.0.0.2", ts.addr).fail("NO [AUTHENTICATIONFAILED] too many failed logins", `LOGIN alice "`+testPassword+`"`)
+	dialFrom(t, "127.0.0.3", ts.addr).ok(`LOGIN alice "` + testPassword + `"`)
+}
+
+// TestFailedLoginsMemoryBounded: a flood of logins under random names
+// from many addresses does not grow the guard past its bound, and does
+// not unlock a locked account.
+func TestFailedLoginsMemoryBounded(t *testing.T) {
+	const bound = 40
+	ts := newTestServerAuth(t, &authguard.Policy{MaxFailures: 3, Lockout: time.Minute, MaxEntries: bound},
+		func(o *imapsrv.Options) { o.InsecureAuth = true })
+	ts.addUser("bob")
+	rc := ts.raw()
+	for range 3 {
+		rc.fail("NO [AUTHENTICATIONFAILED]", "LOGIN bob guess")
+	}
+	// 250 addresses, each trying a name of its own: malformed PLAIN
+	// messages (counted without a password check, so the flood is
+	// cheap) and, every tenth, a real LOGIN.
+	for i := range 250 {
+		c := dialFrom(t, fmt.Sprintf("127.0.%d.%d", 10+i/200, 1+i%200), ts.addr)
+		name := fmt.Sprintf("flood%d", i)
+		if i%10 == 0 {
+			c.fail("NO [AUTHENTICATIONFAILED]", "LOGIN "+name+" x")
+		} else {
+			c.fail("NO [AUTHENTICATIONFAILED]", "AUTHENTICATE PLAIN "+b64("\x00"+name+"\x00"))
+		}
+		c.conn.Close()
+	}
+	if accts, addrs := ts.guard.Entries(); accts > bound || addrs > bound {
+		t.Fatalf("the guard holds %d accounts and %d addresses, bound %d", accts, addrs, bound)
+	}
+	// From an address of its own, so that only bob's account entry can
+	// refuse it.
+	dialFrom(t, "127.0.99.1", ts.addr).fail("NO [AUTHENTICATIONFAILED] too many failed logins", `LOGIN bob "`+testPassword+`"`)
 }
 
 // TestCommandLineTooLong: a line over 48 KiB (literal data not counted)

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"certmail/authguard"
 	"certmail/mailbox"
 )
 
@@ -31,8 +32,12 @@ type Options struct {
 	Debug io.Writer
 	// Hooks, if set, take over COPY/MOVE/APPEND into their mailboxes.
 	Hooks Hooks
-	// Limits bound connections, sessions and failed logins (limits.go).
+	// Limits bound connections and sessions (limits.go).
 	Limits Limits
+	// Auth checks every password and counts failed logins (auth.go).
+	// Give the API server the same Guard: a lockout then holds on every
+	// way in. Nil: a guard of the server's own that limits nothing.
+	Auth *authguard.Guard
 }
 
 // DefaultAppendLimit is used when Options.AppendLimit is zero.
@@ -45,6 +50,7 @@ type Server struct {
 	log   *slog.Logger
 	// limits is the state of opts.Limits (limits.go).
 	limits *limiter
+	auth   *authguard.Guard
 	// slowFetch turns off fetchfast.go, for tests that compare its
 	// output with imapserver's.
 	slowFetch bool
@@ -92,6 +98,9 @@ func New(store *mailbox.Store, opts Options) *Server {
 	if opts.AppendLimit == 0 {
 		opts.AppendLimit = DefaultAppendLimit
 	}
+	if opts.Auth == nil {
+		opts.Auth = authguard.New(store, authguard.Policy{}, opts.Logger)
+	}
 	s := &Server{
 		store:     store,
 		opts:      opts,
@@ -99,6 +108,7 @@ func New(store *mailbox.Store, opts Options) *Server {
 		boxes:     make(map[boxKey]*trackedBox),
 		listeners: make(map[net.Listener]struct{}),
 		limits:    newLimiter(opts.Limits),
+		auth:      opts.Auth,
 	}
 	s.local = imapserver.New(s.serverOptions(true))
 	s.remote = imapserver.New(s.serverOptions(opts.InsecureAuth))

@@ -44,6 +44,9 @@ var (
 	_ imapserver.SessionIMAP4rev2      = (*session)(nil)
 	_ imapserver.SessionAppendLimit    = (*session)(nil)
 	_ imapserver.SessionUnauthenticate = (*session)(nil)
+	// auth.go
+	_ imapserver.SessionSASL                  = (*session)(nil)
+	_ imapserver.SessionAuthenticateMalformed = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) *session {
@@ -61,45 +64,6 @@ func (sess *session) Close() error {
 		sess.srv.limits.releaseSession(sess.acct, sess.ip)
 	}
 	sess.srv.limits.releaseConn(sess.ip)
-	return nil
-}
-
-func (sess *session) Login(username, password string) error {
-	// Failed-login limits (limits.go): a locked-out address or account is
-	// refused before the password is looked at, so guessing goes no
-	// faster by trying while locked out.
-	lim := sess.srv.limits
-	key := limitAccountKey(username)
-	if wait := lim.loginBlocked(sess.ip, key); wait > 0 {
-		sess.srv.log.Warn("login refused: too many failed logins", "user", username, "remote", sess.remote(), "retry_in", wait.Round(time.Second).String())
-		return tryAgainError(wait)
-	}
-	acct, err := sess.srv.store.Authenticate(username, password)
-	if err != nil {
-		delay, failures, lockout := lim.loginFailed(sess.ip, key)
-		sess.srv.log.Info("login failed", "user", username, "remote", sess.remote(), "failures", failures, "delay", delay.String())
-		if lockout > 0 {
-			sess.srv.log.Warn("login locked out: too many failed logins", "user", username, "remote", sess.remote(), "failures", failures, "lockout", lockout.String())
-		}
-		// The answer is slowed, not the server: only this connection
-		// waits, and its client cannot try again until it is answered.
-		time.Sleep(delay)
-		if lockout > 0 {
-			return tryAgainError(lockout)
-		}
-		return imapserver.ErrAuthFailed
-	}
-	lim.loginSucceeded(sess.ip, key)
-	if !lim.acquireSession(acct, sess.ip) {
-		sess.srv.log.Warn("login refused: too many sessions", "user", acct, "remote", sess.remote(), "limit", lim.lim.MaxSessionsPerUser)
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
-			Text: fmt.Sprintf("too many sessions for %s (limit %d): log out of another first", acct, lim.lim.MaxSessionsPerUser)}
-	}
-	sess.acct = acct
-	if sess.srv.opts.Hooks != nil {
-		sess.password = password
-	}
-	sess.srv.log.Debug("login", "user", acct, "remote", sess.remote())
 	return nil
 }
 

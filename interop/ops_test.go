@@ -532,11 +532,11 @@ login_lockout = "1m"
 		lc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		last, _ = lbr.ReadString('\n')
 	}
-	if !strings.HasPrefix(last, "f4 NO [UNAVAILABLE] too many failed logins, try again in") {
+	if !strings.HasPrefix(last, "f4 NO [AUTHENTICATIONFAILED] too many failed logins, try again in") {
 		t.Fatalf("fourth failed login: %q", last)
 	}
 	lc.Write([]byte("f5 LOGIN dora dora-pw\r\n"))
-	if l, _ := lbr.ReadString('\n'); !strings.HasPrefix(l, "f5 NO [UNAVAILABLE]") {
+	if l, _ := lbr.ReadString('\n'); !strings.HasPrefix(l, "f5 NO [AUTHENTICATIONFAILED] too many failed logins") {
 		t.Fatalf("right password while locked out: %q", l)
 	}
 	// Each limit leaves a log line (read from the server's output, which

@@ -413,6 +413,7 @@ func (s *services) registerAPI(mux *http.ServeMux, cfg *config.Config, d *delive
 		Certified:       s.certified,
 		Resolve:         d.Resolve,
 		MaxMessageBytes: int64(cfg.Limits.MaxMessageSize),
+		Auth:            s.auth,
 		Logger:          logger.With("component", "api"),
 	}).Register(mux)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"certmail/admin"
+	"certmail/authguard"
 	"certmail/certified"
 	"certmail/mailbox"
 	"certmail/receipts"
@@ -121,7 +122,10 @@ func (s *services) addOwnPasswordMethod(m admin.Methods) {
 		if err := admin.DecodeParams(raw, &p); err != nil {
 			return nil, err
 		}
-		acct, err := store.Authenticate(p.Account, p.Old)
+		// The old password is checked through the guard, as every
+		// password is: guesses here count, and a locked account stays
+		// locked.
+		acct, err := s.auth.Authenticate(ctx, authguard.Attempt{Proto: "admin", Name: p.Account}, p.Old)
 		if err != nil {
 			return nil, fmt.Errorf("the old password is wrong: %w", err)
 		}

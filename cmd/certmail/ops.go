@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"certmail/admin"
+	"certmail/authguard"
 	"certmail/autoconfig"
 	"certmail/config"
 	"certmail/imapsrv"
@@ -166,12 +167,21 @@ func imapLimits(cfg *config.Config) imapsrv.Limits {
 		MaxConnectionsPerIP: l.MaxConnectionsPerIP,
 		MaxSessionsPerUser:  l.MaxSessionsPerUser,
 		LoopbackExempt:      l.LoopbackExempt,
-		LoginFreeFailures:   l.LoginFreeFailures,
-		LoginMaxFailures:    l.LoginMaxFailures,
-		LoginDelay:          time.Duration(l.LoginDelay),
-		LoginLockout:        time.Duration(l.LoginLockout),
 		MaxSearchKeys:       l.MaxSearchKeys,
 		SearchTimeout:       time.Duration(l.SearchTimeout),
+	}
+}
+
+// authPolicy is the failed-login part of [limits], enforced on every way
+// to authenticate.
+func authPolicy(cfg *config.Config) authguard.Policy {
+	l := cfg.Limits
+	return authguard.Policy{
+		FreeFailures:   l.LoginFreeFailures,
+		MaxFailures:    l.LoginMaxFailures,
+		Delay:          time.Duration(l.LoginDelay),
+		Lockout:        time.Duration(l.LoginLockout),
+		LoopbackExempt: l.LoopbackExempt,
 	}
 }
 

@@ -175,6 +175,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		AppendLimit:  uint32(cfg.Limits.MaxMessageSize),
 		Hooks:        svcs.certified,
 		Limits:       imapLimits(cfg), // ops.go
+		Auth:         svcs.auth,
 	})
 	lmtp := delivery.NewLMTPServer(deliverer, delivery.LMTPOptions{
 		Hostname:      cfg.Hostname,

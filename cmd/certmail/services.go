@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"certmail/addressing"
+	"certmail/authguard"
 	"certmail/certified"
 	"certmail/config"
 	"certmail/delivery"
@@ -24,6 +25,8 @@ type services struct {
 	// addresses is the one rule for which addresses are local accounts,
 	// shared by delivery, certified mail and forwarding.
 	addresses *addressing.Resolver
+	// auth checks every password, for every protocol (authguard).
+	auth *authguard.Guard
 	// cfg and logger are what the process was started with (ops.go:
 	// backups).
 	cfg    *config.Config
@@ -87,7 +90,8 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	if err != nil {
 		return nil, err
 	}
-	return &services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, cfg: cfg, logger: logger}, nil
+	auth := authguard.New(store, authPolicy(cfg), logger.With("component", "auth")) // ops.go
+	return &services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, auth: auth, cfg: cfg, logger: logger}, nil
 }
 
 // timerHandlers are every service's timer handlers, by kind.
