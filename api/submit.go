@@ -97,6 +97,12 @@ func DecodeSubmit(body []byte, maxMessage int64) (*Submission, error) {
 	if maxMessage > 0 && int64(len(raw)) > maxMessage {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(raw), maxMessage)
 	}
+	// The item is certified by the request's fields; a Certified-Delivery
+	// field in M that some reader may show and certmail cannot read is
+	// refused here as on every other way in (certified.FindRequest).
+	if _, _, err := certified.FindRequest(raw); err != nil {
+		return nil, fmt.Errorf("the message: %w", err)
+	}
 	if _, err := mail.ReadMessage(bytes.NewReader(raw)); err != nil {
 		return nil, fmt.Errorf("the message is not an RFC 5322 message: %w", err)
 	}

@@ -15,10 +15,23 @@ import (
 var _ delivery.Certifier = (*Service)(nil)
 
 // Check refuses, before anything is stored, a message whose
-// Certified-Delivery header is malformed (LMTP 550 5.6.0).
+// Certified-Delivery header is malformed or unclear (LMTP 550 5.6.0; see
+// FindRequest).
 func (s *Service) Check(raw []byte, sender, account string) error {
 	_, _, err := s.CertifiedSpec(raw, sender, account)
 	return err
+}
+
+// CheckAppend refuses an IMAP APPEND (to any mailbox but Acknowledge and
+// Refuse) of a message with a Certified-Delivery field that some reader
+// may show and certmail cannot read, as delivery does. A readable request
+// is stored as it is: APPEND delivers to nobody, and a client saving the
+// sent copy of a certified message does exactly that.
+func (s *Service) CheckAppend(acct, dest string, raw []byte) error {
+	if _, _, err := FindRequest(raw); err != nil {
+		return refused("%v", err)
+	}
+	return nil
 }
 
 // DeliverCertified posts a delivered message as a certified item when its

@@ -308,7 +308,11 @@ func (s *Service) alternateAllowed(tx *mailbox.Tx, addr string) bool {
 // Certified-Delivery header (an error means it is malformed and the message
 // must be refused) or by an operator rule.
 func (s *Service) CertifiedSpec(raw []byte, sender, account string) (Spec, bool, error) {
-	if v, ok := headerValue(raw, HeaderName); ok {
+	v, ok, err := FindRequest(raw)
+	if err != nil {
+		return Spec{}, false, err
+	}
+	if ok {
 		spec, err := ParseSpec(v, s.now())
 		return spec, err == nil, err
 	}

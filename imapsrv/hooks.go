@@ -22,6 +22,10 @@ type Hooks interface {
 	Consign(acct, password string, source any, dest string, msgs []*mailbox.Message) (*mailbox.CopyResult, error)
 	// AppendTo handles APPEND of raw into dest.
 	AppendTo(acct, password string, source any, dest string, raw []byte, opts mailbox.AppendOptions) (*mailbox.AppendResult, error)
+	// CheckAppend vets APPEND of raw into any other mailbox before it is
+	// stored; an error wrapping mailbox.ErrRefused answers NO with its
+	// reason.
+	CheckAppend(acct, dest string, raw []byte) error
 }
 
 // hookError shows a hook's refusal to the client as NO with its reason.

@@ -338,6 +338,11 @@ func (sess *session) Append(name string, r imap.LiteralReader, options *imap.App
 		}
 		return &imap.AppendData{UIDValidity: res.UIDValidity, UID: imap.UID(res.UID)}, nil
 	}
+	if h := sess.srv.opts.Hooks; h != nil {
+		if err := h.CheckAppend(sess.acct, name, raw); err != nil {
+			return nil, hookError(err)
+		}
+	}
 	var res *mailbox.AppendResult
 	sum := sess.srv.store.Summarize(raw) // outside the store's write lock
 	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
