@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrUnclearRequest wraps every refusal of FindRequest: the header block
@@ -238,18 +240,58 @@ func mentionsName(line []byte) bool {
 	return string(squeeze(name)) == squeezedName
 }
 
-// squeeze keeps the ASCII letters of b, in lower case.
+// squeeze keeps the letters of b, in ASCII lower case. A letter outside
+// ASCII counts as the ASCII letters its case mappings give: a reader that
+// compares names with a Unicode ToLower or ToUpper takes "CERTİFIED" (Go
+// lower-cases U+0130 to "i") or "Certıfied" (U+0131 upper-cases to "I")
+// for the name, and one that upper-cases fully turns the ligature "ﬁ"
+// into "FI". Other bytes are dropped.
 func squeeze(b []byte) []byte {
 	out := make([]byte, 0, len(squeezedName))
-	for _, c := range b {
-		switch {
-		case 'a' <= c && c <= 'z':
-			out = append(out, c)
-		case 'A' <= c && c <= 'Z':
-			out = append(out, c+'a'-'A')
+	for len(b) > 0 {
+		c := b[0]
+		if c < utf8.RuneSelf {
+			switch {
+			case 'a' <= c && c <= 'z':
+				out = append(out, c)
+			case 'A' <= c && c <= 'Z':
+				out = append(out, c+'a'-'A')
+			}
+			b = b[1:]
+			continue
 		}
+		r, n := utf8.DecodeRune(b)
+		b = b[n:]
+		if r == utf8.RuneError {
+			continue
+		}
+		out = append(out, asciiLetters(r)...)
 	}
 	return out
+}
+
+// ligatures are the letters whose full upper-casing (Unicode SpecialCasing)
+// is ASCII letters.
+var ligatures = map[rune]string{'ﬀ': "ff", 'ﬁ': "fi", 'ﬂ': "fl", 'ﬃ': "ffi", 'ﬄ': "ffl", 'ﬅ': "st", 'ﬆ': "st"}
+
+// asciiLetters is what a non-ASCII rune may turn into under case mapping
+// or width folding, if that is ASCII letters; else nothing.
+func asciiLetters(r rune) []byte {
+	if l, ok := ligatures[r]; ok {
+		return []byte(l)
+	}
+	switch {
+	case 'Ａ' <= r && r <= 'Ｚ':
+		return []byte{byte(r-'Ａ') + 'a'}
+	case 'ａ' <= r && r <= 'ｚ':
+		return []byte{byte(r-'ａ') + 'a'}
+	}
+	for _, m := range []rune{unicode.ToLower(r), unicode.ToUpper(r)} {
+		if m < utf8.RuneSelf && unicode.IsLetter(m) {
+			return []byte{byte(unicode.ToLower(m))}
+		}
+	}
+	return nil
 }
 
 func isWSP(c byte) bool { return c == ' ' || c == '\t' }

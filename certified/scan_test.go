@@ -57,6 +57,10 @@ var requestCases = []requestCase{
 	{name: "NUL elsewhere", raw: "X-A: a\x00b\r\n" + req + "\r\n\r\nbody\r\n", err: "NUL"},
 	{name: "NBSP before colon", raw: "Certified-Delivery\xc2\xa0: deadline=72h\r\n\r\nbody\r\n", err: "no field name may hold"},
 	{name: "8-bit hyphen", raw: "Certified\xe2\x80\x91Delivery: deadline=72h\r\n\r\nbody\r\n", err: "no field name may hold"},
+	{name: "dotted capital I", raw: "CERT\u0130FIED-DELIVERY: deadline=72h\r\n\r\nbody\r\n", err: "no field name may hold"},
+	{name: "dotless i", raw: "Cert\u0131fied-Delivery: deadline=72h\r\n\r\nbody\r\n", err: "no field name may hold"},
+	{name: "fi ligature", raw: "Certi\ufb01ed-Delivery: deadline=72h\r\n\r\nbody\r\n", err: "no field name may hold"},
+	{name: "byte order mark", raw: "\ufeffCertified-Delivery: deadline=72h\r\n\r\nbody\r\n", err: "no field name may hold"},
 	{name: "underscore", raw: "Certified_Delivery: deadline=72h\r\n\r\nbody\r\n", err: "looks like a Certified-Delivery field"},
 	{name: "duplicate", raw: req + "\r\n" + req + "\r\n\r\nbody\r\n", err: "given twice"},
 	{name: "duplicate in another case", raw: req + "\r\nSubject: x\r\ncertified-delivery: deadline=1h\r\n\r\nbody\r\n", err: "given twice"},
@@ -254,12 +258,31 @@ func unfoldedFields(raw []byte, dropIndent bool) [][]byte {
 	return out
 }
 
+// unicodeCase models a reader that compares names after a Unicode
+// ToLower or ToUpper of the whole name (Go's strings, or JavaScript's
+// toUpperCase, which also expands ligatures).
+func unicodeCase(raw []byte) bool {
+	lig := strings.NewReplacer("ﬀ", "FF", "ﬁ", "FI", "ﬂ", "FL", "ﬃ", "FFI", "ﬄ", "FFL", "ﬅ", "ST", "ﬆ", "ST")
+	for _, f := range unfoldedFields(raw, false) {
+		name, _, ok := bytes.Cut(f, []byte(":"))
+		if !ok {
+			continue
+		}
+		n := strings.TrimSpace(string(name))
+		if strings.ToLower(n) == "certified-delivery" || lig.Replace(strings.ToUpper(n)) == "CERTIFIED-DELIVERY" {
+			return true
+		}
+	}
+	return false
+}
+
 var readers = []struct {
 	name string
 	show func([]byte) bool
 }{
 	{"net/mail", goNetMail}, {"go-message", goMessage}, {"python", python},
 	{"thunderbird", thunderbird}, {"naive unfold", naiveUnfold}, {"mutt", mutt},
+	{"unicode case", unicodeCase},
 }
 
 func TestFindRequestReaders(t *testing.T) {

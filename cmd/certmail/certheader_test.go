@@ -43,6 +43,7 @@ func TestCertifiedHeaderVariantsOverLMTP(t *testing.T) {
 		{"duplicate", field + "\r\n" + field + "\r\n", "given twice"},
 		{"duplicate in another case", field + "\r\ncertified-delivery: deadline=1h\r\n", "given twice"},
 		{"underscore", "Certified_Delivery: deadline=72h\r\n", "looks like a Certified-Delivery field"},
+		{"dotless i (upper-cases to I)", "Cert\u0131fied-Delivery: deadline=72h\r\n", "no field name may hold"},
 		{"mbox From_ line", "From a@example.net Sat Dec  5 10:00:00 2026\r\n" + field + "\r\n", "no field name may hold"},
 		{"blank line first", "\r\n" + field + "\r\n", "after the end of the header block"},
 		{"whitespace-only line", "Subject: s\r\n \r\n" + field + "\r\n", "only whitespace"},
