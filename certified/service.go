@@ -108,7 +108,9 @@ func New(store *mailbox.Store, log *evidence.Log, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{store: store, log: log, opts: opts, lg: opts.Logger}
+	s := &Service{store: store, log: log, opts: opts, lg: opts.Logger}
+	store.AddHooks(mailbox.Hooks{AccountDeleted: s.accountDeleted})
+	return s
 }
 
 // Log is the evidence log the service appends to.
@@ -420,6 +422,12 @@ func (s *Service) Bundle(label string) (*evidence.Bundle, error) {
 			if err != nil {
 				return err
 			}
+			// A holder's account may have been deleted since it signed.
+			gone, err := deletedKeys(tx, h)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, gone...)
 			for _, k := range keys {
 				pk, err := evidence.NewPartyKey(h, k.Public)
 				if err != nil {

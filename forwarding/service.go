@@ -96,7 +96,7 @@ func New(store *mailbox.Store, opts Options) (*Service, error) {
 		}
 		s.policies[policyKey{p.Account, p.mailboxName()}] = p
 	}
-	store.AddHooks(mailbox.Hooks{AfterInsert: s.afterInsert, AfterFlags: s.afterFlags})
+	store.AddHooks(mailbox.Hooks{AfterInsert: s.afterInsert, AfterFlags: s.afterFlags, AccountDeleted: s.accountDeleted})
 	return s, nil
 }
 
@@ -246,6 +246,40 @@ func (s *Service) afterFlags(tx *mailbox.Tx, acct string, mboxID uint32, old, up
 		return err
 	}
 	return tx.CancelTimer(TimerAlert, id)
+}
+
+// accountDeleted ends an account's auto-forward state in the transaction
+// that deletes it: its stored policies (a later account of the name sets
+// its own; a policy in the config file names the account on purpose and
+// stays) and the unread and alert timers of its messages.
+func (s *Service) accountDeleted(tx *mailbox.Tx, acct string) error {
+	var keys [][]byte
+	if err := tx.Scan(storedPolicyKey(acct, ""), func(k, _ []byte) error {
+		keys = append(keys, slices.Clone(k))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("finding the policies of %s: %w", acct, err)
+	}
+	for _, k := range keys {
+		if err := tx.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, kind := range []string{TimerUnread, TimerAlert} {
+		if _, err := tx.CancelTimers(kind, acct+"/"); err != nil {
+			return err
+		}
+	}
+	tx.OnCommit(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for k, p := range s.policies {
+			if k.acct == acct && p.Source != "config" {
+				delete(s.policies, k)
+			}
+		}
+	})
+	return nil
 }
 
 // Handlers are the service's timer handlers, for Store.RunTimers.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -140,6 +141,13 @@ func (c *authCache) hit(acct, hash, password string) bool {
 	return ok && e.hash == hash && hmac.Equal(e.mac, c.mac(acct, password))
 }
 
+// forget drops what the cache knows of acct (deleted).
+func (c *authCache) forget(acct string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, acct)
+}
+
 func (c *authCache) put(acct, hash, password string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -166,6 +174,14 @@ func (s *Store) CreateAccount(name, password string, mailboxes []NewMailbox, ext
 			return fmt.Errorf("account %q: %w", acct, ErrAccountExists)
 		}
 		a := Account{Name: acct, PasswordHash: hash, Created: now()}
+		// An account of a name that was deleted numbers its mailboxes on
+		// from the old one's: the old messages, removed after the
+		// deletion committed, can never sit under a new mailbox's ID.
+		if v, ok, err := tx.getRaw(goneAccountKey(acct)); err != nil {
+			return err
+		} else if ok && len(v) == 4 {
+			a.NextMailboxID = binary.BigEndian.Uint32(v)
+		}
 		if err := tx.setJSON(accountKey(acct), &a); err != nil {
 			return err
 		}
@@ -301,7 +317,11 @@ func (s *Store) SetPassword(name, password string, extra func(tx *Tx) error) err
 	})
 }
 
-// DeleteAccount removes an account, its mailboxes and its messages.
+// DeleteAccount removes an account, its mailboxes and its messages. One
+// transaction removes the account and its mailboxes and runs the
+// AccountDeleted hooks, which end whatever else it owned (certified items,
+// keys, timers); the messages are removed after it, in batches. A new
+// account of the same name finds nothing of the old one.
 func (s *Store) DeleteAccount(name string) error {
 	acct, err := NormalizeAccount(name)
 	if err != nil {
@@ -309,21 +329,52 @@ func (s *Store) DeleteAccount(name string) error {
 	}
 	var boxes []*MailboxInfo
 	if err := s.Update(func(tx *Tx) error {
-		if _, err := tx.Account(acct); err != nil {
-			return err
-		}
-		boxes, err = tx.ListMailboxes(acct)
+		a, err := tx.Account(acct)
 		if err != nil {
 			return err
 		}
+		if err := s.runAccountDeletedHooks(tx, acct); err != nil {
+			return fmt.Errorf("deleting account %q: %w", acct, err)
+		}
+		if boxes, err = tx.ListMailboxes(acct); err != nil {
+			return err
+		}
+		for _, mb := range boxes {
+			if err := tx.dropMailbox(acct, mb); err != nil {
+				return fmt.Errorf("deleting account %q: %w", acct, err)
+			}
+		}
+		if err := tx.set(goneAccountKey(acct), binary.BigEndian.AppendUint32(nil, a.NextMailboxID)); err != nil {
+			return err
+		}
+		tx.afterCommit(func() []Change {
+			s.auth.forget(acct)
+			return nil
+		})
 		return tx.del(accountKey(acct))
 	}); err != nil {
 		return err
 	}
 	for _, mb := range boxes {
-		if err := s.DeleteMailbox(acct, mb.Name); err != nil {
-			return fmt.Errorf("deleting account %q: %w", acct, err)
+		if err := s.removeMailboxMessages(acct, mb.ID); err != nil {
+			return fmt.Errorf("deleting messages of account %q: %w", acct, err)
 		}
 	}
 	return nil
+}
+
+// getRaw reads a value of the store's own key space.
+func (tx *Tx) getRaw(key []byte) ([]byte, bool, error) {
+	item, err := tx.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %q: %w", key, err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %q: %w", key, err)
+	}
+	return v, true, nil
 }

@@ -11,6 +11,12 @@ type Hooks struct {
 	AfterInsert func(tx *Tx, acct string, mb *MailboxInfo, m *Message) error
 	// AfterFlags runs when a message's flags change.
 	AfterFlags func(tx *Tx, acct string, mboxID uint32, old, updated *Message) error
+	// AccountDeleted runs in the transaction that deletes an account,
+	// while its mailboxes and messages are still there: whatever the
+	// account owned outside them (certified items, keys, timers,
+	// policies) ends in the same commit, so that nothing of it passes to
+	// a later account of the same name.
+	AccountDeleted func(tx *Tx, acct string) error
 }
 
 type hookList struct {
@@ -44,6 +50,19 @@ func (s *Store) runFlagHooks(tx *Tx, acct string, mboxID uint32, old, updated *M
 	for _, h := range s.hooks.hooks {
 		if h.AfterFlags != nil {
 			if err := h.AfterFlags(tx, acct, mboxID, old, updated); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) runAccountDeletedHooks(tx *Tx, acct string) error {
+	s.hooks.mu.RLock()
+	defer s.hooks.mu.RUnlock()
+	for _, h := range s.hooks.hooks {
+		if h.AccountDeleted != nil {
+			if err := h.AccountDeleted(tx, acct); err != nil {
 				return err
 			}
 		}

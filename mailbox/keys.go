@@ -9,6 +9,7 @@ import (
 // "\x00" separates an account from what follows.
 //
 //	acct/<acct>                         Account record
+//	acctgone/<acct>                     a deleted account's next mailbox ID:4
 //	mbox/<acct>\x00<mailbox name>       Mailbox record (sorted by name)
 //	msg/<acct>\x00<mbox id:4><uid:4>    message record (flags, size, dates, blob)
 //	blob/<id:8>                         blob record (reference count, size)
@@ -20,6 +21,7 @@ import (
 //	x/<...>                             auxiliary space for other packages
 const (
 	prefixAccount = "acct/"
+	prefixGone    = "acctgone/"
 	prefixMailbox = "mbox/"
 	prefixMessage = "msg/"
 	prefixBlob    = "blob/"
@@ -31,6 +33,8 @@ const (
 )
 
 func accountKey(acct string) []byte { return []byte(prefixAccount + acct) }
+
+func goneAccountKey(acct string) []byte { return []byte(prefixGone + acct) }
 
 func mailboxPrefix(acct string) []byte { return []byte(prefixMailbox + acct + "\x00") }
 

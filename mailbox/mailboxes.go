@@ -264,30 +264,38 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 				return fmt.Errorf("deleting INBOX: %w", ErrProtectedMailbox)
 			}
 		}
-		if err := tx.del(mailboxKey(acct, mb.Name)); err != nil {
-			return err
-		}
-		if err := tx.del(mailboxIDKey(acct, mb.ID)); err != nil {
-			return err
-		}
-		if err := tx.retireModSeq(acct, mb.ID); err != nil {
-			return err
-		}
-		if err := tx.del(modseqStateKey(acct, mb.ID)); err != nil {
-			return err
-		}
-		tx.afterCommit(func() []Change {
-			delete(s.idx.boxes, mboxRef{acct, mb.ID})
-			s.forgetModSeq(acct, mb.ID)
-			return []Change{{Kind: MailboxDeleted, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
-		})
-		return nil
+		return tx.dropMailbox(acct, mb)
 	}); err != nil {
 		return err
 	}
 	if err := s.removeMailboxMessages(acct, mb.ID); err != nil {
 		return fmt.Errorf("deleting messages of %q: %w", name, err)
 	}
+	return nil
+}
+
+// dropMailbox removes a mailbox's records; its messages are left for
+// removeMailboxMessages, after the commit, in batches (and for
+// collectOrphanMessages, should the process stop in between).
+func (tx *Tx) dropMailbox(acct string, mb *MailboxInfo) error {
+	s := tx.s
+	if err := tx.del(mailboxKey(acct, mb.Name)); err != nil {
+		return err
+	}
+	if err := tx.del(mailboxIDKey(acct, mb.ID)); err != nil {
+		return err
+	}
+	if err := tx.retireModSeq(acct, mb.ID); err != nil {
+		return err
+	}
+	if err := tx.del(modseqStateKey(acct, mb.ID)); err != nil {
+		return err
+	}
+	tx.afterCommit(func() []Change {
+		delete(s.idx.boxes, mboxRef{acct, mb.ID})
+		s.forgetModSeq(acct, mb.ID)
+		return []Change{{Kind: MailboxDeleted, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
+	})
 	return nil
 }
 

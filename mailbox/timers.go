@@ -71,6 +71,25 @@ func (tx *Tx) CancelTimer(kind, id string) error {
 	return tx.del(timerIDKey(kind, id))
 }
 
+// CancelTimers removes every timer of kind whose id starts with idPrefix
+// (the timers of one account, say) and returns how many there were.
+func (tx *Tx) CancelTimers(kind, idPrefix string) (int, error) {
+	var ids []string
+	prefix := timerIDKey(kind, idPrefix)
+	if err := tx.scan(prefix, true, func(k, _ []byte) error {
+		ids = append(ids, idPrefix+string(k[len(prefix):]))
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("listing %s timers %q: %w", kind, idPrefix, err)
+	}
+	for _, id := range ids {
+		if err := tx.CancelTimer(kind, id); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
 // TimerDue returns when the timer (kind, id) is due, if it is scheduled.
 func (tx *Tx) TimerDue(kind, id string) (time.Time, bool, error) {
 	item, err := tx.txn.Get(timerIDKey(kind, id))

@@ -75,6 +75,13 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 
 func (tx *Tx) afterCommit(fn func() []Change) { tx.post = append(tx.post, fn) }
 
+// OnCommit runs fn once the transaction has committed (not at all if it
+// does not), for state kept in memory that must follow the store. fn runs
+// under the store's locks: it must not block or call the store.
+func (tx *Tx) OnCommit(fn func()) {
+	tx.afterCommit(func() []Change { fn(); return nil })
+}
+
 func (tx *Tx) getJSON(key []byte, v any) (bool, error) {
 	item, err := tx.txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {

@@ -40,7 +40,9 @@ commands:
                                create an account (asks for the password twice)
   user passwd NAME [--password-stdin]
                                change an account's password
-  user del NAME                delete an account and all its mail
+  user del NAME                delete an account and all its mail; its pending
+                               certified items end as non-delivery (senders
+                               are told), its keys and policies go
   user list                    list accounts
   deliver --to USER [--mailbox NAME]
                                store one message read from stdin; exit 0 only
