@@ -303,18 +303,20 @@ func TestDelaySchedule(t *testing.T) {
 // TestDelayed: a failure past the free ones is answered after the delay,
 // and a cancelled context ends the wait.
 func TestDelayed(t *testing.T) {
-	g, _ := newGuard(t, newChecker("bob"), Policy{FreeFailures: 1, MaxFailures: 10, Delay: 200 * time.Millisecond, Lockout: time.Hour})
+	const delay = 500 * time.Millisecond
+	g, _ := newGuard(t, newChecker("bob"), Policy{FreeFailures: 1, MaxFailures: 10, Delay: delay, Lockout: time.Hour})
 	try(g, "192.0.2.1:1", "bob", "x")
 	start := time.Now()
 	try(g, "192.0.2.1:1", "bob", "x")
-	if d := time.Since(start); d < 200*time.Millisecond {
+	if d := time.Since(start); d < delay {
 		t.Fatalf("second failure answered after %v", d)
 	}
+	// The third would wait 2*delay.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	start = time.Now()
 	g.Authenticate(ctx, Attempt{Remote: "192.0.2.1:1", Name: "bob"}, "x")
-	if d := time.Since(start); d > 150*time.Millisecond {
+	if d := time.Since(start); d >= 2*delay {
 		t.Fatalf("cancelled wait took %v", d)
 	}
 }
