@@ -398,6 +398,11 @@ func (s *Service) custodyKey(acct, password string) (ed25519.PrivateKey, error) 
 	}
 	s.lg.Info("provisioning a new custody key", "account", acct, "reason", err)
 	if err := s.store.Update(func(tx *mailbox.Tx) error {
+		// Not for an account deleted since the session logged in: its
+		// name may already be somebody else's.
+		if _, err := tx.Account(acct); err != nil {
+			return err
+		}
 		return ChangePassword(tx, acct, "", password)
 	}); err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ func (sess *session) Login(username, password string) error {
 			Text: fmt.Sprintf("too many sessions for %s (limit %d): log out of another first", acct, lim.lim.MaxSessionsPerUser)}
 	}
 	sess.acct = acct
+	sess.srv.sessions.add(sess)
 	if sess.srv.opts.Hooks != nil {
 		sess.password = password
 	}

@@ -51,6 +51,8 @@ type Server struct {
 	// limits is the state of opts.Limits (limits.go).
 	limits *limiter
 	auth   *authguard.Guard
+	// sessions are the logged-in sessions by account (accounts.go).
+	sessions accountSessions
 	// slowFetch turns off fetchfast.go, for tests that compare its
 	// output with imapserver's.
 	slowFetch bool
@@ -108,6 +110,7 @@ func New(store *mailbox.Store, opts Options) *Server {
 		boxes:     make(map[boxKey]*trackedBox),
 		listeners: make(map[net.Listener]struct{}),
 		limits:    newLimiter(opts.Limits),
+		sessions:  accountSessions{m: make(map[string]map[*session]struct{})},
 		auth:      opts.Auth,
 	}
 	s.local = imapserver.New(s.serverOptions(true))

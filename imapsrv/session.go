@@ -62,6 +62,7 @@ func (sess *session) Close() error {
 	// Counted by admitConn and Login (limits.go).
 	if sess.acct != "" {
 		sess.srv.limits.releaseSession(sess.acct, sess.ip)
+		sess.srv.sessions.remove(sess)
 	}
 	sess.srv.limits.releaseConn(sess.ip)
 	return nil
@@ -71,6 +72,7 @@ func (sess *session) Unauthenticate() error {
 	sess.unselect()
 	if sess.acct != "" {
 		sess.srv.limits.releaseSession(sess.acct, sess.ip)
+		sess.srv.sessions.remove(sess)
 	}
 	sess.acct, sess.password = "", ""
 	return nil

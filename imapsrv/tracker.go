@@ -117,6 +117,10 @@ func (s *Server) release(box *trackedBox, st *imapserver.SessionTracker) {
 // onChange applies a committed change to the tracked box, if any session
 // has the mailbox selected.
 func (s *Server) onChange(c mailbox.Change) {
+	if c.Kind == mailbox.AccountDeleted {
+		s.sessions.end(c.Account, s.log)
+		return
+	}
 	s.boxesMu.Lock()
 	box := s.boxes[boxKey{c.Account, c.MailboxID}]
 	if box != nil && c.Kind == mailbox.MailboxDeleted {

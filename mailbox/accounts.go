@@ -349,7 +349,7 @@ func (s *Store) DeleteAccount(name string) error {
 		}
 		tx.afterCommit(func() []Change {
 			s.auth.forget(acct)
-			return nil
+			return []Change{{Kind: AccountDeleted, Account: acct}}
 		})
 		return tx.del(accountKey(acct))
 	}); err != nil {

@@ -10,6 +10,10 @@ const (
 	MailboxCreated
 	MailboxDeleted
 	MailboxRenamed
+	// AccountDeleted: the account is gone (its mailboxes' MailboxDeleted
+	// come in the same commit). Whoever is logged in as it must be
+	// logged out: a later account of the name is somebody else.
+	AccountDeleted
 )
 
 // Change is one committed change, delivered to listeners in commit order.
