@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"certmail/api"
 	"certmail/certified"
 	"certmail/mailbox"
+	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
 )
@@ -45,6 +48,32 @@ type env struct {
 	acme     string // a sender token
 	other    string // another sender's token
 	operator string
+	notices  *noticeRecorder
+}
+
+// noticeRecorder is the certified service's outbox: it keeps what would
+// be sent.
+type noticeRecorder struct {
+	mu   sync.Mutex
+	sent []notifier.Notice
+}
+
+func (r *noticeRecorder) Enqueue(_ receipts.KV, n notifier.Notice) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, n)
+	return nil
+}
+
+// mailedTo lists the addresses mail notices were queued for.
+func (r *noticeRecorder) mailedTo() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, n := range r.sent {
+		out = append(out, n.To...)
+	}
+	return out
 }
 
 func newEnv(t testing.TB, maxMessage int64, opts ...func(*api.Options)) *env {
@@ -67,8 +96,8 @@ func newEnv(t testing.TB, maxMessage int64, opts ...func(*api.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, gwKey: gw}
-	e.svc = certified.New(store, lg, certified.Options{Gateway: gateway, Logger: logger})
+	e := &env{t: t, store: store, gwKey: gw, notices: &noticeRecorder{}}
+	e.svc = certified.New(store, lg, certified.Options{Gateway: gateway, Logger: logger, Notices: e.notices})
 	for _, u := range []string{"alice", "bob"} {
 		if err := store.CreateAccount(u, u+"-pw", append(mailbox.DefaultMailboxes(), certified.Mailboxes()...), func(tx *mailbox.Tx, acct string) error {
 			return certified.ProvisionCustody(tx, acct, u+"-pw")
@@ -737,4 +766,69 @@ func refs(v any) []string {
 		}
 	}
 	return out
+}
+
+// Issue 11 item 11: an item's notices are mailed to its sender only when
+// the token owns that address (its configured senders); the sender field
+// and From are whatever the client wrote. Otherwise the evidence is there
+// by label and nothing is mailed.
+func TestNoticesOnlyToTokenSenders(t *testing.T) {
+	e := newEnv(t, 0)
+	if err := e.store.Update(func(tx *mailbox.Tx) error {
+		return api.SetTokenSenders(tx, "acme", []string{"owner@acme.example", "desk@acme.example"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"Owner <owner@acme.example>"}, {"not an address"}, {""}} {
+		if err := e.store.Update(func(tx *mailbox.Tx) error { return api.SetTokenSenders(tx, "acme", bad) }); err == nil {
+			t.Errorf("SetTokenSenders(%q) accepted", bad)
+		}
+	}
+	if err := e.store.Update(func(tx *mailbox.Tx) error { return api.SetTokenSenders(tx, "nobody", nil) }); !errors.Is(err, api.ErrNoToken) {
+		t.Errorf("SetTokenSenders on no token: %v", err)
+	}
+	msg := func(from string) string { return "From: " + from + "\r\nSubject: s\r\n\r\nbody\r\n" }
+	type view struct {
+		Label         string `json:"label"`
+		NoticesMailed bool   `json:"notices_mailed"`
+	}
+	submit := func(tok string, req map[string]any) view {
+		t.Helper()
+		r := e.do("POST", "/v1/items", tok, mustJSON(t, req))
+		var out struct{ Items []view }
+		if r.status != http.StatusCreated || json.Unmarshal(r.body, &out) != nil || len(out.Items) != 1 {
+			t.Fatalf("submit: %d %s", r.status, r.body)
+		}
+		return out.Items[0]
+	}
+	for _, c := range []struct {
+		name   string
+		tok    string
+		req    map[string]any
+		mailed string // "" : nothing mailed
+	}{
+		{"the token's sender", e.acme, map[string]any{"message": msg("x@y.example"), "recipients": []string{"alice"}, "sender": "DESK@acme.example"}, "desk@acme.example"},
+		{"From, one of the token's senders", e.acme, map[string]any{"message": msg("Owner <owner@acme.example>"), "recipients": []string{"alice"}}, "owner@acme.example"},
+		{"a sender the token does not own", e.acme, map[string]any{"message": msg("owner@acme.example"), "recipients": []string{"alice"}, "sender": "victim@forged.example"}, ""},
+		{"From the token does not own", e.acme, map[string]any{"message": msg("victim@forged.example"), "recipients": []string{"alice"}}, ""},
+		{"a token without senders", e.other, map[string]any{"message": msg("owner@acme.example"), "recipients": []string{"alice"}}, ""},
+		{"an operator token without senders", e.operator, map[string]any{"message": msg("owner@acme.example"), "recipients": []string{"alice"}}, ""},
+	} {
+		e.notices.mu.Lock()
+		e.notices.sent = nil
+		e.notices.mu.Unlock()
+		it := submit(c.tok, c.req)
+		got := e.notices.mailedTo()
+		if c.mailed == "" {
+			if it.NoticesMailed || len(got) != 0 {
+				t.Errorf("%s: notices_mailed %v, mailed to %v; want nothing", c.name, it.NoticesMailed, got)
+			}
+		} else if !it.NoticesMailed || len(got) != 1 || !strings.EqualFold(got[0], c.mailed) {
+			t.Errorf("%s: notices_mailed %v, mailed to %v; want %s", c.name, it.NoticesMailed, got, c.mailed)
+		}
+		// The evidence is there either way.
+		if r := e.do("GET", "/v1/items/"+it.Label+"/evidence", c.tok, nil); r.status != http.StatusOK {
+			t.Errorf("%s: evidence: %d %s", c.name, r.status, r.body)
+		}
+	}
 }

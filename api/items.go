@@ -37,6 +37,9 @@ type SubmittedItem struct {
 	COP       string `json:"cop"`
 	LeafIndex uint64 `json:"leaf_index"`
 	URL       string `json:"url"`
+	// NoticesMailed: the sender gets notices by mail (it is one of the
+	// token's configured senders).
+	NoticesMailed bool `json:"notices_mailed"`
 }
 
 // ItemView is an item's state and history (GET /v1/items/{label}).
@@ -47,6 +50,7 @@ type ItemView struct {
 	Recipient  string       `json:"recipient"`
 	Holders    []string     `json:"holders"`
 	Sender     string       `json:"sender,omitempty"`
+	SenderAuth string       `json:"sender_auth,omitempty"`
 	Submitter  string       `json:"submitter,omitempty"`
 	Deadline   time.Time    `json:"deadline"`
 	OnExpiry   string       `json:"on_expiry"`
@@ -110,6 +114,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if sender == "" {
 		sender = fromAddress(sub.Raw)
 	}
+	// Notices are mailed only to an address the token is known to own
+	// (certified.Item.MailsNotices): the sender field and From are
+	// whatever the client wrote.
+	senderAuth := ""
+	if tok.Vouches(sender) {
+		senderAuth = "api-token:" + tok.Name
+	}
 
 	var out SubmitResponse
 	err = s.store.Update(func(tx *mailbox.Tx) error {
@@ -121,7 +132,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		for _, acct := range accounts {
-			it, err := s.svc.Post(tx, certified.PostRequest{Raw: sub.Raw, Blob: blob, Sender: sender,
+			it, err := s.svc.Post(tx, certified.PostRequest{Raw: sub.Raw, Blob: blob, Sender: sender, SenderAuth: senderAuth,
 				Recipient: acct, Spec: spec, Submitter: tok.Name})
 			if err != nil {
 				return fmt.Errorf("posting for %s: %w", acct, err)
@@ -135,7 +146,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 			}
 			out.Items = append(out.Items, SubmittedItem{Label: it.Label, Recipient: it.Recipient, Hash: it.Hash,
 				Deadline: it.Deadline, State: it.State, COP: entries[0].JWS, LeafIndex: entries[0].Index,
-				URL: "/v1/items/" + it.Label})
+				URL: "/v1/items/" + it.Label, NoticesMailed: it.MailsNotices()})
 		}
 		return tx.UnrefBlob(blob)
 	})
@@ -198,7 +209,7 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := ItemView{Label: it.Label, Hash: it.Hash, State: it.State, Recipient: it.Recipient, Holders: it.Holders,
-		Sender: it.Sender, Submitter: it.Submitter, Deadline: it.Deadline, OnExpiry: it.OnExpiry, Reveal: it.Reveal,
+		Sender: it.Sender, SenderAuth: it.SenderAuth, Submitter: it.Submitter, Deadline: it.Deadline, OnExpiry: it.OnExpiry, Reveal: it.Reveal,
 		Alternates: it.Alternates, Posted: it.Posted, Decided: it.Decided, Signer: it.Signer, Custody: it.Custody,
 		History: []RecordView{}}
 	err = s.store.View(func(tx *mailbox.Tx) error {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"strings"
 	"time"
 
@@ -55,6 +56,55 @@ type TokenInfo struct {
 	Name     string    `json:"name"`
 	Operator bool      `json:"operator"`
 	Created  time.Time `json:"created"`
+	// Senders are the addresses the token's holder has shown to be theirs
+	// (the operator says so when adding the token): an item submitted
+	// with one of them as its sender gets its notices by mail; any other
+	// sender address only names the sender in the evidence.
+	Senders []string `json:"senders,omitempty"`
+}
+
+// Vouches reports whether the token's holder is known to own addr, one of
+// its configured senders (compared without regard to case).
+func (t *TokenInfo) Vouches(addr string) bool {
+	for _, s := range t.Senders {
+		if addr != "" && strings.EqualFold(s, addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetTokenSenders sets the addresses the token named name may have notices
+// mailed to (TokenInfo.Senders); each must be a bare address.
+func SetTokenSenders(kv receipts.KV, name string, senders []string) error {
+	for _, a := range senders {
+		if err := checkAddrField("sender", a, true); err != nil {
+			return fmt.Errorf("token %q: %w", name, err)
+		}
+		if p, err := mail.ParseAddress(a); err != nil || p.Address != a {
+			return fmt.Errorf("token %q: sender %q is not a bare address (user@domain)", name, a)
+		}
+	}
+	h, found, err := kv.Get([]byte(prefixTokenName + name))
+	if err != nil {
+		return fmt.Errorf("token %q: %w", name, err)
+	}
+	if !found {
+		return fmt.Errorf("token %q: %w", name, ErrNoToken)
+	}
+	info, err := tokenByHash(kv, string(h))
+	if err != nil {
+		return fmt.Errorf("token %q: %w", name, err)
+	}
+	info.Senders = senders
+	b, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("token %q: %w", name, err)
+	}
+	if err := kv.Set([]byte(prefixToken+string(h)), b); err != nil {
+		return fmt.Errorf("token %q: storing: %w", name, err)
+	}
+	return nil
 }
 
 // CheckTokenName says whether name may name a token: 1 to 64 characters

@@ -41,13 +41,14 @@ func (s *Service) DeliverCertified(tx *mailbox.Tx, item delivery.Item) (bool, er
 	if err != nil || !ok {
 		return false, err
 	}
-	sender := item.Sender
+	sender, auth := item.Sender, item.SenderAuth
 	if sender == "" {
-		// Without an envelope sender (`certmail deliver`), notices go to
-		// the From address.
-		sender = fromAddress(item.Raw)
+		// Without an envelope sender (`certmail deliver`), the evidence
+		// names the From address; nothing vouches for it, so it gets no
+		// notice by mail (Item.MailsNotices).
+		sender, auth = fromAddress(item.Raw), ""
 	}
-	it, err := s.Post(tx, PostRequest{Raw: item.Raw, Blob: item.Blob, Sender: sender, Recipient: item.Account, Spec: spec})
+	it, err := s.Post(tx, PostRequest{Raw: item.Raw, Blob: item.Blob, Sender: sender, SenderAuth: auth, Recipient: item.Account, Spec: spec})
 	if err != nil {
 		return false, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"certmail/receipts"
@@ -21,13 +22,16 @@ const (
 
 // Item is a certified item's durable record, kept at cm/item/<label>.
 type Item struct {
-	Label     string    `json:"label"`
-	Hash      string    `json:"hash"` // H(L,M), "sha256:<hex>"
-	Sender    string    `json:"sender,omitempty"`
-	Recipient string    `json:"recipient"` // B, the account
-	Deadline  time.Time `json:"deadline"`
-	OnExpiry  string    `json:"on_expiry"`
-	Reveal    string    `json:"reveal"`
+	Label  string `json:"label"`
+	Hash   string `json:"hash"` // H(L,M), "sha256:<hex>"
+	Sender string `json:"sender,omitempty"`
+	// SenderAuth says how Sender was authenticated (PostRequest);
+	// empty: it was not, and gets no notice by mail.
+	SenderAuth string    `json:"sender_auth,omitempty"`
+	Recipient  string    `json:"recipient"` // B, the account
+	Deadline   time.Time `json:"deadline"`
+	OnExpiry   string    `json:"on_expiry"`
+	Reveal     string    `json:"reveal"`
 	// Alternates the sender asked for (already filtered by policy).
 	Alternates []string `json:"alternates,omitempty"`
 	// Holders are the accounts that were given a stub and may sign.
@@ -48,6 +52,17 @@ type Item struct {
 	// Revealed From and Subject, as the stub shows them.
 	From    string `json:"from,omitempty"`
 	Subject string `json:"subject,omitempty"`
+}
+
+// MailsNotices reports whether the item's notices (certificate of
+// posting, report of delivery or non-delivery, refusal, forwarding) are
+// mailed to its sender: only when something vouches for the sender
+// address. An envelope sender or a From field is whatever the message's
+// author wrote; mailing evidence to it is backscatter to a third party
+// when it is forged. Unauthenticated senders' items keep all their
+// evidence, retrievable by label (API, `certmail evidence LABEL`).
+func (it *Item) MailsNotices() bool {
+	return it.SenderAuth != "" && it.Sender != "" && strings.Contains(it.Sender, "@")
 }
 
 // Pending reports whether the item still waits for a decision.

@@ -131,12 +131,18 @@ func Mailboxes() []mailbox.NewMailbox {
 
 // PostRequest is an item to post.
 type PostRequest struct {
-	Raw       []byte
-	Blob      uint64 // where the store already holds Raw; zero to store it
-	Sender    string // A's address, for notices; may be empty
-	Recipient string // B's account
-	Spec      Spec
-	Submitter string // API token name, if any
+	Raw    []byte
+	Blob   uint64 // where the store already holds Raw; zero to store it
+	Sender string // A's address, for notices; may be empty
+	// SenderAuth says how Sender was authenticated: "api-token:NAME"
+	// (one of the token's configured senders) or "lmtp-client:IP" (an
+	// envelope sender from an LMTP client the operator trusts). Empty
+	// when nothing vouches for Sender: then no notice is mailed to it
+	// (see Item.MailsNotices).
+	SenderAuth string
+	Recipient  string // B's account
+	Spec       Spec
+	Submitter  string // API token name, if any
 }
 
 // resolveSpec fills in defaults.
@@ -173,20 +179,21 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 	}
 	from, subject := revealed(req.Raw, spec.Reveal)
 	it := &Item{
-		Label:     label,
-		Hash:      receipts.FormatHash(hash),
-		Sender:    req.Sender,
-		Recipient: req.Recipient,
-		Deadline:  spec.Deadline,
-		OnExpiry:  spec.OnExpiry,
-		Reveal:    spec.Reveal,
-		Holders:   []string{req.Recipient},
-		State:     StateNotified,
-		Blob:      blob,
-		Posted:    s.now(),
-		Submitter: req.Submitter,
-		From:      from,
-		Subject:   subject,
+		Label:      label,
+		Hash:       receipts.FormatHash(hash),
+		Sender:     req.Sender,
+		SenderAuth: req.SenderAuth,
+		Recipient:  req.Recipient,
+		Deadline:   spec.Deadline,
+		OnExpiry:   spec.OnExpiry,
+		Reveal:     spec.Reveal,
+		Holders:    []string{req.Recipient},
+		State:      StateNotified,
+		Blob:       blob,
+		Posted:     s.now(),
+		Submitter:  req.Submitter,
+		From:       from,
+		Subject:    subject,
 	}
 	for _, a := range spec.Alternates {
 		if s.alternateAllowed(tx, a) {
@@ -363,7 +370,7 @@ func (s *Service) notifySender(kv receipts.KV, it *Item, event, subject, text st
 		att = append([]notifier.Attachment{{Name: name, ContentType: "application/jose", Data: []byte(r.JWS)}}, att...)
 		jws = append(jws, r.JWS)
 	}
-	if it.Sender != "" && strings.Contains(it.Sender, "@") {
+	if it.MailsNotices() {
 		n := notifier.Notice{
 			ID:          "cm-" + event + "-" + it.Label,
 			To:          []string{it.Sender},
@@ -375,11 +382,13 @@ func (s *Service) notifySender(kv receipts.KV, it *Item, event, subject, text st
 		if err := s.opts.Notices.Enqueue(kv, n); err != nil {
 			s.lg.Warn("queueing a notice to the sender", "label", it.Label, "event", event, "err", err)
 		}
+	} else if it.Sender != "" {
+		s.lg.Info("notice not mailed: the sender is not authenticated (evidence by label only)", "label", it.Label, "event", event, "sender", it.Sender)
 	}
 	for i, url := range s.opts.Webhooks {
 		payload, err := json.Marshal(map[string]any{
 			"event": event, "label": it.Label, "hash": it.Hash, "state": it.State,
-			"recipient": it.Recipient, "sender": it.Sender, "records": jws,
+			"recipient": it.Recipient, "sender": it.Sender, "sender_auth": it.SenderAuth, "records": jws,
 		})
 		if err != nil {
 			continue

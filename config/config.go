@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path"
 	"strconv"
@@ -124,6 +125,42 @@ type Certified struct {
 	AlternateDomains []string `toml:"alternate_domains"`
 	// Rules make mail certified by recipient account and sender address.
 	Rules []CertifiedRule `toml:"rule"`
+	// TrustedLMTPClients are the LMTP clients (IP addresses or CIDR
+	// prefixes) whose envelope senders are authenticated: a submission
+	// MTA that relays only its logged-in users' mail under their own
+	// address. Only their senders (and API tokens' configured senders)
+	// are mailed certified notices. Empty: no LMTP sender is.
+	TrustedLMTPClients []string `toml:"trusted_lmtp_clients"`
+}
+
+// TrustedLMTPPrefixes are TrustedLMTPClients parsed; a bare address is a
+// prefix of its full length.
+func (c Certified) TrustedLMTPPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range c.TrustedLMTPClients {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d (%q): %w", i+1, s, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("not an IP address or CIDR prefix")
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, errors.New("not an IP address or CIDR prefix")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // CertifiedRule matches mail to certify (path.Match patterns, empty
@@ -458,6 +495,9 @@ func (c *Config) check() []problem {
 	case "none", "sender", "sender-subject":
 	default:
 		add("certified.reveal", "%q: want none, sender or sender-subject", c.Certified.Reveal)
+	}
+	if _, err := c.Certified.TrustedLMTPPrefixes(); err != nil {
+		add("certified.trusted_lmtp_clients", "%v", err)
 	}
 	local := c.Domains
 	if len(local) == 0 {

@@ -58,6 +58,8 @@ func TestParseErrors(t *testing.T) {
 		{"size too big", "[limits]\nmax_message_size = \"1GiB\"\n", "x.toml:2: limits.max_message_size: must be between"},
 		{"negative disk reserve", "[limits]\ndisk_reserve = -1\n", "x.toml:2: limits.disk_reserve: must not be negative"},
 		{"index idle too short", "[limits]\nindex_idle = \"0s\"\n", "limits.index_idle: must be at least 1s"},
+		{"bad trusted client", "[certified]\ntrusted_lmtp_clients = [\"127.0.0.1\", \"mta.example\"]\n", "certified.trusted_lmtp_clients: entry 2 (\"mta.example\"): not an IP address or CIDR prefix"},
+		{"bad trusted prefix", "[certified]\ntrusted_lmtp_clients = [\"10.0.0.0/33\"]\n", "not an IP address or CIDR prefix"},
 		{"negative search keys", "[limits]\nmax_search_keys = -1\n", "limits.max_search_keys: must not be negative"},
 		{"negative search timeout", "[limits]\nsearch_timeout = \"-1s\"\n", "limits.search_timeout: must not be negative"},
 		{"tls half", "[tls]\ncert = \"c.pem\"\n", "cert and key must be given together"},
@@ -128,4 +130,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted config does not validate: %v", err)
 		}
 	})
+}
+
+func TestTrustedLMTPPrefixes(t *testing.T) {
+	cfg, err := Parse("x.toml", []byte("[certified]\ntrusted_lmtp_clients = [\"127.0.0.2\", \"10.1.2.3/8\", \"::1\", \"::ffff:192.0.2.1\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.Certified.TrustedLMTPPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.2/32", "10.0.0.0/8", "::1/128", "192.0.2.1/32"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("entry %d: %v, want %s", i, got[i], want[i])
+		}
+	}
+	if p, _ := Default().Certified.TrustedLMTPPrefixes(); len(p) != 0 {
+		t.Errorf("default trusts %v, want nobody", p)
+	}
 }

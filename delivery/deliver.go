@@ -47,10 +47,23 @@ type Certifier interface {
 	DeliverCertified(tx *mailbox.Tx, item Item) (handled bool, err error)
 }
 
-// Item is one recipient's copy of a message being delivered.
-type Item struct {
+// Envelope is what the transport tells of a message besides its
+// recipients.
+type Envelope struct {
 	// Sender is the envelope sender (MAIL FROM), if known.
 	Sender string
+	// SenderAuth says how the transport authenticated Sender, as
+	// certified.PostRequest.SenderAuth; empty if it did not. Only an
+	// authenticated sender is mailed certified notices.
+	SenderAuth string
+}
+
+// Item is one recipient's copy of a message being delivered.
+type Item struct {
+	// Sender is the envelope sender (MAIL FROM), if known, and
+	// SenderAuth how it was authenticated (Envelope).
+	Sender     string
+	SenderAuth string
 	// Recipient is the address as given; Account the resolved account.
 	Recipient string
 	Account   string
@@ -182,6 +195,12 @@ func (d *Deliverer) Deliver(ctx context.Context, rcpts []string, mbox string, ra
 // DeliverFrom is Deliver with the envelope sender, which certified items
 // use to send the sender its receipts.
 func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []string, mbox string, raw []byte) []error {
+	return d.DeliverEnvelope(ctx, Envelope{Sender: sender}, rcpts, mbox, raw)
+}
+
+// DeliverEnvelope is Deliver with what the transport knows of the sender.
+func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []string, mbox string, raw []byte) []error {
+	sender := env.Sender
 	errs := make([]error, len(rcpts))
 	fail := func(err error) []error {
 		for i := range errs {
@@ -243,7 +262,7 @@ func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []stri
 			return err
 		}
 		for _, i := range order {
-			where, err := d.place(tx, sender, rcpts[i], accts[i], mbox, raw, blob)
+			where, err := d.place(tx, env, rcpts[i], accts[i], mbox, raw, blob)
 			if err != nil {
 				return fmt.Errorf("<%s>: %w", rcpts[i], err)
 			}
@@ -262,7 +281,7 @@ func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []stri
 				if err != nil {
 					return err
 				}
-				where, err := d.place(tx, sender, rcpts[i], accts[i], mbox, raw, blob)
+				where, err := d.place(tx, env, rcpts[i], accts[i], mbox, raw, blob)
 				if err != nil {
 					return err
 				}
@@ -329,9 +348,9 @@ func (d *Deliverer) storeErr(rcpt string, err error) error {
 // place stores one recipient's copy and says in which mailbox it went.
 // This is the per-recipient branch point: certified items go to the
 // Certifier, everything else into the mailbox as is.
-func (d *Deliverer) place(tx *mailbox.Tx, sender, rcpt, acct, mbox string, raw []byte, blob uint64) (string, error) {
+func (d *Deliverer) place(tx *mailbox.Tx, env Envelope, rcpt, acct, mbox string, raw []byte, blob uint64) (string, error) {
 	if c := d.opts.Certifier; c != nil {
-		handled, err := c.DeliverCertified(tx, Item{Sender: sender, Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: raw, Blob: blob})
+		handled, err := c.DeliverCertified(tx, Item{Sender: env.Sender, SenderAuth: env.SenderAuth, Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: raw, Blob: blob})
 		if err != nil {
 			return "", fmt.Errorf("certified delivery: %w", err)
 		}

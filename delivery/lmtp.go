@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -30,13 +31,20 @@ type LMTPOptions struct {
 	Logger  *slog.Logger
 	// Debug, if set, receives the raw protocol traffic.
 	Debug io.Writer
+	// TrustedClients are the LMTP clients whose envelope senders are
+	// authenticated: an MTA that hands over only mail its users submitted
+	// after logging in, under their own address. Their senders get
+	// certified notices by mail; other clients' senders (mail from the
+	// Internet, where MAIL FROM is whatever the author wrote) do not.
+	TrustedClients []netip.Prefix
 }
 
 // LMTPServer accepts mail from an MTA over LMTP on TCP.
 type LMTPServer struct {
-	srv *smtp.Server
-	d   *Deliverer
-	log *slog.Logger
+	srv     *smtp.Server
+	d       *Deliverer
+	log     *slog.Logger
+	trusted []netip.Prefix
 
 	// mu guards draining and active: the number of sessions inside a
 	// transaction (MAIL seen, not yet finished or reset). Shutdown waits
@@ -52,7 +60,7 @@ func NewLMTPServer(d *Deliverer, opts LMTPOptions) *LMTPServer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &LMTPServer{d: d, log: logger}
+	s := &LMTPServer{d: d, log: logger, trusted: opts.TrustedClients}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, remote: c.Conn().RemoteAddr().String()}, nil
 	}))
@@ -235,7 +243,8 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	}
 	// The delivery outlives a dropped connection: once the bytes are
 	// here, storing them is cheaper than having the MTA resend.
-	errs := ss.s.d.DeliverFrom(context.Background(), ss.from, ss.rcpts, "INBOX", buf.Bytes())
+	env := Envelope{Sender: ss.from, SenderAuth: ss.s.senderAuth(ss.remote, ss.from)}
+	errs := ss.s.d.DeliverEnvelope(context.Background(), env, ss.rcpts, "INBOX", buf.Bytes())
 	if status == nil {
 		for _, err := range errs {
 			if err != nil {
@@ -248,6 +257,26 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		status.SetStatus(rcpt, smtpErr(errs[i]))
 	}
 	return nil
+}
+
+// senderAuth says how the envelope sender from remote is authenticated:
+// "lmtp-client:IP" when the client is one of TrustedClients, "" otherwise
+// (and for the null sender, which names nobody).
+func (s *LMTPServer) senderAuth(remote, from string) string {
+	if from == "" || len(s.trusted) == 0 {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return ""
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range s.trusted {
+		if p.Contains(ip) {
+			return "lmtp-client:" + ip.String()
+		}
+	}
+	return ""
 }
 
 // smtpErr maps a delivery error to the reply an MTA acts on.

@@ -85,6 +85,7 @@ func TestExternalAlternateGetsStubByMail(t *testing.T) {
 domains = ["example.org"]
 [certified]
 alternate_domains = ["partner.example"]
+trusted_lmtp_clients = ["127.0.0.1"]
 [relay]
 addr = %q
 tls = "none"

@@ -240,7 +240,8 @@ func TestCertifiedForwardToDesk(t *testing.T) {
 	requireTool(t, "swaks")
 	sink, relay := startSink(t)
 	conf := filepath.Join(t.TempDir(), "certmail.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\ndomains = [\"example.org\"]\n[relay]\naddr = %q\ntls = \"none\"\n", relay)), 0o600)
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\ndomains = [\"example.org\"]\n[relay]\naddr = %q\ntls = \"none\"\n"+
+		"[certified]\ntrusted_lmtp_clients = [\"127.0.0.1\"]\n", relay)), 0o600) // swaks, the trusted MTA
 	s := startServer(t, "--config", conf)
 	s.addUser("frank", "frank-pw")
 	s.addUser("desk", "desk-pw")

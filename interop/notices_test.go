@@ -94,7 +94,9 @@ func TestSenderNotices(t *testing.T) {
 	requireTool(t, "swaks")
 	sink, relay := startSink(t)
 	conf := filepath.Join(t.TempDir(), "certmail.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\nfrom = \"certmail <postmaster@example.org>\"\n", relay)), 0o600)
+	// swaks, the trusted submission MTA here, connects from 127.0.0.1.
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\nfrom = \"certmail <postmaster@example.org>\"\n"+
+		"[certified]\ntrusted_lmtp_clients = [\"127.0.0.1\"]\n", relay)), 0o600)
 	s := startServer(t, "--config", conf)
 	s.addUser("dora", "dora-pw")
 	if out, err := s.lmtpSend(t, "dora@example.org", certifiedMessage("Certified-Delivery: deadline=24h\r\n", "notice body")); err != nil {
@@ -157,7 +159,8 @@ func TestRelayOutageRestartAndCheck(t *testing.T) {
 	requireTool(t, "swaks")
 	relay := freeAddr(t) // nothing listens yet: the relay is down
 	conf := filepath.Join(t.TempDir(), "certmail.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\nretry_after = \"1s\"\n", relay)), 0o600)
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\nretry_after = \"1s\"\n"+
+		"[certified]\ntrusted_lmtp_clients = [\"127.0.0.1\"]\n", relay)), 0o600)
 	s := startServer(t, "--config", conf)
 	s.addUser("erin", "erin-pw")
 	if out, err := s.lmtpSend(t, "erin@example.org", certifiedMessage("Certified-Delivery: deadline=24h\r\n", "outage body")); err != nil {
@@ -219,7 +222,8 @@ func TestDeadlineExpiry(t *testing.T) {
 	requireTool(t, "swaks")
 	sink, relay := startSink(t)
 	conf := filepath.Join(t.TempDir(), "certmail.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\n", relay)), 0o600)
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\n[relay]\naddr = %q\ntls = \"none\"\n"+
+		"[certified]\ntrusted_lmtp_clients = [\"127.0.0.1\"]\n", relay)), 0o600) // swaks, the trusted MTA
 	s := startServer(t, "--config", conf)
 	s.addUser("gina", "gina-pw")
 	for _, m := range []string{

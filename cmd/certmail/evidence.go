@@ -34,6 +34,9 @@ import (
 type TokenAddParams struct {
 	Name     string `json:"name"`
 	Operator bool   `json:"operator,omitempty"`
+	// Senders are the addresses the token's items may have notices
+	// mailed to (api.TokenInfo.Senders).
+	Senders []string `json:"senders,omitempty"`
 }
 
 // TokenAddResult is what token.add returns: the token, shown once.
@@ -62,8 +65,10 @@ func (s *services) addEvidenceMethods(m admin.Methods) {
 		var token string
 		err := store.Update(func(tx *mailbox.Tx) error {
 			var err error
-			token, err = api.AddToken(tx, p.Name, p.Operator, time.Now())
-			return err
+			if token, err = api.AddToken(tx, p.Name, p.Operator, time.Now()); err != nil || len(p.Senders) == 0 {
+				return err
+			}
+			return api.SetTokenSenders(tx, p.Name, p.Senders)
 		})
 		if err != nil {
 			return nil, err
@@ -118,7 +123,7 @@ func (s *services) addEvidenceMethods(m admin.Methods) {
 	}
 }
 
-const tokenUsage = `usage: certmail token add NAME [--operator] [--data DIR] [--config FILE]
+const tokenUsage = `usage: certmail token add NAME [--operator] [--sender ADDR]... [--data DIR] [--config FILE]
        certmail token list [--data DIR] [--config FILE]
        certmail token del NAME [--data DIR] [--config FILE]
 `
@@ -133,8 +138,10 @@ func cmdToken(args []string, e *env) int {
 	var df dirFlags
 	df.register(fs)
 	var operator bool
+	var senders stringList
 	if sub == "add" {
 		fs.BoolVar(&operator, "operator", false, "an operator token, which may read every item")
+		fs.Var(&senders, "sender", "an address the token's holder owns: its items' notices are mailed to it (repeat for more)")
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -174,7 +181,7 @@ func cmdToken(args []string, e *env) int {
 	switch sub {
 	case "add":
 		var res TokenAddResult
-		if err := ops.Call(ctx, "token.add", TokenAddParams{Name: pos[0], Operator: operator}, &res); err != nil {
+		if err := ops.Call(ctx, "token.add", TokenAddParams{Name: pos[0], Operator: operator, Senders: senders}, &res); err != nil {
 			fmt.Fprintf(e.stderr, "certmail: token add: %v\n", err)
 			return exitFailure
 		}
@@ -193,7 +200,7 @@ func cmdToken(args []string, e *env) int {
 			if t.Operator {
 				kind = "operator"
 			}
-			fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", t.Name, kind, t.Created.UTC().Format(time.RFC3339))
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", t.Name, kind, t.Created.UTC().Format(time.RFC3339), strings.Join(t.Senders, ","))
 		}
 	case "del":
 		if err := ops.Call(ctx, "token.del", TokenNameParams{Name: pos[0]}, nil); err != nil {
@@ -423,4 +430,14 @@ func (s *services) registerAPI(mux *http.ServeMux, cfg *config.Config, d *delive
 func (s *services) runCheckpoints(ctx context.Context, logger *slog.Logger) {
 	s.certified.Log().RunCheckpoints(ctx, certified.KVStore{Store: s.certified.Store()},
 		evidence.DefaultCheckpointInterval, logger.With("component", "evidence"))
+}
+
+// stringList is a flag given once per value (--sender a --sender b).
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
 }

@@ -177,10 +177,16 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		Limits:       imapLimits(cfg), // ops.go
 		Auth:         svcs.auth,
 	})
+	// Checked when the configuration was loaded.
+	trusted, err := cfg.Certified.TrustedLMTPPrefixes()
+	if err != nil {
+		return fmt.Errorf("certified.trusted_lmtp_clients: %w", err)
+	}
 	lmtp := delivery.NewLMTPServer(deliverer, delivery.LMTPOptions{
-		Hostname:      cfg.Hostname,
-		MaxRecipients: cfg.Limits.MaxRecipients,
-		Logger:        logger.With("component", "lmtp"),
+		Hostname:       cfg.Hostname,
+		MaxRecipients:  cfg.Limits.MaxRecipients,
+		TrustedClients: trusted,
+		Logger:         logger.With("component", "lmtp"),
 	})
 	mux := http.NewServeMux()
 	// Unread monitoring for Prometheus, computed at scrape time.
