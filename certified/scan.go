@@ -66,9 +66,9 @@ func FindRequest(raw []byte) (value string, found bool, err error) {
 	for _, m := range mentions {
 		switch {
 		case m.off >= len(block):
-			return "", false, unclear("line %d: %q after the end of the header block: put %s: in the header", m.line, m.text, HeaderName)
+			return "", false, unclear("line %d: %+q after the end of the header block: put %s: in the header", m.line, m.text, HeaderName)
 		case req == nil || m.off != req.off:
-			return "", false, unclear("line %d: %q looks like a %s field but is not one: write it as %s: deadline=...", m.line, m.text, HeaderName, HeaderName)
+			return "", false, unclear("line %d: %+q looks like a %s field but is not one: write it as %s: deadline=...", m.line, m.text, HeaderName, HeaderName)
 		}
 	}
 	if req == nil {
@@ -310,8 +310,9 @@ func ftext(name []byte) bool {
 	return true
 }
 
-// clip shortens a line for a reply (callers quote it with %q, which
-// escapes control and 8-bit bytes).
+// clip shortens a line for a reply (callers quote it with %+q, which
+// escapes control and non-ASCII bytes: an SMTP reply is ASCII, RFC 5321
+// section 4.2).
 func clip(b []byte) string {
 	if len(b) > 60 {
 		b = b[:60]
@@ -348,7 +349,7 @@ func strictFields(block []byte) ([]field, error) {
 			return nil, fmt.Errorf("line %d: a NUL byte in the header", n)
 		case len(line) > 0 && isWSP(line[0]):
 			if len(bytes.TrimLeft(line, " \t")) == 0 {
-				return nil, fmt.Errorf("line %d: a line of only whitespace in the header (obsolete syntax, RFC 5322 §4.5.3)", n)
+				return nil, fmt.Errorf("line %d: a line of only whitespace in the header (obsolete syntax, RFC 5322 section 4.5.3)", n)
 			}
 			if len(out) == 0 {
 				return nil, fmt.Errorf("line %d: the header's first line begins with whitespace", n)
@@ -356,16 +357,16 @@ func strictFields(block []byte) ([]field, error) {
 		default:
 			name, _, ok := bytes.Cut(line, []byte(":"))
 			if !ok {
-				return nil, fmt.Errorf("line %d: %q is not a header field (no colon)", n, clip(line))
+				return nil, fmt.Errorf("line %d: %+q is not a header field (no colon)", n, clip(line))
 			}
 			if len(name) == 0 {
 				return nil, fmt.Errorf("line %d: a field without a name", n)
 			}
 			if bare := bytes.TrimRight(name, " \t"); len(bare) < len(name) && ftext(bare) {
-				return nil, fmt.Errorf("line %d: whitespace between the field name %q and its colon (obsolete syntax, RFC 5322 §4.5.2)", n, clip(bare))
+				return nil, fmt.Errorf("line %d: whitespace between the field name %+q and its colon (obsolete syntax, RFC 5322 section 4.5.2)", n, clip(bare))
 			}
 			if !ftext(name) {
-				return nil, fmt.Errorf("line %d: field name %q has a byte no field name may hold (RFC 5322 §3.6.8)", n, clip(name))
+				return nil, fmt.Errorf("line %d: field name %+q has a byte no field name may hold (RFC 5322 section 3.6.8)", n, clip(name))
 			}
 			out = append(out, field{name: string(name), off: off, line: n})
 		}

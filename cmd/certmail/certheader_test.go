@@ -78,6 +78,9 @@ func TestCertifiedHeaderVariantsOverLMTP(t *testing.T) {
 			if code != 550 || !strings.HasPrefix(text, "5.6.0 ") || !strings.Contains(text, c.want) {
 				t.Errorf("%s: %d %s, want 550 5.6.0 naming %q", c.name, code, text, c.want)
 			}
+			if strings.ContainsFunc(text, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+				t.Errorf("%s: the reply is not printable ASCII (RFC 5321 section 4.2): %q", c.name, text)
+			}
 		}
 	}
 	srv.stop(t)
