@@ -58,10 +58,10 @@ func ParseSpec(value string, now time.Time) (Spec, error) {
 		key = strings.ToLower(strings.TrimSpace(key))
 		val = strings.TrimSpace(val)
 		if !ok || val == "" {
-			return spec, fmt.Errorf("%s: parameter %q has no value", HeaderName, param)
+			return spec, fmt.Errorf("%s: parameter %+q has no value", HeaderName, param)
 		}
 		if seen[key] {
-			return spec, fmt.Errorf("%s: parameter %q given twice", HeaderName, key)
+			return spec, fmt.Errorf("%s: parameter %+q given twice", HeaderName, key)
 		}
 		seen[key] = true
 		switch key {
@@ -75,7 +75,7 @@ func ParseSpec(value string, now time.Time) (Spec, error) {
 			for _, a := range strings.Split(val, ",") {
 				addr, err := mail.ParseAddress(strings.TrimSpace(a))
 				if err != nil {
-					return spec, fmt.Errorf("%s: alternate %q is not an address: %w", HeaderName, strings.TrimSpace(a), err)
+					return spec, fmt.Errorf("%s: alternate %+q is not an address: %w", HeaderName, strings.TrimSpace(a), err)
 				}
 				spec.Alternates = append(spec.Alternates, strings.ToLower(addr.Address))
 			}
@@ -87,17 +87,17 @@ func ParseSpec(value string, now time.Time) (Spec, error) {
 			case OnExpiryNonDelivery, OnExpiryDeemedDelivery:
 				spec.OnExpiry = v
 			default:
-				return spec, fmt.Errorf("%s: on-expiry %q: want non-delivery or deemed-delivery", HeaderName, val)
+				return spec, fmt.Errorf("%s: on-expiry %+q: want non-delivery or deemed-delivery", HeaderName, val)
 			}
 		case "reveal":
 			switch v := strings.ToLower(val); v {
 			case RevealNone, RevealSender, RevealSenderSubject:
 				spec.Reveal = v
 			default:
-				return spec, fmt.Errorf("%s: reveal %q: want none, sender or sender-subject", HeaderName, val)
+				return spec, fmt.Errorf("%s: reveal %+q: want none, sender or sender-subject", HeaderName, val)
 			}
 		default:
-			return spec, fmt.Errorf("%s: unknown parameter %q", HeaderName, key)
+			return spec, fmt.Errorf("%s: unknown parameter %+q", HeaderName, key)
 		}
 	}
 	if !seen["deadline"] {
@@ -121,13 +121,13 @@ func parseDeadline(val string, now time.Time) (time.Time, error) {
 	}
 	d, err := time.ParseDuration(val)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("deadline %q: want an RFC 3339 time or a duration such as 72h", val)
+		return time.Time{}, fmt.Errorf("deadline %+q: want an RFC 3339 time or a duration such as 72h", val)
 	}
 	if d <= 0 {
-		return time.Time{}, fmt.Errorf("deadline %q: duration must be positive", val)
+		return time.Time{}, fmt.Errorf("deadline %+q: duration must be positive", val)
 	}
 	if d > maxDeadline {
-		return time.Time{}, fmt.Errorf("deadline %q is more than a year away", val)
+		return time.Time{}, fmt.Errorf("deadline %+q is more than a year away", val)
 	}
 	return now.Add(d).UTC().Truncate(time.Second), nil
 }
