@@ -204,8 +204,12 @@ func (s *server) postCOD(t *testing.T, user, pw, label, cod string) (int, string
 func TestDeletedAccountNameStartsClean(t *testing.T) {
 	sink, relay := startSink(t)
 	conf := filepath.Join(t.TempDir(), "certmail.toml")
+	// The LMTP client (this test, on 127.0.0.1) is the trusted MTA: its
+	// senders get notices by mail.
 	os.WriteFile(conf, []byte(fmt.Sprintf(`hostname = "mail.example.org"
 domains = ["example.org"]
+[certified]
+trusted_lmtp_clients = ["127.0.0.1"]
 [relay]
 addr = %q
 tls = "none"
