@@ -34,14 +34,52 @@ func deletedKeyPrefix(acct string) []byte { return []byte("cm/pubkey-deleted/" +
 //   - Its custody key is destroyed and its public keys are retired and
 //     moved aside (deletedKeyPrefix).
 func (s *Service) accountDeleted(tx *mailbox.Tx, acct string) error {
+	if _, err := s.endItemsOf(tx, acct, 0); err != nil {
+		return err
+	}
+	return retireAccountKeys(tx, acct)
+}
+
+// deleteBatch is how many items accountDeleting ends per transaction: a
+// few hundred kilobytes of evidence and notices, well inside what one
+// Badger transaction takes (thousands of items in one did not fit).
+const deleteBatch = 100
+
+// accountDeleting ends acct's pending items before the transaction that
+// deletes the account (a store hook), deleteBatch per transaction, so that
+// the deletion works however many there are. Each is a complete
+// transition of its own (evidence, notice); those that arrive meanwhile
+// are ended in the deletion's transaction by accountDeleted.
+func (s *Service) accountDeleting(acct string) error {
+	for {
+		var n int
+		if err := s.store.Update(func(tx *mailbox.Tx) error {
+			var err error
+			n, err = s.endItemsOf(tx, acct, deleteBatch)
+			return err
+		}); err != nil {
+			return err
+		}
+		if n < deleteBatch {
+			return nil
+		}
+	}
+}
+
+// endItemsOf ends up to limit (0: all) of the pending items acct is the
+// recipient or an alternate of, and says how many it ended.
+func (s *Service) endItemsOf(tx *mailbox.Tx, acct string, limit int) (int, error) {
 	var pending []*Item
 	if err := ListItems(tx, func(it *Item) error {
+		if limit > 0 && len(pending) >= limit {
+			return nil
+		}
 		if it.Pending() && (it.Recipient == acct || it.IsHolder(acct) || s.namesAccount(it.Alternates, acct)) {
 			pending = append(pending, it)
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("finding the certified items of %s: %w", acct, err)
+		return 0, fmt.Errorf("finding the certified items of %s: %w", acct, err)
 	}
 	for _, it := range pending {
 		var err error
@@ -51,10 +89,10 @@ func (s *Service) accountDeleted(tx *mailbox.Tx, acct string) error {
 			err = s.alternateGone(tx, it, acct)
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return retireAccountKeys(tx, acct)
+	return len(pending), nil
 }
 
 // namesAccount reports whether any of addrs is acct's address.

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -106,5 +107,42 @@ func TestDeleteAccountEndsItsItems(t *testing.T) {
 	}
 	if msgs, err := e.store.Messages("alice", inbox.ID); err != nil || len(msgs) != 0 {
 		t.Fatalf("the new alice's INBOX holds %d messages (%v)", len(msgs), err)
+	}
+}
+
+// TestDeleteAccountWithManyItems: an account with more pending items than
+// one store transaction holds (a thousand did not fit) is still deleted,
+// every item ending as non-delivery.
+func TestDeleteAccountWithManyItems(t *testing.T) {
+	e := newEnv(t)
+	const n = 1000
+	var labels []string
+	for i := 0; i < n; i += 100 {
+		if err := e.store.Update(func(tx *mailbox.Tx) error {
+			for j := 0; j < 100; j++ {
+				it, err := e.svc.Post(tx, certified.PostRequest{Raw: heldMessage, Sender: "clerk@court.example", Recipient: "alice"})
+				if err != nil {
+					return err
+				}
+				labels = append(labels, it.Label)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := e.store.DeleteAccount("alice"); err != nil {
+		t.Fatalf("deleting an account with %d pending items: %v", n, err)
+	}
+	t.Logf("deleting an account with %d pending items took %v", n, time.Since(start))
+	for _, l := range labels {
+		it, err := e.svc.Item(l)
+		if err != nil || it.State != certified.StateExpired {
+			t.Fatalf("item %s after the deletion: %+v %v", l, it, err)
+		}
+	}
+	if ok, _ := e.store.AccountExists("alice"); ok {
+		t.Fatal("the account is still there")
 	}
 }

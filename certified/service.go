@@ -109,7 +109,7 @@ func New(store *mailbox.Store, log *evidence.Log, opts Options) *Service {
 		opts.Now = time.Now
 	}
 	s := &Service{store: store, log: log, opts: opts, lg: opts.Logger}
-	store.AddHooks(mailbox.Hooks{AccountDeleted: s.accountDeleted})
+	store.AddHooks(mailbox.Hooks{AccountDeleted: s.accountDeleted, BeforeAccountDeleted: s.accountDeleting})
 	return s
 }
 

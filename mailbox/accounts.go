@@ -320,12 +320,22 @@ func (s *Store) SetPassword(name, password string, extra func(tx *Tx) error) err
 // DeleteAccount removes an account, its mailboxes and its messages. One
 // transaction removes the account and its mailboxes and runs the
 // AccountDeleted hooks, which end whatever else it owned (certified items,
-// keys, timers); the messages are removed after it, in batches. A new
-// account of the same name finds nothing of the old one.
+// keys, timers); the BeforeAccountDeleted hooks run before it, for work
+// too large for one transaction, and the messages are removed after it,
+// in batches. A new account of the same name finds nothing of the old
+// one.
 func (s *Store) DeleteAccount(name string) error {
 	acct, err := NormalizeAccount(name)
 	if err != nil {
 		return fmt.Errorf("account %q: %w", name, err)
+	}
+	if ok, err := s.AccountExists(acct); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("account %q: %w", acct, ErrNoAccount)
+	}
+	if err := s.runBeforeAccountDeletedHooks(acct); err != nil {
+		return fmt.Errorf("deleting account %q: %w", acct, err)
 	}
 	var boxes []*MailboxInfo
 	if err := s.Update(func(tx *Tx) error {

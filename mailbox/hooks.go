@@ -1,6 +1,9 @@
 package mailbox
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Hooks let other packages act inside the transaction that changes a
 // message, so what they write (a timer, an audit record) commits or fails
@@ -17,6 +20,11 @@ type Hooks struct {
 	// policies) ends in the same commit, so that nothing of it passes to
 	// a later account of the same name.
 	AccountDeleted func(tx *Tx, acct string) error
+	// BeforeAccountDeleted runs before that transaction, outside it, for
+	// work that may be too large for one transaction (ending thousands
+	// of certified items), done in transactions of its own. Whatever it
+	// leaves, and whatever arrives meanwhile, AccountDeleted ends.
+	BeforeAccountDeleted func(acct string) error
 }
 
 type hookList struct {
@@ -63,6 +71,20 @@ func (s *Store) runAccountDeletedHooks(tx *Tx, acct string) error {
 	for _, h := range s.hooks.hooks {
 		if h.AccountDeleted != nil {
 			if err := h.AccountDeleted(tx, acct); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) runBeforeAccountDeletedHooks(acct string) error {
+	s.hooks.mu.RLock()
+	hooks := slices.Clone(s.hooks.hooks)
+	s.hooks.mu.RUnlock()
+	for _, h := range hooks {
+		if h.BeforeAccountDeleted != nil {
+			if err := h.BeforeAccountDeleted(acct); err != nil {
 				return err
 			}
 		}
