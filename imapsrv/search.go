@@ -3,7 +3,6 @@ package imapsrv
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,12 +31,10 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("too many search keys: %d (limit %d)", n, lim.MaxSearchKeys)}
 	}
-	ctx, stop := sess.commandContext(lim.SearchTimeout)
-	defer stop()
-	run := &searchRun{sess: sess, done: ctx.Done()}
+	run := &searchRun{sess: sess, watch: sess.watchCommand(lim.SearchTimeout)}
 	data, err := sess.search(run, kind, criteria, options)
-	if err != nil && ctx.Err() != nil {
-		err = sess.stopped(ctx, lim.SearchTimeout, run)
+	if err != nil && run.watch.err != nil {
+		err = sess.stopped(run.watch.err, lim.SearchTimeout, run)
 	}
 	if h := sess.srv.onSearchDone; h != nil {
 		h(run.messages, run.folds, err)
@@ -46,8 +43,7 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 }
 
 // stopped is the answer to a SEARCH its context ended.
-func (sess *session) stopped(ctx context.Context, timeout time.Duration, run *searchRun) error {
-	cause := context.Cause(ctx)
+func (sess *session) stopped(cause error, timeout time.Duration, run *searchRun) error {
 	sess.srv.log.Warn("search stopped", "user", sess.acct, "remote", sess.remote(), "reason", cause.Error(), "messages", run.messages)
 	if errors.Is(cause, errCommandTimeout) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
@@ -87,8 +83,8 @@ func searchKeys(c *imap.SearchCriteria) int {
 // searchRun is one SEARCH command's state.
 type searchRun struct {
 	sess *session
-	// done is closed when the search must stop (see commandContext).
-	done <-chan struct{}
+	// watch says when the search must stop (cancel.go).
+	watch *commandWatch
 	// folded holds each text key that is not ASCII, case-folded once.
 	folded map[string][]byte
 	// What the search cost, for the log and the tests: messages looked
@@ -98,17 +94,6 @@ type searchRun struct {
 }
 
 var errSearchStopped = errors.New("search stopped")
-
-// stop reports whether the search must end; a non-blocking receive, cheap
-// enough for every message.
-func (run *searchRun) stop() bool {
-	select {
-	case <-run.done:
-		return true
-	default:
-		return false
-	}
-}
 
 // foldedKey is a text key case-folded, computed once per SEARCH.
 func (run *searchRun) foldedKey(word string) []byte {
@@ -151,16 +136,18 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 	data := &imap.SearchData{}
 	var seqSet imap.SeqSet
 	var uidSet imap.UIDSet
-	for _, t := range all {
-		if run.stop() {
+	hook := sess.srv.onSearchMessage
+	for i, t := range all {
+		if i%checkEvery == 0 && run.watch.check() {
+			run.messages = i
 			return nil, errSearchStopped
 		}
-		run.messages++
-		if h := sess.srv.onSearchMessage; h != nil {
-			h()
+		if hook != nil {
+			hook()
 		}
 		ok, err := sess.matchOne(run, t, &c)
 		if err != nil {
+			run.messages = i + 1
 			return nil, err
 		}
 		if !ok {
@@ -190,6 +177,7 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 		}
 		data.Count++
 	}
+	run.messages = len(all)
 	// Always a typed set, even when empty, so the client can tell UIDs
 	// from sequence numbers.
 	if kind == imapserver.NumKindUID {
@@ -253,7 +241,6 @@ func (sess *session) staticCriteria(c imap.SearchCriteria, maxSeq, maxUID uint32
 // matchMessage evaluates criteria against one message, reading its bytes
 // only if a criterion needs them, and at most once.
 type matchMessage struct {
-	sess   *session
 	run    *searchRun
 	t      target
 	raw    []byte
@@ -262,14 +249,27 @@ type matchMessage struct {
 	gone   bool
 	// inPlace: load asks matchOne to read the bytes in place.
 	inPlace bool
-	// Decoded text, computed on first need, and case-folded on first
-	// need of a key that is not ASCII: once per message, however many
-	// keys (issue 11).
+	// text is what was decoded and case-folded of the message, made on
+	// first need: most messages of most searches need none, and a SEARCH
+	// UNSEEN spends some 50 ns a message, so matchMessage stays small.
+	text *matchText
+}
+
+// matchText is a message's decoded text, case-folded on first need of a
+// key that is not ASCII: once per message, however many keys (issue 11).
+type matchText struct {
 	bodyText, bodyFolded     []byte
 	headerText, headerFolded []byte
 	// fields holds the decoded values of header fields by lower-case name,
 	// as HEADER, FROM, TO, CC, BCC and SUBJECT keys need them.
 	fields map[string]*fieldValues
+}
+
+func (mm *matchMessage) txt() *matchText {
+	if mm.text == nil {
+		mm.text = &matchText{}
+	}
+	return mm.text
 }
 
 type fieldValues struct {
@@ -289,13 +289,13 @@ const zeroCopyMax = 1 << 20
 // matchOne evaluates c against one message, reading its bytes only if a
 // criterion needs them, in place when the message is not large.
 func (sess *session) matchOne(run *searchRun, t target, c *imap.SearchCriteria) (bool, error) {
-	mm := matchMessage{sess: sess, run: run, t: t, inPlace: t.msg.Size < zeroCopyMax}
+	mm := matchMessage{run: run, t: t, inPlace: t.msg.Size < zeroCopyMax}
 	ok, err := mm.match(c)
 	if !errors.Is(err, errNeedRaw) {
 		return ok, err
 	}
 	err = sess.srv.store.ReadRaw(t.msg.Blob, func(raw []byte) error {
-		mm = matchMessage{sess: sess, run: run, t: t, raw: raw, loaded: true}
+		mm = matchMessage{run: run, t: t, raw: raw, loaded: true}
 		ok, err = mm.match(c)
 		return err
 	})
@@ -316,7 +316,7 @@ func (mm *matchMessage) load() error {
 		return errNeedRaw
 	}
 	mm.loaded = true
-	raw, err := mm.sess.srv.store.Raw(mm.t.msg.Blob)
+	raw, err := mm.run.sess.srv.store.Raw(mm.t.msg.Blob)
 	if errors.Is(err, mailbox.ErrNoMessage) {
 		mm.gone = true
 		return nil
@@ -406,7 +406,7 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		if err := mm.load(); err != nil || mm.gone {
 			return false, err
 		}
-		if mm.run.stop() {
+		if mm.run.watch.check() { // each key can be a pass over the message
 			return false, errSearchStopped
 		}
 		if !mm.headerMatches(hf.Key, hf.Value) {
@@ -417,7 +417,7 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		if err := mm.load(); err != nil || mm.gone {
 			return false, err
 		}
-		if mm.run.stop() {
+		if mm.run.watch.check() { // each key can be a pass over the message
 			return false, errSearchStopped
 		}
 		if !mm.bodyContains(word) {
@@ -428,7 +428,7 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		if err := mm.load(); err != nil || mm.gone {
 			return false, err
 		}
-		if mm.run.stop() {
+		if mm.run.watch.check() { // each key can be a pass over the message
 			return false, errSearchStopped
 		}
 		if !mm.headerContains(word) && !mm.bodyContains(word) {
@@ -489,26 +489,28 @@ func (mm *matchMessage) headerMatches(key, value string) bool {
 // decoded once per message.
 func (mm *matchMessage) fieldValues(key string) *fieldValues {
 	name := strings.ToLower(key)
-	if fv, ok := mm.fields[name]; ok {
+	tx := mm.txt()
+	if fv, ok := tx.fields[name]; ok {
 		return fv
 	}
-	if mm.fields == nil {
-		mm.fields = make(map[string]*fieldValues)
+	if tx.fields == nil {
+		tx.fields = make(map[string]*fieldValues)
 	}
 	fv := &fieldValues{}
 	fields := mm.hdr().FieldsByKey(key)
 	for fields.Next() {
 		fv.decoded = append(fv.decoded, []byte(decodeHeaderValue(fields.Value())))
 	}
-	mm.fields[name] = fv
+	tx.fields[name] = fv
 	return fv
 }
 
 func (mm *matchMessage) headerContains(word string) bool {
-	if mm.headerText == nil && rawHeaderLacks(mm.raw[:headerLen(mm.raw)], word) {
+	if (mm.text == nil || mm.text.headerText == nil) && rawHeaderLacks(mm.raw[:headerLen(mm.raw)], word) {
 		return false
 	}
-	if mm.headerText == nil {
+	tx := mm.txt()
+	if tx.headerText == nil {
 		var b bytes.Buffer
 		fields := mm.hdr().Fields()
 		for fields.Next() {
@@ -518,18 +520,18 @@ func (mm *matchMessage) headerContains(word string) bool {
 			b.WriteString(v)
 			b.WriteString("\n")
 		}
-		mm.headerText = b.Bytes()
-		if mm.headerText == nil {
-			mm.headerText = []byte{}
+		tx.headerText = b.Bytes()
+		if tx.headerText == nil {
+			tx.headerText = []byte{}
 		}
 	}
 	if isASCII(word) {
-		return indexFoldASCII(mm.headerText, word) >= 0
+		return indexFoldASCII(tx.headerText, word) >= 0
 	}
-	if mm.headerFolded == nil {
-		mm.headerFolded = mm.run.fold(mm.headerText)
+	if tx.headerFolded == nil {
+		tx.headerFolded = mm.run.fold(tx.headerText)
 	}
-	return bytes.Contains(mm.headerFolded, mm.run.foldedKey(word))
+	return bytes.Contains(tx.headerFolded, mm.run.foldedKey(word))
 }
 
 func (mm *matchMessage) bodyContains(word string) bool {
@@ -550,16 +552,17 @@ func (mm *matchMessage) bodyContains(word string) bool {
 			return false
 		}
 	}
-	if mm.bodyText == nil {
-		mm.bodyText = decodedText(mm.raw)
+	tx := mm.txt()
+	if tx.bodyText == nil {
+		tx.bodyText = decodedText(mm.raw)
 	}
 	if isASCII(word) {
-		return indexFoldASCII(mm.bodyText, word) >= 0
+		return indexFoldASCII(tx.bodyText, word) >= 0
 	}
-	if mm.bodyFolded == nil {
-		mm.bodyFolded = mm.run.fold(mm.bodyText)
+	if tx.bodyFolded == nil {
+		tx.bodyFolded = mm.run.fold(tx.bodyText)
 	}
-	return bytes.Contains(mm.bodyFolded, mm.run.foldedKey(word))
+	return bytes.Contains(tx.bodyFolded, mm.run.foldedKey(word))
 }
 
 // decodedText is the concatenated text of a message's text/* parts,

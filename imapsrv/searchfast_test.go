@@ -51,7 +51,7 @@ func TestRawHeaderLacks(t *testing.T) {
 	for _, w := range []string{"quarterly", "REPORT", "quokka", "ann@EXAMPLE", "subject", "to", "bob", "absent",
 		"quarterly report", "to: bob", "late\r\n", "x-enc: quokka"} {
 		lacks := rawHeaderLacks(raw[:headerLen(raw)], w)
-		mm.headerText = nil
+		mm.text = nil
 		has := mm.headerContains(w)
 		if lacks && has {
 			t.Errorf("%q: raw header says absent, decoded header has it", w)

@@ -105,8 +105,15 @@ func TestSearchKeyLimit(t *testing.T) {
 }
 
 // A client that hangs up during a SEARCH stops it: the server does not
-// go on matching for nobody.
+// go on matching for nobody. Text keys look at the clock at each message,
+// cheap keys every 64 messages: both stop.
 func TestSearchStopsWhenClientHangsUp(t *testing.T) {
+	for _, keys := range []string{`TEXT "quokka"`, `UNSEEN`} {
+		t.Run(keys, func(t *testing.T) { searchHangUp(t, keys) })
+	}
+}
+
+func searchHangUp(t *testing.T, keys string) {
 	ts := newTestServer(t)
 	costs := watchSearches(ts)
 	ts.addUser("alice")
@@ -125,7 +132,7 @@ func TestSearchStopsWhenClientHangsUp(t *testing.T) {
 	rc.ok("SELECT INBOX")
 	// One more command after SEARCH, as a pipelining client sends: the
 	// server still sees the hang-up.
-	rc.write("a1 SEARCH TEXT \"quokka\"\r\na2 NOOP\r\n")
+	rc.write("a1 SEARCH " + keys + "\r\na2 NOOP\r\n")
 	select {
 	case <-started:
 	case <-time.After(5 * time.Second):
