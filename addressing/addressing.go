@@ -137,6 +137,24 @@ func (r *Resolver) Recipient(addr string) (Address, error) {
 	return a, err
 }
 
+// Login turns the name a user logs in with (IMAP LOGIN and AUTHENTICATE,
+// HTTP Basic auth) into the account it names: a bare account name, or
+// the account's address in any served domain (what mail clients send:
+// "alice@Example.org" is alice). An address in any other domain is
+// ErrNotLocal, never the local account of the same local part: the
+// carol of partner.example is somebody else. The domain rule is Route's
+// (with no domains configured, the gateway's name is the local one).
+func (r *Resolver) Login(name string) (string, error) {
+	a, err := r.classify(name, false)
+	if err != nil {
+		return "", err
+	}
+	if !a.Local() {
+		return "", fmt.Errorf("<%s>: %w", name, ErrNotLocal)
+	}
+	return a.Account, nil
+}
+
 func (r *Resolver) classify(addr string, anyDomain bool) (Address, error) {
 	addr = strings.TrimSpace(addr)
 	local, domain, hasAt := addr, "", false

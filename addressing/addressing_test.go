@@ -217,3 +217,31 @@ func FuzzRoute(f *testing.F) {
 		}
 	})
 }
+
+// TestLogin: a user logs in with the bare name or the address in any
+// served domain, in any case; an address elsewhere is no local account.
+func TestLogin(t *testing.T) {
+	cases := []struct{ cfg, name, want string }{
+		{"served", "alice", "acct:alice"},
+		{"served", " Alice ", "acct:alice"},
+		{"served", "alice@example.org", "acct:alice"},
+		{"served", "ALICE@EXAMPLE.org", "acct:alice"},
+		{"served", "alice@example.net.", "acct:alice"},
+		{"served", "alice@partner.example", "notlocal"},
+		{"served", "alice@evil.test", "notlocal"},
+		{"served", "alice@mail.example.org", "notlocal"},
+		{"served", "alice@", "bad"},
+		{"served", "@example.org", "bad"},
+		{"served", "a b@example.org", "noaccount"},
+		{"none", "alice@mail.example.org", "acct:alice"},
+		{"none", "alice@example.org", "notlocal"},
+		{"none", "alice@partner.example", "notlocal"},
+		{"plain", "alice@Example.Org", "acct:alice"},
+	}
+	for _, c := range cases {
+		acct, err := New(configs[c.cfg]).Login(c.name)
+		if got := outcome(Address{Account: acct}, err); got != c.want {
+			t.Errorf("%s: Login(%q) = %s, want %s", c.cfg, c.name, got, c.want)
+		}
+	}
+}

@@ -6,9 +6,12 @@
 // often. Locked is locked everywhere: guesses over HTTP lock IMAP and the
 // other way round.
 //
-// Accounts are counted under the store's own canonical name
-// (mailbox.NormalizeAccount), so " bob", "BOB" and "bob\t" share bob's
-// budget; names that cannot be an account are counted by address only.
+// A login name is the account name or the account's address in a served
+// domain (Policy.Addresses, the resolver delivery uses), and accounts are
+// counted under the store's own canonical name, so " bob", "BOB",
+// "bob\t" and "Bob@Example.org" share bob's budget; names that cannot be
+// a local account (bob@elsewhere.example among them) are refused without
+// a password check and counted by address only.
 // Addresses are counted per IPv4 address and per IPv6 /64, the block one
 // subscriber gets. Both tables are bounded (Policy.MaxEntries).
 package authguard
@@ -22,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"certmail/mailbox"
+	"certmail/addressing"
 )
 
 // Policy says how failures are answered. The zero value counts nothing
@@ -46,6 +49,10 @@ type Policy struct {
 	// MaxEntries bounds each table (accounts, addresses); 0:
 	// DefaultMaxEntries.
 	MaxEntries int
+	// Addresses turns a login name into an account (Resolver.Login): a
+	// bare name, or an address in a served domain. nil: bare names and
+	// addresses at localhost only.
+	Addresses *addressing.Resolver
 }
 
 const (
@@ -122,6 +129,9 @@ func New(c Checker, p Policy, log *slog.Logger) *Guard {
 	if log == nil {
 		log = slog.Default()
 	}
+	if p.Addresses == nil {
+		p.Addresses = addressing.New(addressing.Options{})
+	}
 	return &Guard{check: c, pol: p, log: log, now: time.Now,
 		accts: newTable(p.MaxEntries), addrs: newTable(p.MaxEntries)}
 }
@@ -146,7 +156,15 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (s
 	en := g.addrs.begin(addrKey, now, g.pol.Lockout)
 	g.mu.Unlock()
 
-	acct, err := g.check.Authenticate(a.Name, password)
+	if acctKey == "" {
+		// Not a local account's name: no password to check, and no
+		// account's budget to spend (alice@elsewhere.example must not
+		// lock out alice).
+		return "", g.failed(ctx, a, acctKey, ea, addrKey, en, "not a local account")
+	}
+	// The canonical name, not what was typed: the store knows accounts,
+	// not addresses.
+	acct, err := g.check.Authenticate(acctKey, password)
 	if err == nil {
 		g.mu.Lock()
 		g.succeeded(acctKey, ea, addrKey, en)
@@ -240,14 +258,23 @@ func (g *Guard) delay(failures int) time.Duration {
 }
 
 // keys are the table keys of a: the canonical account ("" for a name
-// that cannot be one) and the address block ("" for none, or an exempt
-// loopback client).
+// that cannot be a local one) and the address block ("" for none, or an
+// exempt loopback client).
 func (g *Guard) keys(a Attempt) (acct, addr string) {
-	acct, err := mailbox.NormalizeAccount(a.Name)
+	acct, err := g.pol.Addresses.Login(a.Name)
 	if err != nil {
 		acct = ""
 	}
 	return acct, g.addrKey(a.Remote)
+}
+
+// Account is the local account a login name names (the bare name or its
+// address in a served domain), the name the guard counts and checks;
+// an error for a name that is no local account's. For callers that must
+// compare names (an authorization identity with the login's) by the
+// guard's rule.
+func (g *Guard) Account(name string) (string, error) {
+	return g.pol.Addresses.Login(name)
 }
 
 // addrKey is the block remote is counted in: the IPv4 address, or the

@@ -12,7 +12,6 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"certmail/authguard"
-	"certmail/mailbox"
 )
 
 // LOGIN (RFC 9051 section 6.2.3) and AUTHENTICATE PLAIN (section 6.2.2,
@@ -103,7 +102,7 @@ func (p *plainServer) Next(resp []byte) (challenge []byte, done bool, err error)
 		return nil, true, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed,
 			Text: "invalid PLAIN response: " + err.Error()}
 	}
-	if authzid != "" && !sameAccount(authzid, authcid) {
+	if authzid != "" && !sess.sameAccount(authzid, authcid) {
 		// Acting as another user (RFC 4616 section 2) is not offered.
 		ferr := sess.srv.auth.Fail(context.Background(), sess.attempt(authcid), "AUTHENTICATE PLAIN for another identity")
 		if aerr := authError(ferr); aerr != imapserver.ErrAuthFailed {
@@ -115,11 +114,11 @@ func (p *plainServer) Next(resp []byte) (challenge []byte, done bool, err error)
 	return nil, true, sess.Login(authcid, passwd)
 }
 
-// sameAccount reports whether two names are one account, by the store's
-// own rule.
-func sameAccount(a, b string) bool {
-	na, errA := mailbox.NormalizeAccount(a)
-	nb, errB := mailbox.NormalizeAccount(b)
+// sameAccount reports whether two names are one account, by the guard's
+// rule (a client may send its address as both identities).
+func (sess *session) sameAccount(a, b string) bool {
+	na, errA := sess.srv.auth.Account(a)
+	nb, errB := sess.srv.auth.Account(b)
 	return errA == nil && errB == nil && na == nb
 }
 

@@ -90,7 +90,11 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	if err != nil {
 		return nil, err
 	}
-	auth := authguard.New(store, authPolicy(cfg), logger.With("component", "auth")) // ops.go
+	// Logins by address resolve as delivery does: one rule for what
+	// alice@example.org is.
+	pol := authPolicy(cfg) // ops.go
+	pol.Addresses = addrs
+	auth := authguard.New(store, pol, logger.With("component", "auth"))
 	return &services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, auth: auth, cfg: cfg, logger: logger}, nil
 }
 

@@ -1,0 +1,120 @@
+package interop
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLoginByAddress: users type their address, in any case, for any
+// served domain: IMAP LOGIN, AUTHENTICATE PLAIN (with and without the
+// address as authorization identity) and HTTP Basic on the COD endpoint
+// all take it. An address in another domain is refused even with the
+// local account's password, and spends none of its budget; the address
+// and the bare name share one lockout budget.
+func TestLoginByAddress(t *testing.T) {
+	cfg := writeConfig(t, `
+hostname = "mail.example.org"
+domains = ["example.org", "Example.NET"]
+[certified]
+alternate_domains = ["partner.example"]
+[limits]
+loopback_exempt = true
+login_free_failures = 2
+login_max_failures = 3
+login_delay = "10ms"
+login_lockout = "1m"
+`)
+	s := startServer(t, "--config", cfg)
+	s.addUser("alice", "alice-pw")
+
+	conn, br := rawIMAP(t, s.imap)
+	cmd := func(tag, line string) string {
+		t.Helper()
+		conn.Write([]byte(tag + " " + line + "\r\n"))
+		for {
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: read: %v", line, err)
+			}
+			if strings.HasPrefix(l, tag+" ") {
+				return strings.TrimRight(l, "\r\n")
+			}
+		}
+	}
+	plain := func(authzid, authcid, pw string) string {
+		return "AUTHENTICATE PLAIN " + base64.StdEncoding.EncodeToString([]byte(authzid+"\x00"+authcid+"\x00"+pw))
+	}
+	relogin := func() {
+		t.Helper()
+		conn.Close()
+		conn, br = rawIMAP(t, s.imap)
+	}
+
+	// Accepted, each on a fresh connection.
+	for i, line := range []string{
+		`LOGIN alice@example.org alice-pw`,
+		`LOGIN "ALICE@EXAMPLE.ORG" alice-pw`,
+		`LOGIN alice@example.net. alice-pw`,
+		plain("", "alice@Example.Net", "alice-pw"),
+		plain("alice@example.org", "Alice@example.org", "alice-pw"),
+		plain("alice", "alice@example.org", "alice-pw"),
+	} {
+		relogin()
+		tag := fmt.Sprintf("ok%d", i)
+		if l := cmd(tag, line); !strings.HasPrefix(l, tag+" OK") {
+			t.Fatalf("%s: %s", line, l)
+		}
+		// Logged in as alice: her INBOX.
+		if l := cmd(tag+"s", "SELECT INBOX"); !strings.HasPrefix(l, tag+"s OK") {
+			t.Fatalf("%s then SELECT: %s", line, l)
+		}
+	}
+	// Refused with the right password: not a served domain (an alternate
+	// domain is somebody else's alice), and more often than the lockout
+	// allows, which must not lock the local alice.
+	relogin()
+	for i, line := range []string{
+		`LOGIN alice@partner.example alice-pw`,
+		`LOGIN alice@evil.test alice-pw`,
+		plain("", "alice@mail.example.org", "alice-pw"),
+		`LOGIN alice@evil.test alice-pw`,
+	} {
+		tag := fmt.Sprintf("no%d", i)
+		if l := cmd(tag, line); !strings.HasPrefix(l, tag+" NO [AUTHENTICATIONFAILED]") {
+			t.Fatalf("%s: %s", line, l)
+		}
+	}
+	if l := cmd("b1", "LOGIN alice alice-pw"); !strings.HasPrefix(l, "b1 OK") {
+		t.Fatalf("alice after failures of other domains' alice: %s", l)
+	}
+
+	// HTTP Basic on the COD endpoint: the address passes authentication
+	// (then there is no such item: 404); another domain's alice is 401.
+	label := "CM-NOSUCHITEM"
+	if code, body := s.postCOD(t, "Alice@Example.org", "alice-pw", label, "x"); code == http.StatusUnauthorized {
+		t.Fatalf("HTTP Basic with the address: %d %s", code, body)
+	}
+	if code, body := s.postCOD(t, "alice@evil.test", "alice-pw", label, "x"); code != http.StatusUnauthorized {
+		t.Fatalf("HTTP Basic with another domain's address: %d %s", code, body)
+	}
+
+	// One budget: two wrong passwords by address, one by name (over
+	// HTTP), and the account is locked for every spelling.
+	relogin()
+	cmd("f1", "LOGIN alice@EXAMPLE.org wrong1")
+	cmd("f2", plain("", "alice@example.net", "wrong2"))
+	if code, _ := s.postCOD(t, "alice", "wrong3", label, "x"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password over HTTP: %d", code)
+	}
+	for i, line := range []string{`LOGIN alice alice-pw`, `LOGIN alice@example.org alice-pw`} {
+		tag := fmt.Sprintf("l%d", i)
+		if l := cmd(tag, line); !strings.HasPrefix(l, tag+" NO [AUTHENTICATIONFAILED] too many failed logins") {
+			t.Fatalf("%s while locked: %s", line, l)
+		}
+	}
+}
