@@ -1,8 +1,11 @@
 // Command certbench compares certmail with Dovecot on the same machine:
-// LMTP ingest, an IMAP session mix, a large mailbox and idle sessions.
+// LMTP ingest, an IMAP session mix, a large mailbox and idle sessions;
+// and, when asked (--only resync), a client resynchronising a large
+// mailbox with and without QRESYNC.
 //
 //	go run ./cmd/certbench            # the full benchmark (minutes)
 //	go run ./cmd/certbench --smoke    # everything tiny (seconds), for CI
+//	go run ./cmd/certbench --only resync --require-dovecot
 //
 // It installs nothing. It builds certmail and runs it on a temporary data
 // directory with loopback ports; when Dovecot is installed (Debian's
@@ -46,6 +49,8 @@ type options struct {
 	largeM, largeC                int
 	idleK                         int
 	idleWake, idleSettle          time.Duration
+	resyncM, resyncFlags          int
+	resyncExpunges                int
 }
 
 func main() { os.Exit(run()) }
@@ -74,6 +79,9 @@ func run() int {
 	flag.IntVar(&o.idleK, "idle-k", 1000, "idle: concurrent IDLE sessions (spread over the session-mix users)")
 	flag.DurationVar(&o.idleWake, "idle-wake-timeout", 10*time.Second, "idle: how long to wait for every session to see new mail")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 30*time.Second, "idle: how long the sessions idle before the RSS is read")
+	flag.IntVar(&o.resyncM, "resync-m", 100_000, "resync: messages in the mailbox the client knows")
+	flag.IntVar(&o.resyncFlags, "resync-flags", 100, "resync: flag changes by another session per round")
+	flag.IntVar(&o.resyncExpunges, "resync-expunges", 10, "resync: expunges by another session per round")
 	flag.Parse()
 	if o.smoke {
 		set := map[string]bool{}
@@ -92,6 +100,7 @@ func run() int {
 		def("large-m", &o.largeM, 300)
 		def("large-c", &o.largeC, 4)
 		def("idle-k", &o.idleK, 20)
+		def("resync-m", &o.resyncM, 300)
 		if !set["mix-duration"] {
 			o.mixDur = 2 * time.Second
 		}
@@ -107,11 +116,11 @@ func run() int {
 	for _, w := range strings.Split(o.only, ",") {
 		w = strings.TrimSpace(w)
 		switch w {
-		case "ingest", "mix", "large", "idle":
+		case "ingest", "mix", "large", "idle", "resync":
 			b.workloads[w] = true
 		case "":
 		default:
-			fmt.Fprintf(os.Stderr, "certbench: unknown workload %q (want ingest, mix, large, idle)\n", w)
+			fmt.Fprintf(os.Stderr, "certbench: unknown workload %q (want ingest, mix, large, idle, resync)\n", w)
 			return 2
 		}
 	}
@@ -173,6 +182,7 @@ type bench struct {
 	results   *results
 	users     struct{ mix, ingest []string }
 	bigUser   string
+	rsUser    string
 	dovecot   string // version, if running
 	loadStart string
 }
@@ -208,7 +218,8 @@ func (b *bench) setup() error {
 		b.users.ingest = append(b.users.ingest, fmt.Sprintf("in%02d", i))
 	}
 	b.bigUser = "big"
-	all := append(append(append([]string(nil), b.users.mix...), b.users.ingest...), b.bigUser)
+	b.rsUser = "resync"
+	all := append(append(append([]string(nil), b.users.mix...), b.users.ingest...), b.bigUser, b.rsUser)
 
 	bin := o.certmailBin
 	if bin == "" {
@@ -341,6 +352,9 @@ func (b *bench) runAll() {
 	}
 	if b.workloads["idle"] {
 		b.runIdleWorkload()
+	}
+	if b.workloads["resync"] {
+		b.runResyncWorkload()
 	}
 }
 
@@ -503,6 +517,90 @@ func (b *bench) runIdleWorkload() {
 				}
 			}
 		}
+	}
+}
+
+func (b *bench) runResyncWorkload() {
+	o := b.o
+	if o.resyncM < o.rounds*(o.resyncFlags+o.resyncExpunges) {
+		b.failures = append(b.failures, fmt.Sprintf("resync: %d messages are too few for %d rounds of %d flag changes and %d expunges",
+			o.resyncM, o.rounds, o.resyncFlags, o.resyncExpunges))
+		return
+	}
+	b.notes = append(b.notes, fmt.Sprintf("Resync: a client knows an INBOX of %d messages (1–8 KB, filled over LMTP) as of some MODSEQ; each round another session makes %d flag changes (one UID STORE each) and %d expunges, "+
+		"then the client reconnects (connect, LOGIN, CAPABILITY) and becomes exact again: with QRESYNC by ENABLE QRESYNC and one SELECT INBOX (QRESYNC (uidvalidity modseq)) (RFC 7162 section 3.2.5), "+
+		"without by SELECT INBOX and UID FETCH 1:* (FLAGS); time and bytes both ways count until the view is exact, which is checked against the changes made.",
+		o.resyncM, o.resyncFlags, o.resyncExpunges))
+	states := map[*server]*resyncState{}
+	for _, s := range b.servers {
+		b.logf("resync: filling %s with %d messages", s.name, o.resyncM)
+		_, ok := b.measure("resync-fill", 0, s, func() error {
+			rcpt := b.rsUser + "@example.org"
+			if _, _, err := deliverAll(s.lmtp, o.largeC, o.resyncM, func(i int) (string, []byte) {
+				return rcpt, message(o.seed+11, i, rcpt, small)
+			}); err != nil {
+				return err
+			}
+			v, qresync, _, err := fullView(s.imap, b.rsUser, password)
+			if err != nil {
+				return err
+			}
+			if len(v.flags) != o.resyncM || v.exists != o.resyncM {
+				return fmt.Errorf("INBOX has %d messages (EXISTS %d) after delivering %d", len(v.flags), v.exists, o.resyncM)
+			}
+			states[s] = &resyncState{model: v.clone(), known: v, qresync: qresync}
+			return nil
+		})
+		if !ok {
+			continue
+		}
+		if !states[s].qresync {
+			b.results.unsupported("resync", resyncQTime, s.name)
+			b.results.unsupported("resync", resyncQKB, s.name)
+			b.notes = append(b.notes, fmt.Sprintf("Resync: %s does not offer QRESYNC (not in its CAPABILITY): not supported.", s.name))
+			b.logf("  %s does not offer QRESYNC: resync with QRESYNC not supported", s.name)
+		}
+	}
+	for r := 0; r < o.rounds; r++ {
+		for _, s := range b.order(r) {
+			st := states[s]
+			if st == nil {
+				continue
+			}
+			b.logf("resync round %d on %s", r+1, s.name)
+			got := map[string]float64{}
+			_, ok := b.measure("resync", r, s, func() error {
+				return runResyncRound(s, st, b.rsUser, password, o.resyncFlags, o.resyncExpunges, r, o.seed+13,
+					func(name string, v float64) { got[name] = v })
+			})
+			if !ok {
+				continue
+			}
+			for _, name := range []string{resyncQTime, resyncQKB, resyncFTime, resyncFKB} {
+				if v, ok := got[name]; ok {
+					b.results.add("resync", name, s.name, v, lower)
+				}
+			}
+			if st.qresync {
+				b.logf("  QRESYNC %.1f ms, %.1f KB; full %.1f ms, %.1f KB (%.1f× the time, %.1f× the bytes)",
+					got[resyncQTime], got[resyncQKB], got[resyncFTime], got[resyncFKB], got[resyncFTime]/got[resyncQTime], got[resyncFKB]/got[resyncQKB])
+			} else {
+				b.logf("  full %.1f ms, %.1f KB (QRESYNC not supported)", got[resyncFTime], got[resyncFKB])
+			}
+		}
+	}
+	// The comparison across rows: certmail without QRESYNC
+	// against certmail with it and Dovecot with it.
+	cmFull := median(b.results.get("resync", resyncFTime, lower).vals["certmail"])
+	cmFullKB := median(b.results.get("resync", resyncFKB, lower).vals["certmail"])
+	for _, s := range b.servers {
+		q := b.results.get("resync", resyncQTime, lower).vals[s.name]
+		qkb := b.results.get("resync", resyncQKB, lower).vals[s.name]
+		if len(q) == 0 || cmFull == 0 {
+			continue
+		}
+		b.notes = append(b.notes, fmt.Sprintf("Resync: certmail without QRESYNC takes %.1f× the time and %.1f× the bytes of %s with QRESYNC.",
+			cmFull/median(q), cmFullKB/median(qkb), s.name))
 	}
 }
 

@@ -21,6 +21,8 @@ type metric struct {
 	// detail metrics carry a second value (p99 beside p50).
 	detail bool
 	vals2  map[string][]float64
+	// unsup: servers that lack what the metric measures (a capability).
+	unsup map[string]bool
 }
 
 type results struct {
@@ -49,6 +51,16 @@ func (r *results) get(workload, name string, dir direction) *metric {
 func (r *results) add(workload, name, server string, v float64, dir direction) {
 	m := r.get(workload, name, dir)
 	m.vals[server] = append(m.vals[server], v)
+}
+
+// unsupported marks a metric "not supported" for a server: no figure,
+// and no failure either.
+func (r *results) unsupported(workload, name, server string) {
+	m := r.get(workload, name, lower)
+	if m.unsup == nil {
+		m.unsup = map[string]bool{}
+	}
+	m.unsup[server] = true
 }
 
 func (r *results) addDetail(workload, name, server string, v, v2 float64) {
@@ -99,7 +111,8 @@ func target(m *metric) (string, func(ratio, cm float64) bool) {
 	switch {
 	case m.name == "LMTP ingest (msgs/s)":
 		return "≥ 1.5×", func(r, _ float64) bool { return r >= 1.5 }
-	case m.name == "Session mix (ops/s)", m.name == "Session mix latency p99 (ms)", m.workload == "large":
+	case m.name == "Session mix (ops/s)", m.name == "Session mix latency p99 (ms)", m.workload == "large",
+		m.name == resyncQTime, m.name == resyncQKB:
 		return "≥ 1.0×", func(r, _ float64) bool { return r >= 1.0 }
 	case strings.HasPrefix(m.name, "Idle: RSS with"):
 		return "certmail < 300 MB", func(_, cm float64) bool { return cm < 300 }
@@ -155,6 +168,9 @@ func (b *bench) report(w io.Writer) {
 			verdict := "missed"
 			if ratio != "—" && ok(rv, c) || strings.HasPrefix(m.name, "Idle: RSS with") && len(m.vals[cm]) > 0 && ok(0, c) {
 				verdict = "met"
+			}
+			if len(m.vals[cm]) == 0 && m.unsup[cm] {
+				verdict = "not supported"
 			}
 			tgt = t + ": " + verdict
 		}
@@ -242,6 +258,9 @@ func (b *bench) report(w io.Writer) {
 
 func cell(m *metric, server string) string {
 	vs := m.vals[server]
+	if len(vs) == 0 && m.unsup[server] {
+		return "not supported"
+	}
 	if len(vs) == 0 {
 		return "—"
 	}
