@@ -87,6 +87,9 @@ func (sess *session) remote() string {
 
 func (sess *session) AppendLimit() uint32 { return sess.srv.opts.AppendLimit }
 
+// CondStore says whether CONDSTORE's commands are on (Server.condStore).
+func (sess *session) CondStore() bool { return sess.srv.condStore }
+
 func (sess *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{
 		Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: mailbox.Delimiter}},
@@ -316,6 +319,9 @@ func (sess *session) status(name string, options *imap.StatusOptions) (*imap.Sta
 		limit := sess.srv.opts.AppendLimit
 		data.AppendLimit = &limit
 	}
+	if options.HighestModSeq {
+		data.HighestModSeq = st.HighestModSeq
+	}
 	return data, nil
 }
 
@@ -388,6 +394,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 		UIDValidity:       info.UIDValidity,
 		PermanentFlags:    append(slices.Clone(flags), imap.FlagWildcard),
 		FirstUnseenSeqNum: facts.FirstUnseen,
+		HighestModSeq:     facts.HighestModSeq,
 	}
 	if sess.readOnly {
 		data.PermanentFlags = nil

@@ -28,6 +28,10 @@ func (c *Conn) handleEnable(dec *imapwire.Decoder) error {
 		switch req {
 		case imap.CapIMAP4rev2, imap.CapUTF8Accept:
 			enabled = append(enabled, req)
+		case imap.CapCondStore: // certmail patch: RFC 7162 3.1
+			if c.condStoreSupported() {
+				enabled = append(enabled, req)
+			}
 		}
 	}
 

@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -9,7 +10,29 @@ import (
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
 	var mailbox string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectCRLF() {
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
+		return dec.Err()
+	}
+	// certmail patch: select parameters (RFC 4466 2.5), of which
+	// CONDSTORE (RFC 7162 3.1.8) is the one known.
+	var condStore bool
+	if dec.SP() {
+		err := dec.ExpectList(func() error {
+			var param string
+			if !dec.ExpectAtom(&param) {
+				return dec.Err()
+			}
+			if !strings.EqualFold(param, "CONDSTORE") || !c.condStoreSupported() {
+				return newClientBugError("unknown SELECT parameter " + param)
+			}
+			condStore = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 
@@ -32,7 +55,10 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly}
+	if condStore {
+		c.enableCondStore()
+	}
+	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: condStore}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -65,6 +91,11 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	}
 	if data.List != nil {
 		if err := c.writeList(data.List); err != nil {
+			return err
+		}
+	}
+	if c.condStoreEnabled() { // certmail patch: RFC 7162 3.1.2.1
+		if err := c.writeHighestModSeq(data.HighestModSeq); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,116 @@
+package imapsrv_test
+
+import (
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"certmail/imapsrv"
+)
+
+// CONDSTORE (RFC 7162) is built in parts and is neither advertised nor
+// accepted until every part works: a server without it answers as a
+// server without the extension does.
+func TestCondStoreOffUntilComplete(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	rc := ts.rawLogin("alice")
+	caps := rc.ok(`CAPABILITY`)
+	mustNotContain(t, caps, "CONDSTORE")
+	en := mustContain(t, rc.ok(`ENABLE CONDSTORE`), "* ENABLED")
+	if en != "* ENABLED" {
+		t.Fatalf("ENABLE CONDSTORE without the extension: %q", en)
+	}
+	rc.fail("BAD", `SELECT INBOX (CONDSTORE)`)
+	rc.fail("BAD", `STATUS INBOX (HIGHESTMODSEQ)`)
+	mustNotContain(t, rc.ok(`SELECT INBOX`), "MODSEQ")
+}
+
+// RFC 7162 3.1.8, example 1 (CONDSTORE parameter to SELECT), and 3.1.2.1:
+// once CONDSTORE is enabled, every SELECT and EXAMINE reports
+// HIGHESTMODSEQ; before, none does.
+func TestCondStoreSelect(t *testing.T) {
+	ts := newTestServer(t)
+	imapsrv.SetCondStore(ts.srv, true)
+	ts.addUser("alice")
+	ts.deliver("alice", "INBOX", simpleMessage("one", "first"))
+	rc := ts.rawLogin("alice")
+	mustNotContain(t, rc.ok(`SELECT INBOX`), "MODSEQ")
+
+	sel := rc.ok(`SELECT INBOX (CONDSTORE)`)
+	mustContain(t, sel, "[CLOSED]")
+	first := codeNumber(t, sel, "HIGHESTMODSEQ")
+	if first < 2 {
+		t.Fatalf("HIGHESTMODSEQ %d after a delivery", first)
+	}
+	// A change made by another session moves it on; EXAMINE without the
+	// parameter reports it, CONDSTORE being enabled for the connection.
+	other := ts.client("alice")
+	other.selectBox("INBOX")
+	if err := other.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := codeNumber(t, rc.ok(`EXAMINE INBOX`), "HIGHESTMODSEQ"); got != first+1 {
+		t.Fatalf("HIGHESTMODSEQ after a STORE %d, want %d", got, first+1)
+	}
+	rc.fail("BAD", `SELECT INBOX (NOSUCHPARAM)`)
+	rc.fail("BAD", `SELECT INBOX (CONDSTORE`)
+}
+
+// ENABLE CONDSTORE (RFC 7162 3.1, RFC 5161) answers ENABLED CONDSTORE and
+// turns on HIGHESTMODSEQ in SELECT.
+func TestCondStoreEnable(t *testing.T) {
+	ts := newTestServer(t)
+	imapsrv.SetCondStore(ts.srv, true)
+	ts.addUser("alice")
+	rc := ts.rawLogin("alice")
+	mustContain(t, rc.ok(`ENABLE CONDSTORE`), "* ENABLED CONDSTORE")
+	if n := codeNumber(t, rc.ok(`SELECT Drafts`), "HIGHESTMODSEQ"); n < 1 {
+		t.Fatalf("empty mailbox HIGHESTMODSEQ %d", n)
+	}
+}
+
+// STATUS (HIGHESTMODSEQ) with go-imap's client: it moves on with each
+// delivery, flag change and expunge, and survives a restart.
+func TestStatusHighestModSeq(t *testing.T) {
+	ts := newTestServer(t)
+	imapsrv.SetCondStore(ts.srv, true)
+	ts.addUser("alice")
+	tc := ts.client("alice")
+	status := func(tc *testClient) uint64 {
+		t.Helper()
+		d, err := tc.Status("INBOX", &imap.StatusOptions{HighestModSeq: true}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.HighestModSeq
+	}
+	start := status(tc)
+	if start < 1 {
+		t.Fatalf("HIGHESTMODSEQ %d", start)
+	}
+	ts.deliver("alice", "INBOX", simpleMessage("one", "first"))
+	ts.deliver("alice", "INBOX", simpleMessage("two", "second"))
+	if got := status(tc); got != start+2 {
+		t.Fatalf("after two deliveries %d, want %d", got, start+2)
+	}
+	d, err := tc.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait()
+	if err != nil || d.HighestModSeq != start+2 {
+		t.Fatalf("SELECT (CONDSTORE): %+v %v", d, err)
+	}
+	if err := tc.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(tc); got != start+4 {
+		t.Fatalf("after STORE and EXPUNGE %d, want %d", got, start+4)
+	}
+	tc.Logout()
+	ts.restart()
+	imapsrv.SetCondStore(ts.srv, true)
+	if got := status(ts.client("alice")); got != start+4 {
+		t.Fatalf("after a restart %d, want %d", got, start+4)
+	}
+}
