@@ -160,6 +160,7 @@ var codes = []struct {
 	{"domain", delivery.ErrDomain},
 	{"badaddress", delivery.ErrBadAddress},
 	{"toolarge", delivery.ErrTooLarge},
+	{"malformed", delivery.ErrMalformed},
 	// Before tempfail, which a full disk also is.
 	{"diskfull", mailbox.ErrDiskFull},
 	{"tempfail", delivery.ErrTemporary},

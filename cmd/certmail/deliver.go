@@ -8,18 +8,38 @@ import (
 	"certmail/delivery"
 )
 
+// deliverUsage names the exit codes, which are what an MTA's pipe
+// transport acts on (sysexits.h).
+const deliverUsage = `usage: certmail deliver --to USER [--mailbox NAME] [--config FILE] [--data DIR] < message
+
+Stores one message read from stdin. Exit codes (sysexits.h):
+  0   stored and durable
+  65  EX_DATAERR: refused as it is (a malformed Certified-Delivery field,
+      too large); permanent, the MTA bounces
+  67  EX_NOUSER: no such user; permanent
+  69  EX_UNAVAILABLE: domain not served here, or a bad address; permanent
+  75  EX_TEMPFAIL: temporary (disk full, store locked or failing, a broken
+      configuration); the MTA keeps the message and retries
+  2   usage error
+
+`
+
 func cmdDeliver(args []string, e *env) int {
 	fs := newFlagSet("deliver", e)
 	var df dirFlags
 	df.register(fs)
 	to := fs.String("to", "", "recipient `user` (an account name or address)")
 	mbox := fs.String("mailbox", "INBOX", "target `mailbox` (INBOX if the account has no such mailbox)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), deliverUsage)
+		fs.PrintDefaults()
+	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return exitUsage
 	}
 	if *to == "" || len(pos) != 0 {
-		fmt.Fprintln(e.stderr, "usage: certmail deliver --to USER [--mailbox NAME] [--data DIR] < message")
+		fmt.Fprint(e.stderr, deliverUsage)
 		return exitUsage
 	}
 	cfg, err := df.load()
@@ -56,12 +76,16 @@ func cmdDeliver(args []string, e *env) int {
 }
 
 // deliverExit maps a delivery error to the sysexits code a pipe transport
-// acts on. Anything unexpected is temporary: the MTA keeps the message.
+// acts on (sysexits.h; Postfix's pipe(8) and Exim bounce on 65, 67 and 69
+// and retry on 75). A refusal of the message as it is (a malformed
+// Certified-Delivery field, too large) is permanent: retrying the same
+// bytes for days changes nothing. Only what may pass (a full disk, the
+// store locked or failing, anything unexpected) is temporary.
 func deliverExit(err error) int {
 	switch {
 	case errors.Is(err, delivery.ErrNoUser):
 		return exitNoUser
-	case errors.Is(err, delivery.ErrTooLarge):
+	case errors.Is(err, delivery.ErrTooLarge), errors.Is(err, delivery.ErrMalformed):
 		return exitDataErr
 	case errors.Is(err, delivery.ErrDomain), errors.Is(err, delivery.ErrBadAddress):
 		return exitUnavail

@@ -46,7 +46,11 @@ commands:
   user list                    list accounts
   deliver --to USER [--mailbox NAME]
                                store one message read from stdin; exit 0 only
-                               once it is durable, 67 unknown user, 75 retry
+                               once it is durable; 65 refused as it is (bad
+                               Certified-Delivery field, too large), 67 no
+                               such user, 69 domain not served or bad address
+                               (all permanent: bounce), 75 temporary (disk
+                               full, store locked or failing: retry)
   config check FILE            validate a configuration file
 
 certified mail (the recipient's side):
