@@ -122,11 +122,6 @@ func cmdSign(args []string, e *env) int {
 		fmt.Fprintf(e.stderr, "certmail: sign: %v\n", err)
 		return exitFailure
 	}
-	if *pwStdin && !*yes {
-		// Both would read stdin: the answers would be taken for the
-		// password or the other way round.
-		return fail(errors.New("--password-stdin needs --yes (the confirmations would read stdin too)"))
-	}
 	pem, err := os.ReadFile(*keyFile)
 	if err != nil {
 		return fail(err)
@@ -135,7 +130,11 @@ func cmdSign(args []string, e *env) int {
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", *keyFile, err))
 	}
-	password, err := readPassword(e, *pwStdin)
+	// Logging in to an existing account: one prompt, not the "Again:" of
+	// a new password. With --password-stdin the password is the first
+	// line and the answers, if any, the following ones (stdinPassword
+	// reads no further than its line).
+	password, err := readPasswordPrompt(e, *pwStdin, fmt.Sprintf("IMAP password for %s: ", *user))
 	if err != nil {
 		return fail(err)
 	}
@@ -185,8 +184,11 @@ func cmdSign(args []string, e *env) int {
 			r.Label, r.Gateway, r.Recipient, r.Hash, orNone(r.Deadline), st.Subject)
 		if !*yes {
 			fmt.Fprintf(e.stderr, "sign a %s for %s? [y/N] ", decision, r.Label)
-			line, _ := in.ReadString('\n')
+			line, rerr := in.ReadString('\n')
 			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+				if rerr != nil && line == "" {
+					fmt.Fprintln(e.stderr, "(no answer on stdin: --yes signs without asking)")
+				}
 				fmt.Fprintln(e.stdout, "  skipped")
 				continue
 			}
