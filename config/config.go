@@ -57,7 +57,8 @@ type Config struct {
 // Thunderbird autoconfig document served on the HTTP listener. Empty
 // fields are derived from the rest of the configuration.
 type Autoconfig struct {
-	// IMAPHost is the public name of the IMAP server (default: hostname).
+	// IMAPHost is the public name of the IMAP server (default: the host
+	// the client asked for the document, less "autoconfig.").
 	IMAPHost string `toml:"imap_host"`
 	// IMAPPort is its public port (default: the port of listen.imaps if
 	// set, else of listen.imap).
@@ -65,7 +66,8 @@ type Autoconfig struct {
 	// IMAPSocketType is SSL, STARTTLS or plain (default: SSL with
 	// listen.imaps, STARTTLS with [tls], else plain).
 	IMAPSocketType string `toml:"imap_socket_type"`
-	// SMTPHost is the submission server; empty: none in the document.
+	// SMTPHost is the submission server; empty: the IMAP host (the
+	// document always names one: Thunderbird refuses it without).
 	SMTPHost       string `toml:"smtp_host"`
 	SMTPPort       int    `toml:"smtp_port"`
 	SMTPSocketType string `toml:"smtp_socket_type"`

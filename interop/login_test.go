@@ -2,11 +2,17 @@ package interop
 
 import (
 	"encoding/base64"
+	"encoding/xml"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"certmail/autoconfig"
 )
 
 // TestLoginByAddress: users type their address, in any case, for any
@@ -117,4 +123,53 @@ login_lockout = "1m"
 			t.Fatalf("%s while locked: %s", line, l)
 		}
 	}
+}
+
+// TestAutoconfigDefaults: with no [autoconfig] settings the document is
+// one Thunderbird accepts (its reader refuses one without an outgoing
+// server), names the host the client asked rather than the machine's
+// name, and gives the address as the user name, with which the IMAP
+// login then works.
+func TestAutoconfigDefaults(t *testing.T) {
+	cfg := writeConfig(t, `
+hostname = "gw.internal.example"
+domains = ["example.org"]
+`)
+	s := startServer(t, "--config", cfg)
+	s.addUser("alice", "alice-pw")
+	resp, err := http.Get("http://" + s.http + "/mail/config-v1.1.xml?emailaddress=alice%40example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := autoconfig.Validate(body); err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	var doc autoconfig.ClientConfig
+	if err := xml.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(s.imap)
+	in, out := doc.Provider.Incoming, doc.Provider.Outgoing
+	if len(in) != 1 || in[0] != (autoconfig.XMLServer{Type: "imap", Hostname: "127.0.0.1", Port: atoi(t, port),
+		SocketType: "plain", Authentication: "password-cleartext", Username: "%EMAILADDRESS%"}) {
+		t.Fatalf("incoming %+v\n%s", in, body)
+	}
+	if len(out) != 1 || out[0] != (autoconfig.XMLServer{Type: "smtp", Hostname: "127.0.0.1", Port: 587,
+		SocketType: "STARTTLS", Authentication: "password-cleartext", Username: "%EMAILADDRESS%"}) {
+		t.Fatalf("outgoing %+v\n%s", out, body)
+	}
+	// The user name as Thunderbird fills it in logs in.
+	c := imapLogin(t, net.JoinHostPort(in[0].Hostname, port), strings.ReplaceAll(in[0].Username, "%EMAILADDRESS%", "alice@example.org"), "alice-pw")
+	c.Logout().Wait()
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"certmail/autoconfig"
 )
 
 // writeConfig writes a config file into a temp dir and returns its path.
@@ -398,13 +400,16 @@ smtp_host = "smtp.example.org"
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/xml") {
 			t.Fatalf("%s: %d %s", p, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
+		if err := autoconfig.Validate(body); err != nil {
+			t.Fatalf("%s: %v\n%s", p, err, body)
+		}
 		doc.Provider.Domains, doc.Provider.Incoming, doc.Provider.Outgoing = nil, nil, nil
 		if err := xml.Unmarshal(body, &doc); err != nil {
 			t.Fatalf("%s: %v\n%s", p, err, body)
 		}
 		in, out := doc.Provider.Incoming, doc.Provider.Outgoing
 		if doc.Provider.ID != "example.org" || len(in) != 1 ||
-			in[0] != (server{"imap", "mail.example.org", 993, "SSL", "password-cleartext", "%EMAILLOCALPART%"}) {
+			in[0] != (server{"imap", "mail.example.org", 993, "SSL", "password-cleartext", "%EMAILADDRESS%"}) {
 			t.Fatalf("%s: %+v\n%s", p, doc, body)
 		}
 		if len(out) != 1 || out[0].Hostname != "smtp.example.org" || out[0].Port != 587 || out[0].SocketType != "STARTTLS" {

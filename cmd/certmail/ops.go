@@ -220,11 +220,10 @@ func registerOpsHTTP(mux *http.ServeMux, cfg *config.Config, store *mailbox.Stor
 // autoconfigOptions fills in [autoconfig] from the listeners and TLS.
 func autoconfigOptions(cfg *config.Config) autoconfig.Options {
 	ac := cfg.Autoconfig
-	o := autoconfig.Options{Domains: cfg.Domains, DisplayName: ac.DisplayName}
+	// An empty imap_host is the name the client reached the document
+	// by, not this machine's name: that is rarely what the world calls it.
+	o := autoconfig.Options{Domains: cfg.Domains, DisplayName: ac.DisplayName, FallbackHost: cfg.Hostname}
 	o.IMAP = autoconfig.Server{Host: ac.IMAPHost, Port: ac.IMAPPort, SocketType: ac.IMAPSocketType}
-	if o.IMAP.Host == "" {
-		o.IMAP.Host = cfg.Hostname
-	}
 	addr, socket := cfg.Listen.IMAP, "plain"
 	if cfg.Listen.IMAPS != "" {
 		addr, socket = cfg.Listen.IMAPS, "SSL"
@@ -239,8 +238,14 @@ func autoconfigOptions(cfg *config.Config) autoconfig.Options {
 			o.IMAP.Port, _ = strconv.Atoi(p)
 		}
 	}
-	if ac.SMTPHost != "" {
-		o.SMTP = &autoconfig.Server{Host: ac.SMTPHost, Port: ac.SMTPPort, SocketType: ac.SMTPSocketType}
+	// Always an outgoing server: Thunderbird refuses a document without
+	// one. Without smtp_host, the submission port on the IMAP host.
+	o.SMTP = autoconfig.Server{Host: ac.SMTPHost, Port: ac.SMTPPort, SocketType: ac.SMTPSocketType}
+	if o.SMTP.Port == 0 {
+		o.SMTP.Port = 587
+	}
+	if o.SMTP.SocketType == "" {
+		o.SMTP.SocketType = "STARTTLS"
 	}
 	return o
 }
