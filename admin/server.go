@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"certmail/netguard"
 )
 
 // SocketName is the admin socket's file name in the data directory.
@@ -103,6 +105,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	}
+	// Accept errors (out of descriptors) pause the socket, they do not
+	// end it: the admin socket is how an operator looks at a server in
+	// trouble.
+	ln = netguard.Guard(ln, netguard.Options{Name: "admin", Logger: s.log})
 	s.ln = ln
 	s.mu.Unlock()
 	for {

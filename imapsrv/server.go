@@ -15,6 +15,7 @@ import (
 
 	"certmail/authguard"
 	"certmail/mailbox"
+	"certmail/netguard"
 )
 
 // Options configure the IMAP server.
@@ -170,7 +171,7 @@ func (s *Server) serverOptions(insecureAuth bool) *imapserver.Options {
 
 // Serve accepts plain connections (with STARTTLS if configured) on ln.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.serve(ln)
+	return s.serve(s.guard(ln, "imap"))
 }
 
 // ServeTLS accepts implicit-TLS connections on ln.
@@ -178,7 +179,13 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.opts.TLSConfig == nil {
 		return errors.New("imaps: no TLS certificate configured")
 	}
-	return s.serve(tls.NewListener(ln, s.opts.TLSConfig))
+	return s.serve(tls.NewListener(s.guard(ln, "imaps"), s.opts.TLSConfig))
+}
+
+// guard makes Accept on ln survive errors (out of descriptors): the
+// listener pauses and goes on instead of taking the server down.
+func (s *Server) guard(ln net.Listener, name string) net.Listener {
+	return netguard.Guard(ln, netguard.Options{Name: name, Logger: s.log})
 }
 
 // serve accepts on ln and hands each connection to the local or the
@@ -197,13 +204,10 @@ func (s *Server) serve(ln net.Listener) error {
 			s.mu.Lock()
 			closed := s.closed
 			s.mu.Unlock()
-			if closed {
+			if closed || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+			// The guard retries every other error; this is a bug.
 			return fmt.Errorf("accepting IMAP connection: %w", err)
 		}
 		// Every connection goes through a literalGuard, which keeps
