@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"certmail/mailbox"
+	"certmail/netguard"
 )
 
 // LMTPOptions configure the LMTP server.
@@ -25,6 +26,10 @@ type LMTPOptions struct {
 	// MaxRecipients bounds the recipients of one transaction (zero: no
 	// limit); more get 452 4.5.3 and the MTA sends them again later.
 	MaxRecipients int
+	// MaxSessions bounds the connections open at once (zero: no limit);
+	// one more is answered 421 4.3.2 instead of the greeting and closed,
+	// and the MTA tries again later (RFC 5321 section 3.8).
+	MaxSessions int
 	// Timeout bounds how long a client may stay silent (zero: 5 minutes,
 	// the RFC 5321 data timeout order of magnitude).
 	Timeout time.Duration
@@ -45,6 +50,7 @@ type LMTPServer struct {
 	d       *Deliverer
 	log     *slog.Logger
 	trusted []netip.Prefix
+	opts    LMTPOptions
 
 	// mu guards draining and active: the number of sessions inside a
 	// transaction (MAIL seen, not yet finished or reset). Shutdown waits
@@ -60,7 +66,7 @@ func NewLMTPServer(d *Deliverer, opts LMTPOptions) *LMTPServer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &LMTPServer{d: d, log: logger, trusted: opts.TrustedClients}
+	s := &LMTPServer{d: d, log: logger, trusted: opts.TrustedClients, opts: opts}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, remote: c.Conn().RemoteAddr().String()}, nil
 	}))
@@ -90,9 +96,23 @@ func NewLMTPServer(d *Deliverer, opts LMTPOptions) *LMTPServer {
 	return s
 }
 
-// Serve accepts connections on ln until Close or Shutdown.
+// Serve accepts connections on ln until Close or Shutdown. Accept errors
+// (out of descriptors) pause the listener instead of ending it, and
+// connections beyond MaxSessions are turned away (netguard).
 func (s *LMTPServer) Serve(ln net.Listener) error {
-	if err := s.srv.Serve(ln); err != nil {
+	g := netguard.Guard(ln, netguard.Options{
+		Name:     "lmtp",
+		Logger:   s.log,
+		MaxConns: s.opts.MaxSessions,
+		Refusal: func(_ bool, limit int) []byte {
+			// 421 in place of the greeting: the service is not available
+			// now, the client is to try again (RFC 5321 sections 3.8,
+			// 4.2.3); 4.3.2 "system not accepting network messages"
+			// (RFC 3463).
+			return fmt.Appendf(nil, "421 4.3.2 %s Too many LMTP sessions (limit %d), try again later\r\n", s.opts.Hostname, limit)
+		},
+	})
+	if err := s.srv.Serve(g); err != nil {
 		return fmt.Errorf("lmtp: %w", err)
 	}
 	return nil
@@ -144,8 +164,6 @@ type session struct {
 	rcpts []string
 	// active: counted in LMTPServer.active (guarded by its mu).
 	active bool
-	// size is what MAIL FROM declared (SIZE=), zero if nothing.
-	size int64
 }
 
 // begin marks a transaction as running, unless the server is draining.
@@ -208,10 +226,6 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	ss.from = from
-	ss.size = 0
-	if opts != nil {
-		ss.size = opts.Size
-	}
 	return nil
 }
 
@@ -231,9 +245,11 @@ func (ss *session) Data(r io.Reader) error {
 
 func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	var buf bytes.Buffer
-	// Sized for most mail up front (or as MAIL FROM's SIZE said), rather
-	// than grown by doubling from 512 bytes, copying each time.
-	buf.Grow(int(min(max(ss.size, 64<<10), 64<<20)))
+	// Room for most mail up front, then grown (by doubling) only as bytes
+	// arrive: never sized from MAIL FROM's SIZE=, which is only a claim.
+	// Twenty sessions that declared 50 MB and stalled after DATA used to
+	// hold 50 MB each.
+	buf.Grow(initialDataBuffer)
 	if _, err := buf.ReadFrom(r); err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			ss.s.log.Info("lmtp: message too large", "remote", ss.remote, "from", ss.from, "limit", ss.s.d.MaxMessageBytes())
@@ -278,6 +294,9 @@ func (s *LMTPServer) senderAuth(remote, from string) string {
 	}
 	return ""
 }
+
+// initialDataBuffer is what LMTPData allocates before any data arrives.
+const initialDataBuffer = 64 << 10
 
 // smtpErr maps a delivery error to the reply an MTA acts on.
 func smtpErr(err error) error {
