@@ -42,6 +42,8 @@ type Config struct {
 	Listen    Listen    `toml:"listen"`
 	TLS       TLS       `toml:"tls"`
 	Limits    Limits    `toml:"limits"`
+	HTTP      HTTP      `toml:"http"`
+	Metrics   Metrics   `toml:"metrics"`
 	Certified Certified `toml:"certified"`
 	Relay     Relay     `toml:"relay"`
 	Webhooks  []Webhook `toml:"webhook"`
@@ -179,6 +181,36 @@ type Listen struct {
 	IMAPS string `toml:"imaps"`
 	LMTP  string `toml:"lmtp"`
 	HTTP  string `toml:"http"`
+	// Metrics serves Prometheus /metrics, and nothing else: unread counts
+	// and ages are the operator's business, not the API clients'. Off by
+	// default; loopback (127.0.0.1:9180) is the address to give it unless
+	// a scraper elsewhere needs it.
+	Metrics string `toml:"metrics"`
+}
+
+// HTTP bounds how long one HTTP client may hold a connection, so that
+// idle keep-alives and trickled requests give their descriptors back.
+// The per-address connection cap is limits.max_connections_per_ip.
+type HTTP struct {
+	// ReadHeaderTimeout bounds reading a request's header.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included (a
+	// submission of max_message_size over a slow link must fit in it).
+	ReadTimeout Duration `toml:"read_timeout"`
+	// WriteTimeout bounds the time from the end of the request header to
+	// the end of the answer.
+	WriteTimeout Duration `toml:"write_timeout"`
+	// IdleTimeout bounds how long a keep-alive connection may wait for
+	// its next request.
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// Metrics says what the metrics listener shows.
+type Metrics struct {
+	// PerMailbox labels unread counts and ages by account and mailbox;
+	// off, they are summed over all mailboxes (the count) and the oldest
+	// taken (the age), which tells nobody when one person reads.
+	PerMailbox bool `toml:"per_mailbox"`
 }
 
 // TLS names the certificate and key files (PEM).
@@ -197,11 +229,15 @@ type Limits struct {
 	MaxMessageSize ByteSize `toml:"max_message_size"`
 	// MaxRecipients is the most recipients of one LMTP transaction.
 	MaxRecipients int `toml:"max_recipients"`
+	// MaxLMTPSessions bounds the LMTP connections open at once; one more
+	// is answered 421 4.3.2 and closed (the MTA retries). 0: no limit.
+	MaxLMTPSessions int `toml:"max_lmtp_sessions"`
 	// MaxMailboxes is the most mailboxes one account may have.
 	MaxMailboxes int `toml:"max_mailboxes"`
-	// MaxConnectionsPerIP bounds the IMAP connections from one address
-	// and MaxSessionsPerUser the logged-in sessions of one account; 0 is
-	// no limit.
+	// MaxConnectionsPerIP bounds the connections from one address, on
+	// the IMAP listeners and on the HTTP listener each, and
+	// MaxSessionsPerUser the logged-in sessions of one account; 0 is no
+	// limit.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 	MaxSessionsPerUser  int `toml:"max_sessions_per_user"`
 	// LoopbackExempt leaves loopback clients (a local webmail or proxy,
@@ -243,7 +279,8 @@ const (
 	DefaultShutdownTimeout = 15 * time.Second
 	// DefaultDiskReserve is mailbox.DefaultDiskReserve (config does not
 	// import the store).
-	DefaultDiskReserve = 256 << 20
+	DefaultDiskReserve     = 256 << 20
+	DefaultMaxLMTPSessions = 100
 
 	// MaxMessageSizeCeiling is the largest max_message_size accepted: the
 	// store keeps a message as one Badger value, which must be smaller
@@ -272,7 +309,10 @@ func Default() *Config {
 		Limits: Limits{
 			MaxMessageSize: DefaultMaxMessageSize,
 			MaxRecipients:  DefaultMaxRecipients,
-			MaxMailboxes:   DefaultMaxMailboxes,
+			// Postfix opens up to 20 LMTP connections to one destination
+			// (default_destination_concurrency_limit).
+			MaxLMTPSessions: DefaultMaxLMTPSessions,
+			MaxMailboxes:    DefaultMaxMailboxes,
 			// Abuse limits (ops): Thunderbird opens up to 5 connections
 			// per account; a household behind one NAT address has a few.
 			MaxConnectionsPerIP: 50,
@@ -289,6 +329,14 @@ func Default() *Config {
 			MaxSearchKeys: 100,
 			SearchTimeout: Duration(time.Minute),
 			DiskReserve:   DefaultDiskReserve,
+		},
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			// A 50 MiB submission is about 70 MB of base64: a minute at
+			// 10 Mbit/s.
+			ReadTimeout:  Duration(5 * time.Minute),
+			WriteTimeout: Duration(5 * time.Minute),
+			IdleTimeout:  Duration(time.Minute),
 		},
 		Autoconfig: Autoconfig{SMTPPort: 587, SMTPSocketType: "STARTTLS"},
 		Relay:      Relay{TLS: "starttls", RetryAfter: Duration(time.Minute), MaxAttempts: 12},
@@ -401,6 +449,7 @@ func (c *Config) check() []problem {
 		{"listen.imaps", c.Listen.IMAPS},
 		{"listen.lmtp", c.Listen.LMTP},
 		{"listen.http", c.Listen.HTTP},
+		{"listen.metrics", c.Listen.Metrics},
 	} {
 		if err := checkAddr(l.addr); err != nil {
 			add(l.key, "%v", err)
@@ -417,6 +466,24 @@ func (c *Config) check() []problem {
 	}
 	if c.Limits.MaxRecipients < 1 || c.Limits.MaxRecipients > 10000 {
 		add("limits.max_recipients", "must be between 1 and 10000")
+	}
+	if c.Limits.MaxLMTPSessions < 0 {
+		add("limits.max_lmtp_sessions", "must not be negative (0: no limit)")
+	}
+	for _, t := range []struct {
+		key string
+		v   Duration
+	}{
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout},
+		{"http.read_timeout", c.HTTP.ReadTimeout},
+		{"http.write_timeout", c.HTTP.WriteTimeout},
+		{"http.idle_timeout", c.HTTP.IdleTimeout},
+	} {
+		// No "0: none": a listener without timeouts is how idle clients
+		// used up every descriptor.
+		if t.v < Duration(100*time.Millisecond) || t.v > Duration(time.Hour) {
+			add(t.key, "must be between 100ms and 1h")
+		}
 	}
 	if c.Limits.MaxMailboxes < 1 || c.Limits.MaxMailboxes > MaxMailboxesCeiling {
 		add("limits.max_mailboxes", "must be between 1 and %d", MaxMailboxesCeiling)

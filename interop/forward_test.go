@@ -78,8 +78,11 @@ func TestAutoForwardUnread(t *testing.T) {
 	requireTool(t, "swaks")
 	sink, relay := startSink(t)
 	conf := filepath.Join(t.TempDir(), "certmail.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\ndomains = [\"example.org\"]\n[relay]\naddr = %q\ntls = \"none\"\n", relay)), 0o600)
-	s := startServer(t, "--config", conf)
+	// Metrics on their own listener, labelled per mailbox (off by
+	// default).
+	os.WriteFile(conf, []byte(fmt.Sprintf("hostname = \"mail.example.org\"\ndomains = [\"example.org\"]\n[relay]\naddr = %q\ntls = \"none\"\n[metrics]\nper_mailbox = true\n", relay)), 0o600)
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "--config", conf, "--metrics", metricsAddr)
 	s.addUser("desk", "desk-pw")
 	s.addUser("alice", "alice-pw")
 	out := s.run("", "policy", "set", "desk", "--forward-unread-after", "3s", "--to", "alice,duty@partner.example", "--data", s.data)
@@ -159,7 +162,7 @@ func TestAutoForwardUnread(t *testing.T) {
 	if !strings.Contains(report, "forwards done") || !strings.Contains(report, "alice") {
 		t.Fatalf("certmail unread:\n%s", report)
 	}
-	metrics := runTool(t, nil, requireTool(t, "curl"), "-s", "http://"+s.http+"/metrics")
+	metrics := runTool(t, nil, requireTool(t, "curl"), "-s", "http://"+metricsAddr+"/metrics")
 	for _, want := range []string{`certmail_unread_messages{account="alice",mailbox="INBOX"} 2`, "certmail_forwards_total 2", "certmail_outbox_pending"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)

@@ -16,21 +16,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"certmail/admin"
 	"certmail/config"
 	"certmail/delivery"
 	"certmail/forwarding"
 	"certmail/imapsrv"
 	"certmail/mailbox"
+	"certmail/netguard"
 )
 
 // serveFlags are serve's flags; each overrides the config file when given.
 type serveFlags struct {
 	dirFlags
 	imap, imaps, lmtp, http string
+	metrics                 string
 	tlsCert, tlsKey         string
 	logLevel                string
 }
@@ -43,6 +42,7 @@ func cmdServe(args []string, e *env) int {
 	fs.StringVar(&sf.imaps, "imaps", "", "IMAP implicit-TLS listen `address`; empty: off")
 	fs.StringVar(&sf.lmtp, "lmtp", config.DefaultLMTP, "LMTP listen `address`; empty: off")
 	fs.StringVar(&sf.http, "http", config.DefaultHTTP, "HTTP listen `address`; empty: off")
+	fs.StringVar(&sf.metrics, "metrics", "", "Prometheus /metrics listen `address` (e.g. 127.0.0.1:9180); empty: off")
 	fs.StringVar(&sf.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM)")
 	fs.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&sf.logLevel, "log-level", "", "log `level`: debug, info, warn, error")
@@ -72,6 +72,8 @@ func cmdServe(args []string, e *env) int {
 			cfg.Listen.LMTP = sf.lmtp
 		case "http":
 			cfg.Listen.HTTP = sf.http
+		case "metrics":
+			cfg.Listen.Metrics = sf.metrics
 		case "tls-cert":
 			cfg.TLS.Cert = sf.tlsCert
 		case "tls-key":
@@ -116,6 +118,12 @@ type listener struct {
 // fails, then shuts down in order: stop listening, let running commands
 // finish, sync and close the store.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err error) {
+	// Every connection costs a descriptor: take all the system allows.
+	if n, err := netguard.RaiseFileLimit(); err != nil {
+		logger.Warn("open file limit", "err", err, "limit", n)
+	} else {
+		logger.Info("open file limit", "limit", n)
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
@@ -185,22 +193,40 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	lmtp := delivery.NewLMTPServer(deliverer, delivery.LMTPOptions{
 		Hostname:       cfg.Hostname,
 		MaxRecipients:  cfg.Limits.MaxRecipients,
+		MaxSessions:    cfg.Limits.MaxLMTPSessions,
 		TrustedClients: trusted,
 		Logger:         logger.With("component", "lmtp"),
 	})
 	mux := http.NewServeMux()
-	// Unread monitoring for Prometheus, computed at scrape time.
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(forwarding.NewCollector(svcs.forwarding))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	// /healthz and Thunderbird autoconfig (ops.go).
 	registerOpsHTTP(mux, cfg, store, logger)
 	// The sender API and the public evidence log under /v1/ (evidence.go, issue 5).
 	svcs.registerAPI(mux, cfg, deliverer, logger)
-	httpSrv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	httpOpts := netguard.HTTPOptions{
+		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.HTTP.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.HTTP.IdleTimeout),
+		Logger:            logger.With("component", "http"),
+	}
+	httpSrv := netguard.HTTPServer(mux, httpOpts)
+	// Unread monitoring for Prometheus, computed at scrape time, on a
+	// listener of its own: never on the public API's.
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", forwarding.MetricsHandler(svcs.forwarding, cfg.Metrics.PerMailbox))
+	metricsSrv := netguard.HTTPServer(metricsMux, httpOpts)
+	// HTTP servers get the per-address cap on their listener (IMAP counts
+	// its own, to say BYE; LMTP caps sessions in delivery).
+	serveHTTP := func(name string, srv *http.Server) func(net.Listener) error {
+		return func(ln net.Listener) error {
+			return srv.Serve(netguard.Guard(ln, netguard.Options{
+				Name:           name,
+				Logger:         logger.With("component", name),
+				MaxConnsPerIP:  cfg.Limits.MaxConnectionsPerIP,
+				LoopbackExempt: cfg.Limits.LoopbackExempt,
+				Refusal:        netguard.HTTPRefusal,
+			}))
+		}
 	}
 	adminSrv := admin.NewServer(&admin.Local{Store: store, Deliverer: deliverer, Methods: svcs.adminMethods()}, admin.ServerOptions{
 		Logger:          logger.With("component", "admin"),
@@ -233,7 +259,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		{"imap", cfg.Listen.IMAP, imap.Serve},
 		{"imaps", cfg.Listen.IMAPS, imap.ServeTLS},
 		{"lmtp", cfg.Listen.LMTP, lmtp.Serve},
-		{"http", cfg.Listen.HTTP, httpSrv.Serve},
+		{"http", cfg.Listen.HTTP, serveHTTP("http", httpSrv)},
+		{"metrics", cfg.Listen.Metrics, serveHTTP("metrics", metricsSrv)},
 	} {
 		if err := bind(b.proto, b.addr, b.fn); err != nil {
 			closeAll()
@@ -297,6 +324,7 @@ loop:
 	for _, fn := range []func() error{
 		func() error { return lmtp.Shutdown(sctx) },
 		func() error { return httpSrv.Shutdown(sctx) },
+		func() error { return metricsSrv.Shutdown(sctx) },
 		func() error { return adminSrv.Shutdown(sctx) },
 		imap.Close,
 	} {
