@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -210,6 +211,19 @@ func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// NetConn returns the connection beneath, as tls.Conn's does.
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
+// SyscallConn reaches the socket beneath, for code that reads its state
+// (imapsrv asks TCP whether a searching client hung up): the guard must
+// not hide it.
+func (c *conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("netguard: no socket beneath the connection")
 }
 
 // hostOf is the IP of a remote address, or the whole address when it has

@@ -276,3 +276,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestConnKeepsSocket: a guarded connection still reaches its socket
+// (imapsrv reads the TCP state of a searching client through it).
+func TestConnKeepsSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := Guard(ln, Options{Name: "t", MaxConns: 1})
+	defer g.Close()
+	client := dialFrom(t, "127.0.0.2", ln.Addr().String())
+	defer client.Close()
+	c, err := g.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		t.Fatalf("%T hides the socket", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd uintptr
+	if err := rc.Control(func(f uintptr) { fd = f }); err != nil || fd == 0 {
+		t.Fatalf("Control: fd %d, %v", fd, err)
+	}
+}
