@@ -13,6 +13,16 @@ import (
 
 func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	targets := sess.resolve(numSet)
+	if since := options.ChangedSince; since > 0 {
+		// RFC 7162 3.1.4.1: only messages changed after since.
+		kept := targets[:0]
+		for _, t := range targets {
+			if t.msg.ModSeq > since {
+				kept = append(kept, t)
+			}
+		}
+		targets = kept
+	}
 	markSeen := false
 	if !sess.readOnly {
 		for _, bs := range options.BodySection {
@@ -132,6 +142,9 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 	}
 	if options.RFC822Size {
 		rw.WriteRFC822Size(m.Size)
+	}
+	if options.ModSeq {
+		rw.WriteModSeq(m.ModSeq)
 	}
 	if options.Envelope {
 		rw.WriteEnvelope(sum.Envelope)

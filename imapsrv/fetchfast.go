@@ -29,7 +29,7 @@ import (
 // index.
 func fastFetchable(o *imap.FetchOptions) bool {
 	return o.BodyStructure == nil && !o.Envelope && len(o.BodySection) == 0 &&
-		len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 && !o.ModSeq
+		len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0
 }
 
 // fastFetchFlush is how much is gathered before it is written.
@@ -105,6 +105,11 @@ func appendFetchLine(buf []byte, seq uint32, m *mailbox.Message, o *imap.FetchOp
 	if o.RFC822Size {
 		buf = append(buf, " RFC822.SIZE "...)
 		buf = strconv.AppendInt(buf, m.Size, 10)
+	}
+	if o.ModSeq {
+		buf = append(buf, " MODSEQ ("...)
+		buf = strconv.AppendUint(buf, m.ModSeq, 10)
+		buf = append(buf, ')')
 	}
 	return append(buf, ")\r\n"...)
 }

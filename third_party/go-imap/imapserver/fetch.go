@@ -75,12 +75,44 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	// certmail patch: fetch modifiers (RFC 4466 2.4), of which
+	// CHANGEDSINCE (RFC 7162 3.1.4.1) is the one known.
+	if dec.SP() {
+		err := dec.ExpectList(func() error {
+			var name string
+			if !dec.ExpectAtom(&name) {
+				return dec.Err()
+			}
+			if !strings.EqualFold(name, "CHANGEDSINCE") || !c.condStoreSupported() {
+				return newClientBugError("unknown FETCH modifier " + name)
+			}
+			if !dec.ExpectSP() || !dec.ExpectModSeq(&options.ChangedSince) {
+				return dec.Err()
+			}
+			// CHANGEDSINCE implies MODSEQ (RFC 7162 3.1.4.1).
+			options.ModSeq = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
 		return err
+	}
+
+	// certmail patch: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE
+	// (RFC 7162 3.1).
+	if options.ModSeq {
+		if !c.condStoreSupported() {
+			return newClientBugError("Unknown FETCH data item")
+		}
+		c.enableCondStore()
 	}
 
 	if numKind == NumKindUID {
@@ -108,6 +140,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // certmail patch: RFC 7162 3.1.4
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -364,6 +398,13 @@ func (w *FetchResponseWriter) WriteFlags(flags []imap.Flag) {
 	w.enc.Atom("FLAGS").SP().List(len(flags), func(i int) {
 		w.enc.Flag(flags[i])
 	})
+}
+
+// WriteModSeq writes the message's mod-sequence (certmail patch, RFC 7162
+// 3.1.4).
+func (w *FetchResponseWriter) WriteModSeq(modSeq uint64) {
+	w.writeItemSep()
+	w.enc.Atom("MODSEQ").SP().Special('(').ModSeq(modSeq).Special(')')
 }
 
 // WriteRFC822Size writes the message's full size.
