@@ -9,12 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"time"
 
 	"certmail/admin"
+	"certmail/buildinfo"
 	"certmail/config"
 	"certmail/delivery"
 	"certmail/imapsrv"
@@ -155,11 +154,7 @@ func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (a
 }
 
 func cmdVersion(e *env) int {
-	version := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
-	fmt.Fprintf(e.stdout, "certmail %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintln(e.stdout, buildinfo.Read())
 	return exitOK
 }
 

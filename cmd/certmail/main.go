@@ -91,7 +91,8 @@ operations (docs/operations.md):
   backup --out FILE            write a consistent backup, also while serving
   restore FILE --data DIR      restore a backup into a new data directory
                                (--config: its encryption_key_file)
-  version                      print the version
+  version                      print the module version, VCS revision and Go
+                               version (also the first line serve logs)
   help                         print this help
 
 The user, deliver, token and evidence commands take [--config FILE] [--data DIR]

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"certmail/admin"
+	"certmail/buildinfo"
 	"certmail/config"
 	"certmail/delivery"
 	"certmail/forwarding"
@@ -118,6 +119,10 @@ type listener struct {
 // fails, then shuts down in order: stop listening, let running commands
 // finish, sync and close the store.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err error) {
+	// The first line says which build runs, for a bug report or an
+	// upgrade check in the journal.
+	bi := buildinfo.Read()
+	logger.Info("certmail starting", "version", bi.Version, "revision", bi.ShortRevision(), "go", bi.Go)
 	// Every connection costs a descriptor: take all the system allows.
 	if n, err := netguard.RaiseFileLimit(); err != nil {
 		logger.Warn("open file limit", "err", err, "limit", n)
