@@ -10,8 +10,9 @@ GO ?= go
 # so the tests never skip what they need. Postfix is preseeded "No
 # configuration": the tests run a private instance of their own, and the
 # system's stays unconfigured. systemd gives systemd-analyze (the unit test),
-# iproute2 the address in the remote-client test's network namespace.
-TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2
+# iproute2 the address in the remote-client test's network namespace,
+# neomutt the QRESYNC client of the offline-resync test.
+TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt
 
 .PHONY: build test test-deps vet fuzz bench
 
