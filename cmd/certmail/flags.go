@@ -168,7 +168,12 @@ func cmdConfig(args []string, e *env) int {
 		fmt.Fprintln(e.stderr, "usage: certmail config check FILE")
 		return exitUsage
 	}
-	if _, err := config.Load(pos[1]); err != nil {
+	cfg, err := config.Load(pos[1])
+	if err == nil {
+		// The files serve reads at start, by the same function.
+		err = cfg.CheckFiles()
+	}
+	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return exitFailure
 	}

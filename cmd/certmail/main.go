@@ -51,7 +51,8 @@ commands:
                                such user, 69 domain not served or bad address
                                (all permanent: bounce), 75 temporary (disk
                                full, store locked or failing: retry)
-  config check FILE            validate a configuration file
+  config check FILE            validate a configuration file and the files it
+                               names (TLS certificate and key, encryption key)
 
 certified mail (the recipient's side):
   keygen [--out FILE]          write a key pair: FILE (private) and FILE.pub

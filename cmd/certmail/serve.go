@@ -96,6 +96,11 @@ func cmdServe(args []string, e *env) int {
 		fmt.Fprintf(e.stderr, "certmail serve: %v\n", err)
 		return exitFailure
 	}
+	// What `config check` checks too, before anything is opened.
+	if err := cfg.CheckFiles(); err != nil {
+		fmt.Fprintf(e.stderr, "certmail serve: %v\n", err)
+		return exitFailure
+	}
 	level, _ := config.ParseLevel(cfg.LogLevel)
 	logger := slog.New(slog.NewTextHandler(e.stderr, logOptions(level))) // ops.go: journald
 
@@ -372,9 +377,9 @@ func newCertReloader(certFile, keyFile string) (*certReloader, error) {
 }
 
 func (r *certReloader) reload() error {
-	c, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	c, err := config.TLS{Cert: r.certFile, Key: r.keyFile}.LoadCertificate()
 	if err != nil {
-		return fmt.Errorf("loading TLS certificate: %w", err)
+		return err
 	}
 	r.mu.Lock()
 	r.cert = &c
