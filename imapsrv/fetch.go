@@ -67,6 +67,11 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			options.Flags = true
 		}
 	}
+	if options.Flags && sess.conn != nil && sess.conn.CondStoreEnabled() {
+		// RFC 7162 3.1: once CONDSTORE is enabled, FETCH responses that
+		// carry FLAGS carry MODSEQ too.
+		options.ModSeq = true
+	}
 	if fastFetchable(options) && !sess.srv.slowFetch {
 		if done, err := sess.fetchFast(targets, options); done {
 			return err
@@ -249,30 +254,70 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		list[i] = string(f)
 	}
 	var changed []*mailbox.Message
+	var modified map[uint32]bool
 	if len(targets) > 0 {
 		var err error
-		if changed, err = sess.setFlags(uids(targets), op, list); err != nil {
+		if options.UnchangedSince > 0 {
+			changed, modified, err = sess.setFlagsUnchangedSince(uids(targets), op, list, options.UnchangedSince)
+		} else {
+			changed, err = sess.setFlags(uids(targets), op, list)
+		}
+		if err != nil {
 			return storeError(fmt.Errorf("storing flags: %w", err))
 		}
 	}
-	if flags.Silent {
-		return nil
-	}
+	// Once CONDSTORE is enabled, FETCH responses carry MODSEQ, and a
+	// .SILENT STORE still reports the MODSEQ of what it changed (RFC 7162
+	// 3.1.3, 3.2).
+	condStore := sess.conn != nil && sess.conn.CondStoreEnabled()
 	byUID := make(map[uint32]*mailbox.Message, len(changed))
 	for _, m := range changed {
 		byUID[m.UID] = m
 	}
 	for _, t := range targets {
 		m := t.msg
-		if c := byUID[m.UID]; c != nil {
+		c := byUID[m.UID]
+		if c != nil {
 			m = c
+		}
+		if modified[m.UID] || flags.Silent && (!condStore || c == nil) {
+			continue
 		}
 		rw := w.CreateMessage(t.seq)
 		rw.WriteUID(imap.UID(m.UID))
-		rw.WriteFlags(imapFlags(m.Flags))
+		if !flags.Silent {
+			rw.WriteFlags(imapFlags(m.Flags))
+		}
+		if condStore {
+			rw.WriteModSeq(m.ModSeq)
+		}
 		if err := rw.Close(); err != nil {
 			return err
 		}
+	}
+	if len(modified) > 0 {
+		// RFC 7162 3.1.3: OK [MODIFIED set] names the messages that
+		// failed the UNCHANGEDSINCE test, by UID for UID STORE.
+		var set imap.NumSet
+		if _, isUID := numSet.(imap.UIDSet); isUID {
+			var us imap.UIDSet
+			for _, t := range targets {
+				if modified[t.msg.UID] {
+					us.AddNum(imap.UID(t.msg.UID))
+				}
+			}
+			set = us
+		} else {
+			var ss imap.SeqSet
+			for _, t := range targets {
+				if modified[t.msg.UID] {
+					ss.AddNum(t.seq)
+				}
+			}
+			set = ss
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeOK, Code: imap.ResponseCode("MODIFIED " + set.String()),
+			Text: "Conditional STORE failed for some messages"}
 	}
 	return nil
 }
@@ -340,6 +385,31 @@ func (sess *session) setFlags(uids []uint32, op mailbox.FlagOp, flags []string) 
 		uids = uids[n:]
 	}
 	return changed, nil
+}
+
+// setFlagsUnchangedSince is setFlags with STORE's UNCHANGEDSINCE test,
+// made in each batch's transaction; it returns the UIDs that failed it.
+func (sess *session) setFlagsUnchangedSince(uids []uint32, op mailbox.FlagOp, flags []string, since uint64) ([]*mailbox.Message, map[uint32]bool, error) {
+	var changed []*mailbox.Message
+	modified := make(map[uint32]bool)
+	for len(uids) > 0 {
+		n := min(len(uids), flagBatch)
+		err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
+			c, mod, err := tx.SetFlagsUnchangedSince(sess.acct, sess.mboxID, uids[:n], op, flags, since)
+			if err == nil {
+				changed = append(changed, c...)
+				for _, u := range mod {
+					modified[u] = true
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return changed, modified, err
+		}
+		uids = uids[n:]
+	}
+	return changed, modified, nil
 }
 
 func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {

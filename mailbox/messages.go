@@ -393,6 +393,30 @@ func (tx *Tx) SetFlags(acct string, mboxID uint32, uids []uint32, op FlagOp, fla
 	return changed, nil
 }
 
+// SetFlagsUnchangedSince is SetFlags for the messages whose MODSEQ is at
+// most since (RFC 7162 3.1.3 STORE UNCHANGEDSINCE), checked in the same
+// transaction; it also returns the UIDs that failed the test, ascending as
+// given.
+func (tx *Tx) SetFlagsUnchangedSince(acct string, mboxID uint32, uids []uint32, op FlagOp, flags []string, since uint64) (changed []*Message, modified []uint32, err error) {
+	pass := make([]uint32, 0, len(uids))
+	for _, uid := range uids {
+		m, err := tx.Message(acct, mboxID, uid)
+		if errors.Is(err, ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.ModSeq > since {
+			modified = append(modified, uid)
+			continue
+		}
+		pass = append(pass, uid)
+	}
+	changed, err = tx.SetFlags(acct, mboxID, pass, op, flags)
+	return changed, modified, err
+}
+
 // Expunge removes the given messages (all \Deleted ones if uids is nil)
 // and returns the UIDs removed, ascending.
 func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, error) {

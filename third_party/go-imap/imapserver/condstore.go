@@ -23,7 +23,9 @@ func (c *Conn) enableCondStore() {
 	c.mutex.Unlock()
 }
 
-func (c *Conn) condStoreEnabled() bool {
+// CondStoreEnabled reports whether a CONDSTORE-enabling command ran on the
+// connection (RFC 7162 3.1): FETCH responses must then carry MODSEQ.
+func (c *Conn) CondStoreEnabled() bool {
 	c.mutex.Lock()
 	defer c.mutex.Unlock()
 	return c.enabled.Has(imap.CapCondStore)

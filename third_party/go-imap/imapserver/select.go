@@ -94,7 +94,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 			return err
 		}
 	}
-	if c.condStoreEnabled() { // certmail patch: RFC 7162 3.1.2.1
+	if c.CondStoreEnabled() { // certmail patch: RFC 7162 3.1.2.1
 		if err := c.writeHighestModSeq(data.HighestModSeq); err != nil {
 			return err
 		}

@@ -13,7 +13,32 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		numSet imap.NumSet
 		item   string
 	)
-	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() || !dec.ExpectAtom(&item) || !dec.ExpectSP() {
+	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	// certmail patch: store modifiers (RFC 4466 2.5), of which
+	// UNCHANGEDSINCE (RFC 7162 3.1.3) is the one known.
+	var options imap.StoreOptions
+	hasModifiers, err := dec.List(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		if !strings.EqualFold(name, "UNCHANGEDSINCE") || !c.condStoreSupported() {
+			return newClientBugError("unknown STORE modifier " + name)
+		}
+		if !dec.ExpectSP() || !dec.ExpectModSeq(&options.UnchangedSince) {
+			return dec.Err()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if hasModifiers && !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectAtom(&item) || !dec.ExpectSP() {
 		return dec.Err()
 	}
 	var flags []imap.Flag
@@ -67,9 +92,11 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
 		return err
 	}
+	if hasModifiers {
+		c.enableCondStore() // RFC 7162 3.1
+	}
 
 	w := &FetchWriter{conn: c}
-	options := imap.StoreOptions{}
 	return c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
