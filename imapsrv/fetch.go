@@ -419,6 +419,7 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 		if err != nil {
 			return nil, hookError(err)
 		}
+		sess.deferNew = true // see Poll
 		return copyData(res), nil
 	}
 	var res *mailbox.CopyResult
@@ -448,6 +449,7 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 		if err != nil {
 			return hookError(err)
 		}
+		sess.deferNew = true // see Poll
 		return w.WriteCopyData(copyData(res))
 	}
 	var res *mailbox.CopyResult

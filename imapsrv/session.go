@@ -33,6 +33,11 @@ type session struct {
 	mboxName  string
 	readOnly  bool
 	searchRes imap.UIDSet
+	// deferNew is set by a COPY or MOVE into a hook's mailbox (a stub into
+	// Acknowledge) for the poll that ends it: the message it releases into
+	// this mailbox is announced on the next poll (IDLE, NOOP, any
+	// command), not inside this response, which some clients ignore.
+	deferNew bool
 
 	// ctx ends with the session; long commands run under a context
 	// derived from it (cancel.go).
@@ -432,6 +437,15 @@ func (sess *session) unselect() {
 func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.tracker == nil {
 		return nil
+	}
+	if sess.deferNew {
+		// Thunderbird ignores an EXISTS for its own folder inside the
+		// response to its own MOVE or COPY, and next looks at the folder
+		// minutes later: a released message would stay unseen. The
+		// MOVE's EXPUNGEs are written now; the EXISTS waits for the next
+		// poll, which IDLE runs as it starts.
+		sess.deferNew = false
+		return sess.tracker.PollDeferringNew(w)
 	}
 	return sess.tracker.Poll(w, allowExpunge)
 }

@@ -49,6 +49,8 @@ func (t *MailboxTracker) queueUpdate(update *trackerUpdate, source *SessionTrack
 		panic(fmt.Errorf("imapserver: cannot decrease mailbox number of messages from %v to %v", t.numMessages, update.numMessages))
 	}
 
+	// certmail patch: the count before the update, for PollDeferringNew.
+	update.before = t.numMessages
 	for st := range t.sessions {
 		if source != nil && st == source {
 			continue
@@ -102,6 +104,9 @@ type trackerUpdate struct {
 	numMessages  uint32
 	mailboxFlags []imap.Flag
 	fetch        *trackerUpdateFetch
+	// before is the mailbox's number of messages before the update
+	// (certmail patch, for PollDeferringNew).
+	before uint32
 }
 
 type trackerUpdateFetch struct {
@@ -167,7 +172,12 @@ func (t *SessionTracker) Poll(w *UpdateWriter, allowExpunge bool) error {
 		}
 	}
 	t.mutex.Unlock()
+	return writeUpdates(w, updates)
+}
 
+// writeUpdates writes updates in order (certmail patch: shared by Poll
+// and PollDeferringNew).
+func writeUpdates(w *UpdateWriter, updates []trackerUpdate) error {
 	for _, update := range updates {
 		var err error
 		switch {
@@ -187,6 +197,65 @@ func (t *SessionTracker) Poll(w *UpdateWriter, allowExpunge bool) error {
 		}
 	}
 	return nil
+}
+
+// PollDeferringNew is Poll for the end of a command whose own response
+// should not announce new messages (certmail patch): some clients ignore
+// an EXISTS inside the response to their own MOVE or COPY and so never
+// learn of the message it reports. It writes every queued update about
+// messages the client already knows (EXPUNGE, FETCH FLAGS, FLAGS) and
+// leaves queued, for the next Poll or Idle, one EXISTS per new message
+// followed by any update that names a new message and all after it: to
+// the client, the new messages arrive after the command completed. The
+// client's view stays consistent (RFC 9051 section 7.5.1): an EXPUNGE of
+// a message not yet announced is dropped, as if it had never arrived.
+func (t *SessionTracker) PollDeferringNew(w *UpdateWriter) error {
+	var write []trackerUpdate
+	t.mutex.Lock()
+	var (
+		known       bool   // a numMessages update was seen: count is set
+		count       uint32 // the client's number of messages, once known
+		unannounced uint32 // new messages not announced
+		held        []trackerUpdate
+	)
+loop:
+	for i, u := range t.queue {
+		switch {
+		case u.numMessages != 0:
+			if !known {
+				// Everything before was written: the client's count is
+				// the mailbox's before this update.
+				known, count = true, u.before
+			}
+			unannounced = u.numMessages - count
+		case u.expunge != 0:
+			if known && u.expunge > count {
+				unannounced-- // a new message, gone before it was announced
+				continue
+			}
+			if known {
+				count--
+			}
+			write = append(write, u)
+		case u.fetch != nil && known && u.fetch.seqNum > count:
+			// About a new message: it and everything after wait for the
+			// EXISTS that announces it.
+			held = t.queue[i:]
+			break loop
+		default:
+			write = append(write, u)
+		}
+	}
+	var queue []trackerUpdate
+	for n := uint32(1); n <= unannounced; n++ {
+		// One per message: EncodeSeqNum hides each pending one by its
+		// number.
+		queue = append(queue, trackerUpdate{numMessages: count + n, before: count + n - 1})
+	}
+	t.queue = append(queue, held...)
+	t.mutex.Unlock()
+
+	return writeUpdates(w, write)
 }
 
 // Idle continuously writes mailbox updates.
