@@ -257,8 +257,13 @@ func TestSubmitFollowAndVerify(t *testing.T) {
 	if !receipts.ValidLabel(it.Label) || it.Recipient != "alice" || it.State != certified.StateNotified {
 		t.Fatalf("item: %+v", it)
 	}
-	if want := receipts.FormatHash(receipts.ItemHash(it.Label, []byte(message))); it.Hash != want {
-		t.Fatalf("hash %s, want H(L,M) %s", it.Hash, want)
+	// The sender gets r with the COP, to check H(L,r,M) against M.
+	salt, err := receipts.ParseSalt(it.Salt)
+	if err != nil {
+		t.Fatalf("the submit answer carries no salt: %v", err)
+	}
+	if want := receipts.FormatHash(receipts.SaltedItemHash(it.Label, salt, []byte(message))); it.Hash != want {
+		t.Fatalf("hash %s, want H(L,r,M) %s", it.Hash, want)
 	}
 	if d := time.Until(it.Deadline); d < 47*time.Hour || d > 49*time.Hour {
 		t.Fatalf("deadline %s", it.Deadline)
@@ -291,9 +296,12 @@ func TestSubmitFollowAndVerify(t *testing.T) {
 	}
 
 	b := e.bundle(e.acme, it.Label)
-	v, err := evidence.Verify(b, evidence.VerifyOptions{GatewayKey: e.gatewayPub(), Message: strings.NewReader(message)})
+	v, err := evidence.Verify(b, evidence.VerifyOptions{GatewayKey: e.gatewayPub(), Message: strings.NewReader(message), Salt: &salt})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if view.Salt != it.Salt {
+		t.Fatalf("item view salt %q, submitted %q", view.Salt, it.Salt)
 	}
 	if !v.MessageChecked || !v.GatewayKeyPinned || v.State != evidence.StateNotified || len(v.Events) != 2 {
 		t.Fatalf("verdict: %+v", v)
@@ -322,7 +330,11 @@ func TestSubmitSeveralRecipientsBase64(t *testing.T) {
 	}
 	for _, it := range items {
 		b := e.bundle(e.acme, it.Label)
-		if _, err := evidence.Verify(b, evidence.VerifyOptions{GatewayKey: e.gatewayPub(), Message: bytes.NewReader(raw)}); err != nil {
+		salt, err := receipts.ParseSalt(it.Salt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := evidence.Verify(b, evidence.VerifyOptions{GatewayKey: e.gatewayPub(), Message: bytes.NewReader(raw), Salt: &salt}); err != nil {
 			t.Fatalf("%s: %v", it.Label, err)
 		}
 		cop, err := evidence.OpenRecord(it.COP, e.gatewayPub())
@@ -697,8 +709,46 @@ func TestCODOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.State != evidence.StateReleased || len(v.Events) != 4 {
+	if v.State != evidence.StateReleased || len(v.Events) != 4 || v.Salt != it.Salt {
 		t.Fatalf("verdict: %s", v)
+	}
+
+	// The recipient, to whom M was released with r, fetches the bundle
+	// with the account password and checks M against the H(L,r,M) signed.
+	// Before release (other), or as anyone else, it is 404.
+	get := func(label, user, pass string) response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/items/"+label+"/evidence", nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return response{resp.StatusCode, resp.Header, body}
+	}
+	r = get(it.Label, "alice", "alice-pw")
+	if r.status != 200 {
+		t.Fatalf("recipient's bundle: %d %s", r.status, r.body)
+	}
+	rb, err := evidence.ParseBundle(r.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := evidence.Verify(rb, evidence.VerifyOptions{GatewayKey: e.gatewayPub(), Message: strings.NewReader(message)}); err != nil || !v.MessageChecked {
+		t.Fatalf("the recipient cannot check M: %v", err)
+	}
+	for _, c := range []struct{ label, user, pass string }{
+		{other.Label, "alice", "alice-pw"}, // not released: no bundle, no salt
+		{it.Label, "bob", "bob-pw"},        // released, but not to bob
+	} {
+		if r := get(c.label, c.user, c.pass); r.status != 404 || bytes.Contains(r.body, []byte("salt")) {
+			t.Fatalf("%s as %s: %d %s", c.label, c.user, r.status, r.body)
+		}
+	}
+	if r := get(it.Label, "alice", "wrong"); r.status != 401 {
+		t.Fatalf("wrong password: %d", r.status)
 	}
 }
 

@@ -27,11 +27,14 @@ type SubmitResponse struct {
 
 // SubmittedItem is one posted item and its certificate of posting.
 type SubmittedItem struct {
-	Label     string    `json:"label"`
-	Recipient string    `json:"recipient"`
-	Hash      string    `json:"hash"` // H(L,M)
-	Deadline  time.Time `json:"deadline"`
-	State     string    `json:"state"`
+	Label     string `json:"label"`
+	Recipient string `json:"recipient"`
+	Hash      string `json:"hash"` // the commitment H(L,r,M)
+	// Salt is r of H(L,r,M): the sender needs it to check the COP against
+	// M; the recipient gets it only with M.
+	Salt     string    `json:"salt,omitempty"`
+	Deadline time.Time `json:"deadline"`
+	State    string    `json:"state"`
 	// COP is the SubmissionAcceptance record: a compact JWS signed by
 	// the gateway.
 	COP       string `json:"cop"`
@@ -46,6 +49,7 @@ type SubmittedItem struct {
 type ItemView struct {
 	Label      string       `json:"label"`
 	Hash       string       `json:"hash"`
+	Salt       string       `json:"salt,omitempty"` // r of H(L,r,M); none for items posted before salting
 	State      string       `json:"state"`
 	Recipient  string       `json:"recipient"`
 	Holders    []string     `json:"holders"`
@@ -144,7 +148,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 			if len(entries) == 0 {
 				return fmt.Errorf("item %s has no certificate of posting", it.Label)
 			}
-			out.Items = append(out.Items, SubmittedItem{Label: it.Label, Recipient: it.Recipient, Hash: it.Hash,
+			out.Items = append(out.Items, SubmittedItem{Label: it.Label, Recipient: it.Recipient, Hash: it.Hash, Salt: it.Salt,
 				Deadline: it.Deadline, State: it.State, COP: entries[0].JWS, LeafIndex: entries[0].Index,
 				URL: "/v1/items/" + it.Label, NoticesMailed: it.MailsNotices()})
 		}
@@ -208,7 +212,7 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := ItemView{Label: it.Label, Hash: it.Hash, State: it.State, Recipient: it.Recipient, Holders: it.Holders,
+	v := ItemView{Label: it.Label, Hash: it.Hash, Salt: it.Salt, State: it.State, Recipient: it.Recipient, Holders: it.Holders,
 		Sender: it.Sender, SenderAuth: it.SenderAuth, Submitter: it.Submitter, Deadline: it.Deadline, OnExpiry: it.OnExpiry, Reveal: it.Reveal,
 		Alternates: it.Alternates, Posted: it.Posted, Decided: it.Decided, Signer: it.Signer, Custody: it.Custody,
 		History: []RecordView{}}
@@ -235,11 +239,17 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request) error {
-	tok, err := s.sender(r)
-	if err != nil {
-		return err
+	var it *certified.Item
+	var err error
+	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Basic") {
+		it, err = s.releasedItem(r)
+	} else {
+		var tok *TokenInfo
+		if tok, err = s.sender(r); err != nil {
+			return err
+		}
+		it, err = s.visibleItem(tok, r.PathValue("label"))
 	}
-	it, err := s.visibleItem(tok, r.PathValue("label"))
 	if err != nil {
 		return err
 	}
@@ -257,6 +267,36 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// releasedItem authenticates a recipient (HTTP Basic, the account
+// password) and returns the item labelled in the path if its message was
+// released to that account: the bundle then releases the salt r with
+// which the recipient checks M against the H(L,r,M) they signed
+// (docs/verify.md). Before release, or to anyone else, it is the same 404
+// as an unknown label, so that a holder learns nothing (the sender, the
+// salt) before deciding.
+func (s *Server) releasedItem(r *http.Request) (*certified.Item, error) {
+	acct, err := s.recipient(r)
+	if err != nil {
+		return nil, err
+	}
+	notFound := errorf(http.StatusNotFound, "no such item")
+	label := r.PathValue("label")
+	if !receipts.ValidLabel(label) {
+		return nil, notFound
+	}
+	it, err := s.svc.Item(label)
+	if errors.Is(err, certified.ErrNoItem) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading item %s: %w", label, err)
+	}
+	if to, ok := it.ReleasedTo(); !ok || to != acct {
+		return nil, notFound
+	}
+	return it, nil
+}
+
 // CODRequest is the JSON form of POST /v1/items/{label}/cod; the body
 // may also be the bare compact JWS (as application/jose or text/plain).
 type CODRequest struct {
@@ -270,7 +310,7 @@ type CODResponse struct {
 }
 
 // postCOD takes a COD or refusal that the recipient signed with a key of
-// their own (CEM-ip: B signs (P, L, H(L,M)) without having seen M). The
+// their own (CEM-ip: B signs (P, L, H(L,r,M)) without having seen M). The
 // recipient authenticates with the account password.
 func (s *Server) postCOD(w http.ResponseWriter, r *http.Request) error {
 	acct, err := s.recipient(r)

@@ -402,6 +402,13 @@ func TestInvalidCODs(t *testing.T) {
 		{"truncated", good[:len(good)-10], "COD"},
 		{"malformed", "eyJhbGciOiJFZERTQSJ9.bm90IGpzb24.c2ln", "COD"},
 		{"claims gateway custody", sign(priv, func(c *receipts.CODClaims) { c.Custody = receipts.CustodyGatewayHeld }), "custody"},
+		// Issue 11, item 14: a COD dated outside the item's life is false.
+		{"signed a day before posting", sign(priv, func(c *receipts.CODClaims) { c.SignedAt = it.Posted.Add(-24 * time.Hour) }), "before the item was posted"},
+		{"signed just beyond the clock tolerance", sign(priv, func(c *receipts.CODClaims) {
+			c.SignedAt = it.Posted.Add(-receipts.CODClockTolerance - time.Minute)
+		}), "before the item was posted"},
+		{"signed after the deadline", sign(priv, func(c *receipts.CODClaims) { c.SignedAt = it.Deadline.Add(time.Hour) }), "after the deadline"},
+		{"signed in the future", sign(priv, func(c *receipts.CODClaims) { c.SignedAt = it.Posted.Add(time.Hour) }), "after the gateway received it"},
 	}
 	for _, tc := range cases {
 		err := appendCOD(tc.cod)
@@ -421,11 +428,16 @@ func TestInvalidCODs(t *testing.T) {
 	if len(attempts) < 3 {
 		t.Fatalf("refused CODs were not recorded: %+v", attempts)
 	}
-	if err := appendCOD(good); err != nil {
-		t.Fatalf("the good COD after the bad ones: %v", err)
+	// A signer whose clock runs a little behind the gateway's is believed.
+	slow := sign(priv, func(c *receipts.CODClaims) { c.SignedAt = it.Posted.Add(-receipts.CODClockTolerance + time.Minute) })
+	if err := appendCOD(slow); err != nil {
+		t.Fatalf("a COD signed within the clock tolerance before posting: %v", err)
+	}
+	if err := appendCOD(slow); err == nil || !strings.Contains(err.Error(), "already released") {
+		t.Fatalf("replaying the COD of a released item: %v", err)
 	}
 	if err := appendCOD(good); err == nil || !strings.Contains(err.Error(), "already released") {
-		t.Fatalf("replaying the COD of a released item: %v", err)
+		t.Fatalf("another COD for a released item: %v", err)
 	}
 }
 

@@ -14,15 +14,15 @@ import (
 type ReleaseCheck struct {
 	Label   string `json:"label"`
 	State   string `json:"state"`
-	Hash    string `json:"hash"`    // H(L,M) as posted and signed
-	Found   string `json:"found"`   // H(L,M) of the message now in the mailbox
+	Hash    string `json:"hash"`    // the commitment (H(L,r,M), or H(L,M) if unsalted) as posted and signed
+	Found   string `json:"found"`   // the same commitment over the message now in the mailbox
 	Where   string `json:"where"`   // account/mailbox-id/uid of the released copy
 	OK      bool   `json:"ok"`      // the copy matches and the evidence verifies
 	Verdict string `json:"verdict"` // the evidence verifier's account of the item
 }
 
 // VerifyRelease checks a released item end to end: the message in the
-// recipient's mailbox hashes to the H(L,M) that was signed, and the item's
+// recipient's mailbox hashes to the commitment that was signed, and the item's
 // evidence bundle verifies against the gateway key with that message.
 func (s *Service) VerifyRelease(label string) (*ReleaseCheck, error) {
 	it, err := s.item(label)
@@ -50,7 +50,11 @@ func (s *Service) VerifyRelease(label string) (*ReleaseCheck, error) {
 	if err != nil {
 		return rc, err
 	}
-	rc.Found = receipts.FormatHash(receipts.ItemHash(label, raw))
+	found, err := it.Commit(raw)
+	if err != nil {
+		return rc, err
+	}
+	rc.Found = receipts.FormatHash(found)
 	b, err := s.Bundle(label)
 	if err != nil {
 		return rc, err

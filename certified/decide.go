@@ -259,6 +259,12 @@ func (s *Service) settle(tx *mailbox.Tx, acct, cod, dest string, receipt *receip
 	if err := claims.Check(s.opts.Gateway, it.Label, hash); err != nil {
 		return nil, refused("%v", err)
 	}
+	// A COD dated before the item existed or after its deadline would be
+	// recorded, and shown to the sender, as a false statement of when B
+	// decided.
+	if err := receipts.CheckSignedAt(claims.SignedAt, it.Posted, it.Deadline, s.now()); err != nil {
+		return nil, refused("%v", err)
+	}
 
 	now := s.now()
 	var records []evidence.Entry
@@ -267,7 +273,9 @@ func (s *Service) settle(tx *mailbox.Tx, acct, cod, dest string, receipt *receip
 		if err != nil {
 			return nil, fmt.Errorf("recording the COD: %w", err)
 		}
-		rod, err := s.log.Append(tx, evidence.NewContentHandover(it.Label, hash, cod, acct))
+		// The ROD releases r with M, in the same transaction, so that B
+		// (and A) can check M against the commitment B signed.
+		rod, err := s.log.Append(tx, evidence.NewContentHandover(it.Label, hash, cod, acct, it.Salt))
 		if err != nil {
 			return nil, fmt.Errorf("recording the ROD: %w", err)
 		}
@@ -374,10 +382,20 @@ func (s *Service) receipt(it *Item, acct string, d receipts.Decision, cod string
 		To:      []string{acct},
 		From:    s.opts.Postmaster,
 		Subject: fmt.Sprintf("You %s certified item %s", verb, it.Label),
-		Text: fmt.Sprintf("You %s certified item %s.\nH(L,M) = %s\nSigned with the key the gateway holds for you, opened with your password.\n\nThe signed %s is attached.\n",
-			verb, it.Label, it.Hash, d),
+		Text: fmt.Sprintf("You %s certified item %s.\n%s = %s\n%sSigned with the key the gateway holds for you, opened with your password.\n\nThe signed %s is attached.\n",
+			verb, it.Label, receipts.CommitmentName(it.Commitment()), it.Hash, releasedSalt(it, d), d),
 		Attachments: []notifier.Attachment{{Name: string(d) + ".jws", ContentType: "application/jose", Data: []byte(cod)}},
 	}, s.now())
+}
+
+// releasedSalt is the receipt's line that hands B the salt r released
+// with M (none on a refusal, or for an unsalted item), and says how to
+// check M with it (docs/verify.md).
+func releasedSalt(it *Item, d receipts.Decision) string {
+	if d != receipts.DecisionCOD || it.Salt == "" {
+		return ""
+	}
+	return fmt.Sprintf("Salt r = %s\n(released with the message: H(L,r,M) is SHA-256 over len(L) as 4 bytes big-endian, L, len(r) as 4 bytes, r, and the message as delivered to your INBOX; see docs/verify.md)\n", it.Salt)
 }
 
 // custodyKey opens acct's gateway-held key. An account made before

@@ -33,8 +33,9 @@ func (s *Service) expire(label string) error {
 		// released by policy.
 		var ev evidence.Event
 		if it.OnExpiry == OnExpiryDeemedDelivery {
+			// M is released, and r with it.
 			ev = evidence.NewAcceptanceRejectionExpiry(it.Label, it.HashBytes(), it.Deadline,
-				"deemed delivery: no certificate of delivery or refusal before the deadline; content released to the recipient by policy")
+				"deemed delivery: no certificate of delivery or refusal before the deadline; content released to the recipient by policy", it.Salt)
 		} else {
 			ev = evidence.NewContentConsignmentFailure(it.Label, it.HashBytes(), it.Deadline,
 				"non-delivery: no certificate of delivery or refusal before the deadline")

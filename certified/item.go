@@ -1,6 +1,7 @@
 package certified
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -22,8 +23,12 @@ const (
 
 // Item is a certified item's durable record, kept at cm/item/<label>.
 type Item struct {
-	Label  string `json:"label"`
-	Hash   string `json:"hash"` // H(L,M), "sha256:<hex>"
+	Label string `json:"label"`
+	Hash  string `json:"hash"` // the commitment H(L,r,M) (H(L,M) if Salt is ""), "sha256:<hex>"
+	// Salt is r of H(L,r,M), lower-case hex: held with M, in no mailbox,
+	// and released (into the evidence) only with M. Items posted before
+	// commitments were salted have none, and an unsalted Hash.
+	Salt   string `json:"salt,omitempty"`
 	Sender string `json:"sender,omitempty"`
 	// SenderAuth says how Sender was authenticated (PostRequest);
 	// empty: it was not, and gets no notice by mail.
@@ -70,13 +75,47 @@ func (it *Item) Pending() bool {
 	return it.State == StateNotified || it.State == StateForwarded
 }
 
+// ReleasedTo names the account M was released to, if it was: the signer
+// of the COD, or the recipient on deemed delivery.
+func (it *Item) ReleasedTo() (string, bool) {
+	switch it.State {
+	case StateReleased:
+		return it.Signer, true
+	case StateDeemed:
+		return it.Recipient, true
+	}
+	return "", false
+}
+
 // IsHolder reports whether acct was given a stub of the item.
 func (it *Item) IsHolder(acct string) bool { return slices.Contains(it.Holders, acct) }
 
-// HashBytes returns H(L,M).
+// HashBytes returns the item's commitment.
 func (it *Item) HashBytes() [32]byte {
 	h, _ := receipts.ParseHash(it.Hash)
 	return h
+}
+
+// Commitment is the version of the item's Hash.
+func (it *Item) Commitment() int {
+	if it.Salt == "" {
+		return receipts.CommitmentUnsalted
+	}
+	return receipts.CommitmentSalted
+}
+
+// Commit computes the item's commitment over a copy of M, of the item's
+// version: what VerifyRelease compares with Hash.
+func (it *Item) Commit(m []byte) ([32]byte, error) {
+	var salt *receipts.Salt
+	if it.Salt != "" {
+		s, err := receipts.ParseSalt(it.Salt)
+		if err != nil {
+			return [32]byte{}, fmt.Errorf("item %s: %w", it.Label, err)
+		}
+		salt = &s
+	}
+	return receipts.CommitmentReader(it.Commitment(), it.Label, salt, bytes.NewReader(m))
 }
 
 func itemKey(label string) []byte { return []byte("cm/item/" + label) }

@@ -163,12 +163,28 @@ func (s *Service) resolveSpec(spec Spec) Spec {
 // goes to B's INBOX; the COP and the notification are recorded; the
 // deadline timer is set; A is sent the COP.
 func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
+	return s.post(tx, req, receipts.CommitmentSalted)
+}
+
+// post is Post with the commitment version: always CommitmentSalted, but
+// for the tests that make an item as it was posted before salting, to
+// show such items still settle and verify.
+func (s *Service) post(tx *mailbox.Tx, req PostRequest, commitment int) (*Item, error) {
 	spec := s.resolveSpec(req.Spec)
 	label, err := receipts.NewLabel()
 	if err != nil {
 		return nil, err
 	}
-	hash := receipts.ItemHash(label, req.Raw)
+	// A fresh salt per item makes the commitment hiding: the stub shows
+	// H(L,r,M), and without r nobody can test a guessed M against it.
+	salt, err := receipts.NewSalt()
+	if err != nil {
+		return nil, err
+	}
+	hash, saltHex := receipts.SaltedItemHash(label, salt, req.Raw), salt.String()
+	if commitment == receipts.CommitmentUnsalted {
+		hash, saltHex = receipts.ItemHash(label, req.Raw), ""
+	}
 	blob := req.Blob
 	if blob == 0 {
 		if blob, err = tx.PutBlob(req.Raw); err != nil {
@@ -181,6 +197,7 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 	it := &Item{
 		Label:      label,
 		Hash:       receipts.FormatHash(hash),
+		Salt:       saltHex,
 		Sender:     req.Sender,
 		SenderAuth: req.SenderAuth,
 		Recipient:  req.Recipient,
@@ -202,7 +219,7 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 			s.lg.Info("originator alternate not allowed by policy", "label", label, "alternate", a)
 		}
 	}
-	cop, err := s.log.Append(tx, evidence.NewSubmissionAcceptance(label, hash, req.Sender, req.Recipient, spec.Deadline))
+	cop, err := s.log.Append(tx, evidence.NewSubmissionAcceptance(label, hash, commitment, req.Sender, req.Recipient, spec.Deadline))
 	if err != nil {
 		return nil, fmt.Errorf("recording the COP: %w", err)
 	}
@@ -228,10 +245,25 @@ func (s *Service) Post(tx *mailbox.Tx, req PostRequest) (*Item, error) {
 		return nil, err
 	}
 	s.notifySender(tx, it, "posted", "Certificate of posting for "+label,
-		fmt.Sprintf("certmail accepted your certified item %s for %s.\nH(L,M) = %s\nDeadline: %s\n\nThe certificate of posting (COP) is attached: a JWS signed by the gateway.\n",
-			label, req.Recipient, it.Hash, spec.Deadline.Format(time.RFC3339)),
+		postedText(it),
 		[]evidence.Entry{cop, notified})
 	return it, nil
+}
+
+// postedText is the notice that goes to A with the COP. It tells A the
+// salt r, which A needs to check the COP's H(L,r,M) against its own M,
+// and which B learns only when M is released.
+func postedText(it *Item) string {
+	text := fmt.Sprintf("certmail accepted your certified item %s for %s.\n%s = %s\n", it.Label, it.Recipient, receipts.CommitmentName(it.Commitment()), it.Hash)
+	if it.Salt != "" {
+		text += "Salt r = " + it.Salt + "\n"
+	}
+	text += fmt.Sprintf("Deadline: %s\n\nThe certificate of posting (COP) is attached: a JWS signed by the gateway.\n", it.Deadline.Format(time.RFC3339))
+	if it.Salt != "" {
+		text += "H(L,r,M) is SHA-256 over the label's length (4 bytes, big-endian), the label, the salt's length (4 bytes), the salt r (32 bytes, hex above) and your message.\n" +
+			"Keep r: the recipient learns it only with the message; with it you can check your message against the evidence even if the item is refused or expires (certmail verify --salt).\n"
+	}
+	return text
 }
 
 // deliverStub puts a stub of it in holder's INBOX and records the

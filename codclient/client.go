@@ -135,8 +135,21 @@ func parseStub(raw []byte) (Stub, error) {
 }
 
 // Sign makes the COD (or refusal) for a stub's request with key, as the
-// recipient the request names.
+// recipient the request names. What it signs is the request's hash, the
+// item's commitment H(L,r,M): the salt r comes only with M, after the COD.
+// A COD dated after the request's deadline is refused here, by the rule
+// the gateway applies (receipts.CheckSignedAt), rather than handed in to
+// be refused there.
 func Sign(key ed25519.PrivateKey, st Stub, decision receipts.Decision, now time.Time) (string, error) {
+	if st.Request.Deadline != "" {
+		deadline, err := time.Parse(time.RFC3339, st.Request.Deadline)
+		if err != nil {
+			return "", fmt.Errorf("item %s: deadline: %w", st.Request.Label, err)
+		}
+		if err := receipts.CheckSignedAt(now, time.Time{}, deadline, time.Time{}); err != nil {
+			return "", fmt.Errorf("item %s: %w: the gateway would refuse it", st.Request.Label, err)
+		}
+	}
 	return receipts.SignCOD(key, st.Request.Claims(decision, receipts.CustodyRecipientHeld, now))
 }
 

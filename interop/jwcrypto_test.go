@@ -170,7 +170,7 @@ func TestEvidenceWithJWCrypto(t *testing.T) {
 
 	out := certmailOut(t, "verify", bundleFile, "--gateway-key", keyFile, "--message", msgFile)
 	for _, want := range []string{"VERIFIED: 4 records", "final state released, complete as of ", "SubmissionAcceptance (COP)",
-		"ConsignmentAcceptance (COD): alice signed a certificate of delivery", "ContentHandover (ROD)", "The message file matches",
+		"ConsignmentAcceptance (COD): alice signed a certificate of delivery", "ContentHandover (ROD)", "The message file matches H(L,r,M)",
 		"Complete: the gateway signed at "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("certmail verify output lacks %q:\n%s", want, out)
@@ -181,7 +181,7 @@ func TestEvidenceWithJWCrypto(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify_jwcrypto.py: %v\n%s", err, pyOut)
 	}
-	for _, want := range []string{"OK: 4 records of " + label, "COD signed by alice (gateway-held key)", "message released to alice", "H(L,M) matches",
+	for _, want := range []string{"OK: 4 records of " + label, "COD signed by alice (gateway-held key)", "message released to alice, with salt r ", "H(L,r,M) matches",
 		"head: complete: the gateway signed at "} {
 		if !strings.Contains(string(pyOut), want) {
 			t.Errorf("verify_jwcrypto.py output lacks %q:\n%s", want, pyOut)

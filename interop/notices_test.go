@@ -153,7 +153,7 @@ func startSinkAt(t *testing.T, addr string) *smtpSink {
 // down, restarts the server before the recipient signs, brings the relay
 // up, and checks that every notice arrives once, that the attached records
 // verify with the gateway key `certmail key show --gateway` prints, and
-// that `certmail check` verifies the released message against H(L,M).
+// that `certmail check` verifies the released message against its H(L,r,M).
 func TestRelayOutageRestartAndCheck(t *testing.T) {
 	py := requireTool(t, "python3")
 	requireTool(t, "swaks")

@@ -33,9 +33,11 @@ type StubInfo struct {
 	Postmaster string // the stub's From, e.g. "certmail <postmaster@mail.example.org>"
 	Gateway    string // P, as in the COD
 	Label      string // L
-	Hash       [32]byte
-	Recipient  string    // the stub's To: B or an alternate, as an address or a bare account name
-	Deadline   time.Time // T; zero when there is none
+	// Hash is the item's commitment H(L,r,M). The salt r is deliberately
+	// not here either: a stub that carried it would let B test guesses.
+	Hash      [32]byte
+	Recipient string    // the stub's To: B or an alternate, as an address or a bare account name
+	Deadline  time.Time // T; zero when there is none
 
 	// From and Subject of M as the reveal policy allows: empty means not
 	// revealed.
@@ -208,7 +210,10 @@ Or, to sign with your own key, run:
     {{.SignCommand}}
 
 The hash lets you check the item once it is released: it is SHA-256 over
-the label's length (4 bytes, big-endian), the label, and the message.
+the label's length (4 bytes, big-endian), the label, the length of a
+random salt (4 bytes), the salt, and the message. The gateway keeps the
+salt with the message and releases both together, so the hash tells
+nothing about the message before then.
 The attached cod-request.json holds these details for signing tools.
 `))
 
@@ -230,6 +235,6 @@ var stubHTML = htmltemplate.Must(htmltemplate.New("stub.html").Parse(`<!DOCTYPE 
 </ul>
 <p>Or, to sign with your own key, run:</p>
 <pre>{{.SignCommand}}</pre>
-<p>The hash lets you check the item once it is released: it is SHA-256 over the label&rsquo;s length (4 bytes, big-endian), the label, and the message. The attached <code>cod-request.json</code> holds these details for signing tools.</p>
+<p>The hash lets you check the item once it is released: it is SHA-256 over the label&rsquo;s length (4 bytes, big-endian), the label, the length of a random salt (4 bytes), the salt, and the message. The gateway keeps the salt with the message and releases both together, so the hash tells nothing about the message before then. The attached <code>cod-request.json</code> holds these details for signing tools.</p>
 </body></html>
 `))

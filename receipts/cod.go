@@ -17,8 +17,9 @@ import (
 )
 
 // A COD is CEM-ip's certificate of delivery, COD = sig_B(P, L, H(L,M)): B's
-// signature over the gateway, the label and the item's hash, made before B
-// has seen M. A refusal has the same form with type "refusal". On the wire
+// signature over the gateway, the label and the item's commitment (its
+// "hash": the salted H(L,r,M) of CommitmentSalted, or the unsalted H(L,M)
+// of items posted before), made before B has seen M. A refusal has the same form with type "refusal". On the wire
 // it is a compact JWS (RFC 7515) with EdDSA over RFC 8785 canonical JSON,
 // so that any JOSE library can check it and every COD has exactly one
 // payload encoding.
@@ -57,7 +58,40 @@ var (
 	ErrCODSignature = errors.New("COD signature does not verify")
 	// ErrCODMismatch means a valid COD is about another item or gateway.
 	ErrCODMismatch = errors.New("COD does not match the item")
+	// ErrCODTime means a COD's signed_at cannot be true: before its item
+	// was posted, after its deadline, or after it was handed in.
+	ErrCODTime = errors.New("COD signed_at is outside the item's life")
 )
+
+// CODClockTolerance is how far a COD's signed_at may fall outside the
+// window from posting to deadline (or after the moment the gateway
+// received it) before the COD is refused: the signer's clock and the
+// gateway's may differ by a little, never by hours. The gateway (when a
+// COD is handed in) and the evidence verifier both apply it through
+// CheckSignedAt; this is the one place it is set.
+const CODClockTolerance = 5 * time.Minute
+
+// CheckSignedAt reports whether a COD or refusal signed at signedAt can be
+// about an item posted at posted whose deadline is deadline (zero: none),
+// and was received by the gateway at received (zero: not known). A COD
+// dated before its item existed, or after the deadline by which it had to
+// be given, says something false about when B decided, and a verdict that
+// prints it would repeat the falsehood.
+func CheckSignedAt(signedAt, posted, deadline, received time.Time) error {
+	tol := CODClockTolerance
+	switch {
+	case signedAt.Before(posted.Add(-tol)):
+		return fmt.Errorf("%w: signed at %s, before the item was posted at %s (tolerance %s)",
+			ErrCODTime, signedAt.UTC().Format(time.RFC3339), posted.UTC().Format(time.RFC3339), tol)
+	case !deadline.IsZero() && signedAt.After(deadline.Add(tol)):
+		return fmt.Errorf("%w: signed at %s, after the deadline %s (tolerance %s)",
+			ErrCODTime, signedAt.UTC().Format(time.RFC3339), deadline.UTC().Format(time.RFC3339), tol)
+	case !received.IsZero() && signedAt.After(received.Add(tol)):
+		return fmt.Errorf("%w: signed at %s, after the gateway received it at %s (tolerance %s)",
+			ErrCODTime, signedAt.UTC().Format(time.RFC3339), received.UTC().Format(time.RFC3339), tol)
+	}
+	return nil
+}
 
 // CODClaims is a COD's payload.
 type CODClaims struct {
@@ -65,7 +99,7 @@ type CODClaims struct {
 	Type      Decision  `json:"type"`
 	Gateway   string    `json:"gateway"`   // P
 	Label     string    `json:"label"`     // L
-	Hash      string    `json:"hash"`      // H(L,M) as "sha256:<hex>"
+	Hash      string    `json:"hash"`      // the commitment, H(L,r,M) or H(L,M), as "sha256:<hex>"
 	Recipient string    `json:"recipient"` // B
 	Custody   Custody   `json:"custody"`
 	SignedAt  time.Time `json:"signed_at"` // whole seconds, UTC

@@ -21,7 +21,7 @@ type CODRequest struct {
 	V         int    `json:"v"`
 	Gateway   string `json:"gateway"`   // P
 	Label     string `json:"label"`     // L
-	Hash      string `json:"hash"`      // H(L,M), "sha256:<hex>"
+	Hash      string `json:"hash"`      // the commitment H(L,r,M) (or H(L,M)), "sha256:<hex>"
 	Recipient string `json:"recipient"` // B
 	Deadline  string `json:"deadline"`  // T, RFC 3339 UTC; "" when there is none
 }

@@ -25,7 +25,7 @@ var labelEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").
 	WithPadding(base32.NoPadding)
 
 // NewLabel returns a fresh random label L, e.g. "cm-" followed by 26
-// lower-case base32 characters. It is plain ASCII, as H(L,M) requires.
+// lower-case base32 characters. It is plain ASCII, as H(L,r,M) requires.
 func NewLabel() (string, error) {
 	var b [labelRandomBytes]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -10,7 +10,8 @@ import (
 )
 
 // cmdCheck verifies a released certified item: the message now in the
-// recipient's mailbox against the H(L,M) that was signed, and its evidence.
+// recipient's mailbox against the commitment that was signed, and its
+// evidence.
 func cmdCheck(args []string, e *env) int {
 	fs := newFlagSet("check", e)
 	var df dirFlags
@@ -28,7 +29,7 @@ func cmdCheck(args []string, e *env) int {
 		if err := ops.Call(ctx, "item.check", LabelParams{Label: *label}, &rc); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "item %s: %s\nsigned  H(L,M) = %s\nmailbox H(L,M) = %s (%s)\nOK: the released message is the one acknowledged\n\n%s",
+		fmt.Fprintf(e.stdout, "item %s: %s\nsigned  hash = %s\nmailbox hash = %s (%s)\nOK: the released message is the one acknowledged\n\n%s",
 			rc.Label, rc.State, rc.Hash, rc.Found, rc.Where, rc.Verdict)
 		return nil
 	})

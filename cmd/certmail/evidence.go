@@ -308,13 +308,16 @@ func writeGatewayKey(dataDir, path string) error {
 	return nil
 }
 
-const verifyUsage = `usage: certmail verify BUNDLE.json (--gateway-key FILE | --trust-embedded-key) [--message M.eml] [--json]
+const verifyUsage = `usage: certmail verify BUNDLE.json (--gateway-key FILE | --trust-embedded-key) [--message M.eml [--salt HEX]] [--json]
 Checks an evidence bundle offline ("-" reads it from stdin). --gateway-key
 pins the gateway's public key (PEM, from certmail evidence --gateway-key-out
 or GET /v1/keys); without it the bundle is refused, since it names the key
 that signed it and a forger would name their own, unless
 --trust-embedded-key accepts the bundle's own key knowingly. --message
-checks a message file against H(L,M).
+checks a message file against the item's commitment H(L,r,M), with the
+salt r the bundle releases with the message, or, for an item not released
+(refused, expired), the salt the sender was given at posting (--salt);
+items posted before salting have H(L,M).
 The bundle's signed head shows its records are all the item's as of the
 head's time; a version 1 bundle has none, so a cut-short one would go
 unseen: it is refused unless --allow-incomplete is given.
@@ -324,7 +327,8 @@ Exit status 0 only if everything verifies.
 func cmdVerify(args []string, e *env) int {
 	fs := newFlagSet("verify", e)
 	keyFile := fs.String("gateway-key", "", "the gateway's public key `file` (PEM): records must be signed with it")
-	msgFile := fs.String("message", "", "a message `file` to check against the item's H(L,M)")
+	msgFile := fs.String("message", "", "a message `file` to check against the item's H(L,r,M)")
+	saltHex := fs.String("salt", "", "the salt r (`hex`) given to the sender at posting, for --message when the bundle releases none")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
 	allowIncomplete := fs.Bool("allow-incomplete", false, "accept a version 1 bundle, whose completeness no signed head shows")
 	trustEmbedded := fs.Bool("trust-embedded-key", false, "without --gateway-key, accept the gateway key the bundle carries (anyone can make one)")
@@ -362,6 +366,17 @@ func cmdVerify(args []string, e *env) int {
 		if opts.GatewayKey, err = receipts.ParsePublicKeyPEM(pem); err != nil {
 			return fail("gateway key %s: %v", *keyFile, err)
 		}
+	}
+	if *saltHex != "" {
+		if *msgFile == "" {
+			fmt.Fprintln(e.stderr, "certmail verify: --salt checks a message: give --message too")
+			return exitUsage
+		}
+		salt, err := receipts.ParseSalt(strings.TrimSpace(*saltHex))
+		if err != nil {
+			return fail("%v", err)
+		}
+		opts.Salt = &salt
 	}
 	if *msgFile != "" {
 		f, err := os.Open(*msgFile)

@@ -169,7 +169,7 @@ func TestTokenEvidenceVerify(t *testing.T) {
 	r = certmail(t, "", "verify", b2, "--gateway-key", key, "--message", msg).must(t, 0)
 	for _, want := range []string{"VERIFIED: 4 records of item " + l2 + ", final state released",
 		"#2 ConsignmentAcceptance (COD): bob signed a certificate of delivery", "(recipient-held key)",
-		"#3 ContentHandover (ROD): message released to bob", "Signed by the pinned gateway key", "The message file matches H(L,M)",
+		"#3 ContentHandover (ROD): message released to bob", "Signed by the pinned gateway key", "The message file matches H(L,r,M)", "the salt r ",
 		"Complete: the gateway signed at ", "these are all 4 records of the item", ", complete as of "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, r.stdout)
@@ -198,6 +198,8 @@ func TestTokenEvidenceVerify(t *testing.T) {
 	srv.stop(t)
 	srv = startServer(t, dir)
 	l3 := submitItem(t, srv, acme, "alice")
+	_, body = apiCall(t, "GET", base(srv)+"/v1/items/"+l3, acme, nil)
+	os.WriteFile(filepath.Join(tmp, "l3.json"), body, 0o644)
 	headB := checkpointOf(t, srv, keys.NoteVerifierKey)
 	if headB.Size != headA.Size+2 {
 		t.Fatalf("size %d after the restart, want %d", headB.Size, headA.Size+2)
@@ -221,7 +223,26 @@ func TestTokenEvidenceVerify(t *testing.T) {
 	// Without a server: straight from the store.
 	b3 := filepath.Join(tmp, "b3.json")
 	certmail(t, "", "evidence", l3, "-o", b3, "--data", dir).must(t, 0)
-	certmail(t, "", "verify", b3, "--gateway-key", key, "--message", msg).must(t, 0)
+	// l3 is still pending: its bundle releases no salt, so the message
+	// checks only with the salt the sender was given at posting.
+	if r := certmail(t, "", "verify", b3, "--gateway-key", key, "--message", msg); r.code != exitFailure || !strings.Contains(r.stderr, "releases no salt") {
+		t.Fatalf("pending item without --salt: %d %s", r.code, r.stderr)
+	}
+	var l3Item struct {
+		Salt string `json:"salt"`
+	}
+	json.Unmarshal(mustRead(t, filepath.Join(tmp, "l3.json")), &l3Item)
+	certmail(t, "", "verify", b3, "--gateway-key", key, "--message", msg, "--salt", l3Item.Salt).must(t, 0)
+	if r := certmail(t, "", "verify", b3, "--gateway-key", key, "--message", msg, "--salt", strings.Repeat("0", 64)); r.code != exitFailure || !strings.Contains(r.stderr, "H(L,r,M) is") {
+		t.Fatalf("pending item with a wrong --salt: %d %s", r.code, r.stderr)
+	}
+	certmail(t, "", "verify", b3, "--salt", l3Item.Salt).must(t, exitUsage)
+	// A bundle written before commitments were salted still verifies.
+	fixture := filepath.Join("..", "..", "receipts", "evidence", "testdata", "unsalted")
+	if r := certmail(t, "", "verify", filepath.Join(fixture, "bundle.json"), "--gateway-key", filepath.Join(fixture, "gateway.pem"),
+		"--message", filepath.Join(fixture, "message.eml")).must(t, 0); !strings.Contains(r.stdout, "The message file matches H(L,M)\n") {
+		t.Errorf("the unsalted fixture: %s", r.stdout)
+	}
 	certmail(t, "", "token", "del", "other", "--data", dir).must(t, 0)
 	certmail(t, "", "token", "del", "other", "--data", dir).must(t, exitFailure)
 	if r := certmail(t, "", "token", "list", "--data", dir).must(t, 0); strings.Contains(r.stdout, "other") {
@@ -270,7 +291,13 @@ func TestTokenEvidenceVerify(t *testing.T) {
 		{"bad inclusion proof", edit(func(b *evidence.Bundle) { b.Records[3].InclusionProof[0][0] ^= 1 }), nil, "not in the checkpoint's tree"},
 		{"flipped checkpoint", edit(func(b *evidence.Bundle) { b.Checkpoint = strings.Replace(b.Checkpoint, "\n6\n", "\n7\n", 1) }), nil, "checkpoint signature"},
 		{"wrong gateway key", good, []string{"--gateway-key", wrongKeyFile}, "not a trusted gateway key"},
-		{"wrong message", good, []string{"--message", filepath.Join(tmp, "b1.json")}, "H(L,M)"},
+		{"wrong message", good, []string{"--message", filepath.Join(tmp, "b1.json")}, "H(L,r,M) is"},
+		{"flipped byte in the ROD, which releases the salt", edit(func(b *evidence.Bundle) {
+			j := []byte(b.Records[3].JWS)
+			j[len(j)/2] ^= 0x01
+			b.Records[3].JWS = string(j)
+		}), []string{"--message", msg}, "record 3"},
+		{"another salt given", good, []string{"--message", msg, "--salt", strings.Repeat("ab", 32)}, "the salt given is"},
 		{"not JSON", []byte("{"), nil, "decoding bundle"},
 	} {
 		f := filepath.Join(tmp, "tampered.json")

@@ -60,7 +60,7 @@ certified mail (the recipient's side):
                                register a public key for signing CODs
   key list --user NAME         list an account's keys (active and retired)
   check --label L              verify a released item: the message in the
-                               mailbox against the H(L,M) that was signed
+                               mailbox against the H(L,r,M) that was signed
   key show --gateway [--jwk]   print the gateway's public key (PEM or JWK)
   policy set ACCOUNT --forward-unread-after D --to ALT[,ALT...] [--certified-only] [--mailbox M]
   policy show [ACCOUNT] | policy clear ACCOUNT [--mailbox M]

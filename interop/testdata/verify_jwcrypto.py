@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Verify a certmail evidence bundle without certmail.
 
-usage: verify_jwcrypto.py BUNDLE.json GATEWAY.pem [MESSAGE.eml]
+usage: verify_jwcrypto.py BUNDLE.json GATEWAY.pem [MESSAGE.eml [SALT]]
 
 Uses only Debian's python3-jwcrypto (JWS, JWK) and the Python standard
 library (hashlib for H(L,M), the hash chain and the RFC 6962 Merkle proofs),
@@ -15,20 +15,34 @@ It checks, as docs/verify.md explains:
      label/hash/gateway, seq and the prev hash chain, canonical JSON;
   4. each record's RFC 6962 inclusion proof into the checkpoint's root;
   5. each COD or refusal: the recipient's JWS signature with their key
-     from the bundle, and that it names this item; each ROD names a COD;
+     from the bundle, that it names this item, and that it was signed
+     between the item's posting and its deadline and not after the
+     gateway recorded it (5 minutes' clock tolerance); each ROD names a
+     COD, and for a salted item releases the salt r;
   6. the head (version 2 bundles): the gateway's JWS, typ
      certmail-head+jws, that these are all the item's records as of its
      issued_at: same item, record count, last record's digest, and the
      checkpoint's tree size. A version 1 bundle has no head: it verifies,
      but nothing shows that no records follow its last one;
-  7. with MESSAGE: H(L,M) = SHA-256(len(L) 4-byte BE || L || M).
+  7. with MESSAGE: the item's commitment, of the version its COP names
+     (data.commitment): 2 is the salted
+     H(L,r,M) = SHA-256(len(L) 4-byte BE || L || len(r) 4-byte BE || r || M),
+     with r the salt the bundle releases (data.salt of the ROD) or, for an
+     item not released, SALT (hex, given to the sender at posting);
+     absent is the unsalted H(L,M) = SHA-256(len(L) 4-byte BE || L || M)
+     of items posted before salting.
 Prints what happened and exits 0, or prints FAIL: reason and exits 1.
 """
 
 import base64
+import datetime
 import hashlib
 import json
 import sys
+
+# A COD's signed_at may be this far outside the item's life (clock skew);
+# receipts.CODClockTolerance in certmail.
+CLOCK_TOLERANCE = datetime.timedelta(minutes=5)
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +59,15 @@ def b64url_decode(s):
 
 def sha256_hex(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def rfc3339(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def field(b):
+    """A length-prefixed field of H(L,M) and H(L,r,M)."""
+    return len(b).to_bytes(4, "big") + b
 
 
 def canonical_json(payload, what):
@@ -134,7 +157,7 @@ def verify_checkpoint(note, vkey, pub):
 
 
 def main(argv):
-    if len(argv) not in (3, 4):
+    if len(argv) not in (3, 4, 5):
         print(__doc__, file=sys.stderr)
         return 2
     bundle = json.load(open(argv[1], encoding="utf-8"))
@@ -161,6 +184,7 @@ def main(argv):
 
     label, item_hash, gateway = bundle["label"], bundle["hash"], bundle["gateway"]
     prev, cods = "", {}
+    commitment, salt, posted, deadline = 1, None, None, None
     for i, rec in enumerate(bundle["records"]):
         compact = rec["jws"]
         # 3. Signature, item, chain.
@@ -179,6 +203,14 @@ def main(argv):
             raise Fail("record %d: inclusion proof does not lead to the checkpoint's root" % i)
         # 5. The recipient's COD or refusal, and the ROD.
         data, what = r["data"], ""
+        if "commitment" in data and (r["type"] != "SubmissionAcceptance" or data["commitment"] != 2):
+            raise Fail("record %d: commitment %r, only a COP names one, and only 2" % (i, data["commitment"]))
+        if "salt" in data:
+            if r["type"] not in ("ContentHandover", "AcceptanceRejectionExpiry") or commitment != 2 or salt is not None:
+                raise Fail("record %d: a salt is released once, with the message, for a salted item" % i)
+            salt = data["salt"]
+            if len(salt) != 64 or salt != bytes.fromhex(salt).hex():
+                raise Fail("record %d: salt %r is not 64 lower-case hex digits" % (i, salt))
         if r["type"] in ("ConsignmentAcceptance", "ConsignmentRejection"):
             cod = data["cod"]
             kid = json.loads(b64url_decode(cod.split(".")[0]))["kid"]
@@ -192,14 +224,28 @@ def main(argv):
                 raise Fail("record %d: the %s is for another item" % (i, want))
             if c["recipient"] != name or data["signer"] != name:
                 raise Fail("record %d: %s signed by %s's key but names %s" % (i, want, name, c["recipient"]))
+            signed_at = rfc3339(c["signed_at"])
+            if signed_at < posted - CLOCK_TOLERANCE:
+                raise Fail("record %d: the %s was signed at %s, before the item was posted at %s" % (i, want, c["signed_at"], posted))
+            if signed_at > deadline + CLOCK_TOLERANCE:
+                raise Fail("record %d: the %s was signed at %s, after the deadline %s" % (i, want, c["signed_at"], deadline))
+            if signed_at > rfc3339(r["time"]) + CLOCK_TOLERANCE:
+                raise Fail("record %d: the %s was signed at %s, after the gateway received it" % (i, want, c["signed_at"]))
             cods[sha256_hex(cod.encode())] = name
             what = "%s signed by %s (%s key) at %s" % (want.upper(), name, c["custody"], c["signed_at"])
         elif r["type"] == "ContentHandover":
             if cods.get(data["cod_hash"]) != data["signer"]:
                 raise Fail("record %d: the ROD names no COD of this item" % i)
+            if commitment == 2 and "salt" not in data:
+                raise Fail("record %d: the ROD of a salted item releases no salt" % i)
             what = "message released to %s" % data["signer"]
+            if "salt" in data:
+                what += ", with salt r %s" % data["salt"]
         elif r["type"] == "SubmissionAcceptance":
-            what = "accepted for %s, deadline %s" % (data["recipient"], data["deadline"])
+            commitment = data.get("commitment", 1)
+            posted, deadline = rfc3339(r["time"]), rfc3339(data["deadline"])
+            what = "accepted for %s, deadline %s, %s commitment" % (
+                data["recipient"], data["deadline"], "salted H(L,r,M)" if commitment == 2 else "unsalted H(L,M)")
         else:
             what = json.dumps(data, sort_keys=True)
         print("record %d: %s %s %s; gateway signature, chain and inclusion OK" % (i, r["time"], r["type"], what))
@@ -236,14 +282,25 @@ def main(argv):
     else:
         raise Fail("bundle version %r, want 2 (or 1)" % version)
 
-    # 7. The message file.
-    if len(argv) == 4:
+    # 7. The message file, against the commitment of the COP's version.
+    if len(argv) >= 4:
         m = open(argv[3], "rb").read()
         lb = label.encode("ascii")
-        h = sha256_hex(len(lb).to_bytes(4, "big") + lb + m)
+        given = argv[4] if len(argv) == 5 else None
+        if commitment == 1:
+            if given is not None:
+                raise Fail("message: the item's H(L,M) is unsalted: no salt applies")
+            name, h = "H(L,M)", sha256_hex(field(lb) + m)
+        else:
+            if salt is not None and given is not None and given != salt:
+                raise Fail("message: the salt given is %s, but the gateway released %s" % (given, salt))
+            r_hex = salt if salt is not None else given
+            if r_hex is None:
+                raise Fail("message: the commitment H(L,r,M) is salted and the bundle releases no salt r: give the sender's")
+            name, h = "H(L,r,M)", sha256_hex(field(lb) + field(bytes.fromhex(r_hex)) + m)
         if h != item_hash:
-            raise Fail("message: H(L,M) is %s, the evidence names %s" % (h, item_hash))
-        print("message: H(L,M) matches")
+            raise Fail("message: %s is %s, the evidence names %s" % (name, h, item_hash))
+        print("message: %s matches" % name)
     print("OK: %d records of %s verified with jwcrypto" % (len(bundle["records"]), label))
     return 0
 

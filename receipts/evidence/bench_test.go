@@ -20,7 +20,7 @@ func BenchmarkAppend(b *testing.B) {
 		item := uint64(i / 2)
 		label := fmt.Sprintf("L-%d", item)
 		hash := sha256.Sum256([]byte(label))
-		ev := NewSubmissionAcceptance(label, hash, "alice", "bob", deadline)
+		ev := NewSubmissionAcceptance(label, hash, receipts.CommitmentUnsalted, "alice", "bob", deadline)
 		if i%2 == 1 {
 			ev = NewConsignmentNotification(label, hash, "bob")
 		}

@@ -28,7 +28,7 @@ const maxBundleSize = 8 << 20
 type Bundle struct {
 	Version int    `json:"version"`
 	Label   string `json:"label"`
-	Hash    string `json:"hash"`    // H(L,M), "sha256:<hex>"
+	Hash    string `json:"hash"`    // the commitment H(L,r,M) (or H(L,M)), "sha256:<hex>"
 	Gateway string `json:"gateway"` // P
 
 	// GatewayKeys are P's record-signing keys; each record's kid names one.

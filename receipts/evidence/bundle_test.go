@@ -37,6 +37,9 @@ func TestBundlesVerify(t *testing.T) {
 		v, err := Verify(b, VerifyOptions{
 			GatewayKey: l.Signer().Public(),
 			Message:    bytes.NewReader(it.message),
+			// The sender's copy of r: the bundles of released items
+			// carry it too, the others do not.
+			Salt: &it.salt,
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", it.label, err)

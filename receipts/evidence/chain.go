@@ -2,6 +2,9 @@ package evidence
 
 import (
 	"fmt"
+	"time"
+
+	"certmail/receipts"
 )
 
 // State is where an item stands after its records so far.
@@ -38,6 +41,13 @@ type chain struct {
 	recipient  string
 	signers    map[string]bool // who may sign a COD or refusal
 	cods       map[string]string
+	// From the COP: the commitment version, when the item was posted and
+	// its deadline (a COD must be signed in between).
+	commitment int
+	posted     time.Time
+	deadline   time.Time
+	// salt is the r released with M (salted items), "" until then.
+	salt string
 }
 
 func (c *chain) apply(r Record, digest string) error {
@@ -74,8 +84,18 @@ func (c *chain) transition(r Record) error {
 		return fmt.Errorf("the item is already settled")
 	}
 	d := r.Data
+	if d.Salt != "" {
+		switch {
+		case c.commitment != receipts.CommitmentSalted:
+			return fmt.Errorf("a salt, but the item's H(L,M) is unsalted")
+		case c.salt != "":
+			return fmt.Errorf("the salt was already released")
+		}
+		c.salt = d.Salt
+	}
 	switch r.Type {
 	case SubmissionAcceptance:
+		c.commitment, c.posted, c.deadline = d.commitment(), r.Time, d.Deadline
 		c.recipient = d.Recipient
 		c.signers[d.Recipient] = true
 		c.state = StatePosted
@@ -109,6 +129,10 @@ func (c *chain) transition(r Record) error {
 		}
 		if signer != d.Signer {
 			return fmt.Errorf("signer %q, but the COD was signed by %q", d.Signer, signer)
+		}
+		if c.commitment == receipts.CommitmentSalted && d.Salt == "" {
+			// M without r: nobody could check M against what B signed.
+			return fmt.Errorf("the item's commitment is salted, and the report of delivery does not release the salt")
 		}
 		c.state = StateReleased
 	case AcceptanceRejectionExpiry, ContentConsignmentFailure:

@@ -32,9 +32,11 @@ type party struct {
 }
 
 // checkCOD verifies the COD or refusal that record r carries: B's EdDSA
-// signature by a key the bundle lists, and that it acknowledges this item
-// at this gateway, as the party the record names as signer.
-func checkCOD(r Record, parties map[string]party) (codClaims, error) {
+// signature by a key the bundle lists, that it acknowledges this item at
+// this gateway, as the party the record names as signer, and that it was
+// signed between the item's posting and its deadline (c, the chain so
+// far, knows both) and not after the gateway recorded it.
+func checkCOD(r Record, ch *chain, parties map[string]party) (codClaims, error) {
 	want := "cod"
 	if r.Type == ConsignmentRejection {
 		want = "refusal"
@@ -70,8 +72,12 @@ func checkCOD(r Record, parties map[string]party) (codClaims, error) {
 	case r.Data.Custody != "" && c.Custody != r.Data.Custody:
 		return c, fmt.Errorf("%s custody %q, but the record says %q", want, c.Custody, r.Data.Custody)
 	}
-	if _, err := time.Parse(time.RFC3339, c.SignedAt); err != nil {
+	signedAt, err := time.Parse(time.RFC3339, c.SignedAt)
+	if err != nil {
 		return c, fmt.Errorf("%s signed_at: %w", want, err)
+	}
+	if err := receipts.CheckSignedAt(signedAt, ch.posted, ch.deadline, r.Time); err != nil {
+		return c, fmt.Errorf("%s: %w", want, err)
 	}
 	return c, nil
 }

@@ -8,7 +8,8 @@
 // SubmissionAcceptance is the certificate of posting (COP),
 // ConsignmentAcceptance carries the recipient's certificate of delivery
 // (COD), and ContentHandover is the report of delivery (ROD). Each record
-// names its item (label L and H(L,M)), its position in the item's chain
+// names its item (label L and its commitment H(L,r,M), or the unsalted
+// H(L,M) of items posted before salting), its position in the item's chain
 // (seq) and the SHA-256 of the item's previous record (prev), so an item's
 // records form a hash chain that cannot be reordered or thinned out.
 //

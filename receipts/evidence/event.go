@@ -53,7 +53,7 @@ const (
 type Event struct {
 	Type  EventType
 	Label string
-	Hash  [32]byte // H(L,M)
+	Hash  [32]byte // the item's commitment: H(L,r,M), or H(L,M) for unsalted items
 	Time  time.Time
 	Data  EventData
 }
@@ -72,13 +72,25 @@ type EventData struct {
 	Alternate string    `json:"alternate,omitempty"` // to whom the stub was forwarded
 	Actor     string    `json:"actor,omitempty"`     // the operator or policy that acted
 	Reason    string    `json:"reason,omitempty"`
+	// Commitment is the version of the item's hash, on the COP only:
+	// receipts.CommitmentSalted, or absent for the unsalted H(L,M) of
+	// items posted before salting (one spelling for each).
+	Commitment int `json:"commitment,omitempty"`
+	// Salt is r of H(L,r,M), lower-case hex, released with M: on the ROD
+	// (ContentHandover) and on a deemed delivery's
+	// AcceptanceRejectionExpiry, never before.
+	Salt string `json:"salt,omitempty"`
 }
 
 // NewSubmissionAcceptance is the COP: P accepted the item labelled label,
-// with H(L,M) hash, for recipient with deadline.
-func NewSubmissionAcceptance(label string, hash [32]byte, sender, recipient string, deadline time.Time) Event {
+// whose commitment of the given version (receipts.CommitmentSalted, or
+// CommitmentUnsalted) is hash, for recipient with deadline.
+func NewSubmissionAcceptance(label string, hash [32]byte, commitment int, sender, recipient string, deadline time.Time) Event {
+	if commitment == receipts.CommitmentUnsalted {
+		commitment = 0 // the unsalted version is written by leaving it out
+	}
 	return Event{Type: SubmissionAcceptance, Label: label, Hash: hash,
-		Data: EventData{Sender: sender, Recipient: recipient, Deadline: deadline}}
+		Data: EventData{Sender: sender, Recipient: recipient, Deadline: deadline, Commitment: commitment}}
 }
 
 // NewConsignmentNotification records that the stub reached mailbox owner.
@@ -102,18 +114,21 @@ func NewConsignmentRejection(label string, hash [32]byte, refusal, signer, custo
 }
 
 // NewContentHandover is the ROD: M was released against cod, signed by
-// signer. The record carries H(COD), not the COD, which the preceding
+// signer, and with it the salt r of a salted commitment ("" for an
+// unsalted item), so that B and A can check M against what B signed. The
+// record carries H(COD), not the COD, which the preceding
 // ConsignmentAcceptance already holds.
-func NewContentHandover(label string, hash [32]byte, cod, signer string) Event {
+func NewContentHandover(label string, hash [32]byte, cod, signer, salt string) Event {
 	return Event{Type: ContentHandover, Label: label, Hash: hash,
-		Data: EventData{CODHash: CODHash(cod), Signer: signer}}
+		Data: EventData{CODHash: CODHash(cod), Signer: signer, Salt: salt}}
 }
 
 // NewAcceptanceRejectionExpiry records that the acceptance window that
-// ended at deadline passed with no COD and no refusal.
-func NewAcceptanceRejectionExpiry(label string, hash [32]byte, deadline time.Time, reason string) Event {
+// ended at deadline passed with no COD and no refusal. salt is the salt
+// released with M when the policy deems the item delivered, "" otherwise.
+func NewAcceptanceRejectionExpiry(label string, hash [32]byte, deadline time.Time, reason, salt string) Event {
 	return Event{Type: AcceptanceRejectionExpiry, Label: label, Hash: hash,
-		Data: EventData{Deadline: deadline, Reason: reason}}
+		Data: EventData{Deadline: deadline, Reason: reason, Salt: salt}}
 }
 
 // NewContentConsignmentFailure records that deadline passed without

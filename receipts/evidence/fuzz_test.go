@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"certmail/receipts"
 )
 
 // FuzzParseBundle: parsing and verifying any input must return, never
@@ -123,7 +125,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	valid := bundles[1]
 	small := newItem("L-posted")
 	deadline := time.Date(2025, 3, 8, 9, 0, 0, 0, time.UTC)
-	if _, err := l.Append(kv, NewSubmissionAcceptance(small.label, small.hash, "", "bob", deadline)); err != nil {
+	if _, err := l.Append(kv, NewSubmissionAcceptance(small.label, small.hash, receipts.CommitmentUnsalted, "", "bob", deadline)); err != nil {
 		t.Fatal(err)
 	}
 	data, err := bundleFor(t, l, kv, small).Marshal()

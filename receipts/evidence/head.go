@@ -32,7 +32,7 @@ const HeadJWSType = "certmail-head+jws"
 type BundleHead struct {
 	Gateway  string    // P
 	Label    string    // L
-	Hash     [32]byte  // H(L,M)
+	Hash     [32]byte  // the item's commitment
 	Records  uint64    // how many records the item had
 	Last     string    // RecordDigest of the last of them, as the next prev would name it
 	TreeSize uint64    // the size of the checkpoint the bundle's proofs are against

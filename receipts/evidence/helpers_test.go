@@ -61,6 +61,13 @@ func partyKey(t testing.TB, name string) PartyKey {
 // producer.
 func makeCOD(t testing.TB, signer, typ, label string, hash [32]byte, custody string) string {
 	t.Helper()
+	// Within minutes of fixedClock's posting times, as a real COD is.
+	return makeCODAt(t, signer, typ, label, hash, custody, "2025-03-01T09:00:00Z")
+}
+
+// makeCODAt is makeCOD with the signed_at given.
+func makeCODAt(t testing.TB, signer, typ, label string, hash [32]byte, custody, signedAt string) string {
+	t.Helper()
 	key := testKey(signer)
 	kid, err := KeyID(key.Public().(ed25519.PublicKey))
 	if err != nil {
@@ -69,7 +76,7 @@ func makeCOD(t testing.TB, signer, typ, label string, hash [32]byte, custody str
 	raw, err := json.Marshal(map[string]any{
 		"v": 1, "type": typ, "gateway": testGateway, "label": label,
 		"hash": receipts.FormatHash(hash), "recipient": signer, "custody": custody,
-		"signed_at": "2025-03-01T10:00:00Z",
+		"signed_at": signedAt,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +105,8 @@ func makeCOD(t testing.TB, signer, typ, label string, hash [32]byte, custody str
 type item struct {
 	label   string
 	message []byte
-	hash    [32]byte
+	salt    receipts.Salt
+	hash    [32]byte // H(L,r,M)
 	events  []Event
 	state   State
 	parties []PartyKey
@@ -106,7 +114,8 @@ type item struct {
 
 func newItem(label string) *item {
 	m := []byte(fmt.Sprintf("From: alice@example.com\r\nSubject: %s\r\n\r\nBody of %s.\r\n", label, label))
-	return &item{label: label, message: m, hash: receipts.ItemHash(label, m)}
+	salt := receipts.Salt(sha256.Sum256([]byte("salt of " + label))) // fixed, so runs repeat
+	return &item{label: label, message: m, salt: salt, hash: receipts.SaltedItemHash(label, salt, m)}
 }
 
 // scenario builds items that go through every kind of event: released
@@ -117,7 +126,7 @@ func scenario(t testing.TB) []*item {
 	deadline := time.Date(2025, 3, 8, 9, 0, 0, 0, time.UTC)
 	post := func(it *item, rcpt string) {
 		it.events = append(it.events,
-			NewSubmissionAcceptance(it.label, it.hash, "alice@example.com", rcpt, deadline),
+			NewSubmissionAcceptance(it.label, it.hash, receipts.CommitmentSalted, "alice@example.com", rcpt, deadline),
 			NewConsignmentNotification(it.label, it.hash, rcpt))
 	}
 
@@ -126,7 +135,7 @@ func scenario(t testing.TB) []*item {
 	cod := makeCOD(t, "bob", "cod", released.label, released.hash, CustodyRecipientHeld)
 	released.events = append(released.events,
 		NewConsignmentAcceptance(released.label, released.hash, cod, "bob", CustodyRecipientHeld),
-		NewContentHandover(released.label, released.hash, cod, "bob"))
+		NewContentHandover(released.label, released.hash, cod, "bob", released.salt.String()))
 	released.state = StateReleased
 	released.parties = []PartyKey{partyKey(t, "bob")}
 
@@ -137,7 +146,7 @@ func scenario(t testing.TB) []*item {
 		NewForwarded(forwarded.label, forwarded.hash, "bob", "desk", "policy:shared-desk", "unread for 48h"),
 		NewConsignmentNotification(forwarded.label, forwarded.hash, "desk"),
 		NewConsignmentAcceptance(forwarded.label, forwarded.hash, cod, "desk", CustodyGatewayHeld),
-		NewContentHandover(forwarded.label, forwarded.hash, cod, "desk"))
+		NewContentHandover(forwarded.label, forwarded.hash, cod, "desk", forwarded.salt.String()))
 	forwarded.state = StateReleased
 	forwarded.parties = []PartyKey{partyKey(t, "bob"), partyKey(t, "desk")}
 

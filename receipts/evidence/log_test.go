@@ -44,7 +44,7 @@ func TestRecordPayloadIsCanonicalAndUTC(t *testing.T) {
 	l := newTestLog(t)
 	kv := receipts.NewMemKV()
 	paris := time.FixedZone("CET", 3600)
-	ev := NewSubmissionAcceptance("L-tz", [32]byte{1}, "", "bob", time.Date(2025, 3, 8, 10, 0, 0, 0, paris))
+	ev := NewSubmissionAcceptance("L-tz", [32]byte{1}, receipts.CommitmentUnsalted, "", "bob", time.Date(2025, 3, 8, 10, 0, 0, 0, paris))
 	ev.Time = time.Date(2025, 3, 1, 10, 0, 0, 5, paris)
 	e, err := l.Append(kv, ev)
 	if err != nil {
@@ -66,7 +66,10 @@ func TestAppendRefusesIncoherentChains(t *testing.T) {
 	deadline := time.Date(2025, 3, 8, 9, 0, 0, 0, time.UTC)
 	h := [32]byte{7}
 	cod := makeCOD(t, "bob", "cod", "L", h, CustodyRecipientHeld)
-	post := NewSubmissionAcceptance("L", h, "", "bob", deadline)
+	post := NewSubmissionAcceptance("L", h, receipts.CommitmentUnsalted, "", "bob", deadline)
+	salted := NewSubmissionAcceptance("L", h, receipts.CommitmentSalted, "", "bob", deadline)
+	salt := strings.Repeat("5a", receipts.SaltSize)
+	acc := NewConsignmentAcceptance("L", h, cod, "bob", "")
 	cases := []struct {
 		name   string
 		events []Event
@@ -76,15 +79,25 @@ func TestAppendRefusesIncoherentChains(t *testing.T) {
 		{"second COP", []Event{post, post}, "starts with"},
 		{"other hash", []Event{post, NewConsignmentNotification("L", [32]byte{8}, "bob")}, "hash differs"},
 		{"stranger signs", []Event{post, NewConsignmentAcceptance("L", h, cod, "mallory", "")}, `signer "mallory"`},
-		{"ROD without COD", []Event{post, NewContentHandover("L", h, cod, "bob")}, "names no COD"},
+		{"ROD without COD", []Event{post, NewContentHandover("L", h, cod, "bob", "")}, "names no COD"},
 		{"ROD other signer", []Event{post, NewOperatorForward("L", h, "op", "desk", ""),
-			NewConsignmentAcceptance("L", h, cod, "bob", ""), NewContentHandover("L", h, cod, "desk")}, "but the COD was signed by"},
+			NewConsignmentAcceptance("L", h, cod, "bob", ""), NewContentHandover("L", h, cod, "desk", "")}, "but the COD was signed by"},
 		{"after release", []Event{post, NewConsignmentAcceptance("L", h, cod, "bob", ""),
-			NewContentHandover("L", h, cod, "bob"), NewForwarded("L", h, "bob", "desk", "", "")}, "already settled"},
-		{"missing field", []Event{NewSubmissionAcceptance("L", h, "", "", deadline)}, "lacks recipient"},
+			NewContentHandover("L", h, cod, "bob", ""), NewForwarded("L", h, "bob", "desk", "", "")}, "already settled"},
+		{"missing field", []Event{NewSubmissionAcceptance("L", h, receipts.CommitmentUnsalted, "", "", deadline)}, "lacks recipient"},
 		{"unknown type", []Event{{Type: "Teleported", Label: "L", Hash: h}}, "unknown record type"},
-		{"NUL in label", []Event{NewSubmissionAcceptance("L\x00x", h, "", "bob", deadline)}, "NUL"},
+		{"NUL in label", []Event{NewSubmissionAcceptance("L\x00x", h, receipts.CommitmentUnsalted, "", "bob", deadline)}, "NUL"},
 		{"bad custody", []Event{post, NewConsignmentAcceptance("L", h, cod, "bob", "somebody")}, "unknown custody"},
+		// The salt r of H(L,r,M) goes out with M and only then.
+		{"salted ROD without salt", []Event{salted, acc, NewContentHandover("L", h, cod, "bob", "")}, "does not release the salt"},
+		{"salt on unsalted item", []Event{post, acc, NewContentHandover("L", h, cod, "bob", salt)}, "H(L,M) is unsalted"},
+		{"salt before release", []Event{salted, {Type: ConsignmentNotification, Label: "L", Hash: h,
+			Data: EventData{Recipient: "bob", Salt: salt}}}, "released only with the message"},
+		{"malformed salt", []Event{salted, acc, NewContentHandover("L", h, cod, "bob", strings.ToUpper(salt))}, "lower case"},
+		{"commitment off the COP", []Event{salted, {Type: ConsignmentNotification, Label: "L", Hash: h,
+			Data: EventData{Recipient: "bob", Commitment: receipts.CommitmentSalted}}}, "only the SubmissionAcceptance"},
+		{"commitment spelled 1", []Event{{Type: SubmissionAcceptance, Label: "L", Hash: h,
+			Data: EventData{Recipient: "bob", Deadline: deadline, Commitment: receipts.CommitmentUnsalted}}}, "want 2 or none"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,7 +253,7 @@ func TestLogIsSafeToShare(t *testing.T) {
 		go func() {
 			kv := receipts.NewMemKV()
 			h := sha256.Sum256([]byte{byte(w)})
-			_, err := l.Append(kv, NewSubmissionAcceptance("L", h, "", "bob", time.Now()))
+			_, err := l.Append(kv, NewSubmissionAcceptance("L", h, receipts.CommitmentUnsalted, "", "bob", time.Now()))
 			if err == nil {
 				_, err = l.Checkpoint(kv)
 			}
@@ -281,7 +294,7 @@ func TestParsePayloadIsExact(t *testing.T) {
 
 func TestAppendRefusesUnwritableTimes(t *testing.T) {
 	l := newTestLog(t)
-	ev := NewSubmissionAcceptance("L", [32]byte{}, "", "bob", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
+	ev := NewSubmissionAcceptance("L", [32]byte{}, receipts.CommitmentUnsalted, "", "bob", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
 	if _, err := l.Append(receipts.NewMemKV(), ev); err == nil {
 		t.Error("deadline in year 10000 accepted")
 	}

@@ -36,7 +36,7 @@ func (d *memDB) Update(fn func(receipts.KV) error) error {
 func (d *memDB) append(t *testing.T, l *Log, label string) {
 	t.Helper()
 	if err := d.Update(func(kv receipts.KV) error {
-		_, err := l.Append(kv, NewSubmissionAcceptance(label, sha256.Sum256([]byte(label)), "a", "b", time.Now().Add(time.Hour)))
+		_, err := l.Append(kv, NewSubmissionAcceptance(label, sha256.Sum256([]byte(label)), receipts.CommitmentUnsalted, "a", "b", time.Now().Add(time.Hour)))
 		return err
 	}); err != nil {
 		t.Fatal(err)

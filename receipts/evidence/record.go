@@ -26,7 +26,7 @@ type Record struct {
 	Type    EventType
 	Gateway string // P
 	Label   string
-	Hash    [32]byte // H(L,M)
+	Hash    [32]byte // the item's commitment, H(L,r,M) or H(L,M)
 	Seq     uint64   // position in the item's chain, from 0
 	Prev    string   // "sha256:<hex>" of the previous record's JWS, "" for seq 0
 	Time    time.Time
@@ -151,7 +151,7 @@ func checkFieldNames(payload []byte) error {
 	}
 	for name := range data {
 		switch name {
-		case "sender", "recipient", "deadline", "cod", "cod_hash", "signer", "custody", "alternate", "actor", "reason":
+		case "sender", "recipient", "deadline", "cod", "cod_hash", "signer", "custody", "alternate", "actor", "reason", "commitment", "salt":
 		default:
 			return fmt.Errorf("payload data has unknown field %q", name)
 		}
@@ -264,5 +264,29 @@ func (t EventType) checkData(d EventData) error {
 			return fmt.Errorf("%s record: cod_hash: %w", t, err)
 		}
 	}
+	switch {
+	case d.Commitment != 0 && t != SubmissionAcceptance:
+		return fmt.Errorf("%s record: only the %s names the commitment version", t, SubmissionAcceptance)
+	case d.Commitment != 0 && d.Commitment != receipts.CommitmentSalted:
+		// The unsalted version is spelled by leaving the field out.
+		return fmt.Errorf("%s record: commitment version %d, want %d or none", t, d.Commitment, receipts.CommitmentSalted)
+	}
+	if d.Salt != "" {
+		if t != ContentHandover && t != AcceptanceRejectionExpiry {
+			return fmt.Errorf("%s record: a salt is released only with the message (%s, or %s on deemed delivery)",
+				t, ContentHandover, AcceptanceRejectionExpiry)
+		}
+		if _, err := receipts.ParseSalt(d.Salt); err != nil {
+			return fmt.Errorf("%s record: %w", t, err)
+		}
+	}
 	return nil
+}
+
+// commitment is the version of the item's hash that a COP names.
+func (d EventData) commitment() int {
+	if d.Commitment == 0 {
+		return receipts.CommitmentUnsalted
+	}
+	return d.Commitment
 }

@@ -133,9 +133,9 @@ func TestTamperingIsDetected(t *testing.T) {
 	c.NoteVerifierKey = forged.NoteVerifierKey
 	mustFail(t, "foreign note key", c, VerifyOptions{}, "not a trusted gateway key")
 
-	mustFail(t, "wrong message", b, VerifyOptions{Message: bytes.NewReader(items[0].message)}, "message: H(L,M) is")
+	mustFail(t, "wrong message", b, VerifyOptions{Message: bytes.NewReader(items[0].message)}, "message: H(L,r,M) is")
 	tampered := bytes.Replace(it.message, []byte("Body"), []byte("body"), 1)
-	mustFail(t, "edited message", b, VerifyOptions{Message: bytes.NewReader(tampered)}, "message: H(L,M) is")
+	mustFail(t, "edited message", b, VerifyOptions{Message: bytes.NewReader(tampered)}, "message: H(L,r,M) is")
 
 	c = clone(t, b)
 	c.Version = 3

@@ -6,14 +6,22 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"certmail/receipts"
 )
 
 // Verdict is what a verified bundle shows.
 type Verdict struct {
-	Label          string
-	Hash           string // H(L,M)
-	Gateway        string
-	State          State // where the item stands after its last record
+	Label   string
+	Hash    string // the commitment: H(L,r,M), or H(L,M) if unsalted
+	Gateway string
+	// Commitment is the version of Hash the COP names:
+	// receipts.CommitmentSalted or CommitmentUnsalted.
+	Commitment int
+	// Salt is r of a salted Hash as the gateway released it with M ("" if
+	// it was not released, or the item is unsalted).
+	Salt           string `json:",omitempty"`
+	State          State  // where the item stands after its last record
 	Checkpoint     TreeHead
 	MessageChecked bool // the message file was given and matches Hash
 	// GatewayKeyPinned is true when the records were checked against the
@@ -51,6 +59,9 @@ func (v *Verdict) add(r Record, kid string, leaf uint64, cod *codClaims) {
 		what = fmt.Sprintf("%s signed a refusal at %s (%s key)", cod.Recipient, cod.SignedAt, cod.Custody)
 	case ContentHandover:
 		what = fmt.Sprintf("message released to %s against COD %s", d.Signer, d.CODHash)
+		if d.Salt != "" {
+			what += ", with salt " + d.Salt
+		}
 	case AcceptanceRejectionExpiry:
 		what = "neither accepted nor refused in time"
 	case ContentConsignmentFailure:
@@ -77,6 +88,9 @@ func (v *Verdict) add(r Record, kid string, leaf uint64, cod *codClaims) {
 	if d.Reason != "" {
 		what += " (" + d.Reason + ")"
 	}
+	if d.Salt != "" && r.Type == AcceptanceRejectionExpiry {
+		what += ", with salt " + d.Salt
+	}
 	if !slices.Contains(v.GatewayKeyIDs, kid) {
 		v.GatewayKeyIDs = append(v.GatewayKeyIDs, kid)
 	}
@@ -100,7 +114,7 @@ func certificateName(t EventType) string {
 // String renders the verdict for a person.
 func (v *Verdict) String() string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Item %s, H(L,M) %s, gateway %s\n", v.Label, v.Hash, v.Gateway)
+	fmt.Fprintf(&sb, "Item %s, %s %s, gateway %s\n", v.Label, v.CommitmentName(), v.Hash, v.Gateway)
 	for _, e := range v.Events {
 		fmt.Fprintf(&sb, "  %s\n", e)
 	}
@@ -118,8 +132,17 @@ func (v *Verdict) String() string {
 		fmt.Fprintf(&sb, "Signed by gateway key %s as named in the bundle: compare it with the gateway's published key\n",
 			strings.Join(v.GatewayKeyIDs, ", "))
 	}
+	if v.Commitment == receipts.CommitmentSalted {
+		if v.Salt != "" {
+			fmt.Fprintf(&sb, "Salted commitment: the salt r %s was released with the message\n", v.Salt)
+		} else {
+			sb.WriteString("Salted commitment: the salt r was not released (the message was not handed over)\n")
+		}
+	} else {
+		sb.WriteString("Unsalted commitment H(L,M) (posted before commitments were salted)\n")
+	}
 	if v.MessageChecked {
-		sb.WriteString("The message file matches H(L,M)\n")
+		fmt.Fprintf(&sb, "The message file matches %s\n", v.CommitmentName())
 	} else {
 		sb.WriteString("No message file was checked\n")
 	}
@@ -130,5 +153,8 @@ func (v *Verdict) String() string {
 	}
 	return sb.String()
 }
+
+// CommitmentName names the item's hash as its version defines it.
+func (v *Verdict) CommitmentName() string { return receipts.CommitmentName(v.Commitment) }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -31,9 +31,14 @@ type VerifyOptions struct {
 	// be signed with; the bundle's own gateway keys are then ignored.
 	// Without it, the bundle proves only that its gateway keys signed.
 	GatewayKey ed25519.PublicKey
-	// Message, if set, is the message file M; its H(L,M) must be the
-	// bundle's hash.
+	// Message, if set, is the message file M; its commitment (H(L,r,M),
+	// or H(L,M) for an unsalted item) must be the bundle's hash.
 	Message io.Reader
+	// Salt is r, for checking Message against a salted commitment whose
+	// salt the bundle does not release (the item was refused or expired,
+	// so only the sender holds r, given at posting). When the bundle
+	// releases r, a Salt given here must be the same.
+	Salt *receipts.Salt
 	// RequireComplete refuses a bundle whose completeness is not shown (a
 	// version 1 bundle, without a signed head). Anyone can turn a version
 	// 2 bundle into one by deleting its head and its last records, so a
@@ -112,12 +117,8 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 		return nil, fmt.Errorf("incomplete: a version %d bundle has no signed head, so records may have been dropped from its end (accept it knowingly with certmail verify --allow-incomplete)", b.Version)
 	}
 	if opts.Message != nil {
-		sum, err := receipts.ItemHashReader(b.Label, opts.Message)
-		if err != nil {
+		if err := checkMessage(b, hash, v, opts); err != nil {
 			return nil, fmt.Errorf("message: %w", err)
-		}
-		if sum != hash {
-			return nil, fmt.Errorf("message: H(L,M) is %s, the evidence names %s", receipts.FormatHash(sum), b.Hash)
 		}
 		v.MessageChecked = true
 	}
@@ -134,6 +135,42 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 			ErrKeyNotPinned, strings.Join(kids, ", "))
 	}
 	return v, nil
+}
+
+// checkMessage checks the message file against the item's commitment, of
+// the version its COP names, with the salt the bundle releases or (if it
+// releases none) the one the caller holds.
+func checkMessage(b *Bundle, hash [32]byte, v *Verdict, opts VerifyOptions) error {
+	var salt *receipts.Salt
+	switch v.Commitment {
+	case receipts.CommitmentUnsalted:
+		if opts.Salt != nil {
+			return errors.New("the item's H(L,M) is unsalted (posted before commitments were salted): no salt applies")
+		}
+	case receipts.CommitmentSalted:
+		salt = opts.Salt
+		if v.Salt != "" {
+			released, err := receipts.ParseSalt(v.Salt)
+			if err != nil {
+				return err
+			}
+			if salt != nil && *salt != released {
+				return fmt.Errorf("the salt given is %s, but the gateway released %s", salt, v.Salt)
+			}
+			salt = &released
+		}
+		if salt == nil {
+			return errors.New("the item's commitment H(L,r,M) is salted and this bundle releases no salt r (the message was not released): give the salt the sender was given at posting")
+		}
+	}
+	sum, err := receipts.CommitmentReader(v.Commitment, b.Label, salt, opts.Message)
+	if err != nil {
+		return err
+	}
+	if sum != hash {
+		return fmt.Errorf("%s is %s, the evidence names %s", v.CommitmentName(), receipts.FormatHash(sum), b.Hash)
+	}
+	return nil
 }
 
 // trustedGatewayKeys returns the keys records may be signed with, by kid.
@@ -240,7 +277,7 @@ func verifyRecords(b *Bundle, hash [32]byte, gatewayKeys map[string]ed25519.Publ
 		}
 		var cod *codClaims
 		if r.Type == ConsignmentAcceptance || r.Type == ConsignmentRejection {
-			claims, err := checkCOD(r, parties)
+			claims, err := checkCOD(r, c, parties)
 			if err != nil {
 				return fail("%v", err)
 			}
@@ -249,6 +286,7 @@ func verifyRecords(b *Bundle, hash [32]byte, gatewayKeys map[string]ed25519.Publ
 		v.add(r, hdr.Kid, br.LeafIndex, cod)
 	}
 	v.State = c.state
+	v.Commitment, v.Salt = c.commitment, c.salt
 	return nil
 }
 
