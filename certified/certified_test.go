@@ -233,7 +233,8 @@ func TestAcknowledgeByMoveReleasesM(t *testing.T) {
 	if err != nil || *st.NumMessages != 1 {
 		t.Fatalf("Acknowledge: %+v %v", st, err)
 	}
-	// The evidence verifies offline, and H(L,M) matches M.
+	// The evidence verifies offline, and H(L,r,M) matches M with the r it
+	// releases.
 	b, err := e.svc.Bundle(it.Label)
 	if err != nil {
 		t.Fatal(err)
@@ -349,10 +350,29 @@ func TestRefuseAndExpire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := evidence.Verify(b, evidence.VerifyOptions{GatewayKey: e.gwKey.Public().(ed25519.PublicKey)}); err != nil {
+		v, err := evidence.Verify(b, evidence.VerifyOptions{GatewayKey: e.gwKey.Public().(ed25519.PublicKey)})
+		if err != nil {
 			t.Fatalf("bundle of %s: %v", it.Label, err)
 		}
+		// The salt goes out with M and only then: on deemed delivery, not
+		// on refusal or non-delivery.
+		if released := it == deemed; (v.Salt != "") != released || released && v.Salt != it.Salt {
+			t.Fatalf("bundle of %s (%s) releases salt %q, item holds %q", it.Label, v.State, v.Salt, it.Salt)
+		}
 	}
+	if _, err := evidence.Verify(mustBundle(t, e, deemed.Label), evidence.VerifyOptions{
+		GatewayKey: e.gwKey.Public().(ed25519.PublicKey), Message: bytes.NewReader(heldMessage)}); err != nil {
+		t.Fatalf("the deemed-delivered M does not check with the released salt: %v", err)
+	}
+}
+
+func mustBundle(t *testing.T, e *env, label string) *evidence.Bundle {
+	t.Helper()
+	b, err := e.svc.Bundle(label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestInvalidCODs hands in every kind of bad COD by APPEND and checks each

@@ -26,6 +26,21 @@ func fuzzCOD() string {
 	return cod
 }
 
+// FuzzParseSalt: a salt has one spelling; whatever parses writes back as
+// the input, and nothing else parses.
+func FuzzParseSalt(f *testing.F) {
+	f.Add(strings.Repeat("5a", SaltSize))
+	f.Add(strings.Repeat("5A", SaltSize))
+	f.Add(strings.Repeat("0", 2*SaltSize-1) + "g")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		salt, err := ParseSalt(s)
+		if err == nil && salt.String() != s {
+			t.Fatalf("ParseSalt(%q) accepted a spelling String writes as %q", s, salt)
+		}
+	})
+}
+
 func FuzzParseCOD(f *testing.F) {
 	cod := fuzzCOD()
 	f.Add(cod)
