@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"certmail/certified"
 	"certmail/mailbox"
 )
 
@@ -79,7 +80,9 @@ func TestVerifyNeedsPinnedKey(t *testing.T) {
 	if r := certmail(t, "", "verify", forgedBundle, "--gateway-key", realKey); r.code != exitFailure || !strings.Contains(r.stderr, "not a trusted gateway key") {
 		t.Errorf("forged bundle with the real key pinned: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := certmail(t, "", "verify", realBundle, "--gateway-key", realKey, "--message", msgFile).must(t, 0); !strings.Contains(r.stdout, "Signed by the pinned gateway key") {
+	// The item is still pending: its bundle releases no salt, so M checks
+	// with the salt the sender holds.
+	if r := certmail(t, "", "verify", realBundle, "--gateway-key", realKey, "--message", msgFile, "--salt", heldSalt(t, real, realLabel)).must(t, 0); !strings.Contains(r.stdout, "Signed by the pinned gateway key") {
 		t.Errorf("real bundle, pinned: %s", r.stdout)
 	}
 	// Knowingly accepted: it verifies, and says the key was not pinned.
@@ -93,4 +96,26 @@ func TestVerifyNeedsPinnedKey(t *testing.T) {
 	if r := certmail(t, "", "verify", broken); r.code != exitFailure || !strings.Contains(r.stderr, "record 0") {
 		t.Errorf("broken bundle without a key: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// heldSalt reads the salt r the gateway holds for a pending item in the
+// data directory dir: what the sender was given at posting.
+func heldSalt(t *testing.T, dir, label string) string {
+	t.Helper()
+	st, err := mailbox.Open(mailbox.Options{Dir: dir, GCInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var salt string
+	if err := st.View(func(tx *mailbox.Tx) error {
+		it, err := certified.GetItem(tx, label)
+		if err == nil {
+			salt = it.Salt
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return salt
 }

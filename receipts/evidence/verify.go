@@ -116,12 +116,6 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 	if opts.RequireComplete && !v.Complete {
 		return nil, fmt.Errorf("incomplete: a version %d bundle has no signed head, so records may have been dropped from its end (accept it knowingly with certmail verify --allow-incomplete)", b.Version)
 	}
-	if opts.Message != nil {
-		if err := checkMessage(b, hash, v, opts); err != nil {
-			return nil, fmt.Errorf("message: %w", err)
-		}
-		v.MessageChecked = true
-	}
 	if opts.RequirePinnedKey && opts.GatewayKey == nil {
 		// Checked last, so that a bundle broken in itself is reported as
 		// such; a sound one still fails: its signatures check out only
@@ -133,6 +127,14 @@ func Verify(b *Bundle, opts VerifyOptions) (*Verdict, error) {
 		sort.Strings(kids)
 		return nil, fmt.Errorf("%w: the bundle verifies against the key it carries itself (%s), which anyone can make; pin the gateway's key (certmail verify --gateway-key FILE, from certmail key show --gateway or GET /v1/keys), or accept the embedded key knowingly with --trust-embedded-key",
 			ErrKeyNotPinned, strings.Join(kids, ", "))
+	}
+	// The message last: what it is checked against is only worth
+	// anything once the records' key is one the caller trusts.
+	if opts.Message != nil {
+		if err := checkMessage(b, hash, v, opts); err != nil {
+			return nil, fmt.Errorf("message: %w", err)
+		}
+		v.MessageChecked = true
 	}
 	return v, nil
 }
