@@ -5,6 +5,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"certmail/config"
 )
 
 // HeaderName is the header that makes a delivered message certified.
@@ -119,9 +121,10 @@ func parseDeadline(val string, now time.Time) (time.Time, error) {
 		}
 		return t.UTC(), nil
 	}
-	d, err := time.ParseDuration(val)
+	// The one duration parser (Go's forms and days: 72h, 3d).
+	d, err := config.ParseDuration(val)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("deadline %+q: want an RFC 3339 time or a duration such as 72h", val)
+		return time.Time{}, fmt.Errorf("deadline %+q: want an RFC 3339 time or a duration such as 72h or 3d", val)
 	}
 	if d <= 0 {
 		return time.Time{}, fmt.Errorf("deadline %+q: duration must be positive", val)

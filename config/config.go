@@ -787,18 +787,3 @@ func (b ByteSize) String() string {
 	}
 	return fmt.Sprintf("%d", int64(b))
 }
-
-// Duration is a time.Duration written as a string ("15s", "2m").
-type Duration time.Duration
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("want a duration like \"15s\": %w", err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) String() string { return time.Duration(d).String() }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"certmail/config"
 	"certmail/mailbox"
 	"certmail/receipts"
 )
@@ -24,6 +25,32 @@ type Policy struct {
 	// Source is where the policy comes from: "store" (set by command) or
 	// "config".
 	Source string `json:"source,omitempty"`
+}
+
+// MarshalJSON writes After as a duration string ("7d"), as everything
+// certmail prints in JSON; the policies stored since are written so too.
+func (p Policy) MarshalJSON() ([]byte, error) {
+	type plain Policy
+	return json.Marshal(struct {
+		plain
+		After config.Duration `json:"after"`
+	}{plain(p), config.Duration(p.After)})
+}
+
+// UnmarshalJSON reads After as a string or, as policies stored before
+// were written, a number of nanoseconds.
+func (p *Policy) UnmarshalJSON(b []byte) error {
+	type plain Policy
+	var v struct {
+		plain
+		After config.Duration `json:"after"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Policy(v.plain)
+	p.After = time.Duration(v.After)
+	return nil
 }
 
 func (p *Policy) mailboxName() string {

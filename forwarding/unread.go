@@ -1,11 +1,13 @@
 package forwarding
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
 
 	"certmail/certified"
+	"certmail/config"
 	"certmail/mailbox"
 )
 
@@ -16,7 +18,34 @@ type MailboxUnread struct {
 	Messages     int           `json:"messages"`
 	Unread       int           `json:"unread"`
 	OldestUnread time.Time     `json:"oldest_unread,omitzero"`
-	OldestAge    time.Duration `json:"oldest_age_ns,omitempty"`
+	OldestAge    time.Duration `json:"-"`
+}
+
+// MarshalJSON writes OldestAge as a duration string ("oldest_age": "2d3h"),
+// not nanoseconds.
+func (m MailboxUnread) MarshalJSON() ([]byte, error) {
+	type plain MailboxUnread
+	v := struct {
+		plain
+		OldestAge config.Duration `json:"oldest_age,omitempty"`
+	}{plain: plain(m), OldestAge: config.Duration(m.OldestAge)}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (the admin socket carries
+// the report to the CLI).
+func (m *MailboxUnread) UnmarshalJSON(b []byte) error {
+	type plain MailboxUnread
+	var v struct {
+		plain
+		OldestAge config.Duration `json:"oldest_age,omitempty"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*m = MailboxUnread(v.plain)
+	m.OldestAge = time.Duration(v.OldestAge)
+	return nil
 }
 
 // CertifiedState counts certified items.

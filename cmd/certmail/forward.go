@@ -45,7 +45,8 @@ func cmdPolicy(args []string, e *env) int {
 	fs := newFlagSet("policy "+sub, e)
 	var df dirFlags
 	df.register(fs)
-	after := fs.Duration("forward-unread-after", 0, "forward what stays unread this `long`")
+	var after config.Duration
+	fs.Var(&after, "forward-unread-after", "forward what stays unread this `long` (72h, 7d)")
 	to := fs.String("to", "", "alternates: comma-separated accounts or addresses")
 	certOnly := fs.Bool("certified-only", false, "only forward certified items")
 	mbox := fs.String("mailbox", "", "the watched `mailbox` (default INBOX)")
@@ -66,7 +67,7 @@ func cmdPolicy(args []string, e *env) int {
 		var policies []forwarding.Policy
 		switch sub {
 		case "set":
-			p := forwarding.Policy{Account: acct, Mailbox: *mbox, After: *after, CertifiedOnly: *certOnly}
+			p := forwarding.Policy{Account: acct, Mailbox: *mbox, After: time.Duration(after), CertifiedOnly: *certOnly}
 			for _, t := range strings.Split(*to, ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					p.To = append(p.To, t)
@@ -93,7 +94,7 @@ func cmdPolicy(args []string, e *env) int {
 			if p.CertifiedOnly {
 				only = " (certified items only)"
 			}
-			fmt.Fprintf(e.stdout, "%s/%s: forward unread after %s to %s%s [%s]\n", p.Account, p.Mailbox, p.After, strings.Join(p.To, ", "), only, p.Source)
+			fmt.Fprintf(e.stdout, "%s/%s: forward unread after %s to %s%s [%s]\n", p.Account, p.Mailbox, config.FormatDuration(p.After), strings.Join(p.To, ", "), only, p.Source)
 		}
 		return nil
 	})
@@ -156,14 +157,15 @@ func cmdUnread(args []string, e *env) int {
 	fs := newFlagSet("unread", e)
 	var df dirFlags
 	df.register(fs)
-	olderThan := fs.Duration("older-than", 0, "only mailboxes whose oldest unread message is older than this `duration`")
+	var olderThan config.Duration
+	fs.Var(&olderThan, "older-than", "only mailboxes whose oldest unread message is older than this `duration` (12h, 2d)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return exitUsage
 	}
 	return withOps(e, &df, "unread", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var rep forwarding.Report
-		if err := ops.Call(ctx, "unread", UnreadParams{OlderThan: *olderThan}, &rep); err != nil {
+		if err := ops.Call(ctx, "unread", UnreadParams{OlderThan: time.Duration(olderThan)}, &rep); err != nil {
 			return err
 		}
 		if *asJSON {
@@ -175,7 +177,7 @@ func cmdUnread(args []string, e *env) int {
 		fmt.Fprintln(tw, "ACCOUNT\tMAILBOX\tUNREAD\tMESSAGES\tOLDEST UNREAD")
 		for _, m := range rep.Mailboxes {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s (%s ago)\n", m.Account, m.Mailbox, m.Unread, m.Messages,
-				m.OldestUnread.Format(time.RFC3339), m.OldestAge.Round(time.Second))
+				m.OldestUnread.Format(time.RFC3339), config.FormatDuration(m.OldestAge.Round(time.Second)))
 		}
 		tw.Flush()
 		c := rep.Certified
