@@ -1,6 +1,8 @@
 package imapsrv_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -112,5 +114,29 @@ func TestStatusHighestModSeq(t *testing.T) {
 	imapsrv.SetCondStore(ts.srv, true)
 	if got := status(ts.client("alice")); got != start+4 {
 		t.Fatalf("after a restart %d, want %d", got, start+4)
+	}
+}
+
+// RFC 7162 3.2: once CONDSTORE is enabled, the FETCH a session gets for
+// another session's flag change carries its MODSEQ; a session that did
+// not enable it gets none.
+func TestCondStoreUnsolicitedFetch(t *testing.T) {
+	ts := newTestServer(t)
+	imapsrv.SetCondStore(ts.srv, true)
+	ts.addUser("alice")
+	ts.deliver("alice", "INBOX", simpleMessage("one", "body"))
+	on := ts.rawLogin("alice")
+	hm := codeNumber(t, on.ok(`SELECT INBOX (CONDSTORE)`), "HIGHESTMODSEQ")
+	off := ts.rawLogin("alice")
+	off.ok(`SELECT INBOX`)
+	other := ts.client("alice")
+	other.selectBox("INBOX")
+	if err := other.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, on.ok(`NOOP`), fmt.Sprintf(`* 1 FETCH (UID 1 FLAGS (\Flagged) MODSEQ (%d))`, hm+1))
+	l := mustContain(t, off.ok(`NOOP`), `* 1 FETCH (UID 1 FLAGS (\Flagged)`)
+	if strings.Contains(l, "MODSEQ") {
+		t.Fatalf("MODSEQ without CONDSTORE: %q", l)
 	}
 }

@@ -152,7 +152,7 @@ func (s *Server) onChange(c mailbox.Change) {
 		}
 		box.msgs[i] = c.Message
 		source, _ := c.Source.(*imapserver.SessionTracker)
-		box.tracker.QueueMessageFlags(uint32(i+1), imap.UID(c.Message.UID), imapFlags(c.Message.Flags), source)
+		box.tracker.QueueMessageFlagsModSeq(uint32(i+1), imap.UID(c.Message.UID), imapFlags(c.Message.Flags), c.ModSeq, source)
 	case mailbox.MessageExpunged:
 		i, ok := box.find(c.Message.UID)
 		if !ok {

@@ -647,11 +647,20 @@ func (w *UpdateWriter) WriteMailboxFlags(flags []imap.Flag) error {
 
 // WriteMessageFlags writes a FETCH response with FLAGS.
 func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag) error {
+	return w.writeMessageFlags(seqNum, uid, flags, 0)
+}
+
+func (w *UpdateWriter) writeMessageFlags(seqNum uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error {
 	fetchWriter := &FetchWriter{conn: w.conn}
 	respWriter := fetchWriter.CreateMessage(seqNum)
 	if uid != 0 {
 		respWriter.WriteUID(uid)
 	}
 	respWriter.WriteFlags(flags)
+	// certmail patch: RFC 7162 3.2, MODSEQ in unsolicited FETCH once
+	// CONDSTORE is enabled.
+	if modSeq != 0 && w.conn.CondStoreEnabled() {
+		respWriter.WriteModSeq(modSeq)
+	}
 	return respWriter.Close()
 }
