@@ -11,8 +11,9 @@ GO ?= go
 # configuration": the tests run a private instance of their own, and the
 # system's stays unconfigured. systemd gives systemd-analyze (the unit test),
 # iproute2 the address in the remote-client test's network namespace,
-# neomutt the QRESYNC client of the offline-resync test.
-TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt
+# neomutt the QRESYNC client of the offline-resync test, thunderbird the
+# headless Thunderbird of interop/thunderbird_test.go.
+TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird
 
 .PHONY: build test test-deps vet fuzz bench
 

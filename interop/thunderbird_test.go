@@ -1,0 +1,258 @@
+package interop
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// tbAccount is the user.js of one IMAP account on certmail, plain text on
+// loopback with a cleartext password (authMethod 3), messages kept for
+// offline use. check_time stays at its default (10 minutes): nothing the
+// test waits for may come from polling.
+func tbAccount(host string, port int, user, address string, loginAtStartup bool) map[string]any {
+	return map[string]any{
+		"mail.accountmanager.accounts":         "account1",
+		"mail.accountmanager.defaultaccount":   "account1",
+		"mail.account.account1.server":         "server1",
+		"mail.account.account1.identities":     "id1",
+		"mail.identity.id1.useremail":          address,
+		"mail.identity.id1.fullName":           "Alice",
+		"mail.identity.id1.valid":              true,
+		"mail.server.server1.type":             "imap",
+		"mail.server.server1.hostname":         host,
+		"mail.server.server1.port":             port,
+		"mail.server.server1.userName":         user,
+		"mail.server.server1.name":             address,
+		"mail.server.server1.socketType":       0,
+		"mail.server.server1.authMethod":       3,
+		"mail.server.server1.login_at_startup": loginAtStartup,
+		"mail.server.server1.offline_download": true,
+		"mail.server.server1.check_new_mail":   true,
+		"mail.server.server1.use_idle":         true,
+	}
+}
+
+// TestThunderbird drives a real Thunderbird (Debian's, headless, remote
+// controlled through Marionette) against certmail, as a recipient would
+// use it: initial sync, a delivery seen through IDLE, a flag and a delete
+// reaching the server, and a certified item acknowledged by moving its
+// stub into Acknowledge, with M in INBOX within seconds and no refresh.
+func TestThunderbird(t *testing.T) {
+	bin := requireTool(t, "thunderbird")
+	requireTool(t, "swaks")
+	start := time.Now()
+	s := startServer(t)
+	s.addUser("alice", "alice-pw")
+	s.deliverSwaks("alice@example.org", "first", "first body")
+	s.deliverSwaks("alice@example.org", "second", "second body")
+
+	proxy := startTBProxy(t, s.imap)
+	host, portStr, _ := splitHostPort(proxy.addr())
+	port := mustAtoi(t, portStr)
+	home := t.TempDir()
+	profile := filepath.Join(home, "profile")
+	if err := os.MkdirAll(profile, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bootstrap: store the password, with the account not logging in (a
+	// missing password would open a prompt nobody answers), and quit so
+	// that the login store is written.
+	tb := startThunderbird(t, bin, home, profile, tbAccount(host, port, "alice", "alice@example.org", false))
+	tb.js(20*time.Second, `
+const origin = "imap://" + arguments[0];
+const login = Cc["@mozilla.org/login-manager/loginInfo;1"].createInstance(Ci.nsILoginInfo);
+login.init(origin, null, origin, arguments[1], arguments[2], "", "");
+await Services.logins.addLoginAsync(login);`, nil, host, "alice", "alice-pw")
+	tb.quit()
+	t.Logf("%5.1fs password stored", time.Since(start).Seconds())
+
+	tb = startThunderbird(t, bin, home, profile, tbAccount(host, port, "alice", "alice@example.org", true))
+	t.Logf("%5.1fs thunderbird started", time.Since(start).Seconds())
+
+	// Initial sync: Thunderbird logs in at startup and fetches INBOX.
+	tb.waitInbox(30*time.Second, "initial sync: both messages", func(hs []tbHeader) bool {
+		return hasSubject(hs, "first") && hasSubject(hs, "second")
+	})
+	t.Logf("%5.1fs initial sync done", time.Since(start).Seconds())
+
+	// The user opens INBOX (a click: Thunderbird selects it and syncs), as
+	// they would before dragging a message out of it.
+	tb.js(10*time.Second, `
+const about3Pane = Services.wm.getMostRecentWindow("mail:3pane").gTabmail.currentAbout3Pane;
+about3Pane.displayFolder(folderNamed("INBOX").URI);
+if (about3Pane.gFolder?.URI != folderNamed("INBOX").URI) throw new Error("INBOX not displayed");`, nil)
+
+	// A new delivery reaches Thunderbird through IDLE on INBOX, without a
+	// poll (check_time is 10 minutes) or a click.
+	delivered := time.Now()
+	s.deliverSwaks("alice@example.org", "third", "third body")
+	tb.waitInbox(10*time.Second, "a new delivery seen through IDLE", func(hs []tbHeader) bool { return hasSubject(hs, "third") })
+	t.Logf("%5.1fs new delivery seen in %v", time.Since(start).Seconds(), time.Since(delivered).Round(time.Millisecond))
+
+	// A flag set in Thunderbird reaches the server.
+	tb.js(20*time.Second, `
+const inbox = folderNamed("INBOX");
+const hdr = [...inbox.msgDatabase.enumerateMessages()].find(h => h.mime2DecodedSubject == arguments[0]);
+inbox.markMessagesFlagged([hdr], true);`, nil, "first")
+	waitServer(t, 10*time.Second, "\\Flagged from Thunderbird on the server", func() bool {
+		m, ok := serverMessages(t, s.imap, "alice", "alice-pw", "INBOX")["first"]
+		return ok && slices.Contains(m, imap.FlagFlagged)
+	})
+	t.Logf("%5.1fs flag on the server", time.Since(start).Seconds())
+
+	// Delete is a move to Trash (Thunderbird's default for IMAP).
+	tb.js(20*time.Second, `
+const inbox = folderNamed("INBOX");
+const hdr = [...inbox.msgDatabase.enumerateMessages()].find(h => h.mime2DecodedSubject == arguments[0]);
+inbox.deleteMessages([hdr], null, false, false, null, true);`, nil, "second")
+	waitServer(t, 10*time.Second, "the deleted message in Trash and out of INBOX", func() bool {
+		_, inInbox := serverMessages(t, s.imap, "alice", "alice-pw", "INBOX")["second"]
+		_, inTrash := serverMessages(t, s.imap, "alice", "alice-pw", "Trash")["second"]
+		return !inInbox && inTrash
+	})
+	t.Logf("%5.1fs delete moved to Trash", time.Since(start).Seconds())
+
+	// A certified item: its stub arrives through IDLE; Thunderbird's own
+	// move of the stub into Acknowledge acknowledges it, and M must show
+	// up in Thunderbird's INBOX within seconds, with no refresh after the
+	// move (the poll is 10 minutes away).
+	const mBody = "the summons for alice"
+	mID := "<" + strings.ReplaceAll(mBody, " ", "-") + "@court.example>"
+	if out, err := s.lmtpSend(t, "alice@example.org", certifiedMessage("Certified-Delivery: deadline=48h; reveal=sender-subject\r\n", mBody)); err != nil {
+		t.Fatalf("certified delivery: %v\n%s", err, out)
+	}
+	var stub tbHeader
+	tb.waitInbox(10*time.Second, "the certified stub", func(hs []tbHeader) bool {
+		for _, h := range hs {
+			if !slices.Contains([]string{"first", "third"}, h.Subject) {
+				stub = h
+				return true
+			}
+		}
+		return false
+	})
+	if "<"+stub.MessageID+">" == mID {
+		t.Fatalf("INBOX shows M itself before acknowledgement: %+v", stub)
+	}
+	t.Logf("%5.1fs stub seen: %+v", time.Since(start).Seconds(), stub)
+	// The move is made as the drop handler of the thread pane makes it
+	// (about3Pane.js): the copy service with the window's msgWindow.
+	moved := time.Now()
+	tb.js(30*time.Second, `
+const inbox = folderNamed("INBOX");
+const ack = folderNamed("Acknowledge");
+if (!ack) throw new Error("Thunderbird does not know the Acknowledge folder");
+const hdr = [...inbox.msgDatabase.enumerateMessages()].find(h => h.messageKey == arguments[0]);
+await new Promise((resolve, reject) => {
+  MailServices.copy.copyMessages(inbox, [hdr], ack, true, {
+    QueryInterface: ChromeUtils.generateQI(["nsIMsgCopyServiceListener"]),
+    onStartCopy() {}, onProgress() {}, setMessageKey() {}, getMessageId() { return null; },
+    onStopCopy(status) { Components.isSuccessCode(status) ? resolve() : reject(new Error("move failed: " + status)); },
+  }, Services.wm.getMostRecentWindow("mail:3pane").msgWindow, true);
+});`, nil, stub.UID)
+	t.Logf("%5.1fs stub moved to Acknowledge", time.Since(start).Seconds())
+	tb.waitInbox(10*time.Second, "M in INBOX after the acknowledging move, without a refresh", func(hs []tbHeader) bool {
+		for _, h := range hs {
+			if "<"+h.MessageID+">" == mID {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("%5.1fs M seen in Thunderbird %v after the move", time.Since(start).Seconds(), time.Since(moved).Round(time.Millisecond))
+	var left []tbHeader
+	tb.js(10*time.Second, `return headers(folderNamed("INBOX"));`, &left)
+	if slices.ContainsFunc(left, func(h tbHeader) bool { return h.UID == stub.UID }) {
+		t.Errorf("the stub is still in Thunderbird's INBOX: %+v", left)
+	}
+	if ack := serverMessages(t, s.imap, "alice", "alice-pw", "Acknowledge"); len(ack) != 1 {
+		t.Errorf("Acknowledge on the server should hold the receipt alone: %v", ack)
+	}
+	inbox := serverMessages(t, s.imap, "alice", "alice-pw", "INBOX")
+	if _, ok := inbox["Summons"]; !ok || len(inbox) != 3 {
+		t.Errorf("INBOX on the server should hold first, third and M: %v", inbox)
+	}
+	tb.quit()
+}
+
+// tbHeader is a message as Thunderbird's folder database has it.
+type tbHeader struct {
+	UID       uint32 `json:"uid"`
+	MessageID string `json:"messageId"`
+	Subject   string `json:"subject"`
+	Flagged   bool   `json:"flagged"`
+}
+
+func hasSubject(hs []tbHeader, subject string) bool {
+	return slices.ContainsFunc(hs, func(h tbHeader) bool { return h.Subject == subject })
+}
+
+// waitInbox waits at most timeout for Thunderbird's INBOX database to
+// satisfy ok, reading it every 100 ms, and never asks Thunderbird to
+// update the folder: what it shows is what it learnt by itself.
+func (tb *thunderbird) waitInbox(timeout time.Duration, what string, ok func([]tbHeader) bool) {
+	tb.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var hs []tbHeader
+	for {
+		hs = nil
+		tb.js(10*time.Second, `const f = folderNamed("INBOX"); return f ? headers(f) : [];`, &hs)
+		if ok(hs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.t.Fatalf("%s: not in Thunderbird's INBOX after %v; it shows %+v", what, timeout, hs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitServer waits at most timeout for ok, checked every 100 ms.
+func waitServer(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// serverMessages reads mailbox over IMAP with go-imap's client (read-only)
+// and returns each message's flags by subject.
+func serverMessages(t *testing.T, addr, user, password, mailbox string) map[string][]imap.Flag {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		t.Fatalf("examine %s: %v", mailbox, err)
+	}
+	out := map[string][]imap.Flag{}
+	if sel.NumMessages == 0 {
+		return out
+	}
+	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{Envelope: true, Flags: true}).Collect()
+	if err != nil {
+		t.Fatalf("fetch %s: %v", mailbox, err)
+	}
+	for _, m := range msgs {
+		out[m.Envelope.Subject] = m.Flags
+	}
+	return out
+}
