@@ -142,10 +142,12 @@ func (r *Resolver) Recipient(addr string) (Address, error) {
 // the account's address in any served domain (what mail clients send:
 // "alice@Example.org" is alice). An address in any other domain is
 // ErrNotLocal, never the local account of the same local part: the
-// carol of partner.example is somebody else. The domain rule is Route's
-// (with no domains configured, the gateway's name is the local one).
+// carol of partner.example is somebody else. The domain rule is final
+// delivery's (Recipient): what LMTP delivers to alice, alice logs in
+// with, so with no domains configured any domain but an alternate one
+// names the local account, as the mail for it arrives here.
 func (r *Resolver) Login(name string) (string, error) {
-	a, err := r.classify(name, false)
+	a, err := r.classify(name, len(r.domains) == 0)
 	if err != nil {
 		return "", err
 	}

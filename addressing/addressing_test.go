@@ -234,7 +234,7 @@ func TestLogin(t *testing.T) {
 		{"served", "@example.org", "bad"},
 		{"served", "a b@example.org", "noaccount"},
 		{"none", "alice@mail.example.org", "acct:alice"},
-		{"none", "alice@example.org", "notlocal"},
+		{"none", "Alice@Example.org", "acct:alice"},
 		{"none", "alice@partner.example", "notlocal"},
 		{"plain", "alice@Example.Org", "acct:alice"},
 	}

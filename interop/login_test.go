@@ -125,6 +125,29 @@ login_lockout = "1m"
 	}
 }
 
+// TestLoginByAddressNoDomains: with no domains configured, delivery takes
+// any domain (the MTA in front routed it here), and so does login, as the
+// README's quick start has it; an alternate domain is still somebody
+// else's.
+func TestLoginByAddressNoDomains(t *testing.T) {
+	cfg := writeConfig(t, `
+[certified]
+alternate_domains = ["partner.example"]
+`)
+	s := startServer(t, "--config", cfg)
+	s.addUser("alice", "alice-pw")
+	for _, name := range []string{"alice@example.org", "ALICE@mail.example.net"} {
+		c := imapLogin(t, s.imap, name, "alice-pw")
+		c.Logout().Wait()
+	}
+	conn, br := rawIMAP(t, s.imap)
+	conn.Write([]byte("a1 LOGIN alice@partner.example alice-pw\r\n"))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "a1 NO [AUTHENTICATIONFAILED]") {
+		t.Fatalf("alternate domain's alice: %q", l)
+	}
+}
+
 // TestAutoconfigDefaults: with no [autoconfig] settings the document is
 // one Thunderbird accepts (its reader refuses one without an outgoing
 // server), names the host the client asked rather than the machine's
