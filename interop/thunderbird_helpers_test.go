@@ -80,9 +80,9 @@ var tbPrefs = map[string]any{
 	"datareporting.policy.dataSubmissionPolicyBypassNotification": true,
 }
 
-// startThunderbird writes user.js (tbPrefs, account, the Marionette port)
-// into profile and starts Thunderbird on it, with a private HOME.
-func startThunderbird(t *testing.T, bin, home, profile string, account map[string]any) *thunderbird {
+// startThunderbird writes user.js (tbPrefs, the Marionette port) into
+// profile and starts Thunderbird on it, with a private HOME.
+func startThunderbird(t *testing.T, bin, home, profile string) *thunderbird {
 	t.Helper()
 	tb := &thunderbird{t: t, bin: bin, home: home, profile: profile}
 	_, tb.port, _ = splitHostPort(freeAddr(t))
@@ -92,9 +92,6 @@ func startThunderbird(t *testing.T, bin, home, profile string, account map[strin
 		fmt.Fprintf(&b, "user_pref(%q, %s);\n", k, j)
 	}
 	for k, v := range tbPrefs {
-		write(k, v)
-	}
-	for k, v := range account {
 		write(k, v)
 	}
 	write("marionette.port", mustAtoi(t, tb.port))
@@ -245,46 +242,54 @@ func (tb *thunderbird) stop() {
 
 // tbProxy sits between a client and a server on loopback and records
 // every line either way with its time, for the log of a failed test: the
-// quickest way to see what Thunderbird sent and what it was told.
+// quickest way to see what Thunderbird sent and what it was told. It
+// listens at once, so that its port can go into the server's
+// configuration, and forwards to the target set later.
 type tbProxy struct {
-	ln    net.Listener
-	start time.Time
-	mu    sync.Mutex
-	log   strings.Builder
-	conns int
+	ln     net.Listener
+	start  time.Time
+	target chan string // holds the target once known
+	mu     sync.Mutex
+	log    strings.Builder
+	conns  int
 }
 
-func startTBProxy(t *testing.T, target string) *tbProxy {
+func startTBProxy(t *testing.T) *tbProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tbProxy{ln: ln, start: time.Now()}
+	p := &tbProxy{ln: ln, start: time.Now(), target: make(chan string, 1)}
 	var wg sync.WaitGroup
+	var openMu sync.Mutex
+	var open []net.Conn
 	t.Cleanup(func() {
 		ln.Close()
-		wg.Wait()
-		if t.Failed() {
-			t.Logf("IMAP traffic (client >, server <):\n%s", p.text())
+		select { // wake the accept loop if no target was ever set
+		case p.target <- "":
+		default:
 		}
-	})
-	var open []net.Conn
-	var openMu sync.Mutex
-	t.Cleanup(func() {
 		openMu.Lock()
 		for _, c := range open {
 			c.Close()
 		}
 		openMu.Unlock()
+		wg.Wait()
+		if t.Failed() {
+			t.Logf("IMAP traffic through the proxy (client >, server <):\n%s", p.text())
+		}
 	})
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
+		target := <-p.target
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			s, err := net.Dial("tcp", target)
+			s, err := net.DialTimeout("tcp", target, 5*time.Second)
 			if err != nil {
 				c.Close()
 				continue
@@ -303,6 +308,9 @@ func startTBProxy(t *testing.T, target string) *tbProxy {
 	}()
 	return p
 }
+
+// forward sets the server the proxy forwards to.
+func (p *tbProxy) forward(target string) { p.target <- target }
 
 func (p *tbProxy) addr() string { return p.ln.Addr().String() }
 

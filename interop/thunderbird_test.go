@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,33 +13,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
-// tbAccount is the user.js of one IMAP account on certmail, plain text on
-// loopback with a cleartext password (authMethod 3), messages kept for
-// offline use. check_time stays at its default (10 minutes): nothing the
-// test waits for may come from polling.
-func tbAccount(host string, port int, user, address string, loginAtStartup bool) map[string]any {
-	return map[string]any{
-		"mail.accountmanager.accounts":         "account1",
-		"mail.accountmanager.defaultaccount":   "account1",
-		"mail.account.account1.server":         "server1",
-		"mail.account.account1.identities":     "id1",
-		"mail.identity.id1.useremail":          address,
-		"mail.identity.id1.fullName":           "Alice",
-		"mail.identity.id1.valid":              true,
-		"mail.server.server1.type":             "imap",
-		"mail.server.server1.hostname":         host,
-		"mail.server.server1.port":             port,
-		"mail.server.server1.userName":         user,
-		"mail.server.server1.name":             address,
-		"mail.server.server1.socketType":       0,
-		"mail.server.server1.authMethod":       3,
-		"mail.server.server1.login_at_startup": loginAtStartup,
-		"mail.server.server1.offline_download": true,
-		"mail.server.server1.check_new_mail":   true,
-		"mail.server.server1.use_idle":         true,
-	}
-}
-
 // TestThunderbird drives a real Thunderbird (Debian's, headless, remote
 // controlled through Marionette) against certmail, as a recipient would
 // use it: initial sync, a delivery seen through IDLE, a flag and a delete
@@ -48,33 +22,69 @@ func TestThunderbird(t *testing.T) {
 	bin := requireTool(t, "thunderbird")
 	requireTool(t, "swaks")
 	start := time.Now()
-	s := startServer(t)
+	// Thunderbird reaches IMAP through a logging proxy; the autoconfig
+	// document names the proxy's port (and, for its host, the address
+	// the document was fetched from: 127.0.0.1).
+	proxy := startTBProxy(t)
+	_, proxyPort, _ := splitHostPort(proxy.addr())
+	s := startServer(t, "--config", writeConfig(t, fmt.Sprintf(`
+hostname = "mail.example.org"
+domains = ["example.org"]
+[autoconfig]
+imap_port = %s
+`, proxyPort)))
+	proxy.forward(s.imap)
 	s.addUser("alice", "alice-pw")
 	s.deliverSwaks("alice@example.org", "first", "first body")
 	s.deliverSwaks("alice@example.org", "second", "second body")
 
-	proxy := startTBProxy(t, s.imap)
-	host, portStr, _ := splitHostPort(proxy.addr())
-	port := mustAtoi(t, portStr)
 	home := t.TempDir()
 	profile := filepath.Join(home, "profile")
 	if err := os.MkdirAll(profile, 0o700); err != nil {
 		t.Fatal(err)
 	}
 
-	// Bootstrap: store the password, with the account not logging in (a
-	// missing password would open a prompt nobody answers), and quit so
-	// that the login store is written.
-	tb := startThunderbird(t, bin, home, profile, tbAccount(host, port, "alice", "alice@example.org", false))
-	tb.js(20*time.Second, `
-const origin = "imap://" + arguments[0];
-const login = Cc["@mozilla.org/login-manager/loginInfo;1"].createInstance(Ci.nsILoginInfo);
-login.init(origin, null, origin, arguments[1], arguments[2], "", "");
-await Services.logins.addLoginAsync(login);`, nil, host, "alice", "alice-pw")
+	// Bootstrap: the account is set up as Thunderbird's account hub does
+	// it, with Thunderbird's own code: certmail's autoconfig document
+	// fetched and read (readFromXML, which refuses a document it does not
+	// like), the address and password filled in, the login verified, the
+	// account created with the password remembered. Then quit, so that
+	// prefs and logins are written, and start again as a user would.
+	tb := startThunderbird(t, bin, home, profile)
+	var acct struct {
+		Type, Hostname, Username, Email string
+		Port, SocketType, AuthMethod    int
+		BiffMinutes                     int
+	}
+	tb.js(60*time.Second, `
+const { fetchHTTP } = ChromeUtils.importESModule("resource:///modules/accountcreation/FetchHTTP.sys.mjs");
+const { readFromXML } = ChromeUtils.importESModule("resource:///modules/accountcreation/readFromXML.sys.mjs");
+const { AccountConfig } = ChromeUtils.importESModule("resource:///modules/accountcreation/AccountConfig.sys.mjs");
+const { ConfigVerifier } = ChromeUtils.importESModule("resource:///modules/accountcreation/ConfigVerifier.sys.mjs");
+const { CreateInBackend } = ChromeUtils.importESModule("resource:///modules/accountcreation/CreateInBackend.sys.mjs");
+const [url, email, password] = arguments;
+const xml = await fetchHTTP(url, { urlArgs: { emailaddress: email }, timeout: 10000 });
+const config = readFromXML(xml, "isp-http");
+AccountConfig.replaceVariables(config, "Alice", email, password);
+config.rememberPassword = true;
+const win = Services.wm.getMostRecentWindow("mail:3pane");
+const verified = await new ConfigVerifier(win.msgWindow, new AbortController().signal).verifyConfig(config, false);
+const account = await CreateInBackend.createAccountInBackend(verified);
+const s = account.incomingServer;
+return { type: s.type, hostname: s.hostname, port: s.port, username: s.username, email: account.defaultIdentity.email,
+  socketType: s.socketType, authMethod: s.authMethod, biffMinutes: s.biffMinutes };`, &acct,
+		"http://"+s.http+"/.well-known/autoconfig/mail/config-v1.1.xml", "alice@example.org", "alice-pw")
+	host, _, _ := splitHostPort(proxy.addr())
+	if acct.Type != "imap" || acct.Hostname != host || acct.Port != mustAtoi(t, proxyPort) || acct.Username != "alice@example.org" ||
+		acct.Email != "alice@example.org" || acct.SocketType != 0 || acct.AuthMethod != 3 || acct.BiffMinutes != 10 {
+		// A 10-minute poll: nothing the test waits for below can come
+		// from polling.
+		t.Fatalf("account from the autoconfig document: %+v; want imap on %s, plain, cleartext password, user alice@example.org, a 10-minute poll", acct, proxy.addr())
+	}
 	tb.quit()
-	t.Logf("%5.1fs password stored", time.Since(start).Seconds())
+	t.Logf("%5.1fs account set up from the autoconfig document", time.Since(start).Seconds())
 
-	tb = startThunderbird(t, bin, home, profile, tbAccount(host, port, "alice", "alice@example.org", true))
+	tb = startThunderbird(t, bin, home, profile)
 	t.Logf("%5.1fs thunderbird started", time.Since(start).Seconds())
 
 	// Initial sync: Thunderbird logs in at startup and fetches INBOX.
