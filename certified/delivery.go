@@ -74,7 +74,7 @@ func OpenLog(dataDir, gateway string) (*evidence.Log, ed25519.PrivateKey, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	lg, err := evidence.NewLog(signer, gateway+"/certmail/evidence")
+	lg, err := evidence.NewLog(signer, LogOrigin(gateway))
 	if err != nil {
 		return nil, nil, err
 	}

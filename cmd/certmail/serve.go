@@ -18,6 +18,7 @@ import (
 
 	"certmail/admin"
 	"certmail/buildinfo"
+	"certmail/certified"
 	"certmail/config"
 	"certmail/delivery"
 	"certmail/forwarding"
@@ -160,6 +161,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		logger.Info("store closed")
 	}()
 
+	// The evidence log is signed under the name it was created with.
+	if gw, err := certified.LogIdentity(store, cfg.Hostname, true); err != nil {
+		return err
+	} else if gw != cfg.Hostname {
+		return fmt.Errorf("the evidence log in %s was created under the gateway name %q, and its records and checkpoints are signed under it; hostname is %q. Set hostname = %q in the config (or --hostname %s): the name cannot change for a data directory (a new name needs a new data directory)", cfg.Data, gw, cfg.Hostname, gw, gw)
+	}
 	svcs, err := openServices(cfg, logger, store)
 	if err != nil {
 		return err

@@ -41,7 +41,13 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	if err != nil {
 		return nil, fmt.Errorf("notice outbox: %w", err)
 	}
-	lg, _, err := certified.OpenLog(cfg.Data, cfg.Hostname)
+	// The evidence log keeps the name it was created under (serve refuses
+	// a hostname that differs; every other command just uses it).
+	gateway, err := certified.LogIdentity(store, cfg.Hostname, false)
+	if err != nil {
+		return nil, err
+	}
+	lg, _, err := certified.OpenLog(cfg.Data, gateway)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +65,7 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 		rules[i] = certified.Rule{Recipient: r.Recipient, Sender: r.Sender}
 	}
 	svc := certified.New(store, lg, certified.Options{
-		Gateway:         cfg.Hostname,
+		Gateway:         gateway,
 		Addresses:       addrs,
 		Postmaster:      postmaster,
 		IMAPAddr:        cfg.Listen.IMAP,

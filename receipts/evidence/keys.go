@@ -25,6 +25,7 @@ const (
 	prefixLabel         = "evlog/label/"
 	prefixCheckpoint    = "evlog/checkpoint/"
 	keyLatestCheckpoint = "evlog/checkpoint-latest"
+	keyIdentity         = "evlog/identity"
 )
 
 func leafKey(index uint64) []byte {
