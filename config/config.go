@@ -269,7 +269,10 @@ type Limits struct {
 
 // Defaults that other packages and the example file refer to.
 const (
-	DefaultData            = "./certmail-data"
+	DefaultData = "./certmail-data"
+	// EnvData names the environment variable that sets the data
+	// directory (below --data, above the file's data).
+	EnvData                = "CERTMAIL_DATA"
 	DefaultIMAP            = "127.0.0.1:1143"
 	DefaultLMTP            = "127.0.0.1:2424"
 	DefaultHTTP            = "127.0.0.1:8080"
@@ -786,4 +789,17 @@ func (b ByteSize) String() string {
 		return fmt.Sprintf("%dKiB", b>>10)
 	}
 	return fmt.Sprintf("%d", int64(b))
+}
+
+// ResolveData is the data directory a command uses: the --data flag, else
+// the environment's CERTMAIL_DATA, else the config file's data (or the
+// default).
+func ResolveData(flag, env, file string) string {
+	switch {
+	case flag != "":
+		return flag
+	case env != "":
+		return env
+	}
+	return file
 }

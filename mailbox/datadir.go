@@ -97,3 +97,17 @@ func reachable(dir string) bool {
 		}
 	}
 }
+
+// Exists reports whether dir holds a store (Badger's MANIFEST, written
+// when a store is first opened). A missing or empty directory holds none:
+// only the commands that create stores may open it.
+func Exists(dir string) (bool, error) {
+	_, err := os.Stat(filepath.Join(dir, "MANIFEST"))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("looking for a store in %s: %w", dir, err)
+}

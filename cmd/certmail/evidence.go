@@ -172,7 +172,7 @@ func cmdToken(args []string, e *env) int {
 		return exitFailure
 	}
 	ctx := context.Background()
-	ops, err := connectOps(ctx, cfg, e, sub == "add")
+	ops, err := connectOps(ctx, cfg, e, false)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
 		return exitFailure

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,7 +60,8 @@ func (d *dirFlags) register(fs *flag.FlagSet) {
 }
 
 // load returns the configuration: the file's if given, else the
-// defaults, with --data applied.
+// defaults. The data directory is --data, else $CERTMAIL_DATA, else the
+// file's data, else the default (config.ResolveData).
 func (d *dirFlags) load() (*config.Config, error) {
 	cfg := config.Default()
 	if d.config != "" {
@@ -70,9 +70,7 @@ func (d *dirFlags) load() (*config.Config, error) {
 			return nil, err
 		}
 	}
-	if d.data != "" {
-		cfg.Data = d.data
-	}
+	cfg.Data = config.ResolveData(d.data, os.Getenv(config.EnvData), cfg.Data)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -116,10 +114,19 @@ func deliveryOptions(cfg *config.Config, logger *slog.Logger) delivery.Options {
 // store itself. create says whether a missing data directory may be made
 // (only for commands that create something).
 func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (admin.Ops, error) {
-	if _, err := os.Stat(cfg.Data); errors.Is(err, os.ErrNotExist) {
+	// Only serve and user add make a store: any other command run from
+	// the wrong directory (the default is relative) would otherwise make
+	// a second store with its own gateway key.
+	exists, err := mailbox.Exists(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		where := absPath(cfg.Data)
 		if !create {
-			return nil, fmt.Errorf("no data directory %s (create an account with `certmail user add` first, or pass --data)", cfg.Data)
+			return nil, fmt.Errorf("no certmail store in %s (the data directory comes from --data, $%s or the config file's data, default %s; `certmail user add` or `certmail serve` creates one)", where, config.EnvData, config.DefaultData)
 		}
+		fmt.Fprintf(e.stderr, "certmail: creating a new store in %s\n", where)
 		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 			return nil, fmt.Errorf("creating data directory: %w", err)
 		}
@@ -151,6 +158,14 @@ func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (a
 			return l, nil
 		},
 	})
+}
+
+// absPath is dir as an absolute path, for messages that say where.
+func absPath(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 func cmdVersion(e *env) int {

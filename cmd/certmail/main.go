@@ -99,8 +99,11 @@ operations (docs/operations.md):
 The user, deliver, token and evidence commands take [--config FILE] [--data DIR]
 and work whether or not the server runs (they go through its admin socket if it
 does).
-Defaults: --data ./certmail-data, IMAP 127.0.0.1:1143, LMTP 127.0.0.1:2424,
-HTTP 127.0.0.1:8080.
+The data directory is --data, else $CERTMAIL_DATA, else the config file's
+data, else ./certmail-data (relative to the current directory). Only serve
+and user add create a store there (and say where); the other commands
+refuse a directory without one, naming the path they looked at.
+Defaults: IMAP 127.0.0.1:1143, LMTP 127.0.0.1:2424, HTTP 127.0.0.1:8080.
 `
 
 func run(args []string, e *env) int {

@@ -263,7 +263,7 @@ func TestUserCommandsWithoutServer(t *testing.T) {
 	certmail(t, "new\n", "user", "passwd", "alice", "--password-stdin", "--data", dir).must(t, 0)
 	certmail(t, "", "user", "del", "bob", "--data", dir).must(t, 0)
 	certmail(t, "", "user", "del", "bob", "--data", dir).must(t, exitFailure)
-	if r := certmail(t, "", "user", "list", "--data", filepath.Join(t.TempDir(), "none")).must(t, exitFailure); !strings.Contains(r.stderr, "no data directory") {
+	if r := certmail(t, "", "user", "list", "--data", filepath.Join(t.TempDir(), "none")).must(t, exitFailure); !strings.Contains(r.stderr, "no certmail store in ") {
 		t.Fatal(r.stderr)
 	}
 

@@ -135,6 +135,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	} else {
 		logger.Info("open file limit", "limit", n)
 	}
+	if exists, err := mailbox.Exists(cfg.Data); err != nil {
+		return err
+	} else if !exists {
+		logger.Info("creating a new store", "data", absPath(cfg.Data))
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
