@@ -129,6 +129,15 @@ inbox.deleteMessages([hdr], null, false, false, null, true);`, nil, "second")
 		return !inInbox && inTrash
 	})
 	t.Logf("%5.1fs delete moved to Trash", time.Since(start).Seconds())
+	// Thunderbird finishes a move with a NOOP, a UID FETCH and, two
+	// seconds later, IDLE again. A delivery inside that window was seen
+	// to be announced (* n EXISTS right after + idling) yet not acted on
+	// by Thunderbird 153 until its next poll; the next step is about
+	// the acknowledging move, not that window, so it starts once the
+	// connection that moved is idling again.
+	waitServer(t, 15*time.Second, "Thunderbird idling again after the move to Trash", func() bool {
+		return idleAfterMove(proxy.text())
+	})
 
 	// A certified item: its stub arrives through IDLE; Thunderbird's own
 	// move of the stub into Acknowledge acknowledges it, and M must show
@@ -199,6 +208,26 @@ type tbHeader struct {
 	MessageID string `json:"messageId"`
 	Subject   string `json:"subject"`
 	Flagged   bool   `json:"flagged"`
+}
+
+// idleAfterMove reports whether the proxy transcript shows an IDLE sent,
+// after the last UID MOVE, on the connection that sent the move.
+func idleAfterMove(transcript string) bool {
+	lines := strings.Split(transcript, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		// "  7.311 C3 > 50 uid move 2 "Trash""
+		if len(f) >= 6 && f[2] == ">" && strings.EqualFold(f[4], "uid") && strings.EqualFold(f[5], "move") {
+			for _, l := range lines[i+1:] {
+				g := strings.Fields(l)
+				if len(g) == 5 && g[1] == f[1] && g[2] == ">" && strings.EqualFold(g[4], "IDLE") {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
 }
 
 func hasSubject(hs []tbHeader, subject string) bool {
