@@ -182,14 +182,5 @@ func retireAccountKeys(kv receipts.KV, acct string) error {
 
 // deletedKeys lists the keys of deleted accounts of the name acct.
 func deletedKeys(kv receipts.KV, acct string) ([]KeyRecord, error) {
-	var out []KeyRecord
-	err := kv.Scan(deletedKeyPrefix(acct), func(_, v []byte) error {
-		var rec KeyRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return err
-		}
-		out = append(out, rec)
-		return nil
-	})
-	return out, err
+	return scanKeyRecords(kv, deletedKeyPrefix(acct))
 }

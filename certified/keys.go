@@ -132,11 +132,16 @@ func lookupKey(kv receipts.KV, acct, kid string) (*KeyRecord, error) {
 
 // Keys lists an account's public keys.
 func Keys(kv receipts.KV, acct string) ([]KeyRecord, error) {
+	return scanKeyRecords(kv, pubKeyPrefix(acct))
+}
+
+// scanKeyRecords reads the key records stored under prefix.
+func scanKeyRecords(kv receipts.KV, prefix []byte) ([]KeyRecord, error) {
 	var out []KeyRecord
-	err := kv.Scan(pubKeyPrefix(acct), func(_, v []byte) error {
+	err := kv.Scan(prefix, func(k, v []byte) error {
 		var rec KeyRecord
 		if err := json.Unmarshal(v, &rec); err != nil {
-			return err
+			return fmt.Errorf("key record %q: %w", k, err)
 		}
 		out = append(out, rec)
 		return nil

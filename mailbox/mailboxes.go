@@ -305,35 +305,26 @@ func (s *Store) removeMailboxMessages(acct string, id uint32) error {
 	if err := s.removeMessageRecords(acct, id); err != nil {
 		return err
 	}
-	{
-		p := modseqBoxPrefix(prefixVanished, acct, id)
-		for {
-			var n int
-			if err := s.Update(func(tx *Tx) error {
-				var keys [][]byte
-				err := tx.scan(p, true, func(k, _ []byte) error {
-					keys = append(keys, bytes.Clone(k))
-					if len(keys) >= deleteBatch {
-						return errStopScan
-					}
-					return nil
-				})
-				if err != nil && err != errStopScan {
-					return err
-				}
-				for _, k := range keys {
-					if err := tx.del(k); err != nil {
-						return err
-					}
-				}
-				n = len(keys)
-				return nil
-			}); err != nil {
+	p := modseqBoxPrefix(prefixVanished, acct, id)
+	for {
+		var n int
+		if err := s.Update(func(tx *Tx) error {
+			keys, err := tx.firstKeys(p, deleteBatch)
+			if err != nil {
 				return err
 			}
-			if n < deleteBatch {
-				break
+			for _, k := range keys {
+				if err := tx.del(k); err != nil {
+					return err
+				}
 			}
+			n = len(keys)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if n < deleteBatch {
+			break
 		}
 	}
 	return nil

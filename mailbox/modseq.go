@@ -354,15 +354,8 @@ func (s *Store) forgetModSeq(acct string, mboxID uint32) {
 
 func (tx *Tx) pruneVanished(ref mboxRef, st *modseqState, n int) error {
 	prefix := modseqBoxPrefix(prefixVanished, ref.acct, ref.id)
-	var keys [][]byte
-	err := tx.scan(prefix, true, func(k, _ []byte) error {
-		keys = append(keys, slices.Clone(k))
-		if len(keys) >= n {
-			return errStopScan
-		}
-		return nil
-	})
-	if err != nil && err != errStopScan {
+	keys, err := tx.firstKeys(prefix, n)
+	if err != nil {
 		return err
 	}
 	for _, k := range keys {
@@ -373,6 +366,24 @@ func (tx *Tx) pruneVanished(ref mboxRef, st *modseqState, n int) error {
 	}
 	st.gone -= uint32(len(keys))
 	return nil
+}
+
+// firstKeys returns copies of the first n keys under prefix, in key
+// order: the batches that deletions of unbounded prefixes take, so that
+// no transaction outgrows Badger's limit.
+func (tx *Tx) firstKeys(prefix []byte, n int) ([][]byte, error) {
+	var keys [][]byte
+	err := tx.scan(prefix, true, func(k, _ []byte) error {
+		keys = append(keys, slices.Clone(k))
+		if len(keys) >= n {
+			return errStopScan
+		}
+		return nil
+	})
+	if err != nil && err != errStopScan {
+		return nil, fmt.Errorf("scanning %q: %w", prefix, err)
+	}
+	return keys, nil
 }
 
 // LogEntry is one entry of a mailbox's change log.
