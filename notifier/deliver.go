@@ -13,6 +13,14 @@ import (
 // errStopScan ends a Scan early at the first entry not yet due.
 var errStopScan = errors.New("stop scan")
 
+// errNoRelay is a mail notice's lot when no relay is configured: not a
+// failure of the notice, so it costs no attempt and logs nothing each
+// round (Run says it once at start).
+var errNoRelay = errors.New("no SMTP relay configured")
+
+// NoRelayDoc is where the operator is sent when mail waits for a relay.
+const NoRelayDoc = "docs/operations.md, \"Relay\""
+
 // claim is a notice leased for sending: it sits under key, due when the
 // lease runs out, so that if this process dies it is sent again later.
 type claim struct {
@@ -125,7 +133,7 @@ func (o *Outbox) send(ctx context.Context, e *entry) error {
 	switch n.kind() {
 	case KindMail:
 		if o.cfg.Relay == nil {
-			return errors.New("no SMTP relay configured")
+			return errNoRelay
 		}
 		msg := n.Raw
 		if msg == nil {
@@ -179,6 +187,15 @@ func (o *Outbox) settle(c claim, sendErr error, now time.Time) error {
 			return kv.Delete(idKey(id))
 		}
 		e := c.entry
+		if errors.Is(sendErr, errNoRelay) {
+			// Parked until a process with a relay starts (its Run
+			// releases it at once); looking again every BackoffMax
+			// costs nothing meanwhile.
+			e.WaitingForRelay = true
+			e.LastError = sendErr.Error()
+			log.Debug("outbox: mail notice waits for a relay")
+			return putDue(kv, dueKey(now.Add(o.cfg.BackoffMax), id), &e)
+		}
 		e.Attempts++
 		e.LastAttempt = now.UTC()
 		e.LastError = sendErr.Error()
@@ -198,6 +215,42 @@ func (o *Outbox) settle(c claim, sendErr error, now time.Time) error {
 		log.Warn("outbox: notice failed, will retry", "attempts", e.Attempts, "retry_at", next, "err", sendErr)
 		return putDue(kv, dueKey(next, id), &e)
 	})
+}
+
+// releaseWaiting makes every mail notice parked for want of a relay due
+// now. It reads the whole queue, once, when a process with a relay starts.
+func (o *Outbox) releaseWaiting(now time.Time) (int, error) {
+	released := 0
+	err := o.db.Update(func(kv receipts.KV) error {
+		released = 0
+		type parked struct {
+			key []byte
+			e   entry
+		}
+		var found []parked
+		err := kv.Scan([]byte(prefixDue), func(key, value []byte) error {
+			var e entry
+			if json.Unmarshal(value, &e) == nil && e.WaitingForRelay {
+				found = append(found, parked{append([]byte(nil), key...), e})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range found {
+			if err := kv.Delete(p.key); err != nil {
+				return err
+			}
+			p.e.WaitingForRelay = false
+			if err := putDue(kv, dueKey(now, p.e.Notice.ID), &p.e); err != nil {
+				return err
+			}
+			released++
+		}
+		return nil
+	})
+	return released, err
 }
 
 // backoff is the wait after the given number of failures: BackoffBase,
@@ -237,6 +290,14 @@ const minWait = 100 * time.Millisecond
 // next notice falls due, and at least every PollInterval.
 func (o *Outbox) Run(ctx context.Context) error {
 	log := o.cfg.Logger
+	if o.cfg.Relay == nil {
+		// Once, instead of a WARN for every notice at every retry.
+		log.Warn("no relay configured: notices to external addresses wait in the outbox; set [relay] addr (or serve --relay) to send them, see " + NoRelayDoc)
+	} else if n, err := o.releaseWaiting(time.Now()); err != nil {
+		log.Error("outbox: releasing notices that waited for a relay", "err", err)
+	} else if n > 0 {
+		log.Info("outbox: sending notices that waited for a relay", "notices", n)
+	}
 	for {
 		if _, err := o.DeliverDue(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			log.Error("outbox: delivering", "err", err)

@@ -45,6 +45,9 @@ type entry struct {
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Died        time.Time `json:"died,omitzero"`
+	// WaitingForRelay: a mail notice parked because no relay is
+	// configured; it has cost no attempt.
+	WaitingForRelay bool `json:"waiting_for_relay,omitempty"`
 }
 
 func dueKey(due time.Time, id string) []byte {
@@ -83,7 +86,7 @@ func deadKey(id string) []byte { return []byte(prefixDead + id) }
 
 // Config configures an Outbox. Zero fields take the defaults noted.
 type Config struct {
-	Relay      *Relay       // for mail notices; nil: mail waits (and retries) until one is configured
+	Relay      *Relay       // for mail notices; nil: mail waits, costing no attempts, until a process with one runs
 	Webhooks   []Webhook    // the only URLs webhook notices may go to
 	HTTPClient *http.Client // default: 30 s timeout, no redirects
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -212,14 +213,73 @@ func TestOutboxPermanentFailureIsDeadAtOnce(t *testing.T) {
 	}
 }
 
-func TestOutboxWithoutRelayRetries(t *testing.T) {
+// Without a relay, mail notices wait without spending attempts (they
+// used to become dead letters after MaxAttempts, a WARN each time), Run
+// says so once, and a process started with a relay sends them at once.
+func TestOutboxWithoutRelayWaits(t *testing.T) {
 	db := newMemDB()
-	o := newTestOutbox(t, db, Config{})
+	var logs syncBuffer
+	o := newTestOutbox(t, db, Config{MaxAttempts: 2, BackoffMax: time.Hour, PollInterval: 10 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	enqueue(t, db, o, mailNotice("n1"))
-	deliver(t, o, time.Now())
-	if e := queuedEntry(t, db, "n1"); e.Attempts != 1 || !strings.Contains(e.LastError, "no SMTP relay") {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	// Many rounds of Run, each finding n1 due in a far future after the
+	// first; then rounds at times past every retry.
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	now := time.Now()
+	for i := range 10 {
+		deliver(t, o, now.Add(time.Duration(i+1)*2*time.Hour))
+	}
+	e := queuedEntry(t, db, "n1")
+	if e.Attempts != 0 || !e.WaitingForRelay || !strings.Contains(e.LastError, "no SMTP relay") {
 		t.Errorf("entry = %+v", e)
 	}
+	if dead := db.deadLetters(t); len(dead) != 0 {
+		t.Errorf("dead letters without a relay: %+v", dead)
+	}
+	text := logs.String()
+	if n := strings.Count(text, "level=WARN"); n != 1 || !strings.Contains(text, `msg="no relay configured: notices to external addresses wait in the outbox`) {
+		t.Errorf("want one WARN saying no relay is configured, got:\n%s", text)
+	}
+	if strings.Contains(text, "will retry") {
+		t.Errorf("retries logged without a relay:\n%s", text)
+	}
+
+	// The next start has a relay: n1 goes out at once, not BackoffMax later.
+	sink := startSMTPSink(t, nil, "", "")
+	o2 := newTestOutbox(t, db, Config{Relay: &Relay{Addr: sink.Addr}, BackoffMax: time.Hour, PollInterval: time.Hour})
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- o2.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sink.Messages()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(sink.Messages()) != 1 {
+		t.Fatal("a notice parked for want of a relay was not sent when a relay was configured")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestBackoff(t *testing.T) {
