@@ -12,8 +12,10 @@ GO ?= go
 # system's stays unconfigured. systemd gives systemd-analyze (the unit test),
 # iproute2 the address in the remote-client test's network namespace,
 # neomutt the QRESYNC client of the offline-resync test, thunderbird the
-# headless Thunderbird of interop/thunderbird_test.go.
-TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird
+# headless Thunderbird of interop/thunderbird_test.go, postgresql the server
+# binaries the PostgreSQL tests start private clusters with (kv/pgkv/pgtest;
+# the package's own cluster stays as Debian set it up).
+TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
 
 .PHONY: build test test-deps vet fuzz bench
 

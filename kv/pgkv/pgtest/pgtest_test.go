@@ -1,0 +1,168 @@
+package pgtest
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var pg Shared
+
+func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
+
+func query(t *testing.T, dsn, sql string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var s string
+	if err := conn.QueryRow(ctx, sql).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}
+
+func execSQL(t *testing.T, dsn, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// The shared cluster runs with the durability an operator gets, as an
+// unprivileged user, and gives each test a database of its own.
+func TestSharedCluster(t *testing.T) {
+	a, b := pg.DB(t), pg.DB(t)
+	if a == b {
+		t.Fatalf("two databases with one DSN %s", a)
+	}
+	for _, setting := range []string{"fsync", "synchronous_commit"} {
+		if got := query(t, a, "SHOW "+setting); got != "on" {
+			t.Errorf("%s = %s, want on", setting, got)
+		}
+	}
+	if got := query(t, a, "SELECT current_setting('listen_addresses')"); got != "127.0.0.1" {
+		t.Errorf("listen_addresses = %s", got)
+	}
+	execSQL(t, a, "CREATE TABLE only_in_a (k bytea PRIMARY KEY)")
+	if got := query(t, b, "SELECT count(*)::text FROM pg_tables WHERE tablename = 'only_in_a'"); got != "0" {
+		t.Errorf("a table of database a is in database b")
+	}
+	// The postmaster is not root (it would refuse), whoever runs the test.
+	pid := query(t, a, "SELECT pg_backend_pid()::text")
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			if f[1] == "0" {
+				t.Errorf("the server runs as root")
+			}
+			if os.Geteuid() != 0 && f[1] != strconv.Itoa(os.Geteuid()) {
+				t.Errorf("the server runs as uid %s, not the test's %d", f[1], os.Geteuid())
+			}
+		}
+	}
+}
+
+// The password is required and comes from the passfile in the DSN, not
+// from the URL.
+func TestPasswordFromPassfile(t *testing.T) {
+	dsn := pg.DB(t)
+	if strings.Contains(dsn, ":"+Superuser+"@") || strings.Count(dsn, "@") != 1 {
+		t.Fatalf("DSN carries a password: %s", dsn)
+	}
+	noPass := strings.Replace(dsn, "passfile=", "passfile=%2Fnonexistent", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t.Setenv("PGPASSWORD", "")
+	conn, err := pgx.Connect(ctx, noPass)
+	if err == nil {
+		conn.Close(ctx)
+		t.Fatalf("connected without the password")
+	}
+	if !strings.Contains(err.Error(), "password") {
+		t.Errorf("connecting without the password: %v, want an authentication failure", err)
+	}
+}
+
+// A database is dropped at the end of its test, open connections or not.
+func TestDBDroppedAtCleanup(t *testing.T) {
+	var name string
+	var conn *pgx.Conn
+	t.Run("inner", func(t *testing.T) {
+		dsn := pg.DB(t)
+		name = query(t, dsn, "SELECT current_database()")
+		var err error
+		conn, err = pgx.Connect(context.Background(), dsn) // left open
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer conn.Close(context.Background())
+	c := pg.Cluster(t)
+	if got := query(t, c.DSN("postgres"), "SELECT count(*)::text FROM pg_database WHERE datname = '"+name+"'"); got != "0" {
+		t.Errorf("database %s is still there after its test", name)
+	}
+}
+
+// A private cluster keeps its data across a restart and is gone, process
+// and directory, after Stop.
+func TestRestartAndStop(t *testing.T) {
+	c, err := StartCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	dsn := c.DB(t)
+	execSQL(t, dsn, "CREATE TABLE kept (k text PRIMARY KEY); INSERT INTO kept VALUES ('x')")
+	c.Restart(t, 0)
+	if got := query(t, dsn, "SELECT k FROM kept"); got != "x" {
+		t.Errorf("after restart: %q", got)
+	}
+	pid := c.cmd.Process.Pid
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(c.dir); !os.IsNotExist(err) {
+		t.Errorf("cluster directory %s left behind: %v", c.dir, err)
+	}
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); !os.IsNotExist(err) {
+		t.Errorf("postmaster %d still running", pid)
+	}
+	if err := c.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+}
+
+// Without the binaries the error names the Debian package to install.
+func TestMissingBinariesNamePackage(t *testing.T) {
+	_, _, err := findBinIn(t.TempDir() + "/*/bin")
+	if err == nil || !strings.Contains(err.Error(), "`postgresql`") {
+		t.Fatalf("error %v does not name the package", err)
+	}
+	dir, v, err := findBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dir, "/"+v+"/") {
+		t.Errorf("binaries %s for version %s", dir, v)
+	}
+}
