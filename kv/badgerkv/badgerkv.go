@@ -1,0 +1,278 @@
+// Package badgerkv is the embedded kv engine: Badger, one process on one
+// data directory, certmail's default. Badger-specific tuning (memory
+// profile, encryption at rest, value-log garbage collection) lives here;
+// what the mailbox store keeps in it is the store's business.
+package badgerkv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"certmail/kv"
+)
+
+// ErrWrongKey: the store's files were encrypted with another key (or
+// none).
+var ErrWrongKey = errors.New("encryption key does not match the store")
+
+// Options configure Open.
+type Options struct {
+	// Dir is the data directory. Ignored when InMemory is set.
+	Dir string
+	// InMemory keeps everything in memory, for tests: values are then
+	// limited to InMemoryMaxValue bytes (there is no value log).
+	InMemory bool
+	// EncryptionKey, when set (16, 24 or 32 bytes), encrypts the data
+	// files at rest with Badger's AES encryption.
+	EncryptionKey []byte
+	Logger        *slog.Logger
+}
+
+// InMemoryMaxValue is the largest value an in-memory store keeps: one
+// below Badger's largest ValueThreshold, values being kept beside their
+// keys (at the threshold, Badger would point into a value log there is
+// not).
+const InMemoryMaxValue = 1<<20 - 1
+
+// DB is a Badger store; it implements kv.Engine.
+type DB struct {
+	db       *badger.DB
+	inMemory bool
+}
+
+var _ kv.Engine = (*DB)(nil)
+
+// Open opens (creating if needed) the Badger store in opts.Dir.
+func Open(opts Options) (*DB, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	bopts := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.InMemory).
+		WithLogger(badgerLogger{logger}).
+		// A small-memory profile: Badger's defaults reserve hundreds of MB
+		// for memtables and caches, too much for a mail server that mostly
+		// idles. Message bodies go to the value log (ValueThreshold), so the
+		// LSM tree holds only small records and stays cheap to scan.
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithNumCompactors(2).
+		WithBlockCacheSize(16 << 20).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(128 << 20).
+		WithNumGoroutines(2).
+		WithMetricsEnabled(false).
+		WithCompression(options.None).
+		// Durability is Sync's: the mailbox store group-commits, so that
+		// concurrent deliveries share one fsync instead of one each.
+		WithSyncWrites(false)
+	if opts.InMemory {
+		bopts = bopts.WithValueThreshold(InMemoryMaxValue + 1)
+	}
+	if len(opts.EncryptionKey) > 0 {
+		bopts = bopts.WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(8 << 20)
+	}
+	db, err := badger.Open(bopts)
+	if err != nil {
+		// Badger's own words ("Encryption key mismatch") do not say what
+		// an operator did wrong.
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, ErrWrongKey)
+		}
+		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
+	}
+	return &DB{db: db, inMemory: opts.InMemory}, nil
+}
+
+// Badger returns the underlying Badger database, for what only Badger
+// has (its own backup format).
+func (d *DB) Badger() *badger.DB { return d.db }
+
+// Begin implements kv.Engine.
+func (d *DB) Begin(writable bool) (kv.Txn, error) {
+	return &txn{t: d.db.NewTransaction(writable), inMemory: d.inMemory}, nil
+}
+
+// Sync implements kv.Engine: Badger runs without a sync per commit.
+func (d *DB) Sync() error { return d.db.Sync() }
+
+// Close implements kv.Engine.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Dump implements kv.Engine, from one read snapshot.
+func (d *DB) Dump(fn func(key, value []byte) error) error {
+	err := d.db.View(func(t *badger.Txn) error {
+		return (&txn{t: t}).Scan(kv.Range{}, fn)
+	})
+	return err
+}
+
+// CollectGarbage rewrites one value-log file that is at least ratio
+// garbage; done is true when there was none to rewrite.
+func (d *DB) CollectGarbage(ratio float64) (done bool, err error) {
+	err = d.db.RunValueLogGC(ratio)
+	if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+		return true, nil
+	}
+	return false, err
+}
+
+// Empty reports whether the store holds no pairs.
+func (d *DB) Empty() (bool, error) {
+	empty := true
+	err := d.db.View(func(t *badger.Txn) error {
+		it := t.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		it.Rewind()
+		empty = !it.Valid()
+		return nil
+	})
+	return empty, err
+}
+
+type txn struct {
+	t        *badger.Txn
+	inMemory bool
+}
+
+func (x *txn) Get(key, dst []byte) ([]byte, error) {
+	item, err := x.t.Get(key)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	v, err := item.ValueCopy(dst[:0])
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return v, nil
+}
+
+func (x *txn) GetFunc(key []byte, fn func(value []byte) error) error {
+	item, err := x.t.Get(key)
+	if err != nil {
+		return mapErr(err)
+	}
+	return item.Value(fn)
+}
+
+// ErrValueTooBig: a value above InMemoryMaxValue for an in-memory store.
+var ErrValueTooBig = errors.New("value too big for an in-memory store")
+
+func (x *txn) Set(key, value []byte) error {
+	if x.inMemory && len(value) > InMemoryMaxValue {
+		// Badger itself would panic at exactly its threshold.
+		return fmt.Errorf("writing %d bytes: %w", len(value), ErrValueTooBig)
+	}
+	return mapErr(x.t.Set(key, value))
+}
+
+func (x *txn) Delete(key []byte) error { return mapErr(x.t.Delete(key)) }
+
+func (x *txn) Commit() error { return mapErr(x.t.Commit()) }
+
+func (x *txn) Discard() { x.t.Discard() }
+
+func (x *txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
+	lo, hi := r.Bounds()
+	if hi != nil && bytes.Compare(lo, hi) >= 0 {
+		return nil
+	}
+	opts := badger.DefaultIteratorOptions
+	if !r.Reverse {
+		// Badger's Prefix picks the tables to read, and its Valid
+		// stops at the first key without it: right going forward. In
+		// reverse, Seek(hi) may land on hi itself, outside the prefix,
+		// so the bounds are checked here instead.
+		opts.Prefix = r.Prefix
+	}
+	opts.PrefetchValues = !r.KeysOnly
+	opts.PrefetchSize = 64
+	if r.Limit > 0 && r.Limit < opts.PrefetchSize {
+		opts.PrefetchSize = r.Limit
+	}
+	opts.Reverse = r.Reverse
+	it := x.t.NewIterator(opts)
+	defer it.Close()
+	n := 0
+	if r.Reverse {
+		// In reverse, Seek finds the last key at or before its
+		// argument; hi itself is excluded below.
+		if hi != nil {
+			it.Seek(hi)
+		} else {
+			it.Rewind()
+		}
+	} else {
+		it.Seek(lo)
+	}
+	for ; it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		if r.Reverse {
+			if hi != nil && bytes.Compare(k, hi) >= 0 {
+				continue
+			}
+			if bytes.Compare(k, lo) < 0 {
+				break
+			}
+		} else if hi != nil && bytes.Compare(k, hi) >= 0 {
+			break
+		}
+		var err error
+		if r.KeysOnly {
+			err = fn(k, nil)
+		} else {
+			err = item.Value(func(v []byte) error { return fn(k, v) })
+		}
+		if err != nil {
+			if errors.Is(err, kv.ErrStop) {
+				return nil
+			}
+			return err
+		}
+		if n++; r.Limit > 0 && n >= r.Limit {
+			return nil
+		}
+	}
+	return nil
+}
+
+// mapErr puts Badger's errors in kv's terms.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return kv.ErrNotFound
+	case errors.Is(err, badger.ErrConflict):
+		return fmt.Errorf("%w: %w", kv.ErrConflict, err)
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return fmt.Errorf("%w: %w", kv.ErrTooBig, err)
+	case errors.Is(err, badger.ErrReadOnlyTxn):
+		return fmt.Errorf("%w: %w", kv.ErrReadOnly, err)
+	}
+	return err
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {}
