@@ -70,3 +70,44 @@ func TestStoreUnchangedSinceOff(t *testing.T) {
 	rc.fail("BAD", `STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\Seen)`)
 	mustNotContain(t, rc.ok(`STORE 1 +FLAGS (\Seen)`), "MODSEQ")
 }
+
+// STORE (UNCHANGEDSINCE 0) fails for every message (RFC 7162 3.1.3: every
+// message has a MODSEQ of at least 1), so nothing changes and OK
+// [MODIFIED set] names them all; go-imap's StoreOptions could not tell 0
+// from no modifier before HasUnchangedSince, and stored the flags.
+func TestStoreUnchangedSinceZero(t *testing.T) {
+	ts := newTestServer(t)
+	imapsrv.SetCondStore(ts.srv, true)
+	ts.addUser("alice")
+	for i := 1; i <= 4; i++ {
+		ts.deliver("alice", "INBOX", simpleMessage(fmt.Sprint(i), "body"))
+	}
+	rc := ts.rawLogin("alice")
+	hm := codeNumber(t, rc.ok(`SELECT INBOX (CONDSTORE)`), "HIGHESTMODSEQ")
+	untagged, status := rc.cmd(`STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS (\Seen)`)
+	if !strings.HasPrefix(status, "OK [MODIFIED 1:3]") {
+		t.Fatalf("STORE (UNCHANGEDSINCE 0): %q", status)
+	}
+	if len(untagged) != 0 {
+		t.Fatalf("STORE (UNCHANGEDSINCE 0) answered %q", untagged)
+	}
+	_, status = rc.cmd(`UID STORE 2,4 (UNCHANGEDSINCE 0) FLAGS.SILENT (\Deleted)`)
+	if !strings.HasPrefix(status, "OK [MODIFIED 2,4]") {
+		t.Fatalf("UID STORE (UNCHANGEDSINCE 0): %q", status)
+	}
+	// go-imap's client sends UNCHANGEDSINCE 0 when asked to.
+	c := ts.client("alice")
+	c.selectBox("INBOX")
+	if err := c.Store(imap.SeqSetNum(4), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}},
+		&imap.StoreOptions{HasUnchangedSince: true}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range rc.ok(`FETCH 1:4 (FLAGS)`) {
+		if strings.Contains(l, `\`) {
+			t.Fatalf("a STORE (UNCHANGEDSINCE 0) changed flags: %q", l)
+		}
+	}
+	if got := codeNumber(t, rc.ok(`SELECT INBOX (CONDSTORE)`), "HIGHESTMODSEQ"); got != hm {
+		t.Fatalf("HIGHESTMODSEQ %d after failed STOREs, was %d", got, hm)
+	}
+}

@@ -257,7 +257,9 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	var modified map[uint32]bool
 	if len(targets) > 0 {
 		var err error
-		if options.UnchangedSince > 0 {
+		// UNCHANGEDSINCE 0 is a test too, one every message fails (RFC
+		// 7162 3.1.3: every message has a MODSEQ of at least 1).
+		if options.HasUnchangedSince || options.UnchangedSince > 0 {
 			changed, modified, err = sess.setFlagsUnchangedSince(uids(targets), op, list, options.UnchangedSince)
 		} else {
 			changed, err = sess.setFlags(uids(targets), op, list)

@@ -30,6 +30,7 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		if !dec.ExpectSP() || !dec.ExpectModSeq(&options.UnchangedSince) {
 			return dec.Err()
 		}
+		options.HasUnchangedSince = true
 		return nil
 	})
 	if err != nil {
