@@ -14,8 +14,9 @@ GO ?= go
 # neomutt the QRESYNC client of the offline-resync test, thunderbird the
 # headless Thunderbird of interop/thunderbird_test.go, postgresql the server
 # binaries the PostgreSQL tests start private clusters with (kv/pgkv/pgtest;
-# the package's own cluster stays as Debian set it up).
-TEST_PACKAGES := python3 curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
+# the package's own cluster stays as Debian set it up), libmail-imapclient-perl
+# the Perl IMAP client of interop/imapclient_test.go (ID, COMPRESS, QUOTA).
+TEST_PACKAGES := python3 libmail-imapclient-perl curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
 
 .PHONY: build test test-deps vet fuzz bench
 

@@ -32,7 +32,7 @@ func (sess *session) Login(username, password string) error {
 	}
 	lim := sess.srv.limits
 	if !lim.acquireSession(acct, sess.ip) {
-		sess.srv.log.Warn("login refused: too many sessions", "user", acct, "remote", sess.remote(), "limit", lim.lim.MaxSessionsPerUser)
+		sess.log.Warn("login refused: too many sessions", "user", acct, "remote", sess.remote(), "limit", lim.lim.MaxSessionsPerUser)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("too many sessions for %s (limit %d): log out of another first", acct, lim.lim.MaxSessionsPerUser)}
 	}
@@ -41,7 +41,7 @@ func (sess *session) Login(username, password string) error {
 	if sess.srv.opts.Hooks != nil {
 		sess.password = password
 	}
-	sess.srv.log.Debug("login", "user", acct, "remote", sess.remote())
+	sess.log.Debug("login", "user", acct, "remote", sess.remote())
 	return nil
 }
 

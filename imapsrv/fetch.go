@@ -48,7 +48,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			if errors.Is(err, mailbox.ErrDiskFull) {
 				// Reading goes on when the disk is full; the message
 				// stays unseen, as it would under EXAMINE.
-				sess.srv.log.Warn("fetch: \\Seen not set: disk full", "account", sess.acct, "err", err)
+				sess.log.Warn("fetch: \\Seen not set: disk full", "account", sess.acct, "err", err)
 				changed, err = nil, nil
 			}
 			if err != nil {

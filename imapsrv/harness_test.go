@@ -47,6 +47,12 @@ type testServer struct {
 
 type serverOption func(*imapsrv.Options)
 
+// withLogger gives the server a logger of the test's (the store keeps
+// the harness's).
+func withLogger(l *slog.Logger) serverOption {
+	return func(o *imapsrv.Options) { o.Logger = l }
+}
+
 func withAppendLimit(n uint32) serverOption {
 	return func(o *imapsrv.Options) { o.AppendLimit = n }
 }
@@ -89,7 +95,9 @@ func (ts *testServer) start() {
 		t.Fatalf("opening store: %v", err)
 	}
 	opts := ts.opts
-	opts.Logger = logger
+	if opts.Logger == nil { // withLogger sets one
+		opts.Logger = logger
+	}
 	if ts.auth != nil {
 		opts.Auth = authguard.New(st, *ts.auth, logger)
 		ts.guard = opts.Auth

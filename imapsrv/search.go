@@ -44,7 +44,7 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 
 // stopped is the answer to a SEARCH its context ended.
 func (sess *session) stopped(cause error, timeout time.Duration, run *searchRun) error {
-	sess.srv.log.Warn("search stopped", "user", sess.acct, "remote", sess.remote(), "reason", cause.Error(), "messages", run.messages)
+	sess.log.Warn("search stopped", "user", sess.acct, "remote", sess.remote(), "reason", cause.Error(), "messages", run.messages)
 	if errors.Is(cause, errCommandTimeout) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("SEARCH stopped after %s (limit): search fewer messages or fewer words", timeout)}

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"certmail/authguard"
+	"certmail/buildinfo"
 	"certmail/mailbox"
 	"certmail/netguard"
 )
@@ -52,6 +53,8 @@ type Server struct {
 	// limits is the state of opts.Limits (limits.go).
 	limits *limiter
 	auth   *authguard.Guard
+	// id is the answer to ID (id.go).
+	id *imap.IDData
 	// sessions are the logged-in sessions by account (accounts.go).
 	sessions accountSessions
 	// slowFetch turns off fetchfast.go, for tests that compare its
@@ -117,6 +120,7 @@ func New(store *mailbox.Store, opts Options) *Server {
 		limits:    newLimiter(opts.Limits),
 		sessions:  accountSessions{m: make(map[string]map[*session]struct{})},
 		auth:      opts.Auth,
+		id:        serverID(buildinfo.Read()),
 	}
 	s.local = imapserver.New(s.serverOptions(true))
 	s.remote = imapserver.New(s.serverOptions(opts.InsecureAuth))
@@ -148,6 +152,7 @@ func capabilities() imap.CapSet {
 		imap.CapSpecialUse:       {},
 		imap.CapCreateSpecialUse: {},
 		imap.CapLiteralPlus:      {},
+		imap.CapID:               {},
 	}
 }
 

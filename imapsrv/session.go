@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +23,9 @@ type session struct {
 	acct string // empty until authenticated
 	// ip is the client's address, as the limits count it (limits.go).
 	ip string
+	// log is the server's logger, with the client's name and version
+	// once it has sent ID (id.go).
+	log *slog.Logger
 	// password is kept for the session only when hooks need it (to open
 	// the recipient's custody key); it never leaves memory.
 	password string
@@ -56,7 +60,7 @@ var (
 
 func (s *Server) newSession(c *imapserver.Conn) *session {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &session{srv: s, conn: c, ip: hostOf(c.NetConn().RemoteAddr()), ctx: ctx, cancel: cancel}
+	return &session{srv: s, conn: c, ip: hostOf(c.NetConn().RemoteAddr()), log: s.log, ctx: ctx, cancel: cancel}
 }
 
 func (sess *session) Close() error {

@@ -97,52 +97,25 @@ func (c *Client) readID(dec *imapwire.Decoder) (*imap.IDData, error) {
 		return nil, dec.Err()
 	}
 
-	if dec.ExpectNIL() {
+	// certmail patch: ExpectNIL records an error when the list follows,
+	// so a server's list (anything but NIL) could not be read.
+	var nilAtom string
+	if dec.Atom(&nilAtom) {
+		if !dec.Expect(nilAtom == "NIL", "NIL") {
+			return nil, dec.Err()
+		}
 		return &data, nil
 	}
 
-	currKey := ""
+	// certmail patch: a value may be NIL (RFC 2971 section 4), and
+	// fields outside RFC 2971's list (Yahoo's "host", Dovecot's
+	// "revision") are kept in Other.
 	err := dec.ExpectList(func() error {
-		var keyOrValue string
-		if !dec.String(&keyOrValue) {
+		var key, value string
+		if !dec.ExpectString(&key) || !dec.ExpectSP() || !dec.ExpectNString(&value) {
 			return fmt.Errorf("in id key-val list: %v", dec.Err())
 		}
-
-		if currKey == "" {
-			currKey = keyOrValue
-			return nil
-		}
-
-		switch currKey {
-		case "name":
-			data.Name = keyOrValue
-		case "version":
-			data.Version = keyOrValue
-		case "os":
-			data.OS = keyOrValue
-		case "os-version":
-			data.OSVersion = keyOrValue
-		case "vendor":
-			data.Vendor = keyOrValue
-		case "support-url":
-			data.SupportURL = keyOrValue
-		case "address":
-			data.Address = keyOrValue
-		case "date":
-			data.Date = keyOrValue
-		case "command":
-			data.Command = keyOrValue
-		case "arguments":
-			data.Arguments = keyOrValue
-		case "environment":
-			data.Environment = keyOrValue
-		default:
-			// Ignore unknown key
-			// Yahoo server sends "host" and "remote-host" keys
-			// which are not defined in RFC 2971
-		}
-		currKey = ""
-
+		data.Set(key, value)
 		return nil
 	})
 

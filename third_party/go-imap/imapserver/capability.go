@@ -48,6 +48,11 @@ func (c *Conn) availableCaps() []imap.Cap {
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
 	}
+	// certmail patch: ID (RFC 2971) in every state, when the session
+	// answers it and the server lists it.
+	if _, ok := c.session.(SessionID); ok {
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapID})
+	}
 	if c.canAuth() {
 		mechs := []string{"PLAIN"}
 		if authSess, ok := c.session.(SessionSASL); ok {
