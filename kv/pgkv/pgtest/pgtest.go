@@ -498,21 +498,24 @@ func (s *Shared) Main(m *testing.M) int {
 	return code
 }
 
-// Restart stops the server (fast shutdown) and starts it again on the same
-// port with the same data, for tests of what clients do while the
-// database is down.
-func (c *Cluster) Restart(t testing.TB, down time.Duration) {
+// Down stops the server (fast shutdown: open transactions are rolled
+// back) and keeps its data, for tests of what clients do while the
+// database is down; Up starts it again.
+func (c *Cluster) Down(t testing.TB) {
 	t.Helper()
 	if err := c.shutdown(syscall.SIGINT, 30*time.Second); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	time.Sleep(down)
+}
+
+// Up starts a server stopped by Down again, on the same port.
+func (c *Cluster) Up(t testing.TB) {
+	t.Helper()
 	cred, _, err := runAs()
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	port := c.port
-	if err := c.startOn(cred, port); err != nil {
+	if err := c.startOn(cred, c.port); err != nil {
 		t.Fatalf("pgtest: restart: %v", err)
 	}
 }

@@ -133,7 +133,8 @@ func TestRestartAndStop(t *testing.T) {
 	defer c.Stop()
 	dsn := c.DB(t)
 	execSQL(t, dsn, "CREATE TABLE kept (k text PRIMARY KEY); INSERT INTO kept VALUES ('x')")
-	c.Restart(t, 0)
+	c.Down(t)
+	c.Up(t)
 	if got := query(t, dsn, "SELECT k FROM kept"); got != "x" {
 		t.Errorf("after restart: %q", got)
 	}

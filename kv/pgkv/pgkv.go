@@ -1,0 +1,732 @@
+// Package pgkv is the kv engine on PostgreSQL: every pair is a row of one
+// table, key bytea primary key and value bytea, so that several certmail
+// nodes can share one database.
+//
+// Writable transactions run SERIALIZABLE, and a serialization failure
+// (SQLSTATE 40001) or deadlock (40P01) is kv.ErrConflict, which kv.Update
+// retries. Read-only transactions run REPEATABLE READ READ ONLY: one
+// snapshot, never aborted. Round trips are what a transaction costs, so
+// the engine keeps them few: BEGIN travels with the first read, writes
+// are kept in the transaction and sent with COMMIT in one pipelined batch
+// (a transaction that only writes is one round trip), and range scans
+// fetch pages whose size grows with the scan, by keyset (key > last
+// key), never the whole range at once.
+//
+// Durability: a commit is acknowledged once PostgreSQL has flushed it;
+// every session sets synchronous_commit on, whatever the server's default.
+//
+// The SQL is what CockroachDB and YugabyteDB take too (bytea, INSERT ... ON
+// CONFLICT, unnest, = ANY, keyset LIMIT), and the engine uses no
+// LISTEN/NOTIFY.
+package pgkv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"certmail/kv"
+)
+
+// Table is the one table the engine keeps its pairs in.
+const Table = "certmail_kv"
+
+// Options tune an Engine; the zero value is the default.
+type Options struct {
+	// Timeout bounds each statement (one round trip), and acquiring a
+	// connection: a database that does not answer is an error, not a
+	// hang. Zero: 30 seconds.
+	Timeout time.Duration
+	// MaxConns is the size of the connection pool; a pool_max_conns in
+	// the DSN wins. Zero: 16. Each open transaction holds a connection
+	// from its first statement to its end.
+	MaxConns int32
+}
+
+// Engine is a kv.Engine on one PostgreSQL database.
+type Engine struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+	stats   counters
+}
+
+type counters struct {
+	roundTrips atomic.Uint64
+	sent       atomic.Uint64
+	received   atomic.Uint64
+}
+
+// Stats are the engine's traffic since Open, for benchmarks and metrics.
+type Stats struct {
+	// RoundTrips counts the times the engine sent something to the
+	// server and then waited for its answer: statements, pipelined
+	// batches, connection setup, authentication and the pool's pings.
+	RoundTrips uint64
+	// BytesSent and BytesReceived are the bytes on the wire.
+	BytesSent, BytesReceived uint64
+}
+
+// Stats returns the engine's traffic counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		RoundTrips:    e.stats.roundTrips.Load(),
+		BytesSent:     e.stats.sent.Load(),
+		BytesReceived: e.stats.received.Load(),
+	}
+}
+
+var _ kv.Engine = (*Engine)(nil)
+
+// ErrPasswordInDSN: the DSN carries the password, which would put it on a
+// command line or in a config file. It belongs in a passfile.
+var ErrPasswordInDSN = errors.New("pgkv: the DSN holds a password; put it in a passfile (passfile=PATH in the DSN, or PGPASSFILE, or ~/.pgpass)")
+
+// Open connects to the database of dsn, a URL such as
+// postgres://certmail@127.0.0.1:5432/certmail or a keyword/value string,
+// and creates the table if it is missing. The password comes from a
+// passfile (the DSN's passfile parameter, PGPASSFILE or ~/.pgpass; see
+// PostgreSQL's "The Password File"), never from the DSN itself.
+func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
+	if hasPassword(dsn) {
+		return nil, ErrPasswordInDSN
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgkv: DSN: %w", err)
+	}
+	e := &Engine{timeout: opts.Timeout}
+	if e.timeout <= 0 {
+		e.timeout = 30 * time.Second
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = 16
+		if opts.MaxConns > 0 {
+			cfg.MaxConns = opts.MaxConns
+		}
+	}
+	// An acknowledged commit is on disk (and, with synchronous
+	// replication, on the standby): LMTP's 250 and APPEND's OK rely on it.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > e.timeout {
+		cfg.ConnConfig.ConnectTimeout = e.timeout
+	}
+	dial := cfg.ConnConfig.DialFunc
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, c: &e.stats}, nil
+	}
+	e.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgkv: %w", err)
+	}
+	if err := e.createTable(ctx); err != nil {
+		e.pool.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// hasPassword reports whether dsn carries a password, as a URL's
+// user:password or a keyword/value password=.
+func hasPassword(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return false // ParseConfig reports it
+		}
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	for _, f := range strings.Fields(dsn) {
+		if strings.HasPrefix(f, "password=") {
+			return true
+		}
+	}
+	return false
+}
+
+// createTable creates the table if it is missing. Nodes starting at once
+// may race to create it; the loser sees the winner's table on its retry.
+func (e *Engine) createTable(ctx context.Context) error {
+	const ddl = `CREATE TABLE IF NOT EXISTS ` + Table + ` (k bytea PRIMARY KEY, v bytea NOT NULL)`
+	var err error
+	for range 3 {
+		cctx, cancel := context.WithTimeout(ctx, e.timeout)
+		_, err = e.pool.Exec(cctx, ddl)
+		cancel()
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07") {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("pgkv: creating table %s: %w", Table, err)
+	}
+	return nil
+}
+
+// Close closes the connection pool. Transactions must have ended.
+func (e *Engine) Close() error {
+	e.pool.Close()
+	return nil
+}
+
+// Sync returns at once: a commit is durable when Commit returns
+// (synchronous_commit on).
+func (e *Engine) Sync() error { return nil }
+
+// Begin starts a transaction. It takes a connection from the pool only at
+// its first statement.
+func (e *Engine) Begin(writable bool) (kv.Txn, error) {
+	return &txn{e: e, writable: writable}, nil
+}
+
+// Dump streams every pair in key order from one REPEATABLE READ snapshot,
+// page by page, without blocking writers.
+func (e *Engine) Dump(fn func(key, value []byte) error) error {
+	t := &txn{e: e}
+	defer t.Discard()
+	if err := t.Scan(kv.Range{}, fn); err != nil {
+		return err
+	}
+	return t.Commit()
+}
+
+const (
+	beginWrite = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+	beginRead  = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	getSQL     = "SELECT v FROM " + Table + " WHERE k = $1"
+	upsertSQL  = "INSERT INTO " + Table + " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+	deleteSQL  = "DELETE FROM " + Table + " WHERE k = ANY($1::bytea[])"
+)
+
+// txn is a kv.Txn. Its writes stay in memory until Commit, which sends
+// them with COMMIT in one batch; reads see them through the overlay.
+type txn struct {
+	e        *Engine
+	writable bool
+	conn     *pgxpool.Conn // from the first statement on
+	begun    bool          // BEGIN has been sent
+	done     bool
+	err      error // a statement failed: the server has aborted the transaction
+
+	writes map[string]write
+	sorted []string // the keys of writes in order, when !dirty
+	dirty  bool
+}
+
+// write is a pending Set (value, possibly empty) or Delete.
+type write struct {
+	value  []byte
+	delete bool
+}
+
+var errDone = errors.New("pgkv: transaction has ended")
+
+func (t *txn) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), t.e.timeout)
+}
+
+// usable reports why the transaction cannot run another statement.
+func (t *txn) usable() error {
+	if t.done {
+		return errDone
+	}
+	return t.err
+}
+
+// fail records a statement's failure: PostgreSQL has aborted the
+// transaction, so every later call returns the same error.
+func (t *txn) fail(op string, err error) error {
+	t.err = mapErr(op, err)
+	return t.err
+}
+
+// mapErr puts a server error in kv's terms.
+func mapErr(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+		return fmt.Errorf("pgkv: %s: %w (%w)", op, kv.ErrConflict, err)
+	}
+	return fmt.Errorf("pgkv: %s: %w", op, err)
+}
+
+func (t *txn) acquire(ctx context.Context) error {
+	if t.conn != nil {
+		return nil
+	}
+	c, err := t.e.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	t.conn = c
+	return nil
+}
+
+// query runs one statement and calls each for its rows. The transaction's
+// BEGIN, if not sent yet, goes in the same round trip. An error from each
+// is returned as it is and leaves the transaction usable.
+func (t *txn) query(op, sql string, args []any, each func(pgx.Rows) error) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	ctx, cancel := t.ctx()
+	defer cancel()
+	if err := t.acquire(ctx); err != nil {
+		return t.fail(op, err)
+	}
+	var rows pgx.Rows
+	var br pgx.BatchResults
+	var err error
+	if !t.begun {
+		b := &pgx.Batch{}
+		if t.writable {
+			b.Queue(beginWrite)
+		} else {
+			b.Queue(beginRead)
+		}
+		b.Queue(sql, args...)
+		br = t.conn.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return t.fail(op, err)
+		}
+		t.begun = true
+		rows, err = br.Query()
+	} else {
+		rows, err = t.conn.Query(ctx, sql, args...)
+	}
+	var eachErr error
+	if err == nil {
+		for rows.Next() {
+			if eachErr = each(rows); eachErr != nil {
+				break
+			}
+		}
+		rows.Close()
+		err = rows.Err()
+	}
+	if br != nil {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return t.fail(op, err)
+	}
+	return eachErr
+}
+
+func (t *txn) Get(key, dst []byte) ([]byte, error) {
+	var out []byte
+	err := t.GetFunc(key, func(v []byte) error {
+		out = append(dst[:0], v...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []byte{} // found, empty
+	}
+	return out, nil
+}
+
+func (t *txn) GetFunc(key []byte, fn func(value []byte) error) error {
+	if w, ok := t.writes[string(key)]; ok {
+		if w.delete {
+			return kv.ErrNotFound
+		}
+		return fn(w.value)
+	}
+	found := false
+	err := t.query("get", getSQL, []any{key}, func(rows pgx.Rows) error {
+		var v pgtype.DriverBytes
+		if err := rows.Scan(&v); err != nil {
+			return fmt.Errorf("pgkv: get: %w", err)
+		}
+		found = true
+		return fn(v)
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return kv.ErrNotFound
+	}
+	return nil
+}
+
+func (t *txn) Set(key, value []byte) error {
+	return t.put(key, write{value: value})
+}
+
+func (t *txn) Delete(key []byte) error {
+	return t.put(key, write{delete: true})
+}
+
+func (t *txn) put(key []byte, w write) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if !t.writable {
+		return kv.ErrReadOnly
+	}
+	if len(key) == 0 {
+		return errors.New("pgkv: empty key")
+	}
+	if len(key) > kv.MaxKeySize {
+		return fmt.Errorf("pgkv: key of %d bytes, longer than kv.MaxKeySize", len(key))
+	}
+	if t.writes == nil {
+		t.writes = make(map[string]write)
+	}
+	k := string(key)
+	if _, ok := t.writes[k]; !ok {
+		t.dirty = true
+	}
+	if !w.delete && w.value == nil {
+		w.value = []byte{} // an empty value, not SQL NULL
+	}
+	t.writes[k] = w
+	return nil
+}
+
+// overlay returns the pending writes' keys within [lo, hi), in order.
+func (t *txn) overlay(lo, hi []byte) []string {
+	if len(t.writes) == 0 {
+		return nil
+	}
+	if t.dirty {
+		t.sorted = t.sorted[:0]
+		for k := range t.writes {
+			t.sorted = append(t.sorted, k)
+		}
+		slices.Sort(t.sorted) // Go compares strings bytewise, as bytea
+		t.dirty = false
+	}
+	i, _ := slices.BinarySearch(t.sorted, string(lo))
+	j := len(t.sorted)
+	if hi != nil {
+		j, _ = slices.BinarySearch(t.sorted, string(hi))
+	}
+	if i >= j {
+		return nil
+	}
+	return t.sorted[i:j]
+}
+
+// Page sizes of a scan: the first page is small (most scans stop early or
+// cover a few keys), each next one four times larger, up to maxPageRows
+// rows and about maxPageBytes bytes (values may be message bodies).
+const (
+	firstPageRows = 32
+	maxPageRows   = 4096
+	maxPageBytes  = 4 << 20
+)
+
+// page is one fetched page of a scan: its pairs, copied out of the driver.
+type page struct {
+	keys, values [][]byte
+	buf          []byte
+}
+
+func (t *txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	lo, hi := r.Bounds()
+	if hi != nil && bytes.Compare(lo, hi) >= 0 {
+		return nil
+	}
+	ov := t.overlay(lo, hi)
+	if r.Reverse {
+		ov = slices.Clone(ov)
+		slices.Reverse(ov)
+	}
+	// before reports whether key a comes before b in the scan's order.
+	before := func(a, b []byte) bool {
+		if r.Reverse {
+			return bytes.Compare(a, b) > 0
+		}
+		return bytes.Compare(a, b) < 0
+	}
+	var (
+		pg       page
+		pi       int    // next pair of pg
+		last     []byte // the last key fetched from the server
+		more     = true // the server may have keys past last
+		pageRows = firstPageRows
+		emitted  int
+	)
+	emit := func(k, v []byte) (stop bool, err error) {
+		if r.KeysOnly {
+			v = nil
+		}
+		if err := fn(k, v); err != nil {
+			if errors.Is(err, kv.ErrStop) {
+				return true, nil
+			}
+			return true, err
+		}
+		emitted++
+		return r.Limit > 0 && emitted >= r.Limit, nil
+	}
+	for {
+		if pi == len(pg.keys) && more {
+			want := pageRows
+			if r.Limit > 0 && r.Limit-emitted < want {
+				want = r.Limit - emitted
+			}
+			var err error
+			pg, err = t.fetch(r, lo, hi, last, want, pg)
+			if err != nil {
+				return err
+			}
+			pi = 0
+			more = len(pg.keys) == want
+			if n := len(pg.keys); n > 0 {
+				last = append(last[:0], pg.keys[n-1]...)
+				pageRows = nextPageRows(pageRows, len(pg.buf)/n)
+			}
+		}
+		var dk []byte
+		if pi < len(pg.keys) {
+			dk = pg.keys[pi]
+		}
+		if dk == nil && len(ov) == 0 {
+			return nil
+		}
+		// The overlay's next key, if it comes first or equals the
+		// server's (a pending write replaces the stored pair).
+		if len(ov) > 0 && (dk == nil || !before(dk, []byte(ov[0]))) {
+			k := ov[0]
+			ov = ov[1:]
+			if dk != nil && string(dk) == k {
+				pi++
+			}
+			w := t.writes[k]
+			if w.delete {
+				continue
+			}
+			if stop, err := emit([]byte(k), w.value); stop {
+				return err
+			}
+			continue
+		}
+		v := pg.values[pi]
+		pi++
+		if stop, err := emit(dk, v); stop {
+			return err
+		}
+	}
+}
+
+func nextPageRows(cur, avgBytes int) int {
+	n := cur * 4
+	if avgBytes > 0 && n > maxPageBytes/avgBytes {
+		n = maxPageBytes / avgBytes
+	}
+	return max(1, min(n, maxPageRows))
+}
+
+// fetch reads the next page of a scan: at most n pairs past last (or from
+// the range's start), in the scan's order. It reuses the memory of prev.
+func (t *txn) fetch(r kv.Range, lo, hi, last []byte, n int, prev page) (page, error) {
+	var sb strings.Builder
+	args := make([]any, 0, 3)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	sb.WriteString("SELECT k")
+	if !r.KeysOnly {
+		sb.WriteString(", v")
+	}
+	sb.WriteString(" FROM " + Table + " WHERE ")
+	switch {
+	case last == nil:
+		sb.WriteString("k >= " + arg(lo))
+		if hi != nil {
+			sb.WriteString(" AND k < " + arg(hi))
+		}
+	case !r.Reverse:
+		sb.WriteString("k > " + arg(last))
+		if hi != nil {
+			sb.WriteString(" AND k < " + arg(hi))
+		}
+	default:
+		sb.WriteString("k >= " + arg(lo) + " AND k < " + arg(last))
+	}
+	if r.Reverse {
+		sb.WriteString(" ORDER BY k DESC")
+	} else {
+		sb.WriteString(" ORDER BY k")
+	}
+	sb.WriteString(" LIMIT " + arg(n))
+
+	pg := page{keys: prev.keys[:0], values: prev.values[:0], buf: prev.buf[:0]}
+	type span struct{ k0, k1, v1 int }
+	var spans []span
+	err := t.query("scan", sb.String(), args, func(rows pgx.Rows) error {
+		var k, v pgtype.DriverBytes
+		dst := []any{&k}
+		if !r.KeysOnly {
+			dst = append(dst, &v)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return fmt.Errorf("pgkv: scan: %w", err)
+		}
+		k0 := len(pg.buf)
+		pg.buf = append(pg.buf, k...)
+		k1 := len(pg.buf)
+		pg.buf = append(pg.buf, v...)
+		spans = append(spans, span{k0, k1, len(pg.buf)})
+		return nil
+	})
+	if err != nil {
+		return page{}, err
+	}
+	// Slices into buf only once it has stopped growing.
+	for _, s := range spans {
+		pg.keys = append(pg.keys, pg.buf[s.k0:s.k1:s.k1])
+		pg.values = append(pg.values, pg.buf[s.k1:s.v1:s.v1])
+	}
+	return pg, nil
+}
+
+// Commit sends the pending writes and COMMIT in one batch.
+func (t *txn) Commit() error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	defer t.end()
+	if len(t.writes) == 0 {
+		if !t.begun {
+			return nil
+		}
+		ctx, cancel := t.ctx()
+		defer cancel()
+		if _, err := t.conn.Exec(ctx, "COMMIT"); err != nil {
+			return t.fail("commit", err)
+		}
+		return nil
+	}
+	ctx, cancel := t.ctx()
+	defer cancel()
+	if err := t.acquire(ctx); err != nil {
+		return t.fail("commit", err)
+	}
+	b := &pgx.Batch{}
+	if !t.begun {
+		b.Queue(beginWrite)
+	}
+	t.overlay(nil, nil) // sorts: rows are written in key order, as every node does
+	const maxRows, maxBytes = 1000, 32 << 20
+	var setK, setV, delK [][]byte
+	size := 0
+	flush := func() {
+		if len(setK) > 0 {
+			b.Queue(upsertSQL, setK, setV)
+		}
+		if len(delK) > 0 {
+			b.Queue(deleteSQL, delK)
+		}
+		setK, setV, delK, size = nil, nil, nil, 0
+	}
+	for _, k := range t.sorted {
+		w := t.writes[k]
+		if w.delete {
+			delK = append(delK, []byte(k))
+		} else {
+			setK = append(setK, []byte(k))
+			setV = append(setV, w.value)
+		}
+		size += len(k) + len(w.value)
+		if len(setK)+len(delK) >= maxRows || size >= maxBytes {
+			flush()
+		}
+	}
+	flush()
+	b.Queue("COMMIT")
+	br := t.conn.SendBatch(ctx, b)
+	var err error
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	t.begun = true
+	if err != nil {
+		return t.fail("commit", err)
+	}
+	return nil
+}
+
+// end releases the connection; a transaction still open on it (after a
+// failure) is rolled back first, or the pool drops the connection.
+func (t *txn) end() {
+	t.done = true
+	t.writes, t.sorted = nil, nil
+	if t.conn == nil {
+		return
+	}
+	if t.conn.Conn().PgConn().TxStatus() != 'I' && !t.conn.Conn().IsClosed() {
+		ctx, cancel := t.ctx()
+		t.conn.Exec(ctx, "ROLLBACK")
+		cancel()
+	}
+	t.conn.Release()
+	t.conn = nil
+}
+
+func (t *txn) Discard() {
+	if t.done {
+		return
+	}
+	t.end()
+}
+
+// countingConn counts the engine's round trips and bytes: a read that
+// follows a write is the start of an answer.
+type countingConn struct {
+	net.Conn
+	c       *counters
+	waiting atomic.Bool // wrote since the last read (pgx may read on another goroutine while it writes)
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.c.sent.Add(uint64(n))
+	if n > 0 {
+		c.waiting.Store(true)
+	}
+	return n, err
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.c.received.Add(uint64(n))
+	if n > 0 && c.waiting.Swap(false) {
+		c.c.roundTrips.Add(1)
+	}
+	return n, err
+}

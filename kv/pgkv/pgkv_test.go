@@ -1,0 +1,346 @@
+package pgkv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"certmail/kv"
+	"certmail/kv/kvtest"
+	"certmail/kv/pgkv/pgtest"
+)
+
+var pg pgtest.Shared
+
+func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
+
+// open opens an engine on a fresh database of the shared cluster.
+func open(t testing.TB) *Engine {
+	t.Helper()
+	e, err := Open(context.Background(), pg.DB(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestConformance(t *testing.T) {
+	kvtest.Run(t, func(t *testing.T) kv.Engine { return open(t) })
+}
+
+// TestScanPagesWithPendingWrites checks the merge of a transaction's
+// pending writes with the server's pages against a model: ranges that
+// span many pages, pending sets and deletes between and on stored keys,
+// both directions, limits.
+func TestScanPagesWithPendingWrites(t *testing.T) {
+	e := open(t)
+	defer e.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := func() string { return fmt.Sprintf("p/%04d", rng.IntN(3000)) }
+	model := map[string]string{}
+	err := kv.Update(e, func(tx kv.Txn) error {
+		for range 2000 {
+			k := key()
+			model[k] = "stored" + k
+			if err := tx.Set([]byte(k), []byte(model[k])); err != nil {
+				return err
+			}
+		}
+		return tx.Set([]byte("q"), []byte("outside the prefix"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := e.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Discard()
+	for i := range 600 {
+		k := key()
+		if i%3 == 0 {
+			delete(model, k)
+			must(t, tx.Delete([]byte(k)))
+		} else {
+			model[k] = fmt.Sprintf("pending%d", i)
+			must(t, tx.Set([]byte(k), []byte(model[k])))
+		}
+	}
+	var all []string
+	for k := range model {
+		all = append(all, k)
+	}
+	slices.Sort(all)
+	for _, r := range []kv.Range{
+		kv.Prefix([]byte("p/")),
+		{Prefix: []byte("p/"), Reverse: true},
+		{Prefix: []byte("p/"), Start: []byte("p/0500"), End: []byte("p/2500")},
+		{Prefix: []byte("p/"), Start: []byte("p/0500"), End: []byte("p/2500"), Reverse: true},
+		{Prefix: []byte("p/"), Limit: 1000},
+		{Prefix: []byte("p/"), Limit: 77, Reverse: true, KeysOnly: true},
+		{Prefix: []byte("p/1")},
+	} {
+		lo, hi := r.Bounds()
+		var want []string
+		for _, k := range all {
+			if k >= string(lo) && (hi == nil || k < string(hi)) {
+				want = append(want, k)
+			}
+		}
+		if r.Reverse {
+			slices.Reverse(want)
+		}
+		if r.Limit > 0 && len(want) > r.Limit {
+			want = want[:r.Limit]
+		}
+		var got []string
+		err := tx.Scan(r, func(k, v []byte) error {
+			if !r.KeysOnly && string(v) != model[string(k)] {
+				return fmt.Errorf("%s = %q, want %q", k, v, model[string(k)])
+			}
+			got = append(got, string(k))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Scan(%+v): %v", r, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Scan(%+v): %d keys, want %d", r, len(got), len(want))
+		}
+	}
+	must(t, tx.Commit())
+	// The commit wrote 600 pending writes in chunks; a fresh snapshot
+	// agrees with the model.
+	var got []string
+	err = kv.View(e, func(tx kv.Txn) error {
+		return tx.Scan(kv.Prefix([]byte("p/")), func(k, v []byte) error {
+			if string(v) != model[string(k)] {
+				return fmt.Errorf("%s = %q after commit, want %q", k, v, model[string(k)])
+			}
+			got = append(got, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, all) {
+		t.Errorf("after commit: %d keys, want %d", len(got), len(all))
+	}
+}
+
+// A transaction of more writes than one statement carries (chunks of
+// 1,000 rows) commits all of them, or, conflicting, none.
+func TestBigTransaction(t *testing.T) {
+	e := open(t)
+	defer e.Close()
+	const n = 2500
+	err := kv.Update(e, func(tx kv.Txn) error {
+		for i := range n {
+			if err := tx.Set(fmt.Appendf(nil, "b/%05d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Delete every other key while a concurrent transaction changes the
+	// last one: the deleting transaction conflicts and keeps nothing.
+	tx := begin(t, e)
+	if _, err := tx.Get(fmt.Appendf(nil, "b/%05d", n-1), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 2 {
+		must(t, tx.Delete(fmt.Appendf(nil, "b/%05d", i)))
+	}
+	must(t, tx.Set(fmt.Appendf(nil, "b/%05d", n-1), []byte("mine")))
+	must(t, kv.Update(e, func(tx kv.Txn) error { return tx.Set(fmt.Appendf(nil, "b/%05d", n-1), []byte("theirs")) }))
+	if err := tx.Commit(); !errors.Is(err, kv.ErrConflict) {
+		t.Fatalf("commit after a concurrent write of a read key: %v, want ErrConflict", err)
+	}
+	if c := count(t, e, "b/"); c != n {
+		t.Fatalf("%d keys after the conflicting delete, want all %d", c, n)
+	}
+	tx = begin(t, e)
+	for i := 0; i < n; i += 2 {
+		must(t, tx.Delete(fmt.Appendf(nil, "b/%05d", i)))
+	}
+	must(t, tx.Commit())
+	if c := count(t, e, "b/"); c != n/2 {
+		t.Fatalf("%d keys after deleting half, want %d", c, n/2)
+	}
+}
+
+func begin(t *testing.T, e *Engine) kv.Txn {
+	t.Helper()
+	tx, err := e.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tx.Discard)
+	return tx
+}
+
+func count(t *testing.T, e *Engine, prefix string) int {
+	t.Helper()
+	n := 0
+	err := kv.View(e, func(tx kv.Txn) error {
+		return tx.Scan(kv.Range{Prefix: []byte(prefix), KeysOnly: true}, func(k, v []byte) error { n++; return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The round trips a transaction costs: BEGIN travels with the first
+// read, the writes with COMMIT.
+func TestRoundTrips(t *testing.T) {
+	e, err := Open(context.Background(), pg.DB(t), Options{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	k := []byte("k")
+	writeOnly := func(tx kv.Txn) error { return tx.Set(k, []byte("v")) }
+	readWrite := func(tx kv.Txn) error {
+		if _, err := tx.Get(k, nil); err != nil {
+			return err
+		}
+		return tx.Set(k, []byte("w"))
+	}
+	read := func(tx kv.Txn) error { _, err := tx.Get(k, nil); return err }
+	scan := func(tx kv.Txn) error {
+		return tx.Scan(kv.Prefix(k), func(k, v []byte) error { return nil })
+	}
+	for _, tc := range []struct {
+		name     string
+		writable bool
+		fn       func(kv.Txn) error
+		want     uint64
+	}{
+		{"write only", true, writeOnly, 1},
+		{"read, then write", true, readWrite, 2},
+		{"read", false, read, 2},
+		{"scan of one key", false, scan, 2},
+	} {
+		// Warm up (the connection prepares each statement once), then
+		// take the least of a few runs: the pool pings a connection idle
+		// for more than a second, which a loaded machine can cause.
+		best := ^uint64(0)
+		for range 4 {
+			before := e.Stats().RoundTrips
+			run := kv.View
+			if tc.writable {
+				run = kv.Update
+			}
+			if err := run(e, tc.fn); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			best = min(best, e.Stats().RoundTrips-before)
+		}
+		if best != tc.want {
+			t.Errorf("%s: %d round trips, want %d", tc.name, best, tc.want)
+		}
+	}
+}
+
+// Every session commits synchronously, whatever the database's default:
+// an acknowledged message is on disk.
+func TestSynchronousCommitForced(t *testing.T) {
+	dsn := pg.DB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db string
+	must(t, conn.QueryRow(ctx, "SELECT current_database()").Scan(&db))
+	_, err = conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" SET synchronous_commit = off")
+	conn.Close(ctx)
+	must(t, err)
+	e, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var got string
+	must(t, e.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got))
+	if got != "on" {
+		t.Fatalf("synchronous_commit = %s in the engine's sessions", got)
+	}
+}
+
+// A password in the DSN is refused: it would end up on a command line or
+// in a config file.
+func TestPasswordInDSNRefused(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://certmail:secret@127.0.0.1:5432/certmail",
+		"postgresql://certmail@127.0.0.1/certmail?password=secret",
+		"host=127.0.0.1 user=certmail password=secret dbname=certmail",
+	} {
+		if _, err := Open(context.Background(), dsn, Options{}); !errors.Is(err, ErrPasswordInDSN) {
+			t.Errorf("Open(%q) = %v, want ErrPasswordInDSN", dsn, err)
+		}
+	}
+}
+
+// While the server is down, transactions fail with an error (no hang);
+// once it is back, the engine works again without being reopened.
+func TestServerRestart(t *testing.T) {
+	c := pgtest.Start(t)
+	e, err := Open(context.Background(), c.DB(t), Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	set := func(v string) error {
+		return kv.Update(e, func(tx kv.Txn) error { return tx.Set([]byte("k"), []byte(v)) })
+	}
+	must(t, set("before"))
+	c.Down(t)
+	if err := set("down"); err == nil {
+		t.Fatal("a commit succeeded with the server down")
+	}
+	c.Up(t)
+	// The pool drops the dead connections; a few attempts may still
+	// meet one.
+	deadline := time.Now().Add(20 * time.Second)
+	for err := set("after"); err != nil; err = set("after") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no commit 20s after the restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var got []byte
+	must(t, kv.View(e, func(tx kv.Txn) error { got, err = tx.Get([]byte("k"), nil); return err }))
+	if string(got) != "after" {
+		t.Fatalf("k = %q", got)
+	}
+}
+
+func TestMapErr(t *testing.T) {
+	for code, conflict := range map[string]bool{"40001": true, "40P01": true, "23505": false, "57P01": false} {
+		err := mapErr("commit", &pgconn.PgError{Code: code})
+		if errors.Is(err, kv.ErrConflict) != conflict {
+			t.Errorf("SQLSTATE %s: %v", code, err)
+		}
+	}
+}
