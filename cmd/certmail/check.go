@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/cobra"
+
 	"certmail/admin"
 	"certmail/certified"
 	"certmail/config"
@@ -12,21 +14,27 @@ import (
 // cmdCheck verifies a released certified item: the message now in the
 // recipient's mailbox against the commitment that was signed, and its
 // evidence.
-func cmdCheck(args []string, e *env) int {
-	fs := newFlagSet("check", e)
+func newCheckCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	label := fs.String("label", "", "the item's `label`")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return exitUsage
+	var label string
+	c := &cobra.Command{
+		Use:   "check --label L",
+		Short: "verify a released item: the message in the mailbox against the H(L,r,M) that was signed",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(runCheck(e, &df, label))
+		},
 	}
-	if *label == "" {
-		fmt.Fprintln(e.stderr, "usage: certmail check --label L [--data DIR]")
-		return exitUsage
-	}
-	return withOps(e, &df, "check "+*label, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+	df.register(c.Flags())
+	c.Flags().StringVar(&label, "label", "", "the item's `label`")
+	c.MarkFlagRequired("label")
+	return c
+}
+
+func runCheck(e *env, df *dirFlags, label string) int {
+	return withOps(e, df, "check "+label, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var rc certified.ReleaseCheck
-		if err := ops.Call(ctx, "item.check", LabelParams{Label: *label}, &rc); err != nil {
+		if err := ops.Call(ctx, "item.check", LabelParams{Label: label}, &rc); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "item %s: %s\nsigned  hash = %s\nmailbox hash = %s (%s)\nOK: the released message is the one acknowledged\n\n%s",

@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/spf13/cobra"
+
 	"certmail/delivery"
 )
 
 // deliverUsage names the exit codes, which are what an MTA's pipe
 // transport acts on (sysexits.h).
-const deliverUsage = `usage: certmail deliver --to USER [--mailbox NAME] [--config FILE] [--data DIR] < message
-
-Stores one message read from stdin. Exit codes (sysexits.h):
+const deliverLong = `Stores one message read from stdin. Exit codes (sysexits.h):
   0   stored and durable
   65  EX_DATAERR: refused as it is (a malformed Certified-Delivery field,
       too large); permanent, the MTA bounces
@@ -21,27 +21,28 @@ Stores one message read from stdin. Exit codes (sysexits.h):
   75  EX_TEMPFAIL: temporary (disk full, store locked or failing, a broken
       configuration); the MTA keeps the message and retries
   2   usage error
-
 `
 
-func cmdDeliver(args []string, e *env) int {
-	fs := newFlagSet("deliver", e)
+func newDeliverCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	to := fs.String("to", "", "recipient `user` (an account name or address)")
-	mbox := fs.String("mailbox", "INBOX", "target `mailbox` (INBOX if the account has no such mailbox)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), deliverUsage)
-		fs.PrintDefaults()
+	var to, mbox string
+	c := &cobra.Command{
+		Use:   "deliver --to USER [--mailbox NAME] < message",
+		Short: "store one message read from stdin; exit 0 once durable, 65/67/69 permanent, 75 temporary (sysexits)",
+		Long:  deliverLong,
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(runDeliver(e, &df, to, mbox))
+		},
 	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if *to == "" || len(pos) != 0 {
-		fmt.Fprint(e.stderr, deliverUsage)
-		return exitUsage
-	}
+	df.register(c.Flags())
+	c.Flags().StringVar(&to, "to", "", "recipient `user` (an account name or address)")
+	c.Flags().StringVar(&mbox, "mailbox", "INBOX", "target `mailbox` (INBOX if the account has no such mailbox)")
+	c.MarkFlagRequired("to")
+	return c
+}
+
+func runDeliver(e *env, df *dirFlags, to, mbox string) int {
 	cfg, err := df.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail deliver: %v\n", err)
@@ -60,7 +61,7 @@ func cmdDeliver(args []string, e *env) int {
 		fmt.Fprintf(e.stderr, "certmail deliver: %v\n", err)
 		return exitTempFail
 	}
-	errs := ops.Deliver(ctx, []string{*to}, *mbox, raw)
+	errs := ops.Deliver(ctx, []string{to}, mbox, raw)
 	cerr := ops.Close()
 	if errs[0] != nil {
 		fmt.Fprintf(e.stderr, "certmail deliver: %v\n", errs[0])

@@ -30,10 +30,10 @@ func TestDeliverExitCodes(t *testing.T) {
 	check("through the server")
 	srv.stop(t)
 
-	r := certmail(t, "", "deliver", "--help")
+	r := certmail(t, "", "deliver", "--help").must(t, 0)
 	for _, want := range []string{"65", "EX_DATAERR", "67", "75", "EX_TEMPFAIL", "retries"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("deliver --help does not say %q:\n%s", want, r.stderr)
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("deliver --help does not say %q:\n%s", want, r.stdout)
 		}
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"certmail/admin"
 	"certmail/api"
 	"certmail/certified"
@@ -123,49 +125,41 @@ func (s *services) addEvidenceMethods(m admin.Methods) {
 	}
 }
 
-const tokenUsage = `usage: certmail token add NAME [--operator] [--sender ADDR]... [--data DIR] [--config FILE]
-       certmail token list [--data DIR] [--config FILE]
-       certmail token del NAME [--data DIR] [--config FILE]
-`
-
-func cmdToken(args []string, e *env) int {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, tokenUsage)
-		return exitUsage
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("token "+sub, e)
-	var df dirFlags
-	df.register(fs)
-	var operator bool
-	var senders stringList
-	if sub == "add" {
-		fs.BoolVar(&operator, "operator", false, "an operator token, which may read every item")
-		fs.Var(&senders, "sender", "an address the token's holder owns: its items' notices are mailed to it (repeat for more)")
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	want := 1
-	switch sub {
-	case "add", "del":
-	case "list":
-		want = 0
-	default:
-		fmt.Fprintf(e.stderr, "certmail token: unknown subcommand %q (want add, list or del)\n", sub)
-		return exitUsage
-	}
-	if len(pos) != want {
-		fmt.Fprint(e.stderr, tokenUsage)
-		return exitUsage
-	}
-	if sub == "add" {
-		if err := api.CheckTokenName(pos[0]); err != nil {
-			fmt.Fprintf(e.stderr, "certmail: %v\n", err)
-			return exitUsage
+func newTokenCmd(e *env) *cobra.Command {
+	sub := func(name, use, short string, args cobra.PositionalArgs) (*cobra.Command, *tokenFlags) {
+		tf := &tokenFlags{}
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  args,
+			RunE: func(c *cobra.Command, args []string) error {
+				if name == "add" {
+					if err := api.CheckTokenName(args[0]); err != nil {
+						return usageError("%v", err)
+					}
+				}
+				return status(runToken(e, name, args, tf))
+			},
 		}
+		tf.df.register(c.Flags())
+		return c, tf
 	}
+	add, af := sub("add", "add NAME [--operator] [--sender ADDR]...", "create an HTTP API token and print it (shown only once)", exactArgs("NAME"))
+	add.Flags().BoolVar(&af.operator, "operator", false, "an operator token, which may read every item")
+	add.Flags().StringArrayVar(&af.senders, "sender", nil, "an `address` the token's holder owns: its items' notices are mailed to it (repeat for more)")
+	list, _ := sub("list", "list", "list HTTP API tokens", exactArgs())
+	del, _ := sub("del", "del NAME", "delete an HTTP API token", exactArgs("NAME"))
+	return groupCmd("token", "HTTP API tokens of the sender API", add, list, del)
+}
+
+type tokenFlags struct {
+	df       dirFlags
+	operator bool
+	senders  []string
+}
+
+func runToken(e *env, sub string, pos []string, tf *tokenFlags) int {
+	df, operator, senders := &tf.df, tf.operator, tf.senders
 	cfg, err := df.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
@@ -211,33 +205,44 @@ func cmdToken(args []string, e *env) int {
 	return exitOK
 }
 
-const evidenceUsage = `usage: certmail evidence LABEL [-o FILE] [--gateway-key-out FILE] [--data DIR] [--config FILE]
-       certmail evidence --gateway-key-out FILE [--data DIR] [--config FILE]
-Writes the item's evidence bundle (JSON) to stdout or FILE; --gateway-key-out
+const evidenceLong = `Writes the item's evidence bundle (JSON) to stdout or FILE; --gateway-key-out
 also writes the gateway's public key (PEM) for certmail verify --gateway-key.
 `
 
-func cmdEvidence(args []string, e *env) int {
-	fs := newFlagSet("evidence", e)
+func newEvidenceCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	out := fs.String("o", "", "write the bundle to `file` instead of stdout")
-	keyOut := fs.String("gateway-key-out", "", "write the gateway's public key (PEM) to `file`")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	var out, keyOut string
+	c := &cobra.Command{
+		Use:   "evidence [LABEL] [-o FILE] [--gateway-key-out FILE]",
+		Short: "write an item's evidence bundle (JSON) and/or the gateway's public key",
+		Long:  evidenceLong,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 || (len(args) == 0 && keyOut == "") {
+				return usageError("want a LABEL, --gateway-key-out FILE or both")
+			}
+			if len(args) == 1 && !receipts.ValidLabel(args[0]) {
+				return usageError("%q is not a label (cm- and 26 characters)", args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(runEvidence(e, &df, args, out, keyOut))
+		},
 	}
-	if len(pos) > 1 || (len(pos) == 0 && *keyOut == "") {
-		fmt.Fprint(e.stderr, evidenceUsage)
-		return exitUsage
-	}
+	df.register(c.Flags())
+	c.Flags().StringVarP(&out, "output", "o", "", "write the bundle to `file` instead of stdout")
+	c.Flags().StringVar(&keyOut, "gateway-key-out", "", "write the gateway's public key (PEM) to `file`")
+	return c
+}
+
+func runEvidence(e *env, df *dirFlags, pos []string, out, keyOut string) int {
 	cfg, err := df.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
 		return exitFailure
 	}
-	if *keyOut != "" {
-		if err := writeGatewayKey(cfg.Data, *keyOut); err != nil {
+	if keyOut != "" {
+		if err := writeGatewayKey(cfg.Data, keyOut); err != nil {
 			fmt.Fprintf(e.stderr, "certmail: evidence: %v\n", err)
 			return exitFailure
 		}
@@ -246,10 +251,6 @@ func cmdEvidence(args []string, e *env) int {
 		return exitOK
 	}
 	label := pos[0]
-	if !receipts.ValidLabel(label) {
-		fmt.Fprintf(e.stderr, "certmail: evidence: %q is not a label (cm- and 26 characters)\n", label)
-		return exitUsage
-	}
 	ctx := context.Background()
 	ops, err := connectOps(ctx, cfg, e, false)
 	if err != nil {
@@ -267,7 +268,7 @@ func cmdEvidence(args []string, e *env) int {
 		fmt.Fprintf(e.stderr, "certmail: evidence %s: %v\n", label, err)
 		return exitFailure
 	}
-	if *out == "" {
+	if out == "" {
 		if _, err := e.stdout.Write(data); err != nil {
 			fmt.Fprintf(e.stderr, "certmail: evidence: %v\n", err)
 			return exitFailure
@@ -275,7 +276,7 @@ func cmdEvidence(args []string, e *env) int {
 		return exitOK
 	}
 	// The bundle names the sender and recipient: theirs to hand out.
-	if err := os.WriteFile(*out, data, 0o600); err != nil {
+	if err := os.WriteFile(out, data, 0o600); err != nil {
 		fmt.Fprintf(e.stderr, "certmail: evidence: %v\n", err)
 		return exitFailure
 	}
@@ -308,8 +309,7 @@ func writeGatewayKey(dataDir, path string) error {
 	return nil
 }
 
-const verifyUsage = `usage: certmail verify BUNDLE.json (--gateway-key FILE | --trust-embedded-key) [--message M.eml [--salt HEX]] [--json]
-Checks an evidence bundle offline ("-" reads it from stdin). --gateway-key
+const verifyLong = `Checks an evidence bundle offline ("-" reads it from stdin). --gateway-key
 pins the gateway's public key (PEM, from certmail evidence --gateway-key-out
 or GET /v1/keys); without it the bundle is refused, since it names the key
 that signed it and a forger would name their own, unless
@@ -324,31 +324,47 @@ unseen: it is refused unless --allow-incomplete is given.
 Exit status 0 only if everything verifies.
 `
 
-func cmdVerify(args []string, e *env) int {
-	fs := newFlagSet("verify", e)
-	keyFile := fs.String("gateway-key", "", "the gateway's public key `file` (PEM): records must be signed with it")
-	msgFile := fs.String("message", "", "a message `file` to check against the item's H(L,r,M)")
-	saltHex := fs.String("salt", "", "the salt r (`hex`) given to the sender at posting, for --message when the bundle releases none")
-	asJSON := fs.Bool("json", false, "print the verdict as JSON")
-	allowIncomplete := fs.Bool("allow-incomplete", false, "accept a version 1 bundle, whose completeness no signed head shows")
-	trustEmbedded := fs.Bool("trust-embedded-key", false, "without --gateway-key, accept the gateway key the bundle carries (anyone can make one)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+func newVerifyCmd(e *env) *cobra.Command {
+	var f verifyFlags
+	c := &cobra.Command{
+		Use:   "verify BUNDLE (--gateway-key FILE | --trust-embedded-key) [--message M.eml [--salt HEX]] [--json]",
+		Short: "check an evidence bundle offline; exit 1 naming a failure",
+		Long:  verifyLong,
+		Args:  exactArgs("BUNDLE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if f.saltHex != "" && f.msgFile == "" {
+				return usageError("--salt checks a message: give --message too")
+			}
+			return status(runVerify(e, args[0], &f))
+		},
 	}
-	if len(pos) != 1 {
-		fmt.Fprint(e.stderr, verifyUsage)
-		return exitUsage
-	}
+	fs := c.Flags()
+	fs.StringVar(&f.keyFile, "gateway-key", "", "the gateway's public key `file` (PEM): records must be signed with it")
+	fs.StringVar(&f.msgFile, "message", "", "a message `file` to check against the item's H(L,r,M)")
+	fs.StringVar(&f.saltHex, "salt", "", "the salt r (`hex`) given to the sender at posting, for --message when the bundle releases none")
+	fs.BoolVar(&f.asJSON, "json", false, "print the verdict as JSON")
+	fs.BoolVar(&f.allowIncomplete, "allow-incomplete", false, "accept a version 1 bundle, whose completeness no signed head shows")
+	fs.BoolVar(&f.trustEmbedded, "trust-embedded-key", false, "without --gateway-key, accept the gateway key the bundle carries (anyone can make one)")
+	return c
+}
+
+type verifyFlags struct {
+	keyFile, msgFile, saltHex              string
+	asJSON, allowIncomplete, trustEmbedded bool
+}
+
+func runVerify(e *env, bundle string, f *verifyFlags) int {
+	keyFile, msgFile, saltHex, asJSON, allowIncomplete, trustEmbedded := &f.keyFile, &f.msgFile, &f.saltHex, &f.asJSON, &f.allowIncomplete, &f.trustEmbedded
+	var err error
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(e.stderr, "certmail verify: FAILED: %s\n", fmt.Sprintf(format, args...))
 		return exitFailure
 	}
 	var data []byte
-	if pos[0] == "-" {
+	if bundle == "-" {
 		data, err = io.ReadAll(io.LimitReader(e.stdin, 16<<20))
 	} else {
-		data, err = os.ReadFile(pos[0])
+		data, err = os.ReadFile(bundle)
 	}
 	if err != nil {
 		return fail("reading the bundle: %v", err)
@@ -368,10 +384,6 @@ func cmdVerify(args []string, e *env) int {
 		}
 	}
 	if *saltHex != "" {
-		if *msgFile == "" {
-			fmt.Fprintln(e.stderr, "certmail verify: --salt checks a message: give --message too")
-			return exitUsage
-		}
 		salt, err := receipts.ParseSalt(strings.TrimSpace(*saltHex))
 		if err != nil {
 			return fail("%v", err)
@@ -445,14 +457,4 @@ func (s *services) registerAPI(mux *http.ServeMux, cfg *config.Config, d *delive
 func (s *services) runCheckpoints(ctx context.Context, logger *slog.Logger) {
 	s.certified.Log().RunCheckpoints(ctx, certified.KVStore{Store: s.certified.Store()},
 		evidence.DefaultCheckpointInterval, logger.With("component", "evidence"))
-}
-
-// stringList is a flag given once per value (--sender a --sender b).
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(s string) error {
-	*l = append(*l, s)
-	return nil
 }

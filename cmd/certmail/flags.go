@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"certmail/admin"
 	"certmail/buildinfo"
@@ -19,44 +20,15 @@ import (
 	"certmail/mailbox"
 )
 
-// newFlagSet returns a FlagSet that reports errors instead of exiting.
-func newFlagSet(name string, e *env) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
-}
-
-// parseInterspersed parses flags anywhere among the arguments
-// ("user add alice --password-stdin") and returns the positional ones.
-// Everything after "--" is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var tail []string
-	if i := slices.Index(args, "--"); i >= 0 {
-		args, tail = args[:i], args[i+1:]
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return append(pos, tail...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // dirFlags are the flags every command that touches a data directory has.
 type dirFlags struct {
 	config string
 	data   string
 }
 
-func (d *dirFlags) register(fs *flag.FlagSet) {
+func (d *dirFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&d.config, "config", "", "configuration `file` (TOML)")
-	fs.StringVar(&d.data, "data", "", "data `directory` (default "+config.DefaultData+")")
+	fs.StringVar(&d.data, "data", "", "data `directory` (default: $"+config.EnvData+", the config's data, else "+config.DefaultData+")")
 }
 
 // load returns the configuration: the file's if given, else the
@@ -168,32 +140,42 @@ func absPath(dir string) string {
 	return dir
 }
 
-func cmdVersion(e *env) int {
-	fmt.Fprintln(e.stdout, buildinfo.Read())
-	return exitOK
+func newVersionCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the module version, VCS revision and Go version (also serve's first log line)",
+		Args:  exactArgs(),
+		Run: func(c *cobra.Command, args []string) {
+			fmt.Fprintln(e.stdout, buildinfo.Read())
+		},
+	}
 }
 
-func cmdConfig(args []string, e *env) int {
-	fs := newFlagSet("config", e)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+func newConfigCmd(e *env) *cobra.Command {
+	check := &cobra.Command{
+		Use:   "check FILE",
+		Short: "validate a configuration file and the files it names (TLS certificate and key, encryption key)",
+		Long: `Validates a configuration file: its syntax, every key (an unknown or
+misspelled key is an error naming its line), the values, and the files
+serve reads at start (the TLS certificate and key, which must load and
+match, and the encryption key file). Exit status 0 and "FILE: ok" if serve
+would accept it.`,
+		Args: exactArgs("FILE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := config.Load(args[0])
+			if err == nil {
+				// The files serve reads at start, by the same function.
+				err = cfg.CheckFiles()
+			}
+			if err != nil {
+				fmt.Fprintln(e.stderr, err)
+				return exitStatus(exitFailure)
+			}
+			fmt.Fprintf(e.stdout, "%s: ok\n", filepath.Clean(args[0]))
+			return nil
+		},
 	}
-	if len(pos) != 2 || pos[0] != "check" {
-		fmt.Fprintln(e.stderr, "usage: certmail config check FILE")
-		return exitUsage
-	}
-	cfg, err := config.Load(pos[1])
-	if err == nil {
-		// The files serve reads at start, by the same function.
-		err = cfg.CheckFiles()
-	}
-	if err != nil {
-		fmt.Fprintln(e.stderr, err)
-		return exitFailure
-	}
-	fmt.Fprintf(e.stdout, "%s: ok\n", filepath.Clean(pos[1]))
-	return exitOK
+	return groupCmd("config", "check a configuration file", check)
 }
 
 // readLimited reads all of r, failing once it exceeds max bytes.

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"certmail/admin"
 	"certmail/config"
 	"certmail/forwarding"
@@ -35,35 +37,52 @@ func withOps(e *env, df *dirFlags, name string, fn func(ctx context.Context, ops
 	return exitOK
 }
 
-// cmdPolicy sets, shows or clears an account's auto-forward policy.
-func cmdPolicy(args []string, e *env) int {
-	if len(args) == 0 || (args[0] != "set" && args[0] != "show" && args[0] != "clear") {
-		fmt.Fprintln(e.stderr, "usage: certmail policy set ACCOUNT --forward-unread-after D --to ALT[,ALT...] [--certified-only] [--mailbox NAME]\n       certmail policy show [ACCOUNT]\n       certmail policy clear ACCOUNT [--mailbox NAME]")
-		return exitUsage
+// newPolicyCmd sets, shows or clears an account's auto-forward policy.
+func newPolicyCmd(e *env) *cobra.Command {
+	sub := func(name, use, short string, args cobra.PositionalArgs) (*cobra.Command, *policyFlags) {
+		pf := &policyFlags{}
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  args,
+			RunE: func(c *cobra.Command, args []string) error {
+				return status(runPolicy(e, name, args, pf))
+			},
+		}
+		pf.df.register(c.Flags())
+		return c, pf
 	}
-	sub := args[0]
-	fs := newFlagSet("policy "+sub, e)
-	var df dirFlags
-	df.register(fs)
-	var after config.Duration
-	fs.Var(&after, "forward-unread-after", "forward what stays unread this `long` (72h, 7d)")
-	to := fs.String("to", "", "alternates: comma-separated accounts or addresses")
-	certOnly := fs.Bool("certified-only", false, "only forward certified items")
-	mbox := fs.String("mailbox", "", "the watched `mailbox` (default INBOX)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return exitUsage
-	}
-	if (sub != "show" && len(pos) != 1) || len(pos) > 1 {
-		fmt.Fprintf(e.stderr, "usage: certmail policy %s ACCOUNT\n", sub)
-		return exitUsage
-	}
+	set, sf := sub("set", "set ACCOUNT --forward-unread-after D --to ALT[,ALT...] [--certified-only] [--mailbox M]",
+		"auto-forward what stays unread to alternates", exactArgs("ACCOUNT"))
+	set.Flags().Var(durationFlag{&sf.after}, "forward-unread-after", "forward what stays unread this `long` (72h, 7d)")
+	set.Flags().StringVar(&sf.to, "to", "", "alternates: comma-separated accounts or addresses")
+	set.Flags().BoolVar(&sf.certOnly, "certified-only", false, "only forward certified items")
+	set.Flags().StringVar(&sf.mbox, "mailbox", "", "the watched `mailbox` (default INBOX)")
+	set.Flags().BoolVar(&sf.asJSON, "json", false, "print the account's policies as JSON")
+	set.MarkFlagRequired("forward-unread-after")
+	set.MarkFlagRequired("to")
+	show, shf := sub("show", "show [ACCOUNT]", "show the auto-forward policies (of one account)", cobra.MaximumNArgs(1))
+	show.Flags().BoolVar(&shf.asJSON, "json", false, "print JSON")
+	clear, cf := sub("clear", "clear ACCOUNT [--mailbox M]", "remove an account's auto-forward policy", exactArgs("ACCOUNT"))
+	clear.Flags().StringVar(&cf.mbox, "mailbox", "", "the watched `mailbox` (default INBOX)")
+	return groupCmd("policy", "auto-forward policies", set, show, clear)
+}
+
+type policyFlags struct {
+	df       dirFlags
+	after    config.Duration
+	to, mbox string
+	certOnly bool
+	asJSON   bool
+}
+
+func runPolicy(e *env, sub string, pos []string, pf *policyFlags) int {
+	df, after, to, certOnly, mbox, asJSON := &pf.df, pf.after, &pf.to, &pf.certOnly, &pf.mbox, &pf.asJSON
 	acct := ""
 	if len(pos) == 1 {
 		acct = pos[0]
 	}
-	return withOps(e, &df, "policy "+sub, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+	return withOps(e, df, "policy "+sub, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var policies []forwarding.Policy
 		switch sub {
 		case "set":
@@ -100,50 +119,69 @@ func cmdPolicy(args []string, e *env) int {
 	})
 }
 
-// cmdForward forwards one message by hand (operator forward, recorded).
-func cmdForward(args []string, e *env) int {
-	fs := newFlagSet("forward", e)
+// newForwardCmd forwards one message by hand (operator forward, recorded).
+func newForwardCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	uid := fs.Uint("uid", 0, "the message's `UID`")
-	mbox := fs.String("mailbox", "INBOX", "the message's `mailbox`")
-	to := fs.String("to", "", "comma-separated accounts or addresses")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	var uid uint
+	var mbox, to string
+	c := &cobra.Command{
+		Use:   "forward ACCOUNT --uid N [--mailbox M] --to ADDR[,ADDR...]",
+		Short: "forward a message by hand (recorded)",
+		Args:  exactArgs("ACCOUNT"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if uid == 0 {
+				return usageError("--uid must be a message's UID (1 or more)")
+			}
+			return status(runForward(e, &df, args[0], uint32(uid), mbox, to))
+		},
 	}
-	if len(pos) != 1 || *uid == 0 || *to == "" {
-		fmt.Fprintln(e.stderr, "usage: certmail forward ACCOUNT --uid N [--mailbox M] --to ADDR[,ADDR...]")
-		return exitUsage
-	}
-	return withOps(e, &df, "forward", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
-		if err := ops.Call(ctx, "forward.message", ForwardParams{Account: pos[0], Mailbox: *mbox, UID: uint32(*uid),
-			To: strings.Split(*to, ","), Actor: operatorName()}, nil); err != nil {
+	df.register(c.Flags())
+	c.Flags().UintVar(&uid, "uid", 0, "the message's `UID`")
+	c.Flags().StringVar(&mbox, "mailbox", "INBOX", "the message's `mailbox`")
+	c.Flags().StringVar(&to, "to", "", "comma-separated accounts or addresses")
+	c.MarkFlagRequired("uid")
+	c.MarkFlagRequired("to")
+	return c
+}
+
+func runForward(e *env, df *dirFlags, acct string, uid uint32, mbox, to string) int {
+	return withOps(e, df, "forward", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+		if err := ops.Call(ctx, "forward.message", ForwardParams{Account: acct, Mailbox: mbox, UID: uid,
+			To: strings.Split(to, ","), Actor: operatorName()}, nil); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "forwarded %s/%s UID %d to %s\n", pos[0], *mbox, *uid, *to)
+		fmt.Fprintf(e.stdout, "forwarded %s/%s UID %d to %s\n", acct, mbox, uid, to)
 		return nil
 	})
 }
 
-// cmdShow prints a message for an operator; the view is recorded.
-func cmdShow(args []string, e *env) int {
-	fs := newFlagSet("show", e)
+// newShowCmd prints a message for an operator; the view is recorded.
+func newShowCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	uid := fs.Uint("uid", 0, "the message's `UID`")
-	mbox := fs.String("mailbox", "INBOX", "the message's `mailbox`")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	var uid uint
+	var mbox string
+	c := &cobra.Command{
+		Use:   "show ACCOUNT --uid N [--mailbox M]",
+		Short: "print a message as an operator (recorded)",
+		Args:  exactArgs("ACCOUNT"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if uid == 0 {
+				return usageError("--uid must be a message's UID (1 or more)")
+			}
+			return status(runShow(e, &df, args[0], uint32(uid), mbox))
+		},
 	}
-	if len(pos) != 1 || *uid == 0 {
-		fmt.Fprintln(e.stderr, "usage: certmail show ACCOUNT --uid N [--mailbox M]")
-		return exitUsage
-	}
-	return withOps(e, &df, "show", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+	df.register(c.Flags())
+	c.Flags().UintVar(&uid, "uid", 0, "the message's `UID`")
+	c.Flags().StringVar(&mbox, "mailbox", "INBOX", "the message's `mailbox`")
+	c.MarkFlagRequired("uid")
+	return c
+}
+
+func runShow(e *env, df *dirFlags, acct string, uid uint32, mbox string) int {
+	return withOps(e, df, "show", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var raw []byte
-		if err := ops.Call(ctx, "message.show", ForwardParams{Account: pos[0], Mailbox: *mbox, UID: uint32(*uid), Actor: operatorName()}, &raw); err != nil {
+		if err := ops.Call(ctx, "message.show", ForwardParams{Account: acct, Mailbox: mbox, UID: uid, Actor: operatorName()}, &raw); err != nil {
 			return err
 		}
 		_, err := e.stdout.Write(raw)
@@ -151,24 +189,33 @@ func cmdShow(args []string, e *env) int {
 	})
 }
 
-// cmdUnread reports unread mail per account and mailbox, and certified
-// items by state.
-func cmdUnread(args []string, e *env) int {
-	fs := newFlagSet("unread", e)
+// newUnreadCmd reports unread mail per account and mailbox, and
+// certified items by state.
+func newUnreadCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
 	var olderThan config.Duration
-	fs.Var(&olderThan, "older-than", "only mailboxes whose oldest unread message is older than this `duration` (12h, 2d)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return exitUsage
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "unread [--older-than D] [--json]",
+		Short: "unread counts and ages per mailbox, certified items by state",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(runUnread(e, &df, olderThan, asJSON))
+		},
 	}
-	return withOps(e, &df, "unread", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+	df.register(c.Flags())
+	c.Flags().Var(durationFlag{&olderThan}, "older-than", "only mailboxes whose oldest unread message is older than this `duration` (12h, 2d)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func runUnread(e *env, df *dirFlags, olderThan config.Duration, asJSON bool) int {
+	return withOps(e, df, "unread", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var rep forwarding.Report
 		if err := ops.Call(ctx, "unread", UnreadParams{OlderThan: time.Duration(olderThan)}, &rep); err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
 			return enc.Encode(rep)

@@ -1,9 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"certmail/buildinfo"
+	"certmail/config"
 )
 
 func main() {
@@ -30,135 +38,244 @@ const (
 	exitTempFail = 75 // EX_TEMPFAIL: try again later
 )
 
-const usage = `usage: certmail <command> [arguments]
+// exitStatus ends a command with an exit code once the command has
+// printed what went wrong itself.
+type exitStatus int
 
-commands:
-  serve [--config FILE] [--data DIR] [--imap ADDR] [--imaps ADDR] [--lmtp ADDR]
-        [--http ADDR] [--tls-cert FILE --tls-key FILE] [--log-level LEVEL]
-                               run the server (an empty ADDR turns a listener off)
-  user add NAME [--password-stdin] [--pubkey FILE]
-                               create an account (asks for the password twice)
-  user passwd NAME [--password-stdin]
-                               change an account's password
-  user del NAME                delete an account and all its mail; its pending
-                               certified items end as non-delivery (senders
-                               are told), its keys and policies go
-  user list                    list accounts
-  deliver --to USER [--mailbox NAME]
-                               store one message read from stdin; exit 0 only
-                               once it is durable; 65 refused as it is (bad
-                               Certified-Delivery field, too large), 67 no
-                               such user, 69 domain not served or bad address
-                               (all permanent: bounce), 75 temporary (disk
-                               full, store locked or failing: retry)
-  config check FILE            validate a configuration file and the files it
-                               names (TLS certificate and key, encryption key)
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
 
-certified mail (the recipient's side):
-  keygen [--out FILE]          write a key pair: FILE (private) and FILE.pub
-  key register --user NAME --pubkey FILE
-                               register a public key for signing CODs
-  key list --user NAME         list an account's keys (active and retired)
-  check --label L              verify a released item: the message in the
-                               mailbox against the H(L,r,M) that was signed
-  key show --gateway [--jwk]   print the gateway's public key (PEM or JWK)
-  policy set ACCOUNT --forward-unread-after D --to ALT[,ALT...] [--certified-only] [--mailbox M]
-  policy show [ACCOUNT] | policy clear ACCOUNT [--mailbox M]
-                               auto-forward what stays unread to alternates
-  forward ACCOUNT --uid N [--mailbox M] --to ADDR
-                               forward a message by hand (recorded)
-  show ACCOUNT --uid N [--mailbox M]
-                               print a message as an operator (recorded)
-  unread [--older-than D] [--json]
-                               unread counts and ages per mailbox, certified
-                               items by state
-  sign --imap HOST:PORT --user NAME [--key FILE] (--label L | --all)
-       [--refuse] [--yes] [--password-stdin] [--tls | --starttls]
-                               sign certificates of delivery (or refusals)
-                               for stubs found over IMAP and hand them in
-
-certified mail (the sender's side, evidence; docs/verify.md):
-  token add NAME [--operator] | token list | token del NAME
-                               HTTP API tokens (add prints the token once)
-  evidence LABEL [-o FILE] [--gateway-key-out FILE]
-                               write the item's evidence bundle (JSON)
-  verify BUNDLE [--gateway-key FILE] [--message M.eml] [--json]
-                               check a bundle offline; exit 1 naming a failure
-
-operations (docs/operations.md):
-  tls selfsigned --host NAME[,NAME...] --out DIR [--days N] [--force]
-                               write DIR/cert.pem and DIR/key.pem (self-signed,
-                               for development)
-  backup --out FILE            write a consistent backup, also while serving
-  restore FILE --data DIR      restore a backup into a new data directory
-                               (--config: its encryption_key_file)
-  version                      print the module version, VCS revision and Go
-                               version (also the first line serve logs)
-  help                         print this help
-
-The user, deliver, token and evidence commands take [--config FILE] [--data DIR]
-and work whether or not the server runs (they go through its admin socket if it
-does).
-The data directory is --data, else $CERTMAIL_DATA, else the config file's
-data, else ./certmail-data (relative to the current directory). Only serve
-and user add create a store there (and say where); the other commands
-refuse a directory without one, naming the path they looked at.
-Defaults: IMAP 127.0.0.1:1143, LMTP 127.0.0.1:2424, HTTP 127.0.0.1:8080.
-`
-
-func run(args []string, e *env) int {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
-		return exitUsage
+// status is a command's exit code as the error its RunE returns.
+func status(code int) error {
+	if code == exitOK {
+		return nil
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return cmdServe(rest, e)
-	case "user":
-		return cmdUser(rest, e)
-	case "deliver":
-		return cmdDeliver(rest, e)
-	case "config":
-		return cmdConfig(rest, e)
-	// Certified mail, the recipient's side (sign.go).
-	case "keygen":
-		return cmdKeygen(rest, e)
-	case "key":
-		return cmdKey(rest, e)
-	case "sign":
-		return cmdSign(rest, e)
-	case "check":
-		return cmdCheck(rest, e)
-	// Evidence and the sender API (evidence.go).
-	case "token":
-		return cmdToken(rest, e)
-	case "evidence":
-		return cmdEvidence(rest, e)
-	case "verify":
-		return cmdVerify(rest, e)
-	// Auto-forward and unread monitoring (forward.go).
-	case "policy":
-		return cmdPolicy(rest, e)
-	case "forward":
-		return cmdForward(rest, e)
-	case "show":
-		return cmdShow(rest, e)
-	case "unread":
-		return cmdUnread(rest, e)
-	// Operations (ops.go).
-	case "tls":
-		return cmdTLS(rest, e)
-	case "backup":
-		return cmdBackup(rest, e)
-	case "restore":
-		return cmdRestore(rest, e)
-	case "version", "--version", "-version":
-		return cmdVersion(e)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(e.stdout, usage)
+	return exitStatus(code)
+}
+
+// usageError is a command line that cannot be run as given: run prints it
+// with a pointer to the command's --help and exits 2. Errors cobra finds
+// itself (an unknown flag or command, a wrong number of arguments) are
+// treated alike.
+func usageError(format string, args ...any) error {
+	return fmt.Errorf(format, args...)
+}
+
+// run executes the command line args and returns the exit code: 0 on
+// success and for --help, 2 for a usage error, else the command's own.
+func run(args []string, e *env) int {
+	root := newRoot(e)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(e.stderr, "certmail: unknown command %q\n\n%s", cmd, usage)
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(e.stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
 	return exitUsage
 }
+
+// Command groups, in the order the top-level help lists them.
+var groups = []*cobra.Group{
+	{ID: "store", Title: "The mail store:"},
+	{ID: "recipient", Title: "Certified mail, the recipient's side:"},
+	{ID: "sender", Title: "Certified mail, the sender's side and evidence (docs/verify.md):"},
+	{ID: "ops", Title: "Operations (docs/operations.md):"},
+}
+
+const rootFooter = `The data directory is --data, else $` + config.EnvData + `, else the config file's
+data, else ` + config.DefaultData + ` (relative to the current directory). Only serve
+and user add create a store there (and say where); the other commands
+refuse a directory without one, naming the path they looked at. Commands
+other than serve work whether or not the server runs (they go through its
+admin socket if it does).
+Defaults: IMAP ` + config.DefaultIMAP + `, LMTP ` + config.DefaultLMTP + `, HTTP ` + config.DefaultHTTP + `.
+Durations (72h, 7d, 1d12h) are Go's units and days.
+
+Run 'certmail COMMAND --help' for a command's flags; 'certmail completion
+bash' writes shell completion.
+`
+
+// newRoot builds the command tree: every command's name, flags, help
+// and arguments are defined once, here and in the new*Cmd functions.
+func newRoot(e *env) *cobra.Command {
+	// The help lists commands in the order they are added (grouped by
+	// side), not alphabetically.
+	cobra.EnableCommandSorting = false
+	root := &cobra.Command{
+		Use:           "certmail",
+		Short:         "a mail store (IMAP, LMTP) with certified mail",
+		Version:       buildinfo.Read().String(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// Unknown commands are refused by cobra (legacyArgs); with none,
+		// the overview goes to stderr with the usage error code.
+		RunE: func(c *cobra.Command, args []string) error {
+			fmt.Fprint(e.stderr, overview(c))
+			return exitStatus(exitUsage)
+		},
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddGroup(groups...)
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
+		}
+	}
+	add("store", newServeCmd(e), newUserCmd(e), newDeliverCmd(e), newConfigCmd(e))
+	add("recipient", newKeygenCmd(e), newKeyCmd(e), newCheckCmd(e), newPolicyCmd(e), newForwardCmd(e),
+		newShowCmd(e), newUnreadCmd(e), newSignCmd(e))
+	add("sender", newTokenCmd(e), newEvidenceCmd(e), newVerifyCmd(e))
+	add("ops", newTLSCmd(e), newBackupCmd(e), newRestoreCmd(e), newVersionCmd(e))
+	// Made now rather than on Execute, so that the tree a test walks is
+	// the one a user runs.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	walk(root, func(c *cobra.Command) {
+		// The Use lines name the flags that matter; every flag is listed
+		// under Flags.
+		c.DisableFlagsInUseLine = true
+	})
+	defaultHelp := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if c == root {
+			fmt.Fprint(c.OutOrStdout(), overview(c))
+			return
+		}
+		defaultHelp(c, args)
+	})
+	return root
+}
+
+// walk calls fn on c and every command below it.
+func walk(c *cobra.Command, fn func(*cobra.Command)) {
+	fn(c)
+	for _, s := range c.Commands() {
+		walk(s, fn)
+	}
+}
+
+// overview is the top-level help: every runnable command's synopsis by
+// group, from the tree itself, then the root's flags.
+func overview(root *cobra.Command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "certmail: %s.\n\nUsage:\n  certmail COMMAND [ARGUMENTS] [FLAGS]\n", root.Short)
+	const col, width = 31, 79
+	line := func(c *cobra.Command) {
+		syn := wrap(strings.TrimPrefix(c.Parent().CommandPath()+" ", root.Name()+" ")+c.Use, width-2, "\n        ")
+		short := wrap(c.Short, width-col, "\n"+strings.Repeat(" ", col))
+		if last := syn[strings.LastIndex(syn, "\n")+1:]; len(last) < col-3 {
+			fmt.Fprintf(&b, "  %s%s%s\n", syn, strings.Repeat(" ", col-2-len(last)), short)
+		} else {
+			fmt.Fprintf(&b, "  %s\n%s%s\n", syn, strings.Repeat(" ", col), short)
+		}
+	}
+	var list func(c *cobra.Command)
+	list = func(c *cobra.Command) {
+		if !c.IsAvailableCommand() && c.Name() != "help" {
+			return
+		}
+		// A group's subcommands each get a line; completion's one.
+		if c.HasAvailableSubCommands() && c.Name() != "completion" {
+			for _, s := range c.Commands() {
+				list(s)
+			}
+			return
+		}
+		line(c)
+	}
+	for _, g := range append(groups, &cobra.Group{Title: "Other:"}) {
+		fmt.Fprintf(&b, "\n%s\n", g.Title)
+		for _, c := range root.Commands() {
+			if c.GroupID == g.ID {
+				list(c)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\nFlags:\n%s\n%s", root.LocalFlags().FlagUsages(), rootFooter)
+	return b.String()
+}
+
+// wrap breaks s at spaces into lines of at most width bytes (a word
+// longer than that stays whole), joined by sep.
+func wrap(s string, width int, sep string) string {
+	var lines []string
+	cur := ""
+	for _, w := range strings.Fields(s) {
+		if cur != "" && len(cur)+1+len(w) > width {
+			lines = append(lines, cur)
+			cur = ""
+		}
+		if cur != "" {
+			cur += " "
+		}
+		cur += w
+	}
+	return strings.Join(append(lines, cur), sep)
+}
+
+// exactArgs wants n positional arguments, named in the error.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			if len(names) == 0 {
+				return usageError("unexpected argument %q", args[0])
+			}
+			return usageError("want %d argument(s) (%s), got %d", len(names), strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
+
+// groupCmd is a command that only holds subcommands: without one, or
+// with an unknown one, it is a usage error (cobra would print the help
+// and exit 0).
+func groupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				var names []string
+				for _, s := range c.Commands() {
+					names = append(names, s.Name())
+				}
+				return usageError("unknown subcommand %q (want %s)", args[0], strings.Join(names, ", "))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			var names []string
+			for _, s := range c.Commands() {
+				names = append(names, s.Name())
+			}
+			return usageError("missing subcommand (want %s)", strings.Join(names, ", "))
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+// durationFlag makes config.Duration (Go's units and days, 1d, 7d) a
+// flag value.
+type durationFlag struct{ d *config.Duration }
+
+func (f durationFlag) String() string {
+	if *f.d == 0 {
+		return ""
+	}
+	return f.d.String()
+}
+func (f durationFlag) Set(s string) error { return f.d.Set(s) }
+func (f durationFlag) Type() string       { return "duration" }
+
+var _ pflag.Value = durationFlag{}

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"certmail/admin"
 	"certmail/authguard"
 	"certmail/autoconfig"
@@ -38,36 +40,43 @@ import (
 
 // ---- certmail tls selfsigned ----
 
-func cmdTLS(args []string, e *env) int {
-	if len(args) == 0 || args[0] != "selfsigned" {
-		fmt.Fprintln(e.stderr, "usage: certmail tls selfsigned --host NAME[,NAME...] --out DIR [--days N] [--force]")
-		return exitUsage
+func newTLSCmd(e *env) *cobra.Command {
+	var hosts, out string
+	var days int
+	var force bool
+	ss := &cobra.Command{
+		Use:   "selfsigned --host NAME[,NAME...] --out DIR [--days N] [--force]",
+		Short: "write DIR/cert.pem and DIR/key.pem (self-signed, for development)",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if days < 1 {
+				return usageError("--days must be 1 or more")
+			}
+			return status(runTLSSelfSigned(e, hosts, out, days, force))
+		},
 	}
-	fs := newFlagSet("tls selfsigned", e)
-	hosts := fs.String("host", "", "host `names` and IP addresses the certificate is for, comma-separated")
-	out := fs.String("out", "", "`directory` to write cert.pem and key.pem to")
-	days := fs.Int("days", 365, "validity in `days`")
-	force := fs.Bool("force", false, "overwrite existing files")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 0 || *hosts == "" || *out == "" || *days < 1 {
-		fmt.Fprintln(e.stderr, "usage: certmail tls selfsigned --host NAME[,NAME...] --out DIR [--days N] [--force]")
-		return exitUsage
-	}
-	certPEM, keyPEM, err := selfSigned(strings.Split(*hosts, ","), time.Duration(*days)*24*time.Hour)
+	ss.Flags().StringVar(&hosts, "host", "", "host `names` and IP addresses the certificate is for, comma-separated")
+	ss.Flags().StringVar(&out, "out", "", "`directory` to write cert.pem and key.pem to")
+	ss.Flags().IntVar(&days, "days", 365, "validity in `days`")
+	ss.Flags().BoolVar(&force, "force", false, "overwrite existing files")
+	ss.MarkFlagRequired("host")
+	ss.MarkFlagRequired("out")
+	return groupCmd("tls", "TLS certificates", ss)
+}
+
+func runTLSSelfSigned(e *env, hosts, out string, days int, force bool) int {
+	certPEM, keyPEM, err := selfSigned(strings.Split(hosts, ","), time.Duration(days)*24*time.Hour)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail tls selfsigned: %v\n", err)
 		return exitFailure
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		fmt.Fprintf(e.stderr, "certmail tls selfsigned: %v\n", err)
 		return exitFailure
 	}
-	certFile, keyFile := filepath.Join(*out, "cert.pem"), filepath.Join(*out, "key.pem")
+	certFile, keyFile := filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem")
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if *force {
+	if force {
 		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
 	for _, f := range []struct {
@@ -614,21 +623,26 @@ func (s *services) addOpsMethods(m admin.Methods) {
 	}
 }
 
-func cmdBackup(args []string, e *env) int {
-	fs := newFlagSet("backup", e)
+func newBackupCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	out := fs.String("out", "", "backup `file` to create")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	var out string
+	c := &cobra.Command{
+		Use:   "backup --out FILE",
+		Short: "write a consistent backup, also while serving",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(runBackup(e, &df, out))
+		},
 	}
-	if len(pos) != 0 || *out == "" {
-		fmt.Fprintln(e.stderr, "usage: certmail backup --out FILE [--config FILE] [--data DIR]")
-		return exitUsage
-	}
-	return withOps(e, &df, "backup", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
-		res, size, err := fetchBackup(ctx, ops, *out)
+	df.register(c.Flags())
+	c.Flags().StringVar(&out, "out", "", "backup `file` to create")
+	c.MarkFlagRequired("out")
+	return c
+}
+
+func runBackup(e *env, df *dirFlags, out string) int {
+	return withOps(e, df, "backup", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+		res, size, err := fetchBackup(ctx, ops, out)
 		if err != nil {
 			return err
 		}
@@ -637,7 +651,7 @@ func cmdBackup(args []string, e *env) int {
 			enc = ", encrypted with the store's key"
 		}
 		fmt.Fprintf(e.stdout, "wrote %s (%d bytes%s): store at version %d (%d bytes), files %s\n",
-			*out, size, enc, res.Version, res.StoreBytes, strings.Join(res.Files, ", "))
+			out, size, enc, res.Version, res.StoreBytes, strings.Join(res.Files, ", "))
 		return nil
 	})
 }
@@ -691,31 +705,39 @@ func fetchBackup(ctx context.Context, ops admin.Ops, path string) (*BackupResult
 	}
 }
 
-func cmdRestore(args []string, e *env) int {
-	fs := newFlagSet("restore", e)
+func newRestoreCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	c := &cobra.Command{
+		Use:   "restore FILE --data DIR",
+		Short: "restore a backup into a new data directory (--config: its encryption_key_file)",
+		Long: `Restores a backup into a new data directory. DIR must be new or empty; the
+config's encryption_key_file decrypts the backup and encrypts the new store.`,
+		Args: exactArgs("FILE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if df.data == "" && df.config == "" {
+				return usageError("give the new data directory (--data DIR, or a --config naming it)")
+			}
+			return status(runRestore(e, &df, args[0]))
+		},
 	}
-	if len(pos) != 1 || df.data == "" && df.config == "" {
-		fmt.Fprintln(e.stderr, "usage: certmail restore FILE --data DIR [--config FILE]\n(DIR must be new or empty; the config's encryption_key_file decrypts the backup and encrypts the new store)")
-		return exitUsage
-	}
+	df.register(c.Flags())
+	return c
+}
+
+func runRestore(e *env, df *dirFlags, file string) int {
 	cfg, err := df.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
 		return exitFailure
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	man, tr, err := restoreBackup(cfg, pos[0], logger)
+	man, tr, err := restoreBackup(cfg, file, logger)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
 		return exitFailure
 	}
 	fmt.Fprintf(e.stdout, "restored %s into %s: store at version %d (%d bytes), files %s\n",
-		pos[0], cfg.Data, tr.Version, tr.Bytes, strings.Join(man.Files, ", "))
+		file, cfg.Data, tr.Version, tr.Bytes, strings.Join(man.Files, ", "))
 	return exitOK
 }
 

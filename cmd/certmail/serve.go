@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +14,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"certmail/admin"
 	"certmail/buildinfo"
@@ -34,11 +36,24 @@ type serveFlags struct {
 	metrics                 string
 	tlsCert, tlsKey         string
 	logLevel                string
+	hostname, relay         string
 }
 
-func cmdServe(args []string, e *env) int {
-	fs := newFlagSet("serve", e)
+func newServeCmd(e *env) *cobra.Command {
 	var sf serveFlags
+	c := &cobra.Command{
+		Use:   "serve [--config FILE] [--data DIR] [--imap ADDR] [--imaps ADDR] [--lmtp ADDR] [--http ADDR] [--tls-cert FILE --tls-key FILE] [--log-level LEVEL]",
+		Short: "run the server (an empty ADDR turns a listener off); creates the store if there is none",
+		Long: `Runs the store, IMAP, LMTP, HTTP (the sender API, autoconfig, /healthz)
+and the admin socket in one process on one data directory, until SIGINT or
+SIGTERM. Each flag given overrides the config file; an empty ADDR turns
+that listener off.`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(runServe(e, c.Flags(), &sf))
+		},
+	}
+	fs := c.Flags()
 	sf.register(fs)
 	fs.StringVar(&sf.imap, "imap", config.DefaultIMAP, "IMAP (STARTTLS) listen `address`; empty: off")
 	fs.StringVar(&sf.imaps, "imaps", "", "IMAP implicit-TLS listen `address`; empty: off")
@@ -48,23 +63,20 @@ func cmdServe(args []string, e *env) int {
 	fs.StringVar(&sf.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM)")
 	fs.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&sf.logLevel, "log-level", "", "log `level`: debug, info, warn, error")
-	hostname := fs.String("hostname", "", "the gateway's `name` P in evidence (default: the host name)")
-	relay := fs.String("relay", "", "SMTP relay `host:port` for notices to senders (plain on loopback, else STARTTLS)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 0 {
-		fmt.Fprintf(e.stderr, "certmail serve: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
+	fs.StringVar(&sf.hostname, "hostname", "", "the gateway's `name` P in evidence (default: the host name)")
+	fs.StringVar(&sf.relay, "relay", "", "SMTP relay `host:port` for notices to senders (plain on loopback, else STARTTLS)")
+	return c
+}
+
+func runServe(e *env, fs *pflag.FlagSet, sf *serveFlags) int {
+	hostname, relay := &sf.hostname, &sf.relay
 	cfg, err := sf.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail serve: %v\n", err)
 		return exitFailure
 	}
 	// Flags given on the command line win over the file.
-	fs.Visit(func(f *flag.Flag) {
+	fs.Visit(func(f *pflag.Flag) {
 		switch f.Name {
 		case "imap":
 			cfg.Listen.IMAP = sf.imap

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/spf13/cobra"
 
 	"certmail/admin"
 	"certmail/certified"
@@ -23,64 +24,80 @@ import (
 
 // cmdKeygen writes a recipient key pair: FILE (private, 0600) and
 // FILE.pub (public), both PEM.
-func cmdKeygen(args []string, e *env) int {
-	fs := newFlagSet("keygen", e)
-	out := fs.String("out", "certmail-key.pem", "private key `file`; the public key goes to FILE.pub")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return exitUsage
+func newKeygenCmd(e *env) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "keygen [--out FILE]",
+		Short: "write a key pair for signing CODs: FILE (private) and FILE.pub",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(runKeygen(e, out))
+		},
 	}
-	if _, err := os.Stat(*out); err == nil {
-		fmt.Fprintf(e.stderr, "certmail: %s exists; not overwriting a key\n", *out)
+	c.Flags().StringVar(&out, "out", "certmail-key.pem", "private key `file`; the public key goes to FILE.pub")
+	return c
+}
+
+func runKeygen(e *env, out string) int {
+	if _, err := os.Stat(out); err == nil {
+		fmt.Fprintf(e.stderr, "certmail: %s exists; not overwriting a key\n", out)
 		return exitFailure
 	}
 	priv, err := receipts.GenerateKey()
 	if err == nil {
-		err = writeKeyPair(*out, priv)
+		err = writeKeyPair(out, priv)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail: keygen: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(e.stdout, "private key: %s\npublic key:  %s.pub\nkey id:      %s\n", *out, *out, receipts.KeyID(priv.Public().(ed25519PublicKey)))
+	fmt.Fprintf(e.stdout, "private key: %s\npublic key:  %s.pub\nkey id:      %s\n", out, out, receipts.KeyID(priv.Public().(ed25519PublicKey)))
 	return exitOK
 }
 
-func cmdKey(args []string, e *env) int {
-	if len(args) > 0 && args[0] == "show" {
-		return cmdKeyShow(args[1:], e)
+func newKeyCmd(e *env) *cobra.Command {
+	sub := func(name, use, short string) *cobra.Command {
+		var df dirFlags
+		var user, pubFile string
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  exactArgs(),
+			RunE: func(c *cobra.Command, args []string) error {
+				return status(runKey(e, &df, name, user, pubFile))
+			},
+		}
+		df.register(c.Flags())
+		c.Flags().StringVar(&user, "user", "", "account `name`")
+		c.MarkFlagRequired("user")
+		if name == "register" {
+			c.Flags().StringVar(&pubFile, "pubkey", "", "public key `file` (PEM, from certmail keygen)")
+			c.MarkFlagRequired("pubkey")
+		}
+		return c
 	}
-	if len(args) == 0 || (args[0] != "register" && args[0] != "list") {
-		fmt.Fprintln(e.stderr, "usage: certmail key register --user NAME --pubkey FILE | key list --user NAME | key show --gateway [--jwk]  [--data DIR] [--config FILE]")
-		return exitUsage
-	}
-	sub := args[0]
-	fs := newFlagSet("key "+sub, e)
-	var df dirFlags
-	df.register(fs)
-	user := fs.String("user", "", "account `name`")
-	pubFile := fs.String("pubkey", "", "public key `file` (PEM, from certmail keygen)")
-	if _, err := parseInterspersed(fs, args[1:]); err != nil {
-		return exitUsage
-	}
-	if *user == "" || (sub == "register" && *pubFile == "") {
-		fmt.Fprintln(e.stderr, "certmail: key: --user is required, and --pubkey for register")
-		return exitUsage
-	}
-	return withOps(e, &df, "key "+sub, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+	return groupCmd("key", "recipients' signing keys and the gateway's key",
+		sub("register", "register --user NAME --pubkey FILE", "register a public key for signing CODs"),
+		sub("list", "list --user NAME", "list an account's keys (active and retired)"),
+		newKeyShowCmd(e))
+}
+
+func runKey(e *env, df *dirFlags, sub, user, pubFile string) int {
+	return withOps(e, df, "key "+sub, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		switch sub {
 		case "register":
-			pem, err := os.ReadFile(*pubFile)
+			pem, err := os.ReadFile(pubFile)
 			if err != nil {
 				return err
 			}
 			var kid string
-			if err := ops.Call(ctx, "key.register", KeyRegisterParams{Account: *user, PEM: string(pem)}, &kid); err != nil {
+			if err := ops.Call(ctx, "key.register", KeyRegisterParams{Account: user, PEM: string(pem)}, &kid); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "registered key %s for %s\n", kid, *user)
+			fmt.Fprintf(e.stdout, "registered key %s for %s\n", kid, user)
 		case "list":
 			var keys []certified.KeyRecord
-			if err := ops.Call(ctx, "key.list", KeyListParams{Account: *user}, &keys); err != nil {
+			if err := ops.Call(ctx, "key.list", KeyListParams{Account: user}, &keys); err != nil {
 				return err
 			}
 			for _, k := range keys {
@@ -95,29 +112,55 @@ func cmdKey(args []string, e *env) int {
 	})
 }
 
-// cmdSign logs in over IMAP, finds certified-item stubs, shows what it
+func newSignCmd(e *env) *cobra.Command {
+	var f signFlags
+	c := &cobra.Command{
+		Use:   "sign --imap HOST:PORT --user NAME [--key FILE] (--label L | --all) [--refuse] [--yes] [--password-stdin] [--tls | --starttls]",
+		Short: "sign certificates of delivery (or refusals) for stubs found over IMAP and hand them in",
+		Long: `Logs in over IMAP, finds certified-item stubs, shows what it will sign,
+signs certificates of delivery (or, with --refuse, refusals) with the
+recipient's own key and hands them in by APPEND. It asks before each one
+unless --yes; with --password-stdin the password is stdin's first line and
+the answers, if any, the following lines.`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if f.label == "" && !f.all {
+				return usageError("give --label L or --all")
+			}
+			return status(runSign(e, &f))
+		},
+	}
+	fs := c.Flags()
+	fs.StringVar(&f.addr, "imap", "127.0.0.1:1143", "IMAP server `host:port`")
+	fs.StringVar(&f.user, "user", "", "IMAP user `name`")
+	fs.StringVar(&f.keyFile, "key", "certmail-key.pem", "private key `file` (from certmail keygen)")
+	fs.StringVar(&f.label, "label", "", "sign only the item with this `label`")
+	fs.BoolVar(&f.all, "all", false, "sign every stub found")
+	fs.BoolVar(&f.refuse, "refuse", false, "sign refusals instead of certificates of delivery")
+	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
+	fs.BoolVar(&f.pwStdin, "password-stdin", false, "read the IMAP password from the first line of stdin")
+	fs.BoolVar(&f.useTLS, "tls", false, "use implicit TLS (IMAPS)")
+	fs.BoolVar(&f.startTLS, "starttls", false, "use STARTTLS")
+	fs.StringVar(&f.mailbox, "mailbox", "INBOX", "`mailbox` to look for stubs in")
+	c.MarkFlagRequired("user")
+	c.MarkFlagsMutuallyExclusive("tls", "starttls")
+	c.MarkFlagsMutuallyExclusive("label", "all")
+	return c
+}
+
+type signFlags struct {
+	addr, user, keyFile, label, mailbox string
+	all, refuse, yes, pwStdin           bool
+	useTLS, startTLS                    bool
+}
+
+// runSign logs in over IMAP, finds certified-item stubs, shows what it
 // will sign, signs CODs (or refusals) with the recipient's own key and
 // hands them in by APPEND.
-func cmdSign(args []string, e *env) int {
-	fs := newFlagSet("sign", e)
-	addr := fs.String("imap", "127.0.0.1:1143", "IMAP server `host:port`")
-	user := fs.String("user", "", "IMAP user `name`")
-	keyFile := fs.String("key", "certmail-key.pem", "private key `file` (from certmail keygen)")
-	label := fs.String("label", "", "sign only the item with this `label`")
-	all := fs.Bool("all", false, "sign every stub found")
-	refuse := fs.Bool("refuse", false, "sign refusals instead of certificates of delivery")
-	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	pwStdin := fs.Bool("password-stdin", false, "read the IMAP password from the first line of stdin")
-	useTLS := fs.Bool("tls", false, "use implicit TLS (IMAPS)")
-	startTLS := fs.Bool("starttls", false, "use STARTTLS")
-	mailboxName := fs.String("mailbox", "INBOX", "mailbox to look for stubs in")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return exitUsage
-	}
-	if *user == "" || (*label == "" && !*all) {
-		fmt.Fprintln(e.stderr, "usage: certmail sign --imap HOST:PORT --user NAME [--key FILE] (--label L | --all) [--refuse] [--yes]")
-		return exitUsage
-	}
+func runSign(e *env, f *signFlags) int {
+	addr, user, keyFile, label, all := &f.addr, &f.user, &f.keyFile, &f.label, &f.all
+	refuse, yes, pwStdin, useTLS, startTLS, mailboxName := &f.refuse, &f.yes, &f.pwStdin, &f.useTLS, &f.startTLS, &f.mailbox
+	_ = all
 	fail := func(err error) int {
 		fmt.Fprintf(e.stderr, "certmail: sign: %v\n", err)
 		return exitFailure
@@ -223,21 +266,29 @@ func orNone(s string) string {
 	return s
 }
 
-// cmdKeyShow prints the gateway's public key, with which anyone checks the
+// newKeyShowCmd prints the gateway's public key, with which anyone checks the
 // evidence it signs: PEM (SubjectPublicKeyInfo) or, with --jwk, a JWK.
-func cmdKeyShow(args []string, e *env) int {
-	fs := newFlagSet("key show", e)
+func newKeyShowCmd(e *env) *cobra.Command {
 	var df dirFlags
-	df.register(fs)
-	gateway := fs.Bool("gateway", false, "show the gateway's signing key")
-	asJWK := fs.Bool("jwk", false, "print a JWK instead of PEM")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return exitUsage
+	var gateway, asJWK bool
+	c := &cobra.Command{
+		Use:   "show --gateway [--jwk]",
+		Short: "print the gateway's public key (PEM or JWK), with which anyone checks the evidence it signs",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if !gateway {
+				return usageError("give --gateway (the only key it shows)")
+			}
+			return status(runKeyShow(e, &df, asJWK))
+		},
 	}
-	if !*gateway {
-		fmt.Fprintln(e.stderr, "usage: certmail key show --gateway [--jwk] [--data DIR]")
-		return exitUsage
-	}
+	df.register(c.Flags())
+	c.Flags().BoolVar(&gateway, "gateway", false, "show the gateway's signing key")
+	c.Flags().BoolVar(&asJWK, "jwk", false, "print a JWK instead of PEM")
+	return c
+}
+
+func runKeyShow(e *env, df *dirFlags, asJWK bool) int {
 	cfg, err := df.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
@@ -254,7 +305,7 @@ func cmdKeyShow(args []string, e *env) int {
 		return exitFailure
 	}
 	pub := priv.Public().(ed25519PublicKey)
-	if *asJWK {
+	if asJWK {
 		b, err := json.MarshalIndent(receipts.PublicJWK(pub), "", "  ")
 		if err != nil {
 			fmt.Fprintf(e.stderr, "certmail: key show: %v\n", err)

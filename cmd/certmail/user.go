@@ -8,51 +8,49 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 )
 
-func cmdUser(args []string, e *env) int {
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: certmail user add|del|passwd|list [NAME] [--data DIR] [--config FILE] [--password-stdin]")
-		return exitUsage
-	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("user "+sub, e)
-	var df dirFlags
-	df.register(fs)
-	var pwStdin bool
-	if sub == "add" || sub == "passwd" {
-		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
-	}
-	var keepKey bool
-	if sub == "passwd" {
-		fs.BoolVar(&keepKey, "keep-key", false, "as the account's owner: give the old password first, and keep the signing key (re-sealed)")
-	}
-	var pubkey string
-	if sub == "add" {
-		fs.StringVar(&pubkey, "pubkey", "", "also register this public key `file` (PEM) for signing CODs")
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	wantArgs := 1
-	switch sub {
-	case "add", "del", "passwd":
-	case "list":
-		wantArgs = 0
-	default:
-		fmt.Fprintf(e.stderr, "certmail user: unknown subcommand %q (want add, del, passwd or list)\n", sub)
-		return exitUsage
-	}
-	if len(pos) != wantArgs {
-		if wantArgs == 0 {
-			fmt.Fprintf(e.stderr, "usage: certmail user %s\n", sub)
-		} else {
-			fmt.Fprintf(e.stderr, "usage: certmail user %s NAME\n", sub)
+func newUserCmd(e *env) *cobra.Command {
+	sub := func(name, use, short string, args cobra.PositionalArgs) (*cobra.Command, *userFlags) {
+		uf := &userFlags{}
+		c := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  args,
+			RunE: func(c *cobra.Command, args []string) error {
+				return status(runUser(e, name, args, uf))
+			},
 		}
-		return exitUsage
+		uf.register(c.Flags())
+		return c, uf
 	}
+	add, af := sub("add", "add NAME [--password-stdin] [--pubkey FILE]",
+		"create an account (asks for the password twice); creates the store if there is none", exactArgs("NAME"))
+	add.Flags().BoolVar(&af.pwStdin, "password-stdin", false, "read the password from the first line of stdin")
+	add.Flags().StringVar(&af.pubkey, "pubkey", "", "also register this public key `file` (PEM) for signing CODs")
+	passwd, pf := sub("passwd", "passwd NAME [--password-stdin] [--keep-key]", "change an account's password", exactArgs("NAME"))
+	passwd.Flags().BoolVar(&pf.pwStdin, "password-stdin", false, "read the password from the first line of stdin (with --keep-key: the old one, then the new)")
+	passwd.Flags().BoolVar(&pf.keepKey, "keep-key", false, "as the account's owner: give the old password first, and keep the signing key (re-sealed)")
+	del, _ := sub("del", "del NAME", "delete an account and all its mail; its pending certified items end as non-delivery (senders are told), its keys and policies go", exactArgs("NAME"))
+	list, _ := sub("list", "list", "list accounts", exactArgs())
+	return groupCmd("user", "manage accounts", add, passwd, del, list)
+}
+
+// userFlags are the flags of the user subcommands.
+type userFlags struct {
+	df      dirFlags
+	pwStdin bool
+	keepKey bool
+	pubkey  string
+}
+
+func (u *userFlags) register(fs *pflag.FlagSet) { u.df.register(fs) }
+
+func runUser(e *env, sub string, pos []string, uf *userFlags) int {
+	df, pwStdin, keepKey, pubkey := &uf.df, uf.pwStdin, uf.keepKey, uf.pubkey
 	cfg, err := df.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail: %v\n", err)
