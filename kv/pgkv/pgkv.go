@@ -162,16 +162,32 @@ func hasPassword(dsn string) bool {
 
 // createTable creates the table if it is missing. Nodes starting at once
 // may race to create it; the loser sees the winner's table on its retry.
+//
+// Values are compressed with lz4 where the server has it (PostgreSQL 14
+// and later, built with lz4 as Debian's is): against the default pglz,
+// writing a 1.1 MB message took a quarter of the time and stored 18% less
+// (pgkv.md). Servers without it (CockroachDB, YugabyteDB, other builds)
+// refuse the clause, and get the plain table.
 func (e *Engine) createTable(ctx context.Context) error {
-	const ddl = `CREATE TABLE IF NOT EXISTS ` + Table + ` (k bytea PRIMARY KEY, v bytea NOT NULL)`
+	const (
+		lz4   = `CREATE TABLE IF NOT EXISTS ` + Table + ` (k bytea PRIMARY KEY, v bytea COMPRESSION lz4 NOT NULL)`
+		plain = `CREATE TABLE IF NOT EXISTS ` + Table + ` (k bytea PRIMARY KEY, v bytea NOT NULL)`
+	)
 	var err error
-	for range 3 {
+	ddl := lz4
+	for range 4 {
 		cctx, cancel := context.WithTimeout(ctx, e.timeout)
 		_, err = e.pool.Exec(cctx, ddl)
 		cancel()
 		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07") {
+		if err == nil || !errors.As(err, &pgErr) {
 			break
+		}
+		if pgErr.Code != "23505" && pgErr.Code != "42P07" {
+			if ddl == plain {
+				break
+			}
+			ddl = plain
 		}
 	}
 	if err != nil {

@@ -344,3 +344,19 @@ func TestMapErr(t *testing.T) {
 		}
 	}
 }
+
+// Values are compressed with lz4 on a server that has it (Debian's
+// PostgreSQL does), not the slower default pglz.
+func TestValuesCompressedWithLZ4(t *testing.T) {
+	e := open(t)
+	defer e.Close()
+	var method string
+	err := e.pool.QueryRow(context.Background(),
+		"SELECT attcompression::text FROM pg_attribute WHERE attrelid = '"+Table+"'::regclass AND attname = 'v'").Scan(&method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if method != "l" {
+		t.Errorf("column v compression %q, want l (lz4)", method)
+	}
+}
