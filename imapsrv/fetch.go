@@ -72,6 +72,11 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		// carry FLAGS carry MODSEQ too.
 		options.ModSeq = true
 	}
+	if options.Flags {
+		if err := sess.announceKeywords(); err != nil {
+			return err
+		}
+	}
 	if fastFetchable(options) && !sess.srv.slowFetch {
 		if done, err := sess.fetchFast(targets, options); done {
 			return err
@@ -272,6 +277,11 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	// .SILENT STORE still reports the MODSEQ of what it changed (RFC 7162
 	// 3.1.3, 3.2).
 	condStore := sess.conn != nil && sess.conn.CondStoreEnabled()
+	if !flags.Silent {
+		if err := sess.announceKeywords(); err != nil {
+			return err
+		}
+	}
 	byUID := make(map[uint32]*mailbox.Message, len(changed))
 	for _, m := range changed {
 		byUID[m.UID] = m

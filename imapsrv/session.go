@@ -42,6 +42,9 @@ type session struct {
 	// this mailbox is announced on the next poll (IDLE, NOOP, any
 	// command), not inside this response, which some clients ignore.
 	deferNew bool
+	// kwKnown is how many of box.keywords the client has been told of
+	// in FLAGS (announceKeywords).
+	kwKnown int
 
 	// ctx ends with the session; long commands run under a context
 	// derived from it (cancel.go).
@@ -394,6 +397,8 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.mboxID, sess.mboxName = info.ID, info.Name
 	sess.readOnly = options != nil && options.ReadOnly
 	sess.searchRes = nil
+	sess.kwKnown = len(facts.Keywords)
+	st.SetMailboxFlagsWriter(sess.announceKeywords)
 
 	flags := mailboxFlags(facts.Keywords)
 	data := &imap.SelectData{
@@ -423,6 +428,33 @@ func mailboxFlags(keywords []string) []imap.Flag {
 		}
 	}
 	return flags
+}
+
+// announceKeywords writes FLAGS, and PERMANENTFLAGS unless the mailbox is
+// read-only, when the mailbox has keywords the client has not been told
+// of: a client learns of a keyword from FLAGS before any FETCH shows it
+// (RFC 3501 7.2.6, RFC 9051 7.3.5), whichever session first used it.
+// It runs before the FETCH responses of FETCH and STORE, and where the
+// tracker's queue says the flags grew (SetMailboxFlagsWriter).
+func (sess *session) announceKeywords() error {
+	box := sess.box
+	if box == nil || sess.conn == nil {
+		return nil
+	}
+	box.mu.Lock()
+	if len(box.keywords) <= sess.kwKnown {
+		box.mu.Unlock()
+		return nil
+	}
+	keywords := slices.Clone(box.keywords)
+	box.mu.Unlock()
+	sess.kwKnown = len(keywords)
+	flags := mailboxFlags(keywords)
+	var permanent []imap.Flag
+	if !sess.readOnly {
+		permanent = append(slices.Clone(flags), imap.FlagWildcard)
+	}
+	return sess.conn.WriteMailboxFlags(flags, permanent)
 }
 
 func (sess *session) Unselect() error {

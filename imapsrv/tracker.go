@@ -3,6 +3,7 @@ package imapsrv
 import (
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,34 @@ type trackedBox struct {
 	// idlers are the wake-up channels of sessions in IDLE (see
 	// session.Idle), signalled after every change is queued.
 	idlers map[chan struct{}]struct{}
+	// keywords are the keywords the mailbox's FLAGS lists, in the order
+	// they were first used; kwSeen holds them folded. The list only
+	// grows while the box is tracked, so a session knows what it has
+	// announced by a length (session.kwKnown).
+	keywords []string
+	kwSeen   map[string]bool
+}
+
+// addKeywords adds the keywords among flags that FLAGS does not list yet
+// and reports whether there were any. The box's mu must be held.
+func (b *trackedBox) addKeywords(flags []string) bool {
+	added := false
+	for _, f := range flags {
+		if strings.HasPrefix(f, "\\") {
+			continue // a system flag, always in FLAGS
+		}
+		k := strings.ToLower(f)
+		if b.kwSeen[k] {
+			continue
+		}
+		if b.kwSeen == nil {
+			b.kwSeen = make(map[string]bool)
+		}
+		b.kwSeen[k] = true
+		b.keywords = append(b.keywords, f)
+		added = true
+	}
+	return added
 }
 
 // wakeIdlers tells every IDLE session that updates are queued. The box's
@@ -73,6 +102,8 @@ func (s *Server) open(acct string, id uint32) (*trackedBox, *imapserver.SessionT
 		}
 		box.refs++
 		box.mu.Lock()
+		box.addKeywords(f.Keywords)
+		facts.Keywords = slices.Clone(box.keywords)
 		st = box.tracker.NewSession()
 		box.mu.Unlock()
 	})
@@ -136,6 +167,9 @@ func (s *Server) onChange(c mailbox.Change) {
 	defer box.wakeIdlers()
 	switch c.Kind {
 	case mailbox.MessageAdded:
+		if box.addKeywords(c.Message.Flags) {
+			box.tracker.QueueMailboxFlagsChanged()
+		}
 		i, ok := box.find(c.Message.UID)
 		if ok {
 			box.msgs[i] = c.Message
@@ -151,6 +185,11 @@ func (s *Server) onChange(c mailbox.Change) {
 			return
 		}
 		box.msgs[i] = c.Message
+		// A keyword used for the first time reaches every session in
+		// FLAGS before the FETCH that shows it (RFC 3501 7.2.6).
+		if box.addKeywords(c.Message.Flags) {
+			box.tracker.QueueMailboxFlagsChanged()
+		}
 		source, _ := c.Source.(*imapserver.SessionTracker)
 		box.tracker.QueueMessageFlagsModSeq(uint32(i+1), imap.UID(c.Message.UID), imapFlags(c.Message.Flags), c.ModSeq, source)
 	case mailbox.MessageExpunged:

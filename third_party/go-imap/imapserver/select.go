@@ -193,6 +193,21 @@ func (c *Conn) writeFlags(flags []imap.Flag) error {
 	return enc.CRLF()
 }
 
+// WriteMailboxFlags writes an untagged FLAGS response and, unless
+// permanentFlags is nil, an OK [PERMANENTFLAGS] one (certmail patch). A
+// session calls it inside a command, before the FETCH or STORE responses
+// that show a keyword the client has not seen in FLAGS yet (RFC 3501
+// 7.2.6, RFC 9051 7.3.5), and from SetMailboxFlagsWriter's function.
+func (c *Conn) WriteMailboxFlags(flags, permanentFlags []imap.Flag) error {
+	if err := c.writeFlags(flags); err != nil {
+		return err
+	}
+	if permanentFlags == nil {
+		return nil
+	}
+	return c.writePermanentFlags(permanentFlags)
+}
+
 func (c *Conn) writePermanentFlags(flags []imap.Flag) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()

@@ -88,6 +88,18 @@ func (t *MailboxTracker) QueueMailboxFlags(flags []imap.Flag) {
 	t.queueUpdate(&trackerUpdate{mailboxFlags: flags}, nil)
 }
 
+// QueueMailboxFlagsChanged queues a mark that the mailbox's flags grew, a
+// keyword being used for the first time (certmail patch). When a session
+// polls past it, the function given to SetMailboxFlagsWriter runs there,
+// before any FETCH queued after it, and writes the session's FLAGS (and
+// PERMANENTFLAGS) as they are then: RFC 3501 7.2.6 and RFC 9051 7.3.5 have
+// the client learn of a keyword from FLAGS before a FETCH shows it, and
+// each session knows which flags it already announced (a list written at
+// queue time could be older than one the session wrote since).
+func (t *MailboxTracker) QueueMailboxFlagsChanged() {
+	t.queueUpdate(&trackerUpdate{flagsChanged: true}, nil)
+}
+
 // QueueMessageFlags queues a new FETCH FLAGS update.
 //
 // If source is not nil, the update won't be dispatched to it.
@@ -104,6 +116,9 @@ type trackerUpdate struct {
 	numMessages  uint32
 	mailboxFlags []imap.Flag
 	fetch        *trackerUpdateFetch
+	// flagsChanged marks where the mailbox's flags grew (certmail patch,
+	// QueueMailboxFlagsChanged).
+	flagsChanged bool
 	// before is the mailbox's number of messages before the update
 	// (certmail patch, for PollDeferringNew).
 	before uint32
@@ -135,6 +150,19 @@ type SessionTracker struct {
 	mutex   sync.Mutex
 	queue   []trackerUpdate
 	updates chan<- struct{}
+	// flagsWriter is called where QueueMailboxFlagsChanged's mark is
+	// polled (certmail patch).
+	flagsWriter func() error
+}
+
+// SetMailboxFlagsWriter sets the function that writes this session's
+// FLAGS when a QueueMailboxFlagsChanged mark is polled (certmail patch).
+// It runs on the goroutine that polls. Without one, the mark writes
+// nothing.
+func (t *SessionTracker) SetMailboxFlagsWriter(f func() error) {
+	t.mutex.Lock()
+	t.flagsWriter = f
+	t.mutex.Unlock()
 }
 
 // Close unregisters the session.
@@ -184,13 +212,14 @@ func (t *SessionTracker) Poll(w *UpdateWriter, allowExpunge bool) error {
 			t.queue = nil
 		}
 	}
+	fw := t.flagsWriter
 	t.mutex.Unlock()
-	return writeUpdates(w, updates)
+	return writeUpdates(w, updates, fw)
 }
 
 // writeUpdates writes updates in order (certmail patch: shared by Poll
 // and PollDeferringNew).
-func writeUpdates(w *UpdateWriter, updates []trackerUpdate) error {
+func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error) error {
 	for _, update := range updates {
 		var err error
 		switch {
@@ -202,6 +231,10 @@ func writeUpdates(w *UpdateWriter, updates []trackerUpdate) error {
 			err = w.WriteMailboxFlags(update.mailboxFlags)
 		case update.fetch != nil:
 			err = w.writeMessageFlags(update.fetch.seqNum, update.fetch.uid, update.fetch.flags, update.fetch.modSeq)
+		case update.flagsChanged:
+			if flagsWriter != nil {
+				err = flagsWriter()
+			}
 		default:
 			panic(fmt.Errorf("imapserver: unknown tracker update %#v", update))
 		}
@@ -266,9 +299,10 @@ loop:
 		queue = append(queue, trackerUpdate{numMessages: count + n, before: count + n - 1})
 	}
 	t.queue = append(queue, held...)
+	fw := t.flagsWriter
 	t.mutex.Unlock()
 
-	return writeUpdates(w, write)
+	return writeUpdates(w, write, fw)
 }
 
 // Idle continuously writes mailbox updates.
