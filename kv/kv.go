@@ -15,6 +15,8 @@ package kv
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
+	"time"
 )
 
 // Errors every engine reports in these terms (wrapped, test with
@@ -172,13 +174,32 @@ func View(e Engine, fn func(Txn) error) error { return run(e, false, fn) }
 
 func run(e Engine, writable bool, fn func(Txn) error) error {
 	var err error
-	for range MaxAttempts {
+	for attempt := range MaxAttempts {
+		if attempt > 0 {
+			time.Sleep(Backoff(attempt))
+		}
 		err = runOnce(e, writable, fn)
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
 	}
 	return err
+}
+
+// Backoff is how long to wait before running a transaction again after
+// its attempt-th conflict: a random time up to an exponentially growing,
+// bounded ceiling (0.5 ms, 1 ms, ... 50 ms). Without it, writers of one
+// hot key that run again at once keep meeting each other: on PostgreSQL
+// under load, three goroutines incrementing one counter failed 20 times
+// in a row. The randomness spreads them apart; the bound keeps a
+// transaction's worst case near a second.
+func Backoff(attempt int) time.Duration {
+	const base, ceiling = 500 * time.Microsecond, 50 * time.Millisecond
+	d := ceiling
+	if attempt < 10 && base<<(attempt-1) < ceiling {
+		d = base << (attempt - 1)
+	}
+	return time.Duration(rand.Int64N(int64(d))) + 1
 }
 
 func runOnce(e Engine, writable bool, fn func(Txn) error) error {

@@ -3,6 +3,7 @@ package kv
 import (
 	"bytes"
 	"testing"
+	"time"
 )
 
 func TestPrefixEnd(t *testing.T) {
@@ -36,6 +37,16 @@ func TestBounds(t *testing.T) {
 		lo, hi := tc.r.Bounds()
 		if lo == nil || string(lo) != tc.lo || (hi == nil) != tc.hiNil || string(hi) != tc.hi {
 			t.Errorf("%+v.Bounds() = %q, %q; want %q, %q (nil %v)", tc.r, lo, hi, tc.lo, tc.hi, tc.hiNil)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for attempt, ceiling := range map[int]time.Duration{1: 500 * time.Microsecond, 2: time.Millisecond, 4: 4 * time.Millisecond, 8: 50 * time.Millisecond, 19: 50 * time.Millisecond, 100: 50 * time.Millisecond} {
+		for range 100 {
+			if d := Backoff(attempt); d <= 0 || d > ceiling {
+				t.Fatalf("Backoff(%d) = %v, want in (0, %v]", attempt, d, ceiling)
+			}
 		}
 	}
 }
