@@ -13,6 +13,22 @@ import (
 
 func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	targets := sess.resolve(numSet)
+	if uidSet, ok := numSet.(imap.UIDSet); ok && options.Vanished {
+		// RFC 7162 3.2.6: first the UIDs of the set expunged after
+		// CHANGEDSINCE, then the changed messages.
+		if imap.IsSearchRes(uidSet) {
+			uidSet = sess.searchRes
+		}
+		if len(uidSet) > 0 { // nil would mean every UID
+			vanished, err := sess.vanished(options.ChangedSince, uidSet, nil)
+			if err != nil {
+				return err
+			}
+			if err := w.WriteVanishedEarlier(vanished); err != nil {
+				return err
+			}
+		}
+	}
 	if since := options.ChangedSince; since > 0 {
 		// RFC 7162 3.1.4.1: only messages changed after since.
 		kept := targets[:0]
@@ -77,17 +93,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			return err
 		}
 	}
-	if fastFetchable(options) && !sess.srv.slowFetch {
-		if done, err := sess.fetchFast(targets, options); done {
-			return err
-		}
-	}
-	for _, t := range targets {
-		if err := sess.fetchOne(w, t, options); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sess.writeFetch(w, targets, options)
 }
 
 // headerOnly reports whether every section o asks for is in the

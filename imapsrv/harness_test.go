@@ -43,6 +43,8 @@ type testServer struct {
 	// (on the store it opens).
 	auth  *authguard.Policy
 	guard *authguard.Guard
+	// retention, if not zero, is the store's VanishedRetention.
+	retention int
 }
 
 type serverOption func(*imapsrv.Options)
@@ -67,7 +69,19 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 // newTestServerAuth is newTestServer with failed logins limited by p.
 func newTestServerAuth(t testing.TB, p *authguard.Policy, opts ...serverOption) *testServer {
 	t.Helper()
-	ts := &testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, auth: p}
+	return startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, auth: p}, opts...)
+}
+
+// newTestServerRetention is newTestServer on a store that keeps n
+// expunges per mailbox (mailbox.Options.VanishedRetention).
+func newTestServerRetention(t testing.TB, n int) *testServer {
+	t.Helper()
+	return startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, retention: n})
+}
+
+func startTestServer(ts *testServer, opts ...serverOption) *testServer {
+	t := ts.t
+	t.Helper()
 	for _, o := range opts {
 		o(&ts.opts)
 	}
@@ -90,6 +104,8 @@ func (ts *testServer) start() {
 		Logger:     logger,
 		Summarize:  imapsrv.Summarize,
 		GCInterval: -1,
+
+		VanishedRetention: ts.retention,
 	})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)

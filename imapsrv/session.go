@@ -37,6 +37,10 @@ type session struct {
 	mboxName  string
 	readOnly  bool
 	searchRes imap.UIDSet
+	// resync is the QRESYNC parameter of the SELECT being answered, for
+	// QResync (qresync.go) to answer; nil when the client's UIDVALIDITY
+	// is not the mailbox's.
+	resync *imap.SelectQResync
 	// deferNew is set by a COPY or MOVE into a hook's mailbox (a stub into
 	// Acknowledge) for the poll that ends it: the message it releases into
 	// this mailbox is announced on the next poll (IDLE, NOOP, any
@@ -399,6 +403,10 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.searchRes = nil
 	sess.kwKnown = len(facts.Keywords)
 	st.SetMailboxFlagsWriter(sess.announceKeywords)
+	sess.resync = nil
+	if options != nil && options.QResync != nil && options.QResync.UIDValidity == info.UIDValidity {
+		sess.resync = options.QResync
+	}
 
 	flags := mailboxFlags(facts.Keywords)
 	data := &imap.SelectData{

@@ -200,14 +200,14 @@ func (s *Server) onChange(c mailbox.Change) {
 		copy(box.msgs[i:], box.msgs[i+1:])
 		box.msgs[len(box.msgs)-1] = nil
 		box.msgs = box.msgs[:len(box.msgs)-1]
-		box.tracker.QueueExpunge(uint32(i + 1))
+		box.tracker.QueueExpungeUID(uint32(i+1), imap.UID(c.Message.UID))
 	case mailbox.MailboxDeleted:
 		box.deleted = true
 		// Sessions that still have the mailbox selected see its messages
 		// go, instead of going on showing messages whose bytes are gone
 		// (FETCH BODY[] silently returned nothing for them).
 		for n := len(box.msgs); n > 0; n-- {
-			box.tracker.QueueExpunge(uint32(n))
+			box.tracker.QueueExpungeUID(uint32(n), imap.UID(box.msgs[n-1].UID))
 		}
 		box.msgs = nil
 	}

@@ -21,6 +21,11 @@ type FetchOptions struct {
 	ModSeq            bool                          // requires CONDSTORE
 
 	ChangedSince uint64 // requires CONDSTORE
+	// Vanished is UID FETCH's VANISHED modifier (certmail patch, RFC 7162
+	// 3.2.6; requires QRESYNC and ChangedSince): the server also reports,
+	// first, in VANISHED (EARLIER), the UIDs of the set expunged after
+	// ChangedSince.
+	Vanished bool
 }
 
 // FetchItemBodyStructure contains FETCH options for the body structure.

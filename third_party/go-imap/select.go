@@ -4,6 +4,28 @@ package imap
 type SelectOptions struct {
 	ReadOnly  bool
 	CondStore bool // requires CONDSTORE
+	// QResync is the QRESYNC parameter (certmail patch, RFC 7162 3.2.5;
+	// requires QRESYNC enabled): the client's state of the mailbox.
+	QResync *SelectQResync
+}
+
+// SelectQResync is what a client knows of a mailbox it resynchronizes
+// with SELECT/EXAMINE (QRESYNC (...)) (certmail patch, RFC 7162 3.2.5).
+type SelectQResync struct {
+	UIDValidity uint32
+	ModSeq      uint64
+	// KnownUIDs are the UIDs the client knows; nil for all (1:*).
+	KnownUIDs UIDSet
+	// SeqMatch, if not nil, pairs message sequence numbers with the UIDs
+	// the client believes they have (seq-match-data, 3.2.5.2).
+	SeqMatch *SelectQResyncSeqMatch
+}
+
+// SelectQResyncSeqMatch is the seq-match-data of the QRESYNC parameter:
+// the n-th number of SeqNums had the n-th UID of UIDs.
+type SelectQResyncSeqMatch struct {
+	SeqNums SeqSet
+	UIDs    UIDSet
 }
 
 // SelectData is the data returned by a SELECT command.

@@ -629,6 +629,15 @@ func (w *UpdateWriter) WriteExpunge(seqNum uint32) error {
 	return w.conn.writeExpunge(seqNum)
 }
 
+// writeVanished writes VANISHED uids, which replaces EXPUNGE once QRESYNC
+// is enabled (certmail patch, RFC 7162 3.2.10).
+func (w *UpdateWriter) writeVanished(uids imap.UIDSet) error {
+	if !w.allowExpunge {
+		return fmt.Errorf("imapserver: EXPUNGE updates are not allowed in this context")
+	}
+	return w.conn.writeVanished(uids, false)
+}
+
 // WriteNumMessages writes an EXISTS response.
 func (w *UpdateWriter) WriteNumMessages(n uint32) error {
 	return w.conn.writeExists(n)

@@ -32,6 +32,12 @@ func (c *Conn) handleEnable(dec *imapwire.Decoder) error {
 			if c.condStoreSupported() {
 				enabled = append(enabled, req)
 			}
+		case imap.CapQResync: // certmail patch: RFC 7162 3.2.3
+			// It implies CONDSTORE: CapSet.Has(CapCondStore) is true
+			// once QRESYNC is in the set.
+			if c.qresyncSupported() {
+				enabled = append(enabled, req)
+			}
 		}
 	}
 

@@ -75,26 +75,39 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
-	// certmail patch: fetch modifiers (RFC 4466 2.4), of which
-	// CHANGEDSINCE (RFC 7162 3.1.4.1) is the one known.
+	// certmail patch: fetch modifiers (RFC 4466 2.4): CHANGEDSINCE
+	// (RFC 7162 3.1.4.1) and VANISHED (3.2.6).
 	if dec.SP() {
+		changedSince := false
 		err := dec.ExpectList(func() error {
 			var name string
 			if !dec.ExpectAtom(&name) {
 				return dec.Err()
 			}
-			if !strings.EqualFold(name, "CHANGEDSINCE") || !c.condStoreSupported() {
+			switch {
+			case strings.EqualFold(name, "CHANGEDSINCE") && c.condStoreSupported():
+				changedSince = true
+				if !dec.ExpectSP() || !dec.ExpectModSeq(&options.ChangedSince) {
+					return dec.Err()
+				}
+				// CHANGEDSINCE implies MODSEQ (RFC 7162 3.1.4.1).
+				options.ModSeq = true
+			case strings.EqualFold(name, "VANISHED") && c.qresyncSupported():
+				// Only in UID FETCH, after ENABLE QRESYNC (3.2.6).
+				if numKind != NumKindUID || !c.QResyncEnabled() {
+					return newClientBugError("VANISHED needs UID FETCH and ENABLE QRESYNC")
+				}
+				options.Vanished = true
+			default:
 				return newClientBugError("unknown FETCH modifier " + name)
 			}
-			if !dec.ExpectSP() || !dec.ExpectModSeq(&options.ChangedSince) {
-				return dec.Err()
-			}
-			// CHANGEDSINCE implies MODSEQ (RFC 7162 3.1.4.1).
-			options.ModSeq = true
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if options.Vanished && !changedSince {
+			return newClientBugError("VANISHED needs CHANGEDSINCE")
 		}
 	}
 

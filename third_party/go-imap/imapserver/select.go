@@ -13,19 +13,32 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
 		return dec.Err()
 	}
-	// certmail patch: select parameters (RFC 4466 2.5), of which
-	// CONDSTORE (RFC 7162 3.1.8) is the one known.
+	// certmail patch: select parameters (RFC 4466 2.5): CONDSTORE
+	// (RFC 7162 3.1.8) and QRESYNC (3.2.5).
 	var condStore bool
+	var qresync *imap.SelectQResync
 	if dec.SP() {
 		err := dec.ExpectList(func() error {
 			var param string
 			if !dec.ExpectAtom(&param) {
 				return dec.Err()
 			}
-			if !strings.EqualFold(param, "CONDSTORE") || !c.condStoreSupported() {
+			switch {
+			case strings.EqualFold(param, "CONDSTORE") && c.condStoreSupported():
+				condStore = true
+			case strings.EqualFold(param, "QRESYNC") && c.qresyncSupported():
+				// BAD unless ENABLE QRESYNC came first (3.2.5).
+				if !c.QResyncEnabled() {
+					return newClientBugError("QRESYNC parameter without ENABLE QRESYNC")
+				}
+				q, err := parseQResyncParam(dec)
+				if err != nil {
+					return err
+				}
+				qresync = q
+			default:
 				return newClientBugError("unknown SELECT parameter " + param)
 			}
-			condStore = true
 			return nil
 		})
 		if err != nil {
@@ -58,7 +71,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	if condStore {
 		c.enableCondStore()
 	}
-	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: condStore}
+	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: condStore, QResync: qresync}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -96,6 +109,11 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	}
 	if c.CondStoreEnabled() { // certmail patch: RFC 7162 3.1.2.1
 		if err := c.writeHighestModSeq(data.HighestModSeq); err != nil {
+			return err
+		}
+	}
+	if qresync != nil { // certmail patch: RFC 7162 3.2.5
+		if err := c.session.(SessionQResync).QResync(&FetchWriter{conn: c}); err != nil {
 			return err
 		}
 	}

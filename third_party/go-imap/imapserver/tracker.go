@@ -74,6 +74,17 @@ func (t *MailboxTracker) QueueExpunge(seqNum uint32) {
 	t.queueUpdate(&trackerUpdate{expunge: seqNum}, nil)
 }
 
+// QueueExpungeUID is QueueExpunge with the message's UID, so that a
+// session that enabled QRESYNC is told VANISHED uid instead of EXPUNGE
+// (certmail patch, RFC 7162 3.2.10). A session that enabled QRESYNC is
+// told of an expunge queued without its UID by EXPUNGE.
+func (t *MailboxTracker) QueueExpungeUID(seqNum uint32, uid imap.UID) {
+	if seqNum == 0 {
+		panic("imapserver: invalid expunge message sequence number")
+	}
+	t.queueUpdate(&trackerUpdate{expunge: seqNum, expungeUID: uid}, nil)
+}
+
 // QueueNumMessages queues a new EXISTS update.
 func (t *MailboxTracker) QueueNumMessages(n uint32) {
 	// TODO: merge consecutive NumMessages updates
@@ -113,6 +124,7 @@ func (t *MailboxTracker) QueueMessageFlags(seqNum uint32, uid imap.UID, flags []
 
 type trackerUpdate struct {
 	expunge      uint32
+	expungeUID   imap.UID // certmail patch: for VANISHED, if known
 	numMessages  uint32
 	mailboxFlags []imap.Flag
 	fetch        *trackerUpdateFetch
@@ -220,9 +232,22 @@ func (t *SessionTracker) Poll(w *UpdateWriter, allowExpunge bool) error {
 // writeUpdates writes updates in order (certmail patch: shared by Poll
 // and PollDeferringNew).
 func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error) error {
-	for _, update := range updates {
+	vanished := w.conn != nil && w.conn.QResyncEnabled()
+	for i := 0; i < len(updates); i++ {
+		update := updates[i]
 		var err error
 		switch {
+		case vanished && update.expunge != 0 && update.expungeUID != 0:
+			// certmail patch: once QRESYNC is enabled, expunges are
+			// reported by VANISHED, consecutive ones in one response
+			// (RFC 7162 3.2.10).
+			var uids imap.UIDSet
+			uids.AddNum(update.expungeUID)
+			for i+1 < len(updates) && updates[i+1].expunge != 0 && updates[i+1].expungeUID != 0 {
+				i++
+				uids.AddNum(updates[i].expungeUID)
+			}
+			err = w.writeVanished(uids)
 		case update.expunge != 0:
 			err = w.WriteExpunge(update.expunge)
 		case update.numMessages != 0:
@@ -303,6 +328,23 @@ loop:
 	t.mutex.Unlock()
 
 	return writeUpdates(w, write, fw)
+}
+
+// QueuedExpunges returns the UIDs of the expunges queued for the session
+// and not yet written (certmail patch): to the client these messages
+// still exist, so an answer about the past (VANISHED (EARLIER), RFC 7162
+// 3.2.5, 3.2.6) must not name them before the VANISHED that removes
+// them from its view. Expunges queued without a UID are not included.
+func (t *SessionTracker) QueuedExpunges() []imap.UID {
+	t.mutex.Lock()
+	defer t.mutex.Unlock()
+	var uids []imap.UID
+	for _, u := range t.queue {
+		if u.expunge != 0 && u.expungeUID != 0 {
+			uids = append(uids, u.expungeUID)
+		}
+	}
+	return uids
 }
 
 // Idle continuously writes mailbox updates.
