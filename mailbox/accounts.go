@@ -7,13 +7,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 
-	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -232,14 +230,11 @@ func (tx *Tx) AccountExists(name string) (bool, error) {
 	}
 	// Existence only: every LMTP recipient asks, twice (RCPT, then the
 	// delivery), and decoding the record was most of the cost.
-	_, err = tx.txn.Get(accountKey(acct))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
+	found, err := tx.has(accountKey(acct))
 	if err != nil {
 		return false, fmt.Errorf("reading account %q: %w", acct, err)
 	}
-	return true, nil
+	return found, nil
 }
 
 // ListAccounts returns every account name, sorted.
@@ -374,17 +369,4 @@ func (s *Store) DeleteAccount(name string) error {
 }
 
 // getRaw reads a value of the store's own key space.
-func (tx *Tx) getRaw(key []byte) ([]byte, bool, error) {
-	item, err := tx.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("reading %q: %w", key, err)
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading %q: %w", key, err)
-	}
-	return v, true, nil
-}
+func (tx *Tx) getRaw(key []byte) ([]byte, bool, error) { return tx.get(key) }

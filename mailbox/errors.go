@@ -1,6 +1,10 @@
 package mailbox
 
-import "errors"
+import (
+	"errors"
+
+	"certmail/kv/badgerkv"
+)
 
 var (
 	ErrNoAccount        = errors.New("no such account")
@@ -15,7 +19,7 @@ var (
 	ErrClosed           = errors.New("store is closed")
 	// ErrWrongKey: the store was written with another encryption key, or
 	// with none, or is encrypted and no key was given.
-	ErrWrongKey = errors.New("the encryption key does not match the one the data directory was written with (wrong encryption_key_file, or encryption turned on or off after the directory was created)")
+	ErrWrongKey = badgerkv.ErrWrongKey
 	// ErrRefused wraps refusals a user should read: a policy or a hook
 	// declined the operation, and the message says why.
 	ErrRefused = errors.New("refused")

@@ -3,13 +3,12 @@ package mailbox
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"certmail/kv"
 )
 
 // Delimiter separates levels of the mailbox hierarchy.
@@ -66,13 +65,12 @@ func (tx *Tx) Mailbox(acct, name string) (*MailboxInfo, error) {
 
 // MailboxByID returns a mailbox's record by ID (IDs survive renames).
 func (tx *Tx) MailboxByID(acct string, id uint32) (*MailboxInfo, error) {
-	item, err := tx.txn.Get(mailboxIDKey(acct, id))
-	if err != nil {
-		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNoMailbox)
-	}
-	name, err := item.ValueCopy(nil)
+	name, found, err := tx.get(mailboxIDKey(acct, id))
 	if err != nil {
 		return nil, fmt.Errorf("mailbox %d: %w", id, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNoMailbox)
 	}
 	return tx.Mailbox(acct, string(name))
 }
@@ -392,36 +390,44 @@ func (s *Store) collectOrphanMessages() (int, error) {
 	err := s.View(func(tx *Tx) error {
 		for _, sp := range spaces {
 			prefix := []byte(sp.prefix)
-			opts := badger.DefaultIteratorOptions
-			opts.PrefetchValues = false
-			opts.Prefix = prefix
-			it := tx.txn.NewIterator(opts)
-			for it.Seek(prefix); it.ValidForPrefix(prefix); {
-				rest := it.Item().Key()[len(prefix):]
+			// One key per mailbox: after each, skip to the next
+			// mailbox's first key.
+			start := prefix
+			for start != nil {
+				var key []byte
+				err := tx.txn.Scan(kv.Range{Prefix: prefix, Start: start, KeysOnly: true, Limit: 1}, func(k, _ []byte) error {
+					key = bytes.Clone(k)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				if key == nil {
+					break
+				}
+				rest := key[len(prefix):]
 				nul := bytes.IndexByte(rest, 0)
 				if nul < 0 || len(rest) != nul+1+4+sp.tail {
-					it.Next() // not a key of ours
+					start = append(key, 0) // not a key of ours: the next one
 					continue
 				}
 				acct := string(rest[:nul])
 				id := binary.BigEndian.Uint32(rest[nul+1:])
-				switch _, err := tx.txn.Get(mailboxIDKey(acct, id)); {
-				case errors.Is(err, badger.ErrKeyNotFound):
+				switch found, err := tx.has(mailboxIDKey(acct, id)); {
+				case err != nil:
+					return fmt.Errorf("looking up mailbox %d of %q: %w", id, acct, err)
+				case !found:
 					if r := (ref{acct, id}); !seen[r] {
 						seen[r] = true
 						orphans = append(orphans, r)
 					}
-				case err != nil:
-					it.Close()
-					return fmt.Errorf("looking up mailbox %d of %q: %w", id, acct, err)
 				}
 				if id == math.MaxUint32 {
-					it.Next()
+					start = append(key, 0)
 					continue
 				}
-				it.Seek(modseqBoxPrefix(sp.prefix, acct, id+1))
+				start = modseqBoxPrefix(sp.prefix, acct, id+1)
 			}
-			it.Close()
 		}
 		return nil
 	})

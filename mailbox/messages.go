@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"certmail/kv"
 )
 
 var errStopScan = errors.New("stop scan")
@@ -216,26 +216,26 @@ func (tx *Tx) UnrefBlob(id uint64) error {
 
 // BlobBytes returns a blob's bytes.
 func (tx *Tx) BlobBytes(id uint64) ([]byte, error) {
-	item, err := tx.txn.Get(blobKey(prefixRaw, id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	raw, err := tx.txn.Get(blobKey(prefixRaw, id), nil)
+	if errors.Is(err, kv.ErrNotFound) {
 		return nil, fmt.Errorf("blob %d: %w", id, ErrNoMessage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading blob %d: %w", id, err)
 	}
-	return item.ValueCopy(nil)
+	return raw, nil
 }
 
 // BlobSummary returns the blob's derived summary (nil if none).
 func (tx *Tx) BlobSummary(id uint64) ([]byte, error) {
-	item, err := tx.txn.Get(blobKey(prefixSummary, id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	sum, err := tx.txn.Get(blobKey(prefixSummary, id), nil)
+	if errors.Is(err, kv.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading summary %d: %w", id, err)
 	}
-	return item.ValueCopy(nil)
+	return sum, nil
 }
 
 // Append stores a new message in a mailbox. The UID is allocated in the
@@ -324,15 +324,16 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 // Message returns one message record.
 func (tx *Tx) Message(acct string, mboxID, uid uint32) (*Message, error) {
 	key := messageKey(acct, mboxID, uid)
-	item, err := tx.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	b, err := tx.txn.Get(key, tx.buf)
+	if errors.Is(err, kv.ErrNotFound) {
 		return nil, fmt.Errorf("message %d: %w", uid, ErrNoMessage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %q: %w", key, err)
 	}
+	tx.buf = b
 	var m Message
-	if err := item.Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
+	if err := decodeMessage(b, &m); err != nil {
 		return nil, fmt.Errorf("message %d: %w", uid, err)
 	}
 	return &m, nil
@@ -626,14 +627,11 @@ func (s *Store) Raw(blob uint64) ([]byte, error) {
 // need part of a message (its header) or only look at it (SEARCH).
 func (s *Store) ReadRaw(blob uint64, fn func(raw []byte) error) error {
 	return s.View(func(tx *Tx) error {
-		item, err := tx.txn.Get(blobKey(prefixRaw, blob))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		err := tx.txn.GetFunc(blobKey(prefixRaw, blob), fn)
+		if errors.Is(err, kv.ErrNotFound) {
 			return fmt.Errorf("blob %d: %w", blob, ErrNoMessage)
 		}
-		if err != nil {
-			return fmt.Errorf("reading blob %d: %w", blob, err)
-		}
-		return item.Value(fn)
+		return err
 	})
 }
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/dgraph-io/badger/v4"
+	"certmail/kv"
 )
 
 // Mod-sequences (RFC 7162 CONDSTORE/QRESYNC) and the per-mailbox change
@@ -186,37 +186,30 @@ func (tx *Tx) readModSeq(acct string, mboxID uint32) (modseqState, error) {
 // writers need.
 func (tx *Tx) deriveModSeq(acct string, mboxID uint32, countGone bool) (modseqState, error) {
 	st := modseqState{highest: legacyModSeq}
-	item, err := tx.txn.Get(modseqStateKey(acct, mboxID))
+	b, err := tx.txn.Get(modseqStateKey(acct, mboxID), tx.buf)
 	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
+	case errors.Is(err, kv.ErrNotFound):
 	case err != nil:
 		return st, fmt.Errorf("reading MODSEQ of mailbox %d: %w", mboxID, err)
 	default:
-		if err := item.Value(func(b []byte) error {
-			if len(b) != 16 {
-				return fmt.Errorf("MODSEQ of mailbox %d: bad record length %d", mboxID, len(b))
-			}
-			st.highest = binary.BigEndian.Uint64(b)
-			st.floor = binary.BigEndian.Uint64(b[8:])
-			return nil
-		}); err != nil {
-			return st, err
+		tx.buf = b
+		if len(b) != 16 {
+			return st, fmt.Errorf("MODSEQ of mailbox %d: bad record length %d", mboxID, len(b))
 		}
+		st.highest = binary.BigEndian.Uint64(b)
+		st.floor = binary.BigEndian.Uint64(b[8:])
 	}
+	// The newest expunge: the last key of the change log.
 	p := modseqBoxPrefix(prefixVanished, acct, mboxID)
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = p
-	opts.PrefetchValues = false
-	opts.Reverse = true
-	it := tx.txn.NewIterator(opts)
-	// In reverse, Seek finds the last key at or before its argument.
-	it.Seek(append(slices.Clone(p), 0xff))
-	if it.ValidForPrefix(p) {
-		if k := it.Item().Key()[len(p):]; len(k) == 12 {
+	err = tx.txn.Scan(kv.Range{Prefix: p, Reverse: true, KeysOnly: true, Limit: 1}, func(k, _ []byte) error {
+		if k := k[len(p):]; len(k) == 12 {
 			st.highest = max(st.highest, binary.BigEndian.Uint64(k))
 		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("reading the change log of mailbox %d: %w", mboxID, err)
 	}
-	it.Close()
 	err = tx.scan(messagePrefix(acct, mboxID), false, func(_, v []byte) error {
 		var m Message
 		if err := decodeMessage(v, &m); err != nil {
@@ -288,22 +281,11 @@ func (tx *Tx) retireModSeq(acct string, mboxID uint32) error {
 
 // counter reads a named store-wide counter without changing it.
 func (tx *Tx) counter(name string) (uint64, error) {
-	item, err := tx.txn.Get([]byte(prefixSeq + name))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil
-	}
+	n, _, err := tx.getUint64([]byte(prefixSeq + name))
 	if err != nil {
-		return 0, fmt.Errorf("reading counter %s: %w", name, err)
+		return 0, fmt.Errorf("counter %s: %w", name, err)
 	}
-	var n uint64
-	err = item.Value(func(b []byte) error {
-		if len(b) != 8 {
-			return fmt.Errorf("counter %s: bad length %d", name, len(b))
-		}
-		n = binary.BigEndian.Uint64(b)
-		return nil
-	})
-	return n, err
+	return n, nil
 }
 
 // logExpunged records that message uid was expunged.
@@ -455,19 +437,16 @@ func (tx *Tx) readLog(acct string, mboxID uint32, since uint64, limit int) ([]Lo
 	}
 	p := modseqBoxPrefix(prefixVanished, acct, mboxID)
 	start := binary.BigEndian.AppendUint64(slices.Clone(p), since+1)
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = p
-	opts.PrefetchValues = false
-	it := tx.txn.NewIterator(opts)
-	defer it.Close()
-	n := 0
-	for it.Seek(start); it.ValidForPrefix(p) && (limit <= 0 || n < limit); it.Next() {
-		k := it.Item().Key()[len(p):]
+	err = tx.txn.Scan(kv.Range{Prefix: p, Start: start, KeysOnly: true, Limit: max(limit, 0)}, func(key, _ []byte) error {
+		k := key[len(p):]
 		if len(k) != 12 {
-			return nil, fmt.Errorf("bad change log key %q", it.Item().Key())
+			return fmt.Errorf("bad change log key %q", key)
 		}
 		out = append(out, LogEntry{ModSeq: binary.BigEndian.Uint64(k), UID: binary.BigEndian.Uint32(k[8:]), Expunged: true})
-		n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b LogEntry) int {
 		if a.ModSeq != b.ModSeq {
@@ -509,15 +488,10 @@ func (s *Store) Vanished(acct string, mboxID uint32, since uint64) (uids []UIDRa
 		}
 		p := modseqBoxPrefix(prefixVanished, acct, mboxID)
 		start := binary.BigEndian.AppendUint64(slices.Clone(p), since+1)
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = p
-		opts.PrefetchValues = false
-		it := tx.txn.NewIterator(opts)
-		defer it.Close()
-		for it.Seek(start); it.ValidForPrefix(p); it.Next() {
-			gone = append(gone, uidFromMessageKey(it.Item().Key()))
-		}
-		return nil
+		return tx.txn.Scan(kv.Range{Prefix: p, Start: start, KeysOnly: true}, func(k, _ []byte) error {
+			gone = append(gone, uidFromMessageKey(k))
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, false, err

@@ -353,7 +353,7 @@ func TestModSeqNeverReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.View(func(tx *Tx) error {
-		_, err := tx.txn.Get(modseqStateKey("re", old.ID))
+		_, err := tx.txn.Get(modseqStateKey("re", old.ID), nil)
 		if err == nil {
 			return fmt.Errorf("MODSEQ state of a deleted mailbox survived")
 		}

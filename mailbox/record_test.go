@@ -99,11 +99,7 @@ func TestJSONMessageRecordsStillRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.View(func(tx *Tx) error {
-		item, err := tx.txn.Get(messageKey("old", res.MailboxID, res.UID))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(b []byte) error {
+		return tx.txn.GetFunc(messageKey("old", res.MailboxID, res.UID), func(b []byte) error {
 			if b[0] != messageRecordV2 {
 				t.Errorf("record not rewritten in the binary form: %q", b)
 			}

@@ -3,21 +3,26 @@ package mailbox
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
+	"certmail/kv"
+	"certmail/kv/badgerkv"
 )
 
 // Options configure a Store.
 type Options struct {
-	// Dir is the data directory. Ignored when InMemory is set.
-	Dir      string
+	// Dir is the data directory. Ignored when InMemory or Engine is set.
+	Dir string
+	// InMemory keeps the store in memory (tests): messages are then
+	// limited to badgerkv.InMemoryMaxValue bytes.
 	InMemory bool
+	// Engine, when set, is the storage engine the store runs on, instead
+	// of Badger in Dir; the store closes it on Close. Badger's own
+	// upkeep (value-log GC, page trimming, the disk-space reserve) runs
+	// only on the Badger store the store opens itself.
+	Engine kv.Engine
 	// EncryptionKey, when set (16, 24 or 32 bytes), encrypts the data files
 	// at rest with Badger's AES encryption.
 	EncryptionKey []byte
@@ -51,7 +56,11 @@ type Options struct {
 
 // Store is the durable message store. It is safe for concurrent use.
 type Store struct {
-	db        *badger.DB
+	db kv.Engine
+	// bdb is db when the store opened Badger itself (Options.Engine
+	// unset): what only Badger needs (value-log GC, page trimming, its
+	// backup format) runs only then.
+	bdb       *badgerkv.DB
 	log       *slog.Logger
 	summarize func(raw []byte) []byte
 	// maxMailboxes is Options.MaxMailboxes, resolved.
@@ -87,45 +96,25 @@ func Open(opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if !opts.InMemory {
+	if !opts.InMemory && opts.Engine == nil {
 		if err := PrepareDataDir(opts.Dir, logger); err != nil {
 			return nil, err
 		}
 	}
-	bopts := badger.DefaultOptions(opts.Dir).
-		WithInMemory(opts.InMemory).
-		WithLogger(badgerLogger{logger}).
-		// A small-memory profile: Badger's defaults reserve hundreds of MB
-		// for memtables and caches, too much for a mail server that mostly
-		// idles. Message bodies go to the value log (ValueThreshold), so the
-		// LSM tree holds only small records and stays cheap to scan.
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(2 << 20).
-		WithBaseLevelSize(8 << 20).
-		WithNumCompactors(2).
-		WithBlockCacheSize(16 << 20).
-		WithValueThreshold(1 << 10).
-		WithValueLogFileSize(128 << 20).
-		WithNumGoroutines(2).
-		WithMetricsEnabled(false).
-		WithCompression(options.None).
-		// Syncs are issued by groupSyncer, so concurrent deliveries share
-		// one fsync instead of one each.
-		WithSyncWrites(false)
-	if len(opts.EncryptionKey) > 0 {
-		bopts = bopts.WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(8 << 20)
-	}
-	db, err := badger.Open(bopts)
-	if err != nil {
-		// Badger's own words ("Encryption key mismatch") do not say what
-		// an operator did wrong.
-		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
-			return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, ErrWrongKey)
+	db := opts.Engine
+	var bdb *badgerkv.DB
+	if db == nil {
+		var err error
+		bdb, err = badgerkv.Open(badgerkv.Options{
+			Dir:           opts.Dir,
+			InMemory:      opts.InMemory,
+			EncryptionKey: opts.EncryptionKey,
+			Logger:        logger,
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
+		db = bdb
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	maxBoxes := opts.MaxMailboxes
@@ -134,6 +123,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db:                db,
+		bdb:               bdb,
 		log:               logger,
 		summarize:         opts.Summarize,
 		maxMailboxes:      maxBoxes,
@@ -141,7 +131,7 @@ func Open(opts Options) (*Store, error) {
 		idx:               newIndex(),
 		modseqCache:       make(map[mboxRef]modseqState),
 		auth:              newAuthCache(),
-		space:             newSpaceGuard(opts.Dir, opts.DiskReserve, opts.InMemory, logger),
+		space:             newSpaceGuard(opts.Dir, opts.DiskReserve, bdb == nil || opts.InMemory, logger),
 		stop:              cancel,
 	}
 	s.syncer = newGroupSyncer(db.Sync)
@@ -154,12 +144,13 @@ func Open(opts Options) (*Store, error) {
 	if gc == 0 {
 		gc = 5 * time.Minute
 	}
-	if gc > 0 && !opts.InMemory {
+	onDisk := bdb != nil && !opts.InMemory
+	if gc > 0 && onDisk {
 		s.runEvery(ctx, gc, func() { s.collectValueLog(ctx) })
 	}
 	// Flag changes and expunges are not synced one by one (a lost flag is
 	// not a lost message); a background sync bounds how much can be lost.
-	if !opts.InMemory {
+	if onDisk {
 		s.runEvery(ctx, time.Second, func() {
 			if err := s.Sync(); err != nil {
 				s.log.Warn("periodic sync", "err", err)
@@ -228,11 +219,12 @@ func (s *Store) collectValueLog(ctx context.Context) {
 			s.log.Debug("value log GC skipped", "err", err)
 			return
 		}
-		err := s.db.RunValueLogGC(0.5)
+		done, err := s.bdb.CollectGarbage(0.5)
 		if err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				s.log.Warn("value log GC", "err", err)
-			}
+			s.log.Warn("value log GC", "err", err)
+			return
+		}
+		if done {
 			return
 		}
 		s.log.Debug("value log GC reclaimed a file")
@@ -282,16 +274,3 @@ func (g *groupSyncer) sync() error {
 	}
 	return g.lastErr
 }
-
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(fmt.Sprintf(f, a...), "component", "badger")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(fmt.Sprintf(f, a...), "component", "badger")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Timers are durable deadlines (certified-item expiry, auto-forward of
@@ -53,18 +51,14 @@ func (tx *Tx) ScheduleTimer(t Timer) error {
 
 // CancelTimer removes the timer (kind, id) if it exists.
 func (tx *Tx) CancelTimer(kind, id string) error {
-	item, err := tx.txn.Get(timerIDKey(kind, id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
-	}
+	ns, found, err := tx.getUint64(timerIDKey(kind, id))
 	if err != nil {
 		return fmt.Errorf("reading timer %s/%s: %w", kind, id, err)
 	}
-	v, err := item.ValueCopy(nil)
-	if err != nil || len(v) != 8 {
-		return fmt.Errorf("reading timer %s/%s: bad record", kind, id)
+	if !found {
+		return nil
 	}
-	due := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	due := time.Unix(0, int64(ns))
 	if err := tx.del(timerKey(due, kind, id)); err != nil {
 		return err
 	}
@@ -92,18 +86,14 @@ func (tx *Tx) CancelTimers(kind, idPrefix string) (int, error) {
 
 // TimerDue returns when the timer (kind, id) is due, if it is scheduled.
 func (tx *Tx) TimerDue(kind, id string) (time.Time, bool, error) {
-	item, err := tx.txn.Get(timerIDKey(kind, id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return time.Time{}, false, nil
+	ns, found, err := tx.getUint64(timerIDKey(kind, id))
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("reading timer %s/%s: %w", kind, id, err)
+		}
+		return time.Time{}, false, err
 	}
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("reading timer %s/%s: %w", kind, id, err)
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil || len(v) != 8 {
-		return time.Time{}, false, fmt.Errorf("reading timer %s/%s: bad record", kind, id)
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), true, nil
+	return time.Unix(0, int64(ns)), true, nil
 }
 
 // DueTimers returns up to limit timers due at or before now, earliest

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"certmail/kv"
 )
 
 // Tx is a store transaction. Write transactions are serialized; what they
@@ -16,9 +16,12 @@ import (
 // when they commit.
 type Tx struct {
 	s        *Store
-	txn      *badger.Txn
+	txn      kv.Txn
 	writable bool
-	source   any
+	// buf is scratch space for values decoded as soon as they are read
+	// (getJSON), so that reads do not allocate a copy each.
+	buf    []byte
+	source any
 	// post runs after a successful commit, under the index lock, to
 	// update the index; it returns the changes to announce.
 	post []func() []Change
@@ -40,7 +43,10 @@ func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
 	if err := s.space.forWrite(); err != nil {
 		return err
 	}
-	txn := s.db.NewTransaction(true)
+	txn, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("starting transaction: %w", err)
+	}
 	defer txn.Discard()
 	tx := &Tx{s: s, txn: txn, writable: true, source: source}
 	if err := fn(tx); err != nil {
@@ -68,9 +74,12 @@ func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
-		return fn(&Tx{s: s, txn: txn})
-	})
+	txn, err := s.db.Begin(false)
+	if err != nil {
+		return fmt.Errorf("starting transaction: %w", err)
+	}
+	defer txn.Discard()
+	return fn(&Tx{s: s, txn: txn})
 }
 
 func (tx *Tx) afterCommit(fn func() []Change) { tx.post = append(tx.post, fn) }
@@ -83,17 +92,60 @@ func (tx *Tx) OnCommit(fn func()) {
 }
 
 func (tx *Tx) getJSON(key []byte, v any) (bool, error) {
-	item, err := tx.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	b, err := tx.txn.Get(key, tx.buf)
+	if errors.Is(err, kv.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading %q: %w", key, err)
 	}
-	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, v) }); err != nil {
+	tx.buf = b
+	if err := json.Unmarshal(b, v); err != nil {
 		return false, fmt.Errorf("decoding %q: %w", key, err)
 	}
 	return true, nil
+}
+
+// get returns a copy of the value of key, which the caller may keep.
+func (tx *Tx) get(key []byte) ([]byte, bool, error) {
+	v, err := tx.txn.Get(key, nil)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %q: %w", key, err)
+	}
+	return v, true, nil
+}
+
+// has reports whether key has a value, without keeping it.
+func (tx *Tx) has(key []byte) (bool, error) {
+	b, err := tx.txn.Get(key, tx.buf)
+	if errors.Is(err, kv.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %q: %w", key, err)
+	}
+	tx.buf = b
+	return true, nil
+}
+
+// getUint64 reads an 8-byte big-endian value (counters, timer due
+// times).
+func (tx *Tx) getUint64(key []byte) (uint64, bool, error) {
+	b, err := tx.txn.Get(key, tx.buf)
+	if errors.Is(err, kv.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading %q: %w", key, err)
+	}
+	tx.buf = b
+	if len(b) != 8 {
+		return 0, false, fmt.Errorf("reading %q: bad length %d", key, len(b))
+	}
+	return binary.BigEndian.Uint64(b), true, nil
 }
 
 func (tx *Tx) setJSON(key []byte, v any) error {
@@ -127,46 +179,19 @@ func (tx *Tx) del(key []byte) error {
 // scan calls fn for every key with prefix, in order. keysOnly skips
 // fetching values (fn gets nil).
 func (tx *Tx) scan(prefix []byte, keysOnly bool, fn func(k, v []byte) error) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	opts.PrefetchValues = !keysOnly
-	opts.PrefetchSize = 64
-	it := tx.txn.NewIterator(opts)
-	defer it.Close()
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		item := it.Item()
-		var err error
-		if keysOnly {
-			err = fn(item.Key(), nil)
-		} else {
-			err = item.Value(func(v []byte) error { return fn(item.Key(), v) })
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return tx.txn.Scan(kv.Range{Prefix: prefix, KeysOnly: keysOnly}, fn)
 }
 
 // nextCounter increments and returns a named store-wide counter, starting
 // from start+1 the first time.
 func (tx *Tx) nextCounter(name string, start uint64) (uint64, error) {
 	key := []byte(prefixSeq + name)
-	n := start
-	item, err := tx.txn.Get(key)
-	switch {
-	case err == nil:
-		if err := item.Value(func(b []byte) error {
-			if len(b) != 8 {
-				return fmt.Errorf("counter %s: bad length %d", name, len(b))
-			}
-			n = binary.BigEndian.Uint64(b)
-			return nil
-		}); err != nil {
-			return 0, err
-		}
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return 0, fmt.Errorf("reading counter %s: %w", name, err)
+	n, found, err := tx.getUint64(key)
+	if err != nil {
+		return 0, fmt.Errorf("counter %s: %w", name, err)
+	}
+	if !found {
+		n = start
 	}
 	n++
 	return n, tx.set(key, binary.BigEndian.AppendUint64(nil, n))
@@ -176,18 +201,7 @@ func (tx *Tx) nextCounter(name string, start uint64) (uint64, error) {
 
 // Get returns the auxiliary value for key.
 func (tx *Tx) Get(key []byte) ([]byte, bool, error) {
-	item, err := tx.txn.Get(auxKey(key))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("reading %q: %w", key, err)
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading %q: %w", key, err)
-	}
-	return v, true, nil
+	return tx.get(auxKey(key))
 }
 
 // Set writes an auxiliary value.

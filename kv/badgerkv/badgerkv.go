@@ -16,9 +16,11 @@ import (
 	"certmail/kv"
 )
 
-// ErrWrongKey: the store's files were encrypted with another key (or
-// none).
-var ErrWrongKey = errors.New("encryption key does not match the store")
+// ErrWrongKey: the store was written with another encryption key, or
+// with none, or is encrypted and no key was given. The words are for an
+// operator: Badger's own ("Encryption key mismatch") do not say what was
+// done wrong.
+var ErrWrongKey = errors.New("the encryption key does not match the one the data directory was written with (wrong encryption_key_file, or encryption turned on or off after the directory was created)")
 
 // Options configure Open.
 type Options struct {
@@ -84,8 +86,6 @@ func Open(opts Options) (*DB, error) {
 	}
 	db, err := badger.Open(bopts)
 	if err != nil {
-		// Badger's own words ("Encryption key mismatch") do not say what
-		// an operator did wrong.
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, ErrWrongKey)
 		}
@@ -100,7 +100,13 @@ func (d *DB) Badger() *badger.DB { return d.db }
 
 // Begin implements kv.Engine.
 func (d *DB) Begin(writable bool) (kv.Txn, error) {
-	return &txn{t: d.db.NewTransaction(writable), inMemory: d.inMemory}, nil
+	t := d.db.NewTransaction(writable)
+	if d.inMemory {
+		return memTxn{txn{t}}, nil
+	}
+	// A txn is one pointer, stored in the interface as is: no
+	// allocation per transaction.
+	return txn{t}, nil
 }
 
 // Sync implements kv.Engine: Badger runs without a sync per commit.
@@ -112,7 +118,7 @@ func (d *DB) Close() error { return d.db.Close() }
 // Dump implements kv.Engine, from one read snapshot.
 func (d *DB) Dump(fn func(key, value []byte) error) error {
 	err := d.db.View(func(t *badger.Txn) error {
-		return (&txn{t: t}).Scan(kv.Range{}, fn)
+		return txn{t}.Scan(kv.Range{}, fn)
 	})
 	return err
 }
@@ -140,12 +146,12 @@ func (d *DB) Empty() (bool, error) {
 	return empty, err
 }
 
-type txn struct {
-	t        *badger.Txn
-	inMemory bool
-}
+type txn struct{ t *badger.Txn }
 
-func (x *txn) Get(key, dst []byte) ([]byte, error) {
+// memTxn is a transaction of an in-memory store, which bounds values.
+type memTxn struct{ txn }
+
+func (x txn) Get(key, dst []byte) ([]byte, error) {
 	item, err := x.t.Get(key)
 	if err != nil {
 		return nil, mapErr(err)
@@ -157,7 +163,7 @@ func (x *txn) Get(key, dst []byte) ([]byte, error) {
 	return v, nil
 }
 
-func (x *txn) GetFunc(key []byte, fn func(value []byte) error) error {
+func (x txn) GetFunc(key []byte, fn func(value []byte) error) error {
 	item, err := x.t.Get(key)
 	if err != nil {
 		return mapErr(err)
@@ -168,21 +174,23 @@ func (x *txn) GetFunc(key []byte, fn func(value []byte) error) error {
 // ErrValueTooBig: a value above InMemoryMaxValue for an in-memory store.
 var ErrValueTooBig = errors.New("value too big for an in-memory store")
 
-func (x *txn) Set(key, value []byte) error {
-	if x.inMemory && len(value) > InMemoryMaxValue {
+func (x txn) Set(key, value []byte) error { return mapErr(x.t.Set(key, value)) }
+
+func (x memTxn) Set(key, value []byte) error {
+	if len(value) > InMemoryMaxValue {
 		// Badger itself would panic at exactly its threshold.
 		return fmt.Errorf("writing %d bytes: %w", len(value), ErrValueTooBig)
 	}
-	return mapErr(x.t.Set(key, value))
+	return x.txn.Set(key, value)
 }
 
-func (x *txn) Delete(key []byte) error { return mapErr(x.t.Delete(key)) }
+func (x txn) Delete(key []byte) error { return mapErr(x.t.Delete(key)) }
 
-func (x *txn) Commit() error { return mapErr(x.t.Commit()) }
+func (x txn) Commit() error { return mapErr(x.t.Commit()) }
 
-func (x *txn) Discard() { x.t.Discard() }
+func (x txn) Discard() { x.t.Discard() }
 
-func (x *txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
+func (x txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
 	lo, hi := r.Bounds()
 	if hi != nil && bytes.Compare(lo, hi) >= 0 {
 		return nil
