@@ -27,8 +27,10 @@ func TestAuthenticatePlain(t *testing.T) {
 	// must prompt with "+ " and accept the response on the next line.
 	rc2 := ts.raw()
 	rc2.write("a1 authenticate plain\r\n")
-	if l := rc2.readLine(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("want a continuation request, got %q", l)
+	// An empty challenge is "+ " (RFC 9051 7.5 continue-req, the
+	// example in 6.2.2), not "+ =".
+	if l := rc2.readLine(); l != "+ " {
+		t.Fatalf("want the empty continuation request %q, got %q", "+ ", l)
 	}
 	rc2.write(b64("\x00alice\x00"+testPassword) + "\r\n")
 	if _, st := rc2.readUntilTagged("a1"); !strings.HasPrefix(st, "OK") {

@@ -84,3 +84,25 @@ func TestMove(t *testing.T) {
 	}
 	c.expectUpdates(time.Second, "EXPUNGE 1")
 }
+
+// TestMoveResponseText: MOVE's responses name MOVE, the untagged COPYUID
+// one too (it said "COPY completed"), for MOVE and UID MOVE.
+func TestMoveResponseText(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 3)
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+	for _, cmd := range []string{`MOVE 1 Trash`, `UID MOVE 3 Trash`} {
+		untagged, st := rc.cmd(cmd)
+		name := strings.TrimSuffix(strings.TrimSuffix(cmd, " Trash"), " 1")
+		name = strings.TrimSuffix(name, " 3")
+		if st != "OK "+name+" completed" {
+			t.Errorf("%s: tagged %q, want %q", cmd, st, "OK "+name+" completed")
+		}
+		line := mustContain(t, untagged, "* OK [COPYUID ")
+		if !strings.HasSuffix(line, "] MOVE completed") {
+			t.Errorf("%s: COPYUID response %q does not say MOVE", cmd, line)
+		}
+	}
+}

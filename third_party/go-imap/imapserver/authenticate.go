@@ -88,8 +88,12 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 			break
 		}
 
+		// certmail patch: an empty challenge is "+ " (RFC 9051 7.5,
+		// continue-req, and the AUTHENTICATE example in 6.2.2); "="
+		// stands for an empty response only where a client sends one
+		// (RFC 4959 section 3, the initial response).
 		var challengeStr string
-		if challenge != nil {
+		if len(challenge) > 0 {
 			challengeStr = internal.EncodeSASL(challenge)
 		}
 		if err := writeContReq(enc.Encoder, challengeStr); err != nil {

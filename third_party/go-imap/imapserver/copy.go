@@ -30,6 +30,12 @@ func (c *Conn) handleCopy(tag string, dec *imapwire.Decoder, numKind NumKind) er
 }
 
 func (c *Conn) writeCopyOK(tag string, data *imap.CopyData) error {
+	return c.writeCopyUIDOK(tag, data, "COPY completed")
+}
+
+// writeCopyUIDOK is writeCopyOK with the response's text (certmail patch:
+// MOVE's COPYUID response said "COPY completed").
+func (c *Conn) writeCopyUIDOK(tag string, data *imap.CopyData, text string) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -43,7 +49,7 @@ func (c *Conn) writeCopyOK(tag string, data *imap.CopyData) error {
 		enc.Atom("COPYUID").SP().Number(data.UIDValidity).SP().NumSet(data.SourceUIDs).SP().NumSet(data.DestUIDs)
 		enc.Special(']').SP()
 	}
-	enc.Text("COPY completed")
+	enc.Text(text)
 	return enc.CRLF()
 }
 

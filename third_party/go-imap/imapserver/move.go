@@ -31,7 +31,7 @@ type MoveWriter struct {
 
 // WriteCopyData writes the untagged COPYUID response for a MOVE command.
 func (w *MoveWriter) WriteCopyData(data *imap.CopyData) error {
-	return w.conn.writeCopyOK("", data)
+	return w.conn.writeCopyUIDOK("", data, "MOVE completed") // certmail patch
 }
 
 // WriteExpunge writes an EXPUNGE response for a MOVE command.
