@@ -184,6 +184,9 @@ func (o *Outbox) settle(c claim, sendErr error, now time.Time) error {
 		}
 		if sendErr == nil {
 			log.Info("outbox: notice sent", "attempts", c.entry.Attempts+1)
+			if err := recordSent(kv, &c.entry, now); err != nil {
+				return err
+			}
 			return kv.Delete(idKey(id))
 		}
 		e := c.entry

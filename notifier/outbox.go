@@ -30,6 +30,7 @@ type Updater interface {
 //	outbox/due/<unix nanoseconds, 20 digits>/<id>  entry JSON
 //	outbox/id/<id>                                 the entry's due key, or "dead"
 //	outbox/dead/<id>                               entry JSON of a notice given up on
+//	outbox/sent/<id>                               summary of a notice sent (status.go)
 const (
 	prefixDue  = "outbox/due/"
 	prefixID   = "outbox/id/"

@@ -623,3 +623,57 @@ func TestDeliverDueStopsOnCancel(t *testing.T) {
 		t.Errorf("attempts = %d", e.Attempts)
 	}
 }
+
+// TestListStates: List reports each notice in the state it is in,
+// queued, waiting for a relay, dead (with its error) and sent (kept as a
+// summary once the message is gone), and RetryDead queues the dead again.
+func TestListStates(t *testing.T) {
+	sink := startSMTPSink(t, nil, "", "")
+	db := newMemDB()
+	o := newTestOutbox(t, db, Config{Relay: &Relay{Addr: sink.Addr}, MaxAttempts: 1})
+	enqueue(t, db, o, mailNotice("cm-receipt-a"))
+	now := time.Now()
+	if sent := deliver(t, o, now); sent != 1 {
+		t.Fatalf("sent %d", sent)
+	}
+	sink.RefuseAlways(errRejected)
+	enqueue(t, db, o, mailNotice("cm-refused-a"))
+	now = time.Now()
+	deliver(t, o, now)
+	enqueue(t, db, o, mailNotice("other"))
+	list := func(opts ListOptions) []Status {
+		var out []Status
+		if err := db.View(func(kv receipts.KV) error {
+			var err error
+			out, err = List(kv, opts)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	all := list(ListOptions{Sent: true})
+	states := map[string]Status{}
+	for _, s := range all {
+		states[s.ID] = s
+	}
+	if len(all) != 3 || states["other"].State != StateQueued || states["cm-refused-a"].State != StateDead ||
+		states["cm-receipt-a"].State != StateSent || states["cm-receipt-a"].Sent.IsZero() ||
+		states["cm-refused-a"].LastError == "" || states["cm-receipt-a"].Subject == "" {
+		t.Fatalf("List: %+v", all)
+	}
+	if got := list(ListOptions{Match: func(id string) bool { return strings.HasSuffix(id, "-a") }}); len(got) != 1 || got[0].ID != "cm-refused-a" {
+		t.Errorf("List without sent, matching -a: %+v", got)
+	}
+	var ids []string
+	if err := db.Update(func(kv receipts.KV) error {
+		var err error
+		ids, err = RetryDead(kv, now)
+		return err
+	}); err != nil || len(ids) != 1 || ids[0] != "cm-refused-a" {
+		t.Fatalf("RetryDead: %v %v", ids, err)
+	}
+	if s := list(ListOptions{Match: func(id string) bool { return id == "cm-refused-a" }}); len(s) != 1 || s[0].State != StateQueued || s[0].Attempts != 0 {
+		t.Errorf("after RetryDead: %+v", s)
+	}
+}

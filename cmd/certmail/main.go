@@ -134,8 +134,8 @@ func newRoot(e *env) *cobra.Command {
 	add("store", newServeCmd(e), newUserCmd(e), newDeliverCmd(e), newConfigCmd(e))
 	add("recipient", newKeygenCmd(e), newKeyCmd(e), newCheckCmd(e), newPolicyCmd(e), newForwardCmd(e),
 		newShowCmd(e), newUnreadCmd(e), newSignCmd(e))
-	add("sender", newTokenCmd(e), newEvidenceCmd(e), newVerifyCmd(e))
-	add("ops", newTLSCmd(e), newBackupCmd(e), newRestoreCmd(e), newVersionCmd(e))
+	add("sender", newItemCmd(e), newTokenCmd(e), newEvidenceCmd(e), newVerifyCmd(e))
+	add("ops", newOutboxCmd(e), newTLSCmd(e), newBackupCmd(e), newRestoreCmd(e), newVersionCmd(e))
 	// Made now rather than on Execute, so that the tree a test walks is
 	// the one a user runs.
 	root.InitDefaultHelpCmd()

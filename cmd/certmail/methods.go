@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"certmail/admin"
 	"certmail/authguard"
 	"certmail/certified"
 	"certmail/mailbox"
+	"certmail/notifier"
 	"certmail/receipts"
 )
 
@@ -103,6 +106,86 @@ func (s *services) addItemMethods(m admin.Methods) {
 		}
 		return rc, nil
 	}
+	store := s.certified.Store()
+	m["item.show"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p LabelParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		if !receipts.ValidLabel(p.Label) {
+			return nil, fmt.Errorf("%w: %q is not a label (cm-...)", admin.ErrBadRequest, p.Label)
+		}
+		var r *certified.Report
+		err := store.View(func(tx *mailbox.Tx) error {
+			var err error
+			r, err = certified.ItemReport(tx, p.Label)
+			return err
+		})
+		return r, err
+	}
+	m["outbox.list"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p OutboxListParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		var list []notifier.Status
+		err := store.View(func(tx *mailbox.Tx) error {
+			var err error
+			list, err = notifier.List(tx, notifier.ListOptions{Sent: p.Sent})
+			return err
+		})
+		return list, err
+	}
+	m["outbox.retry"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p OutboxRetryParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		var ids []string
+		err := store.Update(func(tx *mailbox.Tx) error {
+			ids = nil
+			if p.AllDead {
+				var err error
+				ids, err = notifier.RetryDead(tx, time.Now())
+				return err
+			}
+			for _, id := range p.IDs {
+				if err := notifier.Retry(tx, id, time.Now()); err != nil {
+					if errors.Is(err, notifier.ErrNotDead) {
+						return fmt.Errorf("%w: %w", admin.ErrBadRequest, err)
+					}
+					return err
+				}
+				ids = append(ids, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := store.Sync(); err != nil {
+			return nil, fmt.Errorf("syncing store: %w", err)
+		}
+		// In the server, send them now rather than at the next poll.
+		s.outbox.Kick()
+		return OutboxRetryResult{IDs: ids}, nil
+	}
+}
+
+// OutboxListParams are the params of outbox.list.
+type OutboxListParams struct {
+	Sent bool `json:"sent,omitempty"`
+}
+
+// OutboxRetryParams name the dead letters outbox.retry queues again.
+type OutboxRetryParams struct {
+	IDs     []string `json:"ids,omitempty"`
+	AllDead bool     `json:"all_dead,omitempty"`
+}
+
+// OutboxRetryResult lists the notices queued again.
+type OutboxRetryResult struct {
+	IDs []string `json:"ids"`
 }
 
 // OwnPasswordParams are the params of user.passwd.own.

@@ -1,0 +1,72 @@
+package certified
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"certmail/notifier"
+	"certmail/receipts"
+	"certmail/receipts/evidence"
+)
+
+// Report is everything the store knows of one item, for an operator
+// asking what happened to it (`certmail item show`): its record, its
+// history as the evidence log holds it (operator views and forwards
+// included), the CODs handed in and refused, and the notices about it
+// with their delivery state.
+type Report struct {
+	Item *Item `json:"item"`
+	// Events are the item's evidence records in chain order.
+	Events []ReportEvent `json:"events"`
+	// Refused are CODs or refusals handed in and not accepted.
+	Refused []Attempt `json:"refused_cods"`
+	// Notices are the outbox's notices about the item: queued, dead or
+	// sent.
+	Notices []notifier.Status `json:"notices"`
+}
+
+// ReportEvent is one evidence record as an operator reads it.
+type ReportEvent struct {
+	Seq  uint64             `json:"seq"`
+	Time time.Time          `json:"time"`
+	Type evidence.EventType `json:"type"`
+	Data evidence.EventData `json:"data"`
+	Leaf uint64             `json:"leaf_index"`
+}
+
+// NoticeOfItem reports whether the outbox notice id is about label: every
+// notice certified mail queues names its item's label in its ID
+// (cm-<event>-<label>, cm-receipt-<label>, cm-stub-<label>-<addr>,
+// cm-<event>-<label>-w<n> for webhooks).
+func NoticeOfItem(id, label string) bool {
+	return receipts.ValidLabel(label) && strings.Contains(id, label)
+}
+
+// ItemReport reads label's Report from kv.
+func ItemReport(kv receipts.KV, label string) (*Report, error) {
+	it, err := GetItem(kv, label)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Item: it, Events: []ReportEvent{}}
+	entries, err := evidence.Records(kv, label)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		rec, err := e.Record()
+		if err != nil {
+			return nil, fmt.Errorf("item %s: %w", label, err)
+		}
+		r.Events = append(r.Events, ReportEvent{Seq: rec.Seq, Time: rec.Time, Type: rec.Type, Data: rec.Data, Leaf: e.Index})
+	}
+	if r.Refused, err = Attempts(kv, label); err != nil {
+		return nil, fmt.Errorf("item %s: refused CODs: %w", label, err)
+	}
+	r.Notices, err = notifier.List(kv, notifier.ListOptions{Sent: true, Match: func(id string) bool { return NoticeOfItem(id, label) }})
+	if err != nil {
+		return nil, fmt.Errorf("item %s: %w", label, err)
+	}
+	return r, nil
+}
