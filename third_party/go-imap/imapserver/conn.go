@@ -299,8 +299,16 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		imapErr *imap.Error
 		decErr  *imapwire.DecoderExpectError
 	)
+	var nameErr *imapwire.MailboxNameError
 	if errors.As(err, &imapErr) {
 		resp = (*imap.StatusResponse)(imapErr)
+	} else if errors.As(err, &nameErr) {
+		// certmail patch: see MailboxNameError.
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeNonExistent,
+			Text: "No such mailbox: the name is not valid modified UTF-7",
+		}
 	} else if errors.As(err, &decErr) {
 		resp = &imap.StatusResponse{
 			Type: imap.StatusResponseTypeBad,
@@ -358,7 +366,13 @@ func (c *Conn) handleDelete(dec *imapwire.Decoder) error {
 
 func (c *Conn) handleRename(dec *imapwire.Decoder) error {
 	var oldName, newName string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&oldName) || !dec.ExpectSP() || !dec.ExpectMailbox(&newName) || !dec.ExpectCRLF() {
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&oldName) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectMailbox(&newName) {
+		return cannotCreate(dec.Err())
+	}
+	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
@@ -366,6 +380,21 @@ func (c *Conn) handleRename(dec *imapwire.Decoder) error {
 	}
 	var options imap.RenameOptions
 	return c.session.Rename(oldName, newName, &options)
+}
+
+// cannotCreate answers a new mailbox name that is not modified UTF-7
+// (CREATE, RENAME's new name) with NO [CANNOT] saying so (certmail
+// patch, see imapwire.MailboxNameError).
+func cannotCreate(err error) error {
+	var nameErr *imapwire.MailboxNameError
+	if errors.As(err, &nameErr) {
+		return &imap.Error{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeCannot,
+			Text: "Mailbox names must be valid modified UTF-7 (RFC 3501 section 5.1.3)",
+		}
+	}
+	return err
 }
 
 func (c *Conn) handleSubscribe(dec *imapwire.Decoder) error {

@@ -13,8 +13,11 @@ func (c *Conn) handleCreate(dec *imapwire.Decoder) error {
 		name    string
 		options imap.CreateOptions
 	)
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&name) {
+	if !dec.ExpectSP() {
 		return dec.Err()
+	}
+	if !dec.ExpectMailbox(&name) {
+		return cannotCreate(dec.Err()) // certmail patch
 	}
 	if dec.SP() {
 		var name string

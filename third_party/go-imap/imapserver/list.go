@@ -1,22 +1,25 @@
 package imapserver
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
-	"github.com/emersion/go-imap/v2/internal/utf7"
 )
 
 func (c *Conn) handleList(dec *imapwire.Decoder) error {
 	ref, pattern, options, err := readListCmd(dec)
-	if err != nil {
+	if err != nil && !errors.Is(err, errListNothing) {
 		return err
 	}
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
+	}
+	if err != nil {
+		return nil // certmail patch: see errListNothing
 	}
 
 	w := &ListWriter{
@@ -27,12 +30,21 @@ func (c *Conn) handleList(dec *imapwire.Decoder) error {
 }
 
 func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
-	var ref string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&ref) || !dec.ExpectSP() {
+	if !dec.ExpectSP() {
 		return dec.Err()
 	}
-	pattern, err := readListMailbox(dec)
+	ref, err := readListRef(dec)
 	if err != nil {
+		return err
+	}
+	if !dec.ExpectSP() {
+		return dec.Err()
+	}
+	nothing := ref == invalidRef
+	pattern, err := readListMailbox(dec)
+	if errors.Is(err, errListNothing) {
+		nothing = true
+	} else if err != nil {
 		return err
 	}
 	if !dec.ExpectCRLF() {
@@ -41,6 +53,9 @@ func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
+	}
+	if nothing {
+		return nil // certmail patch: see errListNothing
 	}
 
 	options := &imap.ListOptions{SelectSubscribed: true}
@@ -149,12 +164,23 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 		return "", nil, nil, dec.Err()
 	}
 
-	if !dec.ExpectMailbox(&ref) || !dec.ExpectSP() {
+	if ref, err = readListRef(dec); err != nil {
+		return "", nil, nil, err
+	}
+	if !dec.ExpectSP() {
 		return "", nil, nil, dec.Err()
 	}
-
+	// certmail patch: a reference or a pattern that is not modified
+	// UTF-7 matches nothing (errListNothing); the rest of the command is
+	// still parsed.
+	nothing := ref == invalidRef
+	dropped := false
 	hasPatterns, err := dec.List(func() error {
 		pattern, err := readListMailbox(dec)
+		if errors.Is(err, errListNothing) {
+			dropped = true
+			return nil
+		}
 		if err == nil && pattern != "" {
 			patterns = append(patterns, pattern)
 		}
@@ -162,11 +188,15 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 	})
 	if err != nil {
 		return "", nil, nil, err
-	} else if hasPatterns && len(patterns) == 0 {
+	} else if hasPatterns && len(patterns) == 0 && !dropped {
 		return "", nil, nil, newClientBugError("LIST-EXTENDED requires a non-empty parenthesized pattern list")
+	} else if hasPatterns && len(patterns) == 0 {
+		nothing = true
 	} else if !hasPatterns {
 		pattern, err := readListMailbox(dec)
-		if err != nil {
+		if errors.Is(err, errListNothing) {
+			nothing = true
+		} else if err != nil {
 			return "", nil, nil, err
 		}
 		if pattern != "" {
@@ -196,7 +226,39 @@ func readListCmd(dec *imapwire.Decoder) (ref string, patterns []string, options 
 		return "", nil, nil, newClientBugError("The LIST RECURSIVEMATCH select option requires SUBSCRIBED")
 	}
 
+	if nothing {
+		return "", nil, options, errListNothing
+	}
 	return ref, patterns, options, nil
+}
+
+// errListNothing: the LIST or LSUB names no mailbox, for its reference
+// or every pattern is not valid modified UTF-7, and is answered OK with
+// nothing listed (certmail patch): such a name is a mailbox that does not
+// exist, not a syntax error (RFC 3501 5.1.3; see
+// imapwire.MailboxNameError).
+var errListNothing = errors.New("imapserver: LIST matches nothing")
+
+// invalidRef stands for a LIST reference that is not modified UTF-7; it
+// cannot be a decoded name (certmail patch).
+const invalidRef = "\x00invalid"
+
+// readListRef reads LIST's reference name; one that is not modified
+// UTF-7 reads as invalidRef (certmail patch).
+func readListRef(dec *imapwire.Decoder) (string, error) {
+	var raw string
+	if !dec.ExpectAString(&raw) {
+		return "", dec.Err()
+	}
+	if strings.EqualFold(raw, "INBOX") {
+		return "INBOX", nil
+	}
+	name, err := imapwire.DecodeMailboxName(raw)
+	var nameErr *imapwire.MailboxNameError
+	if errors.As(err, &nameErr) {
+		return invalidRef, nil
+	}
+	return name, err
 }
 
 func readListMailbox(dec *imapwire.Decoder) (string, error) {
@@ -206,10 +268,13 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	name, err := utf7.Decode(mailbox)
-	if err != nil {
-		// certmail patch: BAD naming the problem, not NO [SERVERBUG].
-		return "", &imapwire.DecoderExpectError{Message: "mailbox pattern is not valid modified UTF-7: " + err.Error()}
+	name, err := imapwire.DecodeMailboxName(mailbox)
+	var nameErr *imapwire.MailboxNameError
+	if errors.As(err, &nameErr) {
+		// certmail patch: matches nothing, see errListNothing.
+		return "", errListNothing
+	} else if err != nil {
+		return "", err
 	}
 	return name, nil
 }

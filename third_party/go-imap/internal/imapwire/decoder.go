@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapnum"
@@ -534,14 +535,44 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		*ptr = "INBOX"
 		return true
 	}
-	name, err := utf7.Decode(name)
+	name, err := DecodeMailboxName(name)
 	if err != nil {
-		// certmail patch: BAD naming the problem, not NO [SERVERBUG].
-		return dec.returnErr(&DecoderExpectError{Message: "mailbox name is not valid modified UTF-7: " + err.Error()})
+		return dec.returnErr(err)
 	}
 	*ptr = name
 	return true
 }
+
+// DecodeMailboxName decodes a mailbox name read as an astring from
+// modified UTF-7 (certmail patch). Bytes that are not UTF-8 are a syntax
+// error (a DecoderExpectError: BAD); a name that is text but not valid
+// modified UTF-7 is a MailboxNameError, which the server answers with
+// NO, not BAD or NO [SERVERBUG].
+func DecodeMailboxName(raw string) (string, error) {
+	name, err := utf7.Decode(raw)
+	if err == nil {
+		return name, nil
+	}
+	if !utf8.ValidString(raw) {
+		return "", &DecoderExpectError{Message: "mailbox name is not valid UTF-8"}
+	}
+	return "", &MailboxNameError{Err: err}
+}
+
+// MailboxNameError is ExpectMailbox's error for a mailbox name that is a
+// valid astring but not valid modified UTF-7 (certmail patch). Modified
+// UTF-7 is a naming convention (RFC 3501 5.1.3), not syntax: such a name
+// is a mailbox that does not exist (NO, not BAD), and one that cannot be
+// created.
+type MailboxNameError struct {
+	Err error
+}
+
+func (e *MailboxNameError) Error() string {
+	return "mailbox name is not valid modified UTF-7: " + e.Err.Error()
+}
+
+func (e *MailboxNameError) Unwrap() error { return e.Err }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
 	var num uint32
