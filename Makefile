@@ -18,6 +18,9 @@ GO ?= go
 # the Perl IMAP client of interop/imapclient_test.go (ID, COMPRESS, QUOTA).
 TEST_PACKAGES := python3 libmail-imapclient-perl curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
 
+# The suites that run on both storage engines (kv/testengine).
+ENGINE_PACKAGES := ./mailbox/... ./certified/...
+
 .PHONY: build test test-deps vet fuzz bench
 
 build:
@@ -43,6 +46,9 @@ test: test-deps vet
 	# -count=1: the interop tests build and run the binary, which the test
 	# cache cannot see; a cached pass would not be a pass.
 	$(GO) test -race -count=1 -timeout 20m ./...
+	# The store-level suites again, on PostgreSQL (a private cluster per
+	# test binary, kv/testengine): both engines pass the same tests.
+	CERTMAIL_TEST_ENGINE=postgres $(GO) test -race -count=1 -timeout 20m $(ENGINE_PACKAGES)
 
 # Run every fuzz target for a short while (FUZZTIME=30s by default).
 FUZZTIME ?= 30s

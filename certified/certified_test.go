@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"certmail/certified"
 	"certmail/imapsrv"
+	"certmail/kv/testengine"
 	"certmail/mailbox"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
@@ -34,6 +36,12 @@ var heldMessage = []byte("From: Court Clerk <clerk@court.example>\r\n" +
 	"Content-Type: text/plain\r\n\r\n" +
 	"You are summoned. Case " + secret + ".\r\n" + strings.Repeat("padding line\r\n", 400))
 
+// engines is the engine the suite runs on: Badger, or PostgreSQL with
+// CERTMAIL_TEST_ENGINE=postgres (kv/testengine).
+var engines testengine.Engines
+
+func TestMain(m *testing.M) { os.Exit(engines.Main(m)) }
+
 type env struct {
 	t     *testing.T
 	store *mailbox.Store
@@ -45,7 +53,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	store, err := mailbox.Open(mailbox.Options{Dir: t.TempDir(), Summarize: imapsrv.Summarize, GCInterval: -1})
+	store, err := mailbox.Open(mailbox.Options{Dir: t.TempDir(), Engine: engines.Open(t), Summarize: imapsrv.Summarize, GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"certmail/kv/pgkv"
 )
 
 func appendN(t testing.TB, s *Store, acct, box string, n int) []uint32 {
@@ -471,6 +474,9 @@ func TestModSeqSurvivesKill(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestModSeqSurvivesKill$")
 	cmd.Env = append(os.Environ(), "CERTMAIL_MODSEQ_WRITER="+dir)
+	if dsn, ok := dirDSNs.Load(dir); ok { // on PostgreSQL: the writer's database
+		cmd.Env = append(cmd.Env, "CERTMAIL_MODSEQ_WRITER_DSN="+dsn.(string))
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -538,7 +544,16 @@ func TestModSeqSurvivesKill(t *testing.T) {
 
 // modseqWriter is the process TestModSeqSurvivesKill kills.
 func modseqWriter(dir string) {
-	s, err := Open(Options{Dir: dir, GCInterval: -1})
+	opts := Options{Dir: dir, GCInterval: -1}
+	if dsn := os.Getenv("CERTMAIL_MODSEQ_WRITER_DSN"); dsn != "" {
+		e, err := pgkv.Open(context.Background(), dsn, pgkv.Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		opts.Engine = e
+	}
+	s, err := Open(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -12,7 +12,7 @@ import (
 // (interop TestDiskFull).
 func TestDiskReserve(t *testing.T) {
 	dir := t.TempDir()
-	s := openAt(t, Options{Dir: dir, DiskReserve: -1})
+	s := openBadgerAt(t, Options{Dir: dir, DiskReserve: -1})
 	inbox := newAccount(t, s, "alice")
 	raw := []byte("Subject: kept\r\n\r\nbody\r\n")
 	if err := s.Update(func(tx *Tx) error {
@@ -25,7 +25,7 @@ func TestDiskReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = openAt(t, Options{Dir: dir, DiskReserve: 1 << 62})
+	s = openBadgerAt(t, Options{Dir: dir, DiskReserve: 1 << 62})
 	defer s.Close()
 	if err := s.CheckSpace(1); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("CheckSpace: %v, want ErrDiskFull", err)

@@ -3,22 +3,53 @@ package mailbox
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
+
+	"certmail/kv/testengine"
 )
+
+// engines is the engine the suite runs on: Badger, or PostgreSQL with
+// CERTMAIL_TEST_ENGINE=postgres (kv/testengine).
+var engines testengine.Engines
+
+func TestMain(m *testing.M) { os.Exit(engines.Main(m)) }
 
 func openTestStore(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, Options{Dir: t.TempDir(), GCInterval: -1})
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
-// openAt opens a store with opts, for tests that close and reopen it.
+// dirDSNs maps the data directories of the tests' stores to their
+// PostgreSQL databases, so that a test that closes a store and opens it
+// again on the same Dir finds its data on either engine.
+var dirDSNs sync.Map
+
+// openAt opens a store with opts, for tests that close and reopen it. On
+// PostgreSQL the engine is a database standing for opts.Dir.
 func openAt(t testing.TB, opts Options) *Store {
+	t.Helper()
+	if engines.Postgres() && opts.Engine == nil && !opts.InMemory && opts.Dir != "" {
+		dsn, ok := dirDSNs.Load(opts.Dir)
+		if !ok {
+			dsn, _ = dirDSNs.LoadOrStore(opts.Dir, engines.DSN(t))
+		}
+		opts.Engine = engines.Reopen(t, dsn.(string))
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// openBadgerAt opens a store on Badger whatever the suite's engine, for
+// tests of what only the Badger store does (its data directory, disk
+// reserve, encryption, backup format).
+func openBadgerAt(t testing.TB, opts Options) *Store {
 	t.Helper()
 	s, err := Open(opts)
 	if err != nil {
