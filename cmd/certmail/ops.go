@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"certmail/admin"
 	"certmail/authguard"
@@ -36,6 +37,7 @@ import (
 	"certmail/config"
 	"certmail/imapsrv"
 	"certmail/mailbox"
+	"certmail/progress"
 )
 
 // ---- certmail tls selfsigned ----
@@ -641,8 +643,12 @@ func newBackupCmd(e *env) *cobra.Command {
 }
 
 func runBackup(e *env, df *dirFlags, out string) int {
-	return withOps(e, df, "backup", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
-		res, size, err := fetchBackup(ctx, ops, out)
+	return withOps(e, df, "backup", func(ctx context.Context, ops admin.Ops, cfg *config.Config) error {
+		// The archive's size is known only at its end: the data
+		// directory's is the estimate the bar runs against.
+		meter := newMeter(e, "backup", dataDirSize(cfg.Data), true)
+		res, size, err := fetchBackup(ctx, ops, out, meter)
+		_, took := meter.Done()
 		if err != nil {
 			return err
 		}
@@ -650,17 +656,49 @@ func runBackup(e *env, df *dirFlags, out string) int {
 		if res.Encrypted {
 			enc = ", encrypted with the store's key"
 		}
-		fmt.Fprintf(e.stdout, "wrote %s (%d bytes%s): store at version %d (%d bytes), files %s\n",
-			out, size, enc, res.Version, res.StoreBytes, strings.Join(res.Files, ", "))
+		fmt.Fprintf(e.stdout, "wrote %s (%s%s) in %s, %s: store at version %d (%s), files %s\n",
+			out, progress.Bytes(size), enc, progress.Elapsed(took), progress.Rate(rate(size, took)),
+			res.Version, progress.Bytes(res.StoreBytes), strings.Join(res.Files, ", "))
 		return nil
 	})
+}
+
+// newMeter shows a long operation's progress on stderr: a bar on a
+// terminal, a plain line every 10 s otherwise (a log, cron mail).
+func newMeter(e *env, what string, total int64, estimated bool) *progress.Meter {
+	f, ok := e.stderr.(*os.File)
+	tty := ok && term.IsTerminal(int(f.Fd()))
+	return progress.New(e.stderr, what, progress.Options{Total: total, Estimated: estimated, Terminal: tty})
+}
+
+func rate(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// dataDirSize is the size of the data directory's files, 0 if unknown.
+func dataDirSize(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // fetchBackup reads a backup stream into path, through a temporary file
 // beside it that is linked into place once complete and synced: a
 // failure leaves no partial file under the name, and an existing file is
 // never replaced.
-func fetchBackup(ctx context.Context, ops admin.Ops, path string) (*BackupResult, int64, error) {
+// count, if not nil, is written what is written to the file.
+func fetchBackup(ctx context.Context, ops admin.Ops, path string, count io.Writer) (*BackupResult, int64, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return nil, 0, fmt.Errorf("%s already exists", path)
 	}
@@ -683,6 +721,9 @@ func fetchBackup(ctx context.Context, ops admin.Ops, path string) (*BackupResult
 		}
 		n, err := tmp.Write(chunk.Data)
 		size += int64(n)
+		if count != nil {
+			count.Write(chunk.Data[:n])
+		}
 		if err != nil {
 			ops.Call(context.Background(), "ops.backup.close", stream, nil)
 			return nil, 0, fmt.Errorf("writing %s: %w", tmp.Name(), err)
@@ -731,19 +772,32 @@ func runRestore(e *env, df *dirFlags, file string) int {
 		return exitFailure
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	man, tr, err := restoreBackup(cfg, file, logger)
+	var size int64
+	if fi, err := os.Stat(file); err == nil {
+		size = fi.Size()
+	}
+	meter := newMeter(e, "restore", size, false)
+	man, tr, err := restoreBackupCounting(cfg, file, logger, meter)
+	_, took := meter.Done()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(e.stdout, "restored %s into %s: store at version %d (%d bytes), files %s\n",
-		file, cfg.Data, tr.Version, tr.Bytes, strings.Join(man.Files, ", "))
+	fmt.Fprintf(e.stdout, "restored %s (%s) into %s in %s, %s: store at version %d (%s), files %s\n",
+		file, progress.Bytes(size), cfg.Data, progress.Elapsed(took), progress.Rate(rate(size, took)),
+		tr.Version, progress.Bytes(tr.Bytes), strings.Join(man.Files, ", "))
 	return exitOK
 }
 
 // restoreBackup unpacks the archive at file into cfg.Data, which must be
 // new or empty: restoring over live data would mix two histories.
 func restoreBackup(cfg *config.Config, file string, logger *slog.Logger) (*backupManifest, *backupTrailer, error) {
+	return restoreBackupCounting(cfg, file, logger, nil)
+}
+
+// restoreBackupCounting is restoreBackup writing each byte read from
+// file to count (a progress meter), if not nil.
+func restoreBackupCounting(cfg *config.Config, file string, logger *slog.Logger, count io.Writer) (*backupManifest, *backupTrailer, error) {
 	if ents, err := os.ReadDir(cfg.Data); err == nil && len(ents) > 0 {
 		return nil, nil, fmt.Errorf("data directory %s is not empty: restore into a new directory", cfg.Data)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -758,7 +812,11 @@ func restoreBackup(cfg *config.Config, file string, logger *slog.Logger) (*backu
 		return nil, nil, err
 	}
 	defer f.Close()
-	r, err := newBackupReader(f, so.EncryptionKey)
+	var in io.Reader = f
+	if count != nil {
+		in = io.TeeReader(f, count)
+	}
+	r, err := newBackupReader(in, so.EncryptionKey)
 	if err != nil {
 		return nil, nil, err
 	}
