@@ -140,3 +140,47 @@ func TestCondStoreUnsolicitedFetch(t *testing.T) {
 		t.Fatalf("MODSEQ without CONDSTORE: %q", l)
 	}
 }
+
+// RFC 7162 3.1: the first CONDSTORE-enabling command in the selected
+// state (here FETCH MODSEQ, as imaptest's esearch-condstore sends it, and
+// STORE UNCHANGEDSINCE) is answered with OK [HIGHESTMODSEQ n] before its
+// own responses, once. n is never newer than the client's view: with
+// another session's change still queued for it, n is the value its view
+// holds.
+func TestCondStoreFirstEnablingCommand(t *testing.T) {
+	ts := newTestServer(t)
+	imapsrv.SetCondStore(ts.srv, true)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 2)
+	_, status, err := ts.store.Status("alice", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm := status.HighestModSeq
+
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+	got := rc.ok(`FETCH 1 (MODSEQ)`)
+	if len(got) != 2 || got[0] != fmt.Sprintf("* OK [HIGHESTMODSEQ %d] Highest", hm) || !strings.HasPrefix(got[1], "* 1 FETCH (UID 1 MODSEQ (") {
+		t.Fatalf("first FETCH MODSEQ: %q", got)
+	}
+	mustNotContain(t, rc.ok(`FETCH 1 (MODSEQ)`), "HIGHESTMODSEQ")
+
+	// A change queued for the session: the view is still at hm.
+	rc2 := ts.rawLogin("alice")
+	rc2.ok(`SELECT INBOX`)
+	other := ts.rawLogin("alice")
+	other.ok(`SELECT INBOX`)
+	other.ok(`STORE 2 +FLAGS.SILENT (\Flagged)`)
+	got = rc2.ok(fmt.Sprintf(`STORE 1 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\Seen)`, hm))
+	if got[0] != fmt.Sprintf("* OK [HIGHESTMODSEQ %d] Highest", hm) {
+		t.Fatalf("first STORE UNCHANGEDSINCE: %q", got)
+	}
+	// With nothing queued, the mailbox's.
+	rc3 := ts.rawLogin("alice")
+	rc3.ok(`SELECT INBOX`)
+	got = rc3.ok(`FETCH 1 (FLAGS) (CHANGEDSINCE 1)`)
+	if got[0] != fmt.Sprintf("* OK [HIGHESTMODSEQ %d] Highest", hm+2) {
+		t.Fatalf("first FETCH CHANGEDSINCE: %q", got)
+	}
+}

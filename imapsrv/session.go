@@ -41,6 +41,9 @@ type session struct {
 	// QResync (qresync.go) to answer; nil when the client's UIDVALIDITY
 	// is not the mailbox's.
 	resync *imap.SelectQResync
+	// viewModSeq is a HIGHESTMODSEQ of the mailbox the client's view
+	// holds everything up to (see HighestModSeq).
+	viewModSeq uint64
 	// deferNew is set by a COPY or MOVE into a hook's mailbox (a stub into
 	// Acknowledge) for the poll that ends it: the message it releases into
 	// this mailbox is announced on the next poll (IDLE, NOOP, any
@@ -402,7 +405,11 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.readOnly = options != nil && options.ReadOnly
 	sess.searchRes = nil
 	sess.kwKnown = len(facts.Keywords)
+	sess.viewModSeq = facts.HighestModSeq
 	st.SetMailboxFlagsWriter(sess.announceKeywords)
+	st.SetFlagsLookup(func(uid imap.UID) ([]imap.Flag, uint64, bool, error) {
+		return sess.currentFlags(box, uid)
+	})
 	sess.resync = nil
 	if options != nil && options.QResync != nil && options.QResync.UIDValidity == info.UIDValidity {
 		sess.resync = options.QResync
@@ -463,6 +470,47 @@ func (sess *session) announceKeywords() error {
 		permanent = append(slices.Clone(flags), imap.FlagWildcard)
 	}
 	return sess.conn.WriteMailboxFlags(flags, permanent)
+}
+
+// HighestModSeq is the HIGHESTMODSEQ written when the first
+// CONDSTORE-enabling command comes in the selected state (RFC 7162 3.1).
+// It must not be newer than the client's view: a client that keeps it
+// and resyncs from it later would never learn of a change still queued
+// for it now. With nothing queued the view is the mailbox's; else the
+// last value known to be covered.
+func (sess *session) HighestModSeq() (uint64, error) {
+	box := sess.box
+	if box == nil {
+		return 0, nil
+	}
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	if !sess.tracker.Queued() {
+		sess.viewModSeq = box.highest
+	}
+	return sess.viewModSeq, nil
+}
+
+// currentFlags is the session tracker's FlagsLookup: a queued flag change
+// is written with the message's flags as they are now, never older than
+// what the session's own STORE or FETCH has shown since it was queued
+// (imapserver.SessionTracker.SetFlagsLookup). A keyword among them the
+// client has not been told of goes into FLAGS first.
+func (sess *session) currentFlags(box *trackedBox, uid imap.UID) ([]imap.Flag, uint64, bool, error) {
+	box.mu.Lock()
+	i, ok := box.find(uint32(uid))
+	var m *mailbox.Message
+	if ok {
+		m = box.msgs[i]
+	}
+	box.mu.Unlock()
+	if !ok {
+		return nil, 0, false, nil
+	}
+	if err := sess.announceKeywords(); err != nil {
+		return nil, 0, false, err
+	}
+	return imapFlags(m.Flags), m.ModSeq, true, nil
 }
 
 func (sess *session) Unselect() error {

@@ -38,6 +38,8 @@ type trackedBox struct {
 	// announced by a length (session.kwKnown).
 	keywords []string
 	kwSeen   map[string]bool
+	// highest is the mailbox's HIGHESTMODSEQ, kept by onChange.
+	highest uint64
 }
 
 // addKeywords adds the keywords among flags that FLAGS does not list yet
@@ -93,8 +95,9 @@ func (s *Server) open(acct string, id uint32) (*trackedBox, *imapserver.SessionT
 		box = s.boxes[key]
 		if box == nil {
 			box = &trackedBox{
-				key:  key,
-				msgs: slices.Clone(msgs), // the store's own index
+				key:     key,
+				highest: f.HighestModSeq,
+				msgs:    slices.Clone(msgs), // the store's own index
 
 				tracker: imapserver.NewMailboxTracker(uint32(len(msgs))),
 			}
@@ -165,6 +168,7 @@ func (s *Server) onChange(c mailbox.Change) {
 	box.mu.Lock()
 	defer box.mu.Unlock()
 	defer box.wakeIdlers()
+	box.highest = max(box.highest, c.ModSeq)
 	switch c.Kind {
 	case mailbox.MessageAdded:
 		if box.addKeywords(c.Message.Flags) {

@@ -19,11 +19,34 @@ func (c *Conn) condStoreSupported() bool {
 	return ok && s.CondStore()
 }
 
+// SessionHighestModSeq is implemented by sessions that can tell the
+// selected mailbox's HIGHESTMODSEQ as the client may know it (certmail
+// patch): with everything the client was told, nothing it was not.
+type SessionHighestModSeq interface {
+	HighestModSeq() (uint64, error)
+}
+
 // enableCondStore records a CONDSTORE-enabling command (RFC 7162 3.1).
-func (c *Conn) enableCondStore() {
+// The first one in the selected state answers OK [HIGHESTMODSEQ n] too,
+// before the command's own responses (RFC 7162 3.1: the client has no
+// HIGHESTMODSEQ for the mailbox yet).
+func (c *Conn) enableCondStore() error {
 	c.mutex.Lock()
+	was := c.enabled.Has(imap.CapCondStore)
 	c.enabled[imap.CapCondStore] = struct{}{}
 	c.mutex.Unlock()
+	if was || c.state != imap.ConnStateSelected {
+		return nil
+	}
+	s, ok := c.session.(SessionHighestModSeq)
+	if !ok {
+		return nil
+	}
+	modSeq, err := s.HighestModSeq()
+	if err != nil {
+		return err
+	}
+	return c.writeHighestModSeq(modSeq)
 }
 
 // CondStoreEnabled reports whether a CONDSTORE-enabling command ran on the

@@ -125,7 +125,9 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		if !c.condStoreSupported() {
 			return newClientBugError("Unknown FETCH data item")
 		}
-		c.enableCondStore()
+		if err := c.enableCondStore(); err != nil { // RFC 7162 3.1
+			return err
+		}
 	}
 
 	if numKind == NumKindUID {

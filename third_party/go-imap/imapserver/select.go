@@ -69,7 +69,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	}
 
 	if condStore {
-		c.enableCondStore()
+		c.enableCondStore() // not selected: nothing to write
 	}
 	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: condStore, QResync: qresync}
 	data, err := c.session.Select(mailbox, &options)

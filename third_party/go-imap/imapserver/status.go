@@ -46,7 +46,9 @@ func (c *Conn) handleStatus(dec *imapwire.Decoder) error {
 		if !c.condStoreSupported() {
 			return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown STATUS data item"}
 		}
-		c.enableCondStore()
+		if err := c.enableCondStore(); err != nil { // RFC 7162 3.1
+			return err
+		}
 	}
 
 	data, err := c.session.Status(mailbox, &options)

@@ -94,7 +94,9 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 	if hasModifiers {
-		c.enableCondStore() // RFC 7162 3.1
+		if err := c.enableCondStore(); err != nil { // RFC 7162 3.1
+			return err
+		}
 	}
 
 	w := &FetchWriter{conn: c}

@@ -165,6 +165,28 @@ type SessionTracker struct {
 	// flagsWriter is called where QueueMailboxFlagsChanged's mark is
 	// polled (certmail patch).
 	flagsWriter func() error
+	// flagsLookup, if set, gives a message's flags and mod-sequence as
+	// they are when a queued FETCH about it is written (certmail patch).
+	flagsLookup FlagsLookup
+}
+
+// FlagsLookup returns a message's current flags and mod-sequence; ok is
+// false if the message is gone (certmail patch).
+type FlagsLookup func(uid imap.UID) (flags []imap.Flag, modSeq uint64, ok bool, err error)
+
+// SetFlagsLookup sets the function through which a queued flag change is
+// written with the message's flags as they are when it is written, not as
+// they were when it was queued (certmail patch). A queued change can be
+// older than what the client was told since: another session's STORE
+// committed just before this session's own, whose response shows the
+// later state; writing the queued flags after it would take the client's
+// view back (and its MODSEQ down, which RFC 7162 3.2 clients treat as an
+// error). The current state is never older than anything written before.
+// It runs on the goroutine that polls.
+func (t *SessionTracker) SetFlagsLookup(f FlagsLookup) {
+	t.mutex.Lock()
+	t.flagsLookup = f
+	t.mutex.Unlock()
 }
 
 // SetMailboxFlagsWriter sets the function that writes this session's
@@ -224,14 +246,14 @@ func (t *SessionTracker) Poll(w *UpdateWriter, allowExpunge bool) error {
 			t.queue = nil
 		}
 	}
-	fw := t.flagsWriter
+	fw, fl := t.flagsWriter, t.flagsLookup
 	t.mutex.Unlock()
-	return writeUpdates(w, updates, fw)
+	return writeUpdates(w, updates, fw, fl)
 }
 
 // writeUpdates writes updates in order (certmail patch: shared by Poll
 // and PollDeferringNew).
-func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error) error {
+func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error, flagsLookup FlagsLookup) error {
 	vanished := w.conn != nil && w.conn.QResyncEnabled()
 	for i := 0; i < len(updates); i++ {
 		update := updates[i]
@@ -255,7 +277,17 @@ func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() e
 		case update.mailboxFlags != nil:
 			err = w.WriteMailboxFlags(update.mailboxFlags)
 		case update.fetch != nil:
-			err = w.writeMessageFlags(update.fetch.seqNum, update.fetch.uid, update.fetch.flags, update.fetch.modSeq)
+			f := *update.fetch
+			if flagsLookup != nil && f.uid != 0 {
+				flags, modSeq, ok, lerr := flagsLookup(f.uid)
+				if lerr != nil {
+					return lerr
+				}
+				if ok && modSeq >= f.modSeq {
+					f.flags, f.modSeq = flags, modSeq
+				}
+			}
+			err = w.writeMessageFlags(f.seqNum, f.uid, f.flags, f.modSeq)
 		case update.flagsChanged:
 			if flagsWriter != nil {
 				err = flagsWriter()
@@ -324,10 +356,10 @@ loop:
 		queue = append(queue, trackerUpdate{numMessages: count + n, before: count + n - 1})
 	}
 	t.queue = append(queue, held...)
-	fw := t.flagsWriter
+	fw, fl := t.flagsWriter, t.flagsLookup
 	t.mutex.Unlock()
 
-	return writeUpdates(w, write, fw)
+	return writeUpdates(w, write, fw, fl)
 }
 
 // QueuedExpunges returns the UIDs of the expunges queued for the session
@@ -345,6 +377,15 @@ func (t *SessionTracker) QueuedExpunges() []imap.UID {
 		}
 	}
 	return uids
+}
+
+// Queued reports whether updates are queued for the session (certmail
+// patch): until they are written, the client's view is older than the
+// mailbox.
+func (t *SessionTracker) Queued() bool {
+	t.mutex.Lock()
+	defer t.mutex.Unlock()
+	return len(t.queue) > 0
 }
 
 // Idle continuously writes mailbox updates.
