@@ -6,7 +6,6 @@ package main
 // the config, and sd_notify for systemd's Type=notify.
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,7 +15,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -25,7 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,6 +31,7 @@ import (
 	"certmail/admin"
 	"certmail/authguard"
 	"certmail/autoconfig"
+	"certmail/backup"
 	"certmail/config"
 	"certmail/imapsrv"
 	"certmail/mailbox"
@@ -298,329 +296,38 @@ func sdNotify(state string, logger *slog.Logger) {
 	}
 }
 
-// ---- backup and restore ----
-
-// A backup is a tar archive, written as a stream (no scratch file, and
-// memory bounded by one chunk):
-//
-//	certmail-backup.json      manifest: format, time, the files below
-//	files/NAME                the data directory's own files (gateway.key)
-//	store/000000, 000001, …   Badger's backup stream, in chunks of 4 MiB
-//	certmail-backup-end.json  trailer: store version, chunks and bytes
-//
-// The trailer is written only once the store stream is complete, so a
-// truncated archive is refused. When the store is encrypted at rest, the
-// whole archive is encrypted with the same key (backupcrypt.go).
-const (
-	backupManifestName = "certmail-backup.json"
-	backupTrailerName  = "certmail-backup-end.json"
-	backupStorePrefix  = "store/"
-	backupFilesDir     = "files/"
-	backupFormat       = 1
-	backupStoreChunk   = 4 << 20
-	// backupReadChunk is what one ops.backup.read returns: its base64
-	// must fit the admin client's 1 MiB reply line.
-	backupReadChunk = 512 << 10
-	// backupIdle ends a backup stream nobody reads (a CLI that died).
-	backupIdle = time.Minute
-)
-
-type backupManifest struct {
-	Format  int       `json:"format"`
-	Created time.Time `json:"created"`
-	Files   []string  `json:"files"`
-}
-
-type backupTrailer struct {
-	// Version is the store version the snapshot is consistent at.
-	Version uint64 `json:"version"`
-	Chunks  int    `json:"chunks"`
-	Bytes   int64  `json:"bytes"`
-}
-
-// BackupResult says what a backup holds.
-type BackupResult struct {
-	Version    uint64   `json:"version"`
-	StoreBytes int64    `json:"store_bytes"`
-	Files      []string `json:"files"`
-	Encrypted  bool     `json:"encrypted"`
-}
-
-// writeBackupArchive streams the archive of store and the files of
-// cfg.Data to w. Badger reads the store from one snapshot: a delivery
-// committing meanwhile is wholly in the backup or not at all, and
-// writers are not blocked.
-func writeBackupArchive(store *mailbox.Store, cfg *config.Config, w io.Writer) (*BackupResult, error) {
-	var key []byte
-	if cfg.EncryptionKeyFile != "" {
-		var err error
-		if key, err = config.ReadEncryptionKey(cfg.EncryptionKeyFile); err != nil {
-			return nil, err
-		}
-	}
-	files, err := dataDirFiles(cfg.Data)
-	if err != nil {
-		return nil, err
-	}
-	out, err := newBackupWriter(w, key)
-	if err != nil {
-		return nil, err
-	}
-	tw := tar.NewWriter(out)
-	man, _ := json.MarshalIndent(backupManifest{Format: backupFormat, Created: time.Now().UTC(), Files: files}, "", "  ")
-	if err := tarAdd(tw, backupManifestName, man); err != nil {
-		return nil, err
-	}
-	for _, name := range files {
-		data, err := os.ReadFile(filepath.Join(cfg.Data, name))
-		if err != nil {
-			return nil, fmt.Errorf("backing up %s: %w", name, err)
-		}
-		if err := tarAdd(tw, backupFilesDir+name, data); err != nil {
-			return nil, err
-		}
-	}
-	ch := &chunkWriter{tw: tw, buf: make([]byte, 0, backupStoreChunk)}
-	version, err := store.Backup(ch)
-	if err == nil {
-		err = ch.flush()
-	}
-	if err != nil {
-		return nil, err
-	}
-	trailer, _ := json.Marshal(backupTrailer{Version: version, Chunks: ch.chunks, Bytes: ch.bytes})
-	if err := tarAdd(tw, backupTrailerName, trailer); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := out.Close(); err != nil {
-		return nil, err
-	}
-	return &BackupResult{Version: version, StoreBytes: ch.bytes, Files: files, Encrypted: key != nil}, nil
-}
-
-// chunkWriter cuts the store stream into tar entries of backupStoreChunk
-// bytes: a tar entry needs its size first, and the stream's is known only
-// at its end.
-type chunkWriter struct {
-	tw     *tar.Writer
-	buf    []byte
-	chunks int
-	bytes  int64
-}
-
-func (c *chunkWriter) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		k := min(len(p), cap(c.buf)-len(c.buf))
-		c.buf = append(c.buf, p[:k]...)
-		p, n = p[k:], n+k
-		if len(c.buf) == cap(c.buf) {
-			if err := c.flush(); err != nil {
-				return n, err
-			}
-		}
-	}
-	return n, nil
-}
-
-func (c *chunkWriter) flush() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	if err := tarAdd(c.tw, fmt.Sprintf("%s%06d", backupStorePrefix, c.chunks), c.buf); err != nil {
-		return err
-	}
-	c.chunks++
-	c.bytes += int64(len(c.buf))
-	c.buf = c.buf[:0]
-	return nil
-}
-
-func tarAdd(tw *tar.Writer, name string, data []byte) error {
-	if err := tw.WriteHeader(&tar.Header{Name: name, Size: int64(len(data)), Mode: 0o600, ModTime: time.Now(), Typeflag: tar.TypeReg}); err != nil {
-		return fmt.Errorf("backup: %s: %w", name, err)
-	}
-	if _, err := tw.Write(data); err != nil {
-		return fmt.Errorf("backup: %s: %w", name, err)
-	}
-	return nil
-}
-
-// dataDirFiles are the regular files of the data directory that are not
-// Badger's: they are not in the store's backup stream but belong to the
-// data (the gateway's signing key, without which the restored gateway
-// would sign new evidence under a new key).
-func dataDirFiles(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading data directory: %w", err)
-	}
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		if !e.Type().IsRegular() || isBadgerFile(n) || strings.HasPrefix(n, ".") {
-			continue
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func isBadgerFile(name string) bool {
-	switch name {
-	case "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK", "REWRITE-MANIFEST", "REWRITE-KEYREGISTRY":
-		return true
-	}
-	for _, ext := range []string{".sst", ".vlog", ".mem"} {
-		if strings.HasSuffix(name, ext) {
-			return true
-		}
-	}
-	return false
-}
-
-// The backup travels to the CLI through the admin socket, in chunks:
-// ops.backup.open starts the archive in the process holding the store,
-// ops.backup.read returns its next bytes until the end, and the CLI
-// writes the file with its own permissions, wherever it may (the server
-// itself may write only its data directory under the systemd unit).
-
-// BackupStreamParams name a backup stream.
-type BackupStreamParams struct {
-	ID string `json:"id"`
-}
-
-// BackupChunk is the reply of ops.backup.read.
-type BackupChunk struct {
-	Data []byte `json:"data"`
-	EOF  bool   `json:"eof"`
-	// Result is set with EOF.
-	Result *BackupResult `json:"result,omitempty"`
-}
-
-type backupStreams struct {
-	store *mailbox.Store
-	cfg   *config.Config
-	log   *slog.Logger
-
-	mu sync.Mutex
-	m  map[string]*backupStream
-}
-
-type backupStream struct {
-	pr    *io.PipeReader
-	timer *time.Timer
-	done  chan struct{}
-	res   *BackupResult
-	err   error
-}
-
-func (b *backupStreams) open() (string, error) {
-	idb := make([]byte, 12)
-	rand.Read(idb)
-	id := fmt.Sprintf("%x", idb)
-	pr, pw := io.Pipe()
-	st := &backupStream{pr: pr, done: make(chan struct{})}
-	// A stream nobody reads for backupIdle is dropped: closing the pipe
-	// makes the writer, and so Badger's stream, stop.
-	st.timer = time.AfterFunc(backupIdle, func() {
-		b.log.Warn("backup abandoned: nobody read it", "id", id, "idle", backupIdle.String())
-		b.close(id)
-	})
-	b.mu.Lock()
-	if len(b.m) >= 4 {
-		b.mu.Unlock()
-		st.timer.Stop()
-		return "", fmt.Errorf("%w: 4 backups are already running", admin.ErrBadRequest)
-	}
-	b.m[id] = st
-	b.mu.Unlock()
-	b.log.Info("backup started", "id", id)
-	go func() {
-		defer close(st.done)
-		st.res, st.err = writeBackupArchive(b.store, b.cfg, pw)
-		pw.CloseWithError(st.err) // nil: the reader sees EOF
-	}()
-	return id, nil
-}
-
-func (b *backupStreams) get(id string) (*backupStream, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	st := b.m[id]
-	if st == nil {
-		return nil, fmt.Errorf("%w: no backup stream %q (finished, or dropped after %v unread)", admin.ErrBadRequest, id, backupIdle)
-	}
-	return st, nil
-}
-
-func (b *backupStreams) close(id string) {
-	b.mu.Lock()
-	st := b.m[id]
-	delete(b.m, id)
-	b.mu.Unlock()
-	if st != nil {
-		st.timer.Stop()
-		st.pr.CloseWithError(errors.New("backup stream closed"))
-	}
-}
-
-func (b *backupStreams) read(id string) (*BackupChunk, error) {
-	st, err := b.get(id)
-	if err != nil {
-		return nil, err
-	}
-	st.timer.Reset(backupIdle)
-	buf := make([]byte, backupReadChunk)
-	n, err := io.ReadFull(st.pr, buf)
-	switch {
-	case err == nil:
-		return &BackupChunk{Data: buf[:n]}, nil
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		<-st.done
-		b.close(id)
-		if st.err != nil {
-			return nil, st.err
-		}
-		b.log.Info("backup written", "id", id, "version", st.res.Version, "store_bytes", st.res.StoreBytes, "encrypted", st.res.Encrypted)
-		return &BackupChunk{Data: buf[:n], EOF: true, Result: st.res}, nil
-	default:
-		b.close(id)
-		<-st.done
-		if st.err != nil {
-			return nil, st.err
-		}
-		return nil, err
-	}
-}
-
-// addOpsMethods registers the backup stream methods.
+// addOpsMethods registers the backup stream methods: ops.backup.open
+// starts the archive in the process holding the store, ops.backup.read
+// returns its next bytes until the end, and the CLI writes the file
+// (backup.Fetch).
 func (s *services) addOpsMethods(m admin.Methods) {
-	b := &backupStreams{store: s.certified.Store(), cfg: s.cfg, m: make(map[string]*backupStream),
-		log: s.logger.With("component", "backup")}
+	key := func() ([]byte, error) {
+		if s.cfg.EncryptionKeyFile == "" {
+			return nil, nil
+		}
+		return config.ReadEncryptionKey(s.cfg.EncryptionKeyFile)
+	}
+	b := backup.NewStreams(s.certified.Store(), s.cfg.Data, key, s.logger.With("component", "backup"))
 	m["ops.backup.open"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
 		if err := admin.DecodeParams(raw, &struct{}{}); err != nil {
 			return nil, err
 		}
-		id, err := b.open()
-		return BackupStreamParams{ID: id}, err
+		id, err := b.Open()
+		return backup.StreamParams{ID: id}, err
 	}
 	m["ops.backup.read"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var p BackupStreamParams
+		var p backup.StreamParams
 		if err := admin.DecodeParams(raw, &p); err != nil {
 			return nil, err
 		}
-		return b.read(p.ID)
+		return b.Read(p.ID)
 	}
 	m["ops.backup.close"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var p BackupStreamParams
+		var p backup.StreamParams
 		if err := admin.DecodeParams(raw, &p); err != nil {
 			return nil, err
 		}
-		b.close(p.ID)
+		b.Close(p.ID)
 		return nil, nil
 	}
 }
@@ -647,7 +354,7 @@ func runBackup(e *env, df *dirFlags, out string) int {
 		// The archive's size is known only at its end: the data
 		// directory's is the estimate the bar runs against.
 		meter := newMeter(e, "backup", dataDirSize(cfg.Data), true)
-		res, size, err := fetchBackup(ctx, ops, out, meter)
+		res, size, err := backup.Fetch(ctx, ops, out, meter)
 		_, took := meter.Done()
 		if err != nil {
 			return err
@@ -693,59 +400,6 @@ func dataDirSize(dir string) int64 {
 	return n
 }
 
-// fetchBackup reads a backup stream into path, through a temporary file
-// beside it that is linked into place once complete and synced: a
-// failure leaves no partial file under the name, and an existing file is
-// never replaced.
-// count, if not nil, is written what is written to the file.
-func fetchBackup(ctx context.Context, ops admin.Ops, path string, count io.Writer) (*BackupResult, int64, error) {
-	if _, err := os.Lstat(path); err == nil {
-		return nil, 0, fmt.Errorf("%s already exists", path)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".certmail-backup-*")
-	if err != nil {
-		return nil, 0, err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	var stream BackupStreamParams
-	if err := ops.Call(ctx, "ops.backup.open", struct{}{}, &stream); err != nil {
-		return nil, 0, err
-	}
-	var size int64
-	for {
-		var chunk BackupChunk
-		if err := ops.Call(ctx, "ops.backup.read", stream, &chunk); err != nil {
-			ops.Call(context.Background(), "ops.backup.close", stream, nil)
-			return nil, 0, err
-		}
-		n, err := tmp.Write(chunk.Data)
-		size += int64(n)
-		if count != nil {
-			count.Write(chunk.Data[:n])
-		}
-		if err != nil {
-			ops.Call(context.Background(), "ops.backup.close", stream, nil)
-			return nil, 0, fmt.Errorf("writing %s: %w", tmp.Name(), err)
-		}
-		if chunk.EOF {
-			if chunk.Result == nil {
-				return nil, 0, errors.New("backup stream ended without a result")
-			}
-			if err := tmp.Sync(); err != nil {
-				return nil, 0, err
-			}
-			if err := tmp.Close(); err != nil {
-				return nil, 0, err
-			}
-			if err := os.Link(tmp.Name(), path); err != nil {
-				return nil, 0, fmt.Errorf("creating backup: %w", err)
-			}
-			return chunk.Result, size, nil
-		}
-	}
-}
-
 func newRestoreCmd(e *env) *cobra.Command {
 	var df dirFlags
 	c := &cobra.Command{
@@ -776,8 +430,13 @@ func runRestore(e *env, df *dirFlags, file string) int {
 	if fi, err := os.Stat(file); err == nil {
 		size = fi.Size()
 	}
+	so, err := storeOptions(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
+		return exitFailure
+	}
 	meter := newMeter(e, "restore", size, false)
-	man, tr, err := restoreBackupCounting(cfg, file, logger, meter)
+	man, tr, err := backup.Restore(so, file, meter)
 	_, took := meter.Done()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
@@ -787,147 +446,4 @@ func runRestore(e *env, df *dirFlags, file string) int {
 		file, progress.Bytes(size), cfg.Data, progress.Elapsed(took), progress.Rate(rate(size, took)),
 		tr.Version, progress.Bytes(tr.Bytes), strings.Join(man.Files, ", "))
 	return exitOK
-}
-
-// restoreBackup unpacks the archive at file into cfg.Data, which must be
-// new or empty: restoring over live data would mix two histories.
-func restoreBackup(cfg *config.Config, file string, logger *slog.Logger) (*backupManifest, *backupTrailer, error) {
-	return restoreBackupCounting(cfg, file, logger, nil)
-}
-
-// restoreBackupCounting is restoreBackup writing each byte read from
-// file to count (a progress meter), if not nil.
-func restoreBackupCounting(cfg *config.Config, file string, logger *slog.Logger, count io.Writer) (*backupManifest, *backupTrailer, error) {
-	if ents, err := os.ReadDir(cfg.Data); err == nil && len(ents) > 0 {
-		return nil, nil, fmt.Errorf("data directory %s is not empty: restore into a new directory", cfg.Data)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, err
-	}
-	so, err := storeOptions(cfg, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	var in io.Reader = f
-	if count != nil {
-		in = io.TeeReader(f, count)
-	}
-	r, err := newBackupReader(in, so.EncryptionKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Before any file is written into it: the store checks too, but
-	// only once the archive's files are in.
-	if err := mailbox.PrepareDataDir(cfg.Data, nil); err != nil {
-		return nil, nil, err
-	}
-	// The store chunks are fed, in order, to one Load running beside.
-	var (
-		pw       *io.PipeWriter
-		loadDone chan error
-		chunks   int
-		bytes    int64
-	)
-	startLoad := func() {
-		var pr *io.PipeReader
-		pr, pw = io.Pipe()
-		loadDone = make(chan error, 1)
-		go func() {
-			err := mailbox.Restore(so, pr)
-			pr.CloseWithError(err) // unblocks the writer if Load stops early
-			loadDone <- err
-		}()
-	}
-	fail := func(err error) (*backupManifest, *backupTrailer, error) {
-		if pw != nil {
-			pw.CloseWithError(err)
-			<-loadDone
-		}
-		// The directory was empty: leave it so, not half restored, so
-		// that nobody starts a server on part of the mail.
-		if ents, rerr := os.ReadDir(cfg.Data); rerr == nil {
-			for _, e := range ents {
-				os.RemoveAll(filepath.Join(cfg.Data, e.Name()))
-			}
-		}
-		return nil, nil, err
-	}
-	tr := tar.NewReader(r)
-	var man *backupManifest
-	var trailer *backupTrailer
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fail(fmt.Errorf("reading backup: %w", err))
-		}
-		switch {
-		case trailer != nil:
-			return fail(fmt.Errorf("backup: entry %q after the end", h.Name))
-		case h.Name == backupManifestName && man == nil:
-			man = new(backupManifest)
-			if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(man); err != nil {
-				return fail(fmt.Errorf("backup manifest: %w", err))
-			}
-			if man.Format != backupFormat {
-				return fail(fmt.Errorf("backup format %d: this certmail reads format %d", man.Format, backupFormat))
-			}
-		case man == nil:
-			return fail(fmt.Errorf("%s is not a certmail backup (no manifest first)", file))
-		case strings.HasPrefix(h.Name, backupFilesDir):
-			name := strings.TrimPrefix(h.Name, backupFilesDir)
-			// Only plain names: an archive must not write outside DIR.
-			if name == "" || name != filepath.Base(name) || name == "." || name == ".." || isBadgerFile(name) {
-				return fail(fmt.Errorf("backup: refusing file name %q", h.Name))
-			}
-			data, err := io.ReadAll(io.LimitReader(tr, 16<<20))
-			if err != nil {
-				return fail(fmt.Errorf("backup: %s: %w", name, err))
-			}
-			if err := os.WriteFile(filepath.Join(cfg.Data, name), data, 0o600); err != nil {
-				return fail(err)
-			}
-		case h.Name == fmt.Sprintf("%s%06d", backupStorePrefix, chunks):
-			if pw == nil {
-				startLoad()
-			}
-			n, err := io.Copy(pw, tr)
-			if err != nil {
-				return fail(fmt.Errorf("restoring the store: %w", err))
-			}
-			chunks++
-			bytes += n
-		case h.Name == backupTrailerName:
-			trailer = new(backupTrailer)
-			if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(trailer); err != nil {
-				return fail(fmt.Errorf("backup trailer: %w", err))
-			}
-			if trailer.Chunks != chunks || trailer.Bytes != bytes {
-				return fail(fmt.Errorf("backup: the store has %d chunks (%d bytes), the trailer says %d (%d)", chunks, bytes, trailer.Chunks, trailer.Bytes))
-			}
-		default:
-			return fail(fmt.Errorf("backup: unexpected entry %q", h.Name))
-		}
-	}
-	if trailer == nil {
-		return fail(fmt.Errorf("%s ends before its trailer (truncated?)", file))
-	}
-	if err := r.Close(); err != nil { // checks an encrypted archive's end
-		return fail(err)
-	}
-	if pw == nil {
-		startLoad() // an empty store still gets created
-	}
-	pw.Close()
-	if err := <-loadDone; err != nil {
-		pw = nil
-		return fail(err)
-	}
-	return man, trailer, nil
 }
