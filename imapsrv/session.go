@@ -212,64 +212,123 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 			Delim: mailbox.Delimiter,
 		})
 	}
-	boxes, err := sess.srv.store.ListMailboxes(sess.acct)
-	if err != nil {
+	var boxes []*mailbox.MailboxInfo
+	var kept []string // subscribed names no mailbox has
+	if err := sess.srv.store.View(func(tx *mailbox.Tx) error {
+		var err error
+		if boxes, err = tx.ListMailboxes(sess.acct); err != nil {
+			return err
+		}
+		kept, err = tx.Subscriptions(sess.acct)
+		return err
+	}); err != nil {
 		return storeError(err)
 	}
+	lsub := w.LSub()
+	byName := make(map[string]*mailbox.MailboxInfo, len(boxes))
+	subscribed := make(map[string]bool)
 	hasChildren := make(map[string]bool)
-	// subscribedBelow: mailboxes with a subscribed descendant, for
-	// RECURSIVEMATCH (RFC 5258 3.5).
-	subscribedBelow := make(map[string]bool)
 	for _, mb := range boxes {
+		byName[mb.Name] = mb
+		if mb.Subscribed {
+			subscribed[mb.Name] = true
+		}
 		if i := strings.LastIndexByte(mb.Name, mailbox.Delimiter); i > 0 {
 			hasChildren[mb.Name[:i]] = true
 		}
-		if mb.Subscribed {
-			for i := 0; i < len(mb.Name); i++ {
-				if mb.Name[i] == mailbox.Delimiter {
-					subscribedBelow[mb.Name[:i]] = true
+	}
+	for _, n := range kept {
+		subscribed[n] = true
+	}
+	matches := func(name string) bool { return listMatch(name, ref, patterns) }
+	// parentOfUnmatched: names with a subscribed descendant that the
+	// patterns do not match. LIST (SUBSCRIBED RECURSIVEMATCH) returns
+	// them with CHILDINFO (RFC 5258 3.5), LSUB with \Noselect when not
+	// subscribed themselves (RFC 3501 6.3.9: LSUB "" "foo/%" with
+	// foo/bar/baz subscribed lists foo/bar).
+	parentOfUnmatched := make(map[string]bool)
+	if options.SelectSubscribed && (lsub || options.SelectRecursiveMatch) {
+		for name := range subscribed {
+			if matches(name) {
+				continue
+			}
+			for i := 0; i < len(name); i++ {
+				if name[i] == mailbox.Delimiter {
+					parentOfUnmatched[name[:i]] = true
 				}
 			}
 		}
 	}
+	// The names that may be listed: every mailbox; with SUBSCRIBED, the
+	// subscribed names without one too (RFC 5258 3.1: \NonExistent) and
+	// the parents above.
+	names := make([]string, 0, len(boxes))
 	for _, mb := range boxes {
-		if !listMatch(mb.Name, ref, patterns) {
+		names = append(names, mb.Name)
+	}
+	if options.SelectSubscribed {
+		for n := range subscribed {
+			if byName[n] == nil {
+				names = append(names, n)
+			}
+		}
+		for n := range parentOfUnmatched {
+			if byName[n] == nil && !subscribed[n] {
+				names = append(names, n)
+			}
+		}
+		slices.Sort(names)
+	}
+	for _, name := range names {
+		if !matches(name) {
 			continue
 		}
-		// With RECURSIVEMATCH, a mailbox is also listed for a subscribed
-		// descendant, with CHILDINFO saying so; without it, the option was
-		// accepted and ignored, against LIST-EXTENDED.
-		childInfo := options.SelectSubscribed && options.SelectRecursiveMatch && subscribedBelow[mb.Name]
-		if options.SelectSubscribed && !mb.Subscribed && !childInfo {
+		mb := byName[name]
+		isSub := subscribed[name]
+		childInfo := false
+		if options.SelectSubscribed {
+			childInfo = parentOfUnmatched[name]
+			if !isSub && !childInfo {
+				continue
+			}
+		}
+		if options.SelectSpecialUse && (mb == nil || len(mb.SpecialUse) == 0) {
 			continue
 		}
-		if options.SelectSpecialUse && len(mb.SpecialUse) == 0 {
-			continue
+		data := &imap.ListData{Mailbox: name, Delim: mailbox.Delimiter}
+		switch {
+		case lsub:
+			if mb == nil || !isSub {
+				data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
+			}
+		case mb == nil:
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
 		}
-		data := &imap.ListData{Mailbox: mb.Name, Delim: mailbox.Delimiter}
-		if childInfo {
+		if childInfo && !lsub {
 			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
 		}
-		if hasChildren[mb.Name] {
+		if hasChildren[name] {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
+		} else if mb != nil {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
 		}
-		if mb.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
+		if isSub && (options.SelectSubscribed || options.ReturnSubscribed) {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
 		}
-		// Special-use attributes are returned whether asked for or not
-		// (RFC 6154 allows it), because clients that do not ask for them
-		// still use them to find Sent and Trash.
-		for _, u := range mb.SpecialUse {
-			data.Attrs = append(data.Attrs, imap.MailboxAttr(u))
-		}
-		if options.ReturnStatus != nil {
-			st, err := sess.status(mb.Name, options.ReturnStatus)
-			if err != nil {
-				return err
+		if mb != nil {
+			// Special-use attributes are returned whether asked for or
+			// not (RFC 6154 allows it), because clients that do not ask
+			// for them still use them to find Sent and Trash.
+			for _, u := range mb.SpecialUse {
+				data.Attrs = append(data.Attrs, imap.MailboxAttr(u))
 			}
-			data.Status = st
+			if options.ReturnStatus != nil {
+				st, err := sess.status(mb.Name, options.ReturnStatus)
+				if err != nil {
+					return err
+				}
+				data.Status = st
+			}
 		}
 		if err := w.WriteList(data); err != nil {
 			return err

@@ -349,6 +349,9 @@ func (s *Store) DeleteAccount(name string) error {
 				return fmt.Errorf("deleting account %q: %w", acct, err)
 			}
 		}
+		if err := tx.dropSubscriptions(acct); err != nil {
+			return fmt.Errorf("deleting account %q: %w", acct, err)
+		}
 		if err := tx.set(goneAccountKey(acct), binary.BigEndian.AppendUint32(nil, a.NextMailboxID)); err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 //	acct/<acct>                         Account record
 //	acctgone/<acct>                     a deleted account's next mailbox ID:4
 //	mbox/<acct>\x00<mailbox name>       Mailbox record (sorted by name)
+//	sub/<acct>\x00<mailbox name>        a subscription to a name no mailbox has (subscriptions.go)
 //	msg/<acct>\x00<mbox id:4><uid:4>    message record (flags, size, dates, blob)
 //	blob/<id:8>                         blob record (reference count, size)
 //	raw/<id:8>                          the message bytes, as received
@@ -30,6 +31,7 @@ const (
 	prefixSeq     = "seq/"
 	prefixAux     = "x/"
 	prefixBlobRef = "bref/"
+	prefixSub     = "sub/"
 )
 
 func accountKey(acct string) []byte { return []byte(prefixAccount + acct) }

@@ -137,6 +137,9 @@ func (tx *Tx) CreateMailbox(acct string, nm NewMailbox) (*MailboxInfo, error) {
 		Subscribed:  nm.Subscribed,
 		Created:     now(),
 	}
+	if err := tx.adoptSubscription(acct, mb); err != nil {
+		return nil, err
+	}
 	if err := tx.setJSON(accountKey(acct), a); err != nil {
 		return nil, err
 	}
@@ -150,16 +153,6 @@ func (tx *Tx) CreateMailbox(acct string, nm NewMailbox) (*MailboxInfo, error) {
 		return []Change{{Kind: MailboxCreated, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
 	})
 	return mb, nil
-}
-
-// SetSubscribed subscribes or unsubscribes a mailbox.
-func (tx *Tx) SetSubscribed(acct, name string, subscribed bool) error {
-	mb, err := tx.Mailbox(acct, name)
-	if err != nil {
-		return err
-	}
-	mb.Subscribed = subscribed
-	return tx.putMailbox(acct, mb)
 }
 
 // RenameMailbox renames a mailbox and its children. Renaming INBOX moves
@@ -193,6 +186,9 @@ func (tx *Tx) RenameMailbox(acct, oldName, newName string) error {
 			return err
 		}
 		mb.Name = to
+		if err := tx.adoptSubscription(acct, mb); err != nil {
+			return err
+		}
 		if err := tx.putMailbox(acct, mb); err != nil {
 			return err
 		}
@@ -229,6 +225,9 @@ func (tx *Tx) RenameMailbox(acct, oldName, newName string) error {
 		}
 		oldB := b.Name
 		b.Name = newB
+		if err := tx.adoptSubscription(acct, b); err != nil {
+			return err
+		}
 		if err := tx.putMailbox(acct, b); err != nil {
 			return err
 		}
@@ -261,6 +260,9 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 			if _, err := tx.Account(acct); err == nil {
 				return fmt.Errorf("deleting INBOX: %w", ErrProtectedMailbox)
 			}
+		}
+		if err := tx.keepSubscription(acct, mb); err != nil {
+			return err
 		}
 		return tx.dropMailbox(acct, mb)
 	}); err != nil {

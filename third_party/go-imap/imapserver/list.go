@@ -324,6 +324,11 @@ type ListWriter struct {
 	lsub    bool
 }
 
+// LSub reports whether the responses are for LSUB (certmail patch): an
+// LSUB lists unsubscribed parents of subscribed names with \Noselect
+// (RFC 3501 6.3.9), which LIST (SUBSCRIBED) must not (RFC 5258 3.1).
+func (w *ListWriter) LSub() bool { return w.lsub }
+
 // WriteList writes a single LIST response for a mailbox.
 func (w *ListWriter) WriteList(data *imap.ListData) error {
 	if w.lsub {
