@@ -56,6 +56,7 @@ type Cluster struct {
 	version  string // the major version, "15"
 	port     int
 	passfile string
+	lock     *os.File // flocked while the cluster is ours; see sweep
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when the postmaster has exited
 	waitErr  error         // the postmaster's exit status, once exited is closed
@@ -88,13 +89,19 @@ func StartCluster() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	sweep(os.TempDir())
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	c := &Cluster{dir: dir, bin: bin, version: version, passfile: filepath.Join(dir, "pgpass")}
-	if err := c.initdb(cred, owner); err != nil {
+	lock, err := lockDir(dir)
+	if err != nil {
 		os.RemoveAll(dir)
+		return nil, err
+	}
+	c := &Cluster{dir: dir, bin: bin, version: version, passfile: filepath.Join(dir, "pgpass"), lock: lock}
+	if err := c.initdb(cred, owner); err != nil {
+		c.removeDir()
 		return nil, err
 	}
 	// A port taken between our probe and the server's bind (another test
@@ -106,10 +113,61 @@ func StartCluster() (*Cluster, error) {
 			return c, nil
 		}
 		if attempt == 3 || !c.portCollision() {
-			os.RemoveAll(dir)
+			c.removeDir()
 			return nil, err
 		}
 	}
+}
+
+// dirPrefix starts the names of the clusters' temporary directories.
+const dirPrefix = "pgtest-"
+
+// lockName is the file in a cluster's directory that its test binary
+// holds an exclusive flock on, from creating the directory to removing
+// it. The kernel drops the lock when the process dies, however it dies.
+const lockName = "owner.lock"
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// sweep removes the directories of clusters whose test binary died
+// without stopping them (a panic, a -timeout, kill -9): their server died
+// with it (Pdeathsig) and nobody holds their lock. A directory without a
+// lock file yet is being created, unless it is old.
+func sweep(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, dirPrefix+"*"))
+	for _, d := range dirs {
+		f, err := os.OpenFile(filepath.Join(d, lockName), os.O_RDWR, 0)
+		if err != nil {
+			if fi, serr := os.Stat(d); serr == nil && errors.Is(err, os.ErrNotExist) && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(d)
+			}
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.RemoveAll(d)
+		}
+		f.Close()
+	}
+}
+
+// removeDir removes the cluster's directory, then lets go of its lock.
+func (c *Cluster) removeDir() error {
+	err := os.RemoveAll(c.dir)
+	c.lock.Close()
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", c.dir, err)
+	}
+	return nil
 }
 
 // findBin returns the directory of the newest installed major version's
@@ -422,8 +480,8 @@ func (c *Cluster) Stop() error {
 	var err error
 	c.stopOnce.Do(func() {
 		err = c.shutdown(syscall.SIGINT, 30*time.Second)
-		if rmErr := os.RemoveAll(c.dir); rmErr != nil {
-			err = errors.Join(err, fmt.Errorf("remove %s: %w", c.dir, rmErr))
+		if rmErr := c.removeDir(); rmErr != nil {
+			err = errors.Join(err, rmErr)
 		}
 	})
 	return err

@@ -2,9 +2,13 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,5 +169,61 @@ func TestMissingBinariesNamePackage(t *testing.T) {
 	}
 	if !strings.Contains(dir, "/"+v+"/") {
 		t.Errorf("binaries %s for version %s", dir, v)
+	}
+}
+
+// A test binary killed with -9 leaves no server running, and the next
+// cluster's start removes its directory.
+func TestKilledBinaryCleanedUp(t *testing.T) {
+	if os.Getenv("PGTEST_CHILD") != "" {
+		c, err := StartCluster()
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println(c.dir, c.cmd.Process.Pid)
+		time.Sleep(time.Minute) // killed before
+		os.Exit(1)
+	}
+	cmd := osexec.Command(os.Args[0], "-test.run=^TestKilledBinaryCleanedUp$")
+	cmd.Env = append(os.Environ(), "PGTEST_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	var pid int
+	if _, err := fmt.Fscan(out, &dir, &pid); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("child: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("postmaster %d outlived its test binary by 10s", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// (Another test binary starting a cluster meanwhile may have swept
+	// it already.)
+	sweep(filepath.Dir(dir))
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		os.RemoveAll(dir)
+		t.Fatalf("sweep left %s: %v", dir, err)
+	}
+	// A live cluster's directory stays.
+	c := pg.Cluster(t)
+	sweep(filepath.Dir(c.dir))
+	if _, err := os.Stat(c.dir); err != nil {
+		t.Fatalf("sweep removed a live cluster: %v", err)
 	}
 }
