@@ -2,7 +2,6 @@ package imapsrv
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -87,12 +86,13 @@ func (w *commandWatch) check() bool {
 }
 
 // socketOf finds the socket under the layers a connection reaches the
-// session through (TLS, the literal guard, the coalescing writer); nil if
+// session through (TLS, compression, the literal guard, the coalescing
+// writer); nil if
 // there is none.
 func socketOf(c net.Conn) syscall.Conn {
 	for range 8 { // a few layers at most
 		switch x := c.(type) {
-		case *tls.Conn:
+		case interface{ NetConn() net.Conn }: // TLS, COMPRESS
 			c = x.NetConn()
 		case *literalGuard:
 			c = x.Conn

@@ -40,7 +40,9 @@ import (
 // Once STARTTLS succeeds, the bytes are TLS records and the guard steps
 // aside: imapserver wraps the connection in TLS itself, so a session that
 // began with STARTTLS is not covered. Plain connections and implicit TLS
-// (where the guard wraps the TLS connection) are.
+// (where the guard wraps the TLS connection) are. Once COMPRESS succeeds
+// the guard beneath steps aside the same way, and a new one covers the
+// decompressed protocol from there on, after STARTTLS too.
 type literalGuard struct {
 	net.Conn
 
@@ -62,8 +64,9 @@ type literalGuard struct {
 	// held is set when what was handed over ends with a literal
 	// announcement: the next Read decides what follows.
 	held *heldLiteral
-	// starttls is set when what was handed over ends with a STARTTLS
-	// command, with the tagged count then.
+	// starttls is set when what was handed over ends with a STARTTLS or
+	// COMPRESS command, with the tagged count then: after its tagged OK
+	// the guard steps aside.
 	starttls *int
 	// done is where, in what scanIn hands over, a line "done" in any
 	// case starts (-1 if none).
@@ -76,7 +79,7 @@ type literalGuard struct {
 	// contsAtLine is conts when the last client line was handed over: a
 	// line after a new continuation request answers it (SASL, DONE).
 	contsAtLine int
-	off         bool // TLS started: pass everything through
+	off         bool // TLS or compression started: pass everything through
 	cut         bool // refused literal data follows: EOF from now on
 
 	// Command line length (ops, limits.go): a client line longer than
@@ -346,7 +349,10 @@ func (g *literalGuard) scanIn(b []byte) int {
 				g.fix, g.fixAt = fixName, lineStart
 			}
 		}
-		if start && whole && len(fields) == 2 && g.cmd == "STARTTLS" {
+		// After STARTTLS the bytes are TLS records; after COMPRESS
+		// DEFLATE (RFC 4978) they are compressed, and a guard of its own
+		// sits above the decompression (Server.serverOptions).
+		if start && whole && (len(fields) == 2 && g.cmd == "STARTTLS" || len(fields) == 3 && g.cmd == "COMPRESS") {
 			n := g.tagged
 			g.starttls = &n
 		}

@@ -153,6 +153,7 @@ func capabilities() imap.CapSet {
 		imap.CapCreateSpecialUse: {},
 		imap.CapLiteralPlus:      {},
 		imap.CapID:               {},
+		imap.CapCompressDeflate:  {},
 	}
 }
 
@@ -171,6 +172,13 @@ func (s *Server) serverOptions(insecureAuth bool) *imapserver.Options {
 		TLSConfig:    s.opts.TLSConfig,
 		InsecureAuth: insecureAuth,
 		DebugWriter:  s.opts.Debug,
+		// Once COMPRESS is active, the guard beneath sees compressed
+		// bytes and steps aside; this one sees the protocol.
+		WrapCompressed: func(c net.Conn) net.Conn {
+			g := newLiteralGuard(c)
+			g.log = s.log
+			return g
+		},
 	}
 }
 

@@ -9,15 +9,21 @@ import (
 // TestMailIMAPClient runs a session with Debian's Mail::IMAPClient
 // (libmail-imapclient-perl): ID before and after login, the server's
 // name, version and revision in the answer, and the client's name and
-// version in the server's log.
+// version in the server's log; then COMPRESS=DEFLATE (RFC 4978) with the
+// client's own zlib compression, which flushes each command with
+// Z_PARTIAL_FLUSH (a reader that returns data only at a sync flush never
+// sees the command), and SELECT, FETCH, APPEND and SEARCH through it.
 func TestMailIMAPClient(t *testing.T) {
 	perl := requireTool(t, "perl")
 	s := startServer(t)
 	defer s.stop()
 	s.addUser("alice", "secret")
+	s.deliverSwaks("alice@example.org", "first", strings.Repeat("a body line that compresses well\n", 100))
+	s.deliverSwaks("alice@example.org", "second", "short")
 	host, port, _ := net.SplitHostPort(s.imap)
-	out := runTool(t, nil, perl, "testdata/mailimapclient_session.pl", host, port, "alice", "secret")
-	if !strings.Contains(out, "PASS") {
+	out := runTool(t, nil, perl, "testdata/mailimapclient_session.pl", host, port, "alice", "secret", "compress")
+	t.Logf("Mail::IMAPClient:\n%s", out)
+	if !strings.Contains(out, "PASS") || !strings.Contains(out, "compressed APPEND, SEARCH and FETCH: ok") {
 		t.Fatalf("Mail::IMAPClient session:\n%s", out)
 	}
 	for _, want := range []string{

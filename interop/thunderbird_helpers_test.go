@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	kflate "github.com/klauspost/compress/flate"
 	"golang.org/x/sys/unix"
 )
 
@@ -302,8 +303,9 @@ func startTBProxy(t *testing.T) *tbProxy {
 			id := p.conns
 			p.mu.Unlock()
 			wg.Add(2)
-			go func() { defer wg.Done(); p.copy(s, c, fmt.Sprintf("C%d >", id)) }()
-			go func() { defer wg.Done(); p.copy(c, s, fmt.Sprintf("C%d <", id)) }()
+			tc := &tbConn{}
+			go func() { defer wg.Done(); p.copy(s, c, fmt.Sprintf("C%d >", id), tc) }()
+			go func() { defer wg.Done(); p.copy(c, s, fmt.Sprintf("C%d <", id), tc) }()
 		}
 	}()
 	return p
@@ -314,9 +316,22 @@ func (p *tbProxy) forward(target string) { p.target <- target }
 
 func (p *tbProxy) addr() string { return p.ln.Addr().String() }
 
+// tbConn is what the two directions of one proxied connection share:
+// whether COMPRESS DEFLATE (RFC 4978) was asked for, under which tag, and
+// the server's verdict.
+type tbConn struct {
+	mu      sync.Mutex
+	tag     string    // of a COMPRESS DEFLATE the client sent
+	verdict chan bool // the server's answer to it: OK or not
+}
+
 // copy copies src to dst, recording each line (the first 300 bytes of it).
-func (p *tbProxy) copy(dst, src net.Conn, tag string) {
+// Once COMPRESS DEFLATE succeeds (Thunderbird uses it when offered), what
+// follows in each direction is forwarded as it comes and recorded
+// decompressed, so that the transcript stays readable.
+func (p *tbProxy) copy(dst, src net.Conn, tag string, tc *tbConn) {
 	defer dst.Close()
+	fromClient := strings.HasSuffix(tag, ">")
 	r := bufio.NewReader(src)
 	for {
 		line, err := r.ReadBytes('\n')
@@ -324,20 +339,83 @@ func (p *tbProxy) copy(dst, src net.Conn, tag string) {
 			if _, werr := dst.Write(line); werr != nil {
 				return
 			}
-			shown := strings.TrimRight(string(line), "\r\n")
-			if len(shown) > 300 {
-				shown = shown[:300] + "..."
+			p.record(tag, line)
+		}
+		if err != nil {
+			return
+		}
+		f := strings.Fields(string(line))
+		compressed := false
+		tc.mu.Lock()
+		switch {
+		case fromClient && len(f) == 3 && strings.EqualFold(f[1], "COMPRESS") && strings.EqualFold(f[2], "DEFLATE"):
+			tc.tag = f[0]
+			tc.verdict = make(chan bool, 1)
+		case !fromClient && tc.tag != "" && len(f) >= 2 && f[0] == tc.tag:
+			tc.verdict <- f[1] == "OK"
+			compressed = f[1] == "OK"
+			tc.tag = ""
+		}
+		verdict := tc.verdict
+		tc.mu.Unlock()
+		if fromClient && verdict != nil && len(f) == 3 && strings.EqualFold(f[1], "COMPRESS") {
+			select {
+			case compressed = <-verdict:
+			case <-time.After(30 * time.Second):
+				return
 			}
-			p.mu.Lock()
-			if p.log.Len() < 4<<20 {
-				fmt.Fprintf(&p.log, "%7.3f %s %s\n", time.Since(p.start).Seconds(), tag, shown)
+		}
+		if compressed {
+			p.copyCompressed(dst, r, tag)
+			return
+		}
+	}
+}
+
+// copyCompressed forwards r's raw DEFLATE stream and records it
+// decompressed. klauspost's reader, since a client may flush with zlib's
+// Z_PARTIAL_FLUSH, after which the standard library's returns nothing.
+func (p *tbProxy) copyCompressed(dst net.Conn, r io.Reader, tag string) {
+	pr, pw := io.Pipe()
+	go func() {
+		lr := bufio.NewReader(kflate.NewReaderOpts(pr, kflate.WithPartialBlock()))
+		for {
+			line, err := lr.ReadBytes('\n')
+			if len(line) > 0 {
+				p.record(tag, line)
 			}
-			p.mu.Unlock()
+			if err != nil {
+				pr.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	defer pw.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			pw.Write(buf[:n]) // fails once the recorder stopped: ignored
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+func (p *tbProxy) record(tag string, line []byte) {
+	shown := strings.TrimRight(string(line), "\r\n")
+	if len(shown) > 300 {
+		shown = shown[:300] + "..."
+	}
+	p.mu.Lock()
+	if p.log.Len() < 4<<20 {
+		fmt.Fprintf(&p.log, "%7.3f %s %s\n", time.Since(p.start).Seconds(), tag, shown)
+	}
+	p.mu.Unlock()
 }
 
 func (p *tbProxy) text() string {

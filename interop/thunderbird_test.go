@@ -92,6 +92,15 @@ return { type: s.type, hostname: s.hostname, port: s.port, username: s.username,
 		return hasSubject(hs, "first") && hasSubject(hs, "second")
 	})
 	t.Logf("%5.1fs initial sync done", time.Since(start).Seconds())
+	// Thunderbird identifies itself (ID, RFC 2971), which the server logs,
+	// and compresses (COMPRESS=DEFLATE, RFC 4978) when offered: what
+	// follows in this test goes through certmail's compression.
+	if !logHas(s.logText(), `msg="imap client id"`, "client=Thunderbird") {
+		t.Errorf("no ID from Thunderbird in the server's log")
+	}
+	if !strings.Contains(strings.ToUpper(proxy.text()), " COMPRESS DEFLATE") {
+		t.Errorf("Thunderbird did not send COMPRESS DEFLATE")
+	}
 
 	// The user opens INBOX (a click: Thunderbird selects it and syncs), as
 	// they would before dragging a message out of it.

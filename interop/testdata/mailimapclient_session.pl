@@ -33,5 +33,30 @@ $imap->Password($password);
 $imap->login or die "login: " . $imap->LastError . "\n";
 id("1.1");
 
+for my $step (@steps) {
+    if ($step eq "compress") {
+        # RFC 4978: Mail::IMAPClient compresses with zlib at
+        # Z_BEST_SPEED and flushes each command with Z_PARTIAL_FLUSH.
+        my $caps = join " ", @{ $imap->capability };
+        die "COMPRESS=DEFLATE not offered: $caps\n" unless $caps =~ /\bCOMPRESS=DEFLATE\b/;
+        $imap->compress or die "COMPRESS: " . $imap->LastError . "\n";
+        $imap->select("INBOX") or die "SELECT: " . $imap->LastError . "\n";
+        my @msgs = $imap->messages or die "no messages: " . $imap->LastError . "\n";
+        for my $m (@msgs) {
+            my $body = $imap->message_string($m) or die "FETCH $m: " . $imap->LastError . "\n";
+            print "compressed FETCH $m: " . length($body) . " bytes\n";
+        }
+        my $msg = "From: a\@example.org\r\nSubject: appended compressed\r\n\r\n" . ("line of text\r\n" x 500);
+        $imap->append_string("INBOX", $msg) or die "APPEND: " . $imap->LastError . "\n";
+        my $found = $imap->search("SUBJECT", "appended") or die "SEARCH: " . $imap->LastError . "\n";
+        die "SEARCH found @$found\n" unless @$found == 1;
+        my $last = $imap->message_string($found->[0]);
+        die "appended message came back different\n" unless $last eq $msg;
+        print "compressed APPEND, SEARCH and FETCH: ok\n";
+    } else {
+        die "unknown step $step\n";
+    }
+}
+
 $imap->logout;
 print "PASS\n";

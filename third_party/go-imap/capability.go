@@ -210,3 +210,6 @@ func (set CapSet) ThreadAlgorithms() []ThreadAlgorithm {
 	}
 	return l
 }
+
+// CapCompressDeflate is COMPRESS=DEFLATE (RFC 4978). (certmail patch)
+const CapCompressDeflate Cap = "COMPRESS=DEFLATE"

@@ -79,3 +79,7 @@ func (err *Error) Error() string {
 	fmt.Fprintf(&sb, " %v", text)
 	return sb.String()
 }
+
+// ResponseCodeCompressionActive is RFC 4978's: compression is already
+// active. (certmail patch)
+const ResponseCodeCompressionActive ResponseCode = "COMPRESSIONACTIVE"

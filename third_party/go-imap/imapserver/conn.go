@@ -46,6 +46,10 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// certmail patch: COMPRESS (compress.go). tlsBelow: the conn beneath
+	// the compression is a *tls.Conn.
+	compressed, tlsBelow bool
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -222,6 +226,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleCapability(dec)
 	case "ID": // certmail patch: RFC 2971
 		err = c.handleID(dec)
+	case "COMPRESS": // certmail patch: RFC 4978
+		err = c.handleCompress(tag, dec)
+		sendOK = false
 	case "STARTTLS":
 		err = c.handleStartTLS(tag, dec)
 		sendOK = false
@@ -455,7 +462,7 @@ func (c *Conn) canAuth() bool {
 		return false
 	}
 	_, isTLS := c.conn.(*tls.Conn)
-	return isTLS || c.server.options.InsecureAuth
+	return isTLS || c.tlsBelow || c.server.options.InsecureAuth
 }
 
 func (c *Conn) writeStatusResp(tag string, statusResp *imap.StatusResponse) error {

@@ -53,6 +53,10 @@ type Options struct {
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
 	DebugWriter io.Writer
+	// WrapCompressed, if set, wraps the connection once COMPRESS is
+	// active: what it returns reads and writes the uncompressed
+	// protocol. (certmail patch)
+	WrapCompressed func(net.Conn) net.Conn
 }
 
 func (options *Options) wrapReadWriter(rw io.ReadWriter) io.ReadWriter {
@@ -85,6 +89,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*Conn]struct{}
 	closed    bool
+
+	// deflateWriters pools the flate writers of COMPRESS (compress.go).
+	deflateWriters sync.Pool
 }
 
 // New creates a new server.

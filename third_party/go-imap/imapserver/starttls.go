@@ -12,7 +12,8 @@ import (
 
 func (c *Conn) canStartTLS() bool {
 	_, isTLS := c.conn.(*tls.Conn)
-	return c.server.options.TLSConfig != nil && c.state == imap.ConnStateNotAuthenticated && !isTLS
+	// certmail patch: never under or after COMPRESS (TLS goes beneath it).
+	return c.server.options.TLSConfig != nil && c.state == imap.ConnStateNotAuthenticated && !isTLS && !c.compressed && !c.tlsBelow
 }
 
 func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
