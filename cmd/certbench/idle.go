@@ -25,9 +25,10 @@ type idleResult struct {
 }
 
 // runIdle opens k sessions spread over users, each LOGIN, SELECT INBOX,
-// IDLE; measures the server's RSS; then delivers one message per user and
-// waits for every session to hear of it.
-func runIdle(s *server, users []string, password string, k int, settle, wakeTimeout time.Duration, atPeak func()) (*idleResult, error) {
+// IDLE, every compressEvery-th with COMPRESS=DEFLATE after its login (0:
+// none); measures the server's RSS; then delivers one message per user
+// and waits for every session to hear of it.
+func runIdle(s *server, users []string, password string, k, compressEvery int, settle, wakeTimeout time.Duration, atPeak func()) (*idleResult, error) {
 	res := &idleResult{sessions: k, wakeWait: wakeTimeout}
 	res.base, _ = currentMem(s.pid())
 	type sess struct {
@@ -79,15 +80,24 @@ func runIdle(s *server, users []string, password string, k int, settle, wakeTime
 						}
 					},
 				}}
-				c, err := imapclient.DialInsecure(s.imap, opts)
+				compressed := compressEvery > 0 && i%compressEvery == 0
+				var c *imapclient.Client
+				var err error
+				if compressed {
+					c, err = dialCompressed(s.imap, u, password, opts) // compress.go
+				} else {
+					c, err = imapclient.DialInsecure(s.imap, opts)
+				}
 				if err != nil {
 					errs <- fmt.Errorf("session %d: %w", i, err)
 					continue
 				}
 				sessions[i].c = c
-				if err := c.Login(u, password).Wait(); err != nil {
-					errs <- fmt.Errorf("session %d: LOGIN: %w", i, err)
-					continue
+				if !compressed {
+					if err := c.Login(u, password).Wait(); err != nil {
+						errs <- fmt.Errorf("session %d: LOGIN: %w", i, err)
+						continue
+					}
 				}
 				if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 					errs <- fmt.Errorf("session %d: SELECT: %w", i, err)

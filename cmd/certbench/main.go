@@ -48,6 +48,7 @@ type options struct {
 	mixDur                        time.Duration
 	largeM, largeC                int
 	idleK                         int
+	idleCompress                  int
 	idleWake, idleSettle          time.Duration
 	resyncM, resyncFlags          int
 	resyncExpunges                int
@@ -77,6 +78,7 @@ func run() int {
 	flag.IntVar(&o.largeM, "large-m", 100_000, "large mailbox: messages")
 	flag.IntVar(&o.largeC, "large-c", 8, "large mailbox: LMTP connections to fill it")
 	flag.IntVar(&o.idleK, "idle-k", 1000, "idle: concurrent IDLE sessions (spread over the session-mix users)")
+	flag.IntVar(&o.idleCompress, "idle-compress", 4, "idle: every `n`th session turns on COMPRESS=DEFLATE after its login (0: none)")
 	flag.DurationVar(&o.idleWake, "idle-wake-timeout", 10*time.Second, "idle: how long to wait for every session to see new mail")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 30*time.Second, "idle: how long the sessions idle before the RSS is read")
 	flag.IntVar(&o.resyncM, "resync-m", 100_000, "resync: messages in the mailbox the client knows")
@@ -473,9 +475,13 @@ func (b *bench) runLargeWorkload() {
 
 func (b *bench) runIdleWorkload() {
 	o := b.o
-	b.notes = append(b.notes, fmt.Sprintf("Idle: %d sessions spread over the %d session-mix users, each LOGIN, SELECT INBOX, IDLE; RSS read from /proc 1 s after the last one started and again after %s "+
+	compressed := "none compressed"
+	if o.idleCompress > 0 {
+		compressed = fmt.Sprintf("%d of them (1 in %d) with COMPRESS=DEFLATE after LOGIN (Dovecot with its imap_zlib plugin)", (o.idleK+o.idleCompress-1)/o.idleCompress, o.idleCompress)
+	}
+	b.notes = append(b.notes, fmt.Sprintf("Idle: %d sessions spread over the %d session-mix users, each LOGIN, SELECT INBOX, IDLE, %s; RSS read from /proc 1 s after the last one started and again after %s "+
 		"(Dovecot: summed over all its processes, which counts shared pages once per process); then one message per user, and the time until every session has seen it (up to %s).",
-		o.idleK, len(b.users.mix), o.idleSettle, o.idleWake))
+		o.idleK, len(b.users.mix), compressed, o.idleSettle, o.idleWake))
 	// Each Dovecot imap process watches its mailbox with inotify; past the
 	// per-user instance limit the rest fall back to polling every 30 s and
 	// miss the wake-up measurement.
@@ -493,7 +499,7 @@ func (b *bench) runIdleWorkload() {
 			var res *idleResult
 			_, ok := b.measure("idle", r, s, func() error {
 				var err error
-				res, err = runIdle(s, b.users.mix, password, o.idleK, o.idleSettle, o.idleWake, func() {
+				res, err = runIdle(s, b.users.mix, password, o.idleK, o.idleCompress, o.idleSettle, o.idleWake, func() {
 					if b.o.cpuprofile != "" {
 						s.saveHeap(filepath.Join(b.o.cpuprofile, fmt.Sprintf("idle-heap-r%d.pprof", r+1)))
 						s.saveMaps(filepath.Join(b.o.cpuprofile, fmt.Sprintf("idle-maps-%s-r%d.txt", s.name, r+1)))

@@ -352,6 +352,11 @@ namespace inbox {
     auto = subscribe
   }
 }
+# COMPRESS=DEFLATE (RFC 4978), as certmail offers it: the idle workload
+# compresses some of its sessions.
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1

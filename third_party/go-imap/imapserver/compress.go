@@ -223,6 +223,7 @@ func (c *deflateConn) Close() error {
 	c.mu.Lock()
 	c.flushLocked() // a BYE before closing
 	c.mu.Unlock()
-	c.r.Close()
+	// Not c.r.Close: it would race with a Read in progress, and it
+	// releases nothing.
 	return c.Conn.Close()
 }

@@ -38,6 +38,11 @@ func (c *Conn) handleIdle(dec *imapwire.Decoder) error {
 	c.setReadTimeout(idleReadTimeout)
 	line, isPrefix, err := c.br.ReadLine()
 	close(stop)
+	// certmail patch: wait for Session.Idle to return whatever ended the
+	// read: on EOF or an error the caller goes on to Session.Close, which
+	// must not run while Idle still uses the session (a data race, seen
+	// when an idling client hangs up).
+	idleErr := <-done
 	if err == io.EOF {
 		return nil
 	} else if err != nil {
@@ -46,5 +51,5 @@ func (c *Conn) handleIdle(dec *imapwire.Decoder) error {
 		return newClientBugError("Syntax error: expected DONE to end IDLE command")
 	}
 
-	return <-done
+	return idleErr
 }
