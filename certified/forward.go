@@ -21,6 +21,20 @@ func stubKey(blob uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte("cm/stub/"), blob)
 }
 
+// messageKey indexes items by the blob of their message M, so that an
+// operator's view or forward of M once released lands in the item's
+// evidence. Items submitted before it have none.
+func messageKey(blob uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("cm/msg/"), blob)
+}
+
+// MessageLabel returns the label of the item whose message M is blob, if
+// any.
+func MessageLabel(kv receipts.KV, blob uint64) (string, bool, error) {
+	v, ok, err := kv.Get(messageKey(blob))
+	return string(v), ok, err
+}
+
 // StubLabel returns the label of the item whose stub is blob, if any.
 func StubLabel(kv receipts.KV, blob uint64) (string, bool, error) {
 	v, ok, err := kv.Get(stubKey(blob))
@@ -154,7 +168,10 @@ func (s *Service) forwardToAlternates(label string) error {
 	})
 }
 
-// OperatorView records that an operator looked at a held item.
+// OperatorView records that an operator looked at an item: its stub
+// while held, or its message once released (an OperatorView may follow a
+// final state; an OperatorForward may not, so a forward of the released
+// message is recorded as a view with the forward as its reason).
 func (s *Service) OperatorView(tx *mailbox.Tx, label, actor, reason string) error {
 	it, err := GetItem(tx, label)
 	if err != nil {

@@ -241,6 +241,9 @@ func (s *Service) post(tx *mailbox.Tx, req PostRequest, commitment int) (*Item, 
 	if err := tx.Set(stubKey(it.StubBlob), []byte(label)); err != nil {
 		return nil, err
 	}
+	if err := tx.Set(messageKey(it.Blob), []byte(label)); err != nil {
+		return nil, err
+	}
 	if err := putItem(tx, it); err != nil {
 		return nil, err
 	}

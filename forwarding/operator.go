@@ -3,6 +3,7 @@ package forwarding
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"certmail/certified"
@@ -86,7 +87,10 @@ func (s *Service) OperatorForward(acct, mbName string, uid uint32, to []string, 
 		if err != nil {
 			return err
 		}
-		return s.forward(tx, acct, mb, m, to, "operator "+actor, false, true)
+		if err := s.forward(tx, acct, mb, m, to, "operator "+actor, false, true); err != nil {
+			return err
+		}
+		return s.recordMessageAccess(tx, m.Blob, actor, fmt.Sprintf("operator forwarded the message of %s to %s", acct, strings.Join(to, ", ")))
 	}); err != nil {
 		return err
 	}
@@ -123,8 +127,29 @@ func (s *Service) OperatorShow(acct, mbName string, uid uint32, actor string) ([
 			if err := s.opts.Certified.OperatorView(tx, label, actor, "operator viewed the stub of "+acct); err != nil {
 				return err
 			}
+		} else if err := s.recordMessageAccess(tx, m.Blob, actor, "operator viewed the message of "+acct); err != nil {
+			return err
 		}
 		return s.audit(tx, Forward{Time: s.now(), Account: acct, Mailbox: mb.Name, UID: uid, Actor: "view by operator " + actor})
 	})
 	return raw, err
+}
+
+// recordMessageAccess records an operator's access to a certified item's
+// released message M (blob) in the item's evidence, as an OperatorView
+// with reason: whoever reads the evidence sees that the operator read or
+// passed on the content. A message that is no item's M records nothing
+// here (the audit record has it).
+func (s *Service) recordMessageAccess(tx *mailbox.Tx, blob uint64, actor, reason string) error {
+	if s.opts.Certified == nil {
+		return nil
+	}
+	label, ok, err := certified.MessageLabel(tx, blob)
+	if err != nil || !ok {
+		return err
+	}
+	if err := s.opts.Certified.OperatorView(tx, label, actor, reason); !errors.Is(err, certified.ErrNoItem) {
+		return err // the item may be gone with its account, M staying with an alternate
+	}
+	return nil
 }

@@ -42,6 +42,7 @@ func TestItemShowAndOutbox(t *testing.T) {
 	pubFile := filepath.Join(t.TempDir(), "bob.pub")
 	os.WriteFile(pubFile, bobPub, 0o644)
 	certmail(t, "bob-pw\n", "user", "add", "bob", "--password-stdin", "--pubkey", pubFile, "--data", dir).must(t, 0)
+	certmail(t, "alice-pw\n", "user", "add", "alice", "--password-stdin", "--data", dir).must(t, 0)
 	acme := strings.TrimSpace(certmail(t, "", "token", "add", "acme", "--sender", "clerk@court.example", "--data", dir).must(t, 0).stdout)
 
 	srv := startServer(t, dir, "--config", cfg)
@@ -119,6 +120,33 @@ func TestItemShowAndOutbox(t *testing.T) {
 		t.Errorf("item show --json: %+v %v", rep, err)
 	}
 
+	// Bob acknowledges; the operator reads the released message and
+	// forwards it: both land in the item's evidence.
+	cod, err := receipts.SignCOD(bobKey, receipts.NewCODRequest(hostname(t, srv), label, hash, "bob", it.Deadline).
+		Claims(receipts.DecisionCOD, receipts.CustodyRecipientHeld, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := apiCall(t, "POST", base(srv)+"/v1/items/"+label+"/cod", "", []byte(cod), "bob", "bob-pw"); status != 200 {
+		t.Fatalf("COD: %d %s", status, body)
+	}
+	if out := run("show", "bob", "--uid", "2").stdout; !strings.Contains(out, "Pay by Friday.") {
+		t.Fatalf("show of the released message: %s", out)
+	}
+	run("forward", "bob", "--uid", "2", "--to", "alice")
+	out = run("item", "show", label).stdout
+	for _, want := range []string{"item " + label + ": released", "signed by", "ContentHandover",
+		`reason="operator viewed the message of bob"`, `reason="operator forwarded the message of bob to alice"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("item show after release does not say %q:\n%s", want, out)
+		}
+	}
+	bundle := filepath.Join(t.TempDir(), "b.json")
+	run("evidence", label, "-o", bundle)
+	if v := certmail(t, "", "verify", bundle, "--trust-embedded-key").must(t, 0).stdout; strings.Count(v, "OperatorView") != 3 {
+		t.Errorf("verify shows %d operator views, want 3 (stub, message, forward):\n%s", strings.Count(v, "OperatorView"), v)
+	}
+
 	// The hook is fixed: retry sends the dead letter at once.
 	refuse.Store(false)
 	before := posts.Load()
@@ -142,7 +170,7 @@ func TestItemShowAndOutbox(t *testing.T) {
 
 	// Without the server, from the store.
 	out = run("item", "show", label).stdout
-	if !strings.Contains(out, "sent to webhook") || !strings.Contains(out, "OperatorView") {
+	if !strings.Contains(out, "sent to webhook") || !strings.Contains(out, "forwarded the message") {
 		t.Errorf("item show from the store:\n%s", out)
 	}
 	if r := certmail(t, "", "item", "show", "cm-aaaaaaaaaaaaaaaaaaaaaaaaaa", "--data", dir); r.code != exitFailure || !strings.Contains(r.stderr, "no such certified item") {
