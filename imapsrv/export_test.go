@@ -14,3 +14,7 @@ func OnSearchMessage(s *Server, f func()) { s.onSearchMessage = f }
 // SetCondStore turns on the CONDSTORE commands built so far, which the
 // server neither advertises nor accepts until every part works.
 func SetCondStore(s *Server, on bool) { s.condStore = on }
+
+// AfterStore has f run after each STORE's change commits, before its
+// responses are written.
+func AfterStore(s *Server, f func()) { s.afterStore = f }

@@ -93,6 +93,11 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			return err
 		}
 	}
+	if options.Flags || options.ModSeq {
+		for _, t := range targets {
+			sess.told(t.msg.ModSeq)
+		}
+	}
 	return sess.writeFetch(w, targets, options)
 }
 
@@ -279,6 +284,9 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 			return storeError(fmt.Errorf("storing flags: %w", err))
 		}
 	}
+	if sess.srv.afterStore != nil {
+		sess.srv.afterStore()
+	}
 	// Once CONDSTORE is enabled, FETCH responses carry MODSEQ, and a
 	// .SILENT STORE still reports the MODSEQ of what it changed (RFC 7162
 	// 3.1.3, 3.2).
@@ -296,11 +304,14 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		m := t.msg
 		c := byUID[m.UID]
 		if c != nil {
+			// Even .SILENT: the client knows what it stored.
 			m = c
+			sess.told(m.ModSeq)
 		}
 		if modified[m.UID] || flags.Silent && (!condStore || c == nil) {
 			continue
 		}
+		sess.told(m.ModSeq)
 		rw := w.CreateMessage(t.seq)
 		rw.WriteUID(imap.UID(m.UID))
 		if !flags.Silent {

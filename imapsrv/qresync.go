@@ -50,6 +50,7 @@ func (sess *session) QResync(w *imapserver.FetchWriter) error {
 		// by EXISTS later; the client fetches it as new.
 		if cs := sess.tracker.EncodeSeqNum(uint32(i + 1)); cs != 0 {
 			targets = append(targets, target{seq: cs, msg: m})
+			sess.told(m.ModSeq)
 		}
 	}
 	box.mu.Unlock()

@@ -3,6 +3,7 @@ package imapsrv_test
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"certmail/imapsrv"
@@ -52,4 +53,30 @@ func TestQueuedFlagsNeverGoBack(t *testing.T) {
 		other.ok(`STORE 1 FLAGS.SILENT ()`)
 		rc.ok(`LOGOUT`)
 	}
+}
+
+// The same when the message is expunged by another session between this
+// session's STORE and the updates that end it: its queued flag change,
+// older than the STORE's response, is not written (its flags now are not
+// known); the VANISHED or EXPUNGE that follows removes it.
+func TestQueuedFlagsOfExpungedNotWritten(t *testing.T) {
+	ts := newTestServer(t)
+	imapsrv.SetCondStore(ts.srv, true)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 2)
+	rc := ts.rawLogin("alice")
+	rc.ok("ENABLE QRESYNC")
+	rc.ok(`SELECT INBOX`)
+	other := ts.rawLogin("alice")
+	other.ok(`SELECT INBOX`)
+	other.ok(`STORE 2 FLAGS.SILENT (\Deleted)`)
+	imapsrv.AfterStore(ts.srv, func() {
+		imapsrv.AfterStore(ts.srv, nil)
+		other.ok(`EXPUNGE`)
+	})
+	got := rc.ok(`STORE 2 +FLAGS (\Seen)`)
+	if len(got) != 1 || !strings.HasPrefix(got[0], `* 2 FETCH (UID 2 FLAGS (\Deleted \Seen) MODSEQ (`) {
+		t.Fatalf("STORE: %q", got)
+	}
+	wantLines(t, "NOOP", rc.ok(`NOOP`), "* VANISHED 2")
 }

@@ -69,6 +69,9 @@ type Server struct {
 	// onSearchMessage, if set, is called before each message a SEARCH
 	// looks at (tests: a slow search without the CPU cost).
 	onSearchMessage func()
+	// afterStore, if set, runs after a STORE's change commits, before its
+	// responses (tests: another session's change in between).
+	afterStore func()
 
 	// Two imapserver instances that differ only in whether password
 	// authentication is allowed without TLS: loopback connections go to

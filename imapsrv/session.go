@@ -44,6 +44,11 @@ type session struct {
 	// viewModSeq is a HIGHESTMODSEQ of the mailbox the client's view
 	// holds everything up to (see HighestModSeq).
 	viewModSeq uint64
+	// toldModSeq is the highest MODSEQ of a message state this session
+	// wrote in a response of its own (STORE, FETCH, a QRESYNC SELECT) or
+	// in place of a queued change: a queued change older than it may be
+	// older than what the client was told (rewriteQueuedFlags).
+	toldModSeq uint64
 	// deferNew is set by a COPY or MOVE into a hook's mailbox (a stub into
 	// Acknowledge) for the poll that ends it: the message it releases into
 	// this mailbox is announced on the next poll (IDLE, NOOP, any
@@ -465,9 +470,10 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.searchRes = nil
 	sess.kwKnown = len(facts.Keywords)
 	sess.viewModSeq = facts.HighestModSeq
+	sess.toldModSeq = 0
 	st.SetMailboxFlagsWriter(sess.announceKeywords)
-	st.SetFlagsLookup(func(uid imap.UID) ([]imap.Flag, uint64, bool, error) {
-		return sess.currentFlags(box, uid)
+	st.SetFlagsRewrite(func(uid imap.UID, flags []imap.Flag, modSeq uint64) ([]imap.Flag, uint64, bool, error) {
+		return sess.rewriteQueuedFlags(box, uid, flags, modSeq)
 	})
 	sess.resync = nil
 	if options != nil && options.QResync != nil && options.QResync.UIDValidity == info.UIDValidity {
@@ -550,12 +556,19 @@ func (sess *session) HighestModSeq() (uint64, error) {
 	return sess.viewModSeq, nil
 }
 
-// currentFlags is the session tracker's FlagsLookup: a queued flag change
-// is written with the message's flags as they are now, never older than
-// what the session's own STORE or FETCH has shown since it was queued
-// (imapserver.SessionTracker.SetFlagsLookup). A keyword among them the
-// client has not been told of goes into FLAGS first.
-func (sess *session) currentFlags(box *trackedBox, uid imap.UID) ([]imap.Flag, uint64, bool, error) {
+// rewriteQueuedFlags is the session tracker's FlagsRewrite: a queued flag
+// change no older than anything this session has shown is written as it
+// came (the client sees each change in order); an older one may be older
+// than what the client was told since (another session's STORE committed
+// just before this session's own, whose response showed the later
+// state), so the message's flags as they are now are written instead, or
+// nothing if it has been expunged since (its EXPUNGE or VANISHED is
+// queued after). A keyword among them the client has not been told of
+// goes into FLAGS first.
+func (sess *session) rewriteQueuedFlags(box *trackedBox, uid imap.UID, flags []imap.Flag, modSeq uint64) ([]imap.Flag, uint64, bool, error) {
+	if modSeq >= sess.toldModSeq {
+		return flags, modSeq, true, nil
+	}
 	box.mu.Lock()
 	i, ok := box.find(uint32(uid))
 	var m *mailbox.Message
@@ -566,11 +579,18 @@ func (sess *session) currentFlags(box *trackedBox, uid imap.UID) ([]imap.Flag, u
 	if !ok {
 		return nil, 0, false, nil
 	}
+	if m.ModSeq < modSeq {
+		return flags, modSeq, true, nil
+	}
 	if err := sess.announceKeywords(); err != nil {
 		return nil, 0, false, err
 	}
+	sess.told(m.ModSeq)
 	return imapFlags(m.Flags), m.ModSeq, true, nil
 }
+
+// told records that the client was shown a message state of MODSEQ ms.
+func (sess *session) told(ms uint64) { sess.toldModSeq = max(sess.toldModSeq, ms) }
 
 func (sess *session) Unselect() error {
 	sess.unselect()

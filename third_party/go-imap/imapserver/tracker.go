@@ -165,27 +165,27 @@ type SessionTracker struct {
 	// flagsWriter is called where QueueMailboxFlagsChanged's mark is
 	// polled (certmail patch).
 	flagsWriter func() error
-	// flagsLookup, if set, gives a message's flags and mod-sequence as
-	// they are when a queued FETCH about it is written (certmail patch).
-	flagsLookup FlagsLookup
+	// flagsRewrite, if set, decides how a queued flag change is
+	// written (certmail patch).
+	flagsRewrite FlagsRewrite
 }
 
-// FlagsLookup returns a message's current flags and mod-sequence; ok is
-// false if the message is gone (certmail patch).
-type FlagsLookup func(uid imap.UID) (flags []imap.Flag, modSeq uint64, ok bool, err error)
+// FlagsRewrite decides how a queued flag change of the message uid
+// (flags, with mod-sequence modSeq) is written: with the flags and
+// mod-sequence it returns, or not at all if write is false (certmail
+// patch).
+type FlagsRewrite func(uid imap.UID, flags []imap.Flag, modSeq uint64) (newFlags []imap.Flag, newModSeq uint64, write bool, err error)
 
-// SetFlagsLookup sets the function through which a queued flag change is
-// written with the message's flags as they are when it is written, not as
-// they were when it was queued (certmail patch). A queued change can be
-// older than what the client was told since: another session's STORE
-// committed just before this session's own, whose response shows the
-// later state; writing the queued flags after it would take the client's
-// view back (and its MODSEQ down, which RFC 7162 3.2 clients treat as an
-// error). The current state is never older than anything written before.
-// It runs on the goroutine that polls.
-func (t *SessionTracker) SetFlagsLookup(f FlagsLookup) {
+// SetFlagsRewrite sets the session's FlagsRewrite (certmail patch). A
+// queued change can be older than what the client was told since: another
+// session's STORE committed just before this session's own, whose
+// response shows the later state; written as queued after it, it would
+// take the client's view back (and its MODSEQ down, which RFC 7162 3.2
+// clients treat as an error). The session can write the current state
+// instead. It runs on the goroutine that polls.
+func (t *SessionTracker) SetFlagsRewrite(f FlagsRewrite) {
 	t.mutex.Lock()
-	t.flagsLookup = f
+	t.flagsRewrite = f
 	t.mutex.Unlock()
 }
 
@@ -246,14 +246,14 @@ func (t *SessionTracker) Poll(w *UpdateWriter, allowExpunge bool) error {
 			t.queue = nil
 		}
 	}
-	fw, fl := t.flagsWriter, t.flagsLookup
+	fw, fl := t.flagsWriter, t.flagsRewrite
 	t.mutex.Unlock()
 	return writeUpdates(w, updates, fw, fl)
 }
 
 // writeUpdates writes updates in order (certmail patch: shared by Poll
 // and PollDeferringNew).
-func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error, flagsLookup FlagsLookup) error {
+func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error, flagsRewrite FlagsRewrite) error {
 	vanished := w.conn != nil && w.conn.QResyncEnabled()
 	for i := 0; i < len(updates); i++ {
 		update := updates[i]
@@ -278,14 +278,15 @@ func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() e
 			err = w.WriteMailboxFlags(update.mailboxFlags)
 		case update.fetch != nil:
 			f := *update.fetch
-			if flagsLookup != nil && f.uid != 0 {
-				flags, modSeq, ok, lerr := flagsLookup(f.uid)
-				if lerr != nil {
-					return lerr
+			if flagsRewrite != nil && f.uid != 0 {
+				flags, modSeq, write, rerr := flagsRewrite(f.uid, f.flags, f.modSeq)
+				if rerr != nil {
+					return rerr
 				}
-				if ok && modSeq >= f.modSeq {
-					f.flags, f.modSeq = flags, modSeq
+				if !write {
+					continue
 				}
+				f.flags, f.modSeq = flags, modSeq
 			}
 			err = w.writeMessageFlags(f.seqNum, f.uid, f.flags, f.modSeq)
 		case update.flagsChanged:
@@ -356,7 +357,7 @@ loop:
 		queue = append(queue, trackerUpdate{numMessages: count + n, before: count + n - 1})
 	}
 	t.queue = append(queue, held...)
-	fw, fl := t.flagsWriter, t.flagsLookup
+	fw, fl := t.flagsWriter, t.flagsRewrite
 	t.mutex.Unlock()
 
 	return writeUpdates(w, write, fw, fl)
