@@ -26,6 +26,8 @@ import (
 	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
+
+	"certmail/kv"
 )
 
 const gateway = "mail.example.org"
@@ -58,7 +60,7 @@ type noticeRecorder struct {
 	sent []notifier.Notice
 }
 
-func (r *noticeRecorder) Enqueue(_ receipts.KV, n notifier.Notice) error {
+func (r *noticeRecorder) Enqueue(_ kv.Records, n notifier.Notice) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sent = append(r.sent, n)

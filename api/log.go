@@ -7,6 +7,8 @@ import (
 	"certmail/mailbox"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
+
+	"certmail/kv"
 )
 
 // The public side of the evidence log. Nothing here needs a token: a
@@ -68,7 +70,7 @@ func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		var found bool
-		if err := s.view(func(kv receipts.KV) error {
+		if err := s.view(func(kv kv.Records) error {
 			var err error
 			cp, found, err = evidence.CheckpointAt(kv, size)
 			return err
@@ -108,7 +110,7 @@ func (s *Server) getInclusion(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "index %d is not below size %d", index, size)
 	}
 	resp := InclusionResponse{Index: index, Size: size, Checkpoint: string(cp)}
-	err = s.view(func(kv receipts.KV) error {
+	err = s.view(func(kv kv.Records) error {
 		if err := s.checkSize(kv, size); err != nil {
 			return err
 		}
@@ -156,7 +158,7 @@ func (s *Server) getConsistency(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "first %d is after second %d", first, second)
 	}
 	resp := ConsistencyResponse{First: first, Second: second, Checkpoint: string(cp)}
-	err = s.view(func(kv receipts.KV) error {
+	err = s.view(func(kv kv.Records) error {
 		if err := s.checkSize(kv, second); err != nil {
 			return err
 		}
@@ -193,7 +195,7 @@ func (s *Server) getLeaves(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	resp := LeavesResponse{Start: start}
-	err := s.view(func(kv receipts.KV) error {
+	err := s.view(func(kv kv.Records) error {
 		size, err := evidence.Size(kv)
 		if err != nil {
 			return err
@@ -259,7 +261,7 @@ func (s *Server) sizeParam(v string) (uint64, []byte, error) {
 
 // checkSize refuses, as the client's error, a tree size the log has not
 // reached.
-func (s *Server) checkSize(kv receipts.KV, size uint64) error {
+func (s *Server) checkSize(kv kv.Records, size uint64) error {
 	current, err := evidence.Size(kv)
 	if err != nil {
 		return err
@@ -270,7 +272,7 @@ func (s *Server) checkSize(kv receipts.KV, size uint64) error {
 	return nil
 }
 
-func (s *Server) view(fn func(kv receipts.KV) error) error {
+func (s *Server) view(fn func(kv kv.Records) error) error {
 	return s.store.View(func(tx *mailbox.Tx) error { return fn(tx) })
 }
 

@@ -16,6 +16,8 @@ import (
 	"certmail/certified"
 	"certmail/mailbox"
 	"certmail/receipts/evidence"
+
+	"certmail/kv"
 )
 
 // OpenAPI is the API's OpenAPI 3.1 description, served at
@@ -60,7 +62,7 @@ type Server struct {
 	store *mailbox.Store
 	svc   *certified.Service
 	log   *evidence.Log
-	db    certified.KVStore
+	db    kv.RecordStore
 	opts  Options
 	lg    *slog.Logger
 	mux   *http.ServeMux
@@ -86,7 +88,7 @@ func New(opts Options) *Server {
 		store: opts.Store,
 		svc:   opts.Certified,
 		log:   opts.Certified.Log(),
-		db:    certified.KVStore{Store: opts.Store},
+		db:    opts.Store.Records(),
 		opts:  opts,
 		lg:    opts.Logger,
 		mux:   http.NewServeMux(),

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"certmail/receipts"
+	"certmail/kv"
+
+	"certmail/kv/keyspace"
 )
 
 // Token records, in the store's auxiliary key space:
@@ -25,8 +27,8 @@ import (
 // bits, which no dictionary or brute force reaches; a slow password hash
 // would only make every API request slow.
 const (
-	prefixToken     = "api/token/"
-	prefixTokenName = "api/tokenname/"
+	prefixToken     = keyspace.API + "token/"
+	prefixTokenName = keyspace.API + "tokenname/"
 )
 
 // tokenPrefix marks certmail API tokens, so that a leaked one is easy to
@@ -76,7 +78,7 @@ func (t *TokenInfo) Vouches(addr string) bool {
 
 // SetTokenSenders sets the addresses the token named name may have notices
 // mailed to (TokenInfo.Senders); each must be a bare address.
-func SetTokenSenders(kv receipts.KV, name string, senders []string) error {
+func SetTokenSenders(kv kv.Records, name string, senders []string) error {
 	for _, a := range senders {
 		if err := checkAddrField("sender", a, true); err != nil {
 			return fmt.Errorf("token %q: %w", name, err)
@@ -131,7 +133,7 @@ func tokenHash(token string) string {
 
 // AddToken makes a new token named name and returns it; the token itself
 // is not stored and cannot be shown again. Run it in a write transaction.
-func AddToken(kv receipts.KV, name string, operator bool, now time.Time) (string, error) {
+func AddToken(kv kv.Records, name string, operator bool, now time.Time) (string, error) {
 	if err := CheckTokenName(name); err != nil {
 		return "", err
 	}
@@ -162,7 +164,7 @@ func AddToken(kv receipts.KV, name string, operator bool, now time.Time) (string
 // DeleteToken revokes the token named name. Items it submitted keep its
 // name; a new token given the same name may read them again (that is how
 // a token is rotated).
-func DeleteToken(kv receipts.KV, name string) error {
+func DeleteToken(kv kv.Records, name string) error {
 	h, found, err := kv.Get([]byte(prefixTokenName + name))
 	if err != nil {
 		return fmt.Errorf("token %q: %w", name, err)
@@ -180,7 +182,7 @@ func DeleteToken(kv receipts.KV, name string) error {
 }
 
 // ListTokens returns every token's record, by name.
-func ListTokens(kv receipts.KV) ([]TokenInfo, error) {
+func ListTokens(kv kv.Records) ([]TokenInfo, error) {
 	var hashes []string
 	if err := kv.Scan([]byte(prefixTokenName), func(_, v []byte) error {
 		hashes = append(hashes, string(v))
@@ -200,7 +202,7 @@ func ListTokens(kv receipts.KV) ([]TokenInfo, error) {
 }
 
 // LookupToken returns the record of a presented token, or ErrNoToken.
-func LookupToken(kv receipts.KV, token string) (*TokenInfo, error) {
+func LookupToken(kv kv.Records, token string) (*TokenInfo, error) {
 	// Anything that is not shaped like a token is refused before it is
 	// hashed: a 10 MB Authorization header costs nothing.
 	if len(token) != len(tokenPrefix)+base64.RawURLEncoding.EncodedLen(tokenBytes) || !strings.HasPrefix(token, tokenPrefix) {
@@ -209,7 +211,7 @@ func LookupToken(kv receipts.KV, token string) (*TokenInfo, error) {
 	return tokenByHash(kv, tokenHash(token))
 }
 
-func tokenByHash(kv receipts.KV, h string) (*TokenInfo, error) {
+func tokenByHash(kv kv.Records, h string) (*TokenInfo, error) {
 	v, found, err := kv.Get([]byte(prefixToken + h))
 	if err != nil {
 		return nil, fmt.Errorf("reading token: %w", err)

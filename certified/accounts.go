@@ -6,9 +6,11 @@ import (
 	"slices"
 	"time"
 
+	"certmail/kv"
 	"certmail/mailbox"
-	"certmail/receipts"
 	"certmail/receipts/evidence"
+
+	"certmail/kv/keyspace"
 )
 
 // A deleted account's public keys move out of its name's key space, to
@@ -18,7 +20,9 @@ import (
 // so that an account created later under the same name neither signs with
 // them nor lists them, while the evidence bundles of the old account's
 // items still carry them (its CODs must go on verifying).
-func deletedKeyPrefix(acct string) []byte { return []byte("cm/pubkey-deleted/" + acct + "/") }
+func deletedKeyPrefix(acct string) []byte {
+	return []byte(keyspace.Certified + "pubkey-deleted/" + acct + "/")
+}
 
 // accountDeleted runs in the transaction that deletes acct (a store
 // hook): everything the account held in certified mail ends with it.
@@ -153,7 +157,7 @@ func (s *Service) alternateGone(tx *mailbox.Tx, it *Item, acct string) error {
 
 // retireAccountKeys destroys acct's custody key and moves its public keys
 // aside, retired.
-func retireAccountKeys(kv receipts.KV, acct string) error {
+func retireAccountKeys(kv kv.Records, acct string) error {
 	if err := kv.Delete(custodyKey(acct)); err != nil {
 		return err
 	}
@@ -181,6 +185,6 @@ func retireAccountKeys(kv receipts.KV, acct string) error {
 }
 
 // deletedKeys lists the keys of deleted accounts of the name acct.
-func deletedKeys(kv receipts.KV, acct string) ([]KeyRecord, error) {
+func deletedKeys(kv kv.Records, acct string) ([]KeyRecord, error) {
 	return scanKeyRecords(kv, deletedKeyPrefix(acct))
 }

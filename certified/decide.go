@@ -13,6 +13,10 @@ import (
 	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
+
+	"certmail/kv"
+
+	"certmail/kv/keyspace"
 )
 
 // LabelHeader and HashHeader are the stub headers that name the item.
@@ -200,16 +204,16 @@ func (s *Service) recordAttempt(label, acct string, cause error) {
 	rand.Read(nonce[:])
 	// Time first for order; the nonce keeps two attempts in the same
 	// instant apart.
-	key := []byte(fmt.Sprintf("cm/attempt/%s/%020d-%x", label, a.Time.UnixNano(), nonce))
+	key := []byte(fmt.Sprintf(keyspace.Certified+"attempt/%s/%020d-%x", label, a.Time.UnixNano(), nonce))
 	if err := s.store.Update(func(tx *mailbox.Tx) error { return tx.Set(key, b) }); err != nil {
 		s.lg.Error("recording a refused COD", "label", label, "err", err)
 	}
 }
 
 // Attempts lists the refused CODs handed in for an item.
-func Attempts(kv receipts.KV, label string) ([]Attempt, error) {
+func Attempts(kv kv.Records, label string) ([]Attempt, error) {
 	var out []Attempt
-	err := kv.Scan([]byte("cm/attempt/"+label+"/"), func(_, v []byte) error {
+	err := kv.Scan([]byte(keyspace.Certified+"attempt/"+label+"/"), func(_, v []byte) error {
 		var a Attempt
 		if err := json.Unmarshal(v, &a); err != nil {
 			return err

@@ -80,15 +80,3 @@ func OpenLog(dataDir, gateway string) (*evidence.Log, ed25519.PrivateKey, error)
 	}
 	return lg, key, nil
 }
-
-// KVStore adapts the mailbox store to packages that persist through
-// receipts.KV transactions (the notifier outbox).
-type KVStore struct{ Store *mailbox.Store }
-
-func (a KVStore) Update(fn func(kv receipts.KV) error) error {
-	return a.Store.Update(func(tx *mailbox.Tx) error { return fn(tx) })
-}
-
-func (a KVStore) View(fn func(kv receipts.KV) error) error {
-	return a.Store.View(func(tx *mailbox.Tx) error { return fn(tx) })
-}

@@ -13,12 +13,16 @@ import (
 	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
+
+	"certmail/kv"
+
+	"certmail/kv/keyspace"
 )
 
 // stubKey indexes items by the blob of their stub, so that whoever finds a
 // stub in a mailbox (auto-forward, an operator) can tell which item it is.
 func stubKey(blob uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte("cm/stub/"), blob)
+	return binary.BigEndian.AppendUint64([]byte(keyspace.Certified+"stub/"), blob)
 }
 
 // messageKey indexes items by the blob of their message M, so that an
@@ -36,7 +40,7 @@ func MessageLabel(kv receipts.KV, blob uint64) (string, bool, error) {
 }
 
 // StubLabel returns the label of the item whose stub is blob, if any.
-func StubLabel(kv receipts.KV, blob uint64) (string, bool, error) {
+func StubLabel(kv kv.Records, blob uint64) (string, bool, error) {
 	v, ok, err := kv.Get(stubKey(blob))
 	return string(v), ok, err
 }

@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"certmail/receipts"
+
+	"certmail/kv"
+
+	"certmail/kv/keyspace"
 )
 
 // Item states, as DESIGN.md names them.
@@ -118,10 +122,10 @@ func (it *Item) Commit(m []byte) ([32]byte, error) {
 	return receipts.CommitmentReader(it.Commitment(), it.Label, salt, bytes.NewReader(m))
 }
 
-func itemKey(label string) []byte { return []byte("cm/item/" + label) }
+func itemKey(label string) []byte { return []byte(keyspace.Certified + "item/" + label) }
 
 // GetItem reads an item record.
-func GetItem(kv receipts.KV, label string) (*Item, error) {
+func GetItem(kv kv.Records, label string) (*Item, error) {
 	b, ok, err := kv.Get(itemKey(label))
 	if err != nil {
 		return nil, err
@@ -136,7 +140,7 @@ func GetItem(kv receipts.KV, label string) (*Item, error) {
 	return &it, nil
 }
 
-func putItem(kv receipts.KV, it *Item) error {
+func putItem(kv kv.Records, it *Item) error {
 	b, err := json.Marshal(it)
 	if err != nil {
 		return err
@@ -145,8 +149,8 @@ func putItem(kv receipts.KV, it *Item) error {
 }
 
 // ListItems calls fn for every item.
-func ListItems(kv receipts.KV, fn func(*Item) error) error {
-	return kv.Scan([]byte("cm/item/"), func(_, v []byte) error {
+func ListItems(kv kv.Records, fn func(*Item) error) error {
+	return kv.Scan([]byte(keyspace.Certified+"item/"), func(_, v []byte) error {
 		var it Item
 		if err := json.Unmarshal(v, &it); err != nil {
 			return err

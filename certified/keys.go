@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"certmail/receipts"
+
+	"certmail/kv"
+
+	"certmail/kv/keyspace"
 )
 
 // Recipient keys, in the store's auxiliary space:
@@ -27,15 +31,17 @@ type KeyRecord struct {
 	Retired time.Time        `json:"retired,omitzero"`
 }
 
-func custodyKey(acct string) []byte { return []byte("cm/custody/" + acct) }
+func custodyKey(acct string) []byte { return []byte(keyspace.Certified + "custody/" + acct) }
 
-func pubKeyPrefix(acct string) []byte { return []byte("cm/pubkey/" + acct + "/") }
+func pubKeyPrefix(acct string) []byte { return []byte(keyspace.Certified + "pubkey/" + acct + "/") }
 
-func pubKeyKey(acct, kid string) []byte { return []byte("cm/pubkey/" + acct + "/" + kid) }
+func pubKeyKey(acct, kid string) []byte {
+	return []byte(keyspace.Certified + "pubkey/" + acct + "/" + kid)
+}
 
 // ProvisionCustody creates an account's gateway-held key, sealed under its
 // password; run it in the transaction that creates the account.
-func ProvisionCustody(kv receipts.KV, acct, password string) error {
+func ProvisionCustody(kv kv.Records, acct, password string) error {
 	priv, err := receipts.GenerateKey()
 	if err != nil {
 		return err
@@ -54,7 +60,7 @@ func ProvisionCustody(kv receipts.KV, acct, password string) error {
 // (the owner changes it). When it is not (an operator resets it), the old
 // key is retired, still listed for verifying old CODs, and a new key is
 // made: nobody who lacks the old password can ever sign with the old key.
-func ChangePassword(kv receipts.KV, acct, oldPassword, newPassword string) error {
+func ChangePassword(kv kv.Records, acct, oldPassword, newPassword string) error {
 	sealed, ok, err := kv.Get(custodyKey(acct))
 	if err != nil {
 		return err
@@ -80,7 +86,7 @@ func ChangePassword(kv receipts.KV, acct, oldPassword, newPassword string) error
 
 // RegisterKey records a public key the recipient holds (for CODs made
 // with `certmail sign` or another tool).
-func RegisterKey(kv receipts.KV, acct string, pub ed25519.PublicKey) (string, error) {
+func RegisterKey(kv kv.Records, acct string, pub ed25519.PublicKey) (string, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return "", fmt.Errorf("public key: want %d bytes of Ed25519, have %d", ed25519.PublicKeySize, len(pub))
 	}
@@ -93,7 +99,7 @@ func RegisterKey(kv receipts.KV, acct string, pub ed25519.PublicKey) (string, er
 	return kid, putKey(kv, acct, pub, receipts.CustodyRecipientHeld)
 }
 
-func putKey(kv receipts.KV, acct string, pub ed25519.PublicKey, custody receipts.Custody) error {
+func putKey(kv kv.Records, acct string, pub ed25519.PublicKey, custody receipts.Custody) error {
 	rec := KeyRecord{KeyID: receipts.KeyID(pub), Public: pub, Custody: custody, Created: time.Now().UTC()}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -102,7 +108,7 @@ func putKey(kv receipts.KV, acct string, pub ed25519.PublicKey, custody receipts
 	return kv.Set(pubKeyKey(acct, rec.KeyID), b)
 }
 
-func retireKey(kv receipts.KV, acct, kid string) error {
+func retireKey(kv kv.Records, acct, kid string) error {
 	rec, err := lookupKey(kv, acct, kid)
 	if err != nil || !rec.Retired.IsZero() {
 		return err
@@ -115,7 +121,7 @@ func retireKey(kv receipts.KV, acct, kid string) error {
 	return kv.Set(pubKeyKey(acct, kid), b)
 }
 
-func lookupKey(kv receipts.KV, acct, kid string) (*KeyRecord, error) {
+func lookupKey(kv kv.Records, acct, kid string) (*KeyRecord, error) {
 	b, ok, err := kv.Get(pubKeyKey(acct, kid))
 	if err != nil {
 		return nil, err
@@ -131,12 +137,12 @@ func lookupKey(kv receipts.KV, acct, kid string) (*KeyRecord, error) {
 }
 
 // Keys lists an account's public keys.
-func Keys(kv receipts.KV, acct string) ([]KeyRecord, error) {
+func Keys(kv kv.Records, acct string) ([]KeyRecord, error) {
 	return scanKeyRecords(kv, pubKeyPrefix(acct))
 }
 
 // scanKeyRecords reads the key records stored under prefix.
-func scanKeyRecords(kv receipts.KV, prefix []byte) ([]KeyRecord, error) {
+func scanKeyRecords(kv kv.Records, prefix []byte) ([]KeyRecord, error) {
 	var out []KeyRecord
 	err := kv.Scan(prefix, func(k, v []byte) error {
 		var rec KeyRecord
@@ -151,7 +157,7 @@ func scanKeyRecords(kv receipts.KV, prefix []byte) ([]KeyRecord, error) {
 
 // unsealCustody opens the account's gateway-held key with the password
 // of an authenticated session.
-func unsealCustody(kv receipts.KV, acct, password string) (ed25519.PrivateKey, error) {
+func unsealCustody(kv kv.Records, acct, password string) (ed25519.PrivateKey, error) {
 	sealed, ok, err := kv.Get(custodyKey(acct))
 	if err != nil {
 		return nil, err

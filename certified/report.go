@@ -8,6 +8,8 @@ import (
 	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
+
+	"certmail/kv"
 )
 
 // Report is everything the store knows of one item, for an operator
@@ -44,7 +46,7 @@ func NoticeOfItem(id, label string) bool {
 }
 
 // ItemReport reads label's Report from kv.
-func ItemReport(kv receipts.KV, label string) (*Report, error) {
+func ItemReport(kv kv.Records, label string) (*Report, error) {
 	it, err := GetItem(kv, label)
 	if err != nil {
 		return nil, err

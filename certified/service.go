@@ -19,6 +19,8 @@ import (
 	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
+
+	"certmail/kv"
 )
 
 // The mailboxes every account has for certified mail.
@@ -39,7 +41,7 @@ var (
 // Notices is where notices to senders go (the notifier outbox), inside the
 // transaction of the event they report.
 type Notices interface {
-	Enqueue(kv receipts.KV, n notifier.Notice) error
+	Enqueue(kv kv.Records, n notifier.Notice) error
 }
 
 // Rule makes mail certified by operator policy: a message whose recipient
@@ -395,7 +397,7 @@ func headerValue(raw []byte, name string) (string, bool) {
 // mail (through the relay) with each evidence record of the event attached
 // as an application/jose part, and a signed POST to each webhook. Failure
 // to queue is logged, not fatal: the evidence is in the log and the API.
-func (s *Service) notifySender(kv receipts.KV, it *Item, event, subject, text string, records []evidence.Entry, att ...notifier.Attachment) {
+func (s *Service) notifySender(kv kv.Records, it *Item, event, subject, text string, records []evidence.Entry, att ...notifier.Attachment) {
 	if s.opts.Notices == nil {
 		return
 	}

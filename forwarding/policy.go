@@ -8,7 +8,10 @@ import (
 
 	"certmail/config"
 	"certmail/mailbox"
-	"certmail/receipts"
+
+	"certmail/kv"
+
+	"certmail/kv/keyspace"
 )
 
 // Policy forwards what stays unread in a mailbox.
@@ -98,11 +101,13 @@ func (p *Policy) Validate() error {
 
 type policyKey struct{ acct, mailbox string }
 
-func storedPolicyKey(acct, mb string) []byte { return []byte("fw/policy/" + acct + "/" + mb) }
+func storedPolicyKey(acct, mb string) []byte {
+	return []byte(keyspace.Forwarding + "policy/" + acct + "/" + mb)
+}
 
-func loadPolicies(kv receipts.KV) ([]Policy, error) {
+func loadPolicies(kv kv.Records) ([]Policy, error) {
 	var out []Policy
-	err := kv.Scan([]byte("fw/policy/"), func(_, v []byte) error {
+	err := kv.Scan([]byte(keyspace.Forwarding+"policy/"), func(_, v []byte) error {
 		var p Policy
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("decoding a stored policy: %w", err)

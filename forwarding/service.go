@@ -19,7 +19,10 @@ import (
 	"certmail/certified"
 	"certmail/mailbox"
 	"certmail/notifier"
-	"certmail/receipts"
+
+	"certmail/kv"
+
+	"certmail/kv/keyspace"
 )
 
 // Timer kinds.
@@ -439,7 +442,7 @@ func (s *Service) hadSet(tx *mailbox.Tx, raw []byte, owner string) ([]string, []
 		id = hex.EncodeToString(sum[:])
 	}
 	sum := sha256.Sum256([]byte(id))
-	key := []byte("fw/had/" + hex.EncodeToString(sum[:16]))
+	key := []byte(keyspace.Forwarding + "had/" + hex.EncodeToString(sum[:16]))
 	var had []string
 	if v, ok, err := tx.Get(key); err != nil {
 		return nil, nil, err
@@ -480,19 +483,19 @@ func (s *Service) resent(raw []byte, from string, to []string) ([]byte, string, 
 // count adds to the persistent forward counter (for /metrics).
 func (s *Service) count(tx *mailbox.Tx, n int) error {
 	var c uint64
-	if v, ok, err := tx.Get([]byte("fw/count")); err != nil {
+	if v, ok, err := tx.Get([]byte(keyspace.Forwarding + "count")); err != nil {
 		return err
 	} else if ok {
 		c, _ = strconv.ParseUint(string(v), 10, 64)
 	}
-	return tx.Set([]byte("fw/count"), []byte(strconv.FormatUint(c+uint64(n), 10)))
+	return tx.Set([]byte(keyspace.Forwarding+"count"), []byte(strconv.FormatUint(c+uint64(n), 10)))
 }
 
 // Forwards is how many forwards have been done.
 func (s *Service) Forwards() (uint64, error) {
 	var c uint64
 	err := s.store.View(func(tx *mailbox.Tx) error {
-		v, ok, err := tx.Get([]byte("fw/count"))
+		v, ok, err := tx.Get([]byte(keyspace.Forwarding + "count"))
 		if ok {
 			c, _ = strconv.ParseUint(string(v), 10, 64)
 		}
@@ -515,14 +518,14 @@ type Forward struct {
 func (s *Service) audit(tx *mailbox.Tx, f Forward) error {
 	var nonce [4]byte
 	rand.Read(nonce[:])
-	return setJSON(tx, []byte(fmt.Sprintf("fw/audit/%020d-%x", f.Time.UnixNano(), nonce)), f)
+	return setJSON(tx, []byte(fmt.Sprintf(keyspace.Forwarding+"audit/%020d-%x", f.Time.UnixNano(), nonce)), f)
 }
 
 // Audit lists the forward audit records, oldest first.
 func (s *Service) Audit() ([]Forward, error) {
 	var out []Forward
 	err := s.store.View(func(tx *mailbox.Tx) error {
-		return tx.Scan([]byte("fw/audit/"), func(_, v []byte) error {
+		return tx.Scan([]byte(keyspace.Forwarding+"audit/"), func(_, v []byte) error {
 			var f Forward
 			if err := json.Unmarshal(v, &f); err != nil {
 				return err
@@ -534,4 +537,4 @@ func (s *Service) Audit() ([]Forward, error) {
 	return out, err
 }
 
-var _ receipts.KV = (*mailbox.Tx)(nil)
+var _ kv.Records = (*mailbox.Tx)(nil)

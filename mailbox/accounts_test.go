@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"certmail/kv/keyspace"
 )
 
 // TestDeleteAccountEndsEverything: the AccountDeleted hooks run in the
@@ -44,7 +46,7 @@ func TestDeleteAccountEndsEverything(t *testing.T) {
 	var ran []string
 	s.AddHooks(Hooks{AccountDeleted: func(tx *Tx, acct string) error {
 		ran = append(ran, acct)
-		if err := tx.Set([]byte("test/gone/"+acct), []byte("1")); err != nil {
+		if err := tx.Set([]byte(keyspace.Certified+"test-gone/"+acct), []byte("1")); err != nil {
 			return err
 		}
 		if n, err := tx.CancelTimers("test-unread", acct+"/"); err != nil || n != 2 {
@@ -67,7 +69,7 @@ func TestDeleteAccountEndsEverything(t *testing.T) {
 		t.Fatalf("messages after a failed deletion: %d %v", len(msgs), err)
 	}
 	if err := s.View(func(tx *Tx) error {
-		if _, ok, _ := tx.Get([]byte("test/gone/bob")); ok {
+		if _, ok, _ := tx.Get([]byte(keyspace.Certified + "test-gone/bob")); ok {
 			return errors.New("the hook's write survived its failure")
 		}
 		if _, ok, _ := tx.TimerDue("test-unread", "bob/1/1"); !ok {
@@ -86,7 +88,7 @@ func TestDeleteAccountEndsEverything(t *testing.T) {
 		t.Fatalf("hooks ran for %v", ran)
 	}
 	if err := s.View(func(tx *Tx) error {
-		if _, ok, _ := tx.Get([]byte("test/gone/bob")); !ok {
+		if _, ok, _ := tx.Get([]byte(keyspace.Certified + "test-gone/bob")); !ok {
 			return errors.New("the hook's write is missing")
 		}
 		for _, id := range []string{"bob/1/1", "bob/1/2"} {

@@ -3,6 +3,8 @@ package mailbox
 import (
 	"encoding/binary"
 	"strings"
+
+	"certmail/kv/keyspace"
 )
 
 // Key layout. Account names are lower-case and cannot contain NUL, so
@@ -11,6 +13,7 @@ import (
 //	acct/<acct>                         Account record
 //	acctgone/<acct>                     a deleted account's next mailbox ID:4
 //	mbox/<acct>\x00<mailbox name>       Mailbox record (sorted by name)
+//	mboxid/<acct>\x00<mbox id:4>        the mailbox's name (IDs survive renames)
 //	sub/<acct>\x00<mailbox name>        a subscription to a name no mailbox has (subscriptions.go)
 //	msg/<acct>\x00<mbox id:4><uid:4>    message record (flags, size, dates, blob)
 //	blob/<id:8>                         blob record (reference count, size)
@@ -19,19 +22,25 @@ import (
 //	bref/<id:8><acct>\x00<mbox:4><uid:4> which messages refer to a blob
 //	seq/<name>                          counters
 //	modseq/, gone/                      MODSEQ state and expunges (modseq.go)
-//	x/<...>                             auxiliary space for other packages
+//	timer/, timerid/                    timers (timers.go)
+//	x/<...>                             auxiliary space for the packages above
+//	                                    the store, under the prefixes they claim
+//	                                    in kv/keyspace (AuxClaims)
+//
+// The prefixes are claimed in kv/keyspace, with every other package's.
 const (
-	prefixAccount = "acct/"
-	prefixGone    = "acctgone/"
-	prefixMailbox = "mbox/"
-	prefixMessage = "msg/"
-	prefixBlob    = "blob/"
-	prefixRaw     = "raw/"
-	prefixSummary = "sum/"
-	prefixSeq     = "seq/"
-	prefixAux     = "x/"
-	prefixBlobRef = "bref/"
-	prefixSub     = "sub/"
+	prefixAccount   = keyspace.Account
+	prefixGone      = keyspace.GoneAccount
+	prefixMailbox   = keyspace.Mailbox
+	prefixMailboxID = keyspace.MailboxID
+	prefixMessage   = keyspace.Message
+	prefixBlob      = keyspace.Blob
+	prefixRaw       = keyspace.Raw
+	prefixSummary   = keyspace.Summary
+	prefixSeq       = keyspace.Counter
+	prefixAux       = keyspace.Aux
+	prefixBlobRef   = keyspace.BlobRef
+	prefixSub       = keyspace.Subscription
 )
 
 func accountKey(acct string) []byte { return []byte(prefixAccount + acct) }

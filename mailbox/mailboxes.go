@@ -43,7 +43,7 @@ func NormalizeMailbox(name string) (string, error) {
 }
 
 func mailboxIDKey(acct string, id uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte("mboxid/"+acct+"\x00"), id)
+	return binary.BigEndian.AppendUint32([]byte(prefixMailboxID+acct+"\x00"), id)
 }
 
 // Mailbox returns a mailbox's record by name.

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"certmail/kv"
+	"certmail/kv/keyspace"
 )
 
 // Mod-sequences (RFC 7162 CONDSTORE/QRESYNC) and the per-mailbox change
@@ -58,8 +59,8 @@ import (
 // before it reached (seq/modseqfloor), so that a name's MODSEQs are never
 // reused, even with the new UIDVALIDITY that also tells clients so.
 const (
-	prefixModSeq   = "modseq/"
-	prefixVanished = "gone/"
+	prefixModSeq   = keyspace.ModSeq
+	prefixVanished = keyspace.Vanished
 	// counterModSeqFloor is the seq/ counter new mailboxes start above.
 	counterModSeqFloor = "modseqfloor"
 )

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"certmail/kv/keyspace"
 )
 
 // Timers are durable deadlines (certified-item expiry, auto-forward of
@@ -17,8 +19,8 @@ import (
 //	timerid/<kind>\x00<id>                  due unix nanos:8
 
 const (
-	prefixTimer   = "timer/"
-	prefixTimerID = "timerid/"
+	prefixTimer   = keyspace.Timer
+	prefixTimerID = keyspace.TimerID
 )
 
 // Timer is a scheduled deadline.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"certmail/kv"
+	"certmail/kv/keyspace"
 )
 
 // Tx is a store transaction. Write transactions are serialized; what they
@@ -197,7 +198,14 @@ func (tx *Tx) nextCounter(name string, start uint64) (uint64, error) {
 	return n, tx.set(key, binary.BigEndian.AppendUint64(nil, n))
 }
 
-// Aux key space, for other packages (receipts, notifier, forwarding).
+// The auxiliary key space (keyspace.Aux), for the packages above the
+// store: Tx is their kv.Records, and Records gives them transactions.
+
+var _ kv.Records = (*Tx)(nil)
+
+// ErrUnclaimedKey: an auxiliary write under a prefix no package claims in
+// kv/keyspace.
+var ErrUnclaimedKey = errors.New("key outside every prefix claimed in kv/keyspace")
 
 // Get returns the auxiliary value for key.
 func (tx *Tx) Get(key []byte) ([]byte, bool, error) {
@@ -205,10 +213,20 @@ func (tx *Tx) Get(key []byte) ([]byte, bool, error) {
 }
 
 // Set writes an auxiliary value.
-func (tx *Tx) Set(key, value []byte) error { return tx.set(auxKey(key), bytes.Clone(value)) }
+func (tx *Tx) Set(key, value []byte) error {
+	if keyspace.AuxOwner(key) == "" {
+		return fmt.Errorf("writing %q: %w", key, ErrUnclaimedKey)
+	}
+	return tx.set(auxKey(key), bytes.Clone(value))
+}
 
 // Delete removes an auxiliary value.
-func (tx *Tx) Delete(key []byte) error { return tx.del(auxKey(key)) }
+func (tx *Tx) Delete(key []byte) error {
+	if keyspace.AuxOwner(key) == "" {
+		return fmt.Errorf("deleting %q: %w", key, ErrUnclaimedKey)
+	}
+	return tx.del(auxKey(key))
+}
 
 // Scan calls fn for every auxiliary key with the prefix, in key order.
 func (tx *Tx) Scan(prefix []byte, fn func(key, value []byte) error) error {
@@ -216,6 +234,20 @@ func (tx *Tx) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	return tx.scan(full, false, func(k, v []byte) error {
 		return fn(k[len(prefixAux):], v)
 	})
+}
+
+// Records returns the store as the packages above it use it: transactions
+// that read and write the auxiliary key space.
+func (s *Store) Records() kv.RecordStore { return recordStore{s} }
+
+type recordStore struct{ s *Store }
+
+func (r recordStore) Update(fn func(kv.Records) error) error {
+	return r.s.Update(func(tx *Tx) error { return fn(tx) })
+}
+
+func (r recordStore) View(fn func(kv.Records) error) error {
+	return r.s.View(func(tx *Tx) error { return fn(tx) })
 }
 
 // now is the store's clock, in one place so records agree.

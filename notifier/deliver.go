@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 // errStopScan ends a Scan early at the first entry not yet due.
@@ -65,7 +65,7 @@ func (o *Outbox) DeliverDue(ctx context.Context, now time.Time) (sent int, err e
 // claimDue leases up to BatchSize due notices in one transaction.
 func (o *Outbox) claimDue(now time.Time) ([]claim, error) {
 	var claims []claim
-	err := o.db.Update(func(kv receipts.KV) error {
+	err := o.db.Update(func(kv kv.Records) error {
 		claims = claims[:0]
 		type due struct{ key, value []byte }
 		var found []due
@@ -115,7 +115,7 @@ func (o *Outbox) claimDue(now time.Time) ([]claim, error) {
 
 // buryUndecodable moves an entry that cannot be read out of the queue, so
 // it neither blocks nor is retried forever; DeadLetters reports it.
-func (o *Outbox) buryUndecodable(kv receipts.KV, key, value []byte, cause error) error {
+func (o *Outbox) buryUndecodable(kv kv.Records, key, value []byte, cause error) error {
 	_, id, _ := parseDueKey(key)
 	o.cfg.Logger.Error("outbox: undecodable entry moved to dead letters", "key", string(key), "err", cause)
 	if err := kv.Set(deadKey(id), value); err != nil {
@@ -170,7 +170,7 @@ func (o *Outbox) send(ctx context.Context, e *entry) error {
 func (o *Outbox) settle(c claim, sendErr error, now time.Time) error {
 	id := c.entry.Notice.ID
 	log := o.cfg.Logger.With("notice", id, "kind", c.entry.Notice.kind())
-	return o.db.Update(func(kv receipts.KV) error {
+	return o.db.Update(func(kv kv.Records) error {
 		if _, found, err := kv.Get(c.key); err != nil {
 			return err
 		} else if !found {
@@ -224,7 +224,7 @@ func (o *Outbox) settle(c claim, sendErr error, now time.Time) error {
 // now. It reads the whole queue, once, when a process with a relay starts.
 func (o *Outbox) releaseWaiting(now time.Time) (int, error) {
 	released := 0
-	err := o.db.Update(func(kv receipts.KV) error {
+	err := o.db.Update(func(kv kv.Records) error {
 		released = 0
 		type parked struct {
 			key []byte
@@ -269,7 +269,7 @@ func (o *Outbox) backoff(attempts int) time.Duration {
 // NextDue returns when the earliest queued notice is due; ok is false
 // when the queue is empty.
 func (o *Outbox) NextDue() (due time.Time, ok bool, err error) {
-	err = o.db.View(func(kv receipts.KV) error {
+	err = o.db.View(func(kv kv.Records) error {
 		err := kv.Scan([]byte(prefixDue), func(key, _ []byte) error {
 			at, _, err := parseDueKey(key)
 			if err != nil {

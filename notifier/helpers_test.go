@@ -22,9 +22,11 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"certmail/receipts"
+
+	"certmail/kv"
 )
 
-// memDB is an Updater over receipts.MemKV with real rollback: Update works
+// memDB is a kv.RecordStore over receipts.MemKV with real rollback: Update works
 // on a copy and keeps it only if fn succeeds, like a store transaction.
 type memDB struct {
 	mu sync.Mutex
@@ -33,7 +35,7 @@ type memDB struct {
 
 func newMemDB() *memDB { return &memDB{kv: receipts.NewMemKV()} }
 
-func (d *memDB) Update(fn func(kv receipts.KV) error) error {
+func (d *memDB) Update(fn func(kv kv.Records) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	tx := receipts.NewMemKV()
@@ -47,13 +49,13 @@ func (d *memDB) Update(fn func(kv receipts.KV) error) error {
 	return nil
 }
 
-func (d *memDB) View(fn func(kv receipts.KV) error) error {
+func (d *memDB) View(fn func(kv kv.Records) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return fn(readOnlyKV{d.kv})
 }
 
-type readOnlyKV struct{ receipts.KV }
+type readOnlyKV struct{ kv.Records }
 
 func (readOnlyKV) Set(_, _ []byte) error { return errors.New("read-only transaction") }
 func (readOnlyKV) Delete(_ []byte) error { return errors.New("read-only transaction") }
@@ -61,7 +63,7 @@ func (readOnlyKV) Delete(_ []byte) error { return errors.New("read-only transact
 func (d *memDB) pending(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := d.View(func(kv receipts.KV) error {
+	if err := d.View(func(kv kv.Records) error {
 		var err error
 		n, err = Pending(kv)
 		return err
@@ -74,7 +76,7 @@ func (d *memDB) pending(t *testing.T) int {
 func (d *memDB) deadLetters(t *testing.T) []DeadLetter {
 	t.Helper()
 	var out []DeadLetter
-	if err := d.View(func(kv receipts.KV) error {
+	if err := d.View(func(kv kv.Records) error {
 		var err error
 		out, err = DeadLetters(kv)
 		return err
@@ -263,7 +265,7 @@ func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
 // quietLogger keeps test output readable; failures are asserted on.
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newTestOutbox(t *testing.T, db Updater, cfg Config) *Outbox {
+func newTestOutbox(t *testing.T, db kv.RecordStore, cfg Config) *Outbox {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
@@ -277,7 +279,7 @@ func newTestOutbox(t *testing.T, db Updater, cfg Config) *Outbox {
 
 func enqueue(t *testing.T, db *memDB, o *Outbox, n Notice) {
 	t.Helper()
-	if err := db.Update(func(kv receipts.KV) error { return o.Enqueue(kv, n) }); err != nil {
+	if err := db.Update(func(kv kv.Records) error { return o.Enqueue(kv, n) }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,15 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"certmail/receipts"
-)
+	"certmail/kv"
 
-// Updater runs functions inside store transactions; the mailbox store
-// provides it. Update commits fn's writes if fn returns nil.
-type Updater interface {
-	Update(fn func(kv receipts.KV) error) error
-	View(fn func(kv receipts.KV) error) error
-}
+	"certmail/kv/keyspace"
+)
 
 // Store layout. Queued notices are keyed by due time, zero-padded so that
 // key order is time order: finding what is due is a prefix scan that stops
@@ -32,9 +27,9 @@ type Updater interface {
 //	outbox/dead/<id>                               entry JSON of a notice given up on
 //	outbox/sent/<id>                               summary of a notice sent (status.go)
 const (
-	prefixDue  = "outbox/due/"
-	prefixID   = "outbox/id/"
-	prefixDead = "outbox/dead/"
+	prefixDue  = keyspace.Outbox + "due/"
+	prefixID   = keyspace.Outbox + "id/"
+	prefixDead = keyspace.Outbox + "dead/"
 	deadMarker = "dead"
 )
 
@@ -135,7 +130,7 @@ func (c *Config) setDefaults() {
 
 // Outbox is the durable queue of notices and the loop that sends them.
 type Outbox struct {
-	db       Updater
+	db       kv.RecordStore
 	cfg      Config
 	webhooks map[string]Webhook
 	kick     chan struct{}
@@ -146,7 +141,7 @@ type Outbox struct {
 
 // NewOutbox returns an Outbox over db. It checks the relay and webhook
 // configuration now, so mistakes show at start-up.
-func NewOutbox(db Updater, cfg Config) (*Outbox, error) {
+func NewOutbox(db kv.RecordStore, cfg Config) (*Outbox, error) {
 	cfg.setDefaults()
 	if cfg.Relay != nil {
 		if err := cfg.Relay.check(); err != nil {
@@ -167,12 +162,12 @@ func NewOutbox(db Updater, cfg Config) (*Outbox, error) {
 // that it is sent only if that transaction commits. An empty ID is filled
 // in; an ID already queued (or dead) makes this a no-op. Call Kick after
 // the commit to send at once rather than at the next poll.
-func (o *Outbox) Enqueue(kv receipts.KV, n Notice) error {
+func (o *Outbox) Enqueue(kv kv.Records, n Notice) error {
 	return o.EnqueueAt(kv, n, time.Now())
 }
 
 // EnqueueAt is Enqueue for a notice not to be sent before due.
-func (o *Outbox) EnqueueAt(kv receipts.KV, n Notice, due time.Time) error {
+func (o *Outbox) EnqueueAt(kv kv.Records, n Notice, due time.Time) error {
 	if n.ID == "" {
 		id, err := NewNoticeID()
 		if err != nil {
@@ -209,7 +204,7 @@ func (o *Outbox) EnqueueAt(kv receipts.KV, n Notice, due time.Time) error {
 }
 
 // putDue writes e under key and points its ID at it.
-func putDue(kv receipts.KV, key []byte, e *entry) error {
+func putDue(kv kv.Records, key []byte, e *entry) error {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -230,7 +225,7 @@ func (o *Outbox) Kick() {
 
 // Pending counts queued notices, including those being sent, for metrics.
 // It reads every queued key, so call it no more often than metrics need.
-func Pending(kv receipts.KV) (int, error) {
+func Pending(kv kv.Records) (int, error) {
 	n := 0
 	err := kv.Scan([]byte(prefixDue), func(_, _ []byte) error {
 		n++
@@ -249,7 +244,7 @@ type DeadLetter struct {
 }
 
 // DeadLetters lists the notices given up on, by ID.
-func DeadLetters(kv receipts.KV) ([]DeadLetter, error) {
+func DeadLetters(kv kv.Records) ([]DeadLetter, error) {
 	var out []DeadLetter
 	err := kv.Scan([]byte(prefixDead), func(key, value []byte) error {
 		var e entry
@@ -270,7 +265,7 @@ var ErrNotDead = errors.New("no dead letter with that ID")
 
 // Retry queues a dead letter again, due now, with its attempts reset: for
 // an operator who has fixed what made it fail.
-func Retry(kv receipts.KV, id string, now time.Time) error {
+func Retry(kv kv.Records, id string, now time.Time) error {
 	data, found, err := kv.Get(deadKey(id))
 	if err != nil {
 		return fmt.Errorf("retry %s: %w", id, err)

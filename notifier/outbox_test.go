@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 func mailNotice(id string) Notice {
@@ -72,7 +72,7 @@ func TestEnqueueIsPartOfTheTransaction(t *testing.T) {
 	db := newMemDB()
 	o := newTestOutbox(t, db, Config{})
 	failed := errors.New("event failed")
-	err := db.Update(func(kv receipts.KV) error {
+	err := db.Update(func(kv kv.Records) error {
 		if err := o.Enqueue(kv, mailNotice("n1")); err != nil {
 			return err
 		}
@@ -96,13 +96,13 @@ func TestEnqueueDeduplicatesAndFillsID(t *testing.T) {
 	if got := db.pending(t); got != 2 {
 		t.Errorf("pending = %d, want 2", got)
 	}
-	err := db.Update(func(kv receipts.KV) error { return o.Enqueue(kv, Notice{ID: "x"}) })
+	err := db.Update(func(kv kv.Records) error { return o.Enqueue(kv, Notice{ID: "x"}) })
 	if err == nil || !strings.Contains(err.Error(), "no recipients") {
 		t.Errorf("invalid notice: %v", err)
 	}
 	local := mailNotice("local")
 	local.To = []string{"alice"}
-	err = db.Update(func(kv receipts.KV) error { return o.Enqueue(kv, local) })
+	err = db.Update(func(kv kv.Records) error { return o.Enqueue(kv, local) })
 	if err == nil || !strings.Contains(err.Error(), "need full addresses") {
 		t.Errorf("bare account name queued for SMTP: %v", err)
 	}
@@ -141,7 +141,7 @@ func TestOutboxRetriesAfterTemporaryFailure(t *testing.T) {
 func queuedEntry(t *testing.T, db *memDB, id string) entry {
 	t.Helper()
 	var e entry
-	err := db.View(func(kv receipts.KV) error {
+	err := db.View(func(kv kv.Records) error {
 		key, found, err := kv.Get(idKey(id))
 		if err != nil || !found {
 			return errors.Join(err, errors.New("no index entry"))
@@ -185,7 +185,7 @@ func TestOutboxDeadLetterAfterMaxAttempts(t *testing.T) {
 	// ...but an operator can retry it.
 	sink.RefuseAlways(nil)
 	later := now.Add(5 * time.Hour)
-	if err := db.Update(func(kv receipts.KV) error { return Retry(kv, "doomed", later) }); err != nil {
+	if err := db.Update(func(kv kv.Records) error { return Retry(kv, "doomed", later) }); err != nil {
 		t.Fatal(err)
 	}
 	if sent := deliver(t, o, later); sent != 1 {
@@ -194,7 +194,7 @@ func TestOutboxDeadLetterAfterMaxAttempts(t *testing.T) {
 	if len(db.deadLetters(t)) != 0 {
 		t.Error("dead letter still listed after a successful retry")
 	}
-	err := db.Update(func(kv receipts.KV) error { return Retry(kv, "doomed", later) })
+	err := db.Update(func(kv kv.Records) error { return Retry(kv, "doomed", later) })
 	if !errors.Is(err, ErrNotDead) {
 		t.Errorf("retry of a delivered notice: %v", err)
 	}
@@ -297,12 +297,12 @@ func TestBackoff(t *testing.T) {
 
 // countingKV counts what Scan hands to its callback.
 type countingKV struct {
-	receipts.KV
+	kv.Records
 	visited *int
 }
 
 func (c countingKV) Scan(prefix []byte, fn func(k, v []byte) error) error {
-	return c.KV.Scan(prefix, func(k, v []byte) error {
+	return c.Records.Scan(prefix, func(k, v []byte) error {
 		*c.visited++
 		return fn(k, v)
 	})
@@ -313,12 +313,12 @@ type countingDB struct {
 	visited int
 }
 
-func (d *countingDB) Update(fn func(kv receipts.KV) error) error {
-	return d.memDB.Update(func(kv receipts.KV) error { return fn(countingKV{kv, &d.visited}) })
+func (d *countingDB) Update(fn func(kv kv.Records) error) error {
+	return d.memDB.Update(func(kv kv.Records) error { return fn(countingKV{kv, &d.visited}) })
 }
 
-func (d *countingDB) View(fn func(kv receipts.KV) error) error {
-	return d.memDB.View(func(kv receipts.KV) error { return fn(countingKV{kv, &d.visited}) })
+func (d *countingDB) View(fn func(kv kv.Records) error) error {
+	return d.memDB.View(func(kv kv.Records) error { return fn(countingKV{kv, &d.visited}) })
 }
 
 // TestDeliverDueReadsOnlyWhatIsDue: with many notices queued for later,
@@ -328,7 +328,7 @@ func TestDeliverDueReadsOnlyWhatIsDue(t *testing.T) {
 	db := &countingDB{memDB: newMemDB()}
 	o := newTestOutbox(t, db, Config{Relay: &Relay{Addr: sink.Addr}})
 	now := time.Now()
-	err := db.memDB.Update(func(kv receipts.KV) error {
+	err := db.memDB.Update(func(kv kv.Records) error {
 		for i := range 200 {
 			n := mailNotice("later-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26))
 			if err := o.EnqueueAt(kv, n, now.Add(time.Hour+time.Duration(i)*time.Minute)); err != nil {
@@ -551,7 +551,7 @@ func TestWebhookPermanentFailures(t *testing.T) {
 		t.Fatalf("dead letters = %+v", dead)
 	}
 	// A URL nobody configured cannot be queued.
-	err := db.Update(func(kv receipts.KV) error {
+	err := db.Update(func(kv kv.Records) error {
 		return o.Enqueue(kv, Notice{ID: "ev-2", Kind: KindWebhook, URL: "http://elsewhere.test/", Payload: json.RawMessage(`{}`)})
 	})
 	if err == nil || !strings.Contains(err.Error(), "not configured") {
@@ -643,7 +643,7 @@ func TestListStates(t *testing.T) {
 	enqueue(t, db, o, mailNotice("other"))
 	list := func(opts ListOptions) []Status {
 		var out []Status
-		if err := db.View(func(kv receipts.KV) error {
+		if err := db.View(func(kv kv.Records) error {
 			var err error
 			out, err = List(kv, opts)
 			return err
@@ -666,7 +666,7 @@ func TestListStates(t *testing.T) {
 		t.Errorf("List without sent, matching -a: %+v", got)
 	}
 	var ids []string
-	if err := db.Update(func(kv receipts.KV) error {
+	if err := db.Update(func(kv kv.Records) error {
 		var err error
 		ids, err = RetryDead(kv, now)
 		return err

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 // What the outbox can say of a notice.
@@ -37,7 +37,7 @@ type sentRecord struct {
 }
 
 // recordSent writes the summary of e, sent at now.
-func recordSent(kv receipts.KV, e *entry, now time.Time) error {
+func recordSent(kv kv.Records, e *entry, now time.Time) error {
 	n := e.Notice
 	b, err := json.Marshal(sentRecord{Kind: n.kind(), To: n.To, URL: n.URL, Subject: noticeSubject(&n),
 		Enqueued: e.Enqueued, Sent: now.UTC(), Attempts: e.Attempts})
@@ -98,7 +98,7 @@ type ListOptions struct {
 // List returns the notices of the outbox: queued (by due time), then dead
 // letters, then, with o.Sent, those sent (both by ID). An entry that
 // cannot be decoded is listed with the reason as its error.
-func List(kv receipts.KV, o ListOptions) ([]Status, error) {
+func List(kv kv.Records, o ListOptions) ([]Status, error) {
 	match := o.Match
 	if match == nil {
 		match = func(string) bool { return true }
@@ -160,7 +160,7 @@ func List(kv receipts.KV, o ListOptions) ([]Status, error) {
 
 // RetryDead queues every dead letter again, due now (Retry for each), and
 // returns their IDs.
-func RetryDead(kv receipts.KV, now time.Time) ([]string, error) {
+func RetryDead(kv kv.Records, now time.Time) ([]string, error) {
 	dead, err := DeadLetters(kv)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,6 @@
 // sub-package) the signed records, the Merkle log and offline verification.
 //
 // It does not speak SMTP or IMAP and does not open the store: callers hand
-// it a KV (a transaction of the mailbox store) to persist into, so that an
-// item's state change and its evidence record commit together.
+// it a kv.Records (a transaction of the mailbox store) to persist into, so
+// that an item's state change and its evidence record commit together.
 package receipts

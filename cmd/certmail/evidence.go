@@ -455,6 +455,6 @@ func (s *services) registerAPI(mux *http.ServeMux, cfg *config.Config, d *delive
 // runCheckpoints publishes signed checkpoints of the evidence log until
 // ctx ends (serve's background loop).
 func (s *services) runCheckpoints(ctx context.Context, logger *slog.Logger) {
-	s.certified.Log().RunCheckpoints(ctx, certified.KVStore{Store: s.certified.Store()},
+	s.certified.Log().RunCheckpoints(ctx, s.certified.Store().Records(),
 		evidence.DefaultCheckpointInterval, logger.With("component", "evidence"))
 }

@@ -37,7 +37,7 @@ type services struct {
 // process that opens the data directory must (a `certmail deliver` without
 // a server certifies mail just as the server does).
 func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store) (*services, error) {
-	outbox, err := notifier.NewOutbox(certified.KVStore{Store: store}, outboxConfig(cfg, logger))
+	outbox, err := notifier.NewOutbox(store.Records(), outboxConfig(cfg, logger))
 	if err != nil {
 		return nil, fmt.Errorf("notice outbox: %w", err)
 	}

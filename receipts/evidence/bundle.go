@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"certmail/receipts"
+
+	"certmail/kv"
 )
 
 // BundleVersion is the "version" of the bundles this package writes.
@@ -65,7 +67,7 @@ type BundleRecord struct {
 // The proofs are against the newest stored checkpoint if it covers all the
 // item's records; otherwise BuildBundle publishes a new checkpoint, which
 // writes to kv.
-func (l *Log) BuildBundle(kv receipts.KV, label string, parties ...PartyKey) (*Bundle, error) {
+func (l *Log) BuildBundle(kv kv.Records, label string, parties ...PartyKey) (*Bundle, error) {
 	entries, err := Records(kv, label)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
@@ -121,7 +123,7 @@ func (l *Log) BuildBundle(kv receipts.KV, label string, parties ...PartyKey) (*B
 
 // coveringCheckpoint returns a stored checkpoint of at least minSize leaves,
 // publishing one if need be.
-func (l *Log) coveringCheckpoint(kv receipts.KV, minSize uint64) ([]byte, TreeHead, error) {
+func (l *Log) coveringCheckpoint(kv kv.Records, minSize uint64) ([]byte, TreeHead, error) {
 	cp, found, err := LatestCheckpoint(kv)
 	if err != nil {
 		return nil, TreeHead{}, err

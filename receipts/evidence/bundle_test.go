@@ -9,11 +9,13 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"certmail/receipts"
+
+	"certmail/kv"
 )
 
 // bundleFor builds, marshals and re-parses an item's bundle, as a file
 // handed to a verifier would be.
-func bundleFor(t testing.TB, l *Log, kv receipts.KV, it *item) *Bundle {
+func bundleFor(t testing.TB, l *Log, kv kv.Records, it *item) *Bundle {
 	t.Helper()
 	b, err := l.BuildBundle(kv, it.label, it.parties...)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 // TreeHead is what a checkpoint commits to.
@@ -69,7 +69,7 @@ func checkpointText(origin string, size uint64, root []byte) string {
 // already stored is returned as it is, so calling this often costs
 // nothing while the log does not grow. It writes, so it belongs in a
 // write transaction.
-func (l *Log) Checkpoint(kv receipts.KV) ([]byte, error) {
+func (l *Log) Checkpoint(kv kv.Records) ([]byte, error) {
 	size, root, err := readHead(kv)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
@@ -92,7 +92,7 @@ func (l *Log) Checkpoint(kv receipts.KV) ([]byte, error) {
 
 // CheckpointAt returns the stored checkpoint of the given size, if one was
 // published. With ConsistencyProof, any two can be shown consistent.
-func CheckpointAt(kv receipts.KV, size uint64) ([]byte, bool, error) {
+func CheckpointAt(kv kv.Records, size uint64) ([]byte, bool, error) {
 	v, found, err := kv.Get(checkpointKey(size))
 	if err != nil {
 		return nil, false, fmt.Errorf("reading checkpoint %d: %w", size, err)
@@ -101,7 +101,7 @@ func CheckpointAt(kv receipts.KV, size uint64) ([]byte, bool, error) {
 }
 
 // LatestCheckpoint returns the newest stored checkpoint.
-func LatestCheckpoint(kv receipts.KV) ([]byte, bool, error) {
+func LatestCheckpoint(kv kv.Records) ([]byte, bool, error) {
 	v, found, err := kv.Get([]byte(keyLatestCheckpoint))
 	if err != nil || !found {
 		return nil, false, err

@@ -14,7 +14,8 @@
 // records form a hash chain that cannot be reordered or thinned out.
 //
 // Every record is also a leaf of one RFC 6962 Merkle tree over all items,
-// persisted in a receipts.KV under the "evlog/" prefix. The gateway signs
+// persisted in the store (a kv.Records) under the prefix it claims in
+// kv/keyspace (Evidence, "evlog/"). The gateway signs
 // checkpoints of the tree (C2SP tlog-checkpoint, as a C2SP signed note) and
 // keeps them, so it can prove that any record is in the tree a checkpoint
 // commits to and that any two checkpoints are consistent: the gateway cannot

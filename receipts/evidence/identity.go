@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"strings"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 // StoredIdentity returns the gateway name the log was created under
 // (SetIdentity), if one is stored.
-func StoredIdentity(kv receipts.KV) (string, bool, error) {
+func StoredIdentity(kv kv.Records) (string, bool, error) {
 	v, found, err := kv.Get([]byte(keyIdentity))
 	if err != nil {
 		return "", false, fmt.Errorf("reading the log's identity: %w", err)
@@ -20,7 +20,7 @@ func StoredIdentity(kv receipts.KV) (string, bool, error) {
 // SetIdentity stores the gateway name the log is kept under. Its records
 // and checkpoints are signed under that name, so it must not change once
 // anything was signed (see Signed).
-func SetIdentity(kv receipts.KV, name string) error {
+func SetIdentity(kv kv.Records, name string) error {
 	if err := kv.Set([]byte(keyIdentity), []byte(name)); err != nil {
 		return fmt.Errorf("storing the log's identity: %w", err)
 	}
@@ -30,7 +30,7 @@ func SetIdentity(kv receipts.KV, name string) error {
 // LatestOrigin returns the origin line of the newest stored checkpoint,
 // without checking its signature: what a log kept before its identity was
 // stored was published under.
-func LatestOrigin(kv receipts.KV) (string, bool, error) {
+func LatestOrigin(kv kv.Records) (string, bool, error) {
 	cp, found, err := LatestCheckpoint(kv)
 	if err != nil || !found {
 		return "", false, err
@@ -44,7 +44,7 @@ func LatestOrigin(kv receipts.KV) (string, bool, error) {
 
 // Signed reports whether anything was signed under the log's identity: a
 // record or a published checkpoint.
-func Signed(kv receipts.KV) (bool, error) {
+func Signed(kv kv.Records) (bool, error) {
 	size, err := Size(kv)
 	if err != nil {
 		return false, err

@@ -4,10 +4,13 @@ import (
 	"encoding/binary"
 
 	"github.com/transparency-dev/merkle/compact"
+
+	"certmail/kv/keyspace"
 )
 
-// The log's layout in the KV. Numbers are 8-byte big-endian so that keys
-// sort in numeric order under Scan.
+// The log's layout in the store, under the prefix it claims
+// (keyspace.Evidence). Numbers are 8-byte big-endian so that keys sort in
+// numeric order under Scan.
 //
 //	evlog/head                     size ‖ root: the tree now (40 bytes)
 //	evlog/leaf/<index>             a record's compact JWS: leaf <index>
@@ -19,13 +22,13 @@ import (
 // Every Append writes evlog/head, so two transactions that append to the
 // same store always conflict there; the store retries one of them.
 const (
-	keyHead             = "evlog/head"
-	prefixLeaf          = "evlog/leaf/"
-	prefixNode          = "evlog/node/"
-	prefixLabel         = "evlog/label/"
-	prefixCheckpoint    = "evlog/checkpoint/"
-	keyLatestCheckpoint = "evlog/checkpoint-latest"
-	keyIdentity         = "evlog/identity"
+	keyHead             = keyspace.Evidence + "head"
+	prefixLeaf          = keyspace.Evidence + "leaf/"
+	prefixNode          = keyspace.Evidence + "node/"
+	prefixLabel         = keyspace.Evidence + "label/"
+	prefixCheckpoint    = keyspace.Evidence + "checkpoint/"
+	keyLatestCheckpoint = keyspace.Evidence + "checkpoint-latest"
+	keyIdentity         = keyspace.Evidence + "identity"
 )
 
 func leafKey(index uint64) []byte {

@@ -3,7 +3,7 @@ package evidence
 import (
 	"fmt"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 // MaxLeafHashes bounds one LeafHashes call, so that a public endpoint
@@ -13,7 +13,7 @@ const MaxLeafHashes = 1000
 // LeafHashes returns the RFC 6962 leaf hashes of leaves [start, end). The
 // hashes reveal nothing of the records, so they may be published: with
 // them anyone can recompute the tree and check every checkpoint.
-func LeafHashes(kv receipts.KV, start, end uint64) ([][]byte, error) {
+func LeafHashes(kv kv.Records, start, end uint64) ([][]byte, error) {
 	if start > end {
 		return nil, fmt.Errorf("leaf hashes: start %d is after end %d", start, end)
 	}

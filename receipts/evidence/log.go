@@ -7,12 +7,12 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 // Log appends gateway P's evidence records to the Merkle log kept in a
-// receipts.KV. A Log holds no state of its own beyond its keys: everything
-// lives in the KV, so any number of Logs (and processes) may share a store.
+// kv.Records. A Log holds no state of its own beyond its keys: everything
+// lives in the store, so any number of Logs (and processes) may share a store.
 type Log struct {
 	signer *Signer
 	origin string
@@ -87,7 +87,7 @@ func (e Entry) Record() (Record, error) {
 // each writes the log head, so concurrent transactions that append
 // conflict on that key and the store retries all but one. This is
 // expected, and is what keeps the leaf order and the chains consistent.
-func (l *Log) Append(kv receipts.KV, ev Event) (Entry, error) {
+func (l *Log) Append(kv kv.Records, ev Event) (Entry, error) {
 	if err := checkLabel(ev.Label); err != nil {
 		return Entry{}, fmt.Errorf("append %s: %w", ev.Type, err)
 	}
@@ -120,7 +120,7 @@ func (l *Log) Append(kv receipts.KV, ev Event) (Entry, error) {
 }
 
 // appendLeaf stores the record as the next leaf and indexes it under label.
-func (l *Log) appendLeaf(kv receipts.KV, label string, indexes []uint64, jws string) (uint64, error) {
+func (l *Log) appendLeaf(kv kv.Records, label string, indexes []uint64, jws string) (uint64, error) {
 	size, _, err := readHead(kv)
 	if err != nil {
 		return 0, err
@@ -146,7 +146,7 @@ func (l *Log) appendLeaf(kv receipts.KV, label string, indexes []uint64, jws str
 }
 
 // Records returns the label's records in chain order.
-func Records(kv receipts.KV, label string) ([]Entry, error) {
+func Records(kv kv.Records, label string) ([]Entry, error) {
 	indexes, err := labelIndexes(kv, label)
 	if err != nil {
 		return nil, fmt.Errorf("records of %q: %w", label, err)
@@ -163,7 +163,7 @@ func Records(kv receipts.KV, label string) ([]Entry, error) {
 }
 
 // replay rebuilds the chain state of the records at indexes.
-func replay(kv receipts.KV, indexes []uint64) (*chain, error) {
+func replay(kv kv.Records, indexes []uint64) (*chain, error) {
 	c := &chain{}
 	for _, index := range indexes {
 		e := Entry{Index: index}
@@ -182,7 +182,7 @@ func replay(kv receipts.KV, indexes []uint64) (*chain, error) {
 	return c, nil
 }
 
-func readLeaf(kv receipts.KV, index uint64) (string, error) {
+func readLeaf(kv kv.Records, index uint64) (string, error) {
 	v, found, err := kv.Get(leafKey(index))
 	if err != nil {
 		return "", fmt.Errorf("reading leaf %d: %w", index, err)
@@ -193,7 +193,7 @@ func readLeaf(kv receipts.KV, index uint64) (string, error) {
 	return string(v), nil
 }
 
-func labelIndexes(kv receipts.KV, label string) ([]uint64, error) {
+func labelIndexes(kv kv.Records, label string) ([]uint64, error) {
 	v, _, err := kv.Get(labelKey(label))
 	if err != nil {
 		return nil, fmt.Errorf("reading label index: %w", err)

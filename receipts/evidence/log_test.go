@@ -11,6 +11,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 
 	"certmail/receipts"
+
+	"certmail/kv"
 )
 
 func TestAppendChainsRecordsPerItem(t *testing.T) {
@@ -133,7 +135,7 @@ func TestAppendFailureLeavesLogUnchanged(t *testing.T) {
 
 // independentRoot builds the root of the first size leaves from the leaf
 // bytes alone, without the stored nodes.
-func independentRoot(t *testing.T, kv receipts.KV, size uint64) []byte {
+func independentRoot(t *testing.T, kv kv.Records, size uint64) []byte {
 	t.Helper()
 	r := rangeFactory.NewEmptyRange(0)
 	for i := range size {

@@ -6,15 +6,8 @@ import (
 	"log/slog"
 	"time"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
-
-// DB runs transactions on the store that holds the log (the mailbox
-// store, through certified.KVStore).
-type DB interface {
-	View(fn func(kv receipts.KV) error) error
-	Update(fn func(kv receipts.KV) error) error
-}
 
 // DefaultCheckpointInterval is how often a server publishes a checkpoint
 // while the log grows. Verifiers compare checkpoints to catch a gateway
@@ -26,9 +19,9 @@ const DefaultCheckpointInterval = time.Minute
 // storing one only if the log grew since the newest stored checkpoint. It
 // reads first, so that asking often (every GET of the checkpoint) takes
 // the store's write lock only when there is something new to sign.
-func (l *Log) Publish(db DB) ([]byte, TreeHead, error) {
+func (l *Log) Publish(db kv.RecordStore) ([]byte, TreeHead, error) {
 	var cp []byte
-	err := db.View(func(kv receipts.KV) error {
+	err := db.View(func(kv kv.Records) error {
 		size, err := Size(kv)
 		if err != nil {
 			return err
@@ -44,7 +37,7 @@ func (l *Log) Publish(db DB) ([]byte, TreeHead, error) {
 		return nil, TreeHead{}, fmt.Errorf("publishing a checkpoint: %w", err)
 	}
 	if cp == nil {
-		if err := db.Update(func(kv receipts.KV) error {
+		if err := db.Update(func(kv kv.Records) error {
 			var err error
 			cp, err = l.Checkpoint(kv)
 			return err
@@ -62,7 +55,7 @@ func (l *Log) Publish(db DB) ([]byte, TreeHead, error) {
 // RunCheckpoints publishes a checkpoint now and then every interval (when
 // the log grew) until ctx ends. A failure is logged and retried at the
 // next tick: the log itself is intact, only its publication is late.
-func (l *Log) RunCheckpoints(ctx context.Context, db DB, every time.Duration, logger *slog.Logger) {
+func (l *Log) RunCheckpoints(ctx context.Context, db kv.RecordStore, every time.Duration, logger *slog.Logger) {
 	if every <= 0 {
 		every = DefaultCheckpointInterval
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"certmail/receipts"
+
+	"certmail/kv"
 )
 
 // memDB runs "transactions" on a MemKV under a lock, counting writes.
@@ -20,13 +22,13 @@ type memDB struct {
 	updates int
 }
 
-func (d *memDB) View(fn func(receipts.KV) error) error {
+func (d *memDB) View(fn func(kv.Records) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return fn(d.kv)
 }
 
-func (d *memDB) Update(fn func(receipts.KV) error) error {
+func (d *memDB) Update(fn func(kv.Records) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.updates++
@@ -35,7 +37,7 @@ func (d *memDB) Update(fn func(receipts.KV) error) error {
 
 func (d *memDB) append(t *testing.T, l *Log, label string) {
 	t.Helper()
-	if err := d.Update(func(kv receipts.KV) error {
+	if err := d.Update(func(kv kv.Records) error {
 		_, err := l.Append(kv, NewSubmissionAcceptance(label, sha256.Sum256([]byte(label)), receipts.CommitmentUnsalted, "a", "b", time.Now().Add(time.Hour)))
 		return err
 	}); err != nil {
@@ -82,7 +84,7 @@ func TestRunCheckpoints(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			var cp []byte
-			db.View(func(kv receipts.KV) error { cp, _, _ = CheckpointAt(kv, want); return nil })
+			db.View(func(kv kv.Records) error { cp, _, _ = CheckpointAt(kv, want); return nil })
 			if cp != nil {
 				return
 			}

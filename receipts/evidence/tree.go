@@ -9,7 +9,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
-	"certmail/receipts"
+	"certmail/kv"
 )
 
 // The tree is RFC 6962 / RFC 9162 over the records' compact JWS bytes. Only
@@ -26,7 +26,7 @@ var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
 func LeafHash(jws string) []byte { return hasher.HashLeaf([]byte(jws)) }
 
 // readHead returns the tree's size and root hash.
-func readHead(kv receipts.KV) (uint64, []byte, error) {
+func readHead(kv kv.Records) (uint64, []byte, error) {
 	v, found, err := kv.Get([]byte(keyHead))
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading log head: %w", err)
@@ -40,7 +40,7 @@ func readHead(kv receipts.KV) (uint64, []byte, error) {
 	return binary.BigEndian.Uint64(v), bytes.Clone(v[8:]), nil
 }
 
-func writeHead(kv receipts.KV, size uint64, root []byte) error {
+func writeHead(kv kv.Records, size uint64, root []byte) error {
 	v := binary.BigEndian.AppendUint64(nil, size)
 	if err := kv.Set([]byte(keyHead), append(v, root...)); err != nil {
 		return fmt.Errorf("writing log head: %w", err)
@@ -49,7 +49,7 @@ func writeHead(kv receipts.KV, size uint64, root []byte) error {
 }
 
 // readNodes fetches stored complete-subtree hashes.
-func readNodes(kv receipts.KV, ids []compact.NodeID) ([][]byte, error) {
+func readNodes(kv kv.Records, ids []compact.NodeID) ([][]byte, error) {
 	hashes := make([][]byte, len(ids))
 	for i, id := range ids {
 		v, found, err := kv.Get(nodeKey(id))
@@ -66,7 +66,7 @@ func readNodes(kv receipts.KV, ids []compact.NodeID) ([][]byte, error) {
 
 // compactRange loads the compact range [0, size): the roots of the perfect
 // subtrees covering the tree, which is all appending needs.
-func compactRange(kv receipts.KV, size uint64) (*compact.Range, error) {
+func compactRange(kv kv.Records, size uint64) (*compact.Range, error) {
 	hashes, err := readNodes(kv, compact.RangeNodes(0, size, nil))
 	if err != nil {
 		return nil, err
@@ -80,7 +80,7 @@ func compactRange(kv receipts.KV, size uint64) (*compact.Range, error) {
 
 // appendLeaf adds leaf number size, stores the complete subtrees it
 // finishes, and returns the new root.
-func appendLeaf(kv receipts.KV, size uint64, leafHash []byte) ([]byte, error) {
+func appendLeaf(kv kv.Records, size uint64, leafHash []byte) ([]byte, error) {
 	r, err := compactRange(kv, size)
 	if err != nil {
 		return nil, err
@@ -107,19 +107,19 @@ func appendLeaf(kv receipts.KV, size uint64, leafHash []byte) ([]byte, error) {
 }
 
 // Size returns the number of records in the log.
-func Size(kv receipts.KV) (uint64, error) {
+func Size(kv kv.Records) (uint64, error) {
 	size, _, err := readHead(kv)
 	return size, err
 }
 
 // Root returns the log's current size and root hash.
-func Root(kv receipts.KV) (uint64, []byte, error) {
+func Root(kv kv.Records) (uint64, []byte, error) {
 	return readHead(kv)
 }
 
 // RootAt recomputes the root hash the log had at size, from the stored
 // subtrees; size may be any value up to the current size.
-func RootAt(kv receipts.KV, size uint64) ([]byte, error) {
+func RootAt(kv kv.Records, size uint64) ([]byte, error) {
 	if err := checkSize(kv, size); err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func RootAt(kv receipts.KV, size uint64) ([]byte, error) {
 }
 
 // InclusionProof proves that leaf index is in the tree of the given size.
-func InclusionProof(kv receipts.KV, index, size uint64) ([][]byte, error) {
+func InclusionProof(kv kv.Records, index, size uint64) ([][]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("inclusion proof: index %d is not below size %d", index, size)
 	}
@@ -150,7 +150,7 @@ func InclusionProof(kv receipts.KV, index, size uint64) ([][]byte, error) {
 
 // ConsistencyProof proves that the tree of size1 is a prefix of the tree
 // of size2.
-func ConsistencyProof(kv receipts.KV, size1, size2 uint64) ([][]byte, error) {
+func ConsistencyProof(kv kv.Records, size1, size2 uint64) ([][]byte, error) {
 	if size1 > size2 {
 		return nil, fmt.Errorf("consistency proof: size %d is above size %d", size1, size2)
 	}
@@ -164,7 +164,7 @@ func ConsistencyProof(kv receipts.KV, size1, size2 uint64) ([][]byte, error) {
 	return fetchProof(kv, nodes)
 }
 
-func fetchProof(kv receipts.KV, nodes proof.Nodes) ([][]byte, error) {
+func fetchProof(kv kv.Records, nodes proof.Nodes) ([][]byte, error) {
 	hashes, err := readNodes(kv, nodes.IDs)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func fetchProof(kv receipts.KV, nodes proof.Nodes) ([][]byte, error) {
 	return p, nil
 }
 
-func checkSize(kv receipts.KV, size uint64) error {
+func checkSize(kv kv.Records, size uint64) error {
 	current, err := Size(kv)
 	if err != nil {
 		return err
