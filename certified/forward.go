@@ -34,7 +34,7 @@ func messageKey(blob uint64) []byte {
 
 // MessageLabel returns the label of the item whose message M is blob, if
 // any.
-func MessageLabel(kv receipts.KV, blob uint64) (string, bool, error) {
+func MessageLabel(kv kv.Records, blob uint64) (string, bool, error) {
 	v, ok, err := kv.Get(messageKey(blob))
 	return string(v), ok, err
 }
