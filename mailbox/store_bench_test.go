@@ -4,7 +4,23 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"certmail/kv/pgkv"
 )
+
+// roundTrips, called before a benchmark's loop and its result deferred,
+// reports the PostgreSQL round trips per operation when the suite runs
+// there (CERTMAIL_TEST_ENGINE=postgres).
+func roundTrips(b *testing.B, s *Store) func() {
+	pe, ok := s.db.(*pgkv.Engine)
+	if !ok {
+		return func() {}
+	}
+	before := pe.Stats().RoundTrips
+	return func() {
+		b.ReportMetric(float64(pe.Stats().RoundTrips-before)/float64(b.N), "roundtrips/op")
+	}
+}
 
 // benchStore has an INBOX of n messages of about size bytes.
 func benchStore(b *testing.B, n, size int) (*Store, uint32) {
@@ -44,6 +60,7 @@ func BenchmarkRaw(b *testing.B) {
 	}
 	b.SetBytes(int64(msgs[0].Size))
 	b.ReportAllocs()
+	defer roundTrips(b, s)()
 	i := 0
 	for b.Loop() {
 		i = (i + 7919) % len(msgs)
@@ -58,6 +75,7 @@ func BenchmarkRaw(b *testing.B) {
 func BenchmarkLoadIndex(b *testing.B) {
 	s, id := benchStore(b, 10000, 1<<10)
 	b.ReportAllocs()
+	defer roundTrips(b, s)()
 	for b.Loop() {
 		s.idx.mu.Lock()
 		delete(s.idx.boxes, mboxRef{"bench", id})

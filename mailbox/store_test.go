@@ -226,6 +226,7 @@ func BenchmarkAppend(b *testing.B) {
 	s.CreateAccount("bench", "pw", DefaultMailboxes())
 	raw := make([]byte, 8<<10)
 	b.SetBytes(int64(len(raw)))
+	defer roundTrips(b, s)()
 	for b.Loop() {
 		if err := s.Update(func(tx *Tx) error {
 			_, err := tx.Append("bench", "INBOX", raw, AppendOptions{})
@@ -245,6 +246,7 @@ func BenchmarkSetFlags(b *testing.B) {
 	})
 	mb, _ := s.Mailbox("bench", "INBOX")
 	ops := []FlagOp{FlagsAdd, FlagsRemove}
+	defer roundTrips(b, s)()
 	i := 0
 	for b.Loop() {
 		i++

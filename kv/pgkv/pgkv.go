@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,25 @@ type Engine struct {
 	pool    *pgxpool.Pool
 	timeout time.Duration
 	stats   counters
+
+	// parked are connections whose read-only transaction has ended but
+	// not yet been committed: the next transaction to take one sends
+	// that COMMIT in the round trip of its own first statement, which
+	// makes a read-only transaction of one read one round trip, not two.
+	// A connection parked for longer than parkFor is committed and goes
+	// back to the pool (parkedConn.timer), so no snapshot stays open.
+	parkMu sync.Mutex
+	parked []*parkedConn
+	closed bool
+}
+
+// parkFor is how long a read-only transaction's COMMIT may wait for the
+// connection's next transaction.
+const parkFor = 100 * time.Millisecond
+
+type parkedConn struct {
+	c     *pgxpool.Conn
+	timer *time.Timer
 }
 
 type counters struct {
@@ -198,8 +218,64 @@ func (e *Engine) createTable(ctx context.Context) error {
 
 // Close closes the connection pool. Transactions must have ended.
 func (e *Engine) Close() error {
+	e.parkMu.Lock()
+	e.closed = true
+	parked := e.parked
+	e.parked = nil
+	e.parkMu.Unlock()
+	for _, p := range parked {
+		p.timer.Stop()
+		e.finish(p.c)
+	}
 	e.pool.Close()
 	return nil
+}
+
+// park keeps c, whose read-only transaction has ended, for the next
+// transaction, or commits and releases it after parkFor.
+func (e *Engine) park(c *pgxpool.Conn) {
+	e.parkMu.Lock()
+	defer e.parkMu.Unlock()
+	if e.closed {
+		go e.finish(c)
+		return
+	}
+	p := &parkedConn{c: c}
+	p.timer = time.AfterFunc(parkFor, func() {
+		e.parkMu.Lock()
+		i := slices.Index(e.parked, p)
+		if i >= 0 {
+			e.parked = slices.Delete(e.parked, i, i+1)
+		}
+		e.parkMu.Unlock()
+		if i >= 0 { // else a transaction took it
+			e.finish(p.c)
+		}
+	})
+	e.parked = append(e.parked, p)
+}
+
+// unpark takes the most recently parked connection, if any.
+func (e *Engine) unpark() *pgxpool.Conn {
+	e.parkMu.Lock()
+	defer e.parkMu.Unlock()
+	n := len(e.parked)
+	if n == 0 {
+		return nil
+	}
+	p := e.parked[n-1]
+	e.parked = e.parked[:n-1]
+	p.timer.Stop()
+	return p.c
+}
+
+// finish commits a parked connection's read-only transaction and returns
+// the connection to the pool (which drops it if that failed).
+func (e *Engine) finish(c *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	c.Exec(ctx, "COMMIT")
+	c.Release()
 }
 
 // Sync returns at once: a commit is durable when Commit returns
@@ -237,6 +313,7 @@ type txn struct {
 	e        *Engine
 	writable bool
 	conn     *pgxpool.Conn // from the first statement on
+	parked   bool          // conn still has a read-only transaction to COMMIT (Engine.park)
 	begun    bool          // BEGIN has been sent
 	done     bool
 	err      error // a statement failed: the server has aborted the transaction
@@ -286,12 +363,50 @@ func (t *txn) acquire(ctx context.Context) error {
 	if t.conn != nil {
 		return nil
 	}
+	if c := t.e.unpark(); c != nil {
+		t.conn, t.parked = c, true
+		return nil
+	}
 	c, err := t.e.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	t.conn = c
 	return nil
+}
+
+// prologue queues what must run before the transaction's first statement:
+// the COMMIT of a parked connection's previous transaction, and BEGIN.
+func (t *txn) prologue(b *pgx.Batch) {
+	if t.parked {
+		b.Queue("COMMIT")
+	}
+	if t.writable {
+		b.Queue(beginWrite)
+	} else {
+		b.Queue(beginRead)
+	}
+}
+
+// execPrologue reads the prologue's results. retry: the parked
+// connection was dead (the server restarted, or ended an idle session);
+// it is dropped and the caller runs its batch again on a fresh one.
+func (t *txn) execPrologue(br pgx.BatchResults) (retry bool, err error) {
+	if t.parked {
+		t.parked = false
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			t.conn.Conn().Close(context.Background())
+			t.conn.Release()
+			t.conn = nil
+			return true, err
+		}
+	}
+	if _, err := br.Exec(); err != nil {
+		return false, err
+	}
+	t.begun = true
+	return false, nil
 }
 
 // query runs one statement and calls each for its rows. The transaction's
@@ -309,22 +424,25 @@ func (t *txn) query(op, sql string, args []any, each func(pgx.Rows) error) error
 	var rows pgx.Rows
 	var br pgx.BatchResults
 	var err error
-	if !t.begun {
+	for !t.begun {
 		b := &pgx.Batch{}
-		if t.writable {
-			b.Queue(beginWrite)
-		} else {
-			b.Queue(beginRead)
-		}
+		t.prologue(b)
 		b.Queue(sql, args...)
 		br = t.conn.SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return t.fail(op, err)
+		retry, perr := t.execPrologue(br)
+		if retry {
+			if err := t.acquire(ctx); err != nil {
+				return t.fail(op, err)
+			}
+			continue
 		}
-		t.begun = true
+		if perr != nil {
+			br.Close()
+			return t.fail(op, perr)
+		}
 		rows, err = br.Query()
-	} else {
+	}
+	if br == nil {
 		rows, err = t.conn.Query(ctx, sql, args...)
 	}
 	var eachErr error
@@ -633,8 +751,8 @@ func (t *txn) Commit() error {
 	}
 	defer t.end()
 	if len(t.writes) == 0 {
-		if !t.begun {
-			return nil
+		if !t.begun || !t.writable {
+			return nil // a read-only transaction's COMMIT waits (end, Engine.park)
 		}
 		ctx, cancel := t.ctx()
 		defer cancel()
@@ -645,14 +763,45 @@ func (t *txn) Commit() error {
 	}
 	ctx, cancel := t.ctx()
 	defer cancel()
-	if err := t.acquire(ctx); err != nil {
-		return t.fail("commit", err)
+	for {
+		if err := t.acquire(ctx); err != nil {
+			return t.fail("commit", err)
+		}
+		b := &pgx.Batch{}
+		prologue := !t.begun
+		if prologue {
+			t.prologue(b)
+		}
+		rest := -b.Len()
+		t.queueWrites(b)
+		b.Queue("COMMIT")
+		rest += b.Len()
+		br := t.conn.SendBatch(ctx, b)
+		var err error
+		if prologue {
+			var retry bool
+			if retry, err = t.execPrologue(br); retry {
+				continue
+			}
+		}
+		for i := 0; err == nil && i < rest; i++ {
+			_, err = br.Exec()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return t.fail("commit", err)
+		}
+		return nil
 	}
-	b := &pgx.Batch{}
-	if !t.begun {
-		b.Queue(beginWrite)
-	}
-	t.overlay(nil, nil) // sorts: rows are written in key order, as every node does
+}
+
+// queueWrites queues the pending writes in key order (as every node
+// writes them, which keeps nodes from deadlocking on each other's rows):
+// upserts and deletes of up to a thousand rows or 32 MB a statement.
+func (t *txn) queueWrites(b *pgx.Batch) {
+	t.overlay(nil, nil) // sorts
 	const maxRows, maxBytes = 1000, 32 << 20
 	var setK, setV, delK [][]byte
 	size := 0
@@ -679,22 +828,6 @@ func (t *txn) Commit() error {
 		}
 	}
 	flush()
-	b.Queue("COMMIT")
-	br := t.conn.SendBatch(ctx, b)
-	var err error
-	for range b.Len() {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	t.begun = true
-	if err != nil {
-		return t.fail("commit", err)
-	}
-	return nil
 }
 
 // end releases the connection; a transaction still open on it (after a
@@ -703,6 +836,11 @@ func (t *txn) end() {
 	t.done = true
 	t.writes, t.sorted = nil, nil
 	if t.conn == nil {
+		return
+	}
+	if !t.writable && t.begun && t.err == nil && t.conn.Conn().PgConn().TxStatus() == 'T' {
+		t.e.park(t.conn)
+		t.conn = nil
 		return
 	}
 	if t.conn.Conn().PgConn().TxStatus() != 'I' && !t.conn.Conn().IsClosed() {

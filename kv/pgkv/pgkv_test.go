@@ -211,7 +211,8 @@ func must(t *testing.T, err error) {
 }
 
 // The round trips a transaction costs: BEGIN travels with the first
-// read, the writes with COMMIT.
+// read, the writes with COMMIT, and a read-only transaction's COMMIT with
+// the next transaction's first statement.
 func TestRoundTrips(t *testing.T) {
 	e, err := Open(context.Background(), pg.DB(t), Options{MaxConns: 1})
 	if err != nil {
@@ -238,8 +239,8 @@ func TestRoundTrips(t *testing.T) {
 	}{
 		{"write only", true, writeOnly, 1},
 		{"read, then write", true, readWrite, 2},
-		{"read", false, read, 2},
-		{"scan of one key", false, scan, 2},
+		{"read", false, read, 1},
+		{"scan of one key", false, scan, 1},
 	} {
 		// Warm up (the connection prepares each statement once), then
 		// take the least of a few runs: the pool pings a connection idle
@@ -359,4 +360,45 @@ func TestValuesCompressedWithLZ4(t *testing.T) {
 	if method != "l" {
 		t.Errorf("column v compression %q, want l (lz4)", method)
 	}
+}
+
+// A connection whose read-only transaction awaits its COMMIT goes back to
+// the pool by itself, and one the server has ended meanwhile is replaced
+// without the next transaction noticing.
+func TestParkedConnections(t *testing.T) {
+	dsn := pg.DB(t)
+	e, err := Open(context.Background(), dsn, Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	must(t, kv.Update(e, func(tx kv.Txn) error { return tx.Set([]byte("k"), []byte("v")) }))
+	read := func() error {
+		return kv.View(e, func(tx kv.Txn) error { _, err := tx.Get([]byte("k"), nil); return err })
+	}
+	must(t, read())
+	deadline := time.Now().Add(10 * time.Second)
+	for e.pool.Stat().AcquiredConns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still out of the pool 10s after the last transaction", e.pool.Stat().AcquiredConns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The server ends the parked session (an administrator, a restart,
+	// idle_in_transaction_session_timeout) before the next transaction.
+	must(t, read())
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var n int
+	must(t, admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND state = 'idle in transaction' AND pid <> pg_backend_pid()`).Scan(&n))
+	if n != 1 {
+		t.Fatalf("%d parked sessions ended, want 1", n)
+	}
+	must(t, read())
+	must(t, kv.Update(e, func(tx kv.Txn) error { return tx.Set([]byte("k"), []byte("w")) }))
 }
