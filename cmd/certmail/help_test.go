@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -108,4 +110,31 @@ func TestCompletion(t *testing.T) {
 	if !strings.Contains(r.stdout, "--forward-unread-after") {
 		t.Errorf("completing policy set flags: %s", r.stdout)
 	}
+}
+
+// TestManPages: certmail man writes a page per command from the same
+// tree, naming its flags.
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	certmail(t, "", "man", "--dir", dir).must(t, 0)
+	root := newRoot(&env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard})
+	walk(root, func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" {
+			return
+		}
+		name := strings.ReplaceAll(c.CommandPath(), " ", "-") + ".1"
+		page, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("no page for %s: %v", c.CommandPath(), err)
+			return
+		}
+		if !strings.Contains(string(page), ".SH NAME") {
+			t.Errorf("%s: no NAME section", name)
+		}
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if !strings.Contains(string(page), `\fB--`+f.Name+`\fP`) {
+				t.Errorf("%s does not list --%s", name, f.Name)
+			}
+		})
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
 	"certmail/buildinfo"
@@ -108,8 +109,14 @@ func newRoot(e *env) *cobra.Command {
 	// side), not alphabetically.
 	cobra.EnableCommandSorting = false
 	root := &cobra.Command{
-		Use:           "certmail",
-		Short:         "a mail store (IMAP, LMTP) with certified mail",
+		Use:   "certmail",
+		Short: "a mail store (IMAP, LMTP) with certified mail",
+		// For the manual page; --help prints the overview.
+		Long: `certmail is one binary: certmail serve runs the store, IMAP, LMTP, HTTP
+(the sender API, autoconfig, /healthz) and the admin socket in one process
+on one data directory; the other commands operate on that directory.
+
+` + rootFooter,
 		Version:       buildinfo.Read().String(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -136,6 +143,7 @@ func newRoot(e *env) *cobra.Command {
 		newShowCmd(e), newUnreadCmd(e), newSignCmd(e))
 	add("sender", newItemCmd(e), newTokenCmd(e), newEvidenceCmd(e), newVerifyCmd(e))
 	add("ops", newOutboxCmd(e), newTLSCmd(e), newBackupCmd(e), newRestoreCmd(e), newVersionCmd(e))
+	root.AddCommand(newManCmd(e))
 	// Made now rather than on Execute, so that the tree a test walks is
 	// the one a user runs.
 	root.InitDefaultHelpCmd()
@@ -168,7 +176,8 @@ func walk(c *cobra.Command, fn func(*cobra.Command)) {
 // group, from the tree itself, then the root's flags.
 func overview(root *cobra.Command) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "certmail: %s.\n\nUsage:\n  certmail COMMAND [ARGUMENTS] [FLAGS]\n", root.Short)
+	intro, _, _ := strings.Cut(root.Long, "\n\n")
+	fmt.Fprintf(&b, "certmail: %s.\n\n%s\n\nUsage:\n  certmail COMMAND [ARGUMENTS] [FLAGS]\n", root.Short, intro)
 	const col, width = 31, 79
 	line := func(c *cobra.Command) {
 		syn := wrap(strings.TrimPrefix(c.Parent().CommandPath()+" ", root.Name()+" ")+c.Use, width-2, "\n        ")
@@ -279,3 +288,32 @@ func (f durationFlag) Set(s string) error { return f.d.Set(s) }
 func (f durationFlag) Type() string       { return "duration" }
 
 var _ pflag.Value = durationFlag{}
+
+// newManCmd writes the manual pages, from the same tree as --help.
+func newManCmd(e *env) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "man --dir DIR",
+		Short: "write the manual pages (certmail.1, certmail-user-add.1, ...) into DIR",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				fmt.Fprintf(e.stderr, "certmail man: %v\n", err)
+				return exitStatus(exitFailure)
+			}
+			root := c.Root()
+			// The pages should not depend on when or where they were made.
+			root.DisableAutoGenTag = true
+			hdr := &doc.GenManHeader{Title: "CERTMAIL", Section: "1", Source: "certmail", Manual: "certmail manual"}
+			if err := doc.GenManTree(root, hdr, dir); err != nil {
+				fmt.Fprintf(e.stderr, "certmail man: %v\n", err)
+				return exitStatus(exitFailure)
+			}
+			fmt.Fprintf(e.stdout, "wrote the manual pages into %s\n", dir)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "`directory` to write the pages to (e.g. /usr/local/share/man/man1)")
+	c.MarkFlagRequired("dir")
+	return c
+}
