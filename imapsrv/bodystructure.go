@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
@@ -76,7 +75,7 @@ func bodyStructure(rawHeader textproto.Header, r io.Reader, depth int) imap.Body
 			child = bodyStructure(childHeader, br, depth+1)
 		}
 		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(childHeader),
+			Envelope:      extractEnvelope(childHeader),
 			BodyStructure: child,
 			NumLines:      int64(bytes.Count(body, []byte("\n"))),
 		}

@@ -499,7 +499,17 @@ func (mm *matchMessage) fieldValues(key string) *fieldValues {
 	fv := &fieldValues{}
 	fields := mm.hdr().FieldsByKey(key)
 	for fields.Next() {
-		fv.decoded = append(fv.decoded, []byte(decodeHeaderValue(fields.Value())))
+		v := decodeHeaderValue(fields.Value())
+		if isAddressField(key) {
+			// SEARCH FROM/TO/CC/BCC match the addresses as ENVELOPE
+			// shows them too: "user@host" finds "<user (c)@ (c) host>",
+			// a group's member and a route address. One value per
+			// field, folded once; a search key holds no line break.
+			for _, a := range addressStrings(fields.Value()) {
+				v += "\n" + a
+			}
+		}
+		fv.decoded = append(fv.decoded, []byte(v))
 	}
 	tx.fields[name] = fv
 	return fv

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -45,7 +44,7 @@ func computeSummary(raw []byte) *summary {
 	raw = parseable(raw)
 	s := &summary{BodyStructure: extractBodyStructure(raw)}
 	if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))); err == nil {
-		s.Envelope = imapserver.ExtractEnvelope(h)
+		s.Envelope = extractEnvelope(h)
 	}
 	if s.Envelope == nil {
 		s.Envelope = &imap.Envelope{}

@@ -102,7 +102,11 @@ type Envelope struct {
 
 // Address represents a sender or recipient of a message.
 type Address struct {
-	Name    string
+	Name string
+	// Route is the obsolete source route (RFC 5322 4.4 obs-route, the
+	// at-domain-list of RFC 3501's address), such as "@relay.example"
+	// (certmail patch).
+	Route   string
 	Mailbox string
 	Host    string
 }
