@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"certmail/kv"
+	"certmail/kv/keyspace"
 )
 
 // What the outbox can say of a notice.
@@ -22,7 +23,7 @@ const (
 // how many attempts. The message itself is not kept.
 //
 //	outbox/sent/<id>  sentRecord JSON
-const prefixSent = "outbox/sent/"
+const prefixSent = keyspace.Outbox + "sent/"
 
 func sentKey(id string) []byte { return []byte(prefixSent + id) }
 
