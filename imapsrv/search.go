@@ -134,6 +134,12 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 
 	c := sess.staticCriteria(*criteria, maxSeq, maxUID)
 	data := &imap.SearchData{}
+	// A search with a MODSEQ key answers the MODSEQ of what it found
+	// (RFC 7162 3.1.5): the highest of the messages found, or, when only
+	// MIN and/or MAX are returned, the highest of those (3.1.10).
+	withModSeq := imapserver.SearchCriteriaUseModSeq(criteria)
+	minMaxOnly := (options.ReturnMin || options.ReturnMax) && !options.ReturnAll && !options.ReturnCount
+	var firstModSeq, lastModSeq, highestModSeq uint64
 	var seqSet imap.SeqSet
 	var uidSet imap.UIDSet
 	hook := sess.srv.onSearchMessage
@@ -169,6 +175,11 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 		} else {
 			seqSet = append(seqSet, imap.SeqRange{Start: t.seq, Stop: t.seq})
 		}
+		if data.Count == 0 {
+			firstModSeq = t.msg.ModSeq
+		}
+		lastModSeq = t.msg.ModSeq
+		highestModSeq = max(highestModSeq, t.msg.ModSeq)
 		if data.Min == 0 || num < data.Min {
 			data.Min = num
 		}
@@ -178,6 +189,18 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 		data.Count++
 	}
 	run.messages = len(all)
+	if withModSeq && data.Count > 0 {
+		data.ModSeq = highestModSeq
+		if minMaxOnly {
+			data.ModSeq = 0
+			if options.ReturnMin {
+				data.ModSeq = firstModSeq
+			}
+			if options.ReturnMax {
+				data.ModSeq = max(data.ModSeq, lastModSeq)
+			}
+		}
+	}
 	// Always a typed set, even when empty, so the client can tell UIDs
 	// from sequence numbers.
 	if kind == imapserver.NumKindUID {
@@ -378,6 +401,12 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		if m.HasFlag(string(f)) {
 			return false, nil
 		}
+	}
+	// RFC 7162 3.1.5: a MODSEQ key holds for messages changed at or after
+	// it. The entry name (a flag) narrows nothing here: the store keeps
+	// one MODSEQ per message, and the RFC says to ignore it then.
+	if c.ModSeq != nil && m.ModSeq < c.ModSeq.ModSeq {
+		return false, nil
 	}
 	if c.Larger > 0 && m.Size <= c.Larger {
 		return false, nil

@@ -81,12 +81,22 @@ func (criteria *SearchCriteria) And(other *SearchCriteria) {
 	if criteria.Larger == 0 || other.Larger > criteria.Larger {
 		criteria.Larger = other.Larger
 	}
-	if criteria.Smaller == 0 || other.Smaller < criteria.Smaller {
+	// certmail patch: a criteria without SMALLER used to clear it (SEARCH
+	// SMALLER 100 SINCE 1-Jan-2020 matched every size).
+	if other.Smaller > 0 && (criteria.Smaller == 0 || other.Smaller < criteria.Smaller) {
 		criteria.Smaller = other.Smaller
 	}
 
 	criteria.Not = append(criteria.Not, other.Not...)
 	criteria.Or = append(criteria.Or, other.Or...)
+
+	// certmail patch: two MODSEQ keys both hold for MODSEQs at or above
+	// the larger (RFC 7162 3.1.5); the per-flag entry name is a hint
+	// servers without per-flag mod-sequences ignore.
+	if other.ModSeq != nil && (criteria.ModSeq == nil || other.ModSeq.ModSeq > criteria.ModSeq.ModSeq) {
+		modSeq := *other.ModSeq
+		criteria.ModSeq = &modSeq
+	}
 }
 
 func intersectSince(t1, t2 time.Time) time.Time {

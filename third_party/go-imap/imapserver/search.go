@@ -71,8 +71,18 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		return dec.Err()
 	}
 
+	// certmail patch: SEARCH MODSEQ (RFC 7162 3.1.5) is known only with
+	// CONDSTORE on, and it enables CONDSTORE (RFC 7162 3.1).
+	modSeqKey := SearchCriteriaUseModSeq(&criteria)
+	if modSeqKey && !c.condStoreSupported() {
+		return &imapwire.DecoderExpectError{Message: `unknown search key "MODSEQ"`}
+	}
+
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
 		return err
+	}
+	if modSeqKey {
+		c.enableCondStore()
 	}
 
 	// If no return option is specified, ALL is assumed
@@ -94,7 +104,7 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
 		return c.writeESearch(tag, data, &options, numKind)
 	} else {
-		return c.writeSearch(data.All)
+		return c.writeSearch(data.All, data.ModSeq)
 	}
 }
 
@@ -123,6 +133,11 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
 	}
+	// certmail patch: the MODSEQ result item (RFC 7162 3.1.10); the
+	// session sets it only for a search with a MODSEQ key and a result.
+	if data.ModSeq > 0 {
+		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
+	}
 	return enc.CRLF()
 }
 
@@ -137,7 +152,7 @@ func isNumSetEmpty(numSet imap.NumSet) bool {
 	}
 }
 
-func (c *Conn) writeSearch(numSet imap.NumSet) error {
+func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -159,6 +174,11 @@ func (c *Conn) writeSearch(numSet imap.NumSet) error {
 	}
 	if !ok {
 		return fmt.Errorf("imapserver: failed to enumerate message numbers in SEARCH response")
+	}
+	// certmail patch: "(MODSEQ n)" ends a non-empty result of a search
+	// with a MODSEQ key (RFC 7162 3.1.5); the session sets it only then.
+	if modSeq > 0 && !isNumSetEmpty(numSet) {
+		enc.SP().Special('(').Atom("MODSEQ").SP().ModSeq(modSeq).Special(')')
 	}
 	return enc.CRLF()
 }
@@ -334,6 +354,13 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		criteria.Or = append(criteria.Or, or)
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
+	case "MODSEQ":
+		// certmail patch: RFC 7162 3.1.5.
+		modSeq, err := readSearchKeyModSeq(dec)
+		if err != nil {
+			return err
+		}
+		criteria.And(&imap.SearchCriteria{ModSeq: modSeq})
 	default:
 		seqSet, err := imapwire.ParseSeqSet(key)
 		if err != nil {
@@ -347,4 +374,62 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 
 func searchKeyFlag(key string) imap.Flag {
 	return imap.Flag("\\" + strings.Title(strings.ToLower(key)))
+}
+
+// readSearchKeyModSeq reads the arguments of a MODSEQ search key (certmail
+// patch; RFC 7162 3.1.5 and section 7):
+//
+//	search-key =/ "MODSEQ" SP [search-modsequence-ext SP] mod-sequence-valzer
+//	search-modsequence-ext = entry-name SP entry-type-req
+//	entry-name = DQUOTE "/flags/" attr-flag DQUOTE
+//	entry-type-req = "priv" / "shared" / "all"
+func readSearchKeyModSeq(dec *imapwire.Decoder) (*imap.SearchCriteriaModSeq, error) {
+	if !dec.ExpectSP() {
+		return nil, dec.Err()
+	}
+	var modSeq imap.SearchCriteriaModSeq
+	var name string
+	if dec.Quoted(&name) {
+		const prefix = "/flags/"
+		if len(name) <= len(prefix) || !strings.EqualFold(name[:len(prefix)], prefix) {
+			return nil, &imapwire.DecoderExpectError{Message: fmt.Sprintf("invalid MODSEQ entry name %q (want \"/flags/<flag>\")", name)}
+		}
+		var typ string
+		if !dec.ExpectSP() || !dec.ExpectAtom(&typ) || !dec.ExpectSP() {
+			return nil, dec.Err()
+		}
+		switch t := imap.SearchCriteriaMetadataType(strings.ToLower(typ)); t {
+		case imap.SearchCriteriaMetadataAll, imap.SearchCriteriaMetadataPrivate, imap.SearchCriteriaMetadataShared:
+			modSeq.MetadataName, modSeq.MetadataType = name, t
+		default:
+			return nil, &imapwire.DecoderExpectError{Message: fmt.Sprintf("invalid MODSEQ entry type %q (want priv, shared or all)", typ)}
+		}
+	} else if err := dec.Err(); err != nil {
+		return nil, err
+	}
+	if !dec.ExpectModSeq(&modSeq.ModSeq) {
+		return nil, dec.Err()
+	}
+	return &modSeq, nil
+}
+
+// SearchCriteriaUseModSeq reports whether a search program has a MODSEQ
+// key anywhere, NOT and OR included (certmail patch): such a search
+// enables CONDSTORE and its response carries the MODSEQ of what it found
+// (RFC 7162 3.1.5).
+func SearchCriteriaUseModSeq(criteria *imap.SearchCriteria) bool {
+	if criteria.ModSeq != nil {
+		return true
+	}
+	for i := range criteria.Not {
+		if SearchCriteriaUseModSeq(&criteria.Not[i]) {
+			return true
+		}
+	}
+	for i := range criteria.Or {
+		if SearchCriteriaUseModSeq(&criteria.Or[i][0]) || SearchCriteriaUseModSeq(&criteria.Or[i][1]) {
+			return true
+		}
+	}
+	return false
 }
