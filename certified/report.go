@@ -2,6 +2,7 @@ package certified
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,4 +72,33 @@ func ItemReport(kv kv.Records, label string) (*Report, error) {
 		return nil, fmt.Errorf("item %s: %w", label, err)
 	}
 	return r, nil
+}
+
+// ItemFilter chooses items for ListFiltered; empty fields match all.
+type ItemFilter struct {
+	State     string `json:"state,omitempty"`
+	Recipient string `json:"recipient,omitempty"` // the recipient or a holder
+	Sender    string `json:"sender,omitempty"`    // case-insensitive
+}
+
+func (f ItemFilter) match(it *Item) bool {
+	return (f.State == "" || it.State == f.State) &&
+		(f.Recipient == "" || it.Recipient == f.Recipient || it.IsHolder(f.Recipient)) &&
+		(f.Sender == "" || strings.EqualFold(it.Sender, f.Sender))
+}
+
+// ListFiltered returns the items f matches, oldest posted first.
+func ListFiltered(kv kv.Records, f ItemFilter) ([]*Item, error) {
+	var out []*Item
+	err := ListItems(kv, func(it *Item) error {
+		if f.match(it) {
+			out = append(out, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing items: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b *Item) int { return a.Posted.Compare(b.Posted) })
+	return out, nil
 }

@@ -60,7 +60,45 @@ sent, queued, waiting for a relay, or dead (certmail outbox retry).`,
 	}
 	df.register(show.Flags())
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return groupCmd("item", "certified items", show)
+
+	var ldf dirFlags
+	var f certified.ItemFilter
+	var listJSON bool
+	list := &cobra.Command{
+		Use:   "list [--state S] [--recipient ACCOUNT] [--sender ADDR] [--json]",
+		Short: "list certified items, oldest first: label, state, recipient, sender, deadline",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			return status(withOps(e, &ldf, "item list", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
+				var items []*certified.Item
+				if err := ops.Call(ctx, "item.list", f, &items); err != nil {
+					return err
+				}
+				if listJSON {
+					if items == nil {
+						items = []*certified.Item{}
+					}
+					return writeJSON(e.stdout, items)
+				}
+				if len(items) == 0 {
+					fmt.Fprintln(e.stdout, "no certified items")
+					return nil
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "LABEL\tSTATE\tRECIPIENT\tSENDER\tPOSTED\tDEADLINE")
+				for _, it := range items {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Label, it.State, it.Recipient, orNone(it.Sender), stamp(it.Posted), stamp(it.Deadline))
+				}
+				return tw.Flush()
+			}))
+		},
+	}
+	ldf.register(list.Flags())
+	list.Flags().StringVar(&f.State, "state", "", "only items in this `state` (notified, forwarded, released, refused, expired, deemed)")
+	list.Flags().StringVar(&f.Recipient, "recipient", "", "only items for this `account` (recipient or holder)")
+	list.Flags().StringVar(&f.Sender, "sender", "", "only items from this `address`")
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	return groupCmd("item", "certified items", list, show)
 }
 
 func newOutboxCmd(e *env) *cobra.Command {

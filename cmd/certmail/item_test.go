@@ -51,6 +51,12 @@ func TestItemShowAndOutbox(t *testing.T) {
 		t.Helper()
 		return certmail(t, "", append(args, "--data", dir, "--config", cfg)...).must(t, 0)
 	}
+	if out := run("item", "list").stdout; !strings.Contains(out, label+"  notified  bob") {
+		t.Errorf("item list:\n%s", out)
+	}
+	if out := run("item", "list", "--state", "released").stdout; out != "no certified items\n" {
+		t.Errorf("item list --state released:\n%s", out)
+	}
 	// The webhook's notice of posting fails for good: a dead letter.
 	var list []struct {
 		ID, State, Kind string
@@ -140,6 +146,11 @@ func TestItemShowAndOutbox(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("item show after release does not say %q:\n%s", want, out)
 		}
+	}
+	var items []struct{ Label, State string }
+	if err := json.Unmarshal([]byte(run("item", "list", "--recipient", "bob", "--json").stdout), &items); err != nil ||
+		len(items) != 1 || items[0].Label != label || items[0].State != "released" {
+		t.Errorf("item list --json: %+v %v", items, err)
 	}
 	bundle := filepath.Join(t.TempDir(), "b.json")
 	run("evidence", label, "-o", bundle)

@@ -123,6 +123,19 @@ func (s *services) addItemMethods(m admin.Methods) {
 		})
 		return r, err
 	}
+	m["item.list"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p certified.ItemFilter
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		var items []*certified.Item
+		err := store.View(func(tx *mailbox.Tx) error {
+			var err error
+			items, err = certified.ListFiltered(tx, p)
+			return err
+		})
+		return items, err
+	}
 	m["outbox.list"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p OutboxListParams
 		if err := admin.DecodeParams(raw, &p); err != nil {
