@@ -67,6 +67,9 @@ func (s *Server) recipient(r *http.Request) (string, error) {
 	if err != nil {
 		return "", &httpError{status: http.StatusUnauthorized, msg: err.Error(), header: challenge}
 	}
+	// One line per login, as IMAP's (HTTP has no session: one per
+	// authenticated request).
+	s.lg.Info("login", "proto", "http", "user", acct, "remote", r.RemoteAddr, "tls", r.TLS != nil, "path", r.URL.Path)
 	return acct, nil
 }
 

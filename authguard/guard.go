@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"certmail/addressing"
+	"certmail/metrics"
 )
 
 // Policy says how failures are answered. The zero value counts nothing
@@ -53,6 +54,8 @@ type Policy struct {
 	// bare name, or an address in a served domain. nil: bare names and
 	// addresses at localhost only.
 	Addresses *addressing.Resolver
+	// Metrics, if set, counts every attempt by protocol and result.
+	Metrics *metrics.Metrics
 }
 
 const (
@@ -147,6 +150,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (s
 		g.mu.Unlock()
 		g.log.Warn("login refused: too many failed logins", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote,
 			"retry_in", wait.Round(time.Second).String())
+		g.pol.Metrics.Login(a.Proto, metrics.LoginLocked)
 		return "", &Error{RetryIn: wait}
 	}
 	// Counted while in flight, so that parallel guesses cannot all pass
@@ -169,6 +173,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (s
 		g.mu.Lock()
 		g.succeeded(acctKey, ea, addrKey, en)
 		g.mu.Unlock()
+		g.pol.Metrics.Login(a.Proto, metrics.LoginOK)
 		return acct, nil
 	}
 	return "", g.failed(ctx, a, acctKey, ea, addrKey, en, "wrong password or no such account")
@@ -192,6 +197,7 @@ func (g *Guard) Fail(ctx context.Context, a Attempt, reason string) error {
 	if wait > 0 {
 		g.log.Warn("login refused: too many failed logins", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote,
 			"retry_in", wait.Round(time.Second).String(), "reason", reason)
+		g.pol.Metrics.Login(a.Proto, metrics.LoginLocked)
 		return &Error{RetryIn: wait}
 	}
 	return g.failed(ctx, a, acctKey, ea, addrKey, en, reason)
@@ -205,6 +211,7 @@ func (g *Guard) failed(ctx context.Context, a Attempt, acctKey string, ea *entry
 	failures := max(g.accts.fail(acctKey, ea, now, g.pol), g.addrs.fail(addrKey, en, now, g.pol))
 	g.mu.Unlock()
 	delay := g.delay(failures)
+	g.pol.Metrics.Login(a.Proto, metrics.LoginFailed)
 	g.log.Info("login failed", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote, "reason", reason,
 		"failures", failures, "delay", delay.String())
 	var lockout time.Duration

@@ -17,9 +17,9 @@ var _ delivery.Certifier = (*Service)(nil)
 // Check refuses, before anything is stored, a message whose
 // Certified-Delivery header is malformed or unclear (LMTP 550 5.6.0; see
 // FindRequest).
-func (s *Service) Check(raw []byte, sender, account string) error {
-	_, _, err := s.CertifiedSpec(raw, sender, account)
-	return err
+func (s *Service) Check(raw []byte, sender, account string) (bool, error) {
+	_, ok, err := s.CertifiedSpec(raw, sender, account)
+	return ok, err
 }
 
 // CheckAppend refuses an IMAP APPEND (to any mailbox but Acknowledge and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"certmail/addressing"
@@ -40,10 +41,11 @@ var (
 // append is skipped for that recipient. It runs under the store's write
 // lock and must not call the store's own Update.
 type Certifier interface {
-	// Check runs before anything is stored, outside the write lock; an
-	// error refuses the message for the recipient (ErrMalformed, with
-	// the reason).
-	Check(raw []byte, sender, account string) error
+	// Check runs before anything is stored, outside the write lock, and
+	// says whether the recipient's copy is certified (then Deliver hands
+	// it to DeliverCertified, byte for byte); an error refuses the
+	// message for the recipient (ErrMalformed, with the reason).
+	Check(raw []byte, sender, account string) (certified bool, err error)
 	DeliverCertified(tx *mailbox.Tx, item Item) (handled bool, err error)
 }
 
@@ -56,6 +58,13 @@ type Envelope struct {
 	// certified.PostRequest.SenderAuth; empty if it did not. Only an
 	// authenticated sender is mailed certified notices.
 	SenderAuth string
+	// Trace prepends Return-Path and, for a single recipient,
+	// Delivered-To to ordinary mail (trace.go), as a final delivery
+	// does: LMTP sets it. A pipe transport's MTA writes them itself
+	// (Postfix pipe(8) flags R and D).
+	Trace bool
+	// Remote is the client's address, for the log.
+	Remote string
 }
 
 // Item is one recipient's copy of a message being delivered.
@@ -202,6 +211,10 @@ func (d *Deliverer) DeliverFrom(ctx context.Context, sender string, rcpts []stri
 func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []string, mbox string, raw []byte) []error {
 	sender := env.Sender
 	errs := make([]error, len(rcpts))
+	accts := make([]string, len(rcpts))
+	placed := make(map[string]string) // account → mailbox actually used
+	// One log line per recipient, whatever the outcome.
+	defer func() { d.logResults(env, rcpts, accts, placed, raw, errs) }()
 	fail := func(err error) []error {
 		for i := range errs {
 			errs[i] = err
@@ -228,7 +241,7 @@ func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []s
 
 	// Resolve outside the write lock; index of the first recipient per
 	// account, so duplicates share one copy and one status.
-	accts := make([]string, len(rcpts))
+	certified := make([]bool, len(rcpts))
 	first := make(map[string]int)
 	var order []int
 	for i, r := range rcpts {
@@ -238,7 +251,7 @@ func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []s
 			continue
 		}
 		if c := d.opts.Certifier; c != nil {
-			if err := c.Check(raw, sender, acct); err != nil {
+			if certified[i], err = c.Check(raw, sender, acct); err != nil {
 				errs[i] = fmt.Errorf("<%s>: %w: %w", r, ErrMalformed, err)
 				continue
 			}
@@ -253,41 +266,76 @@ func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []s
 		return errs
 	}
 
-	placed := make(map[string]string) // account → mailbox actually used
-	// Parsed here, not under the store's write lock.
-	sum := d.store.Summarize(raw)
-	err := d.store.Update(func(tx *mailbox.Tx) error {
-		blob, err := tx.PutBlobSummary(raw, sum)
-		if err != nil {
-			return err
+	// Ordinary copies may carry trace fields; certified ones keep M's
+	// bytes (trace.go). Each kind is stored once, shared by its copies.
+	var ordinary []int
+	for _, i := range order {
+		if !certified[i] {
+			ordinary = append(ordinary, i)
 		}
-		for _, i := range order {
-			where, err := d.place(tx, env, rcpts[i], accts[i], mbox, raw, blob)
-			if err != nil {
-				return fmt.Errorf("<%s>: %w", rcpts[i], err)
+	}
+	var kinds []*copies
+	if len(ordinary) < len(order) {
+		kinds = append(kinds, &copies{raw: raw, sum: d.store.Summarize(raw), certified: true})
+	}
+	if len(ordinary) > 0 {
+		stored := raw
+		if env.Trace {
+			deliveredTo := ""
+			if len(ordinary) == 1 {
+				deliveredTo = d.deliveredTo(rcpts[ordinary[0]], accts[ordinary[0]])
 			}
-			placed[accts[i]] = where
+			stored = append(traceHeaders(raw, env.Sender, deliveredTo), raw...)
 		}
-		// Every copy holds its own reference now; drop PutBlob's.
-		return tx.UnrefBlob(blob)
-	})
+		// Parsed here, not under the store's write lock.
+		kinds = append(kinds, &copies{raw: stored, sum: d.store.Summarize(stored)})
+	}
+	kindOf := func(i int) *copies {
+		if certified[i] {
+			return kinds[0]
+		}
+		return kinds[len(kinds)-1]
+	}
+
+	// store puts the recipients' copies in one transaction.
+	store := func(idx []int) error {
+		return d.store.Update(func(tx *mailbox.Tx) error {
+			for _, k := range kinds {
+				k.blob = 0
+			}
+			for _, i := range idx {
+				k := kindOf(i)
+				if k.blob == 0 {
+					blob, err := tx.PutBlobSummary(k.raw, k.sum)
+					if err != nil {
+						return err
+					}
+					k.blob = blob
+				}
+				where, err := d.place(tx, env, rcpts[i], accts[i], mbox, k, k.blob)
+				if err != nil {
+					return fmt.Errorf("<%s>: %w", rcpts[i], err)
+				}
+				placed[accts[i]] = where
+			}
+			// Every copy holds its own reference now; drop PutBlob's.
+			for _, k := range kinds {
+				if k.blob != 0 {
+					if err := tx.UnrefBlob(k.blob); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	err := store(order)
 	// One recipient at a time cannot fit where all of them did not.
 	if err != nil && len(order) > 1 && !errors.Is(err, mailbox.ErrDiskFull) {
 		d.log.Warn("delivery transaction failed; retrying recipient by recipient", "err", err)
 		clear(placed)
 		for _, i := range order {
-			if err := d.store.Update(func(tx *mailbox.Tx) error {
-				blob, err := tx.PutBlobSummary(raw, sum)
-				if err != nil {
-					return err
-				}
-				where, err := d.place(tx, env, rcpts[i], accts[i], mbox, raw, blob)
-				if err != nil {
-					return err
-				}
-				placed[accts[i]] = where
-				return tx.UnrefBlob(blob)
-			}); err != nil {
+			if err := store([]int{i}); err != nil {
 				errs[i] = d.storeErr(rcpts[i], err)
 			}
 		}
@@ -310,12 +358,52 @@ func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []s
 		}
 	}
 	d.copyDupErrs(errs, accts, first)
-	for _, i := range order {
-		if errs[i] == nil {
-			d.log.Info("delivered", "rcpt", rcpts[i], "account", accts[i], "mailbox", placed[accts[i]], "size", len(raw))
-		}
-	}
 	return errs
+}
+
+// copies is one kind of stored bytes in a delivery (certified: M as
+// sent; ordinary: with trace fields) and its blob in the transaction.
+type copies struct {
+	raw, sum  []byte
+	certified bool
+	blob      uint64
+}
+
+// deliveredTo is the address a Delivered-To names: the recipient as the
+// MTA gave it, or for a bare name the account's address in the primary
+// domain.
+func (d *Deliverer) deliveredTo(rcpt, acct string) string {
+	if strings.Contains(rcpt, "@") {
+		return rcpt
+	}
+	return acct + "@" + d.opts.Addresses.Primary()
+}
+
+// logResults writes the delivery's line for each recipient: what an
+// operator greps for when a sender asks where a message went (sender,
+// recipient, Message-ID, size, mailbox, result).
+func (d *Deliverer) logResults(env Envelope, rcpts, accts []string, placed map[string]string, raw []byte, errs []error) {
+	msgID := messageID(raw)
+	for i, r := range rcpts {
+		args := []any{"rcpt", r, "account", accts[i], "from", env.Sender, "message_id", msgID, "size", len(raw)}
+		if env.Remote != "" {
+			args = append(args, "remote", env.Remote)
+		}
+		if errs[i] == nil {
+			where := placed[accts[i]]
+			result := "stored"
+			if where == certifiedMailbox {
+				result, where = "certified", "" // M is held in no mailbox; the stub is in INBOX
+			}
+			d.log.Info("delivered", append(args, "mailbox", where, "result", result)...)
+			continue
+		}
+		result, level := "rejected", slog.LevelInfo
+		if errors.Is(errs[i], ErrTemporary) {
+			result, level = "deferred", slog.LevelWarn
+		}
+		d.log.Log(context.Background(), level, "not delivered", append(args, "result", result, "err", errs[i])...)
+	}
 }
 
 // copyDupErrs gives a recipient that duplicates an earlier one (same
@@ -345,17 +433,20 @@ func (d *Deliverer) storeErr(rcpt string, err error) error {
 	return fmt.Errorf("<%s>: %w: %w", rcpt, ErrTemporary, err)
 }
 
+// certifiedMailbox is what place says of a copy the Certifier took.
+const certifiedMailbox = "(certified)"
+
 // place stores one recipient's copy and says in which mailbox it went.
 // This is the per-recipient branch point: certified items go to the
-// Certifier, everything else into the mailbox as is.
-func (d *Deliverer) place(tx *mailbox.Tx, env Envelope, rcpt, acct, mbox string, raw []byte, blob uint64) (string, error) {
-	if c := d.opts.Certifier; c != nil {
-		handled, err := c.DeliverCertified(tx, Item{Sender: env.Sender, SenderAuth: env.SenderAuth, Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: raw, Blob: blob})
+// Certifier, everything else into the mailbox.
+func (d *Deliverer) place(tx *mailbox.Tx, env Envelope, rcpt, acct, mbox string, k *copies, blob uint64) (string, error) {
+	if c := d.opts.Certifier; c != nil && k.certified {
+		handled, err := c.DeliverCertified(tx, Item{Sender: env.Sender, SenderAuth: env.SenderAuth, Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: k.raw, Blob: blob})
 		if err != nil {
 			return "", fmt.Errorf("certified delivery: %w", err)
 		}
 		if handled {
-			return "(certified)", nil
+			return certifiedMailbox, nil
 		}
 	}
 	if _, err := tx.Mailbox(acct, mbox); err != nil {

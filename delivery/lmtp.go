@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"certmail/mailbox"
+	"certmail/metrics"
 	"certmail/netguard"
 )
 
@@ -42,6 +43,8 @@ type LMTPOptions struct {
 	// certified notices by mail; other clients' senders (mail from the
 	// Internet, where MAIL FROM is whatever the author wrote) do not.
 	TrustedClients []netip.Prefix
+	// Metrics, if set, counts each recipient's outcome.
+	Metrics *metrics.Metrics
 }
 
 // LMTPServer accepts mail from an MTA over LMTP on TCP.
@@ -231,8 +234,10 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if _, err := ss.s.d.Resolve(to); err != nil {
-		ss.s.log.Info("lmtp: recipient refused", "remote", ss.remote, "rcpt", to, "err", err)
-		return smtpErr(err)
+		ss.s.log.Info("lmtp: recipient refused", "remote", ss.remote, "from", ss.from, "rcpt", to, "err", err)
+		rerr := smtpErr(err)
+		ss.s.count(rerr)
+		return rerr
 	}
 	ss.rcpts = append(ss.rcpts, to)
 	return nil
@@ -253,14 +258,20 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	if _, err := buf.ReadFrom(r); err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			ss.s.log.Info("lmtp: message too large", "remote", ss.remote, "from", ss.from, "limit", ss.s.d.MaxMessageBytes())
+			for range ss.rcpts {
+				ss.s.opts.Metrics.LMTPDelivery(metrics.Rejected)
+			}
 			return smtpErr(fmt.Errorf("%w: limit %d bytes", ErrTooLarge, ss.s.d.MaxMessageBytes()))
 		}
 		return fmt.Errorf("reading message: %w", err)
 	}
 	// The delivery outlives a dropped connection: once the bytes are
 	// here, storing them is cheaper than having the MTA resend.
-	env := Envelope{Sender: ss.from, SenderAuth: ss.s.senderAuth(ss.remote, ss.from)}
+	env := Envelope{Sender: ss.from, SenderAuth: ss.s.senderAuth(ss.remote, ss.from), Trace: true, Remote: ss.remote}
 	errs := ss.s.d.DeliverEnvelope(context.Background(), env, ss.rcpts, "INBOX", buf.Bytes())
+	for _, err := range errs {
+		ss.s.count(smtpErr(err))
+	}
 	if status == nil {
 		for _, err := range errs {
 			if err != nil {
@@ -273,6 +284,20 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		status.SetStatus(rcpt, smtpErr(errs[i]))
 	}
 	return nil
+}
+
+// count records one recipient's reply in the metrics.
+func (s *LMTPServer) count(reply error) {
+	result := metrics.Delivered
+	var se *smtp.SMTPError
+	switch {
+	case reply == nil:
+	case errors.As(reply, &se) && se.Code >= 500:
+		result = metrics.Rejected
+	default:
+		result = metrics.Deferred
+	}
+	s.opts.Metrics.LMTPDelivery(result)
 }
 
 // senderAuth says how the envelope sender from remote is authenticated:

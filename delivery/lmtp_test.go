@@ -71,8 +71,32 @@ func dialLMTP(t *testing.T, addr string) *smtp.Client {
 	return c
 }
 
-// inbox returns the raw bytes of every message in acct's INBOX.
+// inbox returns the messages in acct's INBOX as the sender sent them:
+// without the trace fields LMTP prepends (TestLMTPTraceFields checks
+// those).
 func inbox(t *testing.T, st *mailbox.Store, acct string) [][]byte {
+	t.Helper()
+	msgs := inboxRaw(t, st, acct)
+	for i, m := range msgs {
+		msgs[i] = withoutTrace(m)
+	}
+	return msgs
+}
+
+// withoutTrace drops a leading Return-Path and Delivered-To field.
+func withoutTrace(m []byte) []byte {
+	for _, name := range []string{"Return-Path: ", "Delivered-To: "} {
+		if bytes.HasPrefix(m, []byte(name)) {
+			if i := bytes.IndexByte(m, '\n'); i >= 0 {
+				m = m[i+1:]
+			}
+		}
+	}
+	return m
+}
+
+// inboxRaw returns the stored bytes of acct's INBOX.
+func inboxRaw(t *testing.T, st *mailbox.Store, acct string) [][]byte {
 	t.Helper()
 	mb, err := st.Mailbox(acct, "INBOX")
 	if err != nil {
@@ -369,11 +393,11 @@ type certifyAll struct{ seen []Item }
 
 // Check refuses messages that say "refuse me", as a malformed
 // Certified-Delivery header is refused.
-func (c *certifyAll) Check(raw []byte, sender, account string) error {
+func (c *certifyAll) Check(raw []byte, sender, account string) (bool, error) {
 	if bytes.Contains(raw, []byte("refuse me")) {
-		return fmt.Errorf("Certified-Delivery: malformed")
+		return false, fmt.Errorf("Certified-Delivery: malformed")
 	}
-	return nil
+	return true, nil
 }
 
 func (c *certifyAll) DeliverCertified(tx *mailbox.Tx, it Item) (bool, error) {

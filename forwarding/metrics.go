@@ -1,13 +1,7 @@
 package forwarding
 
 import (
-	"net/http"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"certmail/mailbox"
-	"certmail/notifier"
 )
 
 // Collector exposes unread monitoring to Prometheus, computed at scrape
@@ -17,21 +11,14 @@ type Collector struct {
 	s          *Service
 	perMailbox bool
 
-	unread, oldest, forwards, items, pending, up *prometheus.Desc
+	unread, oldest, forwards, items, up *prometheus.Desc
 }
 
-// MetricsHandler serves the service's metrics in Prometheus's format.
-// perMailbox labels unread counts and ages by account and mailbox;
-// without it they are summed (counts) and the oldest taken (ages), so
-// that nobody watching the numbers learns when one person reads.
-func MetricsHandler(s *Service, perMailbox bool) http.Handler {
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(NewCollector(s, perMailbox))
-	return promhttp.HandlerFor(registry, promhttp.HandlerOpts{})
-}
-
-// NewCollector returns the service's Prometheus collector (see
-// MetricsHandler for perMailbox).
+// NewCollector returns the service's Prometheus collector. perMailbox
+// labels unread counts and ages by account and mailbox; without it they
+// are summed (counts) and the oldest taken (ages), so that nobody
+// watching the numbers learns when one person reads. The outbox's
+// families are the metrics package's.
 func NewCollector(s *Service, perMailbox bool) *Collector {
 	unreadHelp, oldestHelp := "Unread messages in all mailboxes", "Age of the oldest unread message in any mailbox."
 	var labels []string
@@ -46,13 +33,12 @@ func NewCollector(s *Service, perMailbox bool) *Collector {
 		oldest:     prometheus.NewDesc("certmail_unread_oldest_age_seconds", oldestHelp, labels, nil),
 		forwards:   prometheus.NewDesc("certmail_forwards_total", "Forwards done by policy, originator alternates or operators.", nil, nil),
 		items:      prometheus.NewDesc("certmail_certified_items", "Certified items by state.", []string{"state"}, nil),
-		pending:    prometheus.NewDesc("certmail_outbox_pending", "Notices waiting in the outbox.", nil, nil),
 		up:         prometheus.NewDesc("certmail_metrics_error", "1 if the last scrape could not read the store.", nil, nil),
 	}
 }
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.unread, c.oldest, c.forwards, c.items, c.pending, c.up} {
+	for _, d := range []*prometheus.Desc{c.unread, c.oldest, c.forwards, c.items, c.up} {
 		ch <- d
 	}
 }
@@ -86,13 +72,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		"refused": rep.Certified.Refused, "expired": rep.Certified.Expired,
 	} {
 		ch <- prometheus.MustNewConstMetric(c.items, prometheus.GaugeValue, float64(n), state)
-	}
-	var pending int
-	if err := c.s.store.View(func(tx *mailbox.Tx) error {
-		var err error
-		pending, err = notifier.Pending(tx)
-		return err
-	}); err == nil {
-		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(pending))
 	}
 }

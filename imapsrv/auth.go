@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"certmail/authguard"
+	"certmail/metrics"
 )
 
 // LOGIN (RFC 9051 section 6.2.3) and AUTHENTICATE PLAIN (section 6.2.2,
@@ -33,6 +34,7 @@ func (sess *session) Login(username, password string) error {
 	lim := sess.srv.limits
 	if !lim.acquireSession(acct, sess.ip) {
 		sess.log.Warn("login refused: too many sessions", "user", acct, "remote", sess.remote(), "limit", lim.lim.MaxSessionsPerUser)
+		sess.srv.opts.Metrics.Login("imap", metrics.LoginLimit)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("too many sessions for %s (limit %d): log out of another first", acct, lim.lim.MaxSessionsPerUser)}
 	}
@@ -41,7 +43,7 @@ func (sess *session) Login(username, password string) error {
 	if sess.srv.opts.Hooks != nil {
 		sess.password = password
 	}
-	sess.log.Debug("login", "user", acct, "remote", sess.remote())
+	sess.logLogin()
 	return nil
 }
 

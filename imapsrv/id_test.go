@@ -46,7 +46,7 @@ func TestID(t *testing.T) {
 	log := logs.String()
 	for _, want := range []string{
 		`msg="imap client id" client=sodr client_version=19.34`,
-		`msg=login client=sodr client_version=19.34 user=alice`,
+		`msg=login client=sodr client_version=19.34 proto=imap user=alice remote=`,
 		// After ID NIL the client is nobody in particular.
 		`msg="imap client id" client="" client_version="" remote=`,
 	} {

@@ -16,6 +16,7 @@ import (
 	"certmail/authguard"
 	"certmail/buildinfo"
 	"certmail/mailbox"
+	"certmail/metrics"
 	"certmail/netguard"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	// Give the API server the same Guard: a lockout then holds on every
 	// way in. Nil: a guard of the server's own that limits nothing.
 	Auth *authguard.Guard
+	// Metrics, if set, counts sessions, commands and their latency, and
+	// logins refused by a session limit (observe.go).
+	Metrics *metrics.Metrics
 }
 
 // DefaultAppendLimit is used when Options.AppendLimit is zero.

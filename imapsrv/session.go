@@ -75,6 +75,7 @@ var (
 
 func (s *Server) newSession(c *imapserver.Conn) *session {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	s.opts.Metrics.IMAPSession(+1) // until Close
 	return &session{srv: s, conn: c, ip: hostOf(c.NetConn().RemoteAddr()), log: s.log, ctx: ctx, cancel: cancel}
 }
 
@@ -89,6 +90,7 @@ func (sess *session) Close() error {
 		sess.srv.sessions.remove(sess)
 	}
 	sess.srv.limits.releaseConn(sess.ip)
+	sess.srv.opts.Metrics.IMAPSession(-1)
 	return nil
 }
 

@@ -294,8 +294,9 @@ const minWait = 100 * time.Millisecond
 func (o *Outbox) Run(ctx context.Context) error {
 	log := o.cfg.Logger
 	if o.cfg.Relay == nil {
-		// Once, instead of a WARN for every notice at every retry.
-		log.Warn("no relay configured: notices to external addresses wait in the outbox; set [relay] addr (or serve --relay) to send them, see " + NoRelayDoc)
+		// Once, instead of a WARN for every notice at every retry. INFO:
+		// it is the quick start's configuration, not a fault.
+		log.Info("no relay configured: notices to external addresses wait in the outbox; set [relay] addr (or serve --relay) to send them, see " + NoRelayDoc)
 	} else if n, err := o.releaseWaiting(time.Now()); err != nil {
 		log.Error("outbox: releasing notices that waited for a relay", "err", err)
 	} else if n > 0 {

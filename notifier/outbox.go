@@ -234,6 +234,41 @@ func Pending(kv kv.Records) (int, error) {
 	return n, err
 }
 
+// OutboxStats is what metrics show of the outbox.
+type OutboxStats struct {
+	// Pending counts queued notices, those being sent and those waiting
+	// for a relay included; Oldest is when the oldest of them was
+	// queued (zero when none is).
+	Pending int
+	Oldest  time.Time
+	// Dead counts the notices given up on.
+	Dead int
+}
+
+// Stats reads every queued entry (to find the oldest): call it no more
+// often than metrics need.
+func Stats(kv kv.Records) (OutboxStats, error) {
+	var st OutboxStats
+	err := kv.Scan([]byte(prefixDue), func(_, value []byte) error {
+		st.Pending++
+		var e struct {
+			Enqueued time.Time `json:"enqueued"`
+		}
+		if json.Unmarshal(value, &e) == nil && !e.Enqueued.IsZero() && (st.Oldest.IsZero() || e.Enqueued.Before(st.Oldest)) {
+			st.Oldest = e.Enqueued
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	err = kv.Scan([]byte(prefixDead), func(_, _ []byte) error {
+		st.Dead++
+		return nil
+	})
+	return st, err
+}
+
 // DeadLetter is a notice the outbox gave up on.
 type DeadLetter struct {
 	Notice    Notice

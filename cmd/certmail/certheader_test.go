@@ -92,7 +92,7 @@ func TestCertifiedHeaderVariantsOverLMTP(t *testing.T) {
 	stubs := 0
 	seen := make(map[string]bool)
 	for _, m := range inbox(t, st, "alice") {
-		s := string(m)
+		s := string(asSent(m))
 		seen[s] = true
 		if strings.Contains(s, "\r\nCertified-Label: ") {
 			stubs++

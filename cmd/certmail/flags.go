@@ -117,7 +117,7 @@ func connectOps(ctx context.Context, cfg *config.Config, e *env, create bool) (a
 			var svcs *services
 			l, err := admin.OpenLocal(so, deliveryOptions(cfg, logger), func(st *mailbox.Store, o *delivery.Options) error {
 				var err error
-				if svcs, err = openServices(cfg, logger, st); err != nil {
+				if svcs, err = openServices(cfg, logger, st, nil); err != nil {
 					return err
 				}
 				*o = svcs.deliveryOptions(*o)

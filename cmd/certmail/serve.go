@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -26,6 +27,7 @@ import (
 	"certmail/forwarding"
 	"certmail/imapsrv"
 	"certmail/mailbox"
+	"certmail/metrics"
 	"certmail/netguard"
 )
 
@@ -184,7 +186,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 	} else if gw != cfg.Hostname {
 		return fmt.Errorf("the evidence log in %s was created under the gateway name %q, and its records and checkpoints are signed under it; hostname is %q. Set hostname = %q in the config (or --hostname %s): the name cannot change for a data directory (a new name needs a new data directory)", cfg.Data, gw, cfg.Hostname, gw, gw)
 	}
-	svcs, err := openServices(cfg, logger, store)
+	// Prometheus families (metrics), served on their own listener below.
+	registry := prometheus.NewRegistry()
+	m := metrics.New(registry)
+	svcs, err := openServices(cfg, logger, store, m)
 	if err != nil {
 		return err
 	}
@@ -218,6 +223,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		Hooks:        svcs.certified,
 		Limits:       imapLimits(cfg), // ops.go
 		Auth:         svcs.auth,
+		Metrics:      m,
 	})
 	// Checked when the configuration was loaded.
 	trusted, err := cfg.Certified.TrustedLMTPPrefixes()
@@ -230,6 +236,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		MaxSessions:    cfg.Limits.MaxLMTPSessions,
 		TrustedClients: trusted,
 		Logger:         logger.With("component", "lmtp"),
+		Metrics:        m,
 	})
 	mux := http.NewServeMux()
 	// /healthz and Thunderbird autoconfig (ops.go).
@@ -244,10 +251,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err er
 		Logger:            logger.With("component", "http"),
 	}
 	httpSrv := netguard.HTTPServer(mux, httpOpts)
-	// Unread monitoring for Prometheus, computed at scrape time, on a
-	// listener of its own: never on the public API's.
+	// Metrics on a listener of their own, never on the public API's: the
+	// servers' counters, unread monitoring and the store's state, both
+	// computed at scrape time.
+	registry.MustRegister(forwarding.NewCollector(svcs.forwarding, cfg.Metrics.PerMailbox),
+		metrics.NewStateCollector(store.Records(), cfg.Data, logger.With("component", "metrics")))
 	metricsMux := http.NewServeMux()
-	metricsMux.Handle("GET /metrics", forwarding.MetricsHandler(svcs.forwarding, cfg.Metrics.PerMailbox))
+	metricsMux.Handle("GET /metrics", metrics.Handler(registry))
 	metricsSrv := netguard.HTTPServer(metricsMux, httpOpts)
 	// HTTP servers get the per-address cap on their listener (IMAP counts
 	// its own, to say BYE; LMTP caps sessions in delivery).

@@ -13,6 +13,7 @@ import (
 	"certmail/delivery"
 	"certmail/forwarding"
 	"certmail/mailbox"
+	"certmail/metrics"
 	"certmail/notifier"
 )
 
@@ -35,8 +36,9 @@ type services struct {
 
 // openServices builds certified mail and the outbox on store, as every
 // process that opens the data directory must (a `certmail deliver` without
-// a server certifies mail just as the server does).
-func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store) (*services, error) {
+// a server certifies mail just as the server does). m counts logins (nil
+// outside serve).
+func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store, m *metrics.Metrics) (*services, error) {
 	outbox, err := notifier.NewOutbox(store.Records(), outboxConfig(cfg, logger))
 	if err != nil {
 		return nil, fmt.Errorf("notice outbox: %w", err)
@@ -100,6 +102,7 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store)
 	// alice@example.org is.
 	pol := authPolicy(cfg) // ops.go
 	pol.Addresses = addrs
+	pol.Metrics = m
 	auth := authguard.New(store, pol, logger.With("component", "auth"))
 	return &services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, auth: auth, cfg: cfg, logger: logger}, nil
 }

@@ -214,6 +214,19 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		name = "UID " + strings.ToUpper(subName)
 	}
 
+	// certmail patch: a session implementing SessionCommandObserver hears
+	// of every command once it is answered.
+	start, known, status := time.Now(), true, imap.StatusResponseTypeOK
+	if obs, ok := c.session.(SessionCommandObserver); ok {
+		defer func() {
+			n := name
+			if !known {
+				n = "UNKNOWN"
+			}
+			obs.CommandDone(n, time.Since(start), status)
+		}()
+	}
+
 	// TODO: handle multiple commands concurrently
 	sendOK := true
 	var err error
@@ -286,6 +299,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
 	default:
+		known = false // certmail patch
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to
 			// mitigate cross-protocol attacks:
@@ -309,6 +323,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	var nameErr *imapwire.MailboxNameError
 	if errors.As(err, &imapErr) {
 		resp = (*imap.StatusResponse)(imapErr)
+		status = resp.Type // certmail patch
 	} else if errors.As(err, &nameErr) {
 		// certmail patch: see MailboxNameError.
 		resp = &imap.StatusResponse{
@@ -316,7 +331,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Code: imap.ResponseCodeNonExistent,
 			Text: "No such mailbox: the name is not valid modified UTF-7",
 		}
+		status = resp.Type // certmail patch
 	} else if errors.As(err, &decErr) {
+		status = imap.StatusResponseTypeBad // certmail patch
 		resp = &imap.StatusResponse{
 			Type: imap.StatusResponseTypeBad,
 			Code: imap.ResponseCodeClientBug,
@@ -325,6 +342,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	} else if err != nil {
 		c.server.logger().Printf("handling %v command: %v", name, err)
 		resp = internalServerErrorResp
+		status = resp.Type // certmail patch
 	} else {
 		if !sendOK {
 			return nil

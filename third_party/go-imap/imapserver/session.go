@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -115,6 +116,16 @@ type SessionSASL interface {
 type SessionAuthenticateMalformed interface {
 	Session
 	AuthenticateMalformed(mech string, err error) error
+}
+
+// SessionCommandObserver is an IMAP session that is told of every command
+// once it has been answered: the name as dispatched ("UID FETCH"; UNKNOWN
+// for a name the server does not know, so a client cannot invent label
+// values), the time from reading the name to the tagged response, and the
+// response's type (certmail patch: command metrics).
+type SessionCommandObserver interface {
+	Session
+	CommandDone(name string, d time.Duration, status imap.StatusResponseType)
 }
 
 // SessionUnauthenticate is an IMAP session which supports UNAUTHENTICATE.
