@@ -15,8 +15,10 @@ GO ?= go
 # headless Thunderbird of interop/thunderbird_test.go, postgresql the server
 # binaries the PostgreSQL tests start private clusters with (kv/pgkv/pgtest;
 # the package's own cluster stays as Debian set it up), libmail-imapclient-perl
-# the Perl IMAP client of interop/imapclient_test.go (ID, COMPRESS, QUOTA).
-TEST_PACKAGES := python3 libmail-imapclient-perl curl isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
+# the Perl IMAP client of interop/imapclient_test.go (ID, COMPRESS, QUOTA),
+# jq the README's submission command (interop/docs_test.go runs the docs'
+# shell blocks).
+TEST_PACKAGES := python3 libmail-imapclient-perl curl jq isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
 
 # The suites that run on both storage engines (kv/testengine).
 ENGINE_PACKAGES := ./mailbox/... ./certified/...

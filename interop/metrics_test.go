@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,4 +106,17 @@ func TestMetricsAndLogs(t *testing.T) {
 	if t.Failed() {
 		t.Logf("log:\n%s", logs)
 	}
+}
+
+// withoutTrace is a message delivered over LMTP as it was sent: without
+// the Return-Path and Delivered-To fields LMTP prepends.
+func withoutTrace(m []byte) []byte {
+	for _, name := range []string{"Return-Path: ", "Delivered-To: "} {
+		if bytes.HasPrefix(m, []byte(name)) {
+			if i := bytes.IndexByte(m, '\n'); i >= 0 {
+				m = m[i+1:]
+			}
+		}
+	}
+	return m
 }
