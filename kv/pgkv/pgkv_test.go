@@ -266,7 +266,13 @@ func TestRoundTrips(t *testing.T) {
 // Every session commits synchronously, whatever the database's default:
 // an acknowledged message is on disk.
 func TestSynchronousCommitForced(t *testing.T) {
-	dsn := pg.DB(t)
+	c := pg.Cluster(t)
+	name, err := c.CreateDB(t.Name()) // a database of its own, to ALTER
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.DropDB(name) })
+	dsn := c.DSN(name)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -394,8 +400,8 @@ func TestParkedConnections(t *testing.T) {
 	}
 	defer admin.Close(ctx)
 	var n int
-	must(t, admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND state = 'idle in transaction' AND pid <> pg_backend_pid()`).Scan(&n))
+	must(t, admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+		WHERE a.state = 'idle in transaction' AND a.pid IN (SELECT l.pid FROM pg_locks l WHERE l.relation = '`+Table+`'::regclass)`).Scan(&n))
 	if n != 1 {
 		t.Fatalf("%d parked sessions ended, want 1", n)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"certmail/receipts"
 
 	"certmail/kv"
 )
@@ -193,7 +192,7 @@ func TestVerifyChecksCODs(t *testing.T) {
 	}
 
 	// A COD for another item, recorded by a careless gateway, is caught.
-	kv2 := receipts.NewMemKV()
+	kv2 := newKV(t)
 	otherCOD := makeCOD(t, "bob", "cod", "L-other", it.hash, CustodyRecipientHeld)
 	for _, ev := range []Event{it.events[0], NewConsignmentAcceptance(it.label, it.hash, otherCOD, "bob", "")} {
 		if _, err := l.Append(kv2, ev); err != nil {

@@ -317,7 +317,7 @@ func TestHeadIssuedAtIsTheLogsClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv := newKV()
+	kv := newKV(t)
 	it := scenario(t)[2]
 	for _, ev := range it.events {
 		if _, err := l.Append(kv, ev); err != nil {

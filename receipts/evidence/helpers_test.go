@@ -5,14 +5,65 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/gowebpki/jcs"
 
+	"certmail/kv"
+	"certmail/kv/testengine"
+	"certmail/mailbox"
 	"certmail/receipts"
 )
+
+// engines is the engine the suite runs on: Badger, or PostgreSQL with
+// CERTMAIL_TEST_ENGINE=postgres (kv/testengine). The log lives in a
+// mailbox store's records on it, as in the server.
+var engines testengine.Engines
+
+func TestMain(m *testing.M) { os.Exit(engines.Main(m)) }
+
+// newStore opens a mailbox store on the suite's engine and returns its
+// records, where the log lives in the server.
+func newStore(t testing.TB) kv.RecordStore {
+	t.Helper()
+	s, err := mailbox.Open(mailbox.Options{Dir: t.TempDir(), Engine: engines.Open(t), GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.Records()
+}
+
+// autoRecords is kv.Records on a store, each call a transaction of its
+// own: the tests that append and read a log step by step see what each
+// step committed.
+type autoRecords struct{ rs kv.RecordStore }
+
+func (a autoRecords) Get(key []byte) (v []byte, found bool, err error) {
+	err = a.rs.View(func(r kv.Records) error {
+		v, found, err = r.Get(key)
+		return err
+	})
+	return v, found, err
+}
+
+func (a autoRecords) Set(key, value []byte) error {
+	return a.rs.Update(func(r kv.Records) error { return r.Set(key, value) })
+}
+
+func (a autoRecords) Delete(key []byte) error {
+	return a.rs.Update(func(r kv.Records) error { return r.Delete(key) })
+}
+
+func (a autoRecords) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return a.rs.View(func(r kv.Records) error { return r.Scan(prefix, fn) })
+}
+
+// newKV returns empty records on the suite's engine.
+func newKV(t testing.TB) kv.Records { return autoRecords{newStore(t)} }
 
 const (
 	testGateway = "mx.example.org"
@@ -171,10 +222,10 @@ func scenario(t testing.TB) []*item {
 
 // buildLog appends the scenario's events round-robin, so items' records
 // interleave in the log.
-func buildLog(t testing.TB) (*Log, *receipts.MemKV, []*item) {
+func buildLog(t testing.TB) (*Log, kv.Records, []*item) {
 	t.Helper()
 	l := newTestLog(t)
-	kv := receipts.NewMemKV()
+	kv := newKV(t)
 	items := scenario(t)
 	for round := 0; ; round++ {
 		appended := false
@@ -191,5 +242,3 @@ func buildLog(t testing.TB) (*Log, *receipts.MemKV, []*item) {
 		}
 	}
 }
-
-func newKV() *receipts.MemKV { return receipts.NewMemKV() }

@@ -44,7 +44,7 @@ func TestAppendChainsRecordsPerItem(t *testing.T) {
 
 func TestRecordPayloadIsCanonicalAndUTC(t *testing.T) {
 	l := newTestLog(t)
-	kv := receipts.NewMemKV()
+	kv := newKV(t)
 	paris := time.FixedZone("CET", 3600)
 	ev := NewSubmissionAcceptance("L-tz", [32]byte{1}, receipts.CommitmentUnsalted, "", "bob", time.Date(2025, 3, 8, 10, 0, 0, 0, paris))
 	ev.Time = time.Date(2025, 3, 1, 10, 0, 0, 5, paris)
@@ -104,7 +104,7 @@ func TestAppendRefusesIncoherentChains(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newTestLog(t)
-			kv := receipts.NewMemKV()
+			kv := newKV(t)
 			var err error
 			for _, ev := range tc.events {
 				if _, err = l.Append(kv, ev); err != nil {
@@ -253,7 +253,7 @@ func TestLogIsSafeToShare(t *testing.T) {
 	done := make(chan error)
 	for w := range 4 {
 		go func() {
-			kv := receipts.NewMemKV()
+			kv := newKV(t)
 			h := sha256.Sum256([]byte{byte(w)})
 			_, err := l.Append(kv, NewSubmissionAcceptance("L", h, receipts.CommitmentUnsalted, "", "bob", time.Now()))
 			if err == nil {
@@ -297,7 +297,7 @@ func TestParsePayloadIsExact(t *testing.T) {
 func TestAppendRefusesUnwritableTimes(t *testing.T) {
 	l := newTestLog(t)
 	ev := NewSubmissionAcceptance("L", [32]byte{}, receipts.CommitmentUnsalted, "", "bob", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
-	if _, err := l.Append(receipts.NewMemKV(), ev); err == nil {
+	if _, err := l.Append(newKV(t), ev); err == nil {
 		t.Error("deadline in year 10000 accepted")
 	}
 }

@@ -15,24 +15,29 @@ import (
 	"certmail/kv"
 )
 
-// memDB runs "transactions" on a MemKV under a lock, counting writes.
+// memDB runs transactions on a store on the suite's engine, counting
+// writes.
 type memDB struct {
+	rs      kv.RecordStore
 	mu      sync.Mutex
-	kv      *receipts.MemKV
 	updates int
 }
 
-func (d *memDB) View(fn func(kv.Records) error) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return fn(d.kv)
-}
+func newDB(t testing.TB) *memDB { return &memDB{rs: newStore(t)} }
+
+func (d *memDB) View(fn func(kv.Records) error) error { return d.rs.View(fn) }
 
 func (d *memDB) Update(fn func(kv.Records) error) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.updates++
-	return fn(d.kv)
+	d.mu.Unlock()
+	return d.rs.Update(fn)
+}
+
+func (d *memDB) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.updates
 }
 
 func (d *memDB) append(t *testing.T, l *Log, label string) {
@@ -47,31 +52,33 @@ func (d *memDB) append(t *testing.T, l *Log, label string) {
 
 func TestPublish(t *testing.T) {
 	l := newTestLog(t)
-	db := &memDB{kv: receipts.NewMemKV()}
+	db := newDB(t)
 	cp0, head, err := l.Publish(db)
 	if err != nil || head.Size != 0 {
 		t.Fatalf("empty log: %v %+v", err, head)
 	}
 	db.append(t, l, "L-1")
 	db.append(t, l, "L-2")
-	before := db.updates
+	before := db.count()
 	cp2, head, err := l.Publish(db)
-	if err != nil || head.Size != 2 || bytes.Equal(cp0, cp2) || db.updates != before+1 {
-		t.Fatalf("after two appends: %v %+v, %d updates", err, head, db.updates-before)
+	if err != nil || head.Size != 2 || bytes.Equal(cp0, cp2) || db.count() != before+1 {
+		t.Fatalf("after two appends: %v %+v, %d updates", err, head, db.count()-before)
 	}
 	// Nothing new: the stored checkpoint, and no write transaction.
 	again, _, err := l.Publish(db)
-	if err != nil || !bytes.Equal(again, cp2) || db.updates != before+1 {
-		t.Fatalf("unchanged log: %v, %d updates", err, db.updates-before)
+	if err != nil || !bytes.Equal(again, cp2) || db.count() != before+1 {
+		t.Fatalf("unchanged log: %v, %d updates", err, db.count()-before)
 	}
-	if latest, _, _ := LatestCheckpoint(db.kv); !bytes.Equal(latest, cp2) {
+	var latest []byte
+	db.View(func(r kv.Records) error { latest, _, _ = LatestCheckpoint(r); return nil })
+	if !bytes.Equal(latest, cp2) {
 		t.Fatal("Publish did not store the checkpoint as the latest")
 	}
 }
 
 func TestRunCheckpoints(t *testing.T) {
 	l := newTestLog(t)
-	db := &memDB{kv: receipts.NewMemKV()}
+	db := newDB(t)
 	db.append(t, l, "L-1")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

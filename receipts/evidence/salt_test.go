@@ -144,7 +144,7 @@ func TestCODSignedOutsideTheItemsLife(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newTestLog(t) // its clock: posted, then a second per record
-			kv := newKV()
+			kv := newKV(t)
 			it := newItem("L-time")
 			cod := makeCODAt(t, "bob", "cod", it.label, it.hash, CustodyRecipientHeld, c.signedAt.Format(time.RFC3339))
 			for _, ev := range []Event{

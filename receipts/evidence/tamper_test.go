@@ -158,7 +158,7 @@ func forgeBundle(t *testing.T, it *item) *Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv := newKV()
+	kv := newKV(t)
 	for _, ev := range it.events {
 		if _, err := l.Append(kv, ev); err != nil {
 			t.Fatal(err)

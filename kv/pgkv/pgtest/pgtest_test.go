@@ -65,8 +65,8 @@ func TestSharedCluster(t *testing.T) {
 		t.Errorf("listen_addresses = %s", got)
 	}
 	execSQL(t, a, "CREATE TABLE only_in_a (k bytea PRIMARY KEY)")
-	if got := query(t, b, "SELECT count(*)::text FROM pg_tables WHERE tablename = 'only_in_a'"); got != "0" {
-		t.Errorf("a table of database a is in database b")
+	if got := query(t, b, "SELECT coalesce(to_regclass('only_in_a')::text, 'none')"); got != "none" {
+		t.Errorf("a table of test a's schema is visible to test b: %s", got)
 	}
 	// The postmaster is not root (it would refuse), whoever runs the test.
 	pid := query(t, a, "SELECT pg_backend_pid()::text")
@@ -107,23 +107,29 @@ func TestPasswordFromPassfile(t *testing.T) {
 	}
 }
 
-// A database is dropped at the end of its test, open connections or not.
+// A test's schema is dropped at the end of the test, even with a
+// transaction left open in it.
 func TestDBDroppedAtCleanup(t *testing.T) {
 	var name string
 	var conn *pgx.Conn
 	t.Run("inner", func(t *testing.T) {
 		dsn := pg.DB(t)
-		name = query(t, dsn, "SELECT current_database()")
+		name = query(t, dsn, "SELECT current_schema()")
+		execSQL(t, dsn, "CREATE TABLE locked (k int)")
 		var err error
 		conn, err = pgx.Connect(context.Background(), dsn) // left open
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A transaction holding a lock on a table of the schema.
+		if _, err := conn.Exec(context.Background(), "BEGIN; SELECT * FROM locked"); err != nil {
+			t.Fatal(err)
+		}
 	})
 	defer conn.Close(context.Background())
 	c := pg.Cluster(t)
-	if got := query(t, c.DSN("postgres"), "SELECT count(*)::text FROM pg_database WHERE datname = '"+name+"'"); got != "0" {
-		t.Errorf("database %s is still there after its test", name)
+	if got := query(t, c.DSN("postgres"), "SELECT count(*)::text FROM pg_namespace WHERE nspname = '"+name+"'"); got != "0" || !strings.HasPrefix(name, "t") {
+		t.Errorf("schema %q is still there after its test", name)
 	}
 }
 
