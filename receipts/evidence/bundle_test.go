@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-
 	"certmail/kv"
 )
 
