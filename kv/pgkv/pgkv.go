@@ -139,6 +139,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 	// An acknowledged commit is on disk (and, with synchronous
 	// replication, on the standby): LMTP's 250 and APPEND's OK rely on it.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	// Operators find the sessions in pg_stat_activity by name.
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "certmail"
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > e.timeout {
 		cfg.ConnConfig.ConnectTimeout = e.timeout
 	}

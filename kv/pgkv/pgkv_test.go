@@ -288,10 +288,14 @@ func TestSynchronousCommitForced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	var got string
-	must(t, e.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got))
+	var got, app string
+	must(t, e.pool.QueryRow(ctx, "SELECT current_setting('synchronous_commit'), current_setting('application_name')").Scan(&got, &app))
 	if got != "on" {
 		t.Fatalf("synchronous_commit = %s in the engine's sessions", got)
+	}
+	// And they are named, for pg_stat_activity.
+	if app != "certmail" {
+		t.Errorf("application_name = %q, want certmail", app)
 	}
 }
 
