@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) kv.Engine) {
 		{"LongKeys", testLongKeys},
 		{"Dump", testDump},
 		{"DumpSnapshot", testDumpSnapshot},
+		{"StreamLoad", testStreamLoad},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -655,5 +656,79 @@ func testDumpSnapshot(t *testing.T, e kv.Engine) {
 		if p.v != "before" {
 			t.Fatalf("Dump saw %q = %q, written after it began", p.k, p.v)
 		}
+	}
+}
+
+// testStreamLoad: a store written out as an engine-neutral stream and
+// loaded back (into the emptied engine) holds the same pairs, large values
+// and more pairs than one load transaction takes included.
+func testStreamLoad(t *testing.T, e kv.Engine) {
+	var want []pair
+	err := kv.Update(e, func(tx kv.Txn) error {
+		for i := range 2500 {
+			k, v := fmt.Sprintf("s/%05d", i), fmt.Sprintf("value %d", i)
+			if i%500 == 0 {
+				v = string(bytes.Repeat([]byte{byte(i)}, 2<<20))
+			}
+			if err := tx.Set([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+			want = append(want, pair{k, v})
+		}
+		return tx.Set([]byte("\xff\xff"), []byte{})
+	})
+	if err != nil {
+		t.Fatalf("filling the store: %v", err)
+	}
+	want = append(want, pair{"\xff\xff", ""})
+	var buf bytes.Buffer
+	n, err := kv.WriteStream(&buf, e)
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("WriteStream: %d pairs, %v; want %d", n, err, len(want))
+	}
+	// Empty the store, in batches.
+	for {
+		var keys [][]byte
+		err := kv.View(e, func(tx kv.Txn) error {
+			return tx.Scan(kv.Range{KeysOnly: true, Limit: 500}, func(k, _ []byte) error {
+				keys = append(keys, bytes.Clone(k))
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		err = kv.Update(e, func(tx kv.Txn) error {
+			for _, k := range keys {
+				if err := tx.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := kv.Load(e, bytes.NewReader(buf.Bytes())); err != nil || n != int64(len(want)) {
+		t.Fatalf("Load: %d pairs, %v; want %d", n, err, len(want))
+	}
+	var got []pair
+	if err := e.Dump(func(k, v []byte) error {
+		got = append(got, pair{string(k), string(v)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after Load: %d pairs, want %d (or values differ)", len(got), len(want))
+	}
+	// A damaged stream is refused.
+	b := buf.Bytes()
+	if _, err := kv.Load(e, bytes.NewReader(b[:len(b)-1])); !errors.Is(err, kv.ErrBadStream) {
+		t.Fatalf("Load of a cut stream: %v; want ErrBadStream", err)
 	}
 }
