@@ -119,7 +119,7 @@ func needsRaw(o *imap.FetchOptions) bool {
 	return len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 }
 
-func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions) error {
+func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions, recent func(uid uint32) bool) error {
 	m := t.msg
 	var raw []byte
 	var sum *summary
@@ -156,7 +156,7 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 	rw := w.CreateMessage(t.seq)
 	rw.WriteUID(imap.UID(m.UID))
 	if options.Flags {
-		rw.WriteFlags(imapFlags(m.Flags))
+		rw.WriteFlags(withRecent(m, recent))
 	}
 	if options.InternalDate {
 		rw.WriteInternalDate(m.InternalDate)
@@ -300,6 +300,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	for _, m := range changed {
 		byUID[m.UID] = m
 	}
+	recent := sess.recentTest()
 	for _, t := range targets {
 		m := t.msg
 		c := byUID[m.UID]
@@ -315,7 +316,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		rw := w.CreateMessage(t.seq)
 		rw.WriteUID(imap.UID(m.UID))
 		if !flags.Silent {
-			rw.WriteFlags(imapFlags(m.Flags))
+			rw.WriteFlags(withRecent(m, recent))
 		}
 		if condStore {
 			rw.WriteModSeq(m.ModSeq)

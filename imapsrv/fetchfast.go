@@ -50,6 +50,10 @@ func (sess *session) fetchFast(targets []target, options *imap.FetchOptions) (bo
 			}
 		}
 	}
+	var recent func(uid uint32) bool
+	if options.Flags {
+		recent = sess.recentTest()
+	}
 	conn := sess.conn.NetConn()
 	// imapserver gives each response 30 s to be written; these get as
 	// much per piece.
@@ -65,7 +69,7 @@ func (sess *session) fetchFast(targets []target, options *imap.FetchOptions) (bo
 		return nil
 	}
 	for _, t := range targets {
-		buf = appendFetchLine(buf, t.seq, t.msg, options)
+		buf = appendFetchLine(buf, t.seq, t.msg, options, recent != nil && recent(t.msg.UID))
 		if len(buf) >= fastFetchFlush {
 			if err := write(); err != nil {
 				return true, err
@@ -82,13 +86,19 @@ func (sess *session) fetchFast(targets []target, options *imap.FetchOptions) (bo
 
 // appendFetchLine appends one FETCH response, items in the order fetchOne
 // writes them.
-func appendFetchLine(buf []byte, seq uint32, m *mailbox.Message, o *imap.FetchOptions) []byte {
+func appendFetchLine(buf []byte, seq uint32, m *mailbox.Message, o *imap.FetchOptions, recent bool) []byte {
 	buf = append(buf, "* "...)
 	buf = strconv.AppendUint(buf, uint64(seq), 10)
 	buf = append(buf, " FETCH (UID "...)
 	buf = strconv.AppendUint(buf, uint64(m.UID), 10)
 	if o.Flags {
 		buf = append(buf, " FLAGS ("...)
+		if recent {
+			buf = append(buf, `\Recent`...)
+			if len(m.Flags) > 0 {
+				buf = append(buf, ' ')
+			}
+		}
 		for i, f := range m.Flags {
 			if i > 0 {
 				buf = append(buf, ' ')

@@ -329,10 +329,14 @@ func (tc *testClient) drainUpdates() {
 	}
 }
 
+// flagString spells flags as a test expects them, without \Recent
+// (see rawClient.ShowRecent; recent_test.go tests it).
 func flagString(flags []imap.Flag) string {
-	s := make([]string, len(flags))
-	for i, f := range flags {
-		s[i] = string(f)
+	s := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if f != `\Recent` {
+			s = append(s, string(f))
+		}
 	}
 	return "(" + strings.Join(s, " ") + ")"
 }
@@ -366,6 +370,26 @@ type rawClient struct {
 	tag  int
 	// Greeting is the server's first line.
 	Greeting string
+	// ShowRecent keeps what a rev1 session hears of \Recent (RFC 3501
+	// 2.3.2): the flag in FETCH responses and the RECENT responses.
+	// Off, the client drops them, so that tests of other things compare
+	// flags and responses as before; recent_test.go turns it on.
+	ShowRecent bool
+}
+
+var recentLine = regexp.MustCompile(`^\* \d+ RECENT$`)
+
+// hideRecent drops \Recent from a response (see ShowRecent); skip says
+// the response is a RECENT one.
+func hideRecent(line string) (out string, skip bool) {
+	if recentLine.MatchString(line) {
+		return "", true
+	}
+	if strings.Contains(line, " FETCH (") {
+		line = strings.Replace(line, `FLAGS (\Recent)`, `FLAGS ()`, 1)
+		line = strings.Replace(line, `FLAGS (\Recent `, `FLAGS (`, 1)
+	}
+	return line, false
 }
 
 // raw connects a raw client and reads the greeting.
@@ -415,6 +439,18 @@ func (rc *rawClient) readLine() string {
 }
 
 func (rc *rawClient) tryReadLine(timeout time.Duration) (string, error) {
+	for {
+		line, err := rc.tryReadOne(timeout)
+		if err != nil || rc.ShowRecent {
+			return line, err
+		}
+		if line, skip := hideRecent(line); !skip {
+			return line, nil
+		}
+	}
+}
+
+func (rc *rawClient) tryReadOne(timeout time.Duration) (string, error) {
 	rc.conn.SetReadDeadline(time.Now().Add(timeout))
 	var out strings.Builder
 	for {

@@ -186,8 +186,12 @@ func (sess *session) writeFetch(w *imapserver.FetchWriter, targets []target, opt
 			return err
 		}
 	}
+	var recent func(uid uint32) bool
+	if options.Flags {
+		recent = sess.recentTest()
+	}
 	for _, t := range targets {
-		if err := sess.fetchOne(w, t, options); err != nil {
+		if err := sess.fetchOne(w, t, options, recent); err != nil {
 			return err
 		}
 	}

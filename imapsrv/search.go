@@ -393,12 +393,12 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		}
 	}
 	for _, f := range c.Flag {
-		if !m.HasFlag(string(f)) {
+		if !mm.hasFlag(m, f) {
 			return false, nil
 		}
 	}
 	for _, f := range c.NotFlag {
-		if m.HasFlag(string(f)) {
+		if mm.hasFlag(m, f) {
 			return false, nil
 		}
 	}
@@ -484,6 +484,15 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// hasFlag is a flag test of SEARCH: \Recent (RECENT, NEW, OLD) is the
+// session's, not stored (recent.go).
+func (mm *matchMessage) hasFlag(m *mailbox.Message, f imap.Flag) bool {
+	if strings.EqualFold(string(f), string(flagRecent)) {
+		return mm.run.sess.isRecent(m.UID)
+	}
+	return m.HasFlag(string(f))
 }
 
 func (mm *matchMessage) headerMatches(key, value string) bool {

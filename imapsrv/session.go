@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -57,6 +58,13 @@ type session struct {
 	// kwKnown is how many of box.keywords the client has been told of
 	// in FLAGS (announceKeywords).
 	kwKnown int
+	// recent are the messages \Recent in this session (recent.go),
+	// guarded by recentMu: onChange adds those that arrive.
+	recentMu sync.Mutex
+	recent   imap.UIDSet
+	// recentReported and existsReported are the counts of recent
+	// messages and of messages last told to a rev1 client (reportRecent).
+	recentReported, existsReported uint32
 
 	// ctx ends with the session; long commands run under a context
 	// derived from it (cancel.go).
@@ -396,9 +404,8 @@ func (sess *session) status(name string, options *imap.StatusOptions) (*imap.Sta
 		data.Size = &st.Size
 	}
 	if options.NumRecent {
-		// \Recent is obsolete (RFC 9051); report none rather than guess.
-		var zero uint32
-		data.NumRecent = &zero
+		n := sess.srv.recentStatus(sess.acct, mb, st.Recent)
+		data.NumRecent = &n
 	}
 	if options.AppendLimit {
 		limit := sess.srv.opts.AppendLimit
@@ -475,12 +482,28 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.toldModSeq = 0
 	st.SetMailboxFlagsWriter(sess.announceKeywords)
 	st.SetFlagsRewrite(func(uid imap.UID, flags []imap.Flag, modSeq uint64) ([]imap.Flag, uint64, bool, error) {
-		return sess.rewriteQueuedFlags(box, uid, flags, modSeq)
+		flags, modSeq, ok, err := sess.rewriteQueuedFlags(box, uid, flags, modSeq)
+		if ok && err == nil && sess.rev1() && sess.isRecent(uint32(uid)) && !slices.Contains(flags, flagRecent) {
+			flags = append([]imap.Flag{flagRecent}, flags...)
+		}
+		return flags, modSeq, ok, err
 	})
 	sess.resync = nil
 	if options != nil && options.QResync != nil && options.QResync.UIDValidity == info.UIDValidity {
 		sess.resync = options.QResync
 	}
+
+	recent, err := sess.claimRecent(box, info, sess.readOnly)
+	if err != nil {
+		sess.unselect()
+		return nil, storeError(err)
+	}
+	sess.recentMu.Lock()
+	sess.recent = recent
+	sess.recentMu.Unlock()
+	box.mu.Lock()
+	sess.recentReported, sess.existsReported = sess.recentCount(box), uint32(len(box.msgs))
+	box.mu.Unlock()
 
 	flags := mailboxFlags(facts.Keywords)
 	data := &imap.SelectData{
@@ -491,6 +514,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 		PermanentFlags:    append(slices.Clone(flags), imap.FlagWildcard),
 		FirstUnseenSeqNum: facts.FirstUnseen,
 		HighestModSeq:     facts.HighestModSeq,
+		NumRecent:         sess.recentReported,
 	}
 	if sess.readOnly {
 		data.PermanentFlags = nil
@@ -601,6 +625,10 @@ func (sess *session) Unselect() error {
 
 func (sess *session) unselect() {
 	if sess.box != nil {
+		sess.storeRecentClaims(sess.box)
+		sess.recentMu.Lock()
+		sess.recent = nil
+		sess.recentMu.Unlock()
 		sess.srv.release(sess.box, sess.tracker)
 		sess.box, sess.tracker = nil, nil
 		sess.mboxID, sess.mboxName = 0, ""
@@ -618,9 +646,15 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		// MOVE's EXPUNGEs are written now; the EXISTS waits for the next
 		// poll, which IDLE runs as it starts.
 		sess.deferNew = false
-		return sess.tracker.PollDeferringNew(w)
+		if err := sess.tracker.PollDeferringNew(w); err != nil {
+			return err
+		}
+		return sess.reportRecent(w)
 	}
-	return sess.tracker.Poll(w, allowExpunge)
+	if err := sess.tracker.Poll(w, allowExpunge); err != nil {
+		return err
+	}
+	return sess.reportRecent(w)
 }
 
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
@@ -649,6 +683,9 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 	}()
 	for {
 		if err := sess.tracker.Poll(w, true); err != nil {
+			return err
+		}
+		if err := sess.reportRecent(w); err != nil {
 			return err
 		}
 		select {

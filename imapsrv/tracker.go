@@ -38,6 +38,12 @@ type trackedBox struct {
 	// announced by a length (session.kwKnown).
 	keywords []string
 	kwSeen   map[string]bool
+	// recentUID is the first UID no session has claimed as \Recent,
+	// recentStored the one the store has (recent.go); recentOwner is the
+	// session new messages are recent to: the latest to SELECT the
+	// mailbox read-write, while it has it selected.
+	recentUID, recentStored uint32
+	recentOwner             *session
 	// highest is the mailbox's HIGHESTMODSEQ, kept by onChange.
 	highest uint64
 }
@@ -95,9 +101,11 @@ func (s *Server) open(acct string, id uint32) (*trackedBox, *imapserver.SessionT
 		box = s.boxes[key]
 		if box == nil {
 			box = &trackedBox{
-				key:     key,
-				highest: f.HighestModSeq,
-				msgs:    slices.Clone(msgs), // the store's own index
+				key:          key,
+				recentUID:    mb.RecentUID,
+				recentStored: mb.RecentUID,
+				highest:      f.HighestModSeq,
+				msgs:         slices.Clone(msgs), // the store's own index
 
 				tracker: imapserver.NewMailboxTracker(uint32(len(msgs))),
 			}
@@ -178,6 +186,12 @@ func (s *Server) onChange(c mailbox.Change) {
 		if ok {
 			box.msgs[i] = c.Message
 			return
+		}
+		// New to every session: \Recent in the one that owns new
+		// messages, if any; else left for the next SELECT to claim.
+		if o := box.recentOwner; o != nil && c.Message.UID >= box.recentUID {
+			box.recentUID = c.Message.UID + 1
+			o.addRecent(c.Message.UID)
 		}
 		box.msgs = append(box.msgs, nil)
 		copy(box.msgs[i+1:], box.msgs[i:])

@@ -212,3 +212,9 @@ func (s *Store) evictIdleIndexes(idle time.Duration) int {
 	}
 	return n
 }
+
+// countFrom counts the messages whose UID is uid or above.
+func (bi *boxIndex) countFrom(uid uint32) uint32 {
+	i := sort.Search(len(bi.msgs), func(i int) bool { return bi.msgs[i].UID >= uid })
+	return uint32(len(bi.msgs) - i)
+}

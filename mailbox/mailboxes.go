@@ -444,3 +444,34 @@ func (s *Store) collectOrphanMessages() (int, error) {
 	}
 	return len(orphans), nil
 }
+
+// ClaimRecent claims for a read-write SELECT the messages that are
+// \Recent to it (RFC 3501 2.3.2): those from the mailbox's RecentUID, or
+// from floor if that is higher (claims the caller made since, not yet
+// stored), up to UIDNext, which becomes the new RecentUID. It returns
+// the claimed UIDs as the range [from, next).
+func (tx *Tx) ClaimRecent(acct string, id, floor uint32) (from, next uint32, err error) {
+	mb, err := tx.MailboxByID(acct, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	from, next = max(mb.RecentUID, floor), mb.UIDNext
+	if next > mb.RecentUID {
+		mb.RecentUID = next
+		if err := tx.putMailbox(acct, mb); err != nil {
+			return 0, 0, err
+		}
+	}
+	return from, next, nil
+}
+
+// RaiseRecent stores that the messages below uid are claimed as \Recent
+// (by a session they arrived to while it had the mailbox selected).
+func (tx *Tx) RaiseRecent(acct string, id, uid uint32) error {
+	mb, err := tx.MailboxByID(acct, id)
+	if err != nil || uid <= mb.RecentUID {
+		return err
+	}
+	mb.RecentUID = uid
+	return tx.putMailbox(acct, mb)
+}

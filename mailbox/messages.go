@@ -603,6 +603,7 @@ func (s *Store) Status(acct, name string) (*MailboxInfo, MailboxStatus, error) {
 	}
 	s.idx.mu.RLock()
 	st := bi.status()
+	st.Recent = bi.countFrom(mb.RecentUID)
 	s.idx.mu.RUnlock()
 	st.UIDNext = mb.UIDNext
 	st.UIDValidity = mb.UIDValidity

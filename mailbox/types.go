@@ -22,6 +22,11 @@ type MailboxInfo struct {
 	SpecialUse  []string  `json:"special_use,omitempty"`
 	Subscribed  bool      `json:"subscribed"`
 	Created     time.Time `json:"created"`
+	// RecentUID is the first UID no session has yet claimed as \Recent
+	// (RFC 3501 2.3.2): a read-write SELECT claims the messages from it
+	// up to UIDNext (Tx.ClaimRecent). One number per mailbox instead of
+	// a flag per message, as Dovecot keeps it.
+	RecentUID uint32 `json:"recent_uid,omitempty"`
 }
 
 // NewMailbox describes a mailbox to create.
@@ -181,4 +186,7 @@ type MailboxStatus struct {
 	UIDValidity uint32
 	// HighestModSeq is the mailbox's HIGHESTMODSEQ (RFC 7162).
 	HighestModSeq uint64
+	// Recent counts the messages from MailboxInfo.RecentUID on: those
+	// the next read-write SELECT claims (STATUS RECENT).
+	Recent uint32
 }

@@ -1,0 +1,184 @@
+package imapsrv
+
+import (
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"certmail/mailbox"
+)
+
+// \Recent (RFC 3501 2.3.2): a message is recent in exactly one session,
+// the first to select its mailbox read-write after it arrived, or the
+// one that has it selected when it arrives. The store keeps one number
+// per mailbox, the first UID not yet claimed (mailbox.Tx.ClaimRecent);
+// the tracked box keeps it current while sessions have the mailbox
+// selected (trackedBox.recentUID) and hands new messages to one session
+// (trackedBox.recentOwner). Sessions stay IMAP4rev1 until ENABLE
+// IMAP4rev2, and only rev1 sessions see \Recent, RECENT responses and
+// the counts; RFC 9051 dropped them.
+
+// flagRecent is the \Recent flag, which go-imap v2 keeps internal
+// (IMAP4rev2 has none).
+const flagRecent imap.Flag = `\Recent`
+
+// rev1 reports whether the session speaks IMAP4rev1 (no ENABLE
+// IMAP4rev2), and so is told of \Recent.
+func (sess *session) rev1() bool {
+	return sess.conn == nil || !sess.conn.EnabledCaps().Has(imap.CapIMAP4rev2)
+}
+
+// claimRecent claims the messages that are recent to this session at
+// SELECT and returns their UIDs. A read-write SELECT takes what no
+// session has claimed, in a transaction that stores the new floor; the
+// box's mu is taken inside it, so that no message arrives between the
+// claim and the box learning of it (onChange runs in the commit of the
+// message's transaction, which waits for this one). EXAMINE claims
+// nothing (RFC 3501 6.3.2: it must not make messages lose \Recent) but
+// sees the unclaimed ones as recent.
+func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, readOnly bool) (imap.UIDSet, error) {
+	var set imap.UIDSet
+	if readOnly {
+		box.mu.Lock()
+		from := max(box.recentUID, info.RecentUID)
+		box.mu.Unlock()
+		if from < info.UIDNext {
+			set.AddRange(imap.UID(max(from, 1)), imap.UID(info.UIDNext-1))
+		}
+		return set, nil
+	}
+	err := sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		box.mu.Lock()
+		defer box.mu.Unlock()
+		from, next, err := tx.ClaimRecent(sess.acct, info.ID, box.recentUID)
+		if err != nil {
+			return err
+		}
+		box.recentUID = max(box.recentUID, next)
+		box.recentStored = max(box.recentStored, next)
+		box.recentOwner = sess
+		if from < next {
+			set.AddRange(imap.UID(max(from, 1)), imap.UID(next-1))
+		}
+		return nil
+	})
+	return set, err
+}
+
+// addRecent records a message that arrived while this session owned the
+// box's new messages. The box's mu is held.
+func (sess *session) addRecent(uid uint32) {
+	sess.recentMu.Lock()
+	sess.recent.AddNum(imap.UID(uid))
+	sess.recentMu.Unlock()
+}
+
+// isRecent reports whether a message is \Recent in this session.
+func (sess *session) isRecent(uid uint32) bool {
+	sess.recentMu.Lock()
+	defer sess.recentMu.Unlock()
+	return sess.recent.Contains(imap.UID(uid))
+}
+
+// recentTest returns, for one command, the test of whether a message is
+// shown with \Recent: nil for a rev1 session with none, or a rev2 one.
+func (sess *session) recentTest() func(uid uint32) bool {
+	sess.recentMu.Lock()
+	none := len(sess.recent) == 0
+	sess.recentMu.Unlock()
+	if none || !sess.rev1() {
+		return nil
+	}
+	return sess.isRecent
+}
+
+// withRecent is a message's flags as the session shows them: with
+// \Recent first if recent (the test from recentTest, nil for none).
+func withRecent(m *mailbox.Message, recent func(uid uint32) bool) []imap.Flag {
+	flags := imapFlags(m.Flags)
+	if recent != nil && recent(m.UID) {
+		flags = append([]imap.Flag{flagRecent}, flags...)
+	}
+	return flags
+}
+
+// recentCount counts the session's recent messages still in the box.
+// The box's mu is held.
+func (sess *session) recentCount(box *trackedBox) uint32 {
+	sess.recentMu.Lock()
+	defer sess.recentMu.Unlock()
+	var n uint32
+	for _, r := range sess.recent {
+		lo, _ := box.find(uint32(r.Start))
+		hi := len(box.msgs)
+		if r.Stop != 0 {
+			hi, _ = box.find(uint32(r.Stop) + 1)
+		}
+		if hi > lo {
+			n += uint32(hi - lo)
+		}
+	}
+	return n
+}
+
+// reportRecent writes * n RECENT to a rev1 session after a poll when the
+// number of its recent messages, or of its messages, changed (RFC 3501
+// 7.3.2: the count goes with the EXISTS that announced new ones).
+func (sess *session) reportRecent(w *imapserver.UpdateWriter) error {
+	box := sess.box
+	if box == nil || !sess.rev1() {
+		return nil
+	}
+	box.mu.Lock()
+	n, exists := sess.recentCount(box), uint32(len(box.msgs))
+	box.mu.Unlock()
+	if n == sess.recentReported && exists == sess.existsReported {
+		return nil
+	}
+	sess.recentReported, sess.existsReported = n, exists
+	return w.WriteNumRecent(n)
+}
+
+// storeRecentClaims stores the floor of messages the box handed to this
+// session since SELECT, when the session lets the mailbox go: else they
+// would be recent again to the next session to select it once the box is
+// dropped.
+func (sess *session) storeRecentClaims(box *trackedBox) {
+	box.mu.Lock()
+	if box.recentOwner == sess {
+		box.recentOwner = nil
+	}
+	uid, stored := box.recentUID, box.recentStored
+	box.mu.Unlock()
+	if uid <= stored {
+		return
+	}
+	err := sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		return tx.RaiseRecent(box.key.acct, box.key.id, uid)
+	})
+	if err != nil {
+		sess.srv.log.Warn("storing \\Recent claims", "user", box.key.acct, "err", err)
+		return
+	}
+	box.mu.Lock()
+	box.recentStored = max(box.recentStored, uid)
+	box.mu.Unlock()
+}
+
+// recentStatus is STATUS (RECENT): the messages the next read-write
+// SELECT would claim, counting claims the tracked box holds that the
+// store does not have yet.
+func (s *Server) recentStatus(acct string, mb *mailbox.MailboxInfo, stored uint32) uint32 {
+	s.boxesMu.Lock()
+	box := s.boxes[boxKey{acct, mb.ID}]
+	s.boxesMu.Unlock()
+	if box == nil {
+		return stored
+	}
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	if box.recentUID <= mb.RecentUID {
+		return stored
+	}
+	i, _ := box.find(box.recentUID)
+	return uint32(len(box.msgs) - i)
+}
