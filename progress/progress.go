@@ -102,6 +102,18 @@ func (m *Meter) Done() (int64, time.Duration) {
 	return m.done, now.Sub(m.start)
 }
 
+// Abort ends the display of an operation that failed: a terminal's line
+// is left as it was drawn last (not full) and ended, so that the error
+// printed next starts on a line of its own.
+func (m *Meter) Abort() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.drawn {
+		fmt.Fprintln(m.w)
+		m.drawn = false
+	}
+}
+
 // line is the progress as one line; final draws a finished bar.
 func (m *Meter) line(now time.Time, final bool) string {
 	elapsed := now.Sub(m.start)

@@ -84,3 +84,21 @@ func TestBytes(t *testing.T) {
 		t.Errorf("Elapsed = %q", got)
 	}
 }
+
+// TestAbort: a failed operation's bar is not drawn full; its line ends.
+func TestAbort(t *testing.T) {
+	c := &clock{time.Unix(1000, 0)}
+	var out bytes.Buffer
+	m := New(&out, "restore", Options{Total: 4 << 20, Terminal: true, Now: c.now, Width: 10})
+	c.t = c.t.Add(time.Second)
+	m.Add(1 << 20)
+	m.Abort()
+	if out.String() != "\rrestore 1.0 MiB of 4.0 MiB [==        ]  25%  1.0 MiB/s, ETA 3s\x1b[K\n" {
+		t.Errorf("aborted: %q", out.String())
+	}
+	out.Reset()
+	New(&out, "x", Options{Terminal: true, Now: c.now}).Abort()
+	if out.Len() != 0 {
+		t.Errorf("abort before any draw wrote %q", out.String())
+	}
+}

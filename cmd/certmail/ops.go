@@ -254,10 +254,11 @@ func runBackup(e *env, df *dirFlags, out string) int {
 		// directory's is the estimate the bar runs against.
 		meter := newMeter(e, "backup", dataDirSize(cfg.Data), true)
 		res, size, err := backup.Fetch(ctx, ops, out, meter)
-		_, took := meter.Done()
 		if err != nil {
+			meter.Abort()
 			return err
 		}
+		_, took := meter.Done()
 		enc := ""
 		if res.Encrypted {
 			enc = ", encrypted with the store's key"
@@ -336,11 +337,12 @@ func runRestore(e *env, df *dirFlags, file string) int {
 	}
 	meter := newMeter(e, "restore", size, false)
 	man, tr, err := backup.Restore(so, file, meter)
-	_, took := meter.Done()
 	if err != nil {
+		meter.Abort()
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
 		return exitFailure
 	}
+	_, took := meter.Done()
 	fmt.Fprintf(e.stdout, "restored %s (%s) into %s in %s, %s: store at version %d (%s), files %s\n",
 		file, progress.Bytes(size), cfg.Data, progress.Elapsed(took), progress.Rate(rate(size, took)),
 		tr.Version, progress.Bytes(tr.Bytes), strings.Join(man.Files, ", "))
