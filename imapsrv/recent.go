@@ -46,6 +46,16 @@ func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, rea
 		}
 		return set, nil
 	}
+	box.mu.Lock()
+	if n := len(box.msgs); box.recentUID >= info.UIDNext && (n == 0 || box.msgs[n-1].UID < box.recentUID) {
+		// Nothing unclaimed (the box holds every committed message):
+		// no transaction, which most SELECTs of a busy mailbox would
+		// otherwise cost.
+		box.recentOwner = sess
+		box.mu.Unlock()
+		return set, nil
+	}
+	box.mu.Unlock()
 	err := sess.srv.store.Update(func(tx *mailbox.Tx) error {
 		box.mu.Lock()
 		defer box.mu.Unlock()
