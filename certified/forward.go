@@ -140,7 +140,7 @@ func (s *Service) sendStub(tx *mailbox.Tx, it *Item, addr string) error {
 	if err != nil {
 		return fmt.Errorf("building the stub of %s for %s: %w", it.Label, addr, err)
 	}
-	n := notifier.Notice{ID: "cm-stub-" + it.Label + "-" + idPart(addr), To: []string{addr}, From: s.opts.Postmaster, Raw: stub}
+	n := notifier.Notice{ID: "cm-stub-" + it.Label + "-" + idPart(addr), Ref: it.Label, To: []string{addr}, From: s.opts.Postmaster, Raw: stub}
 	if err := s.opts.Notices.Enqueue(tx, n); err != nil {
 		return fmt.Errorf("queueing the stub of %s for %s: %w", it.Label, addr, err)
 	}

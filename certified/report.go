@@ -67,7 +67,8 @@ func ItemReport(kv kv.Records, label string) (*Report, error) {
 	if r.Refused, err = Attempts(kv, label); err != nil {
 		return nil, fmt.Errorf("item %s: refused CODs: %w", label, err)
 	}
-	r.Notices, err = notifier.List(kv, notifier.ListOptions{Sent: true, Match: func(id string) bool { return NoticeOfItem(id, label) }})
+	// By Ref; the IDs also find what was queued before notices had one.
+	r.Notices, err = notifier.List(kv, notifier.ListOptions{Ref: label, Sent: true, Match: func(id string) bool { return NoticeOfItem(id, label) }})
 	if err != nil {
 		return nil, fmt.Errorf("item %s: %w", label, err)
 	}

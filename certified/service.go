@@ -410,6 +410,7 @@ func (s *Service) notifySender(kv kv.Records, it *Item, event, subject, text str
 	if it.MailsNotices() {
 		n := notifier.Notice{
 			ID:          "cm-" + event + "-" + it.Label,
+			Ref:         it.Label,
 			To:          []string{it.Sender},
 			From:        s.opts.Postmaster,
 			Subject:     subject,
@@ -430,7 +431,7 @@ func (s *Service) notifySender(kv kv.Records, it *Item, event, subject, text str
 		if err != nil {
 			continue
 		}
-		n := notifier.Notice{ID: fmt.Sprintf("cm-%s-%s-w%d", event, it.Label, i), Kind: notifier.KindWebhook, URL: url, Payload: payload}
+		n := notifier.Notice{ID: fmt.Sprintf("cm-%s-%s-w%d", event, it.Label, i), Ref: it.Label, Kind: notifier.KindWebhook, URL: url, Payload: payload}
 		if err := s.opts.Notices.Enqueue(kv, n); err != nil {
 			s.lg.Warn("queueing a webhook notice", "label", it.Label, "event", event, "url", url, "err", err)
 		}

@@ -31,6 +31,10 @@ type Notice struct {
 	// the webhook's X-Certmail-Delivery. Empty means Enqueue picks one.
 	ID   string `json:"id"`
 	Kind Kind   `json:"kind"` // "" means KindMail
+	// Ref names what the notice is about (a certified item's label), so
+	// that List finds an item's notices, sent ones included, without
+	// reading every notice.
+	Ref string `json:"ref,omitempty"`
 
 	// Mail. To holds RFC 5322 addresses; BuildNotice also takes bare
 	// account names, for messages put straight into a local mailbox, but

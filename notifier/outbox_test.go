@@ -632,9 +632,11 @@ func TestListStates(t *testing.T) {
 	sink := startSMTPSink(t, nil, "", "")
 	db := newMemDB()
 	o := newTestOutbox(t, db, Config{Relay: &Relay{Addr: sink.Addr}, MaxAttempts: 1})
-	enqueue(t, db, o, mailNotice("cm-receipt-a"))
+	withRef := func(n Notice, ref string) Notice { n.Ref = ref; return n }
+	enqueue(t, db, o, withRef(mailNotice("cm-receipt-a"), "item-a"))
+	enqueue(t, db, o, withRef(mailNotice("cm-posted-b"), "item-b"))
 	now := time.Now()
-	if sent := deliver(t, o, now); sent != 1 {
+	if sent := deliver(t, o, now); sent != 2 {
 		t.Fatalf("sent %d", sent)
 	}
 	sink.RefuseAlways(errRejected)
@@ -658,13 +660,20 @@ func TestListStates(t *testing.T) {
 	for _, s := range all {
 		states[s.ID] = s
 	}
-	if len(all) != 3 || states["other"].State != StateQueued || states["cm-refused-a"].State != StateDead ||
+	if len(all) != 4 || states["other"].State != StateQueued || states["cm-refused-a"].State != StateDead ||
 		states["cm-receipt-a"].State != StateSent || states["cm-receipt-a"].Sent.IsZero() ||
 		states["cm-refused-a"].LastError == "" || states["cm-receipt-a"].Subject == "" {
 		t.Fatalf("List: %+v", all)
 	}
 	if got := list(ListOptions{Match: func(id string) bool { return strings.HasSuffix(id, "-a") }}); len(got) != 1 || got[0].ID != "cm-refused-a" {
 		t.Errorf("List without sent, matching -a: %+v", got)
+	}
+	// By Ref, the sent notice through its index; Match adds what has no Ref.
+	if got := list(ListOptions{Ref: "item-a", Sent: true}); len(got) != 1 || got[0].ID != "cm-receipt-a" || got[0].State != StateSent {
+		t.Errorf("List by ref: %+v", got)
+	}
+	if got := list(ListOptions{Ref: "item-a", Sent: true, Match: func(id string) bool { return strings.HasSuffix(id, "-a") }}); len(got) != 2 {
+		t.Errorf("List by ref and match: %+v", got)
 	}
 	var ids []string
 	if err := db.Update(func(kv kv.Records) error {

@@ -20,12 +20,20 @@ const (
 
 // prefixSent keeps a summary of each notice sent, for `certmail item
 // show` and `certmail outbox list --sent`: what went to whom, when, after
-// how many attempts. The message itself is not kept.
+// how many attempts. The message itself is not kept. A notice with a Ref
+// is also indexed under it, so that an item's notices are found without
+// reading every notice ever sent.
 //
-//	outbox/sent/<id>  sentRecord JSON
-const prefixSent = keyspace.Outbox + "sent/"
+//	outbox/sent/<id>        sentRecord JSON
+//	outbox/ref/<ref>/<id>   empty
+const (
+	prefixSent = keyspace.Outbox + "sent/"
+	prefixRef  = keyspace.Outbox + "ref/"
+)
 
-func sentKey(id string) []byte { return []byte(prefixSent + id) }
+func sentKey(id string) []byte     { return []byte(prefixSent + id) }
+func refPrefix(ref string) []byte  { return []byte(prefixRef + ref + "/") }
+func refKey(ref, id string) []byte { return append(refPrefix(ref), id...) }
 
 type sentRecord struct {
 	Kind     Kind      `json:"kind"`
@@ -45,7 +53,13 @@ func recordSent(kv kv.Records, e *entry, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	return kv.Set(sentKey(n.ID), b)
+	if err := kv.Set(sentKey(n.ID), b); err != nil {
+		return err
+	}
+	if n.Ref != "" && !strings.Contains(n.Ref, "/") {
+		return kv.Set(refKey(n.Ref, n.ID), []byte{})
+	}
+	return nil
 }
 
 // noticeSubject is the subject a notice's mail has: its Subject, or the
@@ -90,7 +104,11 @@ func statusOf(e *entry, state string) Status {
 
 // ListOptions choose what List returns.
 type ListOptions struct {
-	// Match, if set, keeps only the notices whose ID it accepts.
+	// Ref, if set, keeps only the notices about it (Notice.Ref); sent
+	// ones are found through their index.
+	Ref string
+	// Match, if set, keeps only the notices whose ID it accepts (with
+	// Ref: also those queued without a Ref that it accepts).
 	Match func(id string) bool
 	// Sent includes the notices already sent.
 	Sent bool
@@ -102,17 +120,23 @@ type ListOptions struct {
 func List(kv kv.Records, o ListOptions) ([]Status, error) {
 	match := o.Match
 	if match == nil {
-		match = func(string) bool { return true }
+		match = func(string) bool { return o.Ref == "" }
 	}
+	keep := func(n *Notice) bool { return (o.Ref != "" && n.Ref == o.Ref) || match(n.ID) }
 	var out []Status
 	err := kv.Scan([]byte(prefixDue), func(key, value []byte) error {
 		due, id, err := parseDueKey(key)
-		if err != nil || !match(id) {
+		if err != nil {
 			return nil
 		}
 		var e entry
 		if err := json.Unmarshal(value, &e); err != nil {
-			out = append(out, Status{ID: id, State: StateQueued, Due: due, LastError: fmt.Sprintf("undecodable outbox entry: %v", err)})
+			if match(id) {
+				out = append(out, Status{ID: id, State: StateQueued, Due: due, LastError: fmt.Sprintf("undecodable outbox entry: %v", err)})
+			}
+			return nil
+		}
+		if !keep(&e.Notice) {
 			return nil
 		}
 		st := statusOf(&e, StateQueued)
@@ -131,7 +155,7 @@ func List(kv kv.Records, o ListOptions) ([]Status, error) {
 		return nil, fmt.Errorf("listing dead letters: %w", err)
 	}
 	for _, d := range dead {
-		if match(d.Notice.ID) {
+		if keep(&d.Notice) {
 			e := entry{Notice: d.Notice, Enqueued: d.Enqueued, Died: d.Died, Attempts: d.Attempts, LastError: d.LastError}
 			out = append(out, statusOf(&e, StateDead))
 		}
@@ -139,20 +163,39 @@ func List(kv kv.Records, o ListOptions) ([]Status, error) {
 	if !o.Sent {
 		return out, nil
 	}
-	err = kv.Scan([]byte(prefixSent), func(key, value []byte) error {
-		id := strings.TrimPrefix(string(key), prefixSent)
-		if !match(id) {
-			return nil
-		}
+	sent := func(id string, value []byte) {
 		var r sentRecord
 		if err := json.Unmarshal(value, &r); err != nil {
 			out = append(out, Status{ID: id, State: StateSent, LastError: fmt.Sprintf("undecodable sent record: %v", err)})
-			return nil
+			return
 		}
 		out = append(out, Status{ID: id, Kind: r.Kind, To: r.To, URL: r.URL, Subject: r.Subject, State: StateSent,
 			Attempts: r.Attempts, Enqueued: r.Enqueued, Sent: r.Sent})
-		return nil
-	})
+	}
+	if o.Ref != "" {
+		var ids []string
+		err = kv.Scan(refPrefix(o.Ref), func(key, _ []byte) error {
+			ids = append(ids, strings.TrimPrefix(string(key), string(refPrefix(o.Ref))))
+			return nil
+		})
+		for _, id := range ids {
+			if err != nil {
+				break
+			}
+			var v []byte
+			var found bool
+			if v, found, err = kv.Get(sentKey(id)); found {
+				sent(id, v)
+			}
+		}
+	} else {
+		err = kv.Scan([]byte(prefixSent), func(key, value []byte) error {
+			if id := strings.TrimPrefix(string(key), prefixSent); match(id) {
+				sent(id, value)
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing sent notices: %w", err)
 	}
