@@ -161,6 +161,7 @@ var codes = []struct {
 	{"badaddress", delivery.ErrBadAddress},
 	{"toolarge", delivery.ErrTooLarge},
 	{"malformed", delivery.ErrMalformed},
+	{"overquota", mailbox.ErrOverQuota},
 	// Before tempfail, which a full disk also is.
 	{"diskfull", mailbox.ErrDiskFull},
 	{"tempfail", delivery.ErrTemporary},

@@ -295,7 +295,8 @@ func (s *Service) settle(tx *mailbox.Tx, acct, cod, dest string, receipt *receip
 		return nil, err
 	}
 	if claims.Type == receipts.DecisionCOD {
-		if _, err := tx.AppendBlob(acct, "INBOX", it.Blob, mailbox.AppendOptions{}); err != nil {
+		// Counted while held: the release is not checked again.
+		if _, err := tx.AppendBlob(acct, "INBOX", it.Blob, mailbox.AppendOptions{QuotaExempt: true}); err != nil {
 			return nil, fmt.Errorf("releasing %s: %w", it.Label, err)
 		}
 		it.State = StateReleased
@@ -311,6 +312,8 @@ func (s *Service) settle(tx *mailbox.Tx, acct, cod, dest string, receipt *receip
 			}
 			receipt = &receiptMessage{raw: raw, opts: mailbox.AppendOptions{Flags: []string{mailbox.FlagSeen}}}
 		}
+		// A decision is never refused for the quota.
+		receipt.opts.QuotaExempt = true
 		if _, err := tx.Mailbox(acct, dest); errors.Is(err, mailbox.ErrNoMailbox) {
 			// Accounts made before certified mail lack the mailbox.
 			if _, err := tx.CreateMailbox(acct, mailbox.NewMailbox{Name: dest, Subscribed: true}); err != nil {
@@ -359,8 +362,13 @@ func (s *Service) withdrawStubs(tx *mailbox.Tx, it *Item) error {
 	return nil
 }
 
-// finish drops the item's holds on M and the stub and cancels its timers.
+// finish drops the item's holds on M and the stub and cancels its timers;
+// the held M stops counting against the recipient's quota (released, it
+// counts as the message in INBOX).
 func (s *Service) finish(tx *mailbox.Tx, it *Item) error {
+	if err := tx.AdjustUsage(it.Recipient, -it.HeldSize, 0); err != nil {
+		return err
+	}
 	if err := tx.UnrefBlob(it.Blob); err != nil {
 		return err
 	}

@@ -49,7 +49,8 @@ func (s *Service) expire(label string) error {
 		}
 		var text string
 		if it.OnExpiry == OnExpiryDeemedDelivery {
-			if _, err := tx.AppendBlob(it.Recipient, "INBOX", it.Blob, mailbox.AppendOptions{}); err != nil {
+			// Counted while held: not checked again.
+			if _, err := tx.AppendBlob(it.Recipient, "INBOX", it.Blob, mailbox.AppendOptions{QuotaExempt: true}); err != nil {
 				return fmt.Errorf("releasing %s on deemed delivery: %w", it.Label, err)
 			}
 			it.State = StateDeemed

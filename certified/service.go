@@ -225,6 +225,13 @@ func (s *Service) post(tx *mailbox.Tx, req PostRequest, commitment int) (*Item, 
 	if err != nil {
 		return nil, fmt.Errorf("recording the COP: %w", err)
 	}
+	// M counts against the recipient's quota while it is held (issue
+	// 14), from now: the stub's append below is checked with it, so an
+	// item that does not fit is refused (mailbox.ErrOverQuota).
+	it.HeldSize = int64(len(req.Raw))
+	if err := tx.AdjustUsage(req.Recipient, it.HeldSize, 0); err != nil {
+		return nil, err
+	}
 	notified, err := s.deliverStub(tx, it, req.Recipient)
 	if err != nil {
 		return nil, err
@@ -297,7 +304,11 @@ func (s *Service) deliverStub(tx *mailbox.Tx, it *Item, holder string) (evidence
 			return evidence.Entry{}, err
 		}
 	}
-	if _, err := tx.AppendBlob(holder, "INBOX", it.StubBlob, mailbox.AppendOptions{}); err != nil {
+	// The recipient's stub is checked against its quota, with M counted
+	// (Post); one forwarded to an alternate is not: the item is under
+	// way, and a refusal there would leave it half forwarded.
+	opts := mailbox.AppendOptions{QuotaExempt: holder != it.Recipient}
+	if _, err := tx.AppendBlob(holder, "INBOX", it.StubBlob, opts); err != nil {
 		return evidence.Entry{}, fmt.Errorf("delivering the stub to %s: %w", holder, err)
 	}
 	entry, err := s.log.Append(tx, evidence.NewConsignmentNotification(it.Label, hash, holder))

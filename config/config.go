@@ -234,6 +234,13 @@ type Limits struct {
 	MaxLMTPSessions int `toml:"max_lmtp_sessions"`
 	// MaxMailboxes is the most mailboxes one account may have.
 	MaxMailboxes int `toml:"max_mailboxes"`
+	// QuotaStorage (bytes) and QuotaMessages are the quota (RFC 9208) of
+	// an account that has none of its own (`certmail user quota`); 0 is
+	// no limit. What an account's messages take, and a certified item's
+	// M held for it, counts; past a limit, APPEND and COPY get NO
+	// [OVERQUOTA], LMTP 552 5.2.2, deliver exit 73.
+	QuotaStorage  ByteSize `toml:"quota_storage"`
+	QuotaMessages int64    `toml:"quota_messages"`
 	// MaxConnectionsPerIP bounds the connections from one address, on
 	// the IMAP listeners and on the HTTP listener each, and
 	// MaxSessionsPerUser the logged-in sessions of one account; 0 is no
@@ -490,6 +497,12 @@ func (c *Config) check() []problem {
 	}
 	if c.Limits.MaxMailboxes < 1 || c.Limits.MaxMailboxes > MaxMailboxesCeiling {
 		add("limits.max_mailboxes", "must be between 1 and %d", MaxMailboxesCeiling)
+	}
+	if c.Limits.QuotaStorage < 0 {
+		add("limits.quota_storage", "must not be negative (0: no limit)")
+	}
+	if c.Limits.QuotaMessages < 0 {
+		add("limits.quota_messages", "must not be negative (0: no limit)")
 	}
 	// Abuse limits and the rest of issue 7 (ops).
 	if c.Limits.MaxConnectionsPerIP < 0 {

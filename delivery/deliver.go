@@ -32,7 +32,8 @@ var (
 	// malformed Certified-Delivery header (LMTP 550 5.6.0, EX_DATAERR).
 	ErrMalformed = errors.New("message refused")
 	// A full disk is mailbox.ErrDiskFull, wrapped like ErrTemporary
-	// (LMTP 452 4.3.1, EX_TEMPFAIL).
+	// (LMTP 452 4.3.1, EX_TEMPFAIL). A recipient over quota is
+	// mailbox.ErrOverQuota (LMTP 552 5.2.2, EX_CANTCREAT).
 )
 
 // Certifier is the hook for certified items. When set, Deliver offers it
@@ -424,6 +425,11 @@ func (d *Deliverer) storeErr(rcpt string, err error) error {
 		// Expected until an operator frees space; not a store fault.
 		d.log.Warn("delivery refused: disk full", "rcpt", rcpt, "err", err)
 		return fmt.Errorf("<%s>: %w: %w", rcpt, ErrTemporary, err)
+	}
+	if errors.Is(err, mailbox.ErrOverQuota) {
+		// The recipient's limit (mailbox/quota.go), not a store fault.
+		d.log.Info("delivery refused: over quota", "rcpt", rcpt, "err", err)
+		return fmt.Errorf("<%s>: %w", rcpt, err)
 	}
 	d.log.Error("storing message", "rcpt", rcpt, "err", err)
 	if errors.Is(err, mailbox.ErrNoAccount) {

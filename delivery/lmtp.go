@@ -340,6 +340,11 @@ func smtpErr(err error) error {
 		return e(550, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
 	case errors.Is(err, ErrTooLarge):
 		return e(552, smtp.EnhancedCode{5, 3, 4}, "Message too large")
+	case errors.Is(err, mailbox.ErrOverQuota):
+		// RFC 3463 X.2.2 "mailbox full", permanent as Dovecot answers it
+		// by default: the recipient's limit is for the recipient to
+		// change, and a sender retrying for days only delays the bounce.
+		return e(552, smtp.EnhancedCode{5, 2, 2}, "Mailbox full: the recipient's quota is used up")
 	case errors.Is(err, mailbox.ErrDiskFull):
 		// RFC 3463 4.3.1 "mail system full"; the MTA keeps the message
 		// and retries, and reads go on meanwhile.

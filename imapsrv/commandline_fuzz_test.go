@@ -19,6 +19,7 @@ func FuzzCommandLine(f *testing.F) {
 		`LIST "" "&Jjo-"`, `LIST "" "&&-\xff"`, `SELECT "unterminated`, "STATUS INBOX (MESSAGES UNSEEN",
 		"COPY 1:* Archive", "MOVE 2 Nowhere", "EXPUNGE", "SEARCH RETURN (SAVE) ALL", "FETCH $ (UID)",
 		"ENABLE IMAP4rev2", "NAMESPACE", "CREATE a/b/c", "RENAME a b", "UID EXPUNGE 1:*",
+		`GETQUOTAROOT INBOX`, `GETQUOTA ""`, `SETQUOTA "" (STORAGE 512 MESSAGE 10)`, `SETQUOTA "" (STORAGE`, `GETQUOTA "x" y`,
 	} {
 		f.Add(seed)
 	}

@@ -161,6 +161,10 @@ func capabilities() imap.CapSet {
 		imap.CapLiteralPlus:      {},
 		imap.CapID:               {},
 		imap.CapCompressDeflate:  {},
+		// quota.go
+		imap.CapQuota:       {},
+		"QUOTA=RES-STORAGE": {},
+		"QUOTA=RES-MESSAGE": {},
 	}
 }
 

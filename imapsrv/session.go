@@ -710,6 +710,9 @@ func storeError(err error) error {
 		// leaves free-space figures to the log.
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota,
 			Text: "not enough disk space: the mail store's disk is full, try again later"}
+	case errors.Is(err, mailbox.ErrOverQuota):
+		// RFC 9208 section 4.3: APPEND and COPY past a limit.
+		code = imap.ResponseCodeOverQuota
 	case errors.Is(err, mailbox.ErrNoMailbox):
 		code = imap.ResponseCodeNonExistent
 	case errors.Is(err, mailbox.ErrMailboxExists):

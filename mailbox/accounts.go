@@ -183,6 +183,9 @@ func (s *Store) CreateAccount(name, password string, mailboxes []NewMailbox, ext
 		if err := tx.setJSON(accountKey(acct), &a); err != nil {
 			return err
 		}
+		if err := tx.set(usageKey(acct), encodeUsage(usage{})); err != nil {
+			return err
+		}
 		for _, nm := range mailboxes {
 			if _, err := tx.CreateMailbox(acct, nm); err != nil {
 				return err
@@ -353,6 +356,9 @@ func (s *Store) DeleteAccount(name string) error {
 			return fmt.Errorf("deleting account %q: %w", acct, err)
 		}
 		if err := tx.set(goneAccountKey(acct), binary.BigEndian.AppendUint32(nil, a.NextMailboxID)); err != nil {
+			return err
+		}
+		if err := tx.del(usageKey(acct)); err != nil {
 			return err
 		}
 		tx.afterCommit(func() []Change {

@@ -21,6 +21,8 @@ import (
 //	sum/<id:8>                          derived summary (Options.Summarize)
 //	bref/<id:8><acct>\x00<mbox:4><uid:4> which messages refer to a blob
 //	seq/<name>                          counters
+//	usage/<acct>                        quota usage (quota.go)
+//	usage/<acct>                        quota usage (quota.go)
 //	modseq/, gone/                      MODSEQ state and expunges (modseq.go)
 //	timer/, timerid/                    timers (timers.go)
 //	x/<...>                             auxiliary space for the packages above

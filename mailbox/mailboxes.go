@@ -264,6 +264,15 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 		if err := tx.keepSubscription(acct, mb); err != nil {
 			return err
 		}
+		// Its messages stop counting against the quota now; they are
+		// removed after the commit, in batches.
+		bytes, n, err := tx.boxTotals(acct, mb.ID)
+		if err != nil {
+			return err
+		}
+		if err := tx.addUsage(acct, -bytes, -n); err != nil {
+			return err
+		}
 		return tx.dropMailbox(acct, mb)
 	}); err != nil {
 		return err
@@ -353,7 +362,7 @@ func (s *Store) removeMessageRecords(acct string, id uint32) error {
 			}
 			for i, k := range keys {
 				m := &Message{UID: uidFromMessageKey(k), Blob: blobs[i]}
-				if err := tx.removeMessage(acct, id, m); err != nil {
+				if err := tx.removeMessageRecord(acct, id, m); err != nil {
 					return err
 				}
 			}

@@ -281,6 +281,11 @@ func (tx *Tx) AppendBlob(acct, mailbox string, blob uint64, opts AppendOptions) 
 	if m.HasFlag(FlagSeen) {
 		m.SeenAt = now()
 	}
+	if !opts.QuotaExempt {
+		if err := tx.CheckQuota(acct, m.Size, 1); err != nil {
+			return nil, err
+		}
+	}
 	return tx.insert(acct, mb, m)
 }
 
@@ -293,6 +298,11 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 	m.ModSeq = st.txModSeq
 	mb.UIDNext = m.UID + 1
 	if err := tx.putMailbox(acct, mb); err != nil {
+		return nil, err
+	}
+	// Counted before the record is written: a counter made from the
+	// mailboxes (a store from before counters) must not count it twice.
+	if err := tx.addUsage(acct, m.Size, 1); err != nil {
 		return nil, err
 	}
 	if err := tx.set(messageKey(acct, mb.ID, m.UID), encodeMessage(m)); err != nil {
@@ -488,6 +498,12 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 // Copy copies messages to another mailbox of the same account, sharing the
 // stored bytes. Flags and internal dates are kept (RFC 9051 6.4.7).
 func (tx *Tx) Copy(acct string, srcID uint32, uids []uint32, dest string) (*CopyResult, error) {
+	return tx.copyMessages(acct, srcID, uids, dest, true)
+}
+
+// copyMessages is Copy; checkQuota is false for a Move, which adds
+// nothing to the account.
+func (tx *Tx) copyMessages(acct string, srcID uint32, uids []uint32, dest string, checkQuota bool) (*CopyResult, error) {
 	mb, err := tx.Mailbox(acct, dest)
 	if err != nil {
 		return nil, err
@@ -503,6 +519,12 @@ func (tx *Tx) Copy(acct string, srcID uint32, uids []uint32, dest string) (*Copy
 		}
 		nm := *m
 		nm.UID = mb.UIDNext
+		if checkQuota {
+			// Message by message: the copies before count.
+			if err := tx.CheckQuota(acct, nm.Size, 1); err != nil {
+				return nil, err
+			}
+		}
 		if _, err := tx.insert(acct, mb, &nm); err != nil {
 			return nil, err
 		}
@@ -514,7 +536,7 @@ func (tx *Tx) Copy(acct string, srcID uint32, uids []uint32, dest string) (*Copy
 
 // Move is Copy followed by expunging the originals, atomically.
 func (tx *Tx) Move(acct string, srcID uint32, uids []uint32, dest string) (*CopyResult, error) {
-	res, err := tx.Copy(acct, srcID, uids, dest)
+	res, err := tx.copyMessages(acct, srcID, uids, dest, false)
 	if err != nil {
 		return nil, err
 	}
@@ -720,8 +742,17 @@ type BoxFacts struct {
 }
 
 // removeMessage deletes a message record with its back reference and
-// drops its blob reference.
+// drops its blob reference, and stops counting it against the quota.
 func (tx *Tx) removeMessage(acct string, mboxID uint32, m *Message) error {
+	if err := tx.addUsage(acct, -m.Size, -1); err != nil {
+		return err
+	}
+	return tx.removeMessageRecord(acct, mboxID, m)
+}
+
+// removeMessageRecord is removeMessage without the quota: for the
+// messages of a mailbox already deleted, subtracted when it was.
+func (tx *Tx) removeMessageRecord(acct string, mboxID uint32, m *Message) error {
 	if err := tx.del(messageKey(acct, mboxID, m.UID)); err != nil {
 		return err
 	}

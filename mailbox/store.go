@@ -52,6 +52,10 @@ type Options struct {
 	// see DefaultDiskReserve); zero means DefaultDiskReserve, negative no
 	// check.
 	DiskReserve int64
+	// QuotaStorage (bytes) and QuotaMessages are the limits of an account
+	// that has none of its own (config limits.quota_storage and
+	// limits.quota_messages; quota.go); zero: no limit.
+	QuotaStorage, QuotaMessages int64
 }
 
 // Store is the durable message store. It is safe for concurrent use.
@@ -65,6 +69,8 @@ type Store struct {
 	summarize func(raw []byte) []byte
 	// maxMailboxes is Options.MaxMailboxes, resolved.
 	maxMailboxes int
+	// quotaStorage, quotaMessages: Options.QuotaStorage, QuotaMessages.
+	quotaStorage, quotaMessages int64
 	// vanishedRetention is Options.VanishedRetention, resolved.
 	vanishedRetention int
 
@@ -127,6 +133,8 @@ func Open(opts Options) (*Store, error) {
 		log:               logger,
 		summarize:         opts.Summarize,
 		maxMailboxes:      maxBoxes,
+		quotaStorage:      max(opts.QuotaStorage, 0),
+		quotaMessages:     max(opts.QuotaMessages, 0),
 		vanishedRetention: cmp.Or(max(opts.VanishedRetention, 0), DefaultVanishedRetention),
 		idx:               newIndex(),
 		modseqCache:       make(map[mboxRef]modseqState),

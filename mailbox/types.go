@@ -11,6 +11,10 @@ type Account struct {
 	PasswordHash  string    `json:"password_hash"`
 	Created       time.Time `json:"created"`
 	NextMailboxID uint32    `json:"next_mailbox_id"`
+	// QuotaStorage (bytes) and QuotaMessages are the account's own
+	// limits (quota.go); nil: the store's default; 0: none.
+	QuotaStorage  *int64 `json:"quota_storage,omitempty"`
+	QuotaMessages *int64 `json:"quota_messages,omitempty"`
 }
 
 // MailboxInfo is a mailbox's durable record.
@@ -159,6 +163,11 @@ type AppendOptions struct {
 	// Summary, if set, is the message's Store.Summarize, computed before
 	// the transaction (Append computes it otherwise).
 	Summary []byte
+	// QuotaExempt: the append is not checked against the account's
+	// quota (quota.go), though it counts: a certified item's M released
+	// (it counted while held), the receipt of a decision the recipient
+	// must be able to make whatever its usage.
+	QuotaExempt bool
 }
 
 // AppendResult says where a message went.

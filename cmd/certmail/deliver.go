@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"certmail/delivery"
+	"certmail/mailbox"
 )
 
 // deliverUsage names the exit codes, which are what an MTA's pipe
@@ -18,6 +19,7 @@ const deliverLong = `Stores one message read from stdin. Exit codes (sysexits.h)
       too large); permanent, the MTA bounces
   67  EX_NOUSER: no such user; permanent
   69  EX_UNAVAILABLE: domain not served here, or a bad address; permanent
+  73  EX_CANTCREAT: the recipient is over quota; permanent
   75  EX_TEMPFAIL: temporary (disk full, store locked or failing, a broken
       configuration); the MTA keeps the message and retries
   2   usage error
@@ -28,7 +30,7 @@ func newDeliverCmd(e *env) *cobra.Command {
 	var to, mbox string
 	c := &cobra.Command{
 		Use:   "deliver --to USER [--mailbox NAME] < message",
-		Short: "store one message read from stdin; exit 0 once durable, 65/67/69 permanent, 75 temporary (sysexits)",
+		Short: "store one message read from stdin; exit 0 once durable, 65/67/69/73 permanent, 75 temporary (sysexits)",
 		Long:  deliverLong,
 		Args:  exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -90,6 +92,10 @@ func deliverExit(err error) int {
 		return exitDataErr
 	case errors.Is(err, delivery.ErrDomain), errors.Is(err, delivery.ErrBadAddress):
 		return exitUnavail
+	case errors.Is(err, mailbox.ErrOverQuota):
+		// The user's output "file" cannot take it: Postfix's pipe(8)
+		// bounces 73 as 5.2.x, the mailbox class of RFC 3463's 5.2.2.
+		return exitCantCreat
 	}
 	return exitTempFail
 }

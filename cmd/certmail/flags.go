@@ -61,6 +61,9 @@ func storeOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, err
 		MaxMailboxes: cfg.Limits.MaxMailboxes,
 		IndexIdle:    time.Duration(cfg.Limits.IndexIdle),
 		DiskReserve:  int64(cfg.Limits.DiskReserve),
+		// The quota defaults: the CLI's deliver enforces them too.
+		QuotaStorage:  int64(cfg.Limits.QuotaStorage),
+		QuotaMessages: cfg.Limits.QuotaMessages,
 	}
 	if o.DiskReserve == 0 {
 		o.DiskReserve = -1 // disk_reserve = 0: no check

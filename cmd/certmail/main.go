@@ -30,13 +30,14 @@ type env struct {
 // Exit codes. Those of deliver follow sysexits.h, as MTA pipe transports
 // expect.
 const (
-	exitOK       = 0
-	exitFailure  = 1
-	exitUsage    = 2
-	exitDataErr  = 65 // EX_DATAERR: the message is refused as it is
-	exitNoUser   = 67 // EX_NOUSER
-	exitUnavail  = 69 // EX_UNAVAILABLE: domain not served, bad address
-	exitTempFail = 75 // EX_TEMPFAIL: try again later
+	exitOK        = 0
+	exitFailure   = 1
+	exitUsage     = 2
+	exitDataErr   = 65 // EX_DATAERR: the message is refused as it is
+	exitNoUser    = 67 // EX_NOUSER
+	exitUnavail   = 69 // EX_UNAVAILABLE: domain not served, bad address
+	exitCantCreat = 73 // EX_CANTCREAT: the recipient's mailbox is full (quota)
+	exitTempFail  = 75 // EX_TEMPFAIL: try again later
 )
 
 // exitStatus ends a command with an exit code once the command has

@@ -22,6 +22,7 @@ func (s *services) adminMethods() admin.Methods {
 	m := admin.Methods{}
 	s.addKeyMethods(m)
 	s.addOwnPasswordMethod(m)
+	s.addQuotaMethods(m)    // quota.go: user.quota
 	s.addEvidenceMethods(m) // evidence.go: token.*, evidence.bundle
 	s.addItemMethods(m)
 	s.addForwardMethods(m)

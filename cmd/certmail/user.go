@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
+
+	"certmail/mailbox"
 )
 
 func newUserCmd(e *env) *cobra.Command {
@@ -36,7 +38,11 @@ func newUserCmd(e *env) *cobra.Command {
 	passwd.Flags().BoolVar(&pf.keepKey, "keep-key", false, "as the account's owner: give the old password first, and keep the signing key (re-sealed)")
 	del, _ := sub("del", "del NAME", "delete an account and all its mail; its pending certified items end as non-delivery (senders are told), its keys and policies go", exactArgs("NAME"))
 	list, _ := sub("list", "list", "list accounts", exactArgs())
-	return groupCmd("user", "manage accounts", add, passwd, del, list)
+	quota, qf := sub("quota", "quota NAME [--storage SIZE] [--messages N]",
+		"show an account's quota usage and limits, or set them (0 or none: no limit; default: the configuration's limits.quota_*)", exactArgs("NAME"))
+	quota.Flags().StringVar(&qf.storage, "storage", "", "storage limit: a `size` (1GiB, 500MB), 0 or none, or default")
+	quota.Flags().StringVar(&qf.messages, "messages", "", "message limit: a `count`, 0 or none, or default")
+	return groupCmd("user", "manage accounts", add, passwd, del, list, quota)
 }
 
 // userFlags are the flags of the user subcommands.
@@ -45,6 +51,8 @@ type userFlags struct {
 	pwStdin bool
 	keepKey bool
 	pubkey  string
+	// quota
+	storage, messages string
 }
 
 func (u *userFlags) register(fs *pflag.FlagSet) { u.df.register(fs) }
@@ -73,6 +81,18 @@ func runUser(e *env, sub string, pos []string, uf *userFlags) int {
 		}
 	}
 
+	var qp QuotaParams
+	if sub == "quota" {
+		qp.Account = pos[0]
+		if qp.Storage, err = parseQuotaStorage(uf.storage); err == nil {
+			qp.Messages, err = parseQuotaMessages(uf.messages)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "certmail: user quota: %v\n", err)
+			return exitUsage
+		}
+	}
+
 	ctx := context.Background()
 	ops, err := connectOps(ctx, cfg, e, sub == "add")
 	if err != nil {
@@ -95,6 +115,12 @@ func runUser(e *env, sub string, pos []string, uf *userFlags) int {
 			err = ops.Call(ctx, "user.passwd.own", OwnPasswordParams{Account: pos[0], Old: oldPassword, New: password}, nil)
 		} else {
 			err = ops.SetPassword(ctx, pos[0], password)
+		}
+	case "quota":
+		var q QuotaResult
+		if err = ops.Call(ctx, "user.quota", qp, &q); err == nil {
+			acct, _ := mailbox.NormalizeAccount(pos[0])
+			printQuota(e, acct, q)
 		}
 	case "list":
 		var names []string

@@ -2,6 +2,8 @@ package imapserver
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -99,6 +101,20 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 		})
+
+		// certmail patch: QUOTA (RFC 9208) and the resources the
+		// session counts (section 7.1: QUOTA=RES-*).
+		if _, ok := c.session.(SessionQuota); ok && available.Has(imap.CapQuota) {
+			caps = append(caps, imap.CapQuota)
+			var res []imap.Cap
+			for c := range available {
+				if strings.HasPrefix(string(c), "QUOTA=RES-") {
+					res = append(res, c)
+				}
+			}
+			sort.Slice(res, func(i, j int) bool { return res[i] < res[j] })
+			caps = append(caps, res...)
+		}
 
 		// certmail patch: RFC 4978, until it is active.
 		if c.canCompress() {

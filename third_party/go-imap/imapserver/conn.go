@@ -239,6 +239,12 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleCapability(dec)
 	case "ID": // certmail patch: RFC 2971
 		err = c.handleID(dec)
+	case "GETQUOTAROOT": // certmail patch: RFC 9208
+		err = c.handleGetQuotaRoot(dec)
+	case "GETQUOTA":
+		err = c.handleGetQuota(dec)
+	case "SETQUOTA":
+		err = c.handleSetQuota(dec)
 	case "COMPRESS": // certmail patch: RFC 4978
 		err = c.handleCompress(tag, dec)
 		sendOK = false
