@@ -48,13 +48,13 @@ type Item struct {
 	// External are the addresses outside this gateway the stub was sent
 	// to, by mail, as alternates: they were told, but hold no account
 	// here to sign with.
-	External []string  `json:"external,omitempty"`
-	State    string    `json:"state"`
-	Blob     uint64    `json:"blob"`      // M, referenced while pending
+	External []string `json:"external,omitempty"`
+	State    string   `json:"state"`
+	Blob     uint64   `json:"blob"` // M, referenced while pending
 	// HeldSize is M's size as counted against the recipient's quota
 	// while M is held (mailbox.Tx.AdjustUsage); 0 for items from before
 	// quotas, which were never counted.
-	HeldSize int64 `json:"held_size,omitempty"`
+	HeldSize int64     `json:"held_size,omitempty"`
 	StubBlob uint64    `json:"stub_blob"` // the stub, referenced while pending
 	Posted   time.Time `json:"posted"`
 	Decided  time.Time `json:"decided,omitzero"`
