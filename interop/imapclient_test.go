@@ -12,7 +12,8 @@ import (
 // version in the server's log; then COMPRESS=DEFLATE (RFC 4978) with the
 // client's own zlib compression, which flushes each command with
 // Z_PARTIAL_FLUSH (a reader that returns data only at a sync flush never
-// sees the command), and SELECT, FETCH, APPEND and SEARCH through it.
+// sees the command), and SELECT, FETCH, APPEND and SEARCH through it;
+// then GETQUOTAROOT (RFC 9208) with the limits `certmail user quota` set.
 func TestMailIMAPClient(t *testing.T) {
 	perl := requireTool(t, "perl")
 	s := startServer(t)
@@ -20,10 +21,12 @@ func TestMailIMAPClient(t *testing.T) {
 	s.addUser("alice", "secret")
 	s.deliverSwaks("alice@example.org", "first", strings.Repeat("a body line that compresses well\n", 100))
 	s.deliverSwaks("alice@example.org", "second", "short")
+	s.run("", "user", "quota", "alice", "--storage", "1MiB", "--messages", "1000", "--data", s.data)
 	host, port, _ := net.SplitHostPort(s.imap)
-	out := runTool(t, nil, perl, "testdata/mailimapclient_session.pl", host, port, "alice", "secret", "compress")
+	out := runTool(t, nil, perl, "testdata/mailimapclient_session.pl", host, port, "alice", "secret", "compress", "quota")
 	t.Logf("Mail::IMAPClient:\n%s", out)
-	if !strings.Contains(out, "PASS") || !strings.Contains(out, "compressed APPEND, SEARCH and FETCH: ok") {
+	if !strings.Contains(out, "PASS") || !strings.Contains(out, "compressed APPEND, SEARCH and FETCH: ok") ||
+		!strings.Contains(out, `quota: * QUOTA "" (STORAGE`) {
 		t.Fatalf("Mail::IMAPClient session:\n%s", out)
 	}
 	for _, want := range []string{

@@ -53,6 +53,16 @@ for my $step (@steps) {
         my $last = $imap->message_string($found->[0]);
         die "appended message came back different\n" unless $last eq $msg;
         print "compressed APPEND, SEARCH and FETCH: ok\n";
+    } elsif ($step eq "quota") {
+        # RFC 9208: the limits the test set with `certmail user quota`.
+        my $caps = join " ", @{ $imap->capability };
+        die "QUOTA not offered: $caps\n" unless $caps =~ /\bQUOTA\b/ && $caps =~ /\bQUOTA=RES-STORAGE\b/;
+        my $lines = $imap->getquotaroot("INBOX") or die "GETQUOTAROOT: " . $imap->LastError . "\n";
+        my ($root) = grep { /^\* QUOTAROOT / } @$lines;
+        my ($quota) = grep { /^\* QUOTA / } @$lines;
+        die "GETQUOTAROOT answered: @$lines\n" unless $root && $quota && $quota =~ /STORAGE (\d+) 1024 MESSAGE (\d+) 1000/;
+        $quota =~ s/\r?\n$//;
+        print "quota: $quota\n";
     } else {
         die "unknown step $step\n";
     }
