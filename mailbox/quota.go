@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"certmail/kv/keyspace"
 )
 
 // Quotas (RFC 9208's STORAGE and MESSAGE resources): what an account's
@@ -15,7 +17,7 @@ import (
 //
 //	usage/<acct>     bytes:uvarint messages:uvarint
 
-const prefixUsage = "usage/"
+const prefixUsage = keyspace.Usage
 
 func usageKey(acct string) []byte { return []byte(prefixUsage + acct) }
 

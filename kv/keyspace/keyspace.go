@@ -32,6 +32,7 @@ const (
 	Vanished     = "gone/"    // expunges, for QRESYNC's VANISHED
 	Timer        = "timer/"   // timers, by due time
 	TimerID      = "timerid/" // timers, by kind and id
+	Usage        = "usage/"   // quota usage of each account
 	// Aux is the part of the key space the store lends to the packages
 	// above it (AuxClaims).
 	Aux = "x/"
@@ -70,6 +71,7 @@ var Claims = []Claim{
 	{Vanished, "mailbox"},
 	{Timer, "mailbox"},
 	{TimerID, "mailbox"},
+	{Usage, "mailbox"},
 	{Aux, "mailbox (lent to AuxClaims)"},
 }
 
