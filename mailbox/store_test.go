@@ -24,12 +24,12 @@ func openTestStore(t testing.TB) *Store {
 }
 
 // dirDSNs maps the data directories of the tests' stores to their
-// PostgreSQL databases, so that a test that closes a store and opens it
+// PostgreSQL schemas, so that a test that closes a store and opens it
 // again on the same Dir finds its data on either engine.
 var dirDSNs sync.Map
 
 // openAt opens a store with opts, for tests that close and reopen it. On
-// PostgreSQL the engine is a database standing for opts.Dir.
+// PostgreSQL the engine is a schema standing for opts.Dir.
 func openAt(t testing.TB, opts Options) *Store {
 	t.Helper()
 	if engines.Postgres() && opts.Engine == nil && !opts.InMemory && opts.Dir != "" {

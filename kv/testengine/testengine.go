@@ -1,9 +1,9 @@
 // Package testengine chooses the kv engine the store-level test suites
-// (mailbox, certified, forwarding, receipts/evidence) run on, so that one
-// suite proves both engines: Badger by default, PostgreSQL when the
-// environment says CERTMAIL_TEST_ENGINE=postgres (`make test` runs those
-// suites both ways). On PostgreSQL the test binary starts one private
-// cluster (kv/pgkv/pgtest) and each engine gets a fresh database.
+// (mailbox, certified, receipts/evidence) run on, so that one suite
+// proves both engines: Badger by default, PostgreSQL when the environment
+// says CERTMAIL_TEST_ENGINE=postgres (`make test` runs those suites both
+// ways). On PostgreSQL the test binary starts one private cluster
+// (kv/pgkv/pgtest) and each engine gets a fresh schema (pgtest.Cluster.DB).
 //
 // A package using it declares
 //
@@ -80,7 +80,7 @@ func (s *Engines) Open(t testing.TB) kv.Engine {
 	return s.Reopen(t, s.DSN(t))
 }
 
-// DSN creates a fresh database for t, dropped when t ends, and returns its
+// DSN creates a fresh schema for t, dropped when t ends, and returns its
 // DSN; Reopen opens engines on it, for tests that close a store and open
 // it again. It fails t on Badger.
 func (s *Engines) DSN(t testing.TB) string {
@@ -91,7 +91,7 @@ func (s *Engines) DSN(t testing.TB) string {
 	return s.pg.DB(t)
 }
 
-// Reopen opens an engine on the database of dsn (from DSN).
+// Reopen opens an engine on the schema of dsn (from DSN).
 func (s *Engines) Reopen(t testing.TB, dsn string) kv.Engine {
 	t.Helper()
 	e, err := pgkv.Open(context.Background(), dsn, pgkv.Options{})
