@@ -106,3 +106,20 @@ func TestMoveResponseText(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveIntoItself: a MOVE into the selected mailbox itself answers
+// EXPUNGE before EXISTS, the message's new UID taking the last place
+// (imaptest's move group; Dovecot's order).
+func TestMoveIntoItself(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 1)
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+	untagged := rc.ok(`MOVE 1 INBOX`)
+	exp, exists := indexOf(untagged, "* 1 EXPUNGE"), indexOf(untagged, "* 1 EXISTS")
+	if exp < 0 || exists < 0 || exp > exists {
+		t.Errorf("MOVE 1 INBOX: %q, want * 1 EXPUNGE then * 1 EXISTS", untagged)
+	}
+	mustContain(t, rc.ok(`FETCH 1 (UID)`), "* 1 FETCH (UID 2)")
+}

@@ -536,6 +536,7 @@ func (tx *Tx) copyMessages(acct string, srcID uint32, uids []uint32, dest string
 
 // Move is Copy followed by expunging the originals, atomically.
 func (tx *Tx) Move(acct string, srcID uint32, uids []uint32, dest string) (*CopyResult, error) {
+	start := len(tx.post)
 	res, err := tx.copyMessages(acct, srcID, uids, dest, false)
 	if err != nil {
 		return nil, err
@@ -543,6 +544,24 @@ func (tx *Tx) Move(acct string, srcID uint32, uids []uint32, dest string) (*Copy
 	if _, err := tx.Expunge(acct, srcID, res.SourceUIDs); err != nil {
 		return nil, err
 	}
+	// The change feed tells of the expunges before the new messages: a
+	// MOVE into the mailbox itself then reads, to a session, as EXPUNGE
+	// before EXISTS, as on Dovecot (imaptest's move group expects it);
+	// the in-memory state still follows in the order it was made.
+	fns := slices.Clone(tx.post[start:])
+	tx.post = append(tx.post[:start], func() []Change {
+		var added, rest []Change
+		for _, fn := range fns {
+			for _, c := range fn() {
+				if c.Kind == MessageAdded {
+					added = append(added, c)
+				} else {
+					rest = append(rest, c)
+				}
+			}
+		}
+		return append(rest, added...)
+	})
 	return res, nil
 }
 
