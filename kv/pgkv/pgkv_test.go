@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -34,107 +32,6 @@ func open(t testing.TB) *Engine {
 
 func TestConformance(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Engine { return open(t) })
-}
-
-// TestScanPagesWithPendingWrites checks the merge of a transaction's
-// pending writes with the server's pages against a model: ranges that
-// span many pages, pending sets and deletes between and on stored keys,
-// both directions, limits.
-func TestScanPagesWithPendingWrites(t *testing.T) {
-	e := open(t)
-	defer e.Close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	key := func() string { return fmt.Sprintf("p/%04d", rng.IntN(3000)) }
-	model := map[string]string{}
-	err := kv.Update(e, func(tx kv.Txn) error {
-		for range 2000 {
-			k := key()
-			model[k] = "stored" + k
-			if err := tx.Set([]byte(k), []byte(model[k])); err != nil {
-				return err
-			}
-		}
-		return tx.Set([]byte("q"), []byte("outside the prefix"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := e.Begin(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Discard()
-	for i := range 600 {
-		k := key()
-		if i%3 == 0 {
-			delete(model, k)
-			must(t, tx.Delete([]byte(k)))
-		} else {
-			model[k] = fmt.Sprintf("pending%d", i)
-			must(t, tx.Set([]byte(k), []byte(model[k])))
-		}
-	}
-	var all []string
-	for k := range model {
-		all = append(all, k)
-	}
-	slices.Sort(all)
-	for _, r := range []kv.Range{
-		kv.Prefix([]byte("p/")),
-		{Prefix: []byte("p/"), Reverse: true},
-		{Prefix: []byte("p/"), Start: []byte("p/0500"), End: []byte("p/2500")},
-		{Prefix: []byte("p/"), Start: []byte("p/0500"), End: []byte("p/2500"), Reverse: true},
-		{Prefix: []byte("p/"), Limit: 1000},
-		{Prefix: []byte("p/"), Limit: 77, Reverse: true, KeysOnly: true},
-		{Prefix: []byte("p/1")},
-	} {
-		lo, hi := r.Bounds()
-		var want []string
-		for _, k := range all {
-			if k >= string(lo) && (hi == nil || k < string(hi)) {
-				want = append(want, k)
-			}
-		}
-		if r.Reverse {
-			slices.Reverse(want)
-		}
-		if r.Limit > 0 && len(want) > r.Limit {
-			want = want[:r.Limit]
-		}
-		var got []string
-		err := tx.Scan(r, func(k, v []byte) error {
-			if !r.KeysOnly && string(v) != model[string(k)] {
-				return fmt.Errorf("%s = %q, want %q", k, v, model[string(k)])
-			}
-			got = append(got, string(k))
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("Scan(%+v): %v", r, err)
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("Scan(%+v): %d keys, want %d", r, len(got), len(want))
-		}
-	}
-	must(t, tx.Commit())
-	// The commit wrote 600 pending writes in chunks; a fresh snapshot
-	// agrees with the model.
-	var got []string
-	err = kv.View(e, func(tx kv.Txn) error {
-		return tx.Scan(kv.Prefix([]byte("p/")), func(k, v []byte) error {
-			if string(v) != model[string(k)] {
-				return fmt.Errorf("%s = %q after commit, want %q", k, v, model[string(k)])
-			}
-			got = append(got, string(k))
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, all) {
-		t.Errorf("after commit: %d keys, want %d", len(got), len(all))
-	}
 }
 
 // A transaction of more writes than one statement carries (chunks of
