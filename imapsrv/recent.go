@@ -111,9 +111,18 @@ func withRecent(m *mailbox.Message, recent func(uid uint32) bool) []imap.Flag {
 	return flags
 }
 
-// recentCount counts the session's recent messages still in the box.
+// recentCount counts the session's recent messages among those in the
+// box that the client has been told of: a RECENT count above the
+// client's number of messages is an error to it (imaptest: "seq too
+// high"), and new messages not yet announced by EXISTS are at the end.
 // The box's mu is held.
 func (sess *session) recentCount(box *trackedBox) uint32 {
+	known := len(box.msgs)
+	if st := sess.tracker; st != nil {
+		for known > 0 && st.EncodeSeqNum(uint32(known)) == 0 {
+			known--
+		}
+	}
 	sess.recentMu.Lock()
 	defer sess.recentMu.Unlock()
 	var n uint32
@@ -123,6 +132,7 @@ func (sess *session) recentCount(box *trackedBox) uint32 {
 		if r.Stop != 0 {
 			hi, _ = box.find(uint32(r.Stop) + 1)
 		}
+		hi = min(hi, known)
 		if hi > lo {
 			n += uint32(hi - lo)
 		}

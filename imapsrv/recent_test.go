@@ -1,6 +1,7 @@
 package imapsrv_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +142,27 @@ func indexOf(lines []string, s string) int {
 		}
 	}
 	return -1
+}
+
+// TestRecentNeverAboveExists: a RECENT count names only messages the
+// client has been told of. A MOVE into Acknowledge releases a message
+// into INBOX whose EXISTS waits for the next poll (release_test.go); the
+// RECENT written with the MOVE's response counted it, so the client
+// heard of more recent messages than it had (imaptest stress: "seq too
+// high").
+func TestRecentNeverAboveExists(t *testing.T) {
+	ts, _ := newReleaseServer(t)
+	ts.deliver("alice", "INBOX", "Subject: stub\r\n\r\nx\r\n")
+	rc := showRecent(ts, "alice")
+	mustContain(t, rc.ok(`SELECT INBOX`), "* 1 RECENT")
+	up := rc.ok(`MOVE 1 Acknowledge`)
+	for _, l := range up {
+		var n int
+		if _, err := fmt.Sscanf(l, "* %d RECENT", &n); err == nil && n > 0 {
+			t.Errorf("MOVE: %q with no message announced: %q", l, up)
+		}
+	}
+	up = rc.ok(`NOOP`)
+	mustContain(t, up, "* 1 EXISTS")
+	mustContain(t, up, "* 1 RECENT")
 }
