@@ -228,7 +228,7 @@ func (s *Service) post(tx *mailbox.Tx, req PostRequest, commitment int) (*Item, 
 	// M counts against the recipient's quota while it is held (issue
 	// 14), from now: the stub's append below is checked with it, so an
 	// item that does not fit is refused (mailbox.ErrOverQuota).
-	it.HeldSize = int64(len(req.Raw))
+	it.HeldSize = HeldQuotaCharge(int64(len(req.Raw)))
 	if err := tx.AdjustUsage(req.Recipient, it.HeldSize, 0); err != nil {
 		return nil, err
 	}
@@ -260,6 +260,20 @@ func (s *Service) post(tx *mailbox.Tx, req PostRequest, commitment int) (*Item, 
 		postedText(it),
 		[]evidence.Entry{cop, notified})
 	return it, nil
+}
+
+// HeldQuotaCharge is what a held M of size bytes counts against its
+// recipient's quota: its size rounded up to a power of two, at least
+// 64 KiB. The recipient reads its usage (GETQUOTA) and can probe it with
+// APPENDs up to the limit; the exact size would tell it |M| before the
+// COD, which nothing else it sees does (TestQuotaRevealsNotSizeOfM). A
+// bucket tells it no more than the order of magnitude.
+func HeldQuotaCharge(size int64) int64 {
+	charge := int64(64 << 10)
+	for charge < size {
+		charge <<= 1
+	}
+	return charge
 }
 
 // postedText is the notice that goes to A with the COP. It tells A the
