@@ -1,6 +1,8 @@
 package imapsrv
 
 import (
+	"errors"
+
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
@@ -71,6 +73,13 @@ func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, rea
 		}
 		return nil
 	})
+	if errors.Is(err, mailbox.ErrDiskFull) {
+		// The claim is a write, and a full disk refuses writes; SELECT
+		// is a read and must go on (reads are served on a full disk):
+		// this session claims nothing, as EXAMINE, and the messages
+		// stay \Recent for a later one.
+		return sess.claimRecent(box, info, true)
+	}
 	return set, err
 }
 
