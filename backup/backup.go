@@ -1,8 +1,11 @@
-// Package backup writes and restores certmail backups: a tar archive of
-// the store (Badger's stream backup, from one snapshot) and the data
-// directory's own files, encrypted with the store's key when the store
-// is, streamed through the admin socket to the command that writes the
-// file (`certmail backup`, `certmail restore`, docs/operations.md).
+// Package backup writes and restores certmail backups and migrates a
+// store between engines: a backup is a tar archive of the store (the
+// engine-neutral stream of kv.WriteStream, from one snapshot) and the
+// data directory's own files, encrypted with the store's key when the
+// store is, streamed through the admin socket to the command that writes
+// the file (`certmail backup`, `certmail restore`); migrate copies a store
+// from one engine to another through the same stream and checks the copy
+// (migrate.go; `certmail migrate`, docs/operations.md).
 package backup
 
 import (
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	"certmail/admin"
+	"certmail/kv"
 	"certmail/mailbox"
 )
 
@@ -29,18 +33,23 @@ import (
 //
 //	certmail-backup.json      manifest: format, time, the files below
 //	files/NAME                the data directory's own files (gateway.key)
-//	store/000000, 000001, …   Badger's backup stream, in chunks of 4 MiB
-//	certmail-backup-end.json  trailer: store version, chunks and bytes
+//	store/000000, 000001, …   the store's stream, in chunks of 4 MiB
+//	certmail-backup-end.json  trailer: pairs, chunks and bytes
 //
-// The trailer is written only once the store stream is complete, so a
-// truncated archive is refused. When the store is encrypted at rest, the
-// whole archive is encrypted with the same key (crypt.go).
+// The store's stream is kv.WriteStream's (format 2), which any engine
+// loads; format 1, which certmail wrote before, held Badger's own backup
+// stream and is still restored (into Badger). The trailer is written only
+// once the store stream is complete, so a truncated archive is refused.
+// When the store is encrypted at rest, the whole archive is encrypted
+// with the same key (crypt.go).
 const (
 	manifestName = "certmail-backup.json"
 	trailerName  = "certmail-backup-end.json"
 	storePrefix  = "store/"
 	filesDir     = "files/"
-	format       = 1
+	format       = 2
+	// formatBadger is the format of backups holding Badger's stream.
+	formatBadger = 1
 	storeChunk   = 4 << 20
 	// readChunk is what one ops.backup.read returns: its base64
 	// must fit the admin client's 1 MiB reply line.
@@ -56,15 +65,19 @@ type Manifest struct {
 }
 
 type Trailer struct {
-	// Version is the store version the snapshot is consistent at.
-	Version uint64 `json:"version"`
+	// Pairs is how many key-value pairs the store's stream holds
+	// (format 2).
+	Pairs int64 `json:"pairs,omitempty"`
+	// Version is the Badger version the snapshot was consistent at
+	// (format 1 only).
+	Version uint64 `json:"version,omitempty"`
 	Chunks  int    `json:"chunks"`
 	Bytes   int64  `json:"bytes"`
 }
 
 // Result says what a backup holds.
 type Result struct {
-	Version    uint64   `json:"version"`
+	Pairs      int64    `json:"pairs"`
 	StoreBytes int64    `json:"store_bytes"`
 	Files      []string `json:"files"`
 	Encrypted  bool     `json:"encrypted"`
@@ -72,9 +85,9 @@ type Result struct {
 
 // Write streams the archive of store and the files of
 // dir to w, encrypted with key if not nil (the store's
-// encryption_key_file). Badger reads the store from one snapshot: a delivery
-// committing meanwhile is wholly in the backup or not at all, and
-// writers are not blocked.
+// encryption_key_file). The store is read from one snapshot
+// (kv.Engine.Dump): a delivery committing meanwhile is wholly in the
+// backup or not at all, and writers are not blocked.
 func Write(store *mailbox.Store, dir string, key []byte, w io.Writer) (*Result, error) {
 	files, err := dataDirFiles(dir)
 	if err != nil {
@@ -99,14 +112,14 @@ func Write(store *mailbox.Store, dir string, key []byte, w io.Writer) (*Result, 
 		}
 	}
 	ch := &chunkWriter{tw: tw, buf: make([]byte, 0, storeChunk)}
-	version, err := store.Backup(ch)
+	pairs, err := kv.WriteStream(ch, store.Engine())
 	if err == nil {
 		err = ch.flush()
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("backing up store: %w", err)
 	}
-	trailer, _ := json.Marshal(Trailer{Version: version, Chunks: ch.chunks, Bytes: ch.bytes})
+	trailer, _ := json.Marshal(Trailer{Pairs: pairs, Chunks: ch.chunks, Bytes: ch.bytes})
 	if err := tarAdd(tw, trailerName, trailer); err != nil {
 		return nil, err
 	}
@@ -116,7 +129,7 @@ func Write(store *mailbox.Store, dir string, key []byte, w io.Writer) (*Result, 
 	if err := out.Close(); err != nil {
 		return nil, err
 	}
-	return &Result{Version: version, StoreBytes: ch.bytes, Files: files, Encrypted: key != nil}, nil
+	return &Result{Pairs: pairs, StoreBytes: ch.bytes, Files: files, Encrypted: key != nil}, nil
 }
 
 // chunkWriter cuts the store stream into tar entries of storeChunk
@@ -318,7 +331,7 @@ func (b *Streams) Read(id string) (*Chunk, error) {
 		if st.err != nil {
 			return nil, st.err
 		}
-		b.log.Info("backup written", "id", id, "version", st.res.Version, "store_bytes", st.res.StoreBytes, "encrypted", st.res.Encrypted)
+		b.log.Info("backup written", "id", id, "pairs", st.res.Pairs, "store_bytes", st.res.StoreBytes, "encrypted", st.res.Encrypted)
 		return &Chunk{Data: buf[:n], EOF: true, Result: st.res}, nil
 	default:
 		b.Close(id)
@@ -387,7 +400,9 @@ func Fetch(ctx context.Context, ops admin.Ops, path string, count io.Writer) (*R
 // directory so.Dir (restoring over live data would mix two histories),
 // as a store opened with so (its EncryptionKey decrypts an encrypted
 // backup and encrypts the new store). count, if not nil, is written each
-// byte read from file (a progress meter).
+// byte read from file (a progress meter). A backup of format 1 (Badger's
+// stream) is restored through Badger's Load, one of format 2 through
+// mailbox.Load.
 func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trailer, error) {
 	dir := so.Dir
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
@@ -417,15 +432,23 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 	var (
 		pw       *io.PipeWriter
 		loadDone chan error
+		loaded   int64
 		chunks   int
 		bytes    int64
+		man      *Manifest
 	)
 	startLoad := func() {
 		var pr *io.PipeReader
 		pr, pw = io.Pipe()
 		loadDone = make(chan error, 1)
+		badgerFormat := man.Format == formatBadger
 		go func() {
-			err := mailbox.Restore(so, pr)
+			var err error
+			if badgerFormat {
+				err = mailbox.Restore(so, pr)
+			} else {
+				loaded, err = mailbox.Load(so, pr)
+			}
 			pr.CloseWithError(err) // unblocks the writer if Load stops early
 			loadDone <- err
 		}()
@@ -445,7 +468,6 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 		return nil, nil, err
 	}
 	tr := tar.NewReader(r)
-	var man *Manifest
 	var trailer *Trailer
 	for {
 		h, err := tr.Next()
@@ -463,8 +485,8 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 			if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(man); err != nil {
 				return fail(fmt.Errorf("backup manifest: %w", err))
 			}
-			if man.Format != format {
-				return fail(fmt.Errorf("backup format %d: this certmail reads format %d", man.Format, format))
+			if man.Format != format && man.Format != formatBadger {
+				return fail(fmt.Errorf("backup format %d: this certmail reads formats %d and %d", man.Format, formatBadger, format))
 			}
 		case man == nil:
 			return fail(fmt.Errorf("%s is not a certmail backup (no manifest first)", file))
@@ -516,6 +538,9 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 	if err := <-loadDone; err != nil {
 		pw = nil
 		return fail(err)
+	}
+	if man.Format == format && loaded != trailer.Pairs {
+		return fail(fmt.Errorf("backup: the store stream held %d pairs, the trailer says %d", loaded, trailer.Pairs))
 	}
 	return man, trailer, nil
 }

@@ -46,8 +46,12 @@ func TestBackupArchiveChunksAndTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.StoreBytes < 2*storeChunk || len(res.Files) != 1 {
+	if res.StoreBytes < 2*storeChunk || len(res.Files) != 1 || res.Pairs == 0 {
 		t.Fatalf("result %+v", res)
+	}
+	// The store is in the engine-neutral stream (format 2).
+	if !bytes.Contains(buf.Bytes()[:64<<10], []byte(`"format": 2`)) || !bytes.Contains(buf.Bytes()[:64<<10], []byte("certmail-kv 1\n")) {
+		t.Fatal("the archive does not hold format 2's stream")
 	}
 	archive := filepath.Join(t.TempDir(), "b.bak")
 	os.WriteFile(archive, buf.Bytes(), 0o600)
@@ -55,7 +59,7 @@ func TestBackupArchiveChunksAndTruncation(t *testing.T) {
 	rso := so
 	rso.Dir = filepath.Join(t.TempDir(), "r")
 	_, tr, err := Restore(rso, archive, nil)
-	if err != nil || tr.Chunks < 3 {
+	if err != nil || tr.Chunks < 3 || tr.Pairs != res.Pairs {
 		t.Fatalf("restore: %+v %v", tr, err)
 	}
 	rst, err := mailbox.Open(rso)
@@ -91,5 +95,55 @@ func TestBackupArchiveChunksAndTruncation(t *testing.T) {
 	rso.Dir = filepath.Join(t.TempDir(), "r3")
 	if _, _, err := Restore(rso, evilFile, nil); err == nil || !strings.Contains(err.Error(), "refusing file name") {
 		t.Fatalf("escaping name: %v", err)
+	}
+}
+
+// TestRestoreFormat1 restores backups written by certmail before backups
+// held the engine-neutral stream (format 1: Badger's own stream). The
+// fixtures were written by backup.Write at commit b66df56 from a store
+// with alice (password "alice password"), two messages in her INBOX (the
+// second \Seen) and a gateway.key reading "GATEWAY KEY";
+// v1-encrypted.bak is the same store encrypted with 32 bytes of 0x42.
+func TestRestoreFormat1(t *testing.T) {
+	key := bytes.Repeat([]byte{0x42}, 32)
+	for _, c := range []struct {
+		file string
+		key  []byte
+	}{{"v1-plain.bak", nil}, {"v1-encrypted.bak", key}} {
+		t.Run(c.file, func(t *testing.T) {
+			so := mailbox.Options{Dir: filepath.Join(t.TempDir(), "r"), EncryptionKey: c.key, Logger: quiet, GCInterval: -1}
+			man, tr, err := Restore(so, filepath.Join("testdata", c.file), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if man.Format != formatBadger || tr.Version == 0 || tr.Pairs != 0 {
+				t.Fatalf("manifest %+v, trailer %+v", man, tr)
+			}
+			if data, err := os.ReadFile(filepath.Join(so.Dir, "gateway.key")); string(data) != "GATEWAY KEY" {
+				t.Fatalf("gateway.key: %q %v", data, err)
+			}
+			st, err := mailbox.Open(so)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Authenticate("alice", "alice password"); err != nil {
+				t.Fatal(err)
+			}
+			bodies, flags := inboxes(t, st)
+			if len(bodies["alice"]) != 2 || !bytes.Contains(bodies["alice"][1], []byte("second message")) ||
+				!strings.Contains(flags["alice"][1], `\Seen`) || strings.Contains(flags["alice"][0], `\Seen`) {
+				t.Fatalf("restored %q, flags %q", bodies, flags)
+			}
+		})
+	}
+	// Without the key the encrypted one is refused, and the directory
+	// left empty.
+	so := mailbox.Options{Dir: filepath.Join(t.TempDir(), "nokey"), Logger: quiet, GCInterval: -1}
+	if _, _, err := Restore(so, filepath.Join("testdata", "v1-encrypted.bak"), nil); err == nil {
+		t.Fatal("an encrypted backup restored without its key")
+	}
+	if ents, _ := os.ReadDir(so.Dir); len(ents) != 0 {
+		t.Fatalf("a failed restore left %d files", len(ents))
 	}
 }

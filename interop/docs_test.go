@@ -99,6 +99,7 @@ var wantNoTest = []string{
 	"docs/operations.md: install -m 644 contrib/certmail.service /etc/systemd/system/certmail.service",
 	"docs/operations.md: # /etc/letsencrypt/renewal-hooks/deploy/certmail",
 	"docs/operations.md: sudo -u certmail certmail user list --config /etc/certmail/certmail.toml |",
+	"docs/operations.md: export PGPASSFILE=/etc/certmail/pgpass     # db1:5432:certmail:certmail:PASSWORD, mode 0600",
 	"docs/operations.md: head -c 32 /dev/urandom > /etc/certmail/store.key",
 	"docs/verify.md: sudo apt-get install python3-jwcrypto",
 	"docs/verify.md: /usr/bin/python3 interop/testdata/verify_jwcrypto.py bundle.json gateway.pem M.eml SALT_HEX",
@@ -261,6 +262,7 @@ func (r *docRunner) substitute(cmd string) string {
 		{"/etc/certmail/certmail.toml", filepath.Join(r.ws, "etc", "certmail.toml")},
 		{"/var/backups/certmail", filepath.Join(r.ws, "backups")},
 		{"/var/lib/certmail-new", filepath.Join(r.ws, "restored")},
+		{"/var/lib/certmail-moved", filepath.Join(r.ws, "moved")},
 	} {
 		cmd = strings.ReplaceAll(cmd, s[0], s[1])
 	}

@@ -246,3 +246,23 @@ func Load(e Engine, r io.Reader) (int64, error) {
 	}
 	return n, nil
 }
+
+// IsEmpty reports whether e holds no pair: a restore or migrate writes
+// only into an empty engine, since loading over data would mix two
+// histories.
+func IsEmpty(e Engine) (bool, error) {
+	txn, err := e.Begin(false)
+	if err != nil {
+		return false, err
+	}
+	defer txn.Discard()
+	empty := true
+	err = txn.Scan(Range{KeysOnly: true, Limit: 1}, func(k, v []byte) error {
+		empty = false
+		return ErrStop
+	})
+	if errors.Is(err, ErrStop) {
+		err = nil
+	}
+	return empty, err
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"certmail/kv"
 )
 
 // ErrNotEmpty is returned by Restore for a store that already holds data.
@@ -14,7 +16,8 @@ var ErrNotEmpty = errors.New("store is not empty")
 var errNotBadger = errors.New("backup and restore need the embedded (Badger) store")
 
 // Backup writes a consistent snapshot of the whole store to w, in Badger's
-// backup format, and returns the version it is consistent at. It runs
+// backup format (certmail backups of format 1; backups are now written as
+// kv.WriteStream, which every engine reads), and returns the version it is consistent at. It runs
 // beside the server's transactions: Badger streams a read snapshot, so a
 // delivery committing during the backup is either wholly in it or not at
 // all, and writers are never blocked.
@@ -29,8 +32,43 @@ func (s *Store) Backup(w io.Writer) (uint64, error) {
 	return v, nil
 }
 
-// Restore creates the store in opts.Dir from a stream written by Backup
-// and syncs it. The store must be new (a directory without data): loading
+// Engine is the engine the store runs on, for whole-store streams
+// (kv.WriteStream: backups and migrate). Callers only read it; every
+// write goes through the store's transactions.
+func (s *Store) Engine() kv.Engine { return s.db }
+
+// Load creates the store from an engine-neutral stream (kv.WriteStream),
+// in opts.Dir or on opts.Engine, syncs it and returns how many pairs it
+// loaded. The store must be empty, as for Restore. On an error the target
+// holds part of the stream and is to be discarded.
+func Load(opts Options, r io.Reader) (int64, error) {
+	if opts.InMemory {
+		return 0, errors.New("load: an in-memory store cannot be loaded into")
+	}
+	opts.GCInterval = -1 // nothing to collect in a fresh store
+	s, err := Open(opts)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	empty, err := kv.IsEmpty(s.db)
+	if err == nil && !empty {
+		err = fmt.Errorf("load into %s: %w", opts.Dir, ErrNotEmpty)
+	}
+	if err == nil {
+		n, err = kv.Load(s.db, r)
+	}
+	if err == nil {
+		err = s.Sync()
+	}
+	if cerr := s.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing loaded store: %w", cerr)
+	}
+	return n, err
+}
+
+// Restore creates the store in opts.Dir from a stream in Badger's backup
+// format, written by Backup (certmail backups of format 1), and syncs it. The store must be new (a directory without data): loading
 // over existing data would mix two histories. opts.EncryptionKey, if set,
 // encrypts the restored files, whatever the source store used.
 func Restore(opts Options, r io.Reader) error {

@@ -143,7 +143,7 @@ on one data directory; the other commands operate on that directory.
 	add("recipient", newKeygenCmd(e), newKeyCmd(e), newCheckCmd(e), newPolicyCmd(e), newForwardCmd(e),
 		newShowCmd(e), newUnreadCmd(e), newSignCmd(e))
 	add("sender", newItemCmd(e), newTokenCmd(e), newEvidenceCmd(e), newVerifyCmd(e))
-	add("ops", newOutboxCmd(e), newTLSCmd(e), newBackupCmd(e), newRestoreCmd(e), newVersionCmd(e))
+	add("ops", newOutboxCmd(e), newTLSCmd(e), newBackupCmd(e), newRestoreCmd(e), newMigrateCmd(e), newVersionCmd(e))
 	root.AddCommand(newManCmd(e))
 	// Made now rather than on Execute, so that the tree a test walks is
 	// the one a user runs.

@@ -17,8 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"certmail/kv/pgkv/pgtest"
 	"certmail/mailbox"
 )
+
+// pg is the private PostgreSQL cluster (started by the first test that
+// asks for a database): `certmail migrate` is tested against it.
+var pg pgtest.Shared
 
 // binary is the certmail binary built once for every test here: the
 // tests run it as an operator and an MTA would.
@@ -40,7 +45,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building certmail: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pg.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

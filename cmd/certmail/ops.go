@@ -263,9 +263,9 @@ func runBackup(e *env, df *dirFlags, out string) int {
 		if res.Encrypted {
 			enc = ", encrypted with the store's key"
 		}
-		fmt.Fprintf(e.stdout, "wrote %s (%s%s) in %s, %s: store at version %d (%s), files %s\n",
+		fmt.Fprintf(e.stdout, "wrote %s (%s%s) in %s, %s: store of %s (%s), files %s\n",
 			out, progress.Bytes(size), enc, progress.Elapsed(took), progress.Rate(rate(size, took)),
-			res.Version, progress.Bytes(res.StoreBytes), strings.Join(res.Files, ", "))
+			records(res.Pairs), progress.Bytes(res.StoreBytes), strings.Join(res.Files, ", "))
 		return nil
 	})
 }
@@ -343,8 +343,20 @@ func runRestore(e *env, df *dirFlags, file string) int {
 		return exitFailure
 	}
 	_, took := meter.Done()
-	fmt.Fprintf(e.stdout, "restored %s (%s) into %s in %s, %s: store at version %d (%s), files %s\n",
+	store := "store of " + records(tr.Pairs)
+	if tr.Version != 0 { // a backup of format 1, Badger's stream
+		store = fmt.Sprintf("store at version %d", tr.Version)
+	}
+	fmt.Fprintf(e.stdout, "restored %s (%s) into %s in %s, %s: %s (%s), files %s\n",
 		file, progress.Bytes(size), cfg.Data, progress.Elapsed(took), progress.Rate(rate(size, took)),
-		tr.Version, progress.Bytes(tr.Bytes), strings.Join(man.Files, ", "))
+		store, progress.Bytes(tr.Bytes), strings.Join(man.Files, ", "))
 	return exitOK
+}
+
+// records is a count of key-value pairs as a summary prints it.
+func records(n int64) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return fmt.Sprintf("%d records", n)
 }

@@ -106,3 +106,23 @@ func owner(claims []Claim, key []byte) string {
 	}
 	return ""
 }
+
+// Prefix returns the claimed prefix key is under, as it appears in the
+// key ("x/evlog/" for an auxiliary key), or "" if no claim covers it:
+// what a census of a store (migrate's check) counts keys by.
+func Prefix(key []byte) string {
+	if strings.HasPrefix(string(key), Aux) {
+		for _, c := range AuxClaims {
+			if strings.HasPrefix(string(key[len(Aux):]), c.Prefix) {
+				return Aux + c.Prefix
+			}
+		}
+		return ""
+	}
+	for _, c := range Claims {
+		if strings.HasPrefix(string(key), c.Prefix) {
+			return c.Prefix
+		}
+	}
+	return ""
+}

@@ -45,3 +45,20 @@ func TestOwner(t *testing.T) {
 		t.Errorf("AuxOwner(evlog/leaf/1) = %q", got)
 	}
 }
+
+func TestPrefix(t *testing.T) {
+	for key, want := range map[string]string{
+		"acct/alice":           "acct/",
+		"acctgone/alice":       "acctgone/",
+		"raw/\x00\x00\x00\x01": "raw/",
+		"x/evlog/head":         "x/evlog/",
+		"x/cm/item/L":          "x/cm/",
+		"x/unclaimed/1":        "",
+		"zz/what":              "",
+		"":                     "",
+	} {
+		if got := Prefix([]byte(key)); got != want {
+			t.Errorf("Prefix(%q) = %q; want %q", key, got, want)
+		}
+	}
+}
