@@ -76,7 +76,11 @@ func TestQuota(t *testing.T) {
 	mustContain(t, untagged, `* QUOTAROOT "Archive" ""`)
 	mustContain(t, untagged, "MESSAGE 3 3")
 	rc.ok("EXPUNGE")
+	mustContain(t, rc.ok("STATUS INBOX (DELETED DELETED-STORAGE)"), "(DELETED 0 DELETED-STORAGE 0)")
 	rc.ok("STORE 1 +FLAGS (\\Deleted)")
+	// STATUS DELETED-STORAGE (RFC 9208 4.2): what EXPUNGE would free, in
+	// KiB (rounded up; the message flagged is a small one).
+	mustContain(t, rc.ok("STATUS INBOX (DELETED DELETED-STORAGE)"), "(DELETED 1 DELETED-STORAGE 1)")
 	rc.ok("EXPUNGE")
 	mustContain(t, rc.ok(`GETQUOTA ""`), "MESSAGE 2 3")
 

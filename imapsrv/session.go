@@ -403,6 +403,12 @@ func (sess *session) status(name string, options *imap.StatusOptions) (*imap.Sta
 	if options.Size {
 		data.Size = &st.Size
 	}
+	if options.DeletedStorage {
+		// RFC 9208 section 4.2: in units of 1024 octets, what EXPUNGE
+		// would take off the quota's STORAGE (quota.go rounds the same).
+		kib := (st.DeletedSize + 1023) / 1024
+		data.DeletedStorage = &kib
+	}
 	if options.NumRecent {
 		n := sess.srv.recentStatus(sess.acct, mb, st.Recent)
 		data.NumRecent = &n

@@ -32,6 +32,9 @@ type boxIndex struct {
 	// over 100,000 records was most of a SELECT, and a STATUS was a walk).
 	unseen, deleted uint32
 	size            int64
+	// deletedSize is the size of the messages flagged \Deleted (STATUS
+	// DELETED-STORAGE, RFC 9208).
+	deletedSize int64
 	// keywords counts the messages carrying each flag that is not a
 	// system flag, by spelling.
 	keywords map[string]int
@@ -54,6 +57,7 @@ func (b *boxIndex) count(m *Message, sign int) {
 			seen = true
 		case f == FlagDeleted:
 			b.deleted += uint32(sign)
+			b.deletedSize += int64(sign) * m.Size
 		case isSystemFlag(f):
 		default:
 			if b.keywords == nil {
@@ -160,6 +164,8 @@ func (b *boxIndex) status() MailboxStatus {
 		Unseen:   b.unseen,
 		Deleted:  b.deleted,
 		Size:     b.size,
+
+		DeletedSize: b.deletedSize,
 	}
 }
 

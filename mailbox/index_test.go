@@ -23,6 +23,7 @@ func countFacts(msgs []*Message) BoxFacts {
 		}
 		if m.HasFlag(FlagDeleted) {
 			f.Status.Deleted++
+			f.Status.DeletedSize += m.Size
 		}
 		f.Status.Size += m.Size
 		for _, fl := range m.Flags {

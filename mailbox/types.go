@@ -187,10 +187,13 @@ type CopyResult struct {
 
 // MailboxStatus are a mailbox's counters, from the in-memory index.
 type MailboxStatus struct {
-	Messages    uint32
-	Unseen      uint32
-	Deleted     uint32
-	Size        int64
+	Messages uint32
+	Unseen   uint32
+	Deleted  uint32
+	Size     int64
+	// DeletedSize is the size of the messages flagged \Deleted: what an
+	// EXPUNGE would free (RFC 9208 DELETED-STORAGE).
+	DeletedSize int64
 	UIDNext     uint32
 	UIDValidity uint32
 	// HighestModSeq is the mailbox's HIGHESTMODSEQ (RFC 7162).
