@@ -18,3 +18,11 @@ func SetCondStore(s *Server, on bool) { s.condStore = on }
 // AfterStore has f run after each STORE's change commits, before its
 // responses are written.
 func AfterStore(s *Server, f func()) { s.afterStore = f }
+
+// LegacySummarize is Summarize as it was before sort keys were stored
+// ahead of the summary, for testing what SORT does with older messages.
+func LegacySummarize(raw []byte) []byte {
+	s := Summarize(raw)
+	_, rest, _ := splitSummary(s)
+	return rest
+}

@@ -31,7 +31,11 @@ func registerSummaryTypes() {
 // broken to parse gets a minimal summary, and FETCH still works.
 func Summarize(raw []byte) []byte {
 	registerSummaryTypes()
+	// The sort keys go first, outside the gob, so that SORT and THREAD
+	// read them without decoding the body structure (see sortkeys.go).
 	var buf bytes.Buffer
+	buf.WriteString(sortKeysMagic)
+	buf.Write(encodeSortKeys(nil, computeSortKeys(raw)))
 	if err := gob.NewEncoder(&buf).Encode(computeSummary(raw)); err != nil {
 		return nil
 	}
@@ -115,6 +119,10 @@ func decodeSummary(b []byte) (*summary, error) {
 		return nil, fmt.Errorf("no summary")
 	}
 	registerSummaryTypes()
+	_, b, err := splitSummary(b)
+	if err != nil {
+		return nil, fmt.Errorf("decoding summary: %w", err)
+	}
 	var s summary
 	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
 		return nil, fmt.Errorf("decoding summary: %w", err)

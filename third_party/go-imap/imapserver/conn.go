@@ -304,6 +304,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "SORT", "UID SORT": // certmail patch: RFC 5256
+		err = c.handleSort(dec, numKind)
+	case "THREAD", "UID THREAD": // certmail patch: RFC 5256
+		err = c.handleThread(dec, numKind)
 	default:
 		known = false // certmail patch
 		if c.state == imap.ConnStateNotAuthenticated {
@@ -543,7 +547,7 @@ func (c *Conn) poll(cmd string) error {
 
 	allowExpunge := true
 	switch cmd {
-	case "FETCH", "STORE", "SEARCH":
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD": // certmail patch: SORT, THREAD
 		allowExpunge = false
 	}
 

@@ -1,0 +1,161 @@
+package imapsrv
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"certmail/mailbox"
+)
+
+// sortItem is a message SORT or THREAD orders, with its keys.
+type sortItem struct {
+	target
+	keys *sortKeys
+}
+
+// Sort answers SORT and UID SORT (RFC 5256 section 3, with RFC 5957's
+// DISPLAYFROM and DISPLAYTO). Only the messages' records and stored sort
+// keys are read: a certified item's stub sorts by its own headers and
+// size, and nothing of the message it holds back is looked at.
+func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCriterion, search *imap.SearchCriteria) ([]uint32, error) {
+	items, err := sess.sortItems("SORT", search)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(items, func(a, b sortItem) int {
+		for _, c := range criteria {
+			if r := compareBy(c.Key, &a, &b); r != 0 {
+				if c.Reverse {
+					return -r
+				}
+				return r
+			}
+		}
+		// Equal by every key: mailbox order (RFC 5256 section 3), which
+		// REVERSE does not turn around.
+		return cmp.Compare(a.seq, b.seq)
+	})
+	out := make([]uint32, len(items))
+	for i, it := range items {
+		out[i] = it.seq
+		if kind == imapserver.NumKindUID {
+			out[i] = it.msg.UID
+		}
+	}
+	return out, nil
+}
+
+func compareBy(key imapserver.SortKey, a, b *sortItem) int {
+	switch key {
+	case imapserver.SortKeyArrival:
+		return a.msg.InternalDate.Compare(b.msg.InternalDate)
+	case imapserver.SortKeyCc:
+		return strings.Compare(a.keys.Cc, b.keys.Cc)
+	case imapserver.SortKeyDate:
+		return cmp.Compare(a.keys.sentDate(a.msg.InternalDate), b.keys.sentDate(b.msg.InternalDate))
+	case imapserver.SortKeyFrom:
+		return strings.Compare(a.keys.From, b.keys.From)
+	case imapserver.SortKeySize:
+		return cmp.Compare(a.msg.Size, b.msg.Size)
+	case imapserver.SortKeySubject:
+		return strings.Compare(a.keys.Subject, b.keys.Subject)
+	case imapserver.SortKeyTo:
+		return strings.Compare(a.keys.To, b.keys.To)
+	case imapserver.SortKeyDisplayFrom:
+		return strings.Compare(a.keys.DisplayFrom, b.keys.DisplayFrom)
+	case imapserver.SortKeyDisplayTo:
+		return strings.Compare(a.keys.DisplayTo, b.keys.DisplayTo)
+	}
+	return 0
+}
+
+// sortItems runs the search program and loads the sort keys of what it
+// found, in mailbox order.
+func (sess *session) sortItems(cmd string, search *imap.SearchCriteria) ([]sortItem, error) {
+	lim := sess.srv.opts.Limits
+	if n := searchKeys(search); lim.MaxSearchKeys > 0 && n > lim.MaxSearchKeys {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("too many search keys: %d (limit %d)", n, lim.MaxSearchKeys)}
+	}
+	run := &searchRun{sess: sess, watch: sess.watchCommand(lim.SearchTimeout)}
+	data, err := sess.search(run, imapserver.NumKindUID, search, &imap.SearchOptions{ReturnAll: true})
+	if err != nil {
+		if run.watch.err != nil {
+			return nil, sess.stopped(run.watch.err, lim.SearchTimeout, run)
+		}
+		return nil, err
+	}
+	uids, _ := data.All.(imap.UIDSet)
+
+	// Both the UID set and the mailbox are in UID order: walk them
+	// together.
+	var items []sortItem
+	box := sess.box
+	box.mu.Lock()
+	r := 0
+	for i, m := range box.msgs {
+		for r < len(uids) && uint32(uids[r].Stop) < m.UID {
+			r++
+		}
+		if r == len(uids) {
+			break
+		}
+		if m.UID < uint32(uids[r].Start) {
+			continue
+		}
+		if cs := sess.tracker.EncodeSeqNum(uint32(i + 1)); cs != 0 {
+			items = append(items, sortItem{target: target{seq: cs, msg: m}})
+		}
+	}
+	box.mu.Unlock()
+
+	if err := sess.loadSortKeys(items); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return items, nil
+}
+
+// loadSortKeys fills in each item's keys from the stored summaries, and
+// computes them from the message's header for a message stored before
+// sort keys existed.
+func (sess *session) loadSortKeys(items []sortItem) error {
+	var legacy []int
+	err := sess.srv.store.View(func(tx *mailbox.Tx) error {
+		for i := range items {
+			sum, err := tx.BlobSummary(items[i].msg.Blob)
+			if err != nil {
+				return fmt.Errorf("reading the summary of message %d: %w", items[i].msg.UID, err)
+			}
+			k, _, err := splitSummary(sum)
+			if err != nil || k == nil {
+				legacy = append(legacy, i)
+				continue
+			}
+			items[i].keys = k
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, i := range legacy {
+		err := sess.srv.store.ReadRaw(items[i].msg.Blob, func(raw []byte) error {
+			items[i].keys = computeSortKeys(raw)
+			return nil
+		})
+		if errors.Is(err, mailbox.ErrNoMessage) {
+			items[i].keys = &sortKeys{} // expunged meanwhile
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading message %d for its sort keys: %w", items[i].msg.UID, err)
+		}
+	}
+	return nil
+}
