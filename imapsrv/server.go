@@ -165,6 +165,11 @@ func capabilities() imap.CapSet {
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},
 		"QUOTA=RES-MESSAGE": {},
+		// sort.go, thread.go (RFC 5256, RFC 5957)
+		imap.CapSort:        {},
+		imap.CapSortDisplay: {},
+		imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
+		imap.Cap("THREAD=" + imap.ThreadReferences):     {},
 	}
 }
 

@@ -121,6 +121,18 @@ func (c *Conn) availableCaps() []imap.Cap {
 			caps = append(caps, imap.CapCompressDeflate)
 		}
 
+		// certmail patch: SORT (RFC 5256, RFC 5957) and THREAD, when the
+		// session answers them and the server lists them.
+		if _, ok := c.session.(SessionSort); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapSort, imap.CapSortDisplay})
+		}
+		if _, ok := c.session.(SessionThread); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{
+				imap.Cap("THREAD=" + imap.ThreadOrderedSubject),
+				imap.Cap("THREAD=" + imap.ThreadReferences),
+			})
+		}
+
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()
 			caps = append(caps, imap.Cap(fmt.Sprintf("APPENDLIMIT=%d", limit)))
