@@ -36,8 +36,9 @@ type OpenOptions struct {
 	// Key is the encryption key of a Badger store (encryption_key_file):
 	// it decrypts a source and encrypts a new destination.
 	Key []byte
-	// Create makes a new Badger data directory (a destination); without
-	// it the directory must hold a store (a source).
+	// Create makes a new Badger data directory (a destination), which
+	// must not exist or be empty; without it the directory must hold a
+	// store (a source).
 	Create bool
 	Logger *slog.Logger
 }
@@ -58,6 +59,13 @@ func OpenStore(ctx context.Context, store string, o OpenOptions) (kv.Engine, err
 		return e, nil
 	}
 	if o.Create {
+		// As for restore: a new or empty directory, so that nothing of
+		// another store (files, or Badger's) mixes with the copy.
+		if ents, err := os.ReadDir(store); err == nil && len(ents) > 0 {
+			return nil, fmt.Errorf("%s is not empty: migrate into a new data directory", store)
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
 		if err := mailbox.PrepareDataDir(store, logger); err != nil {
 			return nil, err
 		}

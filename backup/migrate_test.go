@@ -161,6 +161,10 @@ func TestMigrateBadgerPostgresBadger(t *testing.T) {
 	if _, _, err := Copy(src, dst, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("copy into a non-empty destination: %v", err)
 	}
+	// A data directory with anything in it is no destination.
+	if _, err := OpenStore(ctx, dirA, OpenOptions{Key: key, Create: true}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("a non-empty directory as destination: %v", err)
+	}
 	// An empty source: refused (a mistyped source).
 	if _, err := OpenStore(ctx, filepath.Join(t.TempDir(), "nothing"), OpenOptions{}); err == nil {
 		t.Fatal("a directory without a store opened as a source")
