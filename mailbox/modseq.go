@@ -31,6 +31,8 @@ import (
 //	msg/<acct>\x00<mbox:4><uid:4>              each message's record carries the MODSEQ of its last change
 //	gone/<acct>\x00<mbox:4><modseq:8><uid:4>   (empty); an expunge, kept for VANISHED
 //	modseq/<acct>\x00<mbox:4>                  highest:8 floor:8, written at CREATE and when expunges are pruned
+//	seq/modseqreserve                          R:8, the durable bound of every MODSEQ taken (below)
+//	seq/modseqclean                            (empty) present while the store is closed cleanly
 //
 // Reading it from m (ReadLog) yields, in MODSEQ order, every message whose
 // last change is after m and every expunge after m: "what changed in this
@@ -58,11 +60,41 @@ import (
 // A new mailbox starts above every MODSEQ any mailbox deleted or renamed
 // before it reached (seq/modseqfloor), so that a name's MODSEQs are never
 // reused, even with the new UIDVALIDITY that also tells clients so.
+//
+// No MODSEQ is handed out twice after a crash either (RFC 7162 3.1.1: a
+// MODSEQ, and HIGHESTMODSEQ, never go back while UIDVALIDITY stays). On
+// Badger flag changes and expunges commit without an fsync (store.go),
+// and Badger writes through shared memory maps: a killed process (kill
+// -9, a panic, the OOM killer) loses nothing committed, its writes being
+// in the kernel's page cache already; a crash of the machine or a power
+// cut loses what was committed since the last sync (at most about a
+// second: the periodic sync), and with it MODSEQs that clients may have
+// seen. A store that derived HIGHESTMODSEQ from the records left would
+// give those MODSEQs again to other changes, and a client that saw one
+// would miss them. So the store reserves MODSEQs ahead, durably:
+// seq/modseqreserve holds R, and every MODSEQ a committed transaction
+// took is at most R, R having been synced before that transaction
+// committed (Tx.reserve; one fsync per modseqReserveStep MODSEQs of the
+// busiest mailbox). Close writes seq/modseqclean after its last sync;
+// Open removes it, synced before any change. Opening a store without it,
+// after a crash, starts every mailbox above R (Store.modseqBase): its
+// HIGHESTMODSEQ reads as at least R and its next change takes more. A
+// crash costs each mailbox a jump of at most modseqReserveStep, and each
+// client that notices one CHANGEDSINCE round trip that finds nothing.
+// Engines whose commits are durable when they return (PostgreSQL) lose
+// nothing committed and need none of this (Store.modseqDurable).
 const (
 	prefixModSeq   = keyspace.ModSeq
 	prefixVanished = keyspace.Vanished
 	// counterModSeqFloor is the seq/ counter new mailboxes start above.
 	counterModSeqFloor = "modseqfloor"
+	// counterModSeqReserve is R, the durable bound of every MODSEQ taken.
+	counterModSeqReserve = "modseqreserve"
+	// keyModSeqClean is present while the store is closed cleanly.
+	keyModSeqClean = prefixSeq + "modseqclean"
+	// modseqReserveStep is how far past a MODSEQ R is raised when that
+	// MODSEQ would pass it.
+	modseqReserveStep = 1 << 16
 )
 
 // DefaultVanishedRetention is how many expunges (UID, MODSEQ) a mailbox
@@ -222,6 +254,9 @@ func (tx *Tx) deriveModSeq(acct string, mboxID uint32, countGone bool) (modseqSt
 	if err != nil {
 		return st, err
 	}
+	// After a crash, every mailbox starts above what it may have handed
+	// out and lost (see the constants above).
+	st.highest = max(st.highest, tx.s.modseqBase)
 	if countGone {
 		err := tx.scan(modseqBoxPrefix(prefixVanished, acct, mboxID), true, func(_, _ []byte) error {
 			st.gone++
@@ -310,6 +345,91 @@ func (tx *Tx) flushModSeqs() error {
 		}
 		return tx.set(modseqStateKey(ref.acct, ref.id), st.encode())
 	})
+}
+
+// reserve runs before the commit, with Store.wmu held: when a MODSEQ the
+// transaction took passes the reserve R, R is raised past it and synced
+// first, in a transaction of its own, so that no MODSEQ is ever visible
+// above a durable R (see the constants above).
+func (tx *Tx) reserve() error {
+	s := tx.s
+	var top uint64
+	tx.modseqs.each(func(_ mboxRef, st *modseqState) error {
+		top = max(top, st.txModSeq)
+		return nil
+	})
+	if top <= s.modseqReserve {
+		return nil
+	}
+	r := top + s.modseqReserveStep
+	err := s.rawUpdate(func(tx *Tx) error {
+		return tx.set([]byte(prefixSeq+counterModSeqReserve), binary.BigEndian.AppendUint64(nil, r))
+	})
+	if err == nil {
+		err = s.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("reserving MODSEQs up to %d: %w", r, err)
+	}
+	s.modseqReserve = r
+	return nil
+}
+
+// rawUpdate runs fn in a write transaction of its own and commits it,
+// without the rest of UpdateFrom (the caller holds wmu or is Open/Close).
+func (s *Store) rawUpdate(fn func(tx *Tx) error) error {
+	txn, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("starting transaction: %w", err)
+	}
+	defer txn.Discard()
+	if err := fn(&Tx{s: s, txn: txn, writable: true}); err != nil {
+		return err
+	}
+	return txn.Commit()
+}
+
+// openModSeqs runs in Open, before anything else reads or writes the
+// store: it reads R, starts every mailbox above it if the store was not
+// closed cleanly, and removes the clean mark, durably, before any change.
+func (s *Store) openModSeqs() error {
+	var clean bool
+	err := s.rawUpdate(func(tx *Tx) error {
+		r, err := tx.counter(counterModSeqReserve)
+		if err != nil {
+			return err
+		}
+		s.modseqReserve = r
+		if clean, err = tx.has([]byte(keyModSeqClean)); err != nil || !clean {
+			return err
+		}
+		return tx.del([]byte(keyModSeqClean))
+	})
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("opening MODSEQ state: %w", err)
+	}
+	if !clean {
+		s.modseqBase = s.modseqReserve
+		if s.modseqBase > 0 {
+			s.log.Warn("store was not closed cleanly: mailboxes resume their MODSEQs above the reserve, so that none is handed out twice", "modseq", s.modseqBase)
+		}
+	}
+	return nil
+}
+
+// closeModSeqs runs in Close after the last write: every change is
+// synced, then the clean mark is written and synced.
+func (s *Store) closeModSeqs() error {
+	if err := s.db.Sync(); err != nil {
+		return err
+	}
+	if err := s.rawUpdate(func(tx *Tx) error { return tx.set([]byte(keyModSeqClean), nil) }); err != nil {
+		return err
+	}
+	return s.db.Sync()
 }
 
 // publishModSeqs runs after the commit, with Store.wmu held: the states

@@ -3,7 +3,9 @@ package mailbox
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -56,6 +58,10 @@ type Options struct {
 	// that has none of its own (config limits.quota_storage and
 	// limits.quota_messages; quota.go); zero: no limit.
 	QuotaStorage, QuotaMessages int64
+
+	// syncEvery is the period of the background sync; zero means a
+	// second, negative none (crash tests, which decide when to sync).
+	syncEvery time.Duration
 }
 
 // Store is the durable message store. It is safe for concurrent use.
@@ -84,8 +90,17 @@ type Store struct {
 	// and spares each change a read and a write of the state.
 	msMu        sync.Mutex
 	modseqCache map[mboxRef]modseqState
-	auth        *authCache
-	hooks       hookList
+	// modseqReserve is R, the durable bound of the MODSEQs taken (see
+	// modseq.go; written under wmu); modseqBase is what every mailbox's
+	// MODSEQs start above after a crash (set in Open); modseqReserveStep
+	// is modseqReserveStep, smaller in tests. Only a Badger store on disk
+	// keeps them (modseqDurable is false).
+	modseqReserve, modseqBase, modseqReserveStep uint64
+	modseqDurable                                bool
+	// closed is set by Close, under wmu.
+	closed bool
+	auth   *authCache
+	hooks  hookList
 
 	listenersMu sync.RWMutex
 	listeners   []func(Change)
@@ -143,6 +158,17 @@ func Open(opts Options) (*Store, error) {
 		stop:              cancel,
 	}
 	s.syncer = newGroupSyncer(db.Sync)
+	s.modseqReserveStep = modseqReserveStep
+	s.modseqDurable = bdb != nil && !opts.InMemory
+	if !s.modseqDurable {
+		// Commits are durable when they return (or nothing survives):
+		// no MODSEQ can be lost, so none need be reserved.
+		s.modseqReserve = math.MaxUint64
+	} else if err := s.openModSeqs(); err != nil {
+		cancel()
+		db.Close()
+		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
+	}
 	if _, err := s.collectOrphanMessages(); err != nil {
 		// Not fatal: the store is consistent for every mailbox that
 		// exists; the next start tries again.
@@ -159,11 +185,13 @@ func Open(opts Options) (*Store, error) {
 	// Flag changes and expunges are not synced one by one (a lost flag is
 	// not a lost message); a background sync bounds how much can be lost.
 	if onDisk {
-		s.runEvery(ctx, time.Second, func() {
-			if err := s.Sync(); err != nil {
-				s.log.Warn("periodic sync", "err", err)
-			}
-		})
+		if opts.syncEvery >= 0 {
+			s.runEvery(ctx, cmp.Or(opts.syncEvery, time.Second), func() {
+				if err := s.Sync(); err != nil {
+					s.log.Warn("periodic sync", "err", err)
+				}
+			})
+		}
 		// Cold pages of the memory-mapped files go back to the kernel
 		// (see trim_linux.go).
 		s.done.Add(1)
@@ -208,6 +236,17 @@ func (s *Store) Close() error {
 	s.done.Wait()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.modseqDurable {
+		if err := s.closeModSeqs(); err != nil {
+			// Not fatal: the next Open takes this for a crash and skips
+			// ahead (modseq.go).
+			s.log.Error("marking the store closed cleanly", "err", err)
+		}
+	}
 	return s.db.Close()
 }
 

@@ -56,6 +56,9 @@ func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
 	if err := tx.flushModSeqs(); err != nil {
 		return err
 	}
+	if err := tx.reserve(); err != nil {
+		return err
+	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("committing transaction: %w", err)
 	}
