@@ -215,7 +215,7 @@ func copyFile(from, to string) error {
 // crashStore makes a store with 20 messages in k's INBOX, closed.
 func crashStore(t *testing.T) (dir string, inbox *MailboxInfo) {
 	dir = filepath.Join(t.TempDir(), "data")
-	s := openAt(t, Options{Dir: dir, GCInterval: -1})
+	s := openBadgerAt(t, Options{Dir: dir, GCInterval: -1})
 	s.modseqReserveStep = 40 // as in the writer: raised and synced often
 	inbox = newAccount(t, s, "k")
 	appendN(t, s, "k", "INBOX", 20)
@@ -268,7 +268,7 @@ func TestModSeqUnsyncedChangesSurviveKill(t *testing.T) {
 	}
 	dir, inbox := crashStore(t)
 	lines := runCrashWriter(t, "kill", dir, 300)
-	s := openAt(t, Options{Dir: dir, GCInterval: -1})
+	s := openBadgerAt(t, Options{Dir: dir, GCInterval: -1})
 	defer s.Close()
 	log, _, err := s.ReadLog("k", inbox.ID, 0, 0)
 	if err != nil {
@@ -313,7 +313,7 @@ func TestModSeqNotReusedAfterPowerCut(t *testing.T) {
 	if err := os.Rename(dir+".image", dir); err != nil {
 		t.Fatal(err)
 	}
-	s := openAt(t, Options{Dir: dir, GCInterval: -1})
+	s := openBadgerAt(t, Options{Dir: dir, GCInterval: -1})
 	defer s.Close()
 	msgs, err := s.Messages("k", inbox.ID)
 	if err != nil {
@@ -332,7 +332,7 @@ func TestModSeqNotReusedAfterPowerCut(t *testing.T) {
 	// A clean close after that: no further jump.
 	info := highest(t, s, "k", inbox.ID)
 	s.Close()
-	s = openAt(t, Options{Dir: dir, GCInterval: -1})
+	s = openBadgerAt(t, Options{Dir: dir, GCInterval: -1})
 	if got := highest(t, s, "k", inbox.ID); got.HighestModSeq != info.HighestModSeq {
 		t.Errorf("HIGHESTMODSEQ %d after a clean close and open, was %d", got.HighestModSeq, info.HighestModSeq)
 	}
