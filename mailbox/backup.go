@@ -97,6 +97,11 @@ func Restore(opts Options, r io.Reader) error {
 	if err == nil {
 		err = s.Sync()
 	}
+	// No clean-close mark: the restored store's first start resumes every
+	// mailbox above the backup's MODSEQ reserve, as after a crash
+	// (modseq.go); and a transaction begun after Badger's Load would wait
+	// for its read watermark for ever.
+	s.modseqDurable = false
 	if cerr := s.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing restored store: %w", cerr)
 	}

@@ -414,7 +414,7 @@ func (s *Store) openModSeqs() error {
 	if !clean {
 		s.modseqBase = s.modseqReserve
 		if s.modseqBase > 0 {
-			s.log.Warn("store was not closed cleanly: mailboxes resume their MODSEQs above the reserve, so that none is handed out twice", "modseq", s.modseqBase)
+			s.log.Warn("store was not closed cleanly (or was restored from a backup): mailboxes resume their MODSEQs above the reserve, so that none is handed out twice", "modseq", s.modseqBase)
 		}
 	}
 	return nil

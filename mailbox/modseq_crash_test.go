@@ -333,6 +333,7 @@ func TestModSeqNotReusedAfterPowerCut(t *testing.T) {
 	info := highest(t, s, "k", inbox.ID)
 	s.Close()
 	s = openBadgerAt(t, Options{Dir: dir, GCInterval: -1})
+	defer s.Close()
 	if got := highest(t, s, "k", inbox.ID); got.HighestModSeq != info.HighestModSeq {
 		t.Errorf("HIGHESTMODSEQ %d after a clean close and open, was %d", got.HighestModSeq, info.HighestModSeq)
 	}
