@@ -61,6 +61,14 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := dst.Authenticate("carol", "pw"); err != nil {
 		t.Fatalf("password after restore: %v", err)
 	}
+	// The restored store resumes above the source's MODSEQ reserve, as
+	// after a crash (modseq.go): no MODSEQ the source handed out comes
+	// back with another meaning.
+	if inbox, err := dst.Mailbox("carol", "INBOX"); err != nil {
+		t.Fatal(err)
+	} else if got := highest(t, dst, "carol", inbox.ID).HighestModSeq; got < src.modseqReserve {
+		t.Errorf("restored HIGHESTMODSEQ %d, below the source's reserve %d", got, src.modseqReserve)
+	}
 	want := dumpAccount(t, src, "carol")
 	got := dumpAccount(t, dst, "carol")
 	if !slices.Equal(got, want) {
