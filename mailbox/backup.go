@@ -61,6 +61,9 @@ func Load(opts Options, r io.Reader) (int64, error) {
 	if err == nil {
 		err = s.Sync()
 	}
+	// No clean-close mark, as for Restore: the loaded store's first start
+	// resumes every mailbox above the source's MODSEQ reserve (modseq.go).
+	s.modseqDurable = false
 	if cerr := s.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing loaded store: %w", cerr)
 	}
