@@ -167,6 +167,15 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 	if options.ModSeq {
 		rw.WriteModSeq(m.ModSeq)
 	}
+	if options.EmailID { // RFC 8474 5 (objectid.go)
+		rw.WriteEmailID(EmailObjectID(m.Blob))
+	}
+	if options.ThreadID {
+		rw.WriteThreadID("")
+	}
+	if options.SaveDate { // RFC 8514 4.3 (savedate.go)
+		rw.WriteSaveDate(m.SaveDate())
+	}
 	if options.Envelope {
 		rw.WriteEnvelope(sum.Envelope)
 	}

@@ -29,7 +29,8 @@ import (
 // index.
 func fastFetchable(o *imap.FetchOptions) bool {
 	return o.BodyStructure == nil && !o.Envelope && len(o.BodySection) == 0 &&
-		len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0
+		len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 &&
+		!o.EmailID && !o.ThreadID && !o.SaveDate
 }
 
 // fastFetchFlush is how much is gathered before it is written.

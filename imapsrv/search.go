@@ -56,8 +56,12 @@ func (sess *session) stopped(cause error, timeout time.Duration, run *searchRun)
 // searchKeys counts the keys of a search program, nested ones included
 // (each flag, date, size, set, header or text key, NOT and OR).
 func searchKeys(c *imap.SearchCriteria) int {
-	n := len(c.SeqNum) + len(c.UID) + len(c.Header) + len(c.Body) + len(c.Text) + len(c.Flag) + len(c.NotFlag)
-	for _, t := range []time.Time{c.Since, c.Before, c.SentSince, c.SentBefore} {
+	n := len(c.SeqNum) + len(c.UID) + len(c.Header) + len(c.Body) + len(c.Text) + len(c.Flag) + len(c.NotFlag) +
+		len(c.EmailID) + len(c.ThreadID)
+	if c.SaveDateSupported {
+		n++
+	}
+	for _, t := range []time.Time{c.Since, c.Before, c.SentSince, c.SentBefore, c.SavedSince, c.SavedBefore} {
 		if !t.IsZero() {
 			n++
 		}
@@ -406,6 +410,9 @@ func (mm *matchMessage) match(c *imap.SearchCriteria) (bool, error) {
 	// it. The entry name (a flag) narrows nothing here: the store keeps
 	// one MODSEQ per message, and the RFC says to ignore it then.
 	if c.ModSeq != nil && m.ModSeq < c.ModSeq.ModSeq {
+		return false, nil
+	}
+	if !matchObjectIDs(m, c) || !matchSaveDate(m, c) {
 		return false, nil
 	}
 	if c.Larger > 0 && m.Size <= c.Larger {

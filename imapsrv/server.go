@@ -161,6 +161,8 @@ func capabilities() imap.CapSet {
 		imap.CapLiteralPlus:      {},
 		imap.CapID:               {},
 		imap.CapCompressDeflate:  {},
+		imap.CapObjectID:         {}, // RFC 8474 (objectid.go)
+		imap.CapSaveDate:         {}, // RFC 8514 (savedate.go)
 		// quota.go
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},

@@ -131,6 +131,12 @@ func (sess *session) Namespace() (*imap.NamespaceData, error) {
 }
 
 func (sess *session) Create(name string, options *imap.CreateOptions) error {
+	_, err := sess.create(name, options)
+	return err
+}
+
+// create is CREATE, returning the new mailbox (its MAILBOXID: objectid.go).
+func (sess *session) create(name string, options *imap.CreateOptions) (*mailbox.MailboxInfo, error) {
 	var uses []string
 	if options != nil {
 		for _, u := range options.SpecialUse {
@@ -139,19 +145,25 @@ func (sess *session) Create(name string, options *imap.CreateOptions) error {
 				imap.MailboxAttrFlagged, imap.MailboxAttrJunk, imap.MailboxAttrSent, imap.MailboxAttrTrash:
 				uses = append(uses, string(u))
 			default:
-				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "USEATTR",
+				return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: "USEATTR",
 					Text: fmt.Sprintf("unsupported special-use attribute %s", u)}
 			}
 		}
 	}
 	name = strings.TrimSuffix(name, string(mailbox.Delimiter))
-	return storeError(sess.srv.store.Update(func(tx *mailbox.Tx) error {
+	var mb *mailbox.MailboxInfo
+	err := sess.srv.store.Update(func(tx *mailbox.Tx) error {
 		if err := createParents(tx, sess.acct, name); err != nil {
 			return err
 		}
-		_, err := tx.CreateMailbox(sess.acct, mailbox.NewMailbox{Name: name, SpecialUse: uses})
+		var err error
+		mb, err = tx.CreateMailbox(sess.acct, mailbox.NewMailbox{Name: name, SpecialUse: uses})
 		return err
-	}))
+	})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return mb, nil
 }
 
 // createParents creates the missing superior names of name, in the same
@@ -420,6 +432,9 @@ func (sess *session) status(name string, options *imap.StatusOptions) (*imap.Sta
 	if options.HighestModSeq {
 		data.HighestModSeq = st.HighestModSeq
 	}
+	if options.MailboxID { // RFC 8474 4.2 (objectid.go)
+		data.MailboxID = MailboxObjectID(mb.ID, mb.UIDValidity)
+	}
 	return data, nil
 }
 
@@ -521,6 +536,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 		FirstUnseenSeqNum: facts.FirstUnseen,
 		HighestModSeq:     facts.HighestModSeq,
 		NumRecent:         sess.recentReported,
+		MailboxID:         MailboxObjectID(info.ID, info.UIDValidity), // RFC 8474 4.1
 	}
 	if sess.readOnly {
 		data.PermanentFlags = nil

@@ -30,15 +30,17 @@ type blobRecord struct {
 // '{', and are still read. JSON cost a third of the CPU of a flag change
 // and of loading a mailbox's index, and three times the space.
 // Version 2 adds the MODSEQ after the version byte; version 1 records
-// read as MODSEQ 1 (legacyModSeq).
+// read as MODSEQ 1 (legacyModSeq). Version 3 adds the save date (Saved)
+// after the flags; older records read as 0.
 const (
 	messageRecordV1 = 1
 	messageRecordV2 = 2
+	messageRecordV3 = 3
 )
 
 func encodeMessage(m *Message) []byte {
 	b := make([]byte, 0, 40+8*len(m.Flags))
-	b = append(b, messageRecordV2)
+	b = append(b, messageRecordV3)
 	b = binary.AppendUvarint(b, m.ModSeq)
 	b = binary.AppendUvarint(b, uint64(m.UID))
 	b = binary.AppendVarint(b, m.Size)
@@ -56,7 +58,7 @@ func encodeMessage(m *Message) []byte {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	return binary.AppendVarint(b, m.Saved)
 }
 
 var errBadRecord = errors.New("malformed message record")
@@ -69,7 +71,7 @@ func decodeMessage(b []byte, m *Message) error {
 		m.ModSeq = max(m.ModSeq, legacyModSeq)
 		return nil
 	}
-	if len(b) == 0 || b[0] != messageRecordV1 && b[0] != messageRecordV2 {
+	if len(b) == 0 || b[0] != messageRecordV1 && b[0] != messageRecordV2 && b[0] != messageRecordV3 {
 		return fmt.Errorf("decoding record: %w (version %v)", errBadRecord, b[:min(1, len(b))])
 	}
 	version := b[0]
@@ -125,6 +127,11 @@ func decodeMessage(b []byte, m *Message) error {
 			}
 			m.Flags = append(m.Flags, string(b[:n]))
 			b = b[n:]
+		}
+	}
+	if version >= messageRecordV3 {
+		if m.Saved = svar(); bad {
+			return fmt.Errorf("decoding record: %w", errBadRecord)
 		}
 	}
 	if len(b) != 0 {
@@ -296,6 +303,9 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 		return nil, err
 	}
 	m.ModSeq = st.txModSeq
+	// Every record insert makes is a message saved to mb (RFC 8514: an
+	// APPEND, a delivery, a COPY or MOVE's new copy).
+	m.Saved = now().Unix()
 	mb.UIDNext = m.UID + 1
 	if err := tx.putMailbox(acct, mb); err != nil {
 		return nil, err

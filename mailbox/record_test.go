@@ -13,7 +13,7 @@ func sameMessage(t *testing.T, got, want *Message) {
 	if got.UID != want.UID || got.ModSeq != want.ModSeq || got.Size != want.Size || got.Blob != want.Blob ||
 		len(got.Flags) != len(want.Flags) || len(got.Flags) > 0 && !reflect.DeepEqual(got.Flags, want.Flags) ||
 		!got.InternalDate.Equal(want.InternalDate) || got.InternalDate.Format(time.RFC3339) != want.InternalDate.Format(time.RFC3339) ||
-		!got.SeenAt.Equal(want.SeenAt) || got.SeenAt.IsZero() != want.SeenAt.IsZero() {
+		!got.SeenAt.Equal(want.SeenAt) || got.SeenAt.IsZero() != want.SeenAt.IsZero() || got.Saved != want.Saved {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }
@@ -23,7 +23,8 @@ func TestMessageRecordRoundTrip(t *testing.T) {
 	for _, m := range []*Message{
 		{UID: 1, ModSeq: 1, Size: 1234, InternalDate: time.Date(2024, 3, 1, 8, 0, 0, 0, time.UTC), Blob: 7},
 		{UID: 1<<32 - 1, Flags: []string{`\Seen`, "$Label1", "ünïcode"}, Size: 1 << 40,
-			InternalDate: time.Date(1999, 12, 31, 23, 59, 59, 0, zone), SeenAt: time.Now().UTC(), Blob: 1<<64 - 1, ModSeq: 1<<63 - 1},
+			InternalDate: time.Date(1999, 12, 31, 23, 59, 59, 0, zone), SeenAt: time.Now().UTC(), Blob: 1<<64 - 1, ModSeq: 1<<63 - 1,
+			Saved: time.Now().Unix()},
 		{UID: 3, ModSeq: 1, Flags: []string{}, InternalDate: time.Unix(0, 0).UTC()},
 	} {
 		var got Message
@@ -45,7 +46,7 @@ func TestMessageRecordRoundTrip(t *testing.T) {
 // the lowest a client can be told (RFC 7162 3.1.1).
 func TestVersion1RecordsReadAsModSeq1(t *testing.T) {
 	m := &Message{UID: 7, ModSeq: 300, Flags: []string{`\Seen`}, Size: 10, InternalDate: time.Unix(1e9, 0).UTC(), Blob: 4}
-	v2 := encodeMessage(m)
+	v2 := encodeV2(m)
 	_, n := binary.Uvarint(v2[1:])
 	v1 := append([]byte{messageRecordV1}, v2[1+n:]...)
 	var got Message
@@ -55,6 +56,35 @@ func TestVersion1RecordsReadAsModSeq1(t *testing.T) {
 	want := *m
 	want.ModSeq = legacyModSeq
 	sameMessage(t, &got, &want)
+}
+
+// encodeV2 is a version 2 record of m (no save date), as written before
+// SAVEDATE.
+func encodeV2(m *Message) []byte {
+	v3 := encodeMessage(m)
+	_, n := binary.Varint(v3[len(v3)-1:]) // Saved 0 is one byte
+	if m.Saved != 0 || n != 1 {
+		panic("encodeV2: a record with a save date")
+	}
+	return append([]byte{messageRecordV2}, v3[1:len(v3)-1]...)
+}
+
+// Version 2 records (before save dates) read with Saved 0, so that
+// SaveDate answers the internal date (RFC 8514 SAVEDATE for old messages).
+func TestVersion2RecordsReadWithoutSaveDate(t *testing.T) {
+	m := &Message{UID: 7, ModSeq: 300, Flags: []string{`\Seen`}, Size: 10, InternalDate: time.Unix(1e9, 0).In(time.FixedZone("", 3600)), Blob: 4}
+	var got Message
+	if err := decodeMessage(encodeV2(m), &got); err != nil {
+		t.Fatal(err)
+	}
+	sameMessage(t, &got, m)
+	if !got.SaveDate().Equal(m.InternalDate) || got.SaveDate().Location() != time.UTC {
+		t.Errorf("SaveDate of a v2 record = %v, want the internal date %v in UTC", got.SaveDate(), m.InternalDate)
+	}
+	m.Saved = 2e9
+	if err := decodeMessage(encodeMessage(m), &got); err != nil || !got.SaveDate().Equal(time.Unix(2e9, 0)) {
+		t.Errorf("SaveDate = %v, %v; want %v", got.SaveDate(), err, time.Unix(2e9, 0))
+	}
 }
 
 func TestMessageRecordRejectsGarbage(t *testing.T) {
@@ -100,7 +130,7 @@ func TestJSONMessageRecordsStillRead(t *testing.T) {
 	}
 	if err := s.View(func(tx *Tx) error {
 		return tx.txn.GetFunc(messageKey("old", res.MailboxID, res.UID), func(b []byte) error {
-			if b[0] != messageRecordV2 {
+			if b[0] != messageRecordV3 {
 				t.Errorf("record not rewritten in the binary form: %q", b)
 			}
 			return nil
@@ -118,6 +148,8 @@ func TestJSONMessageRecordsStillRead(t *testing.T) {
 
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeMessage(&Message{UID: 9, Flags: []string{`\Seen`, "$x"}, Size: 10, InternalDate: time.Unix(1e9, 0), Blob: 4}))
+	f.Add(encodeMessage(&Message{UID: 9, Size: 10, InternalDate: time.Unix(1e9, 0), Blob: 4, Saved: 2e9}))
+	f.Add(encodeV2(&Message{UID: 9, Flags: []string{"$y"}, Size: 10, InternalDate: time.Unix(1e9, 0), Blob: 4}))
 	f.Add([]byte(`{"u":1,"f":["\\Seen"],"s":5,"d":"2024-03-01T08:00:00Z","b":3}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m Message

@@ -67,6 +67,22 @@ type Message struct {
 	// ModSeq is the MODSEQ of the message's last change (RFC 7162; see
 	// modseq.go).
 	ModSeq uint64 `json:"m,omitempty"`
+	// Saved is when the message was saved to this mailbox, in Unix
+	// seconds: the RFC 8514 SAVEDATE, set by every APPEND, delivery, COPY
+	// and MOVE (a new record). 0 in records from before it was kept:
+	// SaveDate then answers the internal date.
+	Saved int64 `json:"sv,omitempty"`
+}
+
+// SaveDate is the message's RFC 8514 save date, in UTC: when it was saved
+// to its mailbox, or for a record from before save dates were kept its
+// internal date (for a delivered message, when it arrived; for an APPEND,
+// the date the client gave).
+func (m *Message) SaveDate() time.Time {
+	if m.Saved == 0 {
+		return m.InternalDate.UTC()
+	}
+	return time.Unix(m.Saved, 0).UTC()
 }
 
 // HasFlag reports whether the message has flag (case-insensitive).

@@ -19,6 +19,13 @@ type FetchOptions struct {
 	BinarySection     []*FetchItemBinarySection     // requires IMAP4rev2 or BINARY
 	BinarySectionSize []*FetchItemBinarySectionSize // requires IMAP4rev2 or BINARY
 	ModSeq            bool                          // requires CONDSTORE
+	// EmailID and ThreadID are RFC 8474's EMAILID and THREADID (certmail
+	// patch; require OBJECTID).
+	EmailID  bool
+	ThreadID bool
+	// SaveDate is RFC 8514's SAVEDATE (certmail patch; requires
+	// SAVEDATE).
+	SaveDate bool
 
 	ChangedSince uint64 // requires CONDSTORE
 	// Vanished is UID FETCH's VANISHED modifier (certmail patch, RFC 7162

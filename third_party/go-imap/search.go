@@ -59,6 +59,17 @@ type SearchCriteria struct {
 	Or  [][2]SearchCriteria
 
 	ModSeq *SearchCriteriaModSeq // requires CONDSTORE
+
+	// certmail patch: RFC 8474 6, EMAILID and THREADID (requires
+	// OBJECTID): the message has each of these ids.
+	EmailID  []string
+	ThreadID []string
+	// certmail patch: RFC 8514 4.2 (requires SAVEDATE). Like Since and
+	// Before, only the date is used. SaveDateSupported is the
+	// SAVEDATESUPPORTED key: the mailbox keeps save dates.
+	SavedSince        time.Time
+	SavedBefore       time.Time
+	SaveDateSupported bool
 }
 
 // And intersects two search criteria.
@@ -93,6 +104,12 @@ func (criteria *SearchCriteria) And(other *SearchCriteria) {
 	// certmail patch: two MODSEQ keys both hold for MODSEQs at or above
 	// the larger (RFC 7162 3.1.5); the per-flag entry name is a hint
 	// servers without per-flag mod-sequences ignore.
+	criteria.EmailID = append(criteria.EmailID, other.EmailID...)    // certmail patch
+	criteria.ThreadID = append(criteria.ThreadID, other.ThreadID...) // certmail patch
+	criteria.SavedSince = intersectSince(criteria.SavedSince, other.SavedSince)
+	criteria.SavedBefore = intersectBefore(criteria.SavedBefore, other.SavedBefore)
+	criteria.SaveDateSupported = criteria.SaveDateSupported || other.SaveDateSupported
+
 	if other.ModSeq != nil && (criteria.ModSeq == nil || other.ModSeq.ModSeq > criteria.ModSeq.ModSeq) {
 		modSeq := *other.ModSeq
 		criteria.ModSeq = &modSeq

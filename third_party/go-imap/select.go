@@ -50,4 +50,8 @@ type SelectData struct {
 	List *ListData // requires IMAP4rev2
 
 	HighestModSeq uint64 // requires CONDSTORE
+
+	// MailboxID, if not empty, is sent as OK [MAILBOXID (id)] (certmail
+	// patch, RFC 8474 4.1; requires OBJECTID).
+	MailboxID string
 }

@@ -100,6 +100,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
+			imap.CapObjectID, // certmail patch: RFC 8474
+			imap.CapSaveDate, // certmail patch: RFC 8514
 		})
 
 		// certmail patch: QUOTA (RFC 9208) and the resources the

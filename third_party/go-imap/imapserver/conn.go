@@ -262,7 +262,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "ENABLE":
 		err = c.handleEnable(dec)
 	case "CREATE":
-		err = c.handleCreate(dec)
+		sendOK, err = c.handleCreate(tag, dec) // certmail patch: tag for MAILBOXID
 	case "DELETE":
 		err = c.handleDelete(dec)
 	case "RENAME":

@@ -157,6 +157,12 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.UID = true
 	case "MODSEQ": // certmail patch: RFC 7162 3.1.4
 		options.ModSeq = true
+	case "EMAILID": // certmail patch: RFC 8474 5.1
+		options.EmailID = true
+	case "THREADID": // certmail patch: RFC 8474 5.2
+		options.ThreadID = true
+	case "SAVEDATE": // certmail patch: RFC 8514 4.3
+		options.SaveDate = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -420,6 +426,38 @@ func (w *FetchResponseWriter) WriteFlags(flags []imap.Flag) {
 func (w *FetchResponseWriter) WriteModSeq(modSeq uint64) {
 	w.writeItemSep()
 	w.enc.Atom("MODSEQ").SP().Special('(').ModSeq(modSeq).Special(')')
+}
+
+// WriteEmailID writes the message's EMAILID (certmail patch, RFC 8474
+// 5.1): an objectid, 1 to 255 of ALPHA, DIGIT, "_" and "-".
+func (w *FetchResponseWriter) WriteEmailID(id string) {
+	w.writeItemSep()
+	w.enc.Atom("EMAILID").SP().Special('(').Atom(id).Special(')')
+}
+
+// WriteThreadID writes the message's THREADID (certmail patch, RFC 8474
+// 5.2): NIL when id is empty, for a server that does not group messages
+// into threads.
+func (w *FetchResponseWriter) WriteThreadID(id string) {
+	w.writeItemSep()
+	w.enc.Atom("THREADID").SP()
+	if id == "" {
+		w.enc.NIL()
+		return
+	}
+	w.enc.Special('(').Atom(id).Special(')')
+}
+
+// WriteSaveDate writes the message's SAVEDATE (certmail patch, RFC 8514
+// 4.3): NIL for a zero t (a mailbox that keeps no save date).
+func (w *FetchResponseWriter) WriteSaveDate(t time.Time) {
+	w.writeItemSep()
+	w.enc.Atom("SAVEDATE").SP()
+	if t.IsZero() {
+		w.enc.NIL()
+		return
+	}
+	w.enc.String(t.Format(internal.DateTimeLayout))
 }
 
 // WriteRFC822Size writes the message's full size.

@@ -279,7 +279,8 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			Key:   key,
 			Value: value,
 		})
-	case "SINCE", "BEFORE", "ON", "SENTSINCE", "SENTBEFORE", "SENTON":
+	case "SINCE", "BEFORE", "ON", "SENTSINCE", "SENTBEFORE", "SENTON",
+		"SAVEDSINCE", "SAVEDBEFORE", "SAVEDON": // certmail patch: RFC 8514 4.2
 		if !dec.ExpectSP() {
 			return dec.Err()
 		}
@@ -303,6 +304,13 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		case "SENTON":
 			dateCriteria.SentSince = t
 			dateCriteria.SentBefore = t.Add(24 * time.Hour)
+		case "SAVEDSINCE":
+			dateCriteria.SavedSince = t
+		case "SAVEDBEFORE":
+			dateCriteria.SavedBefore = t
+		case "SAVEDON":
+			dateCriteria.SavedSince = t
+			dateCriteria.SavedBefore = t.Add(24 * time.Hour)
 		}
 		criteria.And(&dateCriteria)
 	case "BODY":
@@ -352,6 +360,21 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return err
 		}
 		criteria.Or = append(criteria.Or, or)
+	case "SAVEDATESUPPORTED": // certmail patch: RFC 8514 4.2
+		criteria.SaveDateSupported = true
+	case "EMAILID", "THREADID": // certmail patch: RFC 8474 6
+		var id string
+		if !dec.ExpectSP() || !dec.ExpectAtom(&id) {
+			return dec.Err()
+		}
+		if !imap.ValidObjectID(id) {
+			return &imapwire.DecoderExpectError{Message: fmt.Sprintf("invalid objectid %q", id)}
+		}
+		if key == "EMAILID" {
+			criteria.EmailID = append(criteria.EmailID, id)
+		} else {
+			criteria.ThreadID = append(criteria.ThreadID, id)
+		}
 	case "$":
 		criteria.UID = append(criteria.UID, imap.SearchRes())
 	case "MODSEQ":

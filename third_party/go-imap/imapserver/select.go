@@ -107,6 +107,11 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 			return err
 		}
 	}
+	if data.MailboxID != "" { // certmail patch: RFC 8474 4.1
+		if err := c.writeMailboxID(data.MailboxID); err != nil {
+			return err
+		}
+	}
 	if c.CondStoreEnabled() { // certmail patch: RFC 7162 3.1.2.1
 		if err := c.writeHighestModSeq(data.HighestModSeq); err != nil {
 			return err
@@ -181,6 +186,17 @@ func (c *Conn) writeObsoleteUnseen(n uint32) error {
 	enc.Atom("*").SP().Atom("OK").SP()
 	enc.Special('[').Atom("UNSEEN").SP().Number(n).Special(']')
 	enc.SP().Text("First unseen message")
+	return enc.CRLF()
+}
+
+// writeMailboxID is SELECT's OK [MAILBOXID (id)] (certmail patch, RFC
+// 8474 4.1).
+func (c *Conn) writeMailboxID(id string) error {
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("OK").SP()
+	enc.Special('[').Atom("MAILBOXID").SP().Special('(').Atom(id).Special(')').Special(']')
+	enc.SP().Text("Ok")
 	return enc.CRLF()
 }
 

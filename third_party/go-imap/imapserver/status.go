@@ -100,6 +100,9 @@ func (c *Conn) writeStatus(data *imap.StatusData, options *imap.StatusOptions) e
 	if options.HighestModSeq { // certmail patch
 		listEnc.Item().Atom("HIGHESTMODSEQ").SP().ModSeq(data.HighestModSeq)
 	}
+	if options.MailboxID { // certmail patch: RFC 8474 4.2
+		listEnc.Item().Atom("MAILBOXID").SP().Special('(').Atom(data.MailboxID).Special(')')
+	}
 	listEnc.End()
 
 	return enc.CRLF()
@@ -131,6 +134,8 @@ func readStatusItem(dec *imapwire.Decoder, options *imap.StatusOptions) error {
 		options.NumRecent = true
 	case "HIGHESTMODSEQ": // certmail patch: RFC 7162 3.1.1
 		options.HighestModSeq = true
+	case "MAILBOXID": // certmail patch: RFC 8474 4.2
+		options.MailboxID = true
 	default:
 		return &imap.Error{
 			Type: imap.StatusResponseTypeBad,
