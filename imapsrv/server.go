@@ -61,6 +61,8 @@ type Server struct {
 	id *imap.IDData
 	// sessions are the logged-in sessions by account (accounts.go).
 	sessions accountSessions
+	// sortKeys caches decoded sort keys by blob (sort.go).
+	sortKeys sortKeyCache
 	// slowFetch turns off fetchfast.go, for tests that compare its
 	// output with imapserver's.
 	slowFetch bool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -24,7 +25,11 @@ type sortItem struct {
 // keys are read: a certified item's stub sorts by its own headers and
 // size, and nothing of the message it holds back is looked at.
 func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCriterion, search *imap.SearchCriteria) ([]uint32, error) {
-	items, err := sess.sortItems("SORT", search)
+	needKeys := false
+	for _, c := range criteria {
+		needKeys = needKeys || (c.Key != imapserver.SortKeyArrival && c.Key != imapserver.SortKeySize)
+	}
+	items, err := sess.sortItems("SORT", search, needKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -76,8 +81,9 @@ func compareBy(key imapserver.SortKey, a, b *sortItem) int {
 }
 
 // sortItems runs the search program and loads the sort keys of what it
-// found, in mailbox order.
-func (sess *session) sortItems(cmd string, search *imap.SearchCriteria) ([]sortItem, error) {
+// found, in mailbox order; ARRIVAL and SIZE need only the records, and
+// then no keys are read (needKeys false).
+func (sess *session) sortItems(cmd string, search *imap.SearchCriteria, needKeys bool) ([]sortItem, error) {
 	lim := sess.srv.opts.Limits
 	if n := searchKeys(search); lim.MaxSearchKeys > 0 && n > lim.MaxSearchKeys {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
@@ -115,6 +121,9 @@ func (sess *session) sortItems(cmd string, search *imap.SearchCriteria) ([]sortI
 	}
 	box.mu.Unlock()
 
+	if !needKeys {
+		return items, nil
+	}
 	if err := sess.loadSortKeys(items); err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
@@ -125,9 +134,22 @@ func (sess *session) sortItems(cmd string, search *imap.SearchCriteria) ([]sortI
 // computes them from the message's header for a message stored before
 // sort keys existed.
 func (sess *session) loadSortKeys(items []sortItem) error {
-	var legacy []int
+	var legacy, missing []int
+	cache := &sess.srv.sortKeys
+	cache.mu.Lock()
+	for i := range items {
+		if k := cache.m[items[i].msg.Blob]; k != nil {
+			items[i].keys = k
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	cache.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
 	err := sess.srv.store.View(func(tx *mailbox.Tx) error {
-		for i := range items {
+		for _, i := range missing {
 			sum, err := tx.BlobSummary(items[i].msg.Blob)
 			if err != nil {
 				return fmt.Errorf("reading the summary of message %d: %w", items[i].msg.UID, err)
@@ -157,5 +179,33 @@ func (sess *session) loadSortKeys(items []sortItem) error {
 			return fmt.Errorf("reading message %d for its sort keys: %w", items[i].msg.UID, err)
 		}
 	}
+	cache.add(items, missing)
 	return nil
+}
+
+// sortKeyCacheMax bounds the cached sort keys: a few hundred bytes each,
+// so about 100 MB at most, held only once SORT or THREAD has run.
+const sortKeyCacheMax = 300_000
+
+// sortKeyCache keeps sort keys decoded, by blob: a blob never changes, and
+// webmail sorts the same large mailbox again at every page, where reading
+// 100,000 stored summaries was nearly all of a SORT (BenchmarkSortLarge).
+// When full it starts again empty, which is simple and bounds it.
+type sortKeyCache struct {
+	mu sync.Mutex
+	m  map[uint64]*sortKeys
+}
+
+func (c *sortKeyCache) add(items []sortItem, which []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m)+len(which) > sortKeyCacheMax {
+		c.m = make(map[uint64]*sortKeys, min(len(which), sortKeyCacheMax))
+	}
+	for _, i := range which {
+		if len(c.m) >= sortKeyCacheMax {
+			return
+		}
+		c.m[items[i].msg.Blob] = items[i].keys
+	}
 }
