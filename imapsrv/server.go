@@ -172,6 +172,7 @@ func capabilities() imap.CapSet {
 		// sort.go, thread.go (RFC 5256, RFC 5957)
 		imap.CapSort:        {},
 		imap.CapSortDisplay: {},
+		imap.CapESort:       {},
 		imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
 		imap.Cap("THREAD=" + imap.ThreadReferences):     {},
 	}

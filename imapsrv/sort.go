@@ -24,7 +24,7 @@ type sortItem struct {
 // DISPLAYFROM and DISPLAYTO). Only the messages' records and stored sort
 // keys are read: a certified item's stub sorts by its own headers and
 // size, and nothing of the message it holds back is looked at.
-func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCriterion, search *imap.SearchCriteria) ([]uint32, error) {
+func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCriterion, search *imap.SearchCriteria, options *imap.SearchOptions) ([]uint32, error) {
 	needKeys := false
 	for _, c := range criteria {
 		needKeys = needKeys || (c.Key != imapserver.SortKeyArrival && c.Key != imapserver.SortKeySize)
@@ -32,6 +32,21 @@ func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCri
 	items, err := sess.sortItems("SORT", search, needKeys)
 	if err != nil {
 		return nil, err
+	}
+	if options != nil && options.ReturnSave {
+		// ESORT's SAVE keeps the matching messages as $ (RFC 5267
+		// section 3, RFC 5182): a set, whatever the order.
+		// Taken before sorting, while items are in UID order.
+		uids := imap.UIDSet{}
+		for _, it := range items {
+			u := imap.UID(it.msg.UID)
+			if n := len(uids); n > 0 && uids[n-1].Stop+1 == u {
+				uids[n-1].Stop = u
+			} else {
+				uids = append(uids, imap.UIDRange{Start: u, Stop: u})
+			}
+		}
+		sess.searchRes = uids
 	}
 	slices.SortStableFunc(items, func(a, b sortItem) int {
 		for _, c := range criteria {

@@ -18,6 +18,7 @@ func FuzzSortThreadCommand(f *testing.F) {
 		"SORT (REVERSE) UTF-8 ALL", "SORT () UTF-8 ALL", "SORT (ARRIVAL CC TO FROM DISPLAYTO) UTF-8 SUBJECT x",
 		"THREAD REFERENCES UTF-8 ALL", "UID THREAD ORDEREDSUBJECT UTF-8 1:2", "THREAD X UTF-8 ALL", "THREAD REFERENCES",
 		"SORT (SUBJECT) KOI8-R ALL", "SORT (SUBJECT) UTF-8 MODSEQ 1",
+		"SORT RETURN (MIN MAX ALL COUNT) (DATE) UTF-8 ALL", "UID SORT RETURN (SAVE) (SIZE) UTF-8 $", "SORT RETURN () (X) UTF-8 ALL",
 	} {
 		f.Add(seed)
 	}
@@ -57,6 +58,14 @@ func FuzzSortThreadCommand(f *testing.F) {
 			break
 		}
 		for _, u := range untagged {
+			if rest, ok := strings.CutPrefix(u, "* ESEARCH"); ok && strings.Contains(rest, " ALL ") {
+				set := strings.Fields(rest[strings.Index(rest, " ALL ")+5:])[0]
+				for _, n := range strings.FieldsFunc(set, func(r rune) bool { return r == ',' || r == ':' }) {
+					if n != "1" && n != "2" && n != "3" {
+						t.Fatalf("%q: %q names no message", line, u)
+					}
+				}
+			}
 			if rest, ok := strings.CutPrefix(u, "* SORT"); ok {
 				for _, n := range strings.Fields(rest) {
 					if n != "1" && n != "2" && n != "3" {

@@ -126,7 +126,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		// certmail patch: SORT (RFC 5256, RFC 5957) and THREAD, when the
 		// session answers them and the server lists them.
 		if _, ok := c.session.(SessionSort); ok {
-			addAvailableCaps(&caps, available, []imap.Cap{imap.CapSort, imap.CapSortDisplay})
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapSort, imap.CapSortDisplay, imap.CapESort})
 		}
 		if _, ok := c.session.(SessionThread); ok {
 			addAvailableCaps(&caps, available, []imap.Cap{

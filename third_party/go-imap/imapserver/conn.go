@@ -305,7 +305,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
 	case "SORT", "UID SORT": // certmail patch: RFC 5256
-		err = c.handleSort(dec, numKind)
+		err = c.handleSort(tag, dec, numKind)
 	case "THREAD", "UID THREAD": // certmail patch: RFC 5256
 		err = c.handleThread(dec, numKind)
 	default:

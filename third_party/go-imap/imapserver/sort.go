@@ -4,6 +4,7 @@ package imapserver
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -40,10 +41,13 @@ type ThreadData struct {
 	SubThreads []ThreadData
 }
 
-// SessionSort is a session that answers SORT.
+// SessionSort is a session that answers SORT. options is nil for a plain
+// SORT, and holds the RETURN options of an ESORT (RFC 5267 section 3),
+// ReturnSave among them: the session then keeps the result's UIDs as $
+// (RFC 5182).
 type SessionSort interface {
 	Session
-	Sort(kind NumKind, criteria []SortCriterion, search *imap.SearchCriteria) ([]uint32, error)
+	Sort(kind NumKind, criteria []SortCriterion, search *imap.SearchCriteria, options *imap.SearchOptions) ([]uint32, error)
 }
 
 // SessionThread is a session that answers THREAD.
@@ -124,9 +128,28 @@ func (c *Conn) readCharsetAndSearch(dec *imapwire.Decoder) (*imap.SearchCriteria
 	return &criteria, nil
 }
 
-func (c *Conn) handleSort(dec *imapwire.Decoder, numKind NumKind) error {
+func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) error {
 	if !dec.ExpectSP() {
 		return dec.Err()
+	}
+	// ESORT (RFC 5267 section 3): SORT RETURN (options) (criteria) ...
+	var options *imap.SearchOptions
+	var atom string
+	if dec.Atom(&atom) {
+		if !strings.EqualFold(atom, "RETURN") {
+			return &imapwire.DecoderExpectError{Message: fmt.Sprintf("expected RETURN or sort criteria, got %q", atom)}
+		}
+		options = &imap.SearchOptions{}
+		if err := readSearchReturnOpts(dec, options); err != nil {
+			return fmt.Errorf("in sort-return-opts: %w", err)
+		}
+		if !dec.ExpectSP() {
+			return dec.Err()
+		}
+		// RETURN () is RETURN (ALL) (RFC 4731 section 3.1).
+		if !options.ReturnMin && !options.ReturnMax && !options.ReturnCount && !options.ReturnSave {
+			options.ReturnAll = true
+		}
 	}
 	sortCriteria, err := readSortCriteria(dec)
 	if err != nil {
@@ -140,9 +163,15 @@ func (c *Conn) handleSort(dec *imapwire.Decoder, numKind NumKind) error {
 	if !ok {
 		return newClientBugError("SORT is not supported")
 	}
-	nums, err := session.Sort(numKind, sortCriteria, search)
+	nums, err := session.Sort(numKind, sortCriteria, search, options)
 	if err != nil {
 		return err
+	}
+	if options != nil {
+		if !options.ReturnMin && !options.ReturnMax && !options.ReturnCount && !options.ReturnAll {
+			return nil // SAVE alone: nothing but the tagged OK (RFC 5182 2.1)
+		}
+		return c.writeESort(tag, nums, options, numKind)
 	}
 	enc := newResponseEncoder(c)
 	defer enc.end()
@@ -200,4 +229,52 @@ func writeThread(enc *imapwire.Encoder, t ThreadData) {
 		writeThread(enc, s)
 	}
 	enc.Special(')')
+}
+
+// writeESort writes an ESORT result (RFC 5267 section 3.2): MIN and MAX
+// are the first and last in sort order, and ALL keeps that order, a range
+// only where the numbers ascend by one.
+func (c *Conn) writeESort(tag string, nums []uint32, options *imap.SearchOptions, numKind NumKind) error {
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("ESEARCH").SP().Special('(').Atom("TAG").SP().String(tag).Special(')')
+	if numKind == NumKindUID {
+		enc.SP().Atom("UID")
+	}
+	if len(nums) > 0 {
+		if options.ReturnMin {
+			enc.SP().Atom("MIN").SP().Number(nums[0])
+		}
+		if options.ReturnMax {
+			enc.SP().Atom("MAX").SP().Number(nums[len(nums)-1])
+		}
+		if options.ReturnAll {
+			enc.SP().Atom("ALL").SP().Atom(orderedSet(nums))
+		}
+	}
+	if options.ReturnCount {
+		enc.SP().Atom("COUNT").SP().Number(uint32(len(nums)))
+	}
+	return enc.CRLF()
+}
+
+// orderedSet writes numbers as a sequence-set in their order.
+func orderedSet(nums []uint32) string {
+	var b strings.Builder
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(nums[i]), 10))
+		if j > i {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatUint(uint64(nums[j]), 10))
+		}
+		i = j + 1
+	}
+	return b.String()
 }
