@@ -56,6 +56,10 @@ func TestObjectIDMailboxID(t *testing.T) {
 	if got := objectID(t, mailboxIDRE, rc.ok("status bar (mailboxid)")...); got != bar {
 		t.Errorf("STATUS bar: %s, want %s", got, bar)
 	}
+	// LIST-STATUS (RFC 5819) carries it too.
+	if got := objectID(t, mailboxIDRE, mustContain(t, rc.ok(`LIST "" "renamed" RETURN (STATUS (MAILBOXID))`), "* STATUS")); got != foo {
+		t.Errorf("LIST RETURN (STATUS (MAILBOXID)): %s, want %s", got, foo)
+	}
 	// Other items beside it.
 	mustContain(t, rc.ok("status bar (messages mailboxid uidnext)"), "MESSAGES 0", "MAILBOXID ("+bar+")", "UIDNEXT 1")
 	for _, cmd := range []string{"select renamed", "examine renamed"} {
@@ -68,6 +72,19 @@ func TestObjectIDMailboxID(t *testing.T) {
 	if inbox == foo || inbox == bar {
 		t.Errorf("INBOX shares a MAILBOXID: %s", inbox)
 	}
+	// RENAME INBOX: certmail renames the mailbox, its messages and UIDs
+	// with it (same UIDVALIDITY), and makes a new, empty INBOX. The
+	// MAILBOXID follows the messages; the new INBOX gets a new one.
+	_, st = rc.cmd("rename INBOX oldinbox")
+	if !strings.HasPrefix(st, "OK") {
+		t.Fatalf("RENAME INBOX: %q", st)
+	}
+	if got := objectID(t, mailboxIDRE, rc.ok("status oldinbox (mailboxid)")...); got != inbox {
+		t.Errorf("INBOX renamed: MAILBOXID %s, want INBOX's %s", got, inbox)
+	}
+	if got := objectID(t, mailboxIDRE, rc.ok("status INBOX (mailboxid)")...); got == inbox || got == foo || got == bar {
+		t.Errorf("the new INBOX reuses MAILBOXID %s", got)
+	}
 	rc.ok("delete bar")
 	_, st = rc.cmd("create bar")
 	if got := objectID(t, mailboxIDRE, st); got == bar {
@@ -78,6 +95,17 @@ func TestObjectIDMailboxID(t *testing.T) {
 	rc = ts.rawLogin("alice")
 	if got := objectID(t, mailboxIDRE, rc.ok("status renamed (mailboxid)")...); got != foo {
 		t.Errorf("MAILBOXID after a restart: %s, want %s", got, foo)
+	}
+	// An account deleted and made again under its name has other ids
+	// (acctgone/ keeps its next mailbox ID).
+	rc.ok("logout")
+	if err := ts.store.DeleteAccount("alice"); err != nil {
+		t.Fatal(err)
+	}
+	ts.addUser("alice")
+	rc = ts.rawLogin("alice")
+	if got := objectID(t, mailboxIDRE, rc.ok("select INBOX")...); got == inbox {
+		t.Errorf("a new account's INBOX has the deleted one's MAILBOXID %s", got)
 	}
 	// A CREATE that fails says so, without an id.
 	if st := rc.fail("NO", "create INBOX"); strings.Contains(st, "MAILBOXID") {
