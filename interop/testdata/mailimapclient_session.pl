@@ -63,6 +63,22 @@ for my $step (@steps) {
         die "GETQUOTAROOT answered: @$lines\n" unless $root && $quota && $quota =~ /STORAGE (\d+) 1024 MESSAGE (\d+) 1000/;
         $quota =~ s/\r?\n$//;
         print "quota: $quota\n";
+    } elsif ($step eq "sort") {
+        # RFC 5256 through the client's sort() and thread() (its THREAD
+        # parser is Mail::IMAPClient::Thread); UIDs, the client's default.
+        my $caps = join " ", @{ $imap->capability };
+        die "SORT/THREAD not offered: $caps\n" unless $caps =~ /\bSORT\b/ && $caps =~ /\bTHREAD=REFERENCES\b/;
+        $imap->select("INBOX") or die "SELECT: " . $imap->LastError . "\n";
+        my $sorted = $imap->sort("SUBJECT", "UTF-8", "ALL") or die "SORT: " . $imap->LastError . "\n";
+        print "sort subject: @$sorted\n";
+        my $rsorted = $imap->sort("REVERSE SUBJECT", "UTF-8", "ALL") or die "SORT: " . $imap->LastError . "\n";
+        print "sort reverse subject: @$rsorted\n";
+        for my $algo ("ORDEREDSUBJECT", "REFERENCES") {
+            my $t = $imap->thread($algo, "UTF-8", "ALL") or die "THREAD $algo: " . $imap->LastError . "\n";
+            my $show;
+            $show = sub { my $x = shift; ref $x ? "(" . join(" ", map { $show->($_) } @$x) . ")" : $x };
+            print "thread " . lc($algo) . ": " . join("", map { $show->($_) } @$t) . "\n";
+        }
     } else {
         die "unknown step $step\n";
     }
