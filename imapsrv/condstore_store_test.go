@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
-
-	"certmail/imapsrv"
 )
 
 // STORE (UNCHANGEDSINCE m), RFC 7162 3.1.3 and its example: messages
@@ -17,7 +15,6 @@ import (
 // carry MODSEQ.
 func TestStoreUnchangedSince(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	for i := 1; i <= 9; i++ {
 		ts.deliver("alice", "INBOX", simpleMessage(fmt.Sprint(i), "body"))
@@ -60,24 +57,12 @@ func TestStoreUnchangedSince(t *testing.T) {
 	rc.fail("BAD", `STORE 1 (NOSUCH 1) +FLAGS (\Seen)`)
 }
 
-// Without CONDSTORE on, STORE with a modifier is BAD.
-func TestStoreUnchangedSinceOff(t *testing.T) {
-	ts := newTestServer(t)
-	ts.addUser("alice")
-	ts.deliver("alice", "INBOX", simpleMessage("one", "body"))
-	rc := ts.rawLogin("alice")
-	rc.ok(`SELECT INBOX`)
-	rc.fail("BAD", `STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\Seen)`)
-	mustNotContain(t, rc.ok(`STORE 1 +FLAGS (\Seen)`), "MODSEQ")
-}
-
 // STORE (UNCHANGEDSINCE 0) fails for every message (RFC 7162 3.1.3: every
 // message has a MODSEQ of at least 1), so nothing changes and OK
 // [MODIFIED set] names them all; go-imap's StoreOptions could not tell 0
 // from no modifier before HasUnchangedSince, and stored the flags.
 func TestStoreUnchangedSinceZero(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	for i := 1; i <= 4; i++ {
 		ts.deliver("alice", "INBOX", simpleMessage(fmt.Sprint(i), "body"))

@@ -11,10 +11,6 @@ func OnSearchDone(s *Server, f func(messages, folds int, err error)) { s.onSearc
 // OnSearchMessage has f called before each message a SEARCH looks at.
 func OnSearchMessage(s *Server, f func()) { s.onSearchMessage = f }
 
-// SetCondStore turns on the CONDSTORE commands built so far, which the
-// server neither advertises nor accepts until every part works.
-func SetCondStore(s *Server, on bool) { s.condStore = on }
-
 // AfterStore has f run after each STORE's change commits, before its
 // responses are written.
 func AfterStore(s *Server, f func()) { s.afterStore = f }

@@ -15,7 +15,6 @@ import (
 // m, through the fast path and the general one.
 func TestUIDFetchVanished(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	rc, _, hm := qresyncBox(t, ts, 10)
 	rc.ok(`LOGOUT`)
@@ -58,7 +57,6 @@ func TestUIDFetchVanished(t *testing.T) {
 // CHANGEDSINCE (RFC 7162 3.2.6).
 func TestUIDFetchVanishedBad(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	ts.deliverN("alice", "INBOX", 2)
 	rc := ts.rawLogin("alice")
@@ -73,12 +71,4 @@ func TestUIDFetchVanishedBad(t *testing.T) {
 	rc.ok(`UID FETCH 1:* (FLAGS) (VANISHED CHANGEDSINCE 1)`)
 	rc.ok(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0 VANISHED)`)
 
-	// With the extension off, VANISHED is unknown.
-	off := newTestServer(t)
-	off.addUser("alice")
-	off.deliverN("alice", "INBOX", 1)
-	rc = off.rawLogin("alice")
-	rc.ok(`ENABLE QRESYNC`)
-	rc.ok(`SELECT INBOX`)
-	rejects(t, rc, `UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)`)
 }

@@ -17,7 +17,6 @@ import (
 // client's copy lost \Deleted).
 func TestQueuedFlagsNeverGoBack(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	ts.deliverN("alice", "INBOX", 1)
 	for _, enable := range []string{"QRESYNC", "CONDSTORE", ""} {
@@ -61,7 +60,6 @@ func TestQueuedFlagsNeverGoBack(t *testing.T) {
 // known); the VANISHED or EXPUNGE that follows removes it.
 func TestQueuedFlagsOfExpungedNotWritten(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	ts.deliverN("alice", "INBOX", 2)
 	rc := ts.rawLogin("alice")

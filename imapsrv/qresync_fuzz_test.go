@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"certmail/imapsrv"
 )
 
 // FuzzQResyncParams sends arbitrary QRESYNC select parameters and UID
@@ -27,7 +25,6 @@ func FuzzQResyncParams(f *testing.F) {
 		f.Add(seed)
 	}
 	ts := newTestServer(f)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	ts.deliverN("alice", "INBOX", 5)
 	rc := ts.rawLogin("alice")

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"certmail/imapsrv"
 )
 
 // qresyncBox delivers n messages to alice's INBOX and returns a raw
@@ -69,16 +67,9 @@ func resyncLines(t *testing.T, sel []string) []string {
 
 // ENABLE QRESYNC (RFC 7162 3.2.3) answers ENABLED QRESYNC and implies
 // CONDSTORE: SELECT reports HIGHESTMODSEQ and FETCH FLAGS carries MODSEQ.
-// Without the extension on, it enables nothing.
 func TestQResyncEnable(t *testing.T) {
 	ts := newTestServer(t)
 	ts.addUser("alice")
-	off := ts.rawLogin("alice")
-	if got := off.ok(`ENABLE QRESYNC`); !slices.Equal(got, []string{"* ENABLED"}) {
-		t.Fatalf("ENABLE QRESYNC with the extension off: %q", got)
-	}
-
-	imapsrv.SetCondStore(ts.srv, true)
 	rc, _, _ := qresyncBox(t, ts, 1)
 	mustContain(t, rc.ok(`FETCH 1 (FLAGS)`), "MODSEQ (")
 	both := ts.rawLogin("alice")
@@ -94,7 +85,6 @@ func TestQResyncEnable(t *testing.T) {
 // with another UIDVALIDITY nothing.
 func TestQResyncSelect(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	rc, uv, hm := qresyncBox(t, ts, 10)
 	want := changeBox(t, ts)
@@ -140,7 +130,6 @@ func TestQResyncSelect(t *testing.T) {
 // 3.2.5; ENABLE CONDSTORE is not enough), and when malformed.
 func TestQResyncSelectBad(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	rc := ts.rawLogin("alice")
 	rc.fail("BAD", `SELECT INBOX (QRESYNC (1 1))`)
@@ -173,7 +162,6 @@ func TestQResyncSelectBad(t *testing.T) {
 // client gives it, nothing below that UID was expunged.
 func TestQResyncSelectBeyondRetention(t *testing.T) {
 	ts := newTestServerRetention(t, 2)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	rc, uv, hm := qresyncBox(t, ts, 12)
 	rc.ok(`LOGOUT`)
@@ -223,7 +211,6 @@ func TestQResyncSelectBeyondRetention(t *testing.T) {
 // [CLOSED].
 func TestQResyncClosed(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	rc, uv, hm := qresyncBox(t, ts, 3)
 	other := ts.rawLogin("alice")

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"certmail/imapsrv"
 )
 
 // expungeLines keeps the EXPUNGE and VANISHED responses.
@@ -33,7 +31,6 @@ func wantLines(t *testing.T, what string, got []string, want ...string) {
 // EXPUNGEs would have moved them.
 func TestQResyncVanishedNotExpunge(t *testing.T) {
 	ts := newTestServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.addUser("alice")
 	rc, _, _ := qresyncBox(t, ts, 12)
 	plain := ts.rawLogin("alice")
@@ -101,7 +98,6 @@ func TestQResyncVanishedNotExpunge(t *testing.T) {
 // VANISHED of the stub, with the released message's EXISTS.
 func TestQResyncVanishedRelease(t *testing.T) {
 	ts, _ := newReleaseServer(t)
-	imapsrv.SetCondStore(ts.srv, true)
 	ts.deliver("alice", "INBOX", simpleMessage("keep", "x"))
 	stub := ts.deliver("alice", "INBOX", simpleMessage("stub", "x"))
 	rc := ts.rawLogin("alice")

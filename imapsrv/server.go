@@ -66,10 +66,6 @@ type Server struct {
 	// slowFetch turns off fetchfast.go, for tests that compare its
 	// output with imapserver's.
 	slowFetch bool
-	// condStore turns on the parts of CONDSTORE (RFC 7162) that are
-	// built (ENABLE, SELECT/EXAMINE (CONDSTORE), STATUS (HIGHESTMODSEQ));
-	// off, and not advertised, until every part works.
-	condStore bool
 	// onSearchDone, if set, learns what each SEARCH cost (tests).
 	onSearchDone func(messages, folds int, err error)
 	// onSearchMessage, if set, is called before each message a SEARCH
@@ -161,6 +157,8 @@ func capabilities() imap.CapSet {
 		imap.CapSpecialUse:       {},
 		imap.CapCreateSpecialUse: {},
 		imap.CapLiteralPlus:      {},
+		imap.CapCondStore:        {},
+		imap.CapQResync:          {},
 		imap.CapID:               {},
 		imap.CapCompressDeflate:  {},
 		imap.CapObjectID:         {}, // RFC 8474 (objectid.go)

@@ -121,8 +121,10 @@ func (sess *session) remote() string {
 
 func (sess *session) AppendLimit() uint32 { return sess.srv.opts.AppendLimit }
 
-// CondStore says whether CONDSTORE's commands are on (Server.condStore).
-func (sess *session) CondStore() bool { return sess.srv.condStore }
+// CondStore turns CONDSTORE and QRESYNC (RFC 7162) on: the store keeps a
+// MODSEQ for every change and the expunges QRESYNC reports
+// (mailbox/modseq.go).
+func (sess *session) CondStore() bool { return true }
 
 func (sess *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{

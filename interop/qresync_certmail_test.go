@@ -1,11 +1,3 @@
-// The qresync build tag keeps this test out of the default run until
-// certmail advertises QRESYNC (issue 12): it fails before that, at "the
-// client did not enable QRESYNC". Run it with
-// `go test -tags qresync -run TestNeomuttResync ./interop`, and delete
-// this constraint in the commit that advertises QRESYNC.
-
-//go:build qresync
-
 package interop
 
 import (

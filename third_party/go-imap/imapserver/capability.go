@@ -103,6 +103,14 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapObjectID, // certmail patch: RFC 8474
 			imap.CapSaveDate, // certmail patch: RFC 8514
 		})
+		// certmail patch: CONDSTORE and QRESYNC (RFC 7162) when the
+		// server lists them and the session has them on.
+		if c.condStoreSupported() {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore})
+		}
+		if c.qresyncSupported() {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapQResync})
+		}
 
 		// certmail patch: QUOTA (RFC 9208) and the resources the
 		// session counts (section 7.1: QUOTA=RES-*).
