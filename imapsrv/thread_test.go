@@ -6,11 +6,21 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 func threadFixture(t *testing.T) *rawClient {
 	ts := newTestServer(t)
 	ts.addUser("alice")
+	threadFixtureInto(ts)
+	rc := ts.rawLogin("alice")
+	rc.ok("SELECT INBOX")
+	return rc
+}
+
+func threadFixtureInto(ts *testServer) {
 	day := func(d int) string { return fmt.Sprintf("%s Jan 2006 10:00:00 +0000", fmt.Sprint(d)) }
 	for _, m := range []sortMsg{
 		{subject: "topic", date: day(2), id: "<a@x>"},                              // 1
@@ -25,9 +35,6 @@ func threadFixture(t *testing.T) *rawClient {
 	} {
 		ts.deliver("alice", "INBOX", m.raw())
 	}
-	rc := ts.rawLogin("alice")
-	rc.ok("SELECT INBOX")
-	return rc
 }
 
 // TestThreadReferences: THREAD=REFERENCES (RFC 5256 section 4) links by
@@ -87,4 +94,45 @@ func TestThreadLoops(t *testing.T) {
 	if strings.Join(nums, " ") != "1 2 3 4" {
 		t.Errorf("THREAD with loops: %q", line)
 	}
+}
+
+// TestThreadGoIMAPClient: go-imap's client reads certmail's THREAD answer
+// (nested lists without spaces, RFC 5256 section 5) and SORT's.
+func TestThreadGoIMAPClient(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	threadFixtureInto(ts)
+	c := ts.client("alice")
+	c.selectBox("INBOX")
+	threads, err := c.UIDThread(&imapclient.ThreadOptions{Algorithm: imap.ThreadReferences, SearchCriteria: &imap.SearchCriteria{}}).Wait()
+	if err != nil {
+		t.Fatalf("UID THREAD REFERENCES: %v", err)
+	}
+	if got := showThreads(threads); got != "((8)(9))(1 (2 3)(4)(7))((5)(6))" {
+		t.Errorf("UID THREAD REFERENCES through go-imap's client: %s", got)
+	}
+	nums, err := c.Sort(&imapclient.SortOptions{SearchCriteria: &imap.SearchCriteria{},
+		SortCriteria: []imapclient.SortCriterion{{Key: imapclient.SortKeyDate, Reverse: true}}}).Wait()
+	if err != nil || fmt.Sprint(nums) != "[9 7 6 5 4 3 2 1 8]" {
+		t.Errorf("SORT (REVERSE DATE) through go-imap's client: %v, %v", nums, err)
+	}
+}
+
+func showThreads(ts []imapclient.ThreadData) string {
+	var b strings.Builder
+	for _, t := range ts {
+		b.WriteByte('(')
+		for i, n := range t.Chain {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprint(&b, n)
+		}
+		if len(t.Chain) > 0 && len(t.SubThreads) > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(showThreads(t.SubThreads))
+		b.WriteByte(')')
+	}
+	return b.String()
 }
