@@ -11,13 +11,16 @@ import (
 // The large mailbox: one INBOX of M messages, and the commands a client
 // sends when it opens it.
 
-var largeOps = []string{"SELECT", "UID FETCH 1:* (FLAGS)", "UID SEARCH UNSEEN", "UID SEARCH TEXT"}
+var largeOps = []string{"SELECT", "UID FETCH 1:* (FLAGS)", "UID SEARCH UNSEEN", "UID SEARCH TEXT",
+	"UID SORT (REVERSE ARRIVAL)", "UID SORT (SUBJECT)", "UID THREAD REFERENCES"}
 
 // largeResult is one run over the large mailbox.
 type largeResult struct {
 	times map[string]time.Duration
 	// What the server answered, to compare the servers.
 	exists, flags, unseen, text int
+	// Messages in each SORT's answer and in THREAD's (every one, once).
+	sortArrival, sortSubject, threaded int
 }
 
 // populateLarge delivers m messages to user over LMTP, then marks the
@@ -131,7 +134,54 @@ func runLarge(s *server, user, password string) (*largeResult, error) {
 	}); err != nil {
 		return nil, err
 	}
+	// RFC 5256, as webmail lists a mailbox: newest first, by subject, by
+	// conversation. Each is run once untimed first: a server may keep
+	// sort keys in memory after the first (Dovecot keeps them in its
+	// index cache, certmail in a cache of decoded keys), and a client
+	// sorts the same mailbox again at every page.
+	all := &imap.SearchCriteria{}
+	sorts := []struct {
+		name string
+		key  imapclient.SortCriterion
+		n    *int
+	}{
+		{"UID SORT (REVERSE ARRIVAL)", imapclient.SortCriterion{Key: imapclient.SortKeyArrival, Reverse: true}, &res.sortArrival},
+		{"UID SORT (SUBJECT)", imapclient.SortCriterion{Key: imapclient.SortKeySubject}, &res.sortSubject},
+	}
+	for _, st := range sorts {
+		sortOnce := func() error {
+			nums, err := c.UIDSort(&imapclient.SortOptions{SearchCriteria: all, SortCriteria: []imapclient.SortCriterion{st.key}}).Wait()
+			*st.n = len(nums)
+			return err
+		}
+		if err := sortOnce(); err != nil {
+			return nil, fmt.Errorf("%s: %w", st.name, err)
+		}
+		if err := timed(st.name, largeSlowReps, sortOnce); err != nil {
+			return nil, err
+		}
+	}
+	threadOnce := func() error {
+		threads, err := c.UIDThread(&imapclient.ThreadOptions{Algorithm: imap.ThreadReferences, SearchCriteria: all}).Wait()
+		res.threaded = countThreaded(threads)
+		return err
+	}
+	if err := threadOnce(); err != nil {
+		return nil, fmt.Errorf("UID THREAD REFERENCES: %w", err)
+	}
+	if err := timed("UID THREAD REFERENCES", largeSlowReps, threadOnce); err != nil {
+		return nil, err
+	}
 	return res, c.Logout().Wait()
+}
+
+// countThreaded counts the messages in a THREAD answer.
+func countThreaded(ts []imapclient.ThreadData) int {
+	n := 0
+	for _, t := range ts {
+		n += len(t.Chain) + countThreaded(t.SubThreads)
+	}
+	return n
 }
 
 // expectedText is how many of m messages contain the search word.

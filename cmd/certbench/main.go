@@ -429,8 +429,9 @@ func (b *bench) runMixWorkload() {
 func (b *bench) runLargeWorkload() {
 	o := b.o
 	b.notes = append(b.notes, fmt.Sprintf("Large mailbox: one INBOX of %d messages (1–8 KB, filled over LMTP from %d connections), the older half \\Seen; "+
-		"each round a new session times SELECT and UID SEARCH UNSEEN %d times each, UID FETCH 1:* (FLAGS) and UID SEARCH TEXT %q (in 1%% of the bodies) %d times each, the median counting.",
-		o.largeM, o.largeC, largeQuickReps, searchWord, largeSlowReps))
+		"each round a new session times SELECT and UID SEARCH UNSEEN %d times each, UID FETCH 1:* (FLAGS) and UID SEARCH TEXT %q (in 1%% of the bodies) %d times each, the median counting; "+
+		"then UID SORT (REVERSE ARRIVAL), UID SORT (SUBJECT) and UID THREAD REFERENCES (RFC 5256) ALL, each once untimed (the first sort of a mailbox fills a server's sort data) and then %d times.",
+		o.largeM, o.largeC, largeQuickReps, searchWord, largeSlowReps, largeSlowReps))
 	for _, s := range b.servers {
 		b.logf("large mailbox: filling %s with %d messages", s.name, o.largeM)
 		var elapsed time.Duration
@@ -460,14 +461,19 @@ func (b *bench) runLargeWorkload() {
 					return fmt.Errorf("wrong answers: %d messages, FLAGS for %d, %d UNSEEN, %d with TEXT (want %d, %d, %d, %d)",
 						res.exists, res.flags, res.unseen, res.text, o.largeM, o.largeM, o.largeM-o.largeM/2, wantText)
 				}
+				if res.sortArrival != o.largeM || res.sortSubject != o.largeM || res.threaded != o.largeM {
+					return fmt.Errorf("wrong answers: SORT (REVERSE ARRIVAL) of %d, SORT (SUBJECT) of %d, THREAD of %d messages (want %d)",
+						res.sortArrival, res.sortSubject, res.threaded, o.largeM)
+				}
 				return nil
 			})
 			if ok {
 				for _, op := range largeOps {
 					b.results.add("large", "Large mailbox "+op+" (ms)", s.name, ms(res.times[op]), lower)
 				}
-				b.logf("  SELECT %.0f ms, FETCH %.0f ms, UNSEEN %.0f ms, TEXT %.0f ms", ms(res.times["SELECT"]),
-					ms(res.times["UID FETCH 1:* (FLAGS)"]), ms(res.times["UID SEARCH UNSEEN"]), ms(res.times["UID SEARCH TEXT"]))
+				b.logf("  SELECT %.0f ms, FETCH %.0f ms, UNSEEN %.0f ms, TEXT %.0f ms, SORT ARRIVAL %.0f ms, SORT SUBJECT %.0f ms, THREAD %.0f ms", ms(res.times["SELECT"]),
+					ms(res.times["UID FETCH 1:* (FLAGS)"]), ms(res.times["UID SEARCH UNSEEN"]), ms(res.times["UID SEARCH TEXT"]),
+					ms(res.times["UID SORT (REVERSE ARRIVAL)"]), ms(res.times["UID SORT (SUBJECT)"]), ms(res.times["UID THREAD REFERENCES"]))
 			}
 		}
 	}
