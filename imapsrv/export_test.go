@@ -1,5 +1,7 @@
 package imapsrv
 
+import "strings"
+
 // SetSlowFetch turns fetchfast.go off, so tests can compare its responses
 // with imapserver's own FETCH writer.
 func SetSlowFetch(s *Server, slow bool) { s.slowFetch = slow }
@@ -21,4 +23,16 @@ func LegacySummarize(raw []byte) []byte {
 	s := Summarize(raw)
 	_, rest, _ := splitSummary(s)
 	return rest
+}
+
+// SummarizeV1 is Summarize as it was with version 1 of the stored sort
+// keys ("\x00S1"): keys folded to lower case, for testing that SORT
+// computes such keys again rather than trusting them.
+func SummarizeV1(raw []byte) []byte {
+	_, rest, _ := splitSummary(Summarize(raw))
+	k := computeSortKeys(raw)
+	for _, p := range []*string{&k.Subject, &k.From, &k.To, &k.Cc, &k.DisplayFrom, &k.DisplayTo} {
+		*p = strings.ToLower(*p)
+	}
+	return append(encodeSortKeys([]byte(sortKeysMagicV1), k), rest...)
 }

@@ -138,6 +138,34 @@ func TestSortLegacySummary(t *testing.T) {
 	mustContain(t, rc.ok("FETCH 4 ENVELOPE"), `"aardvark"`)
 }
 
+// TestSortKeysV1Recomputed: sort keys stored as version 1 ("\x00S1",
+// folded to lower case, so "[" sorted before letters against RFC 5256's
+// i;ascii-casemap) are computed again from the header, and FETCH still
+// reads the summary behind them.
+func TestSortKeysV1Recomputed(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	for _, subj := range []string{"[xyz]", "a", "_"} {
+		raw := []byte(sortMsg{from: "a@example.org", subject: subj}.raw())
+		if err := ts.store.Update(func(tx *mailbox.Tx) error {
+			blob, err := tx.PutBlobSummary(raw, imapsrv.SummarizeV1(raw))
+			if err != nil {
+				return err
+			}
+			_, err = tx.AppendBlob("alice", "INBOX", blob, mailbox.AppendOptions{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := ts.rawLogin("alice")
+	rc.ok("SELECT INBOX")
+	if got := sortLine(t, rc, "SORT (SUBJECT) US-ASCII ALL", "* SORT"); got != "* SORT 2 1 3" {
+		t.Errorf("SORT (SUBJECT) over version 1 keys: %q, want \"* SORT 2 1 3\"", got)
+	}
+	mustContain(t, rc.ok("FETCH 1 ENVELOPE"), `"[xyz]"`)
+}
+
 // TestSortStubRevealsNothing: a certified item's stub sorts and threads by
 // its own headers and size; the held message (stored as a blob beside it,
 // as delivery stores it until the COD) is never what orders it.

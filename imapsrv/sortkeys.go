@@ -10,7 +10,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -34,8 +33,14 @@ type sortKeys struct {
 
 // sortKeysMagic starts a summary that carries sort keys. A gob stream
 // never starts with a zero byte (its first message length is positive), so
-// summaries stored before sort keys existed are told apart by it.
-const sortKeysMagic = "\x00S1"
+// summaries stored before sort keys existed are told apart by it. The
+// digit is the keys' version: version 1 ("\x00S1") folded to lower case
+// and skipped group markers and domainless mailboxes (see caseFold,
+// sortAddress), so its keys are read past and computed again.
+const (
+	sortKeysMagic   = "\x00S2"
+	sortKeysMagicV1 = "\x00S1"
+)
 
 // Bounds on what a stored record may claim, so a damaged one cannot make
 // decoding allocate without limit.
@@ -54,17 +59,16 @@ func computeSortKeys(raw []byte) *sortKeys {
 }
 
 func sortKeysFromHeader(h textproto.Header) *sortKeys {
-	env := extractEnvelope(h)
 	k := &sortKeys{}
 	k.Subject, k.IsReply = baseSubject(decodeHeaderValue(h.Get("Subject")))
 	k.Subject = caseFold(k.Subject)
-	k.From = caseFold(firstMailbox(env.From))
-	k.To = caseFold(firstMailbox(env.To))
-	k.Cc = caseFold(firstMailbox(env.Cc))
-	k.DisplayFrom = caseFold(displayName(env.From))
-	k.DisplayTo = caseFold(displayName(env.To))
-	if !env.Date.IsZero() {
-		k.Date = env.Date.UTC().Unix()
+	from, displayFrom := sortAddress(h.Get("From"))
+	to, displayTo := sortAddress(h.Get("To"))
+	cc, _ := sortAddress(h.Get("Cc"))
+	k.From, k.To, k.Cc = caseFold(from), caseFold(to), caseFold(cc)
+	k.DisplayFrom, k.DisplayTo = caseFold(displayFrom), caseFold(displayTo)
+	if date := extractEnvelope(h).Date; !date.IsZero() {
+		k.Date = date.UTC().Unix()
 	}
 	if ids := messageIDs(h.Get("Message-Id")); len(ids) > 0 {
 		k.MessageID = ids[0]
@@ -83,43 +87,48 @@ func sortKeysFromHeader(h textproto.Header) *sortKeys {
 	return k
 }
 
-// firstAddress is the first real address of a list, skipping group
-// markers (RFC 3501 7.4.2).
-func firstAddress(l []imap.Address) (imap.Address, bool) {
-	for _, a := range l {
-		if a.Mailbox != "" && a.Host != "" {
-			return a, true
+// sortAddress gives the SORT keys of an address-list header value: the
+// addr-mailbox of its first address (FROM, TO, CC; RFC 5256 section 3) and
+// its display key (DISPLAYFROM, DISPLAYTO; RFC 5957 section 3: the display
+// name, else the addr-spec). Two cases follow what Dovecot answers to its
+// imaptest sort-addresses and sort-display-* scripts:
+//   - a list that starts with a group starts, in ENVELOPE, with the group's
+//     marker, whose addr-mailbox is the group's name (RFC 3501 7.4.2), so
+//     both keys are the group's name;
+//   - a mailbox without a domain ("From: d"), which the envelope leaves
+//     out, still has its local part as both keys, not the empty string a
+//     missing field sorts as.
+func sortAddress(value string) (mailbox, display string) {
+	for _, it := range splitAddressList(value) {
+		switch it.kind {
+		case itemGroupStart:
+			// A group without a name has no marker; its members count.
+			if name := decodePhrase(it.text); name != "" {
+				return name, name
+			}
+		case itemMailbox:
+			if a, ok := parseMailbox(it.text); ok {
+				if n := strings.TrimSpace(a.Name); n != "" {
+					return a.Mailbox, n
+				}
+				return a.Mailbox, a.Mailbox + "@" + a.Host
+			}
+			if bare := strings.TrimSpace(stripComments(it.text)); bare != "" && !strings.ContainsAny(bare, "@<>\" \t") {
+				return bare, bare
+			}
 		}
 	}
-	return imap.Address{}, false
+	return "", ""
 }
 
-// firstMailbox is the addr-mailbox SORT FROM, TO and CC compare (RFC 5256
-// section 3).
-func firstMailbox(l []imap.Address) string {
-	a, _ := firstAddress(l)
-	return a.Mailbox
-}
-
-// displayName is the RFC 5957 section 3 display key: the first address's
-// display name if it has one, else its addr-spec.
-func displayName(l []imap.Address) string {
-	a, ok := firstAddress(l)
-	if !ok {
-		return ""
-	}
-	if n := strings.TrimSpace(a.Name); n != "" {
-		return n
-	}
-	return a.Mailbox + "@" + a.Host
-}
-
-// caseFold is the i;unicode-casemap comparator's key (RFC 5051), as near
-// as simple case folding gets: titlecase, then lowercase, per rune.
+// caseFold is the key of the comparator SORT uses: i;ascii-casemap (RFC
+// 5256 section 3, RFC 4790 section 9.2) maps a-z to A-Z, so "[" and "_"
+// sort after letters; beyond ASCII each rune is folded to its upper case
+// too (titlecase, then uppercase), so that case never orders.
 func caseFold(s string) string {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
-			return strings.Map(func(r rune) rune { return unicode.ToLower(unicode.ToTitle(r)) }, s)
+		if c := s[i]; c >= utf8.RuneSelf || ('a' <= c && c <= 'z') {
+			return strings.Map(func(r rune) rune { return unicode.ToUpper(unicode.ToTitle(r)) }, s)
 		}
 	}
 	return s
@@ -321,15 +330,22 @@ func decodeSortKeys(b []byte) (*sortKeys, []byte, error) {
 	return k, b, nil
 }
 
-// splitSummary separates a stored summary's sort keys (nil for one stored
-// before they existed) from its gob-encoded rest.
+// splitSummary separates a stored summary's sort keys from its
+// gob-encoded rest. The keys are nil for a summary stored before they
+// existed or with an older version of them: the caller computes them
+// again from the header (loadSortKeys).
 func splitSummary(b []byte) (*sortKeys, []byte, error) {
-	if !bytes.HasPrefix(b, []byte(sortKeysMagic)) {
+	current := bytes.HasPrefix(b, []byte(sortKeysMagic))
+	if !current && !bytes.HasPrefix(b, []byte(sortKeysMagicV1)) {
 		return nil, b, nil
 	}
+	// Both versions have the same layout and magic length.
 	k, rest, err := decodeSortKeys(b[len(sortKeysMagic):])
 	if err != nil {
 		return nil, nil, err
+	}
+	if !current {
+		return nil, rest, nil
 	}
 	return k, rest, nil
 }

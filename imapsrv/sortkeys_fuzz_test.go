@@ -29,6 +29,12 @@ func TestBaseSubject(t *testing.T) {
 		{"  Hello\t\tthere  ", "Hello there", false},
 		{"Re:", "", true},
 		{"Ready: go", "Ready: go", false},
+		// imaptest sort-subject
+		{"Re: [FWD: c]", "c", true},
+		{"[foo] Fwd: [bar] Re: fw: b (fWd)  (fwd)", "b", true},
+		{"re: [fwd: [fwd: re: [fwd: babylon]]]", "babylon", true},
+		{"Ad: Re: Ad: Re: Ad: x", "Ad: Re: Ad: Re: Ad: x", false},
+		{"[xyz]", "[xyz]", false},
 		{"", "", false},
 	} {
 		got, reply := baseSubject(tc.in)
@@ -63,6 +69,8 @@ func FuzzBaseSubject(f *testing.F) {
 func FuzzSortKeys(f *testing.F) {
 	f.Add([]byte("Subject: Re: x\r\nFrom: A <a@b>\r\nReferences: <1@x> <2@x>\r\n\r\nbody"))
 	f.Add([]byte("\x00S1\x05hello"))
+	f.Add([]byte("\x00S2\x05hello"))
+	f.Add([]byte("From: d\r\nTo: empty:;\r\nCc: g: a@b;\r\nSubject: Re: [FWD: c]\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		k := computeSortKeys(raw)
 		enc := encodeSortKeys(nil, k)

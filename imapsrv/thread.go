@@ -162,14 +162,17 @@ func references(items []sortItem) []*threadNode {
 			prev = c
 		}
 		// 1B: the last reference is the message's parent, replacing
-		// whatever parent an earlier message's references gave it.
-		if prev != nil && prev != n && !isAncestor(n, prev) {
-			if n.parent != nil {
-				unlink(n)
-			}
-			link(prev, n)
-		} else if prev == nil && n.parent != nil {
+		// whatever parent an earlier message's references gave it. That
+		// old parent goes even when the new one would make a loop and is
+		// not linked: the message's own References outrank another's
+		// guess (Dovecot's imaptest "thread" script: <c> referring to its
+		// own child <b> is a root, not left under the <a> that <b>'s
+		// References put above it).
+		if n.parent != nil {
 			unlink(n)
+		}
+		if prev != nil && prev != n && !isAncestor(n, prev) {
+			link(prev, n)
 		}
 	}
 	for _, n := range byID {
