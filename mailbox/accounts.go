@@ -183,7 +183,7 @@ func (s *Store) CreateAccount(name, password string, mailboxes []NewMailbox, ext
 		if err := tx.setJSON(accountKey(acct), &a); err != nil {
 			return err
 		}
-		if err := tx.set(usageKey(acct), encodeUsage(usage{})); err != nil {
+		if err := tx.putUsage(acct, usage{limitsKnown: true}); err != nil {
 			return err
 		}
 		for _, nm := range mailboxes {
@@ -358,7 +358,7 @@ func (s *Store) DeleteAccount(name string) error {
 		if err := tx.set(goneAccountKey(acct), binary.BigEndian.AppendUint32(nil, a.NextMailboxID)); err != nil {
 			return err
 		}
-		if err := tx.del(usageKey(acct)); err != nil {
+		if err := tx.dropUsage(acct); err != nil {
 			return err
 		}
 		tx.afterCommit(func() []Change {

@@ -29,6 +29,9 @@ type Tx struct {
 	// modseqs holds the mod-sequence state of each mailbox the
 	// transaction changed (modseq.go), written just before it commits.
 	modseqs txModSeqs
+	// usageMemo is the last account usage record read or written
+	// (quota.go).
+	usageMemo *usageMemo
 }
 
 // Update runs fn in a write transaction and commits it if fn returns nil.
