@@ -52,6 +52,10 @@ type options struct {
 	idleWake, idleSettle          time.Duration
 	resyncM, resyncFlags          int
 	resyncExpunges                int
+	// serve: start the servers, print their addresses and wait (for
+	// runs of other tools, imaptest's stress, against the same setup).
+	serve      bool
+	serveUsers int
 }
 
 func main() { os.Exit(run()) }
@@ -84,6 +88,8 @@ func run() int {
 	flag.IntVar(&o.resyncM, "resync-m", 100_000, "resync: messages in the mailbox the client knows")
 	flag.IntVar(&o.resyncFlags, "resync-flags", 100, "resync: flag changes by another session per round")
 	flag.IntVar(&o.resyncExpunges, "resync-expunges", 10, "resync: expunges by another session per round")
+	flag.BoolVar(&o.serve, "serve", false, "start the servers with users u1..u`N` (--serve-users), print their addresses, run no workload and wait for SIGINT (e.g. for imaptest; see BENCHMARKS.md)")
+	flag.IntVar(&o.serveUsers, "serve-users", 20, "--serve: users u1..uN, password "+password)
 	flag.Parse()
 	if o.smoke {
 		set := map[string]bool{}
@@ -146,6 +152,10 @@ func run() int {
 	if err := b.setup(); err != nil {
 		fmt.Fprintln(os.Stderr, "certbench:", err)
 		return 1
+	}
+	if o.serve {
+		b.serveForever()
+		return 0
 	}
 	b.runAll()
 	b.report(os.Stdout)
@@ -222,6 +232,11 @@ func (b *bench) setup() error {
 	b.bigUser = "big"
 	b.rsUser = "resync"
 	all := append(append(append([]string(nil), b.users.mix...), b.users.ingest...), b.bigUser, b.rsUser)
+	if o.serve {
+		for i := 1; i <= o.serveUsers; i++ {
+			all = append(all, fmt.Sprintf("u%d", i))
+		}
+	}
 
 	bin := o.certmailBin
 	if bin == "" {
