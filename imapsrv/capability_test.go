@@ -32,7 +32,7 @@ func TestCapability(t *testing.T) {
 		"ENABLE", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE",
 		"SPECIAL-USE", "CREATE-SPECIAL-USE", "LITERAL+", "APPENDLIMIT=12345", "SASL-IR", "ID", "COMPRESS=DEFLATE", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE",
 		"SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-		"OBJECTID", "SAVEDATE", "CONDSTORE", "QRESYNC"}
+		"OBJECTID", "SAVEDATE", "CONDSTORE", "QRESYNC", "PREVIEW"}
 	// Added by go-imap on its own and implemented by it: LITERAL- is
 	// implied by LITERAL+ (RFC 7888), UTF8=ACCEPT is handled by the
 	// protocol layer (IMAP4rev2 requires UTF-8 anyway), CHILDREN is part

@@ -1,6 +1,12 @@
 package imapsrv
 
-import "strings"
+import (
+	"bytes"
+	"encoding/gob"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+)
 
 // SetSlowFetch turns fetchfast.go off, so tests can compare its responses
 // with imapserver's own FETCH writer.
@@ -35,4 +41,22 @@ func SummarizeV1(raw []byte) []byte {
 		*p = strings.ToLower(*p)
 	}
 	return append(encodeSortKeys([]byte(sortKeysMagicV1), k), rest...)
+}
+
+// SummarizeWithoutPreview is Summarize as it was before previews were
+// stored (RFC 8970): a summary whose gob type has no preview fields.
+func SummarizeWithoutPreview(raw []byte) []byte {
+	registerSummaryTypes()
+	type legacySummary struct {
+		Envelope      *imap.Envelope
+		BodyStructure imap.BodyStructure
+	}
+	s := computeSummary(raw)
+	var buf bytes.Buffer
+	buf.WriteString(sortKeysMagic)
+	buf.Write(encodeSortKeys(nil, computeSortKeys(raw)))
+	if err := gob.NewEncoder(&buf).Encode(&legacySummary{s.Envelope, s.BodyStructure}); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
 }

@@ -176,6 +176,16 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 	if options.SaveDate { // RFC 8514 4.3 (savedate.go)
 		rw.WriteSaveDate(m.SaveDate())
 	}
+	if options.Preview { // RFC 8970 (preview.go)
+		text, ok, err := sess.preview(m, sum, full, options.PreviewLazy)
+		if errors.Is(err, mailbox.ErrNoMessage) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rw.WritePreview(text, ok)
+	}
 	if options.Envelope {
 		rw.WriteEnvelope(sum.Envelope)
 	}

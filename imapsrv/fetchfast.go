@@ -30,7 +30,7 @@ import (
 func fastFetchable(o *imap.FetchOptions) bool {
 	return o.BodyStructure == nil && !o.Envelope && len(o.BodySection) == 0 &&
 		len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 &&
-		!o.EmailID && !o.ThreadID && !o.SaveDate
+		!o.EmailID && !o.ThreadID && !o.SaveDate && !o.Preview
 }
 
 // fastFetchFlush is how much is gathered before it is written.

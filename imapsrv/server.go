@@ -63,6 +63,9 @@ type Server struct {
 	sessions accountSessions
 	// sortKeys caches decoded sort keys by blob (sort.go).
 	sortKeys sortKeyCache
+	// previews caches previews computed for messages stored without one
+	// (preview.go).
+	previews previewCache
 	// slowFetch turns off fetchfast.go, for tests that compare its
 	// output with imapserver's.
 	slowFetch bool
@@ -163,6 +166,7 @@ func capabilities() imap.CapSet {
 		imap.CapCompressDeflate:  {},
 		imap.CapObjectID:         {}, // RFC 8474 (objectid.go)
 		imap.CapSaveDate:         {}, // RFC 8514 (savedate.go)
+		imap.CapPreview:          {}, // RFC 8970 (preview.go)
 		// quota.go
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},

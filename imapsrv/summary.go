@@ -16,6 +16,11 @@ import (
 type summary struct {
 	Envelope      *imap.Envelope
 	BodyStructure imap.BodyStructure
+	// Preview is the message's PREVIEW (RFC 8970, preview.go), valid
+	// when PreviewVersion is previewVersion: summaries stored before
+	// previews existed decode with 0.
+	Preview        string
+	PreviewVersion uint8
 }
 
 // summaryCodec holds gob's type registrations for the body structure
@@ -46,7 +51,8 @@ func computeSummary(raw []byte) *summary {
 	// A header with a broken line would otherwise lose the envelope
 	// entirely (see parseable).
 	raw = parseable(raw)
-	s := &summary{BodyStructure: extractBodyStructure(raw)}
+	s := &summary{BodyStructure: extractBodyStructure(raw),
+		Preview: computePreview(raw), PreviewVersion: previewVersion}
 	if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))); err == nil {
 		s.Envelope = extractEnvelope(h)
 	}

@@ -26,6 +26,10 @@ type FetchOptions struct {
 	// SaveDate is RFC 8514's SAVEDATE (certmail patch; requires
 	// SAVEDATE).
 	SaveDate bool
+	// Preview is RFC 8970's PREVIEW, PreviewLazy its LAZY modifier
+	// (certmail patch; require PREVIEW).
+	Preview     bool
+	PreviewLazy bool
 
 	ChangedSince uint64 // requires CONDSTORE
 	// Vanished is UID FETCH's VANISHED modifier (certmail patch, RFC 7162

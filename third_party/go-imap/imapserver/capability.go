@@ -102,6 +102,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapUnauthenticate,
 			imap.CapObjectID, // certmail patch: RFC 8474
 			imap.CapSaveDate, // certmail patch: RFC 8514
+			imap.CapPreview,  // certmail patch: RFC 8970
 		})
 		// certmail patch: CONDSTORE and QRESYNC (RFC 7162) when the
 		// server lists them and the session has them on.

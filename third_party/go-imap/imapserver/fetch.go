@@ -40,7 +40,15 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		case "ALL", "FAST", "FULL":
 			return newClientBugError("FETCH macros are not allowed in a list")
 		}
-		return handleFetchAtt(dec, name, &options, &writerOptions)
+		if err := handleFetchAtt(dec, name, &options, &writerOptions); err != nil {
+			return err
+		}
+		// certmail patch: PREVIEW's modifiers (RFC 8970 section 4); in a
+		// list, SP "(" after an item can only be them.
+		if name == "PREVIEW" && dec.PeekSPList() {
+			return readPreviewModifiers(dec, &options)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -92,6 +100,11 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 				}
 				// CHANGEDSINCE implies MODSEQ (RFC 7162 3.1.4.1).
 				options.ModSeq = true
+			case strings.EqualFold(name, "LAZY") && options.Preview && !isList:
+				// certmail patch: "FETCH n PREVIEW (LAZY)", RFC 8970
+				// section 4: outside a list PREVIEW's modifiers take the
+				// place of the fetch modifiers.
+				options.PreviewLazy = true
 			case strings.EqualFold(name, "VANISHED") && c.qresyncSupported():
 				// Only in UID FETCH, after ENABLE QRESYNC (3.2.6).
 				if numKind != NumKindUID || !c.QResyncEnabled() {
@@ -163,6 +176,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.ThreadID = true
 	case "SAVEDATE": // certmail patch: RFC 8514 4.3
 		options.SaveDate = true
+	case "PREVIEW": // certmail patch: RFC 8970 4
+		options.Preview = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -239,6 +254,25 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		return newClientBugError("Unknown FETCH data item")
 	}
 	return nil
+}
+
+// readPreviewModifiers reads PREVIEW's "(" preview-mod *(SP preview-mod)
+// ")" (certmail patch, RFC 8970 section 4); LAZY is the only one defined.
+func readPreviewModifiers(dec *imapwire.Decoder, options *imap.FetchOptions) error {
+	if !dec.ExpectSP() {
+		return dec.Err()
+	}
+	return dec.ExpectList(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		if !strings.EqualFold(name, "LAZY") {
+			return newClientBugError("unknown PREVIEW modifier " + name)
+		}
+		options.PreviewLazy = true
+		return nil
+	})
 }
 
 func handleFetchBodyStructure(options *imap.FetchOptions, writerOptions *fetchWriterOptions, extended bool) {
@@ -458,6 +492,18 @@ func (w *FetchResponseWriter) WriteSaveDate(t time.Time) {
 		return
 	}
 	w.enc.String(t.Format(internal.DateTimeLayout))
+}
+
+// WritePreview writes the message's PREVIEW (certmail patch, RFC 8970
+// section 4): NIL when ok is false (a LAZY preview not yet computed).
+func (w *FetchResponseWriter) WritePreview(text string, ok bool) {
+	w.writeItemSep()
+	w.enc.Atom("PREVIEW").SP()
+	if !ok {
+		w.enc.NIL()
+		return
+	}
+	w.enc.String(text)
 }
 
 // WriteRFC822Size writes the message's full size.

@@ -175,6 +175,22 @@ func (dec *Decoder) SP() bool {
 	return b == '('
 }
 
+// PeekSPList reports whether SP "(" comes next, reading nothing (certmail
+// patch): an item followed by its own parenthesized options, inside a list
+// whose next item could not start with "(". It never waits for more than
+// one byte after a SP, which a command line always has (its CRLF).
+func (dec *Decoder) PeekSPList() bool {
+	if dec.err != nil || dec.literal {
+		return false
+	}
+	b, err := dec.r.Peek(1)
+	if err != nil || b[0] != ' ' {
+		return false
+	}
+	b, err = dec.r.Peek(2)
+	return err == nil && b[1] == '('
+}
+
 func (dec *Decoder) ExpectSP() bool {
 	return dec.Expect(dec.SP(), "SP")
 }
