@@ -421,16 +421,19 @@ func (sess *session) setFlags(uids []uint32, op mailbox.FlagOp, flags []string) 
 	var changed []*mailbox.Message
 	for len(uids) > 0 {
 		n := min(len(uids), flagBatch)
+		// The transaction may run more than once (another node's
+		// commit conflicting with it): what it returns is kept only
+		// from the run that committed.
+		var c []*mailbox.Message
 		err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
-			c, err := tx.SetFlags(sess.acct, sess.mboxID, uids[:n], op, flags)
-			if err == nil {
-				changed = append(changed, c...)
-			}
+			var err error
+			c, err = tx.SetFlags(sess.acct, sess.mboxID, uids[:n], op, flags)
 			return err
 		})
 		if err != nil {
 			return changed, err
 		}
+		changed = append(changed, c...)
 		uids = uids[n:]
 	}
 	return changed, nil
@@ -443,18 +446,19 @@ func (sess *session) setFlagsUnchangedSince(uids []uint32, op mailbox.FlagOp, fl
 	modified := make(map[uint32]bool)
 	for len(uids) > 0 {
 		n := min(len(uids), flagBatch)
+		var c []*mailbox.Message
+		var mod []uint32
 		err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
-			c, mod, err := tx.SetFlagsUnchangedSince(sess.acct, sess.mboxID, uids[:n], op, flags, since)
-			if err == nil {
-				changed = append(changed, c...)
-				for _, u := range mod {
-					modified[u] = true
-				}
-			}
+			var err error
+			c, mod, err = tx.SetFlagsUnchangedSince(sess.acct, sess.mboxID, uids[:n], op, flags, since)
 			return err
 		})
 		if err != nil {
 			return changed, modified, err
+		}
+		changed = append(changed, c...)
+		for _, u := range mod {
+			modified[u] = true
 		}
 		uids = uids[n:]
 	}

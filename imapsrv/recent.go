@@ -32,9 +32,9 @@ func (sess *session) rev1() bool {
 // claimRecent claims the messages that are recent to this session at
 // SELECT and returns their UIDs. A read-write SELECT takes what no
 // session has claimed, in a transaction that stores the new floor; the
-// box's mu is taken inside it, so that no message arrives between the
-// claim and the box learning of it (onChange runs in the commit of the
-// message's transaction, which waits for this one). EXAMINE claims
+// box learns of the claim in the commit (Tx.OnCommit), so that no message
+// arrives between the claim and the box learning of it (onChange runs in
+// the commit of the message's transaction, which waits for this one). EXAMINE claims
 // nothing (RFC 3501 6.3.2: it must not make messages lose \Recent) but
 // sees the unclaimed ones as recent.
 func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, readOnly bool) (imap.UIDSet, error) {
@@ -60,17 +60,26 @@ func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, rea
 	box.mu.Unlock()
 	err := sess.srv.store.Update(func(tx *mailbox.Tx) error {
 		box.mu.Lock()
-		defer box.mu.Unlock()
-		from, next, err := tx.ClaimRecent(sess.acct, info.ID, box.recentUID)
+		floor := box.recentUID
+		box.mu.Unlock()
+		from, next, err := tx.ClaimRecent(sess.acct, info.ID, floor)
 		if err != nil {
 			return err
 		}
-		box.recentUID = max(box.recentUID, next)
-		box.recentStored = max(box.recentStored, next)
-		box.recentOwner = sess
+		// The box learns of the claim when it commits, before any
+		// later commit is announced to it; an attempt that conflicts
+		// and runs again (another node) leaves it as it was.
+		set = imap.UIDSet{}
 		if from < next {
 			set.AddRange(imap.UID(max(from, 1)), imap.UID(next-1))
 		}
+		tx.OnCommit(func() {
+			box.mu.Lock()
+			defer box.mu.Unlock()
+			box.recentUID = max(box.recentUID, next)
+			box.recentStored = max(box.recentStored, next)
+			box.recentOwner = sess
+		})
 		return nil
 	})
 	if errors.Is(err, mailbox.ErrDiskFull) {

@@ -18,15 +18,17 @@ func appendN(t testing.TB, s *Store, acct, box string, n int) []uint32 {
 	t.Helper()
 	var uids []uint32
 	for i := 0; i < n; i++ {
+		var uid uint32
 		if err := s.Update(func(tx *Tx) error {
 			res, err := tx.Append(acct, box, []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i)), AppendOptions{})
 			if err == nil {
-				uids = append(uids, res.UID)
+				uid = res.UID
 			}
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
+		uids = append(uids, uid)
 	}
 	return uids
 }

@@ -12,12 +12,18 @@ import (
 	"certmail/kv/keyspace"
 )
 
-// Tx is a store transaction. Write transactions are serialized; what they
-// change becomes visible to readers, the index and the change feed only
-// when they commit.
+// Tx is a store transaction. Write transactions are serialized within
+// the process (Store.wmu) and, against other processes writing the same
+// engine (nodes on one PostgreSQL database), by the engine: a transaction
+// that conflicts runs again from the start (UpdateFrom). What it changes
+// becomes visible to readers, the index and the change feed only when it
+// commits.
 type Tx struct {
-	s        *Store
+	s *Store
+	// txn is the engine's transaction, seen through w, which notes a
+	// conflict whatever the caller does with the error.
 	txn      kv.Txn
+	w        watchedTxn
 	writable bool
 	// buf is scratch space for values decoded as soon as they are read
 	// (getJSON), so that reads do not allocate a copy each.
@@ -26,6 +32,8 @@ type Tx struct {
 	// post runs after a successful commit, under the index lock, to
 	// update the index; it returns the changes to announce.
 	post []func() []Change
+	// onCommit runs after post, outside the index lock (OnCommit).
+	onCommit []func()
 	// modseqs holds the mod-sequence state of each mailbox the
 	// transaction changed (modseq.go), written just before it commits.
 	modseqs txModSeqs
@@ -34,25 +42,118 @@ type Tx struct {
 	usageMemo *usageMemo
 }
 
+// watchedTxn passes every call to the engine's transaction and remembers
+// whether one reported a conflict. On PostgreSQL a conflict can come from
+// any read, and the transaction is then dead; a caller that takes the
+// error for "not found" and goes on, or returns an error of its own, must
+// still see its transaction run again.
+type watchedTxn struct {
+	kv.Txn
+	conflict bool
+}
+
+func (w *watchedTxn) note(err error) error {
+	if err != nil && !w.conflict && errors.Is(err, kv.ErrConflict) {
+		w.conflict = true
+	}
+	return err
+}
+
+func (w *watchedTxn) Get(key, dst []byte) ([]byte, error) {
+	v, err := w.Txn.Get(key, dst)
+	return v, w.note(err)
+}
+
+func (w *watchedTxn) GetFunc(key []byte, fn func(value []byte) error) error {
+	return w.note(w.Txn.GetFunc(key, fn))
+}
+
+func (w *watchedTxn) Set(key, value []byte) error { return w.note(w.Txn.Set(key, value)) }
+func (w *watchedTxn) Delete(key []byte) error     { return w.note(w.Txn.Delete(key)) }
+
+func (w *watchedTxn) Scan(r kv.Range, fn func(key, value []byte) error) error {
+	return w.note(w.Txn.Scan(r, fn))
+}
+
+func (w *watchedTxn) Commit() error { return w.note(w.Txn.Commit()) }
+
+// newTx starts a transaction.
+func (s *Store) newTx(writable bool, source any) (*Tx, error) {
+	txn, err := s.db.Begin(writable)
+	if err != nil {
+		return nil, fmt.Errorf("starting transaction: %w", err)
+	}
+	tx := &Tx{s: s, writable: writable, source: source}
+	tx.w.Txn = txn
+	tx.txn = &tx.w
+	return tx, nil
+}
+
 // Update runs fn in a write transaction and commits it if fn returns nil.
 func (s *Store) Update(fn func(tx *Tx) error) error { return s.UpdateFrom(nil, fn) }
 
 // UpdateFrom is Update with a source tag copied into every Change, so that
 // the session that caused a change can tell it apart.
+//
+// When the transaction conflicts with another writer of the engine
+// (another node on the same database: kv.ErrConflict, from any call or
+// from the commit), it is discarded and fn runs again in a new one, from
+// its first read, up to kv.MaxAttempts times, with kv.Backoff between
+// attempts. So fn must be re-runnable: whatever it does outside the
+// transaction (a variable of the caller's, a cache, a reply) it must set
+// afresh on each run rather than add to, or leave to after Update returns
+// or to OnCommit. Everything the store does after a commit (the index,
+// the change feed, MODSEQ state, OnCommit) belongs to the attempt that
+// committed.
 func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		retry, err := s.updateOnce(source, fn)
+		if !retry || attempt >= kv.MaxAttempts {
+			return err
+		}
+		s.log.Debug("transaction conflicted; running it again", "attempt", attempt, "err", err)
+		// The lock is not held while waiting: this node's other
+		// writers, which may not conflict at all, go on meanwhile.
+		time.Sleep(kv.Backoff(attempt))
+	}
+}
+
+// updateOnce is one attempt of UpdateFrom; retry reports a conflict.
+func (s *Store) updateOnce(source any, fn func(tx *Tx) error) (retry bool, err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	// Below half the reserve even small writes stop: Badger writes
 	// through memory maps, and a fault on a full disk kills the process.
 	if err := s.space.forWrite(); err != nil {
-		return err
+		return false, err
 	}
-	txn, err := s.db.Begin(true)
+	tx, err := s.newTx(true, source)
 	if err != nil {
-		return fmt.Errorf("starting transaction: %w", err)
+		return errors.Is(err, kv.ErrConflict), err
 	}
-	defer txn.Discard()
-	tx := &Tx{s: s, txn: txn, writable: true, source: source}
+	defer tx.w.Discard()
+	if err := tx.run(fn); err != nil {
+		return tx.w.conflict || errors.Is(err, kv.ErrConflict), err
+	}
+	tx.publishModSeqs()
+	var changes []Change
+	s.idx.mu.Lock()
+	for _, p := range tx.post {
+		changes = append(changes, p()...)
+	}
+	s.idx.mu.Unlock()
+	for _, fn := range tx.onCommit {
+		fn()
+	}
+	for _, c := range changes {
+		c.Source = source
+		s.emit(c)
+	}
+	return false, nil
+}
+
+// run runs fn and commits.
+func (tx *Tx) run(fn func(tx *Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -62,41 +163,31 @@ func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
 	if err := tx.reserve(); err != nil {
 		return err
 	}
-	if err := txn.Commit(); err != nil {
+	if err := tx.txn.Commit(); err != nil {
 		return fmt.Errorf("committing transaction: %w", err)
-	}
-	tx.publishModSeqs()
-	var changes []Change
-	s.idx.mu.Lock()
-	for _, p := range tx.post {
-		changes = append(changes, p()...)
-	}
-	s.idx.mu.Unlock()
-	for _, c := range changes {
-		c.Source = source
-		s.emit(c)
 	}
 	return nil
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	txn, err := s.db.Begin(false)
+	tx, err := s.newTx(false, nil)
 	if err != nil {
-		return fmt.Errorf("starting transaction: %w", err)
+		return err
 	}
-	defer txn.Discard()
-	return fn(&Tx{s: s, txn: txn})
+	defer tx.w.Discard()
+	return fn(tx)
 }
 
 func (tx *Tx) afterCommit(fn func() []Change) { tx.post = append(tx.post, fn) }
 
 // OnCommit runs fn once the transaction has committed (not at all if it
-// does not), for state kept in memory that must follow the store. fn runs
-// under the store's locks: it must not block or call the store.
-func (tx *Tx) OnCommit(fn func()) {
-	tx.afterCommit(func() []Change { fn(); return nil })
-}
+// does not, nor for an attempt that conflicted and ran again), for state
+// kept in memory that must follow the store. fn runs after the index is
+// updated and before the change feed hears of the commit, while no other
+// write transaction of this store can commit: it must not block or call
+// the store.
+func (tx *Tx) OnCommit(fn func()) { tx.onCommit = append(tx.onCommit, fn) }
 
 func (tx *Tx) getJSON(key []byte, v any) (bool, error) {
 	b, err := tx.txn.Get(key, tx.buf)

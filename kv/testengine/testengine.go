@@ -91,6 +91,14 @@ func (s *Engines) DSN(t testing.TB) string {
 	return s.pg.DB(t)
 }
 
+// PostgresDSN is DSN whatever the suite's engine: a fresh schema on the
+// binary's PostgreSQL cluster (started if need be), for tests of what
+// only a shared database does, such as several nodes writing one store.
+func (s *Engines) PostgresDSN(t testing.TB) string {
+	t.Helper()
+	return s.pg.DB(t)
+}
+
 // Reopen opens an engine on the schema of dsn (from DSN).
 func (s *Engines) Reopen(t testing.TB, dsn string) kv.Engine {
 	t.Helper()

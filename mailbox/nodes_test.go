@@ -1,0 +1,249 @@
+package mailbox
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"certmail/kv"
+	"certmail/kv/badgerkv"
+)
+
+// Several nodes on one database (issue 13): stores that share a
+// PostgreSQL database, each with its own process-local state, as
+// `certmail serve` on several machines. These tests run on PostgreSQL
+// whatever the suite's engine: a shared database is what they are about.
+
+// openNodes opens n stores on one fresh PostgreSQL database.
+func openNodes(t *testing.T, n int, opts Options) []*Store {
+	t.Helper()
+	dsn := engines.PostgresDSN(t)
+	nodes := make([]*Store, n)
+	for i := range nodes {
+		o := opts
+		o.Engine = engines.Reopen(t, dsn)
+		if o.GCInterval == 0 {
+			o.GCInterval = -1
+		}
+		s, err := Open(o)
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes[i] = s
+	}
+	return nodes
+}
+
+// TestNodesWriteConcurrently: three nodes append to one mailbox and
+// change the flags of the same messages at once. Their transactions
+// conflict in the database (one mailbox record, one usage counter, the
+// same message records); each conflicting transaction runs again, from
+// its first read, so none fails, none is lost or applied twice, and each
+// node announces exactly the changes it committed, once.
+func TestNodesWriteConcurrently(t *testing.T) {
+	nodes := openNodes(t, 3, Options{})
+	inbox := newAccount(t, nodes[0], "n")
+	base := appendN(t, nodes[0], "n", "INBOX", 6)
+
+	const workers, rounds = 2, 6 // per node
+	var attempts, commits atomic.Int64
+	announced := make([]atomic.Int64, len(nodes)) // MessageAdded heard per node
+	committed := make([]atomic.Int64, len(nodes)) // appends committed per node
+	for i, s := range nodes {
+		s.OnChange(func(c Change) {
+			if c.Kind == MessageAdded && c.Account == "n" {
+				announced[i].Add(1)
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(nodes)*workers*rounds*2)
+	for i, s := range nodes {
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := range rounds {
+					var uid uint32
+					err := s.Update(func(tx *Tx) error {
+						attempts.Add(1)
+						res, err := tx.Append("n", "INBOX", fmt.Appendf(nil, "Subject: node %d worker %d round %d\r\n\r\nx\r\n", i, w, r), AppendOptions{})
+						if err != nil {
+							return err
+						}
+						uid = res.UID
+						tx.OnCommit(func() { committed[i].Add(1) })
+						return nil
+					})
+					if err != nil {
+						errs <- fmt.Errorf("node %d append: %w", i, err)
+						continue
+					}
+					commits.Add(1)
+					if uid == 0 {
+						errs <- fmt.Errorf("node %d: append committed without a UID", i)
+					}
+					// Every node flags the same messages.
+					kw := fmt.Sprintf("k%d", r%3)
+					err = s.Update(func(tx *Tx) error {
+						attempts.Add(1)
+						_, err := tx.SetFlags("n", inbox.ID, base, FlagsAdd, []string{kw})
+						return err
+					})
+					if err != nil {
+						errs <- fmt.Errorf("node %d flags: %w", i, err)
+						continue
+					}
+					commits.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d transactions committed in %d attempts", commits.Load(), attempts.Load())
+	if attempts.Load() == commits.Load() {
+		t.Log("no transaction conflicted: the test did not exercise running again")
+	}
+
+	total := len(base) + len(nodes)*workers*rounds
+	var msgs []*Message
+	var mb *MailboxInfo
+	var q Quota
+	err := nodes[1].View(func(tx *Tx) error {
+		var err error
+		if mb, err = tx.MailboxByID("n", inbox.ID); err != nil {
+			return err
+		}
+		if q, err = tx.Quota("n"); err != nil {
+			return err
+		}
+		return tx.scan(messagePrefix("n", inbox.ID), false, func(_, v []byte) error {
+			var m Message
+			if err := decodeMessage(v, &m); err != nil {
+				return err
+			}
+			msgs = append(msgs, &m)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != total || mb.UIDNext != uint32(total+1) {
+		t.Errorf("%d messages, UIDNEXT %d; want %d and %d", len(msgs), mb.UIDNext, total, total+1)
+	}
+	for i, m := range msgs {
+		if m.UID != uint32(i+1) {
+			t.Fatalf("message %d has UID %d: UIDs not dense, one was lost or given twice", i, m.UID)
+		}
+	}
+	if q.MessagesUsed != int64(total) {
+		t.Errorf("usage counts %d messages, want %d: an increment was lost or counted twice", q.MessagesUsed, total)
+	}
+	for i := range nodes {
+		want := int64(workers * rounds)
+		if got := announced[i].Load(); got != want {
+			t.Errorf("node %d announced %d new messages, committed %d", i, got, want)
+		}
+		if got := committed[i].Load(); got != workers*rounds {
+			t.Errorf("node %d: OnCommit ran %d times for %d commits", i, got, workers*rounds)
+		}
+	}
+}
+
+// conflictingEngine makes the first read of the first failures write
+// transactions report a conflict, as PostgreSQL does when another node
+// commits first.
+type conflictingEngine struct {
+	kv.Engine
+	failures atomic.Int64
+}
+
+func (e *conflictingEngine) Begin(writable bool) (kv.Txn, error) {
+	txn, err := e.Engine.Begin(writable)
+	if err != nil || !writable || e.failures.Add(-1) < 0 {
+		return txn, err
+	}
+	return &conflictingTxn{Txn: txn}, nil
+}
+
+type conflictingTxn struct {
+	kv.Txn
+	failed bool
+}
+
+func (t *conflictingTxn) Get(key, dst []byte) ([]byte, error) {
+	if !t.failed {
+		t.failed = true
+		return nil, fmt.Errorf("engine says: %w", kv.ErrConflict)
+	}
+	return t.Txn.Get(key, dst)
+}
+
+// TestUpdateRunsAgainOnConflict: a transaction whose read conflicts runs
+// again, even when the caller turned the error into one of its own; the
+// attempt that failed leaves nothing behind (no change announced, no
+// OnCommit), and the one that commits does each once.
+func TestUpdateRunsAgainOnConflict(t *testing.T) {
+	db, err := badgerkv.Open(badgerkv.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &conflictingEngine{Engine: db}
+	s := openAt(t, Options{Engine: e, GCInterval: -1})
+	defer s.Close()
+	newAccount(t, s, "c")
+	var added, onCommit int
+	s.OnChange(func(c Change) {
+		if c.Kind == MessageAdded {
+			added++
+		}
+	})
+	e.failures.Store(2)
+	runs := 0
+	err = s.Update(func(tx *Tx) error {
+		runs++
+		if _, err := tx.Mailbox("c", "INBOX"); err != nil {
+			return errors.New("no such mailbox") // the cause is lost here
+		}
+		if _, err := tx.Append("c", "INBOX", []byte("Subject: x\r\n\r\nx\r\n"), AppendOptions{}); err != nil {
+			return err
+		}
+		tx.OnCommit(func() { onCommit++ })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs != 3 || added != 1 || onCommit != 1 {
+		t.Errorf("ran %d times, announced %d messages, OnCommit ran %d times; want 3, 1, 1", runs, added, onCommit)
+	}
+	msgs, err := s.Messages("c", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Errorf("%d messages, want 1", len(msgs))
+	}
+
+	// A transaction that keeps conflicting gives up after
+	// kv.MaxAttempts, with the conflict.
+	e.failures.Store(kv.MaxAttempts + 5)
+	runs = 0
+	err = s.Update(func(tx *Tx) error {
+		runs++
+		_, err := tx.Mailbox("c", "INBOX")
+		return err
+	})
+	if !errors.Is(err, kv.ErrConflict) || runs != kv.MaxAttempts {
+		t.Errorf("ran %d times, error %v; want %d and a conflict", runs, err, kv.MaxAttempts)
+	}
+	e.failures.Store(0)
+}
