@@ -45,6 +45,8 @@ const InMemoryMaxValue = 1<<20 - 1
 type DB struct {
 	db       *badger.DB
 	inMemory bool
+	// files syncs the logs for Sync (sync.go); nil in memory.
+	files *fileSyncer
 }
 
 var _ kv.Engine = (*DB)(nil)
@@ -91,7 +93,11 @@ func Open(opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
 	}
-	return &DB{db: db, inMemory: opts.InMemory}, nil
+	d := &DB{db: db, inMemory: opts.InMemory}
+	if !opts.InMemory {
+		d.files = newFileSyncer(opts.Dir)
+	}
+	return d, nil
 }
 
 // Badger returns the underlying Badger database, for what only Badger
@@ -109,11 +115,23 @@ func (d *DB) Begin(writable bool) (kv.Txn, error) {
 	return txn{t}, nil
 }
 
-// Sync implements kv.Engine: Badger runs without a sync per commit.
-func (d *DB) Sync() error { return d.db.Sync() }
+// Sync implements kv.Engine: Badger runs without a sync per commit, and
+// the logs are synced here rather than by Badger's own Sync (see sync.go).
+func (d *DB) Sync() error {
+	if d.files == nil {
+		return nil
+	}
+	return d.files.sync()
+}
 
 // Close implements kv.Engine.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	err := d.db.Close()
+	if d.files != nil {
+		d.files.close()
+	}
+	return err
+}
 
 // Dump implements kv.Engine, from one read snapshot.
 func (d *DB) Dump(fn func(key, value []byte) error) error {
