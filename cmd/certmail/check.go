@@ -9,6 +9,7 @@ import (
 	"certmail/admin"
 	"certmail/certified"
 	"certmail/config"
+	"certmail/node"
 )
 
 // cmdCheck verifies a released certified item: the message now in the
@@ -34,7 +35,7 @@ func newCheckCmd(e *env) *cobra.Command {
 func runCheck(e *env, df *dirFlags, label string) int {
 	return withOps(e, df, "check "+label, func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var rc certified.ReleaseCheck
-		if err := ops.Call(ctx, "item.check", LabelParams{Label: label}, &rc); err != nil {
+		if err := ops.Call(ctx, "item.check", node.LabelParams{Label: label}, &rc); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "item %s: %s\nsigned  hash = %s\nmailbox hash = %s (%s)\nOK: the released message is the one acknowledged\n\n%s",

@@ -3,7 +3,7 @@
 // directory; the user, deliver and config commands operate on that
 // directory, through the running server's admin socket when there is one.
 //
-// It owns parsing the command line and wiring packages together, nothing
-// more: recipient rules live in delivery, account operations in admin,
-// settings in config.
+// It owns parsing the command line and printing, nothing more: a node is
+// assembled in package node, recipient rules live in delivery, account
+// operations in admin, settings in config.
 package main

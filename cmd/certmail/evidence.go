@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,108 +20,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"certmail/admin"
 	"certmail/api"
 	"certmail/certified"
-	"certmail/config"
-	"certmail/delivery"
-	"certmail/mailbox"
+	"certmail/node"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
 )
-
-// TokenAddParams are the params of token.add.
-type TokenAddParams struct {
-	Name     string `json:"name"`
-	Operator bool   `json:"operator,omitempty"`
-	// Senders are the addresses the token's items may have notices
-	// mailed to (api.TokenInfo.Senders).
-	Senders []string `json:"senders,omitempty"`
-}
-
-// TokenAddResult is what token.add returns: the token, shown once.
-type TokenAddResult struct {
-	Token string `json:"token"`
-}
-
-// TokenNameParams name a token (token.del).
-type TokenNameParams struct {
-	Name string `json:"name"`
-}
-
-// BundleParams name the item whose evidence bundle evidence.bundle builds.
-type BundleParams struct {
-	Label string `json:"label"`
-}
-
-// addEvidenceMethods registers the admin methods of this file.
-func (s *services) addEvidenceMethods(m admin.Methods) {
-	store := s.certified.Store()
-	m["token.add"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var p TokenAddParams
-		if err := admin.DecodeParams(raw, &p); err != nil {
-			return nil, err
-		}
-		var token string
-		err := store.Update(func(tx *mailbox.Tx) error {
-			var err error
-			if token, err = api.AddToken(tx, p.Name, p.Operator, time.Now()); err != nil || len(p.Senders) == 0 {
-				return err
-			}
-			return api.SetTokenSenders(tx, p.Name, p.Senders)
-		})
-		if err != nil {
-			return nil, err
-		}
-		// The token is handed out only once it is durable.
-		if err := store.Sync(); err != nil {
-			return nil, fmt.Errorf("syncing store: %w", err)
-		}
-		return TokenAddResult{Token: token}, nil
-	}
-	m["token.list"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var p struct{}
-		if err := admin.DecodeParams(raw, &p); err != nil {
-			return nil, err
-		}
-		var list []api.TokenInfo
-		err := store.View(func(tx *mailbox.Tx) error {
-			var err error
-			list, err = api.ListTokens(tx)
-			return err
-		})
-		return list, err
-	}
-	m["token.del"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var p TokenNameParams
-		if err := admin.DecodeParams(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := store.Update(func(tx *mailbox.Tx) error { return api.DeleteToken(tx, p.Name) }); err != nil {
-			return nil, err
-		}
-		return nil, store.Sync()
-	}
-	m["evidence.bundle"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var p BundleParams
-		if err := admin.DecodeParams(raw, &p); err != nil {
-			return nil, err
-		}
-		if !receipts.ValidLabel(p.Label) {
-			return nil, fmt.Errorf("%w: %q is not a label (cm-...)", admin.ErrBadRequest, p.Label)
-		}
-		b, err := s.certified.Bundle(p.Label)
-		if err != nil {
-			return nil, err
-		}
-		// Building may have signed a checkpoint: make it durable before
-		// anyone relies on it.
-		if err := store.Sync(); err != nil {
-			return nil, fmt.Errorf("syncing store: %w", err)
-		}
-		return b, nil
-	}
-}
 
 func newTokenCmd(e *env) *cobra.Command {
 	sub := func(name, use, short string, args cobra.PositionalArgs) (*cobra.Command, *tokenFlags) {
@@ -174,8 +76,8 @@ func runToken(e *env, sub string, pos []string, tf *tokenFlags) int {
 	defer ops.Close()
 	switch sub {
 	case "add":
-		var res TokenAddResult
-		if err := ops.Call(ctx, "token.add", TokenAddParams{Name: pos[0], Operator: operator, Senders: senders}, &res); err != nil {
+		var res node.TokenAddResult
+		if err := ops.Call(ctx, "token.add", node.TokenAddParams{Name: pos[0], Operator: operator, Senders: senders}, &res); err != nil {
 			fmt.Fprintf(e.stderr, "certmail: token add: %v\n", err)
 			return exitFailure
 		}
@@ -197,7 +99,7 @@ func runToken(e *env, sub string, pos []string, tf *tokenFlags) int {
 			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", t.Name, kind, t.Created.UTC().Format(time.RFC3339), strings.Join(t.Senders, ","))
 		}
 	case "del":
-		if err := ops.Call(ctx, "token.del", TokenNameParams{Name: pos[0]}, nil); err != nil {
+		if err := ops.Call(ctx, "token.del", node.TokenNameParams{Name: pos[0]}, nil); err != nil {
 			fmt.Fprintf(e.stderr, "certmail: token del: %v\n", err)
 			return exitFailure
 		}
@@ -259,7 +161,7 @@ func runEvidence(e *env, df *dirFlags, pos []string, out, keyOut string) int {
 	}
 	defer ops.Close()
 	var b evidence.Bundle
-	if err := ops.Call(ctx, "evidence.bundle", BundleParams{Label: label}, &b); err != nil {
+	if err := ops.Call(ctx, "evidence.bundle", node.BundleParams{Label: label}, &b); err != nil {
 		fmt.Fprintf(e.stderr, "certmail: evidence %s: %v\n", label, err)
 		return exitFailure
 	}
@@ -438,23 +340,4 @@ func verdictLine(v *evidence.Verdict) string {
 		line += "; " + strings.Join(caveats, "; ")
 	}
 	return line
-}
-
-// registerAPI serves the sender API and the public log on mux (serve).
-func (s *services) registerAPI(mux *http.ServeMux, cfg *config.Config, d *delivery.Deliverer, logger *slog.Logger) {
-	api.New(api.Options{
-		Store:           s.certified.Store(),
-		Certified:       s.certified,
-		Resolve:         d.Resolve,
-		MaxMessageBytes: int64(cfg.Limits.MaxMessageSize),
-		Auth:            s.auth,
-		Logger:          logger.With("component", "api"),
-	}).Register(mux)
-}
-
-// runCheckpoints publishes signed checkpoints of the evidence log until
-// ctx ends (serve's background loop).
-func (s *services) runCheckpoints(ctx context.Context, logger *slog.Logger) {
-	s.certified.Log().RunCheckpoints(ctx, s.certified.Store().Records(),
-		evidence.DefaultCheckpointInterval, logger.With("component", "evidence"))
 }

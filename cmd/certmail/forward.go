@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"certmail/admin"
 	"certmail/config"
 	"certmail/forwarding"
+	"certmail/node"
 )
 
 // withOps loads the configuration and reaches the data directory, runs fn
@@ -96,11 +98,11 @@ func runPolicy(e *env, sub string, pos []string, pf *policyFlags) int {
 				return err
 			}
 		case "show":
-			if err := ops.Call(ctx, "policy.show", PolicyParams{Account: acct}, &policies); err != nil {
+			if err := ops.Call(ctx, "policy.show", node.PolicyParams{Account: acct}, &policies); err != nil {
 				return err
 			}
 		case "clear":
-			return ops.Call(ctx, "policy.clear", PolicyParams{Account: acct, Mailbox: *mbox}, nil)
+			return ops.Call(ctx, "policy.clear", node.PolicyParams{Account: acct, Mailbox: *mbox}, nil)
 		}
 		if *asJSON {
 			return json.NewEncoder(e.stdout).Encode(policies)
@@ -146,7 +148,7 @@ func newForwardCmd(e *env) *cobra.Command {
 
 func runForward(e *env, df *dirFlags, acct string, uid uint32, mbox, to string) int {
 	return withOps(e, df, "forward", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
-		if err := ops.Call(ctx, "forward.message", ForwardParams{Account: acct, Mailbox: mbox, UID: uid,
+		if err := ops.Call(ctx, "forward.message", node.ForwardParams{Account: acct, Mailbox: mbox, UID: uid,
 			To: strings.Split(to, ","), Actor: operatorName()}, nil); err != nil {
 			return err
 		}
@@ -181,7 +183,7 @@ func newShowCmd(e *env) *cobra.Command {
 func runShow(e *env, df *dirFlags, acct string, uid uint32, mbox string) int {
 	return withOps(e, df, "show", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var raw []byte
-		if err := ops.Call(ctx, "message.show", ForwardParams{Account: acct, Mailbox: mbox, UID: uid, Actor: operatorName()}, &raw); err != nil {
+		if err := ops.Call(ctx, "message.show", node.ForwardParams{Account: acct, Mailbox: mbox, UID: uid, Actor: operatorName()}, &raw); err != nil {
 			return err
 		}
 		_, err := e.stdout.Write(raw)
@@ -212,7 +214,7 @@ func newUnreadCmd(e *env) *cobra.Command {
 func runUnread(e *env, df *dirFlags, olderThan config.Duration, asJSON bool) int {
 	return withOps(e, df, "unread", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 		var rep forwarding.Report
-		if err := ops.Call(ctx, "unread", UnreadParams{OlderThan: time.Duration(olderThan)}, &rep); err != nil {
+		if err := ops.Call(ctx, "unread", node.UnreadParams{OlderThan: time.Duration(olderThan)}, &rep); err != nil {
 			return err
 		}
 		if asJSON {
@@ -236,4 +238,12 @@ func runUnread(e *env, df *dirFlags, olderThan config.Duration, asJSON bool) int
 		}
 		return nil
 	})
+}
+
+// operatorName names who runs an operator command, for the records.
+func operatorName() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "operator"
 }

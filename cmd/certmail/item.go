@@ -19,6 +19,7 @@ import (
 	"certmail/admin"
 	"certmail/certified"
 	"certmail/config"
+	"certmail/node"
 	"certmail/notifier"
 	"certmail/receipts"
 	"certmail/receipts/evidence"
@@ -47,7 +48,7 @@ sent, queued, waiting for a relay, or dead (certmail outbox retry).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			return status(withOps(e, &df, "item show", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 				var r certified.Report
-				if err := ops.Call(ctx, "item.show", LabelParams{Label: args[0]}, &r); err != nil {
+				if err := ops.Call(ctx, "item.show", node.LabelParams{Label: args[0]}, &r); err != nil {
 					return err
 				}
 				if asJSON {
@@ -111,7 +112,7 @@ func newOutboxCmd(e *env) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			return status(withOps(e, &ldf, "outbox list", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
 				var list []notifier.Status
-				if err := ops.Call(ctx, "outbox.list", OutboxListParams{Sent: sent}, &list); err != nil {
+				if err := ops.Call(ctx, "outbox.list", node.OutboxListParams{Sent: sent}, &list); err != nil {
 					return err
 				}
 				if asJSON {
@@ -146,8 +147,8 @@ func newOutboxCmd(e *env) *cobra.Command {
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			return status(withOps(e, &rdf, "outbox retry", func(ctx context.Context, ops admin.Ops, _ *config.Config) error {
-				var res OutboxRetryResult
-				if err := ops.Call(ctx, "outbox.retry", OutboxRetryParams{IDs: args, AllDead: all}, &res); err != nil {
+				var res node.OutboxRetryResult
+				if err := ops.Call(ctx, "outbox.retry", node.OutboxRetryParams{IDs: args, AllDead: all}, &res); err != nil {
 					return err
 				}
 				if len(res.IDs) == 0 {

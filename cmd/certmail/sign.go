@@ -19,6 +19,7 @@ import (
 	"certmail/certified"
 	"certmail/codclient"
 	"certmail/config"
+	"certmail/node"
 	"certmail/receipts"
 )
 
@@ -91,13 +92,13 @@ func runKey(e *env, df *dirFlags, sub, user, pubFile string) int {
 				return err
 			}
 			var kid string
-			if err := ops.Call(ctx, "key.register", KeyRegisterParams{Account: user, PEM: string(pem)}, &kid); err != nil {
+			if err := ops.Call(ctx, "key.register", node.KeyRegisterParams{Account: user, PEM: string(pem)}, &kid); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "registered key %s for %s\n", kid, user)
 		case "list":
 			var keys []certified.KeyRecord
-			if err := ops.Call(ctx, "key.list", KeyListParams{Account: user}, &keys); err != nil {
+			if err := ops.Call(ctx, "key.list", node.KeyListParams{Account: user}, &keys); err != nil {
 				return err
 			}
 			for _, k := range keys {

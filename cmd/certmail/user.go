@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"certmail/mailbox"
+	"certmail/node"
 )
 
 func newUserCmd(e *env) *cobra.Command {
@@ -81,7 +82,7 @@ func runUser(e *env, sub string, pos []string, uf *userFlags) int {
 		}
 	}
 
-	var qp QuotaParams
+	var qp node.QuotaParams
 	if sub == "quota" {
 		qp.Account = pos[0]
 		if qp.Storage, err = parseQuotaStorage(uf.storage); err == nil {
@@ -105,19 +106,19 @@ func runUser(e *env, sub string, pos []string, uf *userFlags) int {
 		if err == nil && pubkey != "" {
 			var pem []byte
 			if pem, err = os.ReadFile(pubkey); err == nil {
-				err = ops.Call(ctx, "key.register", KeyRegisterParams{Account: pos[0], PEM: string(pem)}, nil)
+				err = ops.Call(ctx, "key.register", node.KeyRegisterParams{Account: pos[0], PEM: string(pem)}, nil)
 			}
 		}
 	case "del":
 		err = ops.DeleteUser(ctx, pos[0])
 	case "passwd":
 		if keepKey {
-			err = ops.Call(ctx, "user.passwd.own", OwnPasswordParams{Account: pos[0], Old: oldPassword, New: password}, nil)
+			err = ops.Call(ctx, "user.passwd.own", node.OwnPasswordParams{Account: pos[0], Old: oldPassword, New: password}, nil)
 		} else {
 			err = ops.SetPassword(ctx, pos[0], password)
 		}
 	case "quota":
-		var q QuotaResult
+		var q node.QuotaResult
 		if err = ops.Call(ctx, "user.quota", qp, &q); err == nil {
 			acct, _ := mailbox.NormalizeAccount(pos[0])
 			printQuota(e, acct, q)

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"log/slog"
@@ -18,7 +18,7 @@ func TestStoreOptionsDiskReserve(t *testing.T) {
 	cfg := config.Default()
 	for _, tc := range []struct{ set, want int64 }{{0, -1}, {8 << 20, 8 << 20}, {config.DefaultDiskReserve, mailbox.DefaultDiskReserve}} {
 		cfg.Limits.DiskReserve = config.ByteSize(tc.set)
-		o, err := storeOptions(cfg, slog.Default())
+		o, err := StoreOptions(cfg, slog.Default())
 		if err != nil {
 			t.Fatal(err)
 		}

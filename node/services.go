@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"fmt"
@@ -17,9 +17,9 @@ import (
 	"certmail/notifier"
 )
 
-// services are the parts that run on an open store besides the listeners:
+// Services are the parts that run on an open store besides the listeners:
 // certified mail and the notice outbox.
-type services struct {
+type Services struct {
 	certified  *certified.Service
 	forwarding *forwarding.Service
 	outbox     *notifier.Outbox
@@ -34,11 +34,11 @@ type services struct {
 	logger *slog.Logger
 }
 
-// openServices builds certified mail and the outbox on store, as every
-// process that opens the data directory must (a `certmail deliver` without
+// OpenServices builds certified mail and the outbox on store, as every
+// process that opens the store must (a `certmail deliver` without
 // a server certifies mail just as the server does). m counts logins (nil
 // outside serve).
-func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store, m *metrics.Metrics) (*services, error) {
+func OpenServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store, m *metrics.Metrics) (*Services, error) {
 	outbox, err := notifier.NewOutbox(store.Records(), outboxConfig(cfg, logger))
 	if err != nil {
 		return nil, fmt.Errorf("notice outbox: %w", err)
@@ -104,11 +104,11 @@ func openServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store,
 	pol.Addresses = addrs
 	pol.Metrics = m
 	auth := authguard.New(store, pol, logger.With("component", "auth"))
-	return &services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, auth: auth, cfg: cfg, logger: logger}, nil
+	return &Services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, auth: auth, cfg: cfg, logger: logger}, nil
 }
 
 // timerHandlers are every service's timer handlers, by kind.
-func (s *services) timerHandlers() map[string]mailbox.TimerHandler {
+func (s *Services) timerHandlers() map[string]mailbox.TimerHandler {
 	h := s.certified.Handlers()
 	for k, v := range s.forwarding.Handlers() {
 		h[k] = v
@@ -144,7 +144,7 @@ func outboxConfig(cfg *config.Config, logger *slog.Logger) notifier.Config {
 
 // deliveryOptions sets the delivery options' certifier and address rule
 // from services.
-func (s *services) deliveryOptions(o delivery.Options) delivery.Options {
+func (s *Services) DeliveryOptions(o delivery.Options) delivery.Options {
 	o.Certifier = s.certified
 	o.Addresses = s.addresses
 	return o

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -18,15 +18,15 @@ import (
 // adminMethods are the admin socket's extension methods: every operator
 // and user command beyond accounts and delivery. Each feature adds its own
 // in its add*Methods function.
-func (s *services) adminMethods() admin.Methods {
+func (s *Services) AdminMethods() admin.Methods {
 	m := admin.Methods{}
 	s.addKeyMethods(m)
 	s.addOwnPasswordMethod(m)
-	s.addQuotaMethods(m)    // quota.go: user.quota
-	s.addEvidenceMethods(m) // evidence.go: token.*, evidence.bundle
+	s.addQuotaMethods(m)    // user.quota
+	s.addEvidenceMethods(m) // evidence_methods.go: token.*, evidence.bundle
 	s.addItemMethods(m)
 	s.addForwardMethods(m)
-	s.addOpsMethods(m) // ops.go: ops.backup
+	s.addOpsMethods(m) // ops.go: ops.backup.*
 	return m
 }
 
@@ -41,7 +41,7 @@ type KeyListParams struct {
 	Account string `json:"account"`
 }
 
-func (s *services) addKeyMethods(m admin.Methods) {
+func (s *Services) addKeyMethods(m admin.Methods) {
 	store := s.certified.Store()
 	m["key.register"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p KeyRegisterParams
@@ -95,7 +95,7 @@ type LabelParams struct {
 	Label string `json:"label"`
 }
 
-func (s *services) addItemMethods(m admin.Methods) {
+func (s *Services) addItemMethods(m admin.Methods) {
 	m["item.check"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p LabelParams
 		if err := admin.DecodeParams(raw, &p); err != nil {
@@ -212,7 +212,7 @@ type OwnPasswordParams struct {
 // addOwnPasswordMethod lets an account's owner change the password with
 // the old one: the custody key is re-sealed, not replaced, so the owner
 // keeps signing with the same key.
-func (s *services) addOwnPasswordMethod(m admin.Methods) {
+func (s *Services) addOwnPasswordMethod(m admin.Methods) {
 	store := s.certified.Store()
 	m["user.passwd.own"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p OwnPasswordParams
@@ -232,5 +232,51 @@ func (s *services) addOwnPasswordMethod(m admin.Methods) {
 			return nil, err
 		}
 		return nil, store.Sync()
+	}
+}
+
+// QuotaParams are the params of user.quota: nil leaves a limit as it is,
+// mailbox.QuotaDefault puts it back on the configuration's default, 0 is
+// no limit.
+type QuotaParams struct {
+	Account  string `json:"account"`
+	Storage  *int64 `json:"storage,omitempty"`
+	Messages *int64 `json:"messages,omitempty"`
+}
+
+// QuotaResult is an account's usage and limits (0: no limit).
+type QuotaResult struct {
+	StorageUsed   int64 `json:"storage_used"`
+	StorageLimit  int64 `json:"storage_limit"`
+	MessagesUsed  int64 `json:"messages_used"`
+	MessagesLimit int64 `json:"messages_limit"`
+}
+
+// addQuotaMethods: user.quota sets an account's limits (if given) and
+// returns its usage and limits.
+func (s *Services) addQuotaMethods(m admin.Methods) {
+	store := s.certified.Store()
+	m["user.quota"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p QuotaParams
+		if err := admin.DecodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		acct, err := mailbox.NormalizeAccount(p.Account)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: %w", p.Account, err)
+		}
+		if p.Storage != nil || p.Messages != nil {
+			if err := store.SetQuota(acct, p.Storage, p.Messages); err != nil {
+				return nil, err
+			}
+			if err := store.Sync(); err != nil {
+				return nil, err
+			}
+		}
+		q, err := store.Quota(acct)
+		if err != nil {
+			return nil, err
+		}
+		return QuotaResult{q.StorageUsed, q.StorageLimit, q.MessagesUsed, q.MessagesLimit}, nil
 	}
 }

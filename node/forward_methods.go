@@ -1,10 +1,9 @@
-package main
+package node
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/user"
 	"time"
 
 	"certmail/admin"
@@ -32,7 +31,7 @@ type UnreadParams struct {
 	OlderThan time.Duration `json:"older_than"`
 }
 
-func (s *services) addForwardMethods(m admin.Methods) {
+func (s *Services) addForwardMethods(m admin.Methods) {
 	fw := s.forwarding
 	m["policy.set"] = func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p forwarding.Policy
@@ -82,12 +81,4 @@ func (s *services) addForwardMethods(m admin.Methods) {
 		}
 		return fw.Unread(p.OlderThan)
 	}
-}
-
-// operatorName names who runs an operator command, for the records.
-func operatorName() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return "operator"
 }

@@ -1,0 +1,133 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"certmail/admin"
+	"certmail/config"
+	"certmail/delivery"
+	"certmail/imapsrv"
+	"certmail/mailbox"
+)
+
+// StoreOptions are the store settings every process opening the data
+// directory uses, so that a message delivered by the CLI gets the same
+// IMAP summary as one delivered by the server, and an encrypted store is
+// opened with its key (encryption_key_file) by every process alike.
+func StoreOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, error) {
+	o := mailbox.Options{
+		Dir:          cfg.Data,
+		Logger:       logger,
+		Summarize:    imapsrv.Summarize,
+		MaxMailboxes: cfg.Limits.MaxMailboxes,
+		IndexIdle:    time.Duration(cfg.Limits.IndexIdle),
+		DiskReserve:  int64(cfg.Limits.DiskReserve),
+		// The quota defaults: the CLI's deliver enforces them too.
+		QuotaStorage:  int64(cfg.Limits.QuotaStorage),
+		QuotaMessages: cfg.Limits.QuotaMessages,
+	}
+	if o.DiskReserve == 0 {
+		o.DiskReserve = -1 // disk_reserve = 0: no check
+	}
+	if cfg.EncryptionKeyFile != "" {
+		key, err := config.ReadEncryptionKey(cfg.EncryptionKeyFile)
+		if err != nil {
+			return o, err
+		}
+		o.EncryptionKey = key
+	}
+	return o, nil
+}
+
+// BaseDeliveryOptions are the delivery settings from the configuration;
+// Services.DeliveryOptions adds the services' parts.
+func BaseDeliveryOptions(cfg *config.Config, logger *slog.Logger) delivery.Options {
+	return delivery.Options{
+		MaxMessageBytes: int64(cfg.Limits.MaxMessageSize),
+		Logger:          logger,
+	}
+}
+
+// ConnectOptions say how Connect reaches the store.
+type ConnectOptions struct {
+	// Create allows making a new store (only for commands that create
+	// something: user add).
+	Create bool
+	// Logger gets the store's own warnings.
+	Logger *slog.Logger
+	// Creating, if not nil, is told where a new store is being made, for
+	// the command to say so.
+	Creating func(where string)
+}
+
+// Connect reaches the store for a command other than serve: the server's
+// admin socket, or the store itself when no server runs.
+func Connect(ctx context.Context, cfg *config.Config, o ConnectOptions) (admin.Ops, error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	// Only serve and user add make a store: any other command run from
+	// the wrong directory (the default is relative) would otherwise make
+	// a second store with its own gateway key.
+	exists, err := mailbox.Exists(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		where := AbsPath(cfg.Data)
+		if !o.Create {
+			return nil, fmt.Errorf("no certmail store in %s (the data directory comes from --data, $%s or the config file's data, default %s; `certmail user add` or `certmail serve` creates one)", where, config.EnvData, config.DefaultData)
+		}
+		if o.Creating != nil {
+			o.Creating(where)
+		}
+		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+	}
+	return admin.Connect(ctx, admin.ConnectOptions{
+		Socket: admin.SocketPath(cfg.Data),
+		OpenLocal: func() (*admin.Local, error) {
+			so, err := StoreOptions(cfg, logger)
+			if err != nil {
+				return nil, err
+			}
+			so.GCInterval = -1 // a short-lived process leaves GC to the server
+			return openLocal(cfg, logger, so)
+		},
+	})
+}
+
+// openLocal opens the store with every service on it, for a command run
+// without a server: a `certmail deliver` certifies mail just as the
+// server does.
+func openLocal(cfg *config.Config, logger *slog.Logger, so mailbox.Options) (*admin.Local, error) {
+	var svcs *Services
+	l, err := admin.OpenLocal(so, BaseDeliveryOptions(cfg, logger), func(st *mailbox.Store, o *delivery.Options) error {
+		var err error
+		if svcs, err = OpenServices(cfg, logger, st, nil); err != nil {
+			return err
+		}
+		*o = svcs.DeliveryOptions(*o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.Methods = svcs.AdminMethods()
+	return l, nil
+}
+
+// AbsPath is dir as an absolute path, for messages that say where.
+func AbsPath(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
+}
