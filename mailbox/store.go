@@ -240,6 +240,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.bdb != nil {
+		// Room for the last commit and Badger's memtable flush, however
+		// full the disk is now (see badgerkv's headroom.go).
+		if err := s.bdb.ReleaseHeadroom(); err != nil {
+			s.log.Warn("closing the store", "err", err)
+		}
+	}
 	if s.modseqDurable {
 		if err := s.closeModSeqs(); err != nil {
 			// Not fatal: the next Open takes this for a crash and skips

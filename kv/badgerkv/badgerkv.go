@@ -41,10 +41,15 @@ type Options struct {
 // not).
 const InMemoryMaxValue = 1<<20 - 1
 
+// memTableSize is the size of Badger's memtable; its log is twice that.
+const memTableSize = 8 << 20
+
 // DB is a Badger store; it implements kv.Engine.
 type DB struct {
 	db       *badger.DB
 	inMemory bool
+	dir      string
+	log      *slog.Logger
 	// files syncs the logs for Sync (sync.go); nil in memory.
 	files *fileSyncer
 }
@@ -64,7 +69,7 @@ func Open(opts Options) (*DB, error) {
 		// for memtables and caches, too much for a mail server that mostly
 		// idles. Message bodies go to the value log (ValueThreshold), so the
 		// LSM tree holds only small records and stays cheap to scan.
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
@@ -93,9 +98,14 @@ func Open(opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
 	}
-	d := &DB{db: db, inMemory: opts.InMemory}
+	d := &DB{db: db, inMemory: opts.InMemory, dir: opts.Dir, log: logger}
 	if !opts.InMemory {
 		d.files = newFileSyncer(opts.Dir)
+		if err := makeHeadroom(opts.Dir); err != nil {
+			// Not fatal: the store works, but closing it on a full disk
+			// could crash (see headroom.go).
+			logger.Warn("no headroom for closing the store on a full disk", "err", err)
+		}
 	}
 	return d, nil
 }
@@ -126,6 +136,9 @@ func (d *DB) Sync() error {
 
 // Close implements kv.Engine.
 func (d *DB) Close() error {
+	if err := d.ReleaseHeadroom(); err != nil {
+		d.log.Warn("closing the store", "err", err)
+	}
 	err := d.db.Close()
 	if d.files != nil {
 		d.files.close()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,5 +136,29 @@ func BenchmarkCommitWhileSyncing(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "syncs/s")
 			b.ReportMetric(float64(spent.Load())/float64(max(commits.Load(), 1))/1e3, "µs/commit")
 		})
+	}
+}
+
+// TestCloseHeadroom: an open store keeps a file of allocated blocks that
+// its Close removes before Badger's memtable flush needs the space (the
+// full-disk case itself: interop TestDiskFullAtShutdown).
+func TestCloseHeadroom(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badgerkv.Open(badgerkv.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir+"/.close-headroom", &st); err != nil {
+		t.Fatalf("no headroom file while open: %v", err)
+	}
+	if got := st.Blocks * 512; got < 16<<20 {
+		t.Errorf("headroom holds %d bytes of disk, want at least the memtable log's 16 MiB", got)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir + "/.close-headroom"); !os.IsNotExist(err) {
+		t.Errorf("headroom file after Close: %v", err)
 	}
 }
