@@ -30,7 +30,8 @@ import (
 //
 //	msg/<acct>\x00<mbox:4><uid:4>              each message's record carries the MODSEQ of its last change
 //	gone/<acct>\x00<mbox:4><modseq:8><uid:4>   (empty); an expunge, kept for VANISHED
-//	modseq/<acct>\x00<mbox:4>                  highest:8 floor:8, written at CREATE and when expunges are pruned
+//	modseq/<acct>\x00<mbox:4>                  highest:8 floor:8, written at CREATE and when expunges are pruned;
+//	                                           highest:8 floor:8 gone:4 (exact), written by each change on a shared engine
 //	seq/modseqreserve                          R:8, the durable bound of every MODSEQ taken (below)
 //	seq/modseqclean                            (empty) present while the store is closed cleanly
 //
@@ -45,10 +46,24 @@ import (
 // DESIGN.md for a follower on another node). Messages written before
 // mod-sequences read as MODSEQ 1.
 //
-// HIGHESTMODSEQ is not written by each change: it is the highest of the
-// modseq/ record, the newest gone/ key and the newest message record, and
-// a writer keeps it in memory (Store.modseqCache; one writer at a time
-// makes that exact) after deriving it once.
+// On a store that is the only writer of its engine (Badger, which it
+// opened itself: Badger locks its directory), HIGHESTMODSEQ is not written
+// by each change: it is the highest of the modseq/ record, the newest
+// gone/ key and the newest message record, and the writer keeps it in
+// memory (Store.modseqCache; one writer at a time makes that exact) after
+// deriving it once. On an engine other stores may write too (nodes on
+// one PostgreSQL database: Store.shared), no memory of a mailbox's state
+// can be trusted, since another node may have changed it since: every
+// transaction that changes a mailbox reads its modseq/ record and writes
+// it back, exact (with the count of expunges kept), in the transaction.
+// Two nodes changing one mailbox then both read and write that row, so
+// the database orders them (one conflicts and runs again, above the
+// other's MODSEQ): no MODSEQ is handed out twice, and HIGHESTMODSEQ is
+// one read. The exact record is longer than the one the only writer
+// keeps, which it never trusts alone; the only writer turns an exact
+// record it finds (a store moved from a shared database) back into a
+// hint the first time it changes the mailbox, since it will not keep it
+// exact.
 //
 // Expunges are kept per mailbox up to Options.VanishedRetention (count).
 // When more accumulate, the oldest go and the floor rises to the last
@@ -131,12 +146,28 @@ type modseqState struct {
 	gone    uint32 // gone/ entries held
 	// txModSeq is the MODSEQ the current transaction took (0: none yet).
 	txModSeq uint64
+	// exactOnDisk: the modseq/ record is the exact form, which the
+	// only writer of a store must not leave behind once it changes the
+	// mailbox (it does not keep it exact).
+	exactOnDisk bool
 }
 
-func (st *modseqState) encode() []byte {
-	b := make([]byte, 0, 16)
+// Lengths of the modseq/ record: the hint the only writer keeps, and the
+// exact state writers on a shared engine keep.
+const (
+	modseqHintLen  = 16
+	modseqExactLen = 20
+)
+
+// encode returns the record: exact, or the hint (highest and floor).
+func (st *modseqState) encode(exact bool) []byte {
+	b := make([]byte, 0, modseqExactLen)
 	b = binary.BigEndian.AppendUint64(b, st.highest)
-	return binary.BigEndian.AppendUint64(b, st.floor)
+	b = binary.BigEndian.AppendUint64(b, st.floor)
+	if exact {
+		b = binary.BigEndian.AppendUint32(b, st.gone)
+	}
+	return b
 }
 
 // modseqEntry is a mailbox's state in a transaction.
@@ -193,12 +224,16 @@ func (t *txModSeqs) each(fn func(ref mboxRef, st *modseqState) error) error {
 }
 
 // readModSeq returns the mailbox's state as this transaction sees it:
-// what it changed itself, else the committed state (Store.modseqCache,
-// kept by writers), else the state derived from disk.
+// what it changed itself, else, on a shared engine, the exact record,
+// else the committed state (Store.modseqCache, kept by the only writer),
+// else the state derived from disk.
 func (tx *Tx) readModSeq(acct string, mboxID uint32) (modseqState, error) {
 	ref := mboxRef{acct, mboxID}
 	if st := tx.modseqs.get(ref); st != nil {
 		return *st, nil
+	}
+	if tx.s.shared {
+		return tx.deriveModSeq(acct, mboxID, tx.writable)
 	}
 	tx.s.msMu.Lock()
 	st, ok := tx.s.modseqCache[ref]
@@ -216,7 +251,8 @@ func (tx *Tx) readModSeq(acct string, mboxID uint32) (modseqState, error) {
 // higher gone/ key; pruning keeps the newest). It reads every record of
 // the mailbox, once per mailbox and process. countGone also counts the
 // expunges kept (a key-only scan of at most the retention), which only
-// writers need.
+// writers need. On a shared engine an exact record is the state, and
+// nothing else is read.
 func (tx *Tx) deriveModSeq(acct string, mboxID uint32, countGone bool) (modseqState, error) {
 	st := modseqState{highest: legacyModSeq}
 	b, err := tx.txn.Get(modseqStateKey(acct, mboxID), tx.buf)
@@ -226,11 +262,19 @@ func (tx *Tx) deriveModSeq(acct string, mboxID uint32, countGone bool) (modseqSt
 		return st, fmt.Errorf("reading MODSEQ of mailbox %d: %w", mboxID, err)
 	default:
 		tx.buf = b
-		if len(b) != 16 {
+		if len(b) != modseqHintLen && len(b) != modseqExactLen {
 			return st, fmt.Errorf("MODSEQ of mailbox %d: bad record length %d", mboxID, len(b))
 		}
 		st.highest = binary.BigEndian.Uint64(b)
 		st.floor = binary.BigEndian.Uint64(b[8:])
+		if len(b) == modseqExactLen {
+			st.gone = binary.BigEndian.Uint32(b[16:])
+			if tx.s.shared {
+				return st, nil
+			}
+			st.exactOnDisk = true
+			st.gone = 0 // counted below
+		}
 	}
 	// The newest expunge: the last key of the change log.
 	p := modseqBoxPrefix(prefixVanished, acct, mboxID)
@@ -295,7 +339,7 @@ func (tx *Tx) initModSeq(acct string, mboxID uint32) error {
 		return err
 	}
 	st := &modseqState{highest: floor + 1, floor: floor + 1}
-	return tx.set(modseqStateKey(acct, mboxID), st.encode())
+	return tx.set(modseqStateKey(acct, mboxID), st.encode(tx.s.shared))
 }
 
 // retireModSeq raises the store-wide floor to the mailbox's HIGHESTMODSEQ:
@@ -333,17 +377,25 @@ func (tx *Tx) logExpunged(acct string, mboxID uint32, st *modseqState, uid uint3
 // flushModSeqs runs before the commit: it drops the oldest expunges of
 // a mailbox that holds more than the retention (with an eighth of slack,
 // so that the pruning scan runs once per retention/8 expunges, not on
-// each), recording the new floor in the modseq/ record.
+// each), recording the new floor in the modseq/ record. On a shared
+// engine it writes every changed mailbox's exact record; the only writer
+// turns an exact record it found into a hint.
 func (tx *Tx) flushModSeqs() error {
+	shared := tx.s.shared
 	return tx.modseqs.each(func(ref mboxRef, st *modseqState) error {
 		keep := tx.s.vanishedRetention
-		if int(st.gone) <= keep+keep/8 {
+		pruned := false
+		if int(st.gone) > keep+keep/8 {
+			if err := tx.pruneVanished(ref, st, int(st.gone)-keep); err != nil {
+				return err
+			}
+			pruned = true
+		}
+		if !shared && !pruned && !st.exactOnDisk {
 			return nil
 		}
-		if err := tx.pruneVanished(ref, st, int(st.gone)-keep); err != nil {
-			return err
-		}
-		return tx.set(modseqStateKey(ref.acct, ref.id), st.encode())
+		st.exactOnDisk = false
+		return tx.set(modseqStateKey(ref.acct, ref.id), st.encode(shared))
 	})
 }
 
@@ -435,7 +487,7 @@ func (s *Store) closeModSeqs() error {
 // publishModSeqs runs after the commit, with Store.wmu held: the states
 // the transaction wrote are now the committed ones.
 func (tx *Tx) publishModSeqs() {
-	if tx.modseqs.n == 0 {
+	if tx.modseqs.n == 0 || tx.s.shared {
 		return
 	}
 	tx.s.msMu.Lock()

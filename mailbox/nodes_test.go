@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -246,4 +247,202 @@ func TestUpdateRunsAgainOnConflict(t *testing.T) {
 		t.Errorf("ran %d times, error %v; want %d and a conflict", runs, err, kv.MaxAttempts)
 	}
 	e.failures.Store(0)
+}
+
+// TestNodesModSeq: MODSEQs given out by several nodes changing one
+// mailbox (each other's changes in turn, then all at once, on different
+// messages, which share no message record) are never the same twice,
+// and every node reads HIGHESTMODSEQ as the highest given out (RFC 7162
+// 3.1.1: a MODSEQ, once seen, is never given to another change, and
+// HIGHESTMODSEQ covers every change).
+func TestNodesModSeq(t *testing.T) {
+	nodes := openNodes(t, 3, Options{})
+	inbox := newAccount(t, nodes[0], "m")
+	uids := appendN(t, nodes[0], "m", "INBOX", 12)
+
+	seen := make(map[uint64]string)
+	var mu sync.Mutex
+	var top uint64
+	flag := func(node int, uid uint32, kw string) error {
+		var changed []*Message
+		err := nodes[node].Update(func(tx *Tx) error {
+			var err error
+			changed, err = tx.SetFlags("m", inbox.ID, []uint32{uid}, FlagsAdd, []string{kw})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range changed {
+			what := fmt.Sprintf("node %d UID %d %s", node, uid, kw)
+			if prev, dup := seen[m.ModSeq]; dup {
+				return fmt.Errorf("MODSEQ %d given to %s and to %s", m.ModSeq, prev, what)
+			}
+			seen[m.ModSeq] = what
+			top = max(top, m.ModSeq)
+		}
+		return nil
+	}
+	highest := func(step string) {
+		t.Helper()
+		for i, s := range nodes {
+			var info ModSeqInfo
+			if err := s.View(func(tx *Tx) error {
+				var err error
+				info, err = tx.ModSeq("m", inbox.ID)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, st, err := s.Status("m", "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.HighestModSeq != top || st.HighestModSeq != top {
+				t.Errorf("%s: node %d reads HIGHESTMODSEQ %d (STATUS %d), the highest given out is %d", step, i, info.HighestModSeq, st.HighestModSeq, top)
+			}
+		}
+	}
+
+	// In turn: each node's change follows another node's.
+	for r := range 4 {
+		for i := range nodes {
+			if err := flag(i, uids[(r*len(nodes)+i)%len(uids)], fmt.Sprintf("t%d", r)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	highest("in turn")
+
+	// At once, each node on messages of its own.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range 5 {
+				uid := uids[i*4+r%4]
+				if err := flag(i, uid, fmt.Sprintf("c%d", r)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	highest("at once")
+
+	// The change log agrees: each message's MODSEQ is one handed out,
+	// and nothing is above HIGHESTMODSEQ.
+	log, info, err := nodes[2].ReadLog("m", inbox.ID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range log {
+		if e.ModSeq > info.HighestModSeq {
+			t.Errorf("UID %d has MODSEQ %d above HIGHESTMODSEQ %d", e.UID, e.ModSeq, info.HighestModSeq)
+		}
+	}
+}
+
+// copyEngine copies every pair of src into dst, as a migration does.
+func copyEngine(t *testing.T, src, dst kv.Engine) {
+	t.Helper()
+	type pair struct{ k, v []byte }
+	var batch []pair
+	flush := func() {
+		if err := kv.Update(dst, func(tx kv.Txn) error {
+			for _, p := range batch {
+				if err := tx.Set(p.k, p.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	if err := src.Dump(func(k, v []byte) error {
+		batch = append(batch, pair{bytes.Clone(k), bytes.Clone(v)})
+		if len(batch) == 500 {
+			flush()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+}
+
+// TestModSeqMovedBetweenEngines: a store moved from a shared database to
+// Badger and back (certmail migrate) never gives a MODSEQ twice. Nodes
+// keep the exact state in the mailbox's record; Badger, the only writer
+// of its store, does not keep it exact, so the first change it makes
+// turns the record back into a hint, which the database's nodes then
+// derive the state from again instead of trusting it.
+func TestModSeqMovedBetweenEngines(t *testing.T) {
+	pgA := openNodes(t, 1, Options{})[0]
+	inbox := newAccount(t, pgA, "e")
+	uids := appendN(t, pgA, "e", "INBOX", 3)
+	setFlag := func(s *Store, uid uint32, kw string) uint64 {
+		t.Helper()
+		var changed []*Message
+		if err := s.Update(func(tx *Tx) error {
+			var err error
+			changed, err = tx.SetFlags("e", inbox.ID, []uint32{uid}, FlagsAdd, []string{kw})
+			return err
+		}); err != nil || len(changed) != 1 {
+			t.Fatalf("%v %v", changed, err)
+		}
+		return changed[0].ModSeq
+	}
+	setFlag(pgA, uids[0], "a")
+	highest := func(s *Store) uint64 {
+		t.Helper()
+		_, st, err := s.Status("e", "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.HighestModSeq
+	}
+
+	// To Badger: it changes the mailbox a few times.
+	dir := t.TempDir()
+	bdb, err := badgerkv.Open(badgerkv.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyEngine(t, pgA.db, bdb)
+	bdb.Close()
+	bs := openBadgerAt(t, Options{Dir: dir, GCInterval: -1})
+	var top uint64
+	for i, uid := range uids {
+		top = setFlag(bs, uid, fmt.Sprintf("b%d", i))
+	}
+	if err := bs.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// And back to a database.
+	bdb, err = badgerkv.Open(badgerkv.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgB := openNodes(t, 1, Options{})[0]
+	copyEngine(t, bdb, pgB.db)
+	bdb.Close()
+	if h := highest(pgB); h != top {
+		t.Errorf("back on the database HIGHESTMODSEQ is %d, Badger's last change took %d", h, top)
+	}
+	if m := setFlag(pgB, uids[0], "c"); m <= top {
+		t.Errorf("back on the database a change took MODSEQ %d, Badger had given %d", m, top)
+	}
 }

@@ -84,10 +84,18 @@ type Store struct {
 	// updates and change notifications share one order.
 	wmu sync.Mutex
 
+	// shared: other stores may write the engine too (Options.Engine:
+	// nodes on one PostgreSQL database), so committed state kept in
+	// memory may be stale. A store that opened Badger itself is its only
+	// writer: Badger locks its directory to one process (in memory, to
+	// the store).
+	shared bool
+
 	idx *index
 	// modseqCache holds the committed MODSEQ state of mailboxes written
-	// since Open (modseq.go): one writer at a time (wmu) makes it exact,
-	// and spares each change a read and a write of the state.
+	// since Open (modseq.go): one writer at a time (wmu, and !shared)
+	// makes it exact, and spares each change a read and a write of the
+	// state. Unused when shared.
 	msMu        sync.Mutex
 	modseqCache map[mboxRef]modseqState
 	// modseqReserve is R, the durable bound of the MODSEQs taken (see
@@ -145,6 +153,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		db:                db,
 		bdb:               bdb,
+		shared:            bdb == nil,
 		log:               logger,
 		summarize:         opts.Summarize,
 		maxMailboxes:      maxBoxes,
