@@ -31,6 +31,9 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("too many search keys: %d (limit %d)", n, lim.MaxSearchKeys)}
 	}
+	if err := sess.checkContextTag(options); err != nil {
+		return nil, err
+	}
 	run := &searchRun{sess: sess, watch: sess.watchCommand(lim.SearchTimeout)}
 	data, err := sess.search(run, kind, criteria, options)
 	if err != nil && run.watch.err != nil {
@@ -38,6 +41,9 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	}
 	if h := sess.srv.onSearchDone; h != nil {
 		h(run.messages, run.folds, err)
+	}
+	if err == nil && options.ReturnUpdate {
+		err = sess.addContext(kind, criteria, nil, sess.itemsOf(run.uids), run.highest)
 	}
 	return data, err
 }
@@ -95,6 +101,10 @@ type searchRun struct {
 	// at, and texts case-folded (at most a few per message, however
 	// many keys).
 	messages, folds int
+	// uids is what the search found; highest the mailbox's
+	// HIGHESTMODSEQ when it started (for a context, context.go).
+	uids    imap.UIDSet
+	highest uint64
 }
 
 var errSearchStopped = errors.New("search stopped")
@@ -123,6 +133,7 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 	var all []target
 	box := sess.box
 	box.mu.Lock()
+	run.highest = box.highest
 	maxSeq := sess.clientCountLocked()
 	var maxUID uint32
 	if len(box.msgs) > 0 {
@@ -221,6 +232,7 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 	if options.ReturnSave {
 		sess.searchRes = uidSet
 	}
+	run.uids = uidSet
 	return data, nil
 }
 

@@ -177,6 +177,9 @@ func capabilities() imap.CapSet {
 		imap.CapESort:       {},
 		imap.Cap("THREAD=" + imap.ThreadOrderedSubject): {},
 		imap.Cap("THREAD=" + imap.ThreadReferences):     {},
+		// context.go (RFC 5267 section 4)
+		imap.CapContextSearch: {},
+		imap.CapContextSort:   {},
 	}
 }
 

@@ -55,6 +55,10 @@ type session struct {
 	// this mailbox is announced on the next poll (IDLE, NOOP, any
 	// command), not inside this response, which some clients ignore.
 	deferNew bool
+	// contexts are the results kept up to date for SEARCH and SORT
+	// RETURN (UPDATE) (context.go), until CANCELUPDATE or the mailbox is
+	// closed.
+	contexts []*searchContext
 	// kwKnown is how many of box.keywords the client has been told of
 	// in FLAGS (announceKeywords).
 	kwKnown int
@@ -504,6 +508,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.viewModSeq = facts.HighestModSeq
 	sess.toldModSeq = 0
 	st.SetMailboxFlagsWriter(sess.announceKeywords)
+	st.SetExpungeHook(sess.contextExpunge)
 	st.SetFlagsRewrite(func(uid imap.UID, flags []imap.Flag, modSeq uint64) ([]imap.Flag, uint64, bool, error) {
 		flags, modSeq, ok, err := sess.rewriteQueuedFlags(box, uid, flags, modSeq)
 		if ok && err == nil && sess.rev1() && sess.isRecent(uint32(uid)) && !slices.Contains(flags, flagRecent) {
@@ -648,6 +653,7 @@ func (sess *session) Unselect() error {
 }
 
 func (sess *session) unselect() {
+	sess.contexts = nil // RFC 5267 section 4.3: updates end with the selection
 	if sess.box != nil {
 		sess.storeRecentClaims(sess.box)
 		sess.recentMu.Lock()
@@ -673,12 +679,18 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		if err := sess.tracker.PollDeferringNew(w); err != nil {
 			return err
 		}
-		return sess.reportRecent(w)
+		if err := sess.reportRecent(w); err != nil {
+			return err
+		}
+		return sess.updateContexts(w)
 	}
 	if err := sess.tracker.Poll(w, allowExpunge); err != nil {
 		return err
 	}
-	return sess.reportRecent(w)
+	if err := sess.reportRecent(w); err != nil {
+		return err
+	}
+	return sess.updateContexts(w)
 }
 
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
@@ -710,6 +722,9 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 			return err
 		}
 		if err := sess.reportRecent(w); err != nil {
+			return err
+		}
+		if err := sess.updateContexts(w); err != nil {
 			return err
 		}
 		select {

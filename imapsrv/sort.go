@@ -29,7 +29,10 @@ func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCri
 	for _, c := range criteria {
 		needKeys = needKeys || (c.Key != imapserver.SortKeyArrival && c.Key != imapserver.SortKeySize)
 	}
-	items, err := sess.sortItems("SORT", search, needKeys)
+	if err := sess.checkContextTag(options); err != nil {
+		return nil, err
+	}
+	items, highest, err := sess.sortItems("SORT", search, needKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +71,11 @@ func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCri
 			out[i] = it.msg.UID
 		}
 	}
+	if options != nil && options.ReturnUpdate {
+		if err := sess.addContext(kind, search, criteria, items, highest); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
@@ -98,22 +106,32 @@ func compareBy(key imapserver.SortKey, a, b *sortItem) int {
 // sortItems runs the search program and loads the sort keys of what it
 // found, in mailbox order; ARRIVAL and SIZE need only the records, and
 // then no keys are read (needKeys false).
-func (sess *session) sortItems(cmd string, search *imap.SearchCriteria, needKeys bool) ([]sortItem, error) {
+func (sess *session) sortItems(cmd string, search *imap.SearchCriteria, needKeys bool) ([]sortItem, uint64, error) {
 	lim := sess.srv.opts.Limits
 	if n := searchKeys(search); lim.MaxSearchKeys > 0 && n > lim.MaxSearchKeys {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+		return nil, 0, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("too many search keys: %d (limit %d)", n, lim.MaxSearchKeys)}
 	}
 	run := &searchRun{sess: sess, watch: sess.watchCommand(lim.SearchTimeout)}
-	data, err := sess.search(run, imapserver.NumKindUID, search, &imap.SearchOptions{ReturnAll: true})
-	if err != nil {
+	if _, err := sess.search(run, imapserver.NumKindUID, search, &imap.SearchOptions{ReturnAll: true}); err != nil {
 		if run.watch.err != nil {
-			return nil, sess.stopped(run.watch.err, lim.SearchTimeout, run)
+			return nil, 0, sess.stopped(run.watch.err, lim.SearchTimeout, run)
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	uids, _ := data.All.(imap.UIDSet)
+	items := sess.itemsOf(run.uids)
+	if !needKeys {
+		return items, run.highest, nil
+	}
+	if err := sess.loadSortKeys(items); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return items, run.highest, nil
+}
 
+// itemsOf returns the messages of a UID set the client can see, in
+// mailbox order.
+func (sess *session) itemsOf(uids imap.UIDSet) []sortItem {
 	// Both the UID set and the mailbox are in UID order: walk them
 	// together.
 	var items []sortItem
@@ -135,14 +153,7 @@ func (sess *session) sortItems(cmd string, search *imap.SearchCriteria, needKeys
 		}
 	}
 	box.mu.Unlock()
-
-	if !needKeys {
-		return items, nil
-	}
-	if err := sess.loadSortKeys(items); err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd, err)
-	}
-	return items, nil
+	return items
 }
 
 // loadSortKeys fills in each item's keys from the stored summaries, and

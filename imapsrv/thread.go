@@ -17,7 +17,7 @@ func (sess *session) Thread(kind imapserver.NumKind, algorithm imap.ThreadAlgori
 	default:
 		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "unknown threading algorithm " + strconv.Quote(string(algorithm))}
 	}
-	items, err := sess.sortItems("THREAD", search, true)
+	items, _, err := sess.sortItems("THREAD", search, true)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,8 @@ const (
 	CapBinary           Cap = "BINARY"             // RFC 3516
 	CapCatenate         Cap = "CATENATE"           // RFC 4469
 	CapCondStore        Cap = "CONDSTORE"          // RFC 7162
+	CapContextSearch    Cap = "CONTEXT=SEARCH"     // RFC 5267 (certmail patch)
+	CapContextSort      Cap = "CONTEXT=SORT"       // RFC 5267 (certmail patch)
 	CapConvert          Cap = "CONVERT"            // RFC 5259
 	CapCreateSpecialUse Cap = "CREATE-SPECIAL-USE" // RFC 6154
 	CapESort            Cap = "ESORT"              // RFC 5267

@@ -14,6 +14,21 @@ type SearchOptions struct {
 	ReturnCount bool
 	// Requires IMAP4rev2 or SEARCHRES
 	ReturnSave bool
+	// certmail patch: CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 section
+	// 4). ReturnContext is a hint the server may ignore (4.2);
+	// ReturnUpdate asks for ADDTO/REMOVEFROM as the result changes (4.3);
+	// ReturnPartial asks for a window of the result (4.4, RFC 9394).
+	ReturnContext bool
+	ReturnUpdate  bool
+	ReturnPartial *SearchReturnPartial
+}
+
+// SearchReturnPartial is the range of a PARTIAL return option (certmail
+// patch, RFC 5267 section 4.4): positions in the result, the first 1,
+// Start <= Stop. Negative positions count from the end, -1 being the
+// last result (RFC 9394 section 3.1).
+type SearchReturnPartial struct {
+	Start, Stop int32
 }
 
 // SearchCriteria is a criteria for the SEARCH command.

@@ -137,6 +137,14 @@ func (c *Conn) availableCaps() []imap.Cap {
 		if _, ok := c.session.(SessionSort); ok {
 			addAvailableCaps(&caps, available, []imap.Cap{imap.CapSort, imap.CapSortDisplay, imap.CapESort})
 		}
+		// certmail patch: CONTEXT=SEARCH, and CONTEXT=SORT with SORT
+		// (RFC 5267 section 4).
+		if _, ok := c.session.(SessionContext); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapContextSearch})
+			if _, ok := c.session.(SessionSort); ok {
+				addAvailableCaps(&caps, available, []imap.Cap{imap.CapContextSort})
+			}
+		}
 		if _, ok := c.session.(SessionThread); ok {
 			addAvailableCaps(&caps, available, []imap.Cap{
 				imap.Cap("THREAD=" + imap.ThreadOrderedSubject),

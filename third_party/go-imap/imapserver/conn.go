@@ -50,6 +50,8 @@ type Conn struct {
 	// certmail patch: COMPRESS (compress.go). tlsBelow: the conn beneath
 	// the compression is a *tls.Conn.
 	compressed, tlsBelow bool
+	// certmail patch: the tag of the command being handled (Conn.Tag).
+	tag string
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -203,6 +205,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		return c.badCommandLine(dec, tag, fmt.Errorf("in command: %w", dec.Err()))
 	}
 	name = strings.ToUpper(name)
+	c.tag = tag // certmail patch: Conn.Tag
 
 	numKind := NumKindSeq
 	if name == "UID" {
@@ -308,6 +311,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleSort(tag, dec, numKind)
 	case "THREAD", "UID THREAD": // certmail patch: RFC 5256
 		err = c.handleThread(dec, numKind)
+	case "CANCELUPDATE": // certmail patch: RFC 5267 4.3.5
+		err = c.handleCancelUpdate(dec)
 	default:
 		known = false // certmail patch
 		if c.state == imap.ConnStateNotAuthenticated {

@@ -85,13 +85,25 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		c.enableCondStore()
 	}
 
+	// certmail patch: the CONTEXT=SEARCH return options (RFC 5267
+	// section 4) need a session that keeps contexts.
+	if err := c.checkContextOptions(&options); err != nil {
+		return err
+	}
+
 	// If no return option is specified, ALL is assumed
-	noneButSave := !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount
+	noneButSave := !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount &&
+		options.ReturnPartial == nil && !options.ReturnUpdate
 	if noneButSave && !options.ReturnSave {
 		options.ReturnAll = true
 	}
 
-	data, err := c.session.Search(numKind, &criteria, &options)
+	// certmail patch: PARTIAL is a window of what ALL would return.
+	sessOptions := options
+	if options.ReturnPartial != nil {
+		sessOptions.ReturnAll = true
+	}
+	data, err := c.session.Search(numKind, &criteria, &sessOptions)
 	if err != nil {
 		return err
 	}
@@ -132,6 +144,10 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	}
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
+	}
+	// certmail patch: PARTIAL (RFC 5267 section 4.4).
+	if options.ReturnPartial != nil {
+		writePartial(enc.Encoder, *options.ReturnPartial, partialOfSet(data.All, *options.ReturnPartial))
 	}
 	// certmail patch: the MODSEQ result item (RFC 7162 3.1.10); the
 	// session sets it only for a search with a MODSEQ key and a result.
@@ -203,6 +219,19 @@ func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) er
 			options.ReturnCount = true
 		case "SAVE":
 			options.ReturnSave = true
+		case "CONTEXT": // certmail patch: RFC 5267 4.2
+			options.ReturnContext = true
+		case "UPDATE": // certmail patch: RFC 5267 4.3
+			options.ReturnUpdate = true
+		case "PARTIAL": // certmail patch: RFC 5267 4.4
+			if options.ReturnPartial != nil {
+				return &imapwire.DecoderExpectError{Message: "more than one PARTIAL"}
+			}
+			r, err := readPartialRange(dec)
+			if err != nil {
+				return err
+			}
+			options.ReturnPartial = r
 		default:
 			return newClientBugError("unknown SEARCH RETURN option")
 		}

@@ -147,7 +147,8 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 			return dec.Err()
 		}
 		// RETURN () is RETURN (ALL) (RFC 4731 section 3.1).
-		if !options.ReturnMin && !options.ReturnMax && !options.ReturnCount && !options.ReturnSave {
+		if !options.ReturnMin && !options.ReturnMax && !options.ReturnCount && !options.ReturnSave &&
+			!options.ReturnAll && options.ReturnPartial == nil && !options.ReturnUpdate {
 			options.ReturnAll = true
 		}
 	}
@@ -163,12 +164,19 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 	if !ok {
 		return newClientBugError("SORT is not supported")
 	}
+	if options != nil {
+		// CONTEXT=SORT (RFC 5267 section 4).
+		if err := c.checkContextOptions(options); err != nil {
+			return err
+		}
+	}
 	nums, err := session.Sort(numKind, sortCriteria, search, options)
 	if err != nil {
 		return err
 	}
 	if options != nil {
-		if !options.ReturnMin && !options.ReturnMax && !options.ReturnCount && !options.ReturnAll {
+		if !options.ReturnMin && !options.ReturnMax && !options.ReturnCount && !options.ReturnAll &&
+			options.ReturnPartial == nil && !options.ReturnUpdate {
 			return nil // SAVE alone: nothing but the tagged OK (RFC 5182 2.1)
 		}
 		return c.writeESort(tag, nums, options, numKind)
@@ -254,6 +262,10 @@ func (c *Conn) writeESort(tag string, nums []uint32, options *imap.SearchOptions
 	}
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(uint32(len(nums)))
+	}
+	if r := options.ReturnPartial; r != nil {
+		from, to := PartialWindow(*r, len(nums))
+		writePartial(enc.Encoder, *r, nums[from:to])
 	}
 	return enc.CRLF()
 }

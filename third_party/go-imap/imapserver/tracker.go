@@ -168,6 +168,22 @@ type SessionTracker struct {
 	// flagsRewrite, if set, decides how a queued flag change is
 	// written (certmail patch).
 	flagsRewrite FlagsRewrite
+	// expungeHook runs before each expunge is written (certmail patch).
+	expungeHook ExpungeHook
+}
+
+// ExpungeHook is told of each expunge just before it is written, with the
+// message's sequence number as the client knows it then and its UID
+// (certmail patch): what must precede the EXPUNGE, a REMOVEFROM in
+// sequence numbers (RFC 5267 section 4.3.4), is written there. It runs on
+// the goroutine that polls.
+type ExpungeHook func(w *UpdateWriter, seqNum uint32, uid imap.UID) error
+
+// SetExpungeHook sets the session's ExpungeHook (certmail patch).
+func (t *SessionTracker) SetExpungeHook(f ExpungeHook) {
+	t.mutex.Lock()
+	t.expungeHook = f
+	t.mutex.Unlock()
 }
 
 // FlagsRewrite decides how a queued flag change of the message uid
@@ -246,14 +262,14 @@ func (t *SessionTracker) Poll(w *UpdateWriter, allowExpunge bool) error {
 			t.queue = nil
 		}
 	}
-	fw, fl := t.flagsWriter, t.flagsRewrite
+	fw, fl, eh := t.flagsWriter, t.flagsRewrite, t.expungeHook
 	t.mutex.Unlock()
-	return writeUpdates(w, updates, fw, fl)
+	return writeUpdates(w, updates, fw, fl, eh)
 }
 
 // writeUpdates writes updates in order (certmail patch: shared by Poll
 // and PollDeferringNew).
-func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error, flagsRewrite FlagsRewrite) error {
+func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() error, flagsRewrite FlagsRewrite, expungeHook ExpungeHook) error {
 	vanished := w.conn != nil && w.conn.QResyncEnabled()
 	for i := 0; i < len(updates); i++ {
 		update := updates[i]
@@ -264,13 +280,35 @@ func writeUpdates(w *UpdateWriter, updates []trackerUpdate, flagsWriter func() e
 			// reported by VANISHED, consecutive ones in one response
 			// (RFC 7162 3.2.10).
 			var uids imap.UIDSet
-			uids.AddNum(update.expungeUID)
+			group := []trackerUpdate{update}
 			for i+1 < len(updates) && updates[i+1].expunge != 0 && updates[i+1].expungeUID != 0 {
 				i++
-				uids.AddNum(updates[i].expungeUID)
+				group = append(group, updates[i])
+			}
+			for k, u := range group {
+				uids.AddNum(u.expungeUID)
+				if expungeHook == nil {
+					continue
+				}
+				// The VANISHED comes after every hook: each message's
+				// number as the client knows it before the group.
+				seq := u.expunge
+				for j := k - 1; j >= 0; j-- {
+					if seq >= group[j].expunge {
+						seq++
+					}
+				}
+				if err := expungeHook(w, seq, u.expungeUID); err != nil {
+					return err
+				}
 			}
 			err = w.writeVanished(uids)
 		case update.expunge != 0:
+			if expungeHook != nil {
+				if err := expungeHook(w, update.expunge, update.expungeUID); err != nil {
+					return err
+				}
+			}
 			err = w.WriteExpunge(update.expunge)
 		case update.numMessages != 0:
 			err = w.WriteNumMessages(update.numMessages)
@@ -357,10 +395,10 @@ loop:
 		queue = append(queue, trackerUpdate{numMessages: count + n, before: count + n - 1})
 	}
 	t.queue = append(queue, held...)
-	fw, fl := t.flagsWriter, t.flagsRewrite
+	fw, fl, eh := t.flagsWriter, t.flagsRewrite, t.expungeHook
 	t.mutex.Unlock()
 
-	return writeUpdates(w, write, fw, fl)
+	return writeUpdates(w, write, fw, fl, eh)
 }
 
 // QueuedExpunges returns the UIDs of the expunges queued for the session
