@@ -27,6 +27,12 @@ func dialCompressed(addr, user, password string, opts *imapclient.Options) (*ima
 	if err != nil {
 		return nil, err
 	}
+	return compressedSession(conn, user, password, opts)
+}
+
+// compressedSession is dialCompressed on a connection already made (the
+// session mix counts its bytes).
+func compressedSession(conn net.Conn, user, password string, opts *imapclient.Options) (*imapclient.Client, error) {
 	br := bufio.NewReader(conn)
 	fail := func(err error) (*imapclient.Client, error) {
 		conn.Close()

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -24,13 +26,56 @@ type mixResult struct {
 	lat      []time.Duration // every operation
 	perOp    map[string][]time.Duration
 	sessions int
+	// in and out are the bytes on the wire from and to the server, over
+	// every session.
+	in, out int64
+}
+
+// kbPerSession is what went over the wire from the server per session.
+func (r *mixResult) kbPerSession() float64 { return float64(r.in) / 1024 / float64(max(r.sessions, 1)) }
+
+// wireCount counts the bytes a connection reads and writes (the
+// client's reader goroutine reads while its caller writes).
+type wireCount struct {
+	net.Conn
+	in, out *atomic.Int64
+}
+
+func (c wireCount) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c wireCount) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
 }
 
 func (r *mixResult) opsPerSec() float64 { return float64(r.ops) / r.elapsed.Seconds() }
 
-// runMix runs one client per user for d.
-func runMix(addr string, users []string, password string, d time.Duration, seed uint64) (*mixResult, error) {
+// runMix runs one client per user for d; with compress, each session
+// turns on COMPRESS=DEFLATE (RFC 4978) right after LOGIN.
+func runMix(addr string, users []string, password string, d time.Duration, seed uint64, compress bool) (*mixResult, error) {
 	res := &mixResult{perOp: make(map[string][]time.Duration)}
+	var in, out atomic.Int64
+	dial := func(user string) (*imapclient.Client, error) {
+		conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		wc := wireCount{Conn: conn, in: &in, out: &out}
+		if compress {
+			return compressedSession(wc, user, password, nil) // compress.go
+		}
+		c := imapclient.New(wc, nil)
+		if err := c.Login(user, password).Wait(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
@@ -45,7 +90,7 @@ func runMix(addr string, users []string, password string, d time.Duration, seed 
 			n, sessions := 0, 0
 			var err error
 			for time.Now().Before(deadline) {
-				if err = mixSession(addr, u, password, r, local, &n, seed, ci*1_000_000+sessions); err != nil {
+				if err = mixSession(dial, u, r, local, &n, seed, ci*1_000_000+sessions); err != nil {
 					err = fmt.Errorf("client %d (%s): %w", ci, u, err)
 					break
 				}
@@ -66,12 +111,13 @@ func runMix(addr string, users []string, password string, d time.Duration, seed 
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.in, res.out = in.Load(), out.Load()
 	return res, firstErr
 }
 
 // mixSession is one client session. Each operation's latency is recorded
 // under its name.
-func mixSession(addr, user, password string, r *rand.Rand, lat map[string][]time.Duration, n *int, seed uint64, sessionNo int) error {
+func mixSession(dial func(user string) (*imapclient.Client, error), user string, r *rand.Rand, lat map[string][]time.Duration, n *int, seed uint64, sessionNo int) error {
 	var c *imapclient.Client
 	op := func(name string, fn func() error) error {
 		t0 := time.Now()
@@ -89,10 +135,8 @@ func mixSession(addr, user, password string, r *rand.Rand, lat map[string][]time
 	}()
 	if err := op("LOGIN", func() error {
 		var err error
-		if c, err = imapclient.DialInsecure(addr, nil); err != nil {
-			return err
-		}
-		return c.Login(user, password).Wait()
+		c, err = dial(user)
+		return err
 	}); err != nil {
 		return err
 	}
