@@ -12,7 +12,9 @@ import (
 
 // summary is what FETCH ENVELOPE and BODYSTRUCTURE need, computed once at
 // delivery (Summarize) so that a client listing a mailbox does not make the
-// server parse every message again.
+// server parse every message again. It is stored in summarycodec.go's
+// binary form: a field added here goes there too (FuzzSummaryCodec
+// compares the two forms field by field).
 type summary struct {
 	Envelope      *imap.Envelope
 	BodyStructure imap.BodyStructure
@@ -41,7 +43,12 @@ func Summarize(raw []byte) []byte {
 	var buf bytes.Buffer
 	buf.WriteString(sortKeysMagic)
 	buf.Write(encodeSortKeys(nil, computeSortKeys(raw)))
-	if err := gob.NewEncoder(&buf).Encode(computeSummary(raw)); err != nil {
+	sum := computeSummary(raw)
+	if b, err := encodeSummary(buf.Bytes(), sum); err == nil {
+		return b
+	}
+	// Nested deeper than the binary form goes: gob, as before.
+	if err := gob.NewEncoder(&buf).Encode(sum); err != nil {
 		return nil
 	}
 	return buf.Bytes()
@@ -130,7 +137,13 @@ func decodeSummary(b []byte) (*summary, error) {
 		return nil, fmt.Errorf("decoding summary: %w", err)
 	}
 	var s summary
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
+	if rest, ok := bytes.CutPrefix(b, []byte(summaryMagic)); ok {
+		bs, err := decodeSummaryBinary(rest)
+		if err != nil {
+			return nil, err
+		}
+		s = *bs
+	} else if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&s); err != nil {
 		return nil, fmt.Errorf("decoding summary: %w", err)
 	}
 	if s.Envelope == nil || s.BodyStructure == nil {
