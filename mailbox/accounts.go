@@ -361,6 +361,7 @@ func (s *Store) DeleteAccount(name string) error {
 		if err := tx.dropUsage(acct); err != nil {
 			return err
 		}
+		tx.noteEvent(Change{Kind: AccountDeleted, Account: acct})
 		tx.afterCommit(func() []Change {
 			s.auth.forget(acct)
 			return []Change{{Kind: AccountDeleted, Account: acct}}

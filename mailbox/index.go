@@ -44,6 +44,10 @@ type boxIndex struct {
 	// SELECT finds it again. Only touched with Store.wmu held.
 	firstUnseen      int
 	firstUnseenKnown bool
+	// modseq is the MODSEQ the index is exact at: every change of the
+	// mailbox up to it is in, none above it missing that a commit of
+	// this node made. Kept only where other nodes write too (follow.go).
+	modseq uint64
 }
 
 // count adds a record's contribution to the totals (sign 1) or takes it
@@ -97,6 +101,7 @@ func (b *boxIndex) add(m *Message) {
 	b.msgs = append(b.msgs, m)
 	b.count(m, 1)
 	b.firstUnseenKnown = false
+	b.modseq = max(b.modseq, m.ModSeq)
 }
 
 func newIndex() *index { return &index{boxes: make(map[mboxRef]*boxIndex)} }

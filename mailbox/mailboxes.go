@@ -149,6 +149,7 @@ func (tx *Tx) CreateMailbox(acct string, nm NewMailbox) (*MailboxInfo, error) {
 	if err := tx.initModSeq(acct, mb.ID); err != nil {
 		return nil, err
 	}
+	tx.noteEvent(Change{Kind: MailboxCreated, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name})
 	tx.afterCommit(func() []Change {
 		return []Change{{Kind: MailboxCreated, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name}}
 	})
@@ -237,6 +238,7 @@ func (tx *Tx) RenameMailbox(acct, oldName, newName string) error {
 }
 
 func (tx *Tx) announceRename(acct string, id uint32, from, to string) {
+	tx.noteEvent(Change{Kind: MailboxRenamed, Account: acct, MailboxID: id, Mailbox: to, OldName: from})
 	tx.afterCommit(func() []Change {
 		return []Change{{Kind: MailboxRenamed, Account: acct, MailboxID: id, Mailbox: to, OldName: from}}
 	})
@@ -300,6 +302,7 @@ func (tx *Tx) dropMailbox(acct string, mb *MailboxInfo) error {
 	if err := tx.del(modseqStateKey(acct, mb.ID)); err != nil {
 		return err
 	}
+	tx.noteEvent(Change{Kind: MailboxDeleted, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name})
 	tx.afterCommit(func() []Change {
 		delete(s.idx.boxes, mboxRef{acct, mb.ID})
 		s.forgetModSeq(acct, mb.ID)

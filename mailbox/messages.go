@@ -327,6 +327,7 @@ func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, e
 	if err := tx.s.runInsertHooks(tx, acct, mb, m); err != nil {
 		return nil, err
 	}
+	tx.noteAdded(acct, mb.ID, m.UID)
 	s := tx.s
 	ref := mboxRef{acct, mb.ID}
 	name := mb.Name
@@ -392,6 +393,7 @@ func (tx *Tx) SetFlags(acct string, mboxID uint32, uids []uint32, op FlagOp, fla
 		if err := tx.s.runFlagHooks(tx, acct, mboxID, m, &nm); err != nil {
 			return nil, err
 		}
+		tx.noteChanged(acct, mboxID, uid)
 		changed = append(changed, &nm)
 	}
 	if len(changed) > 0 {
@@ -483,6 +485,7 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 		if err := tx.logExpunged(acct, mboxID, st, m.UID); err != nil {
 			return nil, err
 		}
+		tx.noteExpunged(acct, mboxID, m.UID)
 		out = append(out, m.UID)
 	}
 	if len(gone) > 0 {
@@ -603,7 +606,7 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 		if _, err := tx.MailboxByID(acct, id); err != nil {
 			return err
 		}
-		return tx.scan(messagePrefix(acct, id), false, func(_, v []byte) error {
+		err := tx.scan(messagePrefix(acct, id), false, func(_, v []byte) error {
 			var m Message
 			if err := decodeMessage(v, &m); err != nil {
 				return err
@@ -611,6 +614,11 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 			bi.add(&m)
 			return nil
 		})
+		if err != nil || s.follow == nil {
+			return err
+		}
+		bi.modseq, err = tx.loadMark(acct, id, bi.modseq)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -59,6 +59,12 @@ type Options struct {
 	// limits.quota_messages; quota.go); zero: no limit.
 	QuotaStorage, QuotaMessages int64
 
+	// FollowInterval is how often a store on an engine other processes
+	// share (kv.Notifier: PostgreSQL) reads the change journal for other
+	// nodes' commits when no wake-up came (follow.go); zero means
+	// DefaultFollowInterval.
+	FollowInterval time.Duration
+
 	// syncEvery is the period of the background sync; zero means a
 	// second, negative none (crash tests, which decide when to sync).
 	syncEvery time.Duration
@@ -109,6 +115,9 @@ type Store struct {
 	closed bool
 	auth   *authCache
 	hooks  hookList
+	// follow follows other nodes' commits (follow.go); nil when no other
+	// process shares the engine.
+	follow *follower
 
 	listenersMu sync.RWMutex
 	listeners   []func(Change)
@@ -182,6 +191,10 @@ func Open(opts Options) (*Store, error) {
 		// Not fatal: the store is consistent for every mailbox that
 		// exists; the next start tries again.
 		logger.Error("collecting orphaned messages", "err", err)
+	}
+	if n, ok := db.(kv.Notifier); ok {
+		s.follow = newFollower(s, n, cmp.Or(max(opts.FollowInterval, 0), DefaultFollowInterval))
+		s.follow.start(ctx)
 	}
 	gc := opts.GCInterval
 	if gc == 0 {

@@ -40,6 +40,9 @@ type Tx struct {
 	// usageMemo is the last account usage record read or written
 	// (quota.go).
 	usageMemo *usageMemo
+	// notes is what other nodes must hear of (follow.go); nil on a store
+	// no other process shares.
+	notes *txNotes
 }
 
 // watchedTxn passes every call to the engine's transaction and remembers
@@ -136,17 +139,22 @@ func (s *Store) updateOnce(source any, fn func(tx *Tx) error) (retry bool, err e
 		return tx.w.conflict || errors.Is(err, kv.ErrConflict), err
 	}
 	tx.publishModSeqs()
-	var changes []Change
+	// Other nodes' changes this one's follow come first (follow.go).
+	changes := tx.catchUp()
+	remote := len(changes)
 	s.idx.mu.Lock()
 	for _, p := range tx.post {
 		changes = append(changes, p()...)
 	}
+	tx.afterPost()
 	s.idx.mu.Unlock()
 	for _, fn := range tx.onCommit {
 		fn()
 	}
-	for _, c := range changes {
-		c.Source = source
+	for i, c := range changes {
+		if i >= remote {
+			c.Source = source
+		}
 		s.emit(c)
 	}
 	return false, nil
@@ -158,6 +166,9 @@ func (tx *Tx) run(fn func(tx *Tx) error) error {
 		return err
 	}
 	if err := tx.flushModSeqs(); err != nil {
+		return err
+	}
+	if err := tx.writeBulletin(); err != nil {
 		return err
 	}
 	if err := tx.reserve(); err != nil {

@@ -33,6 +33,9 @@ const (
 	Timer        = "timer/"   // timers, by due time
 	TimerID      = "timerid/" // timers, by kind and id
 	Usage        = "usage/"   // quota usage of each account
+	// Feed is the change journal nodes sharing a database follow each
+	// other by (mailbox's follow.go).
+	Feed = "feed/"
 	// Aux is the part of the key space the store lends to the packages
 	// above it (AuxClaims).
 	Aux = "x/"
@@ -72,6 +75,7 @@ var Claims = []Claim{
 	{Timer, "mailbox"},
 	{TimerID, "mailbox"},
 	{Usage, "mailbox"},
+	{Feed, "mailbox"},
 	{Aux, "mailbox (lent to AuxClaims)"},
 }
 

@@ -16,8 +16,10 @@
 // every session sets synchronous_commit on, whatever the server's default.
 //
 // The SQL is what CockroachDB and YugabyteDB take too (bytea, INSERT ... ON
-// CONFLICT, unnest, = ANY, keyset LIMIT), and the engine uses no
-// LISTEN/NOTIFY.
+// CONFLICT, unnest, = ANY, keyset LIMIT), except for LISTEN/NOTIFY, which
+// they lack: the engine's wake-ups (kv.Notifier, notify.go) are off there
+// (Options.NoNotify, or found missing when LISTEN is refused), and the
+// nodes follow each other by polling alone.
 package pgkv
 
 import (
@@ -54,6 +56,12 @@ type Options struct {
 	// the DSN wins. Zero: 16. Each open transaction holds a connection
 	// from its first statement to its end.
 	MaxConns int32
+	// NoNotify turns the engine's wake-ups off (kv.Notifier): Subscribe
+	// returns kv.ErrNoNotify and Notify does nothing. For databases
+	// without LISTEN/NOTIFY (CockroachDB, YugabyteDB), where a commit
+	// carrying pg_notify would fail; PostgreSQL refusing LISTEN turns
+	// them off too.
+	NoNotify bool
 }
 
 // Engine is a kv.Engine on one PostgreSQL database.
@@ -61,6 +69,12 @@ type Engine struct {
 	pool    *pgxpool.Pool
 	timeout time.Duration
 	stats   counters
+
+	// connCfg opens the connections that LISTEN (notify.go); channel is
+	// the channel they listen on and commits notify.
+	connCfg  *pgx.ConnConfig
+	channel  string
+	noNotify atomic.Bool
 
 	// parked are connections whose read-only transaction has ended but
 	// not yet been committed: the next transaction to take one sends
@@ -127,6 +141,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("pgkv: DSN: %w", err)
 	}
 	e := &Engine{timeout: opts.Timeout}
+	e.noNotify.Store(opts.NoNotify)
 	if e.timeout <= 0 {
 		e.timeout = 30 * time.Second
 	}
@@ -154,6 +169,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 		}
 		return &countingConn{Conn: c, c: &e.stats}, nil
 	}
+	e.connCfg = cfg.ConnConfig.Copy()
+	e.channel = channelName(cfg.ConnConfig.RuntimeParams["search_path"])
 	e.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgkv: %w", err)
@@ -325,6 +342,8 @@ type txn struct {
 	writes map[string]write
 	sorted []string // the keys of writes in order, when !dirty
 	dirty  bool
+	// notify holds the payloads of Engine.Notify, sent with COMMIT.
+	notify []string
 }
 
 // write is a pending Set (value, possibly empty) or Delete.
@@ -754,7 +773,7 @@ func (t *txn) Commit() error {
 		return err
 	}
 	defer t.end()
-	if len(t.writes) == 0 {
+	if len(t.writes) == 0 && len(t.notify) == 0 {
 		if !t.begun || !t.writable {
 			return nil // a read-only transaction's COMMIT waits (end, Engine.park)
 		}
@@ -778,6 +797,10 @@ func (t *txn) Commit() error {
 		}
 		rest := -b.Len()
 		t.queueWrites(b)
+		for _, p := range t.notify {
+			// In the transaction: delivered after, and only if, it commits.
+			b.Queue(notifySQL, t.e.channel, p)
+		}
 		b.Queue("COMMIT")
 		rest += b.Len()
 		br := t.conn.SendBatch(ctx, b)
@@ -838,7 +861,7 @@ func (t *txn) queueWrites(b *pgx.Batch) {
 // failure) is rolled back first, or the pool drops the connection.
 func (t *txn) end() {
 	t.done = true
-	t.writes, t.sorted = nil, nil
+	t.writes, t.sorted, t.notify = nil, nil, nil
 	if t.conn == nil {
 		return
 	}

@@ -1,0 +1,137 @@
+package pgkv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"certmail/kv"
+)
+
+// Wake-ups between nodes (kv.Notifier) are PostgreSQL's LISTEN/NOTIFY: a
+// committing transaction runs pg_notify in the same batch as its COMMIT,
+// so the notification is sent when, and only if, it commits (NOTIFY is
+// transactional); each subscriber holds a connection of its own, outside
+// the pool, that LISTENs and is opened again whenever it breaks.
+
+var _ kv.Notifier = (*Engine)(nil)
+
+const notifySQL = "SELECT pg_notify($1, $2)"
+
+// channelName is the notification channel of the engine's table: one per
+// schema (search_path), so that stores in different schemas of one
+// database (the tests') do not wake each other. Channel names are
+// identifiers: at most 63 bytes, hence the hash.
+func channelName(searchPath string) string {
+	if searchPath == "" {
+		return Table
+	}
+	h := fnv.New64a()
+	h.Write([]byte(searchPath))
+	return fmt.Sprintf("%s_%016x", Table, h.Sum64())
+}
+
+// Notify sends payload to every subscriber when txn commits.
+func (e *Engine) Notify(tx kv.Txn, payload string) error {
+	t, ok := tx.(*txn)
+	if !ok || t.e != e || !t.writable {
+		return errors.New("pgkv: Notify needs a writable transaction of the engine")
+	}
+	if len(payload) > 1000 {
+		return errors.New("pgkv: notification payload longer than 1,000 bytes")
+	}
+	if e.noNotify.Load() {
+		return nil
+	}
+	for _, p := range t.notify {
+		if p == payload {
+			return nil // PostgreSQL folds them anyway
+		}
+	}
+	t.notify = append(t.notify, payload)
+	return nil
+}
+
+// Subscribe LISTENs on a connection of its own and calls fn with each
+// payload. It returns once the first LISTEN has succeeded, or with
+// kv.ErrNoNotify if the database refuses LISTEN, or with the error that
+// kept it from connecting.
+func (e *Engine) Subscribe(fn func(payload string)) (func(), error) {
+	if e.noNotify.Load() {
+		return nil, kv.ErrNoNotify
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := e.listen(ctx)
+	if err != nil {
+		cancel()
+		var pgErr *pgconn.PgError
+		// 0A000 feature_not_supported: CockroachDB (issue 41522),
+		// YugabyteDB before 2025.2.3 or without
+		// yb_enable_listen_notify; 42601 a parser that has no LISTEN.
+		if errors.As(err, &pgErr) && (pgErr.Code == "0A000" || pgErr.Code == "42601") {
+			e.noNotify.Store(true)
+			return nil, fmt.Errorf("%w: %w", kv.ErrNoNotify, err)
+		}
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.receive(ctx, conn, fn)
+	}()
+	return func() { cancel(); wg.Wait() }, nil
+}
+
+// listen opens a connection and LISTENs on the engine's channel.
+func (e *Engine) listen(ctx context.Context) (*pgx.Conn, error) {
+	cctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, e.connCfg.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("pgkv: connecting to listen: %w", err)
+	}
+	if _, err := conn.Exec(cctx, "LISTEN "+pgx.Identifier{e.channel}.Sanitize()); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return conn, nil
+}
+
+// receive delivers notifications until ctx ends, connecting again (with
+// a growing pause, up to 5 s) whenever the connection breaks, and telling
+// fn so with an empty payload once it listens again.
+func (e *Engine) receive(ctx context.Context, conn *pgx.Conn, fn func(string)) {
+	pause := 50 * time.Millisecond
+	for {
+		for conn != nil {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				conn.Close(context.Background())
+				conn = nil
+				break
+			}
+			pause = 50 * time.Millisecond
+			fn(n.Payload)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+		var err error
+		if conn, err = e.listen(ctx); err == nil {
+			fn("") // what was sent while we were away is lost
+		}
+	}
+}
