@@ -837,7 +837,7 @@ func (tx *Tx) loadMark(acct string, id uint32, recordsHigh uint64) (uint64, erro
 	case errors.Is(err, kv.ErrNotFound):
 	case err != nil:
 		return 0, err
-	case len(b) == 16:
+	case len(b) >= 8: // highest first (modseqState.encode)
 		high = max(high, binary.BigEndian.Uint64(b))
 	}
 	p := modseqBoxPrefix(prefixVanished, acct, id)
