@@ -8,6 +8,7 @@ package imapsrv_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,8 @@ import (
 
 	"certmail/authguard"
 	"certmail/imapsrv"
+	"certmail/kv"
+	"certmail/kv/pgkv"
 	"certmail/mailbox"
 )
 
@@ -45,6 +48,9 @@ type testServer struct {
 	guard *authguard.Guard
 	// retention, if not zero, is the store's VanishedRetention.
 	retention int
+	// dsn, if set, is the PostgreSQL database the store runs on instead
+	// of Badger in dir (several servers on one: nodes_test.go).
+	dsn string
 }
 
 type serverOption func(*imapsrv.Options)
@@ -99,7 +105,16 @@ func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var engine kv.Engine
+	if ts.dsn != "" {
+		e, err := pgkv.Open(context.Background(), ts.dsn, pgkv.Options{})
+		if err != nil {
+			t.Fatalf("opening the database: %v", err)
+		}
+		engine = e
+	}
 	st, err := mailbox.Open(mailbox.Options{
+		Engine:     engine,
 		Dir:        ts.dir,
 		Logger:     logger,
 		Summarize:  imapsrv.Summarize,
