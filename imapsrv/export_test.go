@@ -60,3 +60,16 @@ func SummarizeWithoutPreview(raw []byte) []byte {
 	}
 	return buf.Bytes()
 }
+
+// DropSortOrders forgets every tracked mailbox's sort orders
+// (sortorder.go): the next SORT builds them afresh, for comparing with
+// orders kept up to date across changes.
+func DropSortOrders(s *Server) {
+	s.boxesMu.Lock()
+	defer s.boxesMu.Unlock()
+	for _, b := range s.boxes {
+		b.orders.mu.Lock()
+		b.orders.by = nil
+		b.orders.mu.Unlock()
+	}
+}

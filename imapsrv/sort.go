@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -25,14 +24,11 @@ type sortItem struct {
 // keys are read: a certified item's stub sorts by its own headers and
 // size, and nothing of the message it holds back is looked at.
 func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCriterion, search *imap.SearchCriteria, options *imap.SearchOptions) ([]uint32, error) {
-	needKeys := false
-	for _, c := range criteria {
-		needKeys = needKeys || (c.Key != imapserver.SortKeyArrival && c.Key != imapserver.SortKeySize)
-	}
 	if err := sess.checkContextTag(options); err != nil {
 		return nil, err
 	}
-	items, highest, err := sess.sortItems("SORT", search, needKeys)
+	// The keys come with the orders.
+	items, highest, err := sess.sortItems("SORT", search, false)
 	if err != nil {
 		return nil, err
 	}
@@ -51,19 +47,12 @@ func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCri
 		}
 		sess.searchRes = uids
 	}
-	slices.SortStableFunc(items, func(a, b sortItem) int {
-		for _, c := range criteria {
-			if r := compareBy(c.Key, &a, &b); r != 0 {
-				if c.Reverse {
-					return -r
-				}
-				return r
-			}
-		}
-		// Equal by every key: mailbox order (RFC 5256 section 3), which
-		// REVERSE does not turn around.
-		return cmp.Compare(a.seq, b.seq)
-	})
+	// Equal by every key: mailbox order (RFC 5256 section 3), which
+	// REVERSE does not turn around (sortorder.go).
+	items, err = sess.sortByOrders(items, criteria)
+	if err != nil {
+		return nil, fmt.Errorf("SORT: %w", err)
+	}
 	out := make([]uint32, len(items))
 	for i, it := range items {
 		out[i] = it.seq

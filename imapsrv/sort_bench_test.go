@@ -42,7 +42,11 @@ func BenchmarkSortLarge(b *testing.B) {
 	}
 	rc := ts.rawLogin("alice")
 	rc.ok("SELECT INBOX")
-	for _, cmd := range []string{"SORT (REVERSE ARRIVAL) UTF-8 ALL", "SORT (SUBJECT) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL"} {
+	for _, cmd := range []string{"SORT (REVERSE ARRIVAL) UTF-8 ALL", "SORT (SUBJECT) UTF-8 ALL", "SORT (REVERSE SUBJECT) UTF-8 ALL",
+		"SORT (FROM REVERSE DATE) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL"} {
+		// Once untimed first, as certbench does: the first SORT of a
+		// mailbox reads its sort keys and builds its order.
+		rc.ok(cmd)
 		b.Run(cmd, func(b *testing.B) {
 			for b.Loop() {
 				rc.ok(cmd)

@@ -46,6 +46,11 @@ type trackedBox struct {
 	recentOwner             *session
 	// highest is the mailbox's HIGHESTMODSEQ, kept by onChange.
 	highest uint64
+	// orders are the mailbox's sort orders (sortorder.go); replaced
+	// counts the records onChange replaced under the same UID, which
+	// makes them be built again.
+	orders   sortOrders
+	replaced uint64
 }
 
 // addKeywords adds the keywords among flags that FLAGS does not list yet
@@ -185,6 +190,7 @@ func (s *Server) onChange(c mailbox.Change) {
 		i, ok := box.find(c.Message.UID)
 		if ok {
 			box.msgs[i] = c.Message
+			box.replaced++
 			return
 		}
 		// New to every session: \Recent in the one that owns new
