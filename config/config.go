@@ -53,6 +53,12 @@ type Config struct {
 	Alerts  Alerts          `toml:"alerts"`
 	// Autoconfig is what the Thunderbird autoconfig document says (ops).
 	Autoconfig Autoconfig `toml:"autoconfig"`
+	// Store is where the store lives: the data directory (the default),
+	// or a PostgreSQL database shared by several nodes (store.go).
+	Store Store `toml:"store"`
+	// Node names this node among several on one database (logs, and
+	// PostgreSQL's application_name); empty: the machine's host name.
+	Node string `toml:"node"`
 }
 
 // Autoconfig describes the servers a mail client should use, for the
@@ -540,6 +546,7 @@ func (c *Config) check() []problem {
 			add("encryption_key_file", "%v", err)
 		}
 	}
+	ps = append(ps, c.checkStore()...)
 	for _, st := range []struct{ key, v string }{
 		{"autoconfig.imap_socket_type", c.Autoconfig.IMAPSocketType},
 		{"autoconfig.smtp_socket_type", c.Autoconfig.SMTPSocketType},

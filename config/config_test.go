@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,13 @@ func TestParseErrors(t *testing.T) {
 		{"alternate domain served", "domains = [\"example.org\"]\n[certified]\nalternate_domains = [\"Example.ORG.\"]\n", "certified.alternate_domains: entry 1 (\"Example.ORG.\") is a domain served here"},
 		{"bad level", "log_level = \"loud\"\n", "unknown level"},
 		{"bad duration", "shutdown_timeout = \"soon\"\n", "duration"},
+		{"store not a URL", "[store]\nurl = \"/var/lib/certmail\"\n", "x.toml:2: store.url: want a postgres:// or postgresql:// URL"},
+		{"store URL with password", "[store]\nurl = \"postgres://certmail:s3cret@db1/certmail\"\n", "store.url: the URL holds a password"},
+		{"store URL with password parameter", "[store]\nurl = \"postgres://certmail@db1/certmail?password=s3cret\"\n", "store.url: the URL holds a password"},
+		{"store URL without host", "[store]\nurl = \"postgres:///certmail\"\n", "store.url: the URL names no host"},
+		{"password file without URL", "[store]\npassword_file = \"/etc/certmail/db.password\"\n", "store.password_file: is for a PostgreSQL store"},
+		{"missing password file", "[store]\nurl = \"postgres://certmail@db1/certmail\"\npassword_file = \"/nonexistent/db.password\"\n", "store.password_file: reading the database password"},
+		{"bad node name", "node = \"a b\"\n", "x.toml:1: node: \"a b\": letters, digits"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("x.toml", []byte(tc.in))
@@ -152,5 +160,40 @@ func TestTrustedLMTPPrefixes(t *testing.T) {
 	}
 	if p, _ := Default().Certified.TrustedLMTPPrefixes(); len(p) != 0 {
 		t.Errorf("default trusts %v, want nobody", p)
+	}
+}
+
+// TestStoreSettings: a PostgreSQL store URL and a password file are
+// accepted; the password never comes from the URL, and an error about a
+// URL never repeats it (it may hold the password); a password file others
+// may read is refused.
+func TestStoreSettings(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "db.password")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse("x.toml", []byte("node = \"a\"\n[store]\nurl = \"postgres://certmail@db1:5432/certmail?sslmode=verify-full\"\npassword_file = \""+pw+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.URL != "postgres://certmail@db1:5432/certmail?sslmode=verify-full" || cfg.Node != "a" {
+		t.Fatalf("store %+v node %q", cfg.Store, cfg.Node)
+	}
+	if got, err := ReadPasswordFile(pw); err != nil || got != "s3cret" {
+		t.Fatalf("ReadPasswordFile = %q, %v", got, err)
+	}
+	if err := os.Chmod(pw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPasswordFile(pw); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable password file: %v", err)
+	}
+	err = CheckStoreURL("postgres://certmail:hunter2@db1/certmail")
+	if !errors.Is(err, ErrPasswordInURL) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("CheckStoreURL with a password: %v", err)
+	}
+	if ResolveStore("", "postgres://a@b/c") != "postgres://a@b/c" || ResolveStore("postgres://x@y/z", "postgres://a@b/c") != "postgres://x@y/z" {
+		t.Fatal("ResolveStore: the flag wins over the file")
 	}
 }

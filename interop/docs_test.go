@@ -100,6 +100,7 @@ var wantNoTest = []string{
 	"docs/operations.md: # /etc/letsencrypt/renewal-hooks/deploy/certmail",
 	"docs/operations.md: sudo -u certmail certmail user list --config /etc/certmail/certmail.toml |",
 	"docs/operations.md: export PGPASSFILE=/etc/certmail/pgpass     # db1:5432:certmail:certmail:PASSWORD, mode 0600",
+	"docs/operations.md: certmail user add alice --store 'postgres://certmail@db1:5432/certmail' --config /etc/certmail/certmail.toml",
 	"docs/operations.md: head -c 32 /dev/urandom > /etc/certmail/store.key",
 	"docs/verify.md: sudo apt-get install python3-jwcrypto",
 	"docs/verify.md: /usr/bin/python3 interop/testdata/verify_jwcrypto.py bundle.json gateway.pem M.eml SALT_HEX",

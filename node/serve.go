@@ -24,10 +24,78 @@ import (
 	"certmail/delivery"
 	"certmail/forwarding"
 	"certmail/imapsrv"
+	"certmail/kv"
 	"certmail/mailbox"
 	"certmail/metrics"
 	"certmail/netguard"
 )
+
+// openServeStore opens the store serve runs on: the data directory
+// (made if missing, and held by this process alone), or the PostgreSQL
+// database shared with other nodes.
+func openServeStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*mailbox.Store, error) {
+	so, err := StoreOptions(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if Shared(cfg) {
+		// The data directory still holds the gateway key
+		// (claimGatewayKey); nothing of the store.
+		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+		e, err := openShared(ctx, cfg, "certmail-"+Name(cfg))
+		if err != nil {
+			return nil, err
+		}
+		// LMTP's 250, APPEND's OK and the API's 201 are sent once the
+		// commit returns: it must be durable by then. pgkv asks for
+		// synchronous_commit on in every session; a pooler or a server
+		// that overrides it is refused here, not found after a crash.
+		if sc, err := e.Setting(ctx, "synchronous_commit"); err != nil {
+			e.Close()
+			return nil, err
+		} else if sc == "off" {
+			e.Close()
+			return nil, fmt.Errorf("the store %s runs sessions with synchronous_commit = off: an acknowledged message could be lost in a crash; certmail asks for on, so something between (a connection pooler?) overrides it", StoreName(cfg))
+		} else {
+			logger.Info("store", "store", StoreName(cfg), "synchronous_commit", sc)
+		}
+		if empty, err := kv.IsEmpty(e); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("reading the store %s: %w", StoreName(cfg), err)
+		} else if empty {
+			logger.Info("creating a new store", "store", StoreName(cfg))
+		}
+		so.Engine = e
+		return mailbox.Open(so)
+	}
+	if exists, err := mailbox.Exists(cfg.Data); err != nil {
+		return nil, err
+	} else if !exists {
+		logger.Info("creating a new store", "data", AbsPath(cfg.Data))
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	store, err := mailbox.Open(so)
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("data directory %s is in use by another process (another certmail serve?)", cfg.Data)
+		}
+		return nil, err
+	}
+	return store, nil
+}
+
+// storeWhere names the store in a message: the data directory as
+// configured, or the database.
+func storeWhere(cfg *config.Config) string {
+	if Shared(cfg) {
+		return StoreName(cfg)
+	}
+	return cfg.Data
+}
 
 // listener is one bound socket and what serves it.
 type listener struct {
@@ -52,23 +120,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 	} else {
 		logger.Info("open file limit", "limit", n)
 	}
-	if exists, err := mailbox.Exists(cfg.Data); err != nil {
-		return err
-	} else if !exists {
-		logger.Info("creating a new store", "data", AbsPath(cfg.Data))
-	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
-	so, err := StoreOptions(cfg, logger)
+	store, err := openServeStore(ctx, cfg, logger)
 	if err != nil {
-		return err
-	}
-	store, err := mailbox.Open(so)
-	if err != nil {
-		if strings.Contains(err.Error(), "Another process is using this Badger database") {
-			return fmt.Errorf("data directory %s is in use by another process (another certmail serve?)", cfg.Data)
-		}
 		return err
 	}
 	defer func() {
@@ -87,7 +140,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 	if gw, err := certified.LogIdentity(store, cfg.Hostname, true); err != nil {
 		return err
 	} else if gw != cfg.Hostname {
-		return fmt.Errorf("the evidence log in %s was created under the gateway name %q, and its records and checkpoints are signed under it; hostname is %q. Set hostname = %q in the config (or --hostname %s): the name cannot change for a data directory (a new name needs a new data directory)", cfg.Data, gw, cfg.Hostname, gw, gw)
+		return fmt.Errorf("the evidence log in %s was created under the gateway name %q, and its records and checkpoints are signed under it; hostname is %q. Set hostname = %q in the config (or --hostname %s): the name cannot change for a store (a new name needs a new store)", storeWhere(cfg), gw, cfg.Hostname, gw, gw)
 	}
 	// Prometheus families (metrics), served on their own listener below.
 	registry := prometheus.NewRegistry()
@@ -214,12 +267,17 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 			return err
 		}
 	}
-	adminLn, err := admin.Listen(admin.SocketPath(cfg.Data))
-	if err != nil {
-		closeAll()
-		return err
+	// The admin socket is how commands reach a data directory the
+	// server holds. A shared store has none to hold: commands open the
+	// database themselves, whether a node runs or not.
+	if !Shared(cfg) {
+		adminLn, err := admin.Listen(admin.SocketPath(cfg.Data))
+		if err != nil {
+			closeAll()
+			return err
+		}
+		lns = append(lns, listener{"admin", adminLn, adminSrv.Serve})
 	}
-	lns = append(lns, listener{"admin", adminLn, adminSrv.Serve})
 
 	failed := make(chan error, len(lns))
 	var wg sync.WaitGroup
@@ -239,7 +297,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	logger.Info("certmail started", "data", cfg.Data, "hostname", cfg.Hostname)
+	if Shared(cfg) {
+		logger.Info("certmail started", "store", StoreName(cfg), "node", Name(cfg), "data", cfg.Data, "hostname", cfg.Hostname)
+	} else {
+		logger.Info("certmail started", "data", cfg.Data, "hostname", cfg.Hostname)
+	}
 	sdNotify("READY=1", logger) // systemd Type=notify (ops.go)
 	var runErr error
 loop:

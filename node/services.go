@@ -49,6 +49,13 @@ func OpenServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store,
 	if err != nil {
 		return nil, err
 	}
+	// On a shared store, the key in this node's data directory must be
+	// the one every node signs with.
+	if Shared(cfg) {
+		if err := claimGatewayKey(store, cfg.Data); err != nil {
+			return nil, err
+		}
+	}
 	lg, _, err := certified.OpenLog(cfg.Data, gateway)
 	if err != nil {
 		return nil, err

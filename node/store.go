@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"certmail/admin"
+	"certmail/backup"
 	"certmail/config"
 	"certmail/delivery"
 	"certmail/imapsrv"
+	"certmail/kv"
+	"certmail/kv/pgkv"
 	"certmail/mailbox"
 )
 
@@ -53,6 +57,61 @@ func BaseDeliveryOptions(cfg *config.Config, logger *slog.Logger) delivery.Optio
 	}
 }
 
+// Shared reports whether cfg's store is a PostgreSQL database, which
+// every node and every command opens at once, rather than the data
+// directory, which one process at a time opens.
+func Shared(cfg *config.Config) bool { return cfg.Store.URL != "" }
+
+// Name is this node's name: cfg's node, else the machine's host name.
+func Name(cfg *config.Config) string {
+	if cfg.Node != "" {
+		return cfg.Node
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "certmail"
+}
+
+// StoreName is the store as messages and logs name it: the data
+// directory, or the URL without its query or any password.
+func StoreName(cfg *config.Config) string {
+	if Shared(cfg) {
+		return backup.RedactURL(cfg.Store.URL)
+	}
+	return AbsPath(cfg.Data)
+}
+
+// openShared connects to cfg's PostgreSQL store as app (PostgreSQL's
+// application_name, which pg_stat_activity shows, unless the URL sets
+// one), with the password from [store] password_file, or else from
+// PGPASSFILE or ~/.pgpass: never from the URL, which config refuses with
+// one in it.
+func openShared(ctx context.Context, cfg *config.Config, app string) (*pgkv.Engine, error) {
+	if err := config.CheckStoreURL(cfg.Store.URL); err != nil {
+		return nil, fmt.Errorf("store %s: %w", backup.RedactURL(cfg.Store.URL), err)
+	}
+	var password string
+	if cfg.Store.PasswordFile != "" {
+		var err error
+		if password, err = config.ReadPasswordFile(cfg.Store.PasswordFile); err != nil {
+			return nil, err
+		}
+	}
+	dsn := cfg.Store.URL
+	if u, err := url.Parse(dsn); err == nil && !u.Query().Has("application_name") {
+		q := u.Query()
+		q.Set("application_name", app)
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+	e, err := pgkv.Open(ctx, dsn, pgkv.Options{Password: password})
+	if err != nil {
+		return nil, fmt.Errorf("opening the store %s: %w", backup.RedactURL(cfg.Store.URL), err)
+	}
+	return e, nil
+}
+
 // ConnectOptions say how Connect reaches the store.
 type ConnectOptions struct {
 	// Create allows making a new store (only for commands that create
@@ -71,6 +130,9 @@ func Connect(ctx context.Context, cfg *config.Config, o ConnectOptions) (admin.O
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if Shared(cfg) {
+		return connectShared(ctx, cfg, logger, o)
 	}
 	// Only serve and user add make a store: any other command run from
 	// the wrong directory (the default is relative) would otherwise make
@@ -104,6 +166,37 @@ func Connect(ctx context.Context, cfg *config.Config, o ConnectOptions) (admin.O
 	})
 }
 
+// connectShared opens a PostgreSQL store for a command: directly, with
+// no admin socket, whether any node runs or not (every node follows the
+// database's commits, so a command's writes reach them as any node's do).
+func connectShared(ctx context.Context, cfg *config.Config, logger *slog.Logger, o ConnectOptions) (admin.Ops, error) {
+	e, err := openShared(ctx, cfg, "certmail-cli")
+	if err != nil {
+		return nil, err
+	}
+	empty, err := kv.IsEmpty(e)
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("reading the store %s: %w", StoreName(cfg), err)
+	}
+	if empty {
+		if !o.Create {
+			e.Close()
+			return nil, fmt.Errorf("no certmail store in %s (the database is empty; `certmail user add` or `certmail serve` with this store creates one)", StoreName(cfg))
+		}
+		if o.Creating != nil {
+			o.Creating(StoreName(cfg))
+		}
+	}
+	so, err := StoreOptions(cfg, logger)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	so.Engine = e
+	return openLocal(cfg, logger, so)
+}
+
 // openLocal opens the store with every service on it, for a command run
 // without a server: a `certmail deliver` certifies mail just as the
 // server does.
@@ -130,4 +223,21 @@ func AbsPath(dir string) string {
 		return a
 	}
 	return dir
+}
+
+// RestoreOptions are the store options `certmail restore` loads a backup
+// with: the data directory's, or, on a shared store, the PostgreSQL
+// database (which must be empty; the backup's files, the gateway key, go
+// into the data directory).
+func RestoreOptions(ctx context.Context, cfg *config.Config, logger *slog.Logger) (mailbox.Options, error) {
+	so, err := StoreOptions(cfg, logger)
+	if err != nil || !Shared(cfg) {
+		return so, err
+	}
+	e, err := openShared(ctx, cfg, "certmail-cli")
+	if err != nil {
+		return so, err
+	}
+	so.Engine = e
+	return so, nil
 }

@@ -18,20 +18,23 @@ import (
 	"certmail/node"
 )
 
-// dirFlags are the flags every command that touches a data directory has.
+// dirFlags are the flags every command that touches the store has.
 type dirFlags struct {
 	config string
 	data   string
+	store  string
 }
 
 func (d *dirFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&d.config, "config", "", "configuration `file` (TOML)")
 	fs.StringVar(&d.data, "data", "", "data `directory` (default: $"+config.EnvData+", the config's data, else "+config.DefaultData+")")
+	fs.StringVar(&d.store, "store", "", "PostgreSQL store `URL` postgres://USER@HOST:PORT/DB, no password in it (default: the config's [store] url; none: the data directory)")
 }
 
 // load returns the configuration: the file's if given, else the
 // defaults. The data directory is --data, else $CERTMAIL_DATA, else the
-// file's data, else the default (config.ResolveData).
+// file's data, else the default (config.ResolveData); the store is
+// --store, else the file's [store] url.
 func (d *dirFlags) load() (*config.Config, error) {
 	cfg := config.Default()
 	if d.config != "" {
@@ -41,6 +44,7 @@ func (d *dirFlags) load() (*config.Config, error) {
 		}
 	}
 	cfg.Data = config.ResolveData(d.data, os.Getenv(config.EnvData), cfg.Data)
+	cfg.Store.URL = config.ResolveStore(d.store, cfg.Store.URL)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -61,12 +65,15 @@ func newVersionCmd(e *env) *cobra.Command {
 func newConfigCmd(e *env) *cobra.Command {
 	check := &cobra.Command{
 		Use:   "check FILE",
-		Short: "validate a configuration file and the files it names (TLS certificate and key, encryption key)",
+		Short: "validate a configuration file and the files it names (TLS certificate and key, encryption key, database password)",
 		Long: `Validates a configuration file: its syntax, every key (an unknown or
 misspelled key is an error naming its line), the values, and the files
 serve reads at start (the TLS certificate and key, which must load and
-match, and the encryption key file). Exit status 0 and "FILE: ok" if serve
-would accept it.`,
+match, the encryption key file, and [store]'s password_file: readable by
+its owner only, and the URL holding no password). Exit status 0 and
+"FILE: ok" if serve would accept it; for a PostgreSQL store a second line
+names the database and where its password comes from (the database itself
+is not contacted).`,
 		Args: exactArgs("FILE"),
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := config.Load(args[0])
@@ -79,6 +86,13 @@ would accept it.`,
 				return exitStatus(exitFailure)
 			}
 			fmt.Fprintf(e.stdout, "%s: ok\n", filepath.Clean(args[0]))
+			if node.Shared(cfg) {
+				from := "PGPASSFILE or ~/.pgpass"
+				if cfg.Store.PasswordFile != "" {
+					from = cfg.Store.PasswordFile
+				}
+				fmt.Fprintf(e.stdout, "store: PostgreSQL %s, password from %s, node %s\n", node.StoreName(cfg), from, node.Name(cfg))
+			}
 			return nil
 		},
 	}

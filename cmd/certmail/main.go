@@ -95,7 +95,9 @@ data, else ` + config.DefaultData + ` (relative to the current directory). Only 
 and user add create a store there (and say where); the other commands
 refuse a directory without one, naming the path they looked at. Commands
 other than serve work whether or not the server runs (they go through its
-admin socket if it does).
+admin socket if it does). With --store URL (or the config's [store] url)
+the store is a PostgreSQL database that several nodes serve; commands then
+open it directly (docs/scale-out.md).
 Defaults: IMAP ` + config.DefaultIMAP + `, LMTP ` + config.DefaultLMTP + `, HTTP ` + config.DefaultHTTP + `.
 Durations (72h, 7d, 1d12h) are Go's units and days.
 

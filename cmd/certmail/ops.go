@@ -98,7 +98,12 @@ func runBackup(e *env, df *dirFlags, out string) int {
 	return withOps(e, df, "backup", func(ctx context.Context, ops admin.Ops, cfg *config.Config) error {
 		// The archive's size is known only at its end: the data
 		// directory's is the estimate the bar runs against.
-		meter := newMeter(e, "backup", dataDirSize(cfg.Data), true)
+		// A database's size is not the data directory's: no estimate.
+		var estimate int64
+		if !node.Shared(cfg) {
+			estimate = dataDirSize(cfg.Data)
+		}
+		meter := newMeter(e, "backup", estimate, true)
 		res, size, err := backup.Fetch(ctx, ops, out, meter)
 		if err != nil {
 			meter.Abort()
@@ -176,7 +181,7 @@ func runRestore(e *env, df *dirFlags, file string) int {
 	if fi, err := os.Stat(file); err == nil {
 		size = fi.Size()
 	}
-	so, err := node.StoreOptions(cfg, logger)
+	so, err := node.RestoreOptions(context.Background(), cfg, logger)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
 		return exitFailure
@@ -193,8 +198,12 @@ func runRestore(e *env, df *dirFlags, file string) int {
 	if tr.Version != 0 { // a backup of format 1, Badger's stream
 		store = fmt.Sprintf("store at version %d", tr.Version)
 	}
+	into := cfg.Data
+	if node.Shared(cfg) {
+		into = node.StoreName(cfg) + " (files into " + cfg.Data + ")"
+	}
 	fmt.Fprintf(e.stdout, "restored %s (%s) into %s in %s, %s: %s (%s), files %s\n",
-		file, progress.Bytes(size), cfg.Data, progress.Elapsed(took), progress.Rate(rate(size, took)),
+		file, progress.Bytes(size), into, progress.Elapsed(took), progress.Rate(rate(size, took)),
 		store, progress.Bytes(tr.Bytes), strings.Join(man.Files, ", "))
 	return exitOK
 }

@@ -24,17 +24,20 @@ type serveFlags struct {
 	tlsCert, tlsKey         string
 	logLevel                string
 	hostname, relay         string
+	node                    string
 }
 
 func newServeCmd(e *env) *cobra.Command {
 	var sf serveFlags
 	c := &cobra.Command{
-		Use:   "serve [--config FILE] [--data DIR] [--imap ADDR] [--imaps ADDR] [--lmtp ADDR] [--http ADDR] [--tls-cert FILE --tls-key FILE] [--log-level LEVEL]",
+		Use:   "serve [--config FILE] [--data DIR] [--store URL --node NAME] [--imap ADDR] [--imaps ADDR] [--lmtp ADDR] [--http ADDR] [--tls-cert FILE --tls-key FILE] [--log-level LEVEL]",
 		Short: "run the server (an empty ADDR turns a listener off); creates the store if there is none",
 		Long: `Runs the store, IMAP, LMTP, HTTP (the sender API, autoconfig, /healthz)
 and the admin socket in one process on one data directory, until SIGINT or
-SIGTERM. Each flag given overrides the config file; an empty ADDR turns
-that listener off.`,
+SIGTERM. With --store (or [store] url) the store is a PostgreSQL database
+that several nodes serve at once (docs/scale-out.md); the data directory
+then holds only the gateway key, and there is no admin socket. Each flag
+given overrides the config file; an empty ADDR turns that listener off.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			return status(runServe(e, c.Flags(), &sf))
@@ -51,6 +54,7 @@ that listener off.`,
 	fs.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&sf.logLevel, "log-level", "", "log `level`: debug, info, warn, error")
 	fs.StringVar(&sf.hostname, "hostname", "", "the gateway's `name` P in evidence (default: the host name)")
+	fs.StringVar(&sf.node, "node", "", "this node's `name` among several on one PostgreSQL store (logs, application_name; default: the host name)")
 	fs.StringVar(&sf.relay, "relay", "", "SMTP relay `host:port` for notices to senders (plain on loopback, else STARTTLS)")
 	return c
 }
@@ -81,6 +85,8 @@ func runServe(e *env, fs *pflag.FlagSet, sf *serveFlags) int {
 			cfg.TLS.Key = sf.tlsKey
 		case "log-level":
 			cfg.LogLevel = sf.logLevel
+		case "node":
+			cfg.Node = sf.node
 		case "hostname":
 			cfg.Hostname = *hostname
 		case "relay":

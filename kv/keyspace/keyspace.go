@@ -49,6 +49,7 @@ const (
 	Certified  = "cm/"     // certified: items, attempts, custody, keys
 	Forwarding = "fw/"     // forwarding: policies, audit, counters
 	API        = "api/"    // api: sender API tokens
+	Node       = "node/"   // node: the public gateway key every node signs with
 )
 
 // Claim is a prefix and the package that owns it.
@@ -86,6 +87,7 @@ var AuxClaims = []Claim{
 	{Certified, "certified"},
 	{Forwarding, "forwarding"},
 	{API, "api"},
+	{Node, "node"},
 }
 
 // Owner returns the package that owns key ("" if no claim covers it); a

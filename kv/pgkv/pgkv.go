@@ -62,6 +62,10 @@ type Options struct {
 	// carrying pg_notify would fail; PostgreSQL refusing LISTEN turns
 	// them off too.
 	NoNotify bool
+	// Password, when set, is the password, read by the caller from a
+	// file of its own (certmail's [store] password_file); the DSN may
+	// still not hold one.
+	Password string
 }
 
 // Engine is a kv.Engine on one PostgreSQL database.
@@ -139,6 +143,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgkv: DSN: %w", err)
+	}
+	if opts.Password != "" {
+		cfg.ConnConfig.Password = opts.Password
 	}
 	e := &Engine{timeout: opts.Timeout}
 	e.noNotify.Store(opts.NoNotify)
@@ -302,6 +309,18 @@ func (e *Engine) finish(c *pgxpool.Conn) {
 // Sync returns at once: a commit is durable when Commit returns
 // (synchronous_commit on).
 func (e *Engine) Sync() error { return nil }
+
+// Setting returns a run-time setting as a session of the engine has it
+// (current_setting): a node checks synchronous_commit with it at start.
+func (e *Engine) Setting(ctx context.Context, name string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	var v string
+	if err := e.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
+		return "", fmt.Errorf("pgkv: current_setting(%s): %w", name, err)
+	}
+	return v, nil
+}
 
 // Begin starts a transaction. It takes a connection from the pool only at
 // its first statement.
