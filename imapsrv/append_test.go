@@ -115,8 +115,18 @@ func TestAppend(t *testing.T) {
 	}
 	rc.alive()
 
-	// Fixtures, binary and broken ones included, are stored as given.
-	for _, name := range []string{"multipart.eml", "encoded.eml", "binary.eml", "malformed.eml", "headerless.eml", "lf-only.eml"} {
+	// A message with NUL bytes comes only as a literal8 (RFC 3516 4.4,
+	// binary.go), and NUL bytes in its header fields cannot be stored in
+	// a form every client can read.
+	bin := readFixture(t, "binary.eml")
+	if _, st := rc.appendRaw("Archive", bin); !strings.HasPrefix(st, "BAD") {
+		t.Errorf("APPEND binary.eml (NUL bytes) in a plain literal: %q, want BAD", st)
+	}
+	if _, st := rc.cmd(fmt.Sprintf("APPEND Archive ~{%d+}\r\n%s", len(bin), bin)); !strings.HasPrefix(st, "NO [UNKNOWN-CTE]") {
+		t.Errorf("APPEND binary.eml (NUL bytes in the header) as a literal8: %q, want NO [UNKNOWN-CTE]", st)
+	}
+	// Fixtures, 8-bit and broken ones included, are stored as given.
+	for _, name := range []string{"multipart.eml", "encoded.eml", "malformed.eml", "headerless.eml", "lf-only.eml"} {
 		raw := readFixture(t, name)
 		_, st := rc.appendRaw("Archive", raw)
 		if !strings.HasPrefix(st, "OK") {
@@ -124,7 +134,7 @@ func TestAppend(t *testing.T) {
 		}
 	}
 	rc.ok(`EXAMINE Archive`)
-	for i, name := range []string{"multipart.eml", "encoded.eml", "binary.eml", "malformed.eml", "headerless.eml", "lf-only.eml"} {
+	for i, name := range []string{"multipart.eml", "encoded.eml", "malformed.eml", "headerless.eml", "lf-only.eml"} {
 		raw := readFixture(t, name)
 		got := rc.ok(fmt.Sprintf(`FETCH %d (BODY.PEEK[])`, i+1))
 		want := fmt.Sprintf("BODY[] {%d}\r\n%s)", len(raw), raw)

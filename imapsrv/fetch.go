@@ -153,6 +153,12 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 			return err
 		}
 	}
+	// BINARY sections are decoded before the response starts: a part
+	// the server cannot decode fails the command (binary.go).
+	bins, binSizes, err := binarySections(raw, options)
+	if err != nil {
+		return err
+	}
 	rw := w.CreateMessage(t.seq)
 	rw.WriteUID(imap.UID(m.UID))
 	if options.Flags {
@@ -219,24 +225,13 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 			return err
 		}
 	}
-	for _, bs := range options.BinarySection {
-		var buf []byte
-		if len(bs.Part) <= maxMIMEDepth+1 {
-			buf = imapserver.ExtractBinarySection(bytes.NewReader(raw), bs)
-		}
-		if buf == nil && len(bs.Part) <= maxMIMEDepth+1 {
-			buf = imapserver.ExtractBinarySection(bytes.NewReader(parseable(raw)), bs)
-		}
-		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(buf))), buf); err != nil {
+	for i, bs := range options.BinarySection {
+		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(bins[i]))), bins[i]); err != nil {
 			return err
 		}
 	}
-	for _, bss := range options.BinarySectionSize {
-		var size uint32
-		if len(bss.Part) <= maxMIMEDepth+1 {
-			size = imapserver.ExtractBinarySectionSize(bytes.NewReader(raw), bss)
-		}
-		rw.WriteBinarySectionSize(bss, size)
+	for i, bss := range options.BinarySectionSize {
+		rw.WriteBinarySectionSize(bss, binSizes[i])
 	}
 	return rw.Close()
 }

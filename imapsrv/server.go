@@ -167,6 +167,7 @@ func capabilities() imap.CapSet {
 		imap.CapObjectID:         {}, // RFC 8474 (objectid.go)
 		imap.CapSaveDate:         {}, // RFC 8514 (savedate.go)
 		imap.CapPreview:          {}, // RFC 8970 (preview.go)
+		imap.CapBinary:           {}, // RFC 3516 (binary.go)
 		// quota.go
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -442,49 +441,6 @@ func (sess *session) status(name string, options *imap.StatusOptions) (*imap.Sta
 		data.MailboxID = MailboxObjectID(mb.ID, mb.UIDValidity)
 	}
 	return data, nil
-}
-
-func (sess *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	if r.Size() > int64(sess.srv.opts.AppendLimit) {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
-			Text: fmt.Sprintf("message larger than the APPENDLIMIT of %d bytes", sess.srv.opts.AppendLimit)}
-	}
-	raw := make([]byte, r.Size())
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("reading APPEND literal: %w", err)
-	}
-	flags := make([]string, 0, len(options.Flags))
-	for _, f := range options.Flags {
-		flags = append(flags, string(f))
-	}
-	if sess.hooked(name) {
-		res, err := sess.srv.opts.Hooks.AppendTo(sess.acct, sess.password, sess.tracker, name, raw,
-			mailbox.AppendOptions{Flags: flags, InternalDate: options.Time})
-		if err != nil {
-			return nil, hookError(err)
-		}
-		return &imap.AppendData{UIDValidity: res.UIDValidity, UID: imap.UID(res.UID)}, nil
-	}
-	if h := sess.srv.opts.Hooks; h != nil {
-		if err := h.CheckAppend(sess.acct, name, raw); err != nil {
-			return nil, hookError(err)
-		}
-	}
-	var res *mailbox.AppendResult
-	sum := sess.srv.store.Summarize(raw) // outside the store's write lock
-	err := sess.srv.store.UpdateFrom(sess.tracker, func(tx *mailbox.Tx) error {
-		var err error
-		res, err = tx.Append(sess.acct, name, raw, mailbox.AppendOptions{Flags: flags, InternalDate: options.Time, Summary: sum})
-		return err
-	})
-	if err != nil {
-		return nil, destError(err)
-	}
-	// The client is told OK only once the message is on disk.
-	if err := sess.srv.store.Sync(); err != nil {
-		return nil, fmt.Errorf("syncing store: %w", err)
-	}
-	return &imap.AppendData{UIDValidity: res.UIDValidity, UID: imap.UID(res.UID)}, nil
 }
 
 func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {

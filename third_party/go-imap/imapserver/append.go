@@ -18,6 +18,10 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		mailbox string
 		options imap.AppendOptions
 	)
+	if multi, ok := c.session.(SessionAppendMulti); ok {
+		// certmail patch: MULTIAPPEND, CATENATE (appendmulti.go).
+		return c.handleAppendMulti(tag, dec, multi)
+	}
 	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectSP() {
 		return dec.Err()
 	}
@@ -47,7 +51,8 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	options.Time = t
 
 	var dataExt string
-	if !dec.Special('~') && dec.Atom(&dataExt) { // ignore literal8 prefix if any for BINARY
+	options.Binary = dec.Special('~')          // certmail patch: RFC 3516 4.4
+	if !options.Binary && dec.Atom(&dataExt) { // ignore literal8 prefix if any for BINARY
 		switch strings.ToUpper(dataExt) {
 		case "UTF8":
 			// '~' is the literal8 prefix
@@ -120,7 +125,12 @@ func (c *Conn) writeAppendOK(tag string, data *imap.AppendData) error {
 	enc.Atom(tag).SP().Atom("OK").SP()
 	if data != nil {
 		enc.Special('[')
-		enc.Atom("APPENDUID").SP().Number(data.UIDValidity).SP().UID(data.UID)
+		enc.Atom("APPENDUID").SP().Number(data.UIDValidity).SP()
+		if len(data.UIDs) > 0 { // certmail patch: MULTIAPPEND
+			enc.NumSet(data.UIDs)
+		} else {
+			enc.UID(data.UID)
+		}
 		enc.Special(']').SP()
 	}
 	enc.Text("APPEND completed")

@@ -3,6 +3,7 @@ package imapserver
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 
@@ -159,7 +160,21 @@ func extractPartial(b []byte, partial *imap.SectionPartial) []byte {
 	return b[partial.Offset:end]
 }
 
+// ExtractBinarySection extracts a section of a message body, decoded from
+// its content transfer encoding (RFC 3516). A part with an unknown
+// encoding gives nil; DecodeBinarySection tells it apart.
 func ExtractBinarySection(r io.Reader, item *imap.FetchItemBinarySection) []byte {
+	b, _ := DecodeBinarySection(r, item)
+	return b
+}
+
+// DecodeBinarySection is ExtractBinarySection with the error RFC 3516
+// section 4.3 needs: NO [UNKNOWN-CTE] for a part whose content transfer
+// encoding the server cannot decode. A part that does not exist gives
+// nil and no error. Only the transfer encoding is decoded: a text part's
+// charset is left as it is, whatever gomessage.CharsetReader is set to
+// (upstream converted text parts to UTF-8). (certmail patch)
+func DecodeBinarySection(r io.Reader, item *imap.FetchItemBinarySection) ([]byte, error) {
 	var (
 		header textproto.Header
 		body   io.Reader
@@ -168,34 +183,47 @@ func ExtractBinarySection(r io.Reader, item *imap.FetchItemBinarySection) []byte
 	br := bufio.NewReader(r)
 	header, err := textproto.ReadHeader(br)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	body = br
 
 	_, header, body = findMessagePart(header, body, item.Part)
 	if body == nil {
-		return nil
+		return nil, nil
 	}
 
-	part, err := gomessage.New(gomessage.Header{Header: header}, body)
-	if err != nil {
-		return nil
+	// gomessage.New decodes the transfer encoding of any part but a
+	// multipart one, and the charset of a text part: it is given a copy
+	// of the header whose type has no charset to convert.
+	h := gomessage.Header{Header: header.Copy()}
+	if mediaType, _, _ := h.ContentType(); !strings.HasPrefix(mediaType, "multipart/") {
+		h.Set("Content-Type", "application/octet-stream")
+	}
+	part, err := gomessage.New(h, body)
+	if gomessage.IsUnknownEncoding(err) {
+		return nil, &imap.Error{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeUnknownCTE,
+			Text: fmt.Sprintf("Unknown Content-Transfer-Encoding %q", h.Get("Content-Transfer-Encoding")),
+		}
+	} else if err != nil {
+		return nil, nil
 	}
 
 	// Write the requested data to a buffer
 	var buf bytes.Buffer
 
 	if len(item.Part) == 0 {
-		if err := textproto.WriteHeader(&buf, part.Header.Header); err != nil {
-			return nil
+		if err := textproto.WriteHeader(&buf, header); err != nil {
+			return nil, nil
 		}
 	}
 
 	if _, err := io.Copy(&buf, part.Body); err != nil {
-		return nil
+		return nil, nil
 	}
 
-	return extractPartial(buf.Bytes(), item.Partial)
+	return extractPartial(buf.Bytes(), item.Partial), nil
 }
 
 func ExtractBinarySectionSize(r io.Reader, item *imap.FetchItemBinarySectionSize) uint32 {
