@@ -30,6 +30,19 @@ func (sess *session) Append(name string, r imap.LiteralReader, options *imap.App
 	return sess.AppendMulti(name, []imapserver.AppendMessage{{Options: *options, Literal: raw}})
 }
 
+// AppendCheck answers an APPEND to a mailbox that does not exist before
+// the client sends any message (RFC 3502 section 6.3.11's example: NO
+// [TRYCREATE] instead of the continuation request).
+func (sess *session) AppendCheck(name string) error {
+	if sess.hooked(name) {
+		return nil
+	}
+	if _, err := sess.srv.store.Mailbox(sess.acct, name); err != nil {
+		return destError(err)
+	}
+	return nil
+}
+
 func (sess *session) tooBig() error {
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
 		Text: fmt.Sprintf("message larger than the APPENDLIMIT of %d bytes", sess.srv.opts.AppendLimit)}

@@ -168,6 +168,7 @@ func capabilities() imap.CapSet {
 		imap.CapSaveDate:         {}, // RFC 8514 (savedate.go)
 		imap.CapPreview:          {}, // RFC 8970 (preview.go)
 		imap.CapBinary:           {}, // RFC 3516 (binary.go)
+		imap.CapMultiAppend:      {}, // RFC 3502 (append.go)
 		// quota.go
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},

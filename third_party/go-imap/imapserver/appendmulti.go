@@ -32,6 +32,15 @@ type SessionAppendMulti interface {
 	AppendMulti(mailbox string, msgs []AppendMessage) (*imap.AppendData, error)
 }
 
+// SessionAppendCheck is a SessionAppendMulti that can refuse an APPEND
+// from its mailbox name alone, before the client sends any message data
+// (RFC 3502 section 6.3.11's example: NO [TRYCREATE] instead of the
+// continuation request). AppendMulti is still called, and checks again,
+// if AppendCheck returns nil.
+type SessionAppendCheck interface {
+	AppendCheck(mailbox string) error
+}
+
 // AppendMessage is one message of an APPEND command.
 type AppendMessage struct {
 	Options imap.AppendOptions
@@ -70,10 +79,15 @@ func (c *Conn) handleAppendMulti(tag string, dec *imapwire.Decoder, session Sess
 	if s, ok := c.session.(SessionAppendLimit); ok {
 		r.limit = int64(s.AppendLimit())
 	}
-	// Before authentication the literals are read and dropped: refusing
-	// them unread would leave a non-synchronizing literal's data to be
-	// read as commands.
-	r.discard = c.checkState(imap.ConnStateAuthenticated) != nil
+	// A command refused before its data (not logged in, or a session's
+	// AppendCheck: RFC 3502's example answers NO [TRYCREATE] to the
+	// first literal) is answered at its first synchronizing literal,
+	// which the client then does not send; non-synchronizing literals
+	// on the way are read and dropped, not read as commands.
+	r.refuse = c.checkState(imap.ConnStateAuthenticated)
+	if check, ok := c.session.(SessionAppendCheck); ok && r.refuse == nil {
+		r.refuse = check.AppendCheck(mailbox)
+	}
 	var msgs []AppendMessage
 	for dec.SP() {
 		if len(msgs) == maxAppendMessages {
@@ -97,8 +111,8 @@ func (c *Conn) handleAppendMulti(tag string, dec *imapwire.Decoder, session Sess
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
-	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
-		return err
+	if r.refuse != nil {
+		return r.refuse
 	}
 	data, err := session.AppendMulti(mailbox, msgs)
 	if err != nil {
@@ -112,11 +126,11 @@ func (c *Conn) handleAppendMulti(tag string, dec *imapwire.Decoder, session Sess
 
 // appendReader reads the messages of an APPEND command.
 type appendReader struct {
-	c       *Conn
-	dec     *imapwire.Decoder
-	limit   int64 // on the literal bytes of the whole command
-	total   int64 // literal bytes so far
-	discard bool
+	c      *Conn
+	dec    *imapwire.Decoder
+	limit  int64 // on the literal bytes of the whole command
+	total  int64 // literal bytes so far
+	refuse error // the command's answer, known before its data
 }
 
 // message reads append-opts SP append-data (RFC 4466 section 2.1 with
@@ -234,7 +248,7 @@ func (r *appendReader) literal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !r.discard && r.total+lit.Size() > r.limit {
+	if r.total+lit.Size() > r.limit {
 		if nonSync {
 			// The client is already sending the data; left in the
 			// stream it would be read as commands.
@@ -246,16 +260,21 @@ func (r *appendReader) literal() ([]byte, error) {
 			Text: fmt.Sprintf("APPEND is limited to %v bytes of message data", r.limit),
 		}
 	}
+	r.total += lit.Size()
+	if r.refuse != nil {
+		if !nonSync {
+			return nil, r.refuse
+		}
+		r.c.setReadTimeout(literalReadTimeout)
+		defer r.c.setReadTimeout(cmdReadTimeout)
+		_, err := io.Copy(io.Discard, lit)
+		return nil, err
+	}
 	if err := r.c.acceptLiteral(lit.Size(), nonSync); err != nil {
 		return nil, err
 	}
 	r.c.setReadTimeout(literalReadTimeout)
 	defer r.c.setReadTimeout(cmdReadTimeout)
-	if r.discard {
-		_, err := io.Copy(io.Discard, lit)
-		return nil, err
-	}
-	r.total += lit.Size()
 	// Read to EOF, which closes the literal for the decoder.
 	buf := bytes.NewBuffer(make([]byte, 0, lit.Size()))
 	if _, err := io.Copy(buf, lit); err != nil {

@@ -132,6 +132,13 @@ func (c *Conn) availableCaps() []imap.Cap {
 			caps = append(caps, imap.CapCompressDeflate)
 		}
 
+		// certmail patch: MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469)
+		// when the session takes APPEND whole (appendmulti.go) and the
+		// server lists them.
+		if _, ok := c.session.(SessionAppendMulti); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMultiAppend, imap.CapCatenate})
+		}
+
 		// certmail patch: SORT (RFC 5256, RFC 5957) and THREAD, when the
 		// session answers them and the server lists them.
 		if _, ok := c.session.(SessionSort); ok {
