@@ -420,33 +420,50 @@ type boxPlan struct {
 // has just committed to, each with the MODSEQ before its own: the poll
 // brings them up to that point (catchUp).
 func (f *follower) poll(limits map[mboxRef]uint64) ([]Change, error) {
-	s := f.s
-	resync := limits == nil && time.Since(f.lastRead) > followRetention-followLookback
-	var entries []journalEntry
-	var plans []*boxPlan
-	err := s.View(func(tx *Tx) error {
-		entries, plans = nil, nil
+	var rd *pollRead
+	err := f.s.View(func(tx *Tx) error {
 		var err error
-		if entries, err = f.readJournal(tx, limits != nil); err != nil {
-			return err
-		}
-		plans = f.plan(entries, limits, resync)
-		for _, p := range plans {
-			if err := f.read(tx, p); err != nil {
-				return fmt.Errorf("mailbox %d of %q: %w", p.ref.id, p.ref.acct, err)
-			}
-		}
-		return nil
+		rd, err = f.readIn(tx, limits)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if limits == nil {
-		f.lastRead = time.Now()
+	return f.applyRead(rd, limits), nil
+}
+
+// pollRead is what a poll read: the bulletins, and per mailbox what to
+// apply.
+type pollRead struct {
+	entries []journalEntry
+	plans   []*boxPlan
+}
+
+// readIn is the reading half of a poll, in tx's snapshot. wmu is held.
+// loadBox reads in the snapshot it loads a mailbox from, so that what it
+// loads has been announced (applyRead, before the index is in place).
+func (f *follower) readIn(tx *Tx, limits map[mboxRef]uint64) (*pollRead, error) {
+	resync := limits == nil && time.Since(f.lastRead) > followRetention-followLookback
+	entries, err := f.readJournal(tx, limits != nil)
+	if err != nil {
+		return nil, err
 	}
+	rd := &pollRead{entries: entries, plans: f.plan(entries, limits, resync)}
+	for _, p := range rd.plans {
+		if err := f.read(tx, p); err != nil {
+			return nil, fmt.Errorf("mailbox %d of %q: %w", p.ref.id, p.ref.acct, err)
+		}
+	}
+	return rd, nil
+}
+
+// applyRead is the applying half: the index follows, and the changes to
+// announce come back. wmu is held.
+func (f *follower) applyRead(rd *pollRead, limits map[mboxRef]uint64) []Change {
+	s := f.s
 	var changes []Change
 	s.idx.mu.Lock()
-	for _, p := range plans {
+	for _, p := range rd.plans {
 		changes = append(changes, f.apply(p)...)
 	}
 	s.idx.mu.Unlock()
@@ -454,9 +471,10 @@ func (f *follower) poll(limits map[mboxRef]uint64) ([]Change, error) {
 		// A catch-up applies only its mailboxes, up to their limits;
 		// the next poll handles the bulletins whole (what the catch-up
 		// applied, it then finds in the index).
-		return changes, nil
+		return changes
 	}
-	for _, e := range entries {
+	f.lastRead = time.Now()
+	for _, e := range rd.entries {
 		for _, c := range e.events {
 			switch c.Kind {
 			case MailboxDeleted:
@@ -470,7 +488,7 @@ func (f *follower) poll(limits map[mboxRef]uint64) ([]Change, error) {
 			changes = append(changes, c)
 		}
 	}
-	for _, e := range entries {
+	for _, e := range rd.entries {
 		f.seen[e.key] = e.time
 	}
 	floor := f.clock - int64(followLookback)
@@ -479,7 +497,7 @@ func (f *follower) poll(limits map[mboxRef]uint64) ([]Change, error) {
 			delete(f.seen, k)
 		}
 	}
-	return changes, nil
+	return changes
 }
 
 // readJournal returns the bulletins of other nodes not handled yet, in

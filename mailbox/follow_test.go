@@ -427,3 +427,41 @@ func TestFollowBulletinRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowReloadAnnounces: a node that loads a mailbox's index again
+// (after eviction) announces what other nodes changed there since it last
+// read the journal, before the index holds it, once: a session that had
+// the mailbox selected all along (its own copy, imapsrv's tracker) would
+// otherwise never hear of it.
+func TestFollowReloadAnnounces(t *testing.T) {
+	nodes := openFollowNodes(t, 2, pgkv.Options{NoNotify: true}, Options{FollowInterval: time.Hour})
+	a, b := nodes[0], nodes[1]
+	inbox := newAccount(t, a, "r")
+	if _, err := b.Messages("r", inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.follow.pollLocked(); err != nil {
+		t.Fatal(err)
+	}
+	feedB := recordFeed(b)
+	if n := b.evictIdleIndexes(0); n == 0 {
+		t.Fatal("nothing evicted")
+	}
+	uid := appendOne(t, a, "r", "INBOX", nil)
+	msgs, err := b.Messages("r", inbox.ID)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("B loaded %d messages: %v", len(msgs), err)
+	}
+	if err := b.follow.pollLocked(); err != nil {
+		t.Fatal(err)
+	}
+	var added []Change
+	for _, c := range feedB.snapshot() {
+		if c.Kind == MessageAdded {
+			added = append(added, c)
+		}
+	}
+	if len(added) != 1 || added[0].Message.UID != uid {
+		t.Fatalf("B announced %+v, want the append once", added)
+	}
+}

@@ -602,9 +602,18 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 		return bi, nil
 	}
 	bi = &boxIndex{}
+	var followed *pollRead
 	err := s.View(func(tx *Tx) error {
 		if _, err := tx.MailboxByID(acct, id); err != nil {
 			return err
+		}
+		if s.follow != nil {
+			// Other nodes' changes in this snapshot are announced
+			// before the index that holds them is in place.
+			var err error
+			if followed, err = s.follow.readIn(tx, nil); err != nil {
+				return err
+			}
 		}
 		err := tx.scan(messagePrefix(acct, id), false, func(_, v []byte) error {
 			var m Message
@@ -623,10 +632,17 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 	if err != nil {
 		return nil, err
 	}
+	var changes []Change
+	if followed != nil {
+		changes = s.follow.applyRead(followed, nil)
+	}
 	bi.lastUsed.Store(time.Now().UnixNano())
 	s.idx.mu.Lock()
 	s.idx.boxes[ref] = bi
 	s.idx.mu.Unlock()
+	for _, c := range changes {
+		s.emit(c)
+	}
 	return bi, nil
 }
 
