@@ -21,7 +21,7 @@ GO ?= go
 TEST_PACKAGES := python3 libmail-imapclient-perl curl jq isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
 
 # The suites that run on both storage engines (kv/testengine).
-ENGINE_PACKAGES := ./mailbox/... ./certified/... ./receipts/evidence/...
+ENGINE_PACKAGES := ./mailbox/... ./certified/... ./forwarding/... ./receipts/evidence/...
 
 .PHONY: build test test-deps vet fuzz bench
 

@@ -331,8 +331,8 @@ func TestRefuseAndExpire(t *testing.T) {
 	}
 	h := e.svc.Handlers()
 	for _, tm := range due {
-		if err := h[tm.Kind](context.Background(), tm); err != nil {
-			t.Fatal(err)
+		if fired, err := e.store.FireTimer(context.Background(), tm, h[tm.Kind]); err != nil || !fired {
+			t.Fatal(fired, err)
 		}
 	}
 	if got, _ := e.svc.Item(expiring.Label); got.State != certified.StateExpired {

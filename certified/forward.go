@@ -154,22 +154,18 @@ func idPart(s string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// forwardToAlternates fires the sender's alternates timer.
-func (s *Service) forwardToAlternates(label string) error {
-	return s.store.Update(func(tx *mailbox.Tx) error {
-		if err := tx.CancelTimer(TimerForward, label); err != nil {
-			return err
-		}
-		it, err := GetItem(tx, label)
-		if errors.Is(err, ErrNoItem) {
-			return nil
-		}
-		if err != nil || !it.Pending() {
-			return err
-		}
-		_, err = s.ForwardStub(tx, label, it.Recipient, it.Alternates, "originator", "no answer halfway to the deadline", false)
+// forwardToAlternates fires the sender's alternates timer, in the
+// transaction that removes it (mailbox.Store.FireTimer).
+func (s *Service) forwardToAlternates(tx *mailbox.Tx, label string) error {
+	it, err := GetItem(tx, label)
+	if errors.Is(err, ErrNoItem) {
+		return nil
+	}
+	if err != nil || !it.Pending() {
 		return err
-	})
+	}
+	_, err = s.ForwardStub(tx, label, it.Recipient, it.Alternates, "originator", "no answer halfway to the deadline", false)
+	return err
 }
 
 // OperatorView records that an operator looked at an item: its stub

@@ -473,8 +473,10 @@ func recordType(e evidence.Entry) string {
 // Handlers are the timer handlers of certified items, for Store.RunTimers.
 func (s *Service) Handlers() map[string]mailbox.TimerHandler {
 	return map[string]mailbox.TimerHandler{
-		TimerExpiry:  func(ctx context.Context, t mailbox.Timer) error { return s.expire(t.ID) },
-		TimerForward: func(ctx context.Context, t mailbox.Timer) error { return s.forwardToAlternates(t.ID) },
+		TimerExpiry: func(ctx context.Context, tx *mailbox.Tx, t mailbox.Timer) error { return s.expire(tx, t.ID) },
+		TimerForward: func(ctx context.Context, tx *mailbox.Tx, t mailbox.Timer) error {
+			return s.forwardToAlternates(tx, t.ID)
+		},
 	}
 }
 

@@ -15,11 +15,7 @@ import (
 // TestQuotaMetrics: /metrics shows the accounts at a quota limit, and
 // usage and limits per account only when per-mailbox metrics are on.
 func TestQuotaMetrics(t *testing.T) {
-	st, err := mailbox.Open(mailbox.Options{Dir: t.TempDir(), GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	for _, a := range []string{"alice", "bob"} {
 		if err := st.CreateAccount(a, "pw", mailbox.DefaultMailboxes()); err != nil {
 			t.Fatal(err)

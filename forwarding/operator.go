@@ -12,60 +12,57 @@ import (
 )
 
 // fireAlert tells the operators about a message unread for AlertAfter,
-// once: the timer goes in the transaction that queues the alert.
-func (s *Service) fireAlert(id string) error {
+// once: the timer goes in the transaction that queues the alert
+// (mailbox.Store.FireTimer).
+func (s *Service) fireAlert(tx *mailbox.Tx, id string) error {
 	acct, mboxID, uid, err := parseTimerID(id)
 	if err != nil {
-		return s.store.Update(func(tx *mailbox.Tx) error { return tx.CancelTimer(TimerAlert, id) })
-	}
-	return s.store.Update(func(tx *mailbox.Tx) error {
-		if err := tx.CancelTimer(TimerAlert, id); err != nil {
-			return err
-		}
-		m, err := tx.Message(acct, mboxID, uid)
-		if errors.Is(err, mailbox.ErrNoMessage) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		_, stub, err := certified.StubLabel(tx, m.Blob)
-		if err != nil {
-			return err
-		}
-		if m.HasFlag(mailbox.FlagSeen) && !stub {
-			return nil
-		}
-		mb, err := tx.MailboxByID(acct, mboxID)
-		if err != nil {
-			return nil
-		}
-		if s.opts.Notices == nil {
-			return nil
-		}
-		age := s.now().Sub(m.InternalDate).Round(time.Second)
-		text := fmt.Sprintf("Message UID %d in %s/%s has been unread for %s (since %s).\n\nSee `certmail unread` and `certmail show %s --uid %d --mailbox %s`.\n",
-			m.UID, acct, mb.Name, age, m.InternalDate.Format(time.RFC3339), acct, m.UID, mb.Name)
-		if len(s.opts.AlertTo) > 0 {
-			if err := s.opts.Notices.Enqueue(tx, notifier.Notice{
-				ID: "fw-alert-" + acct + "-" + fmt.Sprint(mboxID) + "-" + fmt.Sprint(uid), To: s.opts.AlertTo, From: s.opts.Postmaster,
-				Subject: fmt.Sprintf("Unread for %s: %s/%s UID %d", age, acct, mb.Name, m.UID), Text: text,
-			}); err != nil {
-				return err
-			}
-		}
-		for i, url := range s.opts.Webhooks {
-			payload := fmt.Sprintf(`{"event":"unread-alert","account":%q,"mailbox":%q,"uid":%d,"unread_seconds":%d}`, acct, mb.Name, m.UID, int64(age.Seconds()))
-			if err := s.opts.Notices.Enqueue(tx, notifier.Notice{
-				ID:   fmt.Sprintf("fw-alert-%s-%d-%d-w%d", acct, mboxID, uid, i),
-				Kind: notifier.KindWebhook, URL: url, Payload: []byte(payload),
-			}); err != nil {
-				return err
-			}
-		}
-		s.log.Warn("unread alert", "account", acct, "mailbox", mb.Name, "uid", m.UID, "age", age)
+		s.log.Warn("dropping an alert timer of a bad ID", "id", id, "err", err)
 		return nil
-	})
+	}
+	m, err := tx.Message(acct, mboxID, uid)
+	if errors.Is(err, mailbox.ErrNoMessage) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, stub, err := certified.StubLabel(tx, m.Blob)
+	if err != nil {
+		return err
+	}
+	if m.HasFlag(mailbox.FlagSeen) && !stub {
+		return nil
+	}
+	mb, err := tx.MailboxByID(acct, mboxID)
+	if err != nil {
+		return nil
+	}
+	if s.opts.Notices == nil {
+		return nil
+	}
+	age := s.now().Sub(m.InternalDate).Round(time.Second)
+	text := fmt.Sprintf("Message UID %d in %s/%s has been unread for %s (since %s).\n\nSee `certmail unread` and `certmail show %s --uid %d --mailbox %s`.\n",
+		m.UID, acct, mb.Name, age, m.InternalDate.Format(time.RFC3339), acct, m.UID, mb.Name)
+	if len(s.opts.AlertTo) > 0 {
+		if err := s.opts.Notices.Enqueue(tx, notifier.Notice{
+			ID: "fw-alert-" + acct + "-" + fmt.Sprint(mboxID) + "-" + fmt.Sprint(uid), To: s.opts.AlertTo, From: s.opts.Postmaster,
+			Subject: fmt.Sprintf("Unread for %s: %s/%s UID %d", age, acct, mb.Name, m.UID), Text: text,
+		}); err != nil {
+			return err
+		}
+	}
+	for i, url := range s.opts.Webhooks {
+		payload := fmt.Sprintf(`{"event":"unread-alert","account":%q,"mailbox":%q,"uid":%d,"unread_seconds":%d}`, acct, mb.Name, m.UID, int64(age.Seconds()))
+		if err := s.opts.Notices.Enqueue(tx, notifier.Notice{
+			ID:   fmt.Sprintf("fw-alert-%s-%d-%d-w%d", acct, mboxID, uid, i),
+			Kind: notifier.KindWebhook, URL: url, Payload: []byte(payload),
+		}); err != nil {
+			return err
+		}
+	}
+	tx.OnCommit(func() { s.log.Warn("unread alert", "account", acct, "mailbox", mb.Name, "uid", m.UID, "age", age) })
+	return nil
 }
 
 // OperatorForward forwards a message by hand, whether read or not, and

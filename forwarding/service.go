@@ -288,43 +288,36 @@ func (s *Service) accountDeleted(tx *mailbox.Tx, acct string) error {
 // Handlers are the service's timer handlers, for Store.RunTimers.
 func (s *Service) Handlers() map[string]mailbox.TimerHandler {
 	return map[string]mailbox.TimerHandler{
-		TimerUnread: func(ctx context.Context, t mailbox.Timer) error { return s.fireUnread(t.ID) },
-		TimerAlert:  func(ctx context.Context, t mailbox.Timer) error { return s.fireAlert(t.ID) },
+		TimerUnread: func(ctx context.Context, tx *mailbox.Tx, t mailbox.Timer) error { return s.fireUnread(tx, t.ID) },
+		TimerAlert:  func(ctx context.Context, tx *mailbox.Tx, t mailbox.Timer) error { return s.fireAlert(tx, t.ID) },
 	}
 }
 
 // fireUnread forwards a message that stayed unread, in the transaction
-// that removes its timer.
-func (s *Service) fireUnread(id string) error {
+// that removes its timer (mailbox.Store.FireTimer): whichever node fires
+// it, the message is forwarded once.
+func (s *Service) fireUnread(tx *mailbox.Tx, id string) error {
 	acct, mboxID, uid, err := parseTimerID(id)
 	if err != nil {
-		return s.store.Update(func(tx *mailbox.Tx) error { return tx.CancelTimer(TimerUnread, id) })
+		s.log.Warn("dropping a forward timer of a bad ID", "id", id, "err", err)
+		return nil
 	}
-	err = s.store.Update(func(tx *mailbox.Tx) error {
-		if err := tx.CancelTimer(TimerUnread, id); err != nil {
-			return err
-		}
-		m, err := tx.Message(acct, mboxID, uid)
-		if errors.Is(err, mailbox.ErrNoMessage) {
-			return nil // expunged or moved: the new copy has its own timer
-		}
-		if err != nil {
-			return err
-		}
-		mb, err := tx.MailboxByID(acct, mboxID)
-		if err != nil {
-			return nil
-		}
-		p, ok := s.policy(acct, mb.Name)
-		if !ok {
-			return nil // the policy was cleared
-		}
-		return s.forward(tx, acct, mb, m, p.To, "policy "+acct+"/"+mb.Name, p.CertifiedOnly, false)
-	})
+	m, err := tx.Message(acct, mboxID, uid)
+	if errors.Is(err, mailbox.ErrNoMessage) {
+		return nil // expunged or moved: the new copy has its own timer
+	}
 	if err != nil {
 		return err
 	}
-	return s.store.Sync()
+	mb, err := tx.MailboxByID(acct, mboxID)
+	if err != nil {
+		return nil
+	}
+	p, ok := s.policy(acct, mb.Name)
+	if !ok {
+		return nil // the policy was cleared
+	}
+	return s.forward(tx, acct, mb, m, p.To, "policy "+acct+"/"+mb.Name, p.CertifiedOnly, false)
 }
 
 // forward sends one message to alternates inside tx.
@@ -428,7 +421,9 @@ func (s *Service) forward(tx *mailbox.Tx, acct string, mb *mailbox.MailboxInfo, 
 		To: append(local, external...), Actor: actor, ResentMessageID: msgID}); err != nil {
 		return err
 	}
-	s.log.Info("forwarded unread message", "account", acct, "mailbox", mb.Name, "uid", m.UID, "to", resentTo, "actor", actor)
+	tx.OnCommit(func() {
+		s.log.Info("forwarded unread message", "account", acct, "mailbox", mb.Name, "uid", m.UID, "to", resentTo, "actor", actor)
+	})
 	return s.count(tx, 1)
 }
 

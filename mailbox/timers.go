@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"certmail/kv/keyspace"
@@ -158,15 +159,57 @@ func cutNUL(b []byte) (string, string, bool) {
 // timerRetry is how long a failed timer waits before it fires again.
 const timerRetry = time.Minute
 
-// TimerHandler acts on a due timer. It must cancel or reschedule the timer
-// in the same transaction as the state change it makes, so a crash either
-// leaves both undone (and the timer fires again) or both done: every timer
-// takes effect exactly once.
-type TimerHandler func(ctx context.Context, t Timer) error
+// TimerHandler acts on a due timer, in the transaction that removes it
+// (FireTimer): what it changes commits with the timer's removal or not at
+// all, so that every timer takes effect exactly once, whichever node
+// fires it and however many try. It may schedule the timer again. Like
+// every transaction's work it may run more than once before one attempt
+// commits (Store.UpdateFrom): whatever leaves the transaction goes in
+// OnCommit.
+type TimerHandler func(ctx context.Context, tx *Tx, t Timer) error
+
+// FireTimer runs h on t in a transaction that first takes the timer out
+// of the store. If the timer is no longer scheduled at t.Due (another
+// node fired it, or it was moved or cancelled since DueTimers read it)
+// nothing happens and fired is false. Two nodes firing one timer both
+// read and remove its record, so the database lets one commit and runs
+// the other again, which finds it gone.
+func (s *Store) FireTimer(ctx context.Context, t Timer, h TimerHandler) (fired bool, err error) {
+	err = s.Update(func(tx *Tx) error {
+		fired = false
+		taken, err := tx.takeTimer(t)
+		if err != nil || !taken {
+			return err
+		}
+		if err := h(ctx, tx, t); err != nil {
+			return err
+		}
+		fired = true
+		return nil
+	})
+	return fired, err
+}
+
+// takeTimer removes the timer (t.Kind, t.ID) if it is due at t.Due, and
+// reports whether it did.
+func (tx *Tx) takeTimer(t Timer) (bool, error) {
+	due, found, err := tx.TimerDue(t.Kind, t.ID)
+	if err != nil || !found || !due.Equal(t.Due) {
+		return false, err
+	}
+	if err := tx.del(timerKey(due, t.Kind, t.ID)); err != nil {
+		return false, err
+	}
+	return true, tx.del(timerIDKey(t.Kind, t.ID))
+}
 
 // RunTimers fires due timers until ctx ends, checking every interval. A
-// timer whose kind has no handler, or whose handler fails, is retried at
-// the next check; one failing timer does not hold up the others.
+// timer whose kind has no handler is left for a process that has one; a
+// timer whose handler fails is retried a minute later; one failing timer
+// does not hold up the others. Several nodes may run it on one database:
+// each timer fires on one of them (FireTimer), and each takes the due
+// timers in an order of its own, so that they seldom reach for the same
+// one at once.
 func (s *Store) RunTimers(ctx context.Context, every time.Duration, handlers map[string]TimerHandler) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -175,6 +218,8 @@ func (s *Store) RunTimers(ctx context.Context, every time.Duration, handlers map
 		if err != nil {
 			s.log.Error("reading due timers", "err", err)
 		}
+		rand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
+		fired := false
 		for _, t := range due {
 			if ctx.Err() != nil {
 				return
@@ -183,14 +228,29 @@ func (s *Store) RunTimers(ctx context.Context, every time.Duration, handlers map
 			if h == nil {
 				continue
 			}
-			if err := h(ctx, t); err != nil {
+			ok, err := s.FireTimer(ctx, t, h)
+			fired = fired || ok
+			if err != nil {
 				// Retry later rather than every tick: a timer that keeps
 				// failing must not spin, nor hold up the ones behind it.
 				s.log.Error("timer failed; retrying in a minute", "kind", t.Kind, "id", t.ID, "err", err)
-				t.Due = time.Now().Add(timerRetry)
-				if err := s.Update(func(tx *Tx) error { return tx.ScheduleTimer(t) }); err != nil {
+				if err := s.Update(func(tx *Tx) error {
+					if due, found, err := tx.TimerDue(t.Kind, t.ID); err != nil || !found || !due.Equal(t.Due) {
+						return err // fired or moved meanwhile
+					}
+					r := t
+					r.Due = time.Now().Add(timerRetry)
+					return tx.ScheduleTimer(r)
+				}); err != nil {
 					s.log.Error("rescheduling a failed timer", "kind", t.Kind, "id", t.ID, "err", err)
 				}
+			}
+		}
+		// What fired may have told someone (a notice queued, a message
+		// released): durable before the next round.
+		if fired {
+			if err := s.Sync(); err != nil {
+				s.log.Error("syncing fired timers", "err", err)
 			}
 		}
 		select {
