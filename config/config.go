@@ -322,6 +322,7 @@ func Default() *Config {
 			LMTP: DefaultLMTP,
 			HTTP: DefaultHTTP,
 		},
+		Store: Store{FollowInterval: Duration(500 * time.Millisecond)},
 		Limits: Limits{
 			MaxMessageSize: DefaultMaxMessageSize,
 			MaxRecipients:  DefaultMaxRecipients,

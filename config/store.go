@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Store says where the store lives. With URL empty it is the Badger
@@ -22,6 +23,11 @@ type Store struct {
 	// password, on one line; mode 0600 or 0640). Without it the password
 	// comes from PGPASSFILE or ~/.pgpass, as for psql.
 	PasswordFile string `toml:"password_file"`
+	// FollowInterval is how often a node reads the other nodes' changes
+	// from the database when none woke it (mailbox.Options.FollowInterval):
+	// how late it hears of another node's commit when a notification is
+	// lost, or always on a database without LISTEN/NOTIFY (CockroachDB).
+	FollowInterval Duration `toml:"follow_interval"`
 }
 
 // IsStoreURL reports whether s names a PostgreSQL database rather than a
@@ -104,6 +110,9 @@ func (c *Config) checkStore() []problem {
 		} else if _, err := ReadPasswordFile(c.Store.PasswordFile); err != nil {
 			add("store.password_file", "%v", err)
 		}
+	}
+	if c.Store.FollowInterval < Duration(10*time.Millisecond) || c.Store.FollowInterval > Duration(time.Minute) {
+		add("store.follow_interval", "%v: want 10ms to 1m", time.Duration(c.Store.FollowInterval))
 	}
 	if c.Node != "" {
 		if err := checkNodeName(c.Node); err != nil {

@@ -98,6 +98,10 @@ type follower struct {
 	seen map[string]int64
 	// lastRead is when the journal was last read successfully.
 	lastRead time.Time
+	// failing counts polls failed in a row, warned when it was last
+	// logged (report; the poll goroutine's own).
+	failing int
+	warned  time.Time
 }
 
 func newFollower(s *Store, n kv.Notifier, interval time.Duration) *follower {
@@ -142,9 +146,7 @@ func (f *follower) start(ctx context.Context) {
 			case <-t.C:
 			case <-f.wake:
 			}
-			if err := f.pollLocked(); err != nil {
-				f.s.log.Warn("reading other nodes' changes", "err", err)
-			}
+			f.report(f.pollLocked())
 			if time.Since(lastCollect) >= followCollectEvery {
 				lastCollect = time.Now()
 				if err := f.collect(); err != nil {
@@ -153,6 +155,23 @@ func (f *follower) start(ctx context.Context) {
 			}
 		}
 	}()
+}
+
+// report logs a failed poll: the first of a run, then once a minute
+// (the database may be down for a while: every poll fails), and the
+// recovery.
+func (f *follower) report(err error) {
+	switch {
+	case err == nil && f.failing > 0:
+		f.s.log.Info("reading other nodes' changes again", "failed", f.failing)
+		f.failing = 0
+	case err != nil:
+		if f.failing == 0 || time.Since(f.warned) >= time.Minute {
+			f.s.log.Warn("reading other nodes' changes", "err", err, "failed", f.failing+1)
+			f.warned = time.Now()
+		}
+		f.failing++
+	}
 }
 
 // pollLocked reads and applies the journal, taking the write lock.

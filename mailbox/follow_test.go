@@ -465,3 +465,33 @@ func TestFollowReloadAnnounces(t *testing.T) {
 		t.Fatalf("B announced %+v, want the append once", added)
 	}
 }
+
+// TestFollowPublishOnly: a store that follows no one (a CLI command:
+// FollowInterval negative) still publishes its changes: a message it
+// delivers reaches a node's feed within a second.
+func TestFollowPublishOnly(t *testing.T) {
+	dsn := engines.PostgresDSN(t)
+	open := func(interval time.Duration) *Store {
+		e, err := pgkv.Open(context.Background(), dsn, pgkv.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(Options{Engine: e, GCInterval: -1, FollowInterval: interval})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	node, cli := open(0), open(-1)
+	inbox := newAccount(t, cli, "cli")
+	if _, err := node.Messages("cli", inbox.ID); err != nil {
+		t.Fatal(err)
+	}
+	feed := recordFeed(node)
+	uid := appendOne(t, cli, "cli", "INBOX", nil)
+	feed.waitFor(t, time.Second, "the delivery", func(c Change) bool {
+		return c.Kind == MessageAdded && c.Message.UID == uid
+	})
+	sameIndex(t, cli, node, "cli", "INBOX")
+}

@@ -62,7 +62,8 @@ type Options struct {
 	// FollowInterval is how often a store on an engine other processes
 	// share (kv.Notifier: PostgreSQL) reads the change journal for other
 	// nodes' commits when no wake-up came (follow.go); zero means
-	// DefaultFollowInterval.
+	// DefaultFollowInterval. Negative: the store publishes its own
+	// changes but follows no one's (a one-off command).
 	FollowInterval time.Duration
 
 	// syncEvery is the period of the background sync; zero means a
@@ -194,7 +195,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if n, ok := db.(kv.Notifier); ok {
 		s.follow = newFollower(s, n, cmp.Or(max(opts.FollowInterval, 0), DefaultFollowInterval))
-		s.follow.start(ctx)
+		if opts.FollowInterval >= 0 {
+			s.follow.start(ctx)
+		}
 	}
 	gc := opts.GCInterval
 	if gc == 0 {

@@ -34,6 +34,8 @@ func StoreOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, err
 		// The quota defaults: the CLI's deliver enforces them too.
 		QuotaStorage:  int64(cfg.Limits.QuotaStorage),
 		QuotaMessages: cfg.Limits.QuotaMessages,
+
+		FollowInterval: time.Duration(cfg.Store.FollowInterval),
 	}
 	if o.DiskReserve == 0 {
 		o.DiskReserve = -1 // disk_reserve = 0: no check
@@ -194,6 +196,8 @@ func connectShared(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 		return nil, err
 	}
 	so.Engine = e
+	// A command publishes its changes to the nodes, and follows none.
+	so.FollowInterval = -1
 	return openLocal(cfg, logger, so)
 }
 
