@@ -238,8 +238,11 @@ func (b *bench) setup() error {
 		}
 	}
 
+	// The workloads always measure certmail; --serve starts only the
+	// servers asked for, so that each can run (and be stopped) alone.
+	withCertmail := !o.serve || strings.Contains(o.servers, "certmail")
 	bin := o.certmailBin
-	if bin == "" {
+	if bin == "" && withCertmail {
 		b.logf("building certmail")
 		var err error
 		if bin, err = buildCertmail(filepath.Join(b.root, "bin")); err != nil {
@@ -270,12 +273,14 @@ func (b *bench) setup() error {
 		}
 		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	b.logf("starting certmail (%d users)", len(all))
-	cm, err := startCertmail(bin, filepath.Join(b.root, "certmail"), all, password, pprofAddr)
-	if err != nil {
-		return err
+	if withCertmail {
+		b.logf("starting certmail (%d users)", len(all))
+		cm, err := startCertmail(bin, filepath.Join(b.root, "certmail"), all, password, pprofAddr)
+		if err != nil {
+			return err
+		}
+		b.servers = append(b.servers, cm)
 	}
-	b.servers = append(b.servers, cm)
 	if dvErr == nil && wantDovecot {
 		b.logf("starting dovecot")
 		dv, note, err := startDovecot(dvBin, filepath.Join(b.root, "dovecot"), all, password, o.scheme, o.idleK+o.mixC)
