@@ -16,6 +16,7 @@ import (
 	"certmail/kv/keyspace"
 	"certmail/mailbox"
 	"certmail/receipts"
+	"certmail/receipts/evidence"
 )
 
 // gatewayKeyRecord holds, in a store that several nodes share, the public
@@ -33,16 +34,28 @@ var gatewayKeyRecord = []byte(keyspace.Node + "gateway-key")
 func claimGatewayKey(store *mailbox.Store, dataDir string) error {
 	path := filepath.Join(dataDir, certified.GatewayKeyFile)
 	var recorded []byte
+	var signed bool
 	if err := store.Records().View(func(r kv.Records) error {
 		v, _, err := r.Get(gatewayKeyRecord)
 		recorded = v
+		if err == nil && v == nil {
+			signed, err = evidence.Signed(r)
+		}
 		return err
 	}); err != nil {
 		return fmt.Errorf("reading the store's gateway key: %w", err)
 	}
 	_, statErr := os.Stat(path)
-	if errors.Is(statErr, fs.ErrNotExist) && recorded != nil {
-		return fmt.Errorf("no gateway key in %s: the store's evidence is signed with the key %s of another node; copy gateway.key from that node's data directory into %s (mode 0600) and start again", AbsPath(dataDir), fingerprint(recorded), AbsPath(dataDir))
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if recorded != nil {
+			return fmt.Errorf("no gateway key in %s: the store's evidence is signed with the key %s of another node; copy gateway.key from that node's data directory into %s (mode 0600) and start again", AbsPath(dataDir), fingerprint(recorded), AbsPath(dataDir))
+		}
+		// A store moved from a data directory (migrate, restore) has
+		// signed evidence but no recorded key: a new key would sign
+		// what the old one's log goes on with.
+		if signed {
+			return fmt.Errorf("no gateway key in %s, and the store's evidence log is already signed (a store migrated or restored from a data directory?): copy gateway.key from the data directory it came from into %s (mode 0600) and start again", AbsPath(dataDir), AbsPath(dataDir))
+		}
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)

@@ -192,3 +192,32 @@ func TestServeOnPostgres(t *testing.T) {
 		t.Fatalf("a command without the gateway key: %s", r.stderr)
 	}
 }
+
+// TestMigratedStoreNeedsItsGatewayKey: a data directory whose evidence
+// log is signed, migrated into PostgreSQL, cannot be opened from a data
+// directory without its gateway key (which would make a new key and go on
+// signing the old log with it); with the key it opens, and the key is
+// then recorded for the other nodes.
+func TestMigratedStoreNeedsItsGatewayKey(t *testing.T) {
+	dir := t.TempDir()
+	certmail(t, "pw\n", "user", "add", "alice", "--password-stdin", "--data", dir).must(t, 0)
+	srv := startServer(t, dir) // publishes the log's first checkpoint
+	srv.stop(t)
+	dsn := pg.DB(t)
+	certmail(t, "", "migrate", "--from", dir, "--to", dsn).must(t, 0)
+	empty := t.TempDir()
+	r := certmail(t, "", "user", "list", "--store", dsn, "--data", empty).must(t, exitFailure)
+	if !strings.Contains(r.stderr, "already signed") || !strings.Contains(r.stderr, "copy gateway.key") {
+		t.Fatalf("a migrated store opened without its key: %s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(empty, "gateway.key")); !os.IsNotExist(err) {
+		t.Fatalf("a key was made: %v", err)
+	}
+	certmail(t, "", "user", "list", "--store", dsn, "--data", dir).must(t, 0)
+	// Recorded now: another directory with another key is refused.
+	other := t.TempDir()
+	certmail(t, "pw\n", "user", "add", "bob", "--password-stdin", "--data", other).must(t, 0)
+	if r := certmail(t, "", "user", "list", "--store", dsn, "--data", other).must(t, exitFailure); !strings.Contains(r.stderr, "is not the one the store's evidence is signed with") {
+		t.Fatalf("another key: %s", r.stderr)
+	}
+}
