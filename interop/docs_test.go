@@ -102,6 +102,12 @@ var wantNoTest = []string{
 	"docs/operations.md: export PGPASSFILE=/etc/certmail/pgpass     # db1:5432:certmail:certmail:PASSWORD, mode 0600",
 	"docs/operations.md: certmail user add alice --store 'postgres://certmail@db1:5432/certmail' --config /etc/certmail/certmail.toml",
 	"docs/operations.md: head -c 32 /dev/urandom > /etc/certmail/store.key",
+	"docs/scale-out.md: apt-get install postgresql",
+	"docs/scale-out.md: sudo -u postgres psql -c \"ALTER SYSTEM SET listen_addresses = '*'\"",
+	"docs/scale-out.md: ( umask 077; read -rsp 'database password: ' pw && printf '%s\\n' \"$pw\" > /etc/certmail/db.password )",
+	"docs/scale-out.md: certmail config check /etc/certmail/certmail.toml",
+	"docs/scale-out.md: scp -p /var/lib/certmail/gateway.key b:/var/lib/certmail/gateway.key",
+	"docs/scale-out.md: sudo -u certmail certmail user add alice --config /etc/certmail/certmail.toml",
 	"docs/verify.md: sudo apt-get install python3-jwcrypto",
 	"docs/verify.md: /usr/bin/python3 interop/testdata/verify_jwcrypto.py bundle.json gateway.pem M.eml SALT_HEX",
 }
