@@ -59,6 +59,18 @@ type Config struct {
 	// Node names this node among several on one database (logs, and
 	// PostgreSQL's application_name); empty: the machine's host name.
 	Node string `toml:"node"`
+	// Metadata gives the server's read-only METADATA entries.
+	Metadata Metadata `toml:"metadata"`
+}
+
+// Metadata are the server annotations (RFC 5464 section 3.2.1) every
+// account reads and none may write; empty ones are not there.
+type Metadata struct {
+	// Admin is /shared/admin: a URI to reach the administrator, such as
+	// mailto:postmaster@example.org (Delta Chat shows it).
+	Admin string `toml:"admin"`
+	// Comment is /shared/comment: a note about the server.
+	Comment string `toml:"comment"`
 }
 
 // Autoconfig describes the servers a mail client should use, for the
@@ -247,6 +259,14 @@ type Limits struct {
 	// [OVERQUOTA], LMTP 552 5.2.2, deliver exit 73.
 	QuotaStorage  ByteSize `toml:"quota_storage"`
 	QuotaMessages int64    `toml:"quota_messages"`
+	// MetadataMaxEntrySize bounds one METADATA value (RFC 5464: NO
+	// [METADATA MAXSIZE n] above it); MetadataMaxEntries and
+	// MetadataMaxBytes bound an account's entries, server and mailbox
+	// ones together, and the bytes of their names and values (NO
+	// [METADATA TOOMANY]).
+	MetadataMaxEntrySize ByteSize `toml:"metadata_max_entry_size"`
+	MetadataMaxEntries   int      `toml:"metadata_max_entries"`
+	MetadataMaxBytes     ByteSize `toml:"metadata_max_bytes"`
 	// MaxConnectionsPerIP bounds the connections from one address, on
 	// the IMAP listeners and on the HTTP listener each, and
 	// MaxSessionsPerUser the logged-in sessions of one account; 0 is no
@@ -297,6 +317,11 @@ const (
 	// import the store).
 	DefaultDiskReserve     = 256 << 20
 	DefaultMaxLMTPSessions = 100
+	// Default METADATA limits (imapsrv.DefaultMetadata*; config does
+	// not import the IMAP server).
+	DefaultMetadataMaxEntrySize = 64 << 10
+	DefaultMetadataMaxEntries   = 100
+	DefaultMetadataMaxBytes     = 1 << 20
 
 	// MaxMessageSizeCeiling is the largest max_message_size accepted: the
 	// store keeps a message as one Badger value, which must be smaller
@@ -346,6 +371,10 @@ func Default() *Config {
 			MaxSearchKeys: 100,
 			SearchTimeout: Duration(time.Minute),
 			DiskReserve:   DefaultDiskReserve,
+
+			MetadataMaxEntrySize: DefaultMetadataMaxEntrySize,
+			MetadataMaxEntries:   DefaultMetadataMaxEntries,
+			MetadataMaxBytes:     DefaultMetadataMaxBytes,
 		},
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration(10 * time.Second),
@@ -532,6 +561,18 @@ func (c *Config) check() []problem {
 	}
 	if c.Limits.IndexIdle < Duration(time.Second) {
 		add("limits.index_idle", "must be at least 1s")
+	}
+	if c.Limits.MetadataMaxEntrySize < 1 {
+		add("limits.metadata_max_entry_size", "must be at least 1 byte")
+	}
+	if c.Limits.MetadataMaxEntries < 1 {
+		add("limits.metadata_max_entries", "must be at least 1")
+	}
+	if c.Limits.MetadataMaxBytes < c.Limits.MetadataMaxEntrySize {
+		add("limits.metadata_max_bytes", "must be at least metadata_max_entry_size")
+	}
+	if a := c.Metadata.Admin; a != "" && !strings.Contains(a, ":") {
+		add("metadata.admin", "must be a URI, such as mailto:postmaster@example.org")
 	}
 	if c.Limits.MaxSearchKeys < 0 {
 		add("limits.max_search_keys", "must not be negative (0: no limit)")

@@ -44,6 +44,9 @@ type Options struct {
 	// Metrics, if set, counts sessions, commands and their latency, and
 	// logins refused by a session limit (observe.go).
 	Metrics *metrics.Metrics
+	// Metadata bounds each account's METADATA entries and gives the
+	// server's read-only ones (metadata.go).
+	Metadata MetadataOptions
 }
 
 // DefaultAppendLimit is used when Options.AppendLimit is zero.
@@ -169,6 +172,8 @@ func capabilities() imap.CapSet {
 		imap.CapPreview:          {}, // RFC 8970 (preview.go)
 		imap.CapBinary:           {}, // RFC 3516 (binary.go)
 		imap.CapMultiAppend:      {}, // RFC 3502 (append.go)
+		imap.CapMetadata:         {}, // RFC 5464 (metadata.go)
+		imap.CapMetadataServer:   {},
 		// quota.go
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},

@@ -362,6 +362,9 @@ func (s *Store) DeleteAccount(name string) error {
 			return err
 		}
 		tx.noteEvent(Change{Kind: AccountDeleted, Account: acct})
+		if err := tx.dropMetadata(metadataAccountPrefix(acct)); err != nil {
+			return err
+		}
 		tx.afterCommit(func() []Change {
 			s.auth.forget(acct)
 			return []Change{{Kind: AccountDeleted, Account: acct}}

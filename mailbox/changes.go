@@ -14,6 +14,10 @@ const (
 	// come in the same commit). Whoever is logged in as it must be
 	// logged out: a later account of the name is somebody else.
 	AccountDeleted
+	// MetadataChanged: METADATA entries (RFC 5464) were set or removed,
+	// on a mailbox or, with MailboxID ServerMetadataID and Mailbox "",
+	// on the server (metadata.go); Entry names it.
+	MetadataChanged
 )
 
 // Change is one committed change, delivered to listeners in commit order.
@@ -23,6 +27,9 @@ type Change struct {
 	MailboxID uint32
 	Mailbox   string // the mailbox's name (the new name for a rename)
 	OldName   string // for MailboxRenamed
+	// Entry is the entry name a MetadataChanged set or removed (one
+	// Change per entry, in the order the command gave them).
+	Entry string
 	// Message is the new record (added or flags changed) or the removed one.
 	Message *Message
 	// Seq is the message's sequence number: after the change for

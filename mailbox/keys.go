@@ -22,7 +22,7 @@ import (
 //	bref/<id:8><acct>\x00<mbox:4><uid:4> which messages refer to a blob
 //	seq/<name>                          counters
 //	usage/<acct>                        quota usage (quota.go)
-//	usage/<acct>                        quota usage (quota.go)
+//	meta/<acct>\x00<mbox id:4><entry>    METADATA entries, server ones under ID 0 (metadata.go)
 //	modseq/, gone/                      MODSEQ state and expunges (modseq.go)
 //	timer/, timerid/                    timers (timers.go)
 //	x/<...>                             auxiliary space for the packages above

@@ -303,6 +303,10 @@ func (tx *Tx) dropMailbox(acct string, mb *MailboxInfo) error {
 		return err
 	}
 	tx.noteEvent(Change{Kind: MailboxDeleted, Account: acct, MailboxID: mb.ID, Mailbox: mb.Name})
+	// Its METADATA goes with it (RFC 5464 section 3.1, metadata.go).
+	if err := tx.dropMetadata(metadataBoxPrefix(acct, mb.ID)); err != nil {
+		return err
+	}
 	tx.afterCommit(func() []Change {
 		delete(s.idx.boxes, mboxRef{acct, mb.ID})
 		s.forgetModSeq(acct, mb.ID)

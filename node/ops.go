@@ -33,6 +33,19 @@ func imapLimits(cfg *config.Config) imapsrv.Limits {
 	}
 }
 
+// imapMetadata is the METADATA part of [limits] with [metadata]'s
+// read-only server entries.
+func imapMetadata(cfg *config.Config) imapsrv.MetadataOptions {
+	l := cfg.Limits
+	return imapsrv.MetadataOptions{
+		MaxEntrySize: int64(l.MetadataMaxEntrySize),
+		MaxEntries:   l.MetadataMaxEntries,
+		MaxBytes:     int64(l.MetadataMaxBytes),
+		Admin:        cfg.Metadata.Admin,
+		Comment:      cfg.Metadata.Comment,
+	}
+}
+
 // authPolicy is the failed-login part of [limits], enforced on every way
 // to authenticate.
 func authPolicy(cfg *config.Config) authguard.Policy {

@@ -178,6 +178,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 		AppendLimit:  uint32(cfg.Limits.MaxMessageSize),
 		Hooks:        svcs.certified,
 		Limits:       imapLimits(cfg), // ops.go
+		Metadata:     imapMetadata(cfg),
 		Auth:         svcs.auth,
 		Metrics:      m,
 	})

@@ -14,7 +14,7 @@ package keyspace
 import "strings"
 
 // Top-level prefixes, owned by package mailbox (layouts in mailbox's
-// keys.go, modseq.go and timers.go).
+// keys.go, modseq.go, timers.go and metadata.go).
 const (
 	Account     = "acct/"     // account records
 	GoneAccount = "acctgone/" // a deleted account's next mailbox ID
@@ -35,7 +35,8 @@ const (
 	Usage        = "usage/"   // quota usage of each account
 	// Feed is the change journal nodes sharing a database follow each
 	// other by (mailbox's follow.go).
-	Feed = "feed/"
+	Feed     = "feed/"
+	Metadata = "meta/" // METADATA entries (RFC 5464), by mailbox ID
 	// Aux is the part of the key space the store lends to the packages
 	// above it (AuxClaims).
 	Aux = "x/"
@@ -77,6 +78,7 @@ var Claims = []Claim{
 	{TimerID, "mailbox"},
 	{Usage, "mailbox"},
 	{Feed, "mailbox"},
+	{Metadata, "mailbox"},
 	{Aux, "mailbox (lent to AuxClaims)"},
 }
 

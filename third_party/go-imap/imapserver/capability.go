@@ -127,6 +127,12 @@ func (c *Conn) availableCaps() []imap.Cap {
 			caps = append(caps, res...)
 		}
 
+		// certmail patch: METADATA and METADATA-SERVER (RFC 5464), when
+		// the session answers them and the server lists them.
+		if _, ok := c.session.(SessionMetadata); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapMetadata, imap.CapMetadataServer})
+		}
+
 		// certmail patch: RFC 4978, until it is active.
 		if c.canCompress() {
 			caps = append(caps, imap.CapCompressDeflate)

@@ -248,6 +248,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleGetQuota(dec)
 	case "SETQUOTA":
 		err = c.handleSetQuota(dec)
+	case "GETMETADATA": // certmail patch: RFC 5464
+		err = c.handleGetMetadata(dec)
+	case "SETMETADATA":
+		err = c.handleSetMetadata(dec)
 	case "COMPRESS": // certmail patch: RFC 4978
 		err = c.handleCompress(tag, dec)
 		sendOK = false
