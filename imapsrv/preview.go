@@ -36,6 +36,10 @@ const (
 	// previewScan bounds how much of a part is read: HTML may put long
 	// style sheets before its first word.
 	previewScan = 256 << 10
+	// previewMaxDepth bounds the multipart nesting a preview is looked
+	// for in: mail clients nest three or four levels (mixed, related,
+	// alternative).
+	previewMaxDepth = 8
 )
 
 // computePreview returns the preview of a message (RFC 8970 section 3.1):
@@ -47,7 +51,7 @@ func computePreview(raw []byte) string {
 	if e == nil {
 		return ""
 	}
-	text, isHTML, ok := previewPart(e, 0)
+	text, isHTML, ok, _ := previewPart(e, 0)
 	if !ok {
 		return ""
 	}
@@ -58,26 +62,29 @@ func computePreview(raw []byte) string {
 }
 
 // previewPart finds the first part that can give a preview, depth first.
-// Not Entity.Walk: it has no depth limit (see maxMIMEDepth).
-func previewPart(e *gomessage.Entity, depth int) (text string, isHTML, ok bool) {
+// Not Entity.Walk: it has no depth limit (see maxMIMEDepth). A message
+// nested deeper than previewMaxDepth gives no preview: the walk stops
+// there rather than read past every deeper part level by level, which
+// cost depth times size (TestFetchDeepMessage).
+func previewPart(e *gomessage.Entity, depth int) (text string, isHTML, ok, stop bool) {
 	if mr := e.MultipartReader(); mr != nil {
-		if depth >= maxMIMEDepth {
-			return "", false, false
+		if depth >= previewMaxDepth {
+			return "", false, false, true
 		}
 		for {
 			// An unknown charset still gives a readable part; anything
 			// else (the end, a broken part) ends the walk.
 			p, _ := mr.NextPart()
 			if p == nil {
-				return "", false, false
+				return "", false, false, false
 			}
-			if text, isHTML, ok := previewPart(p, depth+1); ok {
-				return text, isHTML, true
+			if text, isHTML, ok, stop := previewPart(p, depth+1); ok || stop {
+				return text, isHTML, ok, stop
 			}
 		}
 	}
 	if disp, _, _ := e.Header.ContentDisposition(); strings.EqualFold(disp, "attachment") {
-		return "", false, false
+		return "", false, false, false
 	}
 	mt, _, _ := e.Header.ContentType()
 	switch mt {
@@ -85,10 +92,10 @@ func previewPart(e *gomessage.Entity, depth int) (text string, isHTML, ok bool) 
 	case "text/html":
 		isHTML = true
 	default:
-		return "", false, false
+		return "", false, false, false
 	}
 	b, _ := io.ReadAll(io.LimitReader(e.Body, previewScan))
-	return string(b), isHTML, true
+	return string(b), isHTML, true, false
 }
 
 // collapsePreview turns runs of white space and control characters into

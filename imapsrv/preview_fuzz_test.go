@@ -1,6 +1,7 @@
 package imapsrv
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,25 @@ func TestPreviewExtract(t *testing.T) {
 		if got := computePreview([]byte(tc.raw)); got != tc.want {
 			t.Errorf("%s: preview %q, want %q", tc.name, got, tc.want)
 		}
+	}
+	// Nesting: found three levels down, not past previewMaxDepth (the
+	// walk stops there; it cost depth times size).
+	nested := func(n int) string {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
+		}
+		b.WriteString("Content-Type: text/plain\r\n\r\ndeep text\r\n")
+		for i := n - 1; i >= 0; i-- {
+			fmt.Fprintf(&b, "--b%d--\r\n", i)
+		}
+		return b.String()
+	}
+	if got := computePreview([]byte(nested(3))); got != "deep text" {
+		t.Errorf("three levels down: %q", got)
+	}
+	if got := computePreview([]byte(nested(previewMaxDepth + 1))); got != "" {
+		t.Errorf("past previewMaxDepth: %q", got)
 	}
 	// 256 characters, not bytes.
 	got := computePreview([]byte("Subject: x\r\n\r\n" + strings.Repeat("é", 300)))
