@@ -509,6 +509,9 @@ func (b *bench) runLargeWorkload() {
 				for _, op := range largeOps {
 					b.results.add("large", "Large mailbox "+op+" (ms)", s.name, ms(res.times[op]), lower)
 				}
+				for _, op := range []string{"UID SORT (REVERSE ARRIVAL)", "UID SORT (SUBJECT)", "UID THREAD REFERENCES"} {
+					b.results.add("large", "Large mailbox "+op+", server CPU (ms)", s.name, res.cpu[op]*1000, lower)
+				}
 				b.logf("  SELECT %.0f ms, FETCH %.0f ms, UNSEEN %.0f ms, TEXT %.0f ms, SORT ARRIVAL %.0f ms, SORT SUBJECT %.0f ms, THREAD %.0f ms", ms(res.times["SELECT"]),
 					ms(res.times["UID FETCH 1:* (FLAGS)"]), ms(res.times["UID SEARCH UNSEEN"]), ms(res.times["UID SEARCH TEXT"]),
 					ms(res.times["UID SORT (REVERSE ARRIVAL)"]), ms(res.times["UID SORT (SUBJECT)"]), ms(res.times["UID THREAD REFERENCES"]))
