@@ -200,27 +200,7 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 		rw.WriteBodyStructure(sum.BodyStructure)
 	}
 	for _, bs := range options.BodySection {
-		// The whole message, its header and its text come from the
-		// stored bytes (see rawmsg.go); parts and header fields from the
-		// parsed message, retried with its well-formed header fields only
-		// if it has broken ones.
-		buf, ok := wholeSection(raw, bs)
-		if !ok {
-			buf, ok = headerFieldsSection(raw, bs)
-		}
-		if !ok && len(bs.Part) > maxMIMEDepth+1 {
-			// Deeper than BODYSTRUCTURE shows (see maxMIMEDepth):
-			// walking there costs depth times size.
-			buf, ok = nil, true
-		}
-		if !ok {
-			buf = imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
-			if buf == nil {
-				if p := parseable(raw); len(p) != len(raw) || !bytes.Equal(p, raw) {
-					buf = imapserver.ExtractBodySection(bytes.NewReader(p), bs)
-				}
-			}
-		}
+		buf := bodySection(raw, bs)
 		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(buf))), buf); err != nil {
 			return err
 		}
@@ -234,6 +214,33 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 		rw.WriteBinarySectionSize(bss, binSizes[i])
 	}
 	return rw.Close()
+}
+
+// bodySection is the section bs of the message raw, as FETCH BODY[...]
+// gives it (and CATENATE's URLs take it, catenate.go).
+func bodySection(raw []byte, bs *imap.FetchItemBodySection) []byte {
+	// The whole message, its header and its text come from the
+	// stored bytes (see rawmsg.go); parts and header fields from the
+	// parsed message, retried with its well-formed header fields only
+	// if it has broken ones.
+	buf, ok := wholeSection(raw, bs)
+	if !ok {
+		buf, ok = headerFieldsSection(raw, bs)
+	}
+	if !ok && len(bs.Part) > maxMIMEDepth+1 {
+		// Deeper than BODYSTRUCTURE shows (see maxMIMEDepth):
+		// walking there costs depth times size.
+		buf, ok = nil, true
+	}
+	if !ok {
+		buf = imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
+		if buf == nil {
+			if p := parseable(raw); len(p) != len(raw) || !bytes.Equal(p, raw) {
+				buf = imapserver.ExtractBodySection(bytes.NewReader(p), bs)
+			}
+		}
+	}
+	return buf
 }
 
 func writeLiteral(wc interface {

@@ -174,6 +174,7 @@ func capabilities() imap.CapSet {
 		imap.CapMultiAppend:      {}, // RFC 3502 (append.go)
 		imap.CapMetadata:         {}, // RFC 5464 (metadata.go)
 		imap.CapMetadataServer:   {},
+		imap.CapCatenate:         {}, // RFC 4469 (catenate.go)
 		// quota.go
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},
