@@ -6,6 +6,7 @@
 //	go run ./cmd/certbench            # the full benchmark (minutes)
 //	go run ./cmd/certbench --smoke    # everything tiny (seconds), for CI
 //	go run ./cmd/certbench --only resync --require-dovecot
+//	go run ./cmd/certbench --only imaptest --imaptest PATH  # Dovecot's imaptest, logout=0
 //
 // It installs nothing. It builds certmail and runs it on a temporary data
 // directory with loopback ports; when Dovecot is installed (Debian's
@@ -56,6 +57,10 @@ type options struct {
 	// runs of other tools, imaptest's stress, against the same setup).
 	serve      bool
 	serveUsers int
+
+	imaptestBin, imaptestMbox string
+	imaptestClients           int
+	imaptestDur               time.Duration
 }
 
 func main() { os.Exit(run()) }
@@ -90,6 +95,10 @@ func run() int {
 	flag.IntVar(&o.resyncExpunges, "resync-expunges", 10, "resync: expunges by another session per round")
 	flag.BoolVar(&o.serve, "serve", false, "start the servers with users u1..u`N` (--serve-users), print their addresses, run no workload and wait for SIGINT (e.g. for imaptest; see BENCHMARKS.md)")
 	flag.IntVar(&o.serveUsers, "serve-users", 20, "--serve: users u1..uN, password "+password)
+	flag.StringVar(&o.imaptestBin, "imaptest", "imaptest", "imaptest workload (--only imaptest): Dovecot's imaptest `binary`")
+	flag.StringVar(&o.imaptestMbox, "imaptest-mbox", "", "imaptest workload: mbox of messages to APPEND (unique Message-IDs; default: 300 generated, 1–8 KB)")
+	flag.IntVar(&o.imaptestClients, "imaptest-clients", 20, "imaptest workload: clients, one user each (u1..uN)")
+	flag.DurationVar(&o.imaptestDur, "imaptest-duration", 30*time.Second, "imaptest workload: duration per run")
 	flag.Parse()
 	if o.smoke {
 		set := map[string]bool{}
@@ -124,11 +133,11 @@ func run() int {
 	for _, w := range strings.Split(o.only, ",") {
 		w = strings.TrimSpace(w)
 		switch w {
-		case "ingest", "mix", "large", "idle", "resync":
+		case "ingest", "mix", "large", "idle", "resync", "imaptest":
 			b.workloads[w] = true
 		case "":
 		default:
-			fmt.Fprintf(os.Stderr, "certbench: unknown workload %q (want ingest, mix, large, idle, resync)\n", w)
+			fmt.Fprintf(os.Stderr, "certbench: unknown workload %q (want ingest, mix, large, idle, resync, imaptest)\n", w)
 			return 2
 		}
 	}
@@ -233,9 +242,9 @@ func (b *bench) setup() error {
 	b.rsUser = "resync"
 	all := append(append(append([]string(nil), b.users.mix...), b.users.ingest...), b.bigUser, b.rsUser)
 	if o.serve {
-		for i := 1; i <= o.serveUsers; i++ {
-			all = append(all, fmt.Sprintf("u%d", i))
-		}
+		all = append(all, imaptestUsers(o.serveUsers)...)
+	} else if b.workloads["imaptest"] {
+		all = append(all, imaptestUsers(o.imaptestClients)...)
 	}
 
 	// The workloads always measure certmail; --serve starts only the
@@ -377,6 +386,9 @@ func (b *bench) runAll() {
 	}
 	if b.workloads["resync"] {
 		b.runResyncWorkload()
+	}
+	if b.workloads["imaptest"] {
+		b.runImaptestWorkload()
 	}
 }
 

@@ -109,7 +109,7 @@ func fmtNum(v float64) string {
 // (certmail's advantage) or, for memory, certmail's own figure.
 func target(m *metric) (string, func(ratio, cm float64) bool) {
 	switch {
-	case m.name == "LMTP ingest (msgs/s)":
+	case m.name == "LMTP ingest (msgs/s)", m.name == imaptestRate:
 		return "≥ 1.5×", func(r, _ float64) bool { return r >= 1.5 }
 	case m.name == "Session mix (ops/s)", m.name == "Session mix latency p99 (ms)", m.workload == "large",
 		m.name == resyncQTime, m.name == resyncQKB:
