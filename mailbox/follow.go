@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -428,6 +429,12 @@ type boxPlan struct {
 	// limit: apply nothing above it except messages the index lacks
 	// (catch-up before a local commit at limit+1); 0: none.
 	limit uint64
+	// upTo: in a catch-up, the highest UID the local transaction added
+	// or changed in the mailbox; a message the index lacks above the
+	// limit is added first only up to it (it came before the local
+	// change, or the local change is to it), not above (a later commit:
+	// the next poll's).
+	upTo uint32
 	// For a mailbox not loaded: the records read, by UID.
 	records  map[uint32]*Message
 	expunges int
@@ -438,7 +445,7 @@ type boxPlan struct {
 // wmu is held. limits, when set, are the mailboxes a local transaction
 // has just committed to, each with the MODSEQ before its own: the poll
 // brings them up to that point (catchUp).
-func (f *follower) poll(limits map[mboxRef]uint64) ([]Change, error) {
+func (f *follower) poll(limits map[mboxRef]catchUpLimit) ([]Change, error) {
 	var rd *pollRead
 	err := f.s.View(func(tx *Tx) error {
 		var err error
@@ -461,7 +468,7 @@ type pollRead struct {
 // readIn is the reading half of a poll, in tx's snapshot. wmu is held.
 // loadBox reads in the snapshot it loads a mailbox from, so that what it
 // loads has been announced (applyRead, before the index is in place).
-func (f *follower) readIn(tx *Tx, limits map[mboxRef]uint64) (*pollRead, error) {
+func (f *follower) readIn(tx *Tx, limits map[mboxRef]catchUpLimit) (*pollRead, error) {
 	resync := limits == nil && time.Since(f.lastRead) > followRetention-followLookback
 	entries, err := f.readJournal(tx, limits != nil)
 	if err != nil {
@@ -478,7 +485,7 @@ func (f *follower) readIn(tx *Tx, limits map[mboxRef]uint64) (*pollRead, error) 
 
 // applyRead is the applying half: the index follows, and the changes to
 // announce come back. wmu is held.
-func (f *follower) applyRead(rd *pollRead, limits map[mboxRef]uint64) []Change {
+func (f *follower) applyRead(rd *pollRead, limits map[mboxRef]catchUpLimit) []Change {
 	s := f.s
 	var changes []Change
 	s.idx.mu.Lock()
@@ -560,14 +567,15 @@ func (f *follower) readJournal(tx *Tx, catchUp bool) ([]journalEntry, error) {
 // plan groups the bulletins' mailbox parts by mailbox and decides, for
 // each loaded mailbox, whether the bulletins alone say what changed since
 // its index's MODSEQ (an unbroken chain) or its log must be read.
-func (f *follower) plan(entries []journalEntry, limits map[mboxRef]uint64, resync bool) []*boxPlan {
+func (f *follower) plan(entries []journalEntry, limits map[mboxRef]catchUpLimit, resync bool) []*boxPlan {
 	s := f.s
 	byRef := make(map[mboxRef]*boxPlan)
 	var plans []*boxPlan
 	get := func(ref mboxRef) *boxPlan {
 		p := byRef[ref]
 		if p == nil {
-			p = &boxPlan{ref: ref, limit: limits[ref]}
+			l := limits[ref]
+			p = &boxPlan{ref: ref, limit: l.limit, upTo: l.upTo}
 			s.idx.mu.RLock()
 			p.bi = s.idx.boxes[ref]
 			s.idx.mu.RUnlock()
@@ -578,7 +586,7 @@ func (f *follower) plan(entries []journalEntry, limits map[mboxRef]uint64, resyn
 	}
 	for _, e := range entries {
 		for _, bb := range e.boxes {
-			if limits != nil && limits[bb.ref] == 0 {
+			if limits != nil && limits[bb.ref].limit == 0 {
 				continue // a catch-up: only its mailboxes
 			}
 			p := get(bb.ref)
@@ -622,30 +630,18 @@ func (f *follower) read(tx *Tx, p *boxPlan) error {
 	acct, id := p.ref.acct, p.ref.id
 	if p.bi == nil {
 		// Not loaded: announce each bulletin's changes as they are now.
-		p.records = make(map[uint32]*Message)
+		var uids []uint32
 		for _, n := range p.notes {
 			if n.all {
 				continue // nobody here holds the mailbox to resync
 			}
-			for _, l := range [][]uint32{n.added, n.changed} {
-				for _, uid := range l {
-					if _, ok := p.records[uid]; ok {
-						continue
-					}
-					m, err := tx.Message(acct, id, uid)
-					if errors.Is(err, ErrNoMessage) {
-						p.records[uid] = nil
-						continue
-					}
-					if err != nil {
-						return err
-					}
-					p.records[uid] = m
-				}
-			}
+			uids = append(uids, n.added...)
+			uids = append(uids, n.changed...)
 			p.expunges += len(n.expunged)
 		}
-		return nil
+		var err error
+		p.records, err = tx.readRecords(acct, id, uids)
+		return err
 	}
 	mark := p.bi.modseq
 	p.mark = mark
@@ -654,6 +650,7 @@ func (f *follower) read(tx *Tx, p *boxPlan) error {
 	// first the index's. Bulletins at or below the index's are in it.
 	chain := true
 	var uids []uint32
+	var gone []LogEntry
 	var hi uint64
 	for _, n := range p.notes {
 		if n.modseq <= mark || (p.limit > 0 && n.modseq > p.limit) {
@@ -666,6 +663,9 @@ func (f *follower) read(tx *Tx, p *boxPlan) error {
 		hi = n.modseq
 		uids = append(uids, n.added...)
 		uids = append(uids, n.changed...)
+		for _, uid := range n.expunged {
+			gone = append(gone, LogEntry{ModSeq: n.modseq, UID: uid, Expunged: true})
+		}
 	}
 	if p.limit > 0 && max(hi, mark) < p.limit {
 		chain = false
@@ -694,31 +694,65 @@ func (f *follower) read(tx *Tx, p *boxPlan) error {
 		return nil
 	}
 	p.mark = max(mark, hi)
-	slices.Sort(uids)
-	uids = slices.Compact(uids)
-	for _, uid := range uids {
-		m, err := tx.Message(acct, id, uid)
-		if errors.Is(err, ErrNoMessage) {
-			continue // expunged since: the expunge is below
-		}
-		if err != nil {
-			return err
-		}
-		if m.ModSeq > mark {
+	// The chain is whole: the bulletins name every message changed and
+	// expunged since the index's MODSEQ; read the records they name.
+	records, err := tx.readRecords(acct, id, uids)
+	if err != nil {
+		return err
+	}
+	for uid, m := range records {
+		if m != nil && m.ModSeq > mark {
 			p.log = append(p.log, LogEntry{ModSeq: m.ModSeq, UID: uid, Message: m})
 		}
 	}
-	// Expunges after the index's MODSEQ: the end of the change log.
-	pre := modseqBoxPrefix(prefixVanished, acct, id)
-	start := binary.BigEndian.AppendUint64(slices.Clone(pre), mark+1)
-	return tx.txn.Scan(kv.Range{Prefix: pre, Start: start, KeysOnly: true}, func(k, _ []byte) error {
-		r := k[len(pre):]
-		if len(r) != 12 {
-			return fmt.Errorf("bad change log key %q", k)
+	p.log = append(p.log, gone...)
+	return nil
+}
+
+// readRecords reads the records of uids (nil for those gone), in one
+// range scan when they lie close together (a delivery's, a STORE's:
+// one round trip on PostgreSQL), else one by one.
+func (tx *Tx) readRecords(acct string, id uint32, uids []uint32) (map[uint32]*Message, error) {
+	out := make(map[uint32]*Message, len(uids))
+	if len(uids) == 0 {
+		return out, nil
+	}
+	slices.Sort(uids)
+	uids = slices.Compact(uids)
+	for _, uid := range uids {
+		out[uid] = nil
+	}
+	lo, hi := uids[0], uids[len(uids)-1]
+	if len(uids) > 1 && uint64(hi-lo) < 4*uint64(len(uids))+64 {
+		r := kv.Range{Prefix: messagePrefix(acct, id), Start: messageKey(acct, id, lo)}
+		if hi < math.MaxUint32 {
+			r.End = messageKey(acct, id, hi+1)
 		}
-		p.log = append(p.log, LogEntry{ModSeq: binary.BigEndian.Uint64(r), UID: binary.BigEndian.Uint32(r[8:]), Expunged: true})
-		return nil
-	})
+		err := tx.txn.Scan(r, func(k, v []byte) error {
+			uid := uidFromMessageKey(k)
+			if _, want := out[uid]; !want {
+				return nil
+			}
+			var m Message
+			if err := decodeMessage(v, &m); err != nil {
+				return fmt.Errorf("message %d: %w", uid, err)
+			}
+			out[uid] = &m
+			return nil
+		})
+		return out, err
+	}
+	for _, uid := range uids {
+		m, err := tx.Message(acct, id, uid)
+		if errors.Is(err, ErrNoMessage) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[uid] = m
+	}
+	return out, nil
 }
 
 // apply applies a plan to the index (idx.mu held) and returns the changes
@@ -764,6 +798,22 @@ func (f *follower) apply(p *boxPlan) []Change {
 		}
 		return cmpUint64(uint64(a.UID), uint64(b.UID))
 	})
+	// New messages go in UID order, whatever their MODSEQ: a session
+	// numbers messages by UID, and a message added before another but
+	// changed after it (its record's MODSEQ is its last change's) must
+	// still come first. So adding one adds every newer-MODSEQ one of a
+	// lower UID before it.
+	var fresh []LogEntry
+	for _, e := range p.log {
+		if _, present := bi.find(e.UID); !present && !e.Expunged && (p.limit == 0 || e.ModSeq <= p.limit || e.UID <= p.upTo) {
+			fresh = append(fresh, e)
+		}
+	}
+	slices.SortFunc(fresh, func(a, b LogEntry) int { return cmpUint64(uint64(a.UID), uint64(b.UID)) })
+	add := func(e LogEntry) {
+		seq := bi.put(e.Message)
+		out = append(out, Change{Kind: MessageAdded, Account: acct, MailboxID: id, Message: e.Message, Seq: seq, Count: uint32(len(bi.msgs)), ModSeq: e.ModSeq})
+	}
 	expunges := 0
 	for _, e := range p.log {
 		i, present := bi.find(e.UID)
@@ -784,11 +834,19 @@ func (f *follower) apply(p *boxPlan) []Change {
 			seq := bi.put(e.Message)
 			out = append(out, Change{Kind: MessageFlags, Account: acct, MailboxID: id, Message: e.Message, Seq: seq, Count: uint32(len(bi.msgs)), ModSeq: e.ModSeq})
 		default:
-			// New here (even above a catch-up's limit: the local
-			// commit that changed it again announces a flag change,
-			// and sessions must have had it first).
-			seq := bi.put(e.Message)
-			out = append(out, Change{Kind: MessageAdded, Account: acct, MailboxID: id, Message: e.Message, Seq: seq, Count: uint32(len(bi.msgs)), ModSeq: e.ModSeq})
+			// New here. Above a catch-up's limit, only up to the
+			// UIDs the local commit touched: those came before it
+			// (or it changed them again, and announces only a flag
+			// change: sessions must have had them first).
+			if beyond && e.UID > p.upTo {
+				continue
+			}
+			for len(fresh) > 0 && fresh[0].UID <= e.UID {
+				if _, in := bi.find(fresh[0].UID); !in {
+					add(fresh[0])
+				}
+				fresh = fresh[1:]
+			}
 		}
 	}
 	bi.modseq = max(bi.modseq, p.mark)
@@ -810,6 +868,12 @@ func (s *Store) raiseModSeq(ref mboxRef, highest uint64, expunges int) {
 	s.modseqCache[ref] = st
 }
 
+// catchUpLimit is how far a catch-up brings a mailbox (boxPlan).
+type catchUpLimit struct {
+	limit uint64
+	upTo  uint32
+}
+
 // catchUp runs in UpdateFrom after the commit, with wmu held, before the
 // transaction's own changes reach the index: a mailbox it changed whose
 // index is behind the MODSEQ the transaction started from has changes of
@@ -821,14 +885,22 @@ func (tx *Tx) catchUp() []Change {
 	if f == nil || tx.modseqs.n == 0 {
 		return nil
 	}
-	var limits map[mboxRef]uint64
+	var limits map[mboxRef]catchUpLimit
 	tx.s.idx.mu.RLock()
 	tx.modseqs.each(func(ref mboxRef, st *modseqState) error {
 		if bi := tx.s.idx.boxes[ref]; bi != nil && st.txModSeq > 0 && bi.modseq < st.txModSeq-1 {
 			if limits == nil {
-				limits = make(map[mboxRef]uint64)
+				limits = make(map[mboxRef]catchUpLimit)
 			}
-			limits[ref] = st.txModSeq - 1
+			l := catchUpLimit{limit: st.txModSeq - 1}
+			if tx.notes != nil {
+				for _, b := range tx.notes.boxes {
+					if b.ref == ref {
+						l.upTo = max(slices.Max(append(b.added, 0)), slices.Max(append(b.changed, 0)))
+					}
+				}
+			}
+			limits[ref] = l
 		}
 		return nil
 	})

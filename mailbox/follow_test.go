@@ -495,3 +495,162 @@ func TestFollowPublishOnly(t *testing.T) {
 	})
 	sameIndex(t, cli, node, "cli", "INBOX")
 }
+
+// sessionView follows a mailbox as an IMAP session does: a snapshot from
+// Watch, then every change on the feed, applied in order.
+type sessionView struct {
+	mu     sync.Mutex
+	msgs   []*Message
+	maxUID uint32
+	errs   []string
+}
+
+func watchView(t *testing.T, s *Store, acct string, id uint32) *sessionView {
+	v := &sessionView{}
+	err := s.Watch(acct, id, func(_ *MailboxInfo, msgs []*Message, _ BoxFacts) {
+		v.msgs = slices.Clone(msgs)
+		for _, m := range msgs {
+			v.maxUID = max(v.maxUID, m.UID)
+		}
+		// Registered while no commit can announce anything: the feed
+		// goes on exactly from the snapshot.
+		s.OnChange(func(c Change) {
+			if c.Account != acct || c.MailboxID != id || c.Message == nil {
+				return
+			}
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			i, found := slices.BinarySearchFunc(v.msgs, c.Message.UID, func(m *Message, uid uint32) int { return cmpUint64(uint64(m.UID), uint64(uid)) })
+			switch c.Kind {
+			case MessageAdded:
+				if found {
+					v.errs = append(v.errs, fmt.Sprintf("UID %d announced twice", c.Message.UID))
+					v.msgs[i] = c.Message
+					return
+				}
+				if c.Message.UID <= v.maxUID {
+					v.errs = append(v.errs, fmt.Sprintf("UID %d announced after UID %d", c.Message.UID, v.maxUID))
+				}
+				v.maxUID = max(v.maxUID, c.Message.UID)
+				v.msgs = slices.Insert(v.msgs, i, c.Message)
+			case MessageFlags:
+				if !found {
+					v.errs = append(v.errs, fmt.Sprintf("flags of UID %d, which the session does not have", c.Message.UID))
+					return
+				}
+				v.msgs[i] = c.Message
+			case MessageExpunged:
+				if !found {
+					v.errs = append(v.errs, fmt.Sprintf("expunge of UID %d, which the session does not have", c.Message.UID))
+					return
+				}
+				v.msgs = slices.Delete(v.msgs, i, i+1)
+			}
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestFollowConcurrentWriters: three nodes append, flag and expunge in
+// one mailbox at once. Every node's sessions (a view following its feed
+// from a snapshot) end with exactly the mailbox the database holds, having
+// heard each new message once, in UID order, and no change to a message
+// they did not have.
+func TestFollowConcurrentWriters(t *testing.T) {
+	nodes := openFollowNodes(t, 3, pgkv.Options{}, Options{})
+	inbox := newAccount(t, nodes[0], "w")
+	appendN(t, nodes[0], "w", "INBOX", 5)
+	var views []*sessionView
+	for _, s := range nodes {
+		views = append(views, watchView(t, s, "w", inbox.ID))
+	}
+	var wg sync.WaitGroup
+	for i, s := range nodes {
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := range 8 {
+					if err := s.Update(func(tx *Tx) error {
+						_, err := tx.Append("w", "INBOX", fmt.Appendf(nil, "Subject: %d %d %d\r\n\r\nx\r\n", i, w, r), AppendOptions{})
+						return err
+					}); err != nil {
+						t.Error(err)
+						return
+					}
+					uid := uint32(1 + (i*7+w*3+r)%5)
+					if err := s.Update(func(tx *Tx) error {
+						_, err := tx.SetFlags("w", inbox.ID, []uint32{uid, uid + 5}, FlagsAdd, []string{fmt.Sprintf("k%d", r%3)})
+						return err
+					}); err != nil {
+						t.Error(err)
+						return
+					}
+					if r%3 == 2 {
+						if err := s.Update(func(tx *Tx) error {
+							_, err := tx.Expunge("w", inbox.ID, []uint32{uid + 5 + uint32(i)})
+							return err
+						}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	// The truth: the records in the database.
+	var truth []*Message
+	if err := nodes[0].View(func(tx *Tx) error {
+		return tx.scan(messagePrefix("w", inbox.ID), false, func(_, v []byte) error {
+			var m Message
+			if err := decodeMessage(v, &m); err != nil {
+				return err
+			}
+			truth = append(truth, &m)
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	same := func(got []*Message) bool {
+		if len(got) != len(truth) {
+			return false
+		}
+		for i := range got {
+			if got[i].UID != truth[i].UID || got[i].ModSeq != truth[i].ModSeq || !slices.Equal(got[i].Flags, truth[i].Flags) {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for i, v := range views {
+		for {
+			v.mu.Lock()
+			ok := same(v.msgs)
+			errs := slices.Clone(v.errs)
+			n := len(v.msgs)
+			v.mu.Unlock()
+			if len(errs) > 0 {
+				t.Fatalf("node %d's session: %v", i, errs)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d's session has %d messages, unlike the database's %d (or their flags differ)", i, n, len(truth))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		msgs, err := nodes[i].Messages("w", inbox.ID)
+		if err != nil || !same(msgs) {
+			t.Fatalf("node %d's index differs from the database (%v)", i, err)
+		}
+	}
+	t.Logf("%d messages in the end, every node's session and index agree", len(truth))
+}
