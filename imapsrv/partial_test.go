@@ -83,3 +83,37 @@ func TestPartialSort(t *testing.T) {
 		rejects(t, rc, bad)
 	}
 }
+
+// TestPartialSave: RETURN (SAVE PARTIAL) keeps as $ what PARTIAL returned,
+// with MIN's and MAX's messages when asked for; with COUNT, every message
+// found (RFC 9394 section 3.2, which applies with CONTEXT=SEARCH too); the
+// PARTIAL is answered either way. For SORT the window is in sort order.
+func TestPartialSave(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 6)
+	rc := ts.rawLogin("alice")
+	rc.ok("SELECT INBOX")
+	saved := func() string {
+		t.Helper()
+		return mustContain(t, rc.ok("UID SEARCH $"), "* SEARCH")
+	}
+	for _, tc := range []struct{ cmd, answer, saved string }{
+		{"SEARCH RETURN (SAVE PARTIAL 2:3) ALL", "PARTIAL (2:3 2:3)", "* SEARCH 2 3"},
+		{"SEARCH RETURN (SAVE PARTIAL -1:-2 MIN) 2:6", "MIN 2 PARTIAL (-1:-2 5:6)", "* SEARCH 2 5 6"},
+		{"SEARCH RETURN (SAVE MAX PARTIAL 1:1) 2:5", "MAX 5 PARTIAL (1:1 2)", "* SEARCH 2 5"},
+		{"SEARCH RETURN (SAVE COUNT PARTIAL 1:1) 2:5", "COUNT 4 PARTIAL (1:1 2)", "* SEARCH 2 3 4 5"},
+		{"SEARCH RETURN (SAVE PARTIAL 7:9) ALL", "PARTIAL (7:9 NIL)", "* SEARCH"},
+		// deliverN's subjects "message 1".."message 6": REVERSE SUBJECT is 6..1.
+		{"SORT RETURN (SAVE PARTIAL 1:2) (REVERSE SUBJECT) UTF-8 ALL", "PARTIAL (1:2 6,5)", "* SEARCH 5 6"},
+		{"SORT RETURN (SAVE PARTIAL 2:3 MAX) (REVERSE SUBJECT) UTF-8 ALL", "MAX 1 PARTIAL (2:3 5,4)", "* SEARCH 1 4 5"},
+	} {
+		l := mustContain(t, rc.ok(tc.cmd), "* ESEARCH")
+		if _, got, _ := strings.Cut(l, ") "); got != tc.answer {
+			t.Errorf("%s: %q, want %q", tc.cmd, l, tc.answer)
+		}
+		if got := saved(); got != tc.saved {
+			t.Errorf("%s: $ is %q, want %q", tc.cmd, got, tc.saved)
+		}
+	}
+}

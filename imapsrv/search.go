@@ -42,6 +42,11 @@ func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriter
 	if h := sess.srv.onSearchDone; h != nil {
 		h(run.messages, run.folds, err)
 	}
+	if err == nil && options.ReturnSave && options.ReturnPartial != nil && !options.ReturnCount {
+		// RFC 9394 section 3.2: with PARTIAL (and no COUNT), $ is what
+		// PARTIAL returns, and MIN's and MAX's messages.
+		sess.searchRes = savedPartial(imapserver.PartialOfSet(run.uids, *options.ReturnPartial), data, options, run.uids)
+	}
 	if err == nil && options.ReturnUpdate {
 		err = sess.addContext(kind, criteria, nil, sess.itemsOf(run.uids), run.highest)
 	}
@@ -815,4 +820,27 @@ func lowerASCII(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// savedPartial is $ after a SEARCH RETURN (SAVE PARTIAL ...) without
+// COUNT (RFC 9394 section 3.2): the UIDs PARTIAL returned, and those of
+// MIN and MAX when asked for.
+func savedPartial(window []uint32, data *imap.SearchData, options *imap.SearchOptions, all imap.UIDSet) imap.UIDSet {
+	var saved imap.UIDSet
+	for _, u := range window {
+		saved.AddNum(imap.UID(u))
+	}
+	// MIN and MAX are the lowest and highest found: the ends of all.
+	if n := len(all); n > 0 && data.Count > 0 {
+		if options.ReturnMin {
+			saved.AddNum(all[0].Start)
+		}
+		if options.ReturnMax {
+			saved.AddNum(all[n-1].Stop)
+		}
+	}
+	if saved == nil {
+		saved = imap.UIDSet{}
+	}
+	return saved
 }

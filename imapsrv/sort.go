@@ -60,6 +60,26 @@ func (sess *session) Sort(kind imapserver.NumKind, criteria []imapserver.SortCri
 			out[i] = it.msg.UID
 		}
 	}
+	if options != nil && options.ReturnSave && options.ReturnPartial != nil && !options.ReturnCount {
+		// RFC 9394 section 3.2: with PARTIAL (and no COUNT), $ is what
+		// PARTIAL returns, and MIN's and MAX's messages (the first and
+		// last in sort order).
+		var saved imap.UIDSet
+		from, to := imapserver.PartialWindow(*options.ReturnPartial, len(items))
+		for _, it := range items[from:to] {
+			saved.AddNum(imap.UID(it.msg.UID))
+		}
+		if n := len(items); n > 0 && options.ReturnMin {
+			saved.AddNum(imap.UID(items[0].msg.UID))
+		}
+		if n := len(items); n > 0 && options.ReturnMax {
+			saved.AddNum(imap.UID(items[n-1].msg.UID))
+		}
+		if saved == nil {
+			saved = imap.UIDSet{}
+		}
+		sess.searchRes = saved
+	}
 	if options != nil && options.ReturnUpdate {
 		if err := sess.addContext(kind, search, criteria, items, highest); err != nil {
 			return nil, err

@@ -112,9 +112,9 @@ func PartialWindow(r imap.SearchReturnPartial, n int) (from, to int) {
 	return int(lo), int(hi)
 }
 
-// partialOfSet returns the results of a number set (in ascending order)
+// PartialOfSet returns the results of a number set (in ascending order)
 // r selects, without expanding the set.
-func partialOfSet(set imap.NumSet, r imap.SearchReturnPartial) []uint32 {
+func PartialOfSet(set imap.NumSet, r imap.SearchReturnPartial) []uint32 {
 	var ranges [][2]uint32
 	switch s := set.(type) {
 	case imap.SeqSet:

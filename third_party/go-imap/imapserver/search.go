@@ -147,7 +147,7 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	}
 	// certmail patch: PARTIAL (RFC 5267 section 4.4).
 	if options.ReturnPartial != nil {
-		writePartial(enc.Encoder, *options.ReturnPartial, partialOfSet(data.All, *options.ReturnPartial))
+		writePartial(enc.Encoder, *options.ReturnPartial, PartialOfSet(data.All, *options.ReturnPartial))
 	}
 	// certmail patch: the MODSEQ result item (RFC 7162 3.1.10); the
 	// session sets it only for a search with a MODSEQ key and a result.
