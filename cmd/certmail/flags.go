@@ -44,6 +44,12 @@ func (d *dirFlags) load() (*config.Config, error) {
 		}
 	}
 	cfg.Data = config.ResolveData(d.data, os.Getenv(config.EnvData), cfg.Data)
+	if d.store != "" {
+		// Named as the flag the user typed, not as the config key.
+		if err := config.CheckStoreURL(d.store); err != nil {
+			return nil, fmt.Errorf("--store: %w", err)
+		}
+	}
 	cfg.Store.URL = config.ResolveStore(d.store, cfg.Store.URL)
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -298,3 +298,50 @@ func TestNodesKillDuringDeliveries(t *testing.T) {
 		t.Logf("node %c shows %d messages", 'a'+n, stored)
 	}
 }
+
+// TestNodesCertifiedAcrossNodes: a certified item submitted through node
+// A's sender API, its stub moved into Acknowledge by the recipient on
+// node B: M is released once, seen on node C, and the item's evidence
+// bundle, fetched from the database, verifies with the gateway's key.
+func TestNodesCertifiedAcrossNodes(t *testing.T) {
+	dsn, dirs, nodes := startNodes(t, 3, "alice", "alice-pw")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	token := strings.TrimSpace(certmail(t, "", "token", "add", "acme", "--store", dsn, "--data", dirs[0]).must(t, 0).stdout)
+	label := submitItem(t, a, token, "alice")
+
+	onB := dialIMAP(t, b.imap, "alice", "alice-pw")
+	onB.cmd("SELECT INBOX")
+	found := onB.cmd("UID SEARCH HEADER Certified-Label " + label)
+	m := regexp.MustCompile(`\* SEARCH (\d+)\r\n`).FindStringSubmatch(found)
+	if m == nil {
+		t.Fatalf("no stub of %s in alice's INBOX on B: %q", label, found)
+	}
+	onB.cmd("UID MOVE " + m[1] + " Acknowledge")
+
+	// M, released, is the one message in INBOX, on every node.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := imapSession(t, c.imap, "alice", "alice-pw", "SELECT INBOX", "FETCH 1:* (BODY.PEEK[TEXT])")
+		if strings.Contains(out, "Pay by Friday.") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("M not released into alice's INBOX on C within 10s:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a second release would be in by now
+	for n, node := range nodes {
+		out := imapSession(t, node.imap, "alice", "alice-pw", "SELECT INBOX", "FETCH 1:* (BODY.PEEK[TEXT])")
+		if got := strings.Count(out, "Pay by Friday."); got != 1 || !strings.Contains(out, "* 1 EXISTS") {
+			t.Fatalf("node %c: M is in alice's INBOX %d times:\n%s", 'a'+n, got, out)
+		}
+	}
+
+	tmp := t.TempDir()
+	bundle, gw := filepath.Join(tmp, "bundle.json"), filepath.Join(tmp, "gateway.pem")
+	certmail(t, "", "evidence", label, "-o", bundle, "--gateway-key-out", gw, "--store", dsn, "--data", dirs[2]).must(t, 0)
+	if r := certmail(t, "", "verify", bundle, "--gateway-key", gw).must(t, 0); !strings.Contains(r.stdout, "VERIFIED") {
+		t.Fatalf("verify: %s", r.stdout)
+	}
+}

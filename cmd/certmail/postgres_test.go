@@ -78,7 +78,7 @@ func TestServeOnPostgres(t *testing.T) {
 
 	// A password in the URL is refused, and not repeated.
 	bad := strings.Replace(dsn, "postgres@", "postgres:hunter2@", 1)
-	if r := certmail(t, "", "user", "list", "--store", bad, "--data", dir).must(t, exitFailure); !strings.Contains(r.stderr, "the URL holds a password") || strings.Contains(r.stderr, "hunter2") {
+	if r := certmail(t, "", "user", "list", "--store", bad, "--data", dir).must(t, exitFailure); !strings.Contains(r.stderr, "--store: the URL holds a password") || strings.Contains(r.stderr, "hunter2") {
 		t.Fatalf("a password in the URL: %s", r.stderr)
 	}
 
