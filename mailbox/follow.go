@@ -68,6 +68,12 @@ const (
 	// read starts: a transaction that takes its time and commits later
 	// than that is found by the MODSEQ chain instead.
 	followLookback = 5 * time.Second
+	// followWakeLookback is the shorter window of a read a wake-up
+	// prompted: what it wants committed just now, and reading the whole
+	// window on each of hundreds of wake-ups a second cost kilobytes
+	// per commit. A bulletin that commits later than that after its
+	// time is found by the periodic read, which covers the whole window.
+	followWakeLookback = 100 * time.Millisecond
 	// followRetention is how long bulletins are kept; a node that could
 	// not read the journal for longer reads each loaded mailbox's log.
 	followRetention = 2 * time.Minute
@@ -141,13 +147,15 @@ func (f *follower) start(ctx context.Context) {
 		defer t.Stop()
 		var lastCollect time.Time
 		for {
+			window := followLookback
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			case <-f.wake:
+				window = followWakeLookback
 			}
-			f.report(f.pollLocked())
+			f.report(f.pollLocked(window))
 			if time.Since(lastCollect) >= followCollectEvery {
 				lastCollect = time.Now()
 				if err := f.collect(); err != nil {
@@ -176,13 +184,13 @@ func (f *follower) report(err error) {
 }
 
 // pollLocked reads and applies the journal, taking the write lock.
-func (f *follower) pollLocked() error {
+func (f *follower) pollLocked(window time.Duration) error {
 	f.s.wmu.Lock()
 	defer f.s.wmu.Unlock()
 	if f.s.closed {
 		return nil
 	}
-	changes, err := f.poll(nil)
+	changes, err := f.poll(nil, window)
 	for _, c := range changes {
 		f.s.emit(c)
 	}
@@ -445,11 +453,11 @@ type boxPlan struct {
 // wmu is held. limits, when set, are the mailboxes a local transaction
 // has just committed to, each with the MODSEQ before its own: the poll
 // brings them up to that point (catchUp).
-func (f *follower) poll(limits map[mboxRef]catchUpLimit) ([]Change, error) {
+func (f *follower) poll(limits map[mboxRef]catchUpLimit, window time.Duration) ([]Change, error) {
 	var rd *pollRead
 	err := f.s.View(func(tx *Tx) error {
 		var err error
-		rd, err = f.readIn(tx, limits)
+		rd, err = f.readIn(tx, limits, window)
 		return err
 	})
 	if err != nil {
@@ -468,9 +476,9 @@ type pollRead struct {
 // readIn is the reading half of a poll, in tx's snapshot. wmu is held.
 // loadBox reads in the snapshot it loads a mailbox from, so that what it
 // loads has been announced (applyRead, before the index is in place).
-func (f *follower) readIn(tx *Tx, limits map[mboxRef]catchUpLimit) (*pollRead, error) {
+func (f *follower) readIn(tx *Tx, limits map[mboxRef]catchUpLimit, window time.Duration) (*pollRead, error) {
 	resync := limits == nil && time.Since(f.lastRead) > followRetention-followLookback
-	entries, err := f.readJournal(tx, limits != nil)
+	entries, err := f.readJournal(tx, limits != nil, window)
 	if err != nil {
 		return nil, err
 	}
@@ -528,8 +536,8 @@ func (f *follower) applyRead(rd *pollRead, limits map[mboxRef]catchUpLimit) []Ch
 
 // readJournal returns the bulletins of other nodes not handled yet, in
 // journal order, and moves the clock on to the newest time read.
-func (f *follower) readJournal(tx *Tx, catchUp bool) ([]journalEntry, error) {
-	start := binary.BigEndian.AppendUint64([]byte(prefixFeed), uint64(max(f.clock-int64(followLookback), 0)))
+func (f *follower) readJournal(tx *Tx, catchUp bool, window time.Duration) ([]journalEntry, error) {
+	start := binary.BigEndian.AppendUint64([]byte(prefixFeed), uint64(max(f.clock-int64(window), 0)))
 	var out []journalEntry
 	clock := f.clock
 	// A catch-up (limits) reads without moving the clock: the next
@@ -908,7 +916,7 @@ func (tx *Tx) catchUp() []Change {
 	if limits == nil {
 		return nil
 	}
-	changes, err := f.poll(limits)
+	changes, err := f.poll(limits, followLookback)
 	if err != nil {
 		// The index cannot be trusted for those mailboxes: drop it;
 		// the next read loads it again.

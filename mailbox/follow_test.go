@@ -341,12 +341,12 @@ func TestFollowCatchUpBeforeLocalCommit(t *testing.T) {
 		t.Fatalf("B announced %+v", got)
 	}
 	// A hears of B's commit when it polls (B sends no wake-ups here).
-	if err := a.follow.pollLocked(); err != nil {
+	if err := a.follow.pollLocked(followLookback); err != nil {
 		t.Fatal(err)
 	}
 	sameIndex(t, a, b, "c", "INBOX")
 	// B's own poll later finds nothing new to announce.
-	if err := b.follow.pollLocked(); err != nil {
+	if err := b.follow.pollLocked(followLookback); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -371,7 +371,7 @@ func TestFollowLostBulletin(t *testing.T) {
 	if _, err := b.Messages("l", inbox.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.follow.pollLocked(); err != nil {
+	if err := b.follow.pollLocked(followLookback); err != nil {
 		t.Fatal(err)
 	}
 	feedB := recordFeed(b)
@@ -391,7 +391,7 @@ func TestFollowLostBulletin(t *testing.T) {
 		t.Fatal(err)
 	}
 	u2 := appendOne(t, a, "l", "INBOX", nil)
-	if err := b.follow.pollLocked(); err != nil {
+	if err := b.follow.pollLocked(followLookback); err != nil {
 		t.Fatal(err)
 	}
 	got := feedB.snapshot()
@@ -440,7 +440,7 @@ func TestFollowReloadAnnounces(t *testing.T) {
 	if _, err := b.Messages("r", inbox.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.follow.pollLocked(); err != nil {
+	if err := b.follow.pollLocked(followLookback); err != nil {
 		t.Fatal(err)
 	}
 	feedB := recordFeed(b)
@@ -452,7 +452,7 @@ func TestFollowReloadAnnounces(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("B loaded %d messages: %v", len(msgs), err)
 	}
-	if err := b.follow.pollLocked(); err != nil {
+	if err := b.follow.pollLocked(followLookback); err != nil {
 		t.Fatal(err)
 	}
 	var added []Change

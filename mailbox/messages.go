@@ -611,7 +611,7 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 			// Other nodes' changes in this snapshot are announced
 			// before the index that holds them is in place.
 			var err error
-			if followed, err = s.follow.readIn(tx, nil); err != nil {
+			if followed, err = s.follow.readIn(tx, nil, followLookback); err != nil {
 				return err
 			}
 		}
