@@ -18,6 +18,11 @@ const (
 	// on a mailbox or, with MailboxID ServerMetadataID and Mailbox "",
 	// on the server (metadata.go); Entry names it.
 	MetadataChanged
+	// MailboxSubscribed and MailboxUnsubscribed: a name was subscribed or
+	// unsubscribed (Mailbox; MailboxID is zero for a name no mailbox
+	// has). IMAP NOTIFY's SubscriptionChange (RFC 5465 section 5.7).
+	MailboxSubscribed
+	MailboxUnsubscribed
 )
 
 // Change is one committed change, delivered to listeners in commit order.

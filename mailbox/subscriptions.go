@@ -34,13 +34,29 @@ func (tx *Tx) SetSubscribed(acct, name string, subscribed bool) error {
 		if !found {
 			return err
 		}
+		tx.subscriptionChanged(acct, 0, n, false)
 		return tx.del(subKey(acct, n))
 	}
 	if err != nil {
 		return err
 	}
+	if mb.Subscribed != subscribed {
+		tx.subscriptionChanged(acct, mb.ID, mb.Name, subscribed)
+	}
 	mb.Subscribed = subscribed
 	return tx.putMailbox(acct, mb)
+}
+
+// subscriptionChanged tells the change feed, once the transaction
+// commits, that name was subscribed or unsubscribed.
+func (tx *Tx) subscriptionChanged(acct string, id uint32, name string, subscribed bool) {
+	kind := MailboxUnsubscribed
+	if subscribed {
+		kind = MailboxSubscribed
+	}
+	tx.afterCommit(func() []Change {
+		return []Change{{Kind: kind, Account: acct, MailboxID: id, Mailbox: name}}
+	})
 }
 
 // Subscriptions returns the subscribed names that no mailbox has, sorted.

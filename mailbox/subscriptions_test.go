@@ -2,7 +2,9 @@ package mailbox
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -101,5 +103,46 @@ func TestSubscriptionOutlivesMailbox(t *testing.T) {
 	newAccount(t, s, "bob")
 	if got := subs(); len(got) != 0 {
 		t.Errorf("a new bob inherits subscriptions %q", got)
+	}
+}
+
+// TestSubscriptionChangeFeed: SUBSCRIBE and UNSUBSCRIBE reach the change
+// feed (IMAP NOTIFY's SubscriptionChange, RFC 5465 5.7), also for a kept
+// name no mailbox has; subscribing what is subscribed already says nothing.
+func TestSubscriptionChangeFeed(t *testing.T) {
+	s := openTestStore(t)
+	newAccount(t, s, "bob")
+	var mu sync.Mutex
+	var got []string
+	s.OnChange(func(c Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch c.Kind {
+		case MailboxSubscribed:
+			got = append(got, fmt.Sprintf("+%s/%v", c.Mailbox, c.MailboxID != 0))
+		case MailboxUnsubscribed:
+			got = append(got, fmt.Sprintf("-%s/%v", c.Mailbox, c.MailboxID != 0))
+		}
+	})
+	steps := []func(tx *Tx) error{
+		func(tx *Tx) error { _, err := tx.CreateMailbox("bob", NewMailbox{Name: "News"}); return err },
+		func(tx *Tx) error { return tx.SetSubscribed("bob", "News", true) },
+		func(tx *Tx) error { return tx.SetSubscribed("bob", "News", true) },
+	}
+	for i, step := range steps {
+		if err := s.Update(step); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if err := s.DeleteMailbox("bob", "News"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.SetSubscribed("bob", "News", false) }); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"+News/true", "-News/false"}; !slices.Equal(got, want) {
+		t.Fatalf("changes %q, want %q", got, want)
 	}
 }
