@@ -165,6 +165,11 @@ func (c *Conn) availableCaps() []imap.Cap {
 			})
 		}
 
+		// certmail patch: NOTIFY (RFC 5465) when the session has it.
+		if _, ok := c.session.(SessionNotify); ok {
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapNotify})
+		}
+
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()
 			caps = append(caps, imap.Cap(fmt.Sprintf("APPENDLIMIT=%d", limit)))

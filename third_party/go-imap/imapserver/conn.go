@@ -52,6 +52,12 @@ type Conn struct {
 	compressed, tlsBelow bool
 	// certmail patch: the tag of the command being handled (Conn.Tag).
 	tag string
+
+	// certmail patch: NOTIFY (notify.go). notifyDelayed: the last NOTIFY
+	// asked for SELECTED-DELAYED; notifyFetch: how to write its
+	// MessageNew fetch attributes. Guarded by mutex.
+	notifyDelayed bool
+	notifyFetch   fetchWriterOptions
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -317,6 +323,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleThread(dec, numKind)
 	case "CANCELUPDATE": // certmail patch: RFC 5267 4.3.5
 		err = c.handleCancelUpdate(dec)
+	case "NOTIFY": // certmail patch: RFC 5465
+		err = c.handleNotify(dec)
 	default:
 		known = false // certmail patch
 		if c.state == imap.ConnStateNotAuthenticated {
@@ -558,6 +566,18 @@ func (c *Conn) poll(cmd string) error {
 	switch cmd {
 	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD": // certmail patch: SORT, THREAD
 		allowExpunge = false
+	}
+	// certmail patch: with NOTIFY SELECTED-DELAYED, expunges wait for a
+	// command that names no messages (RFC 5465 section 6: until the client
+	// can no longer be relying on message numbers).
+	c.mutex.Lock()
+	delayed := c.notifyDelayed
+	c.mutex.Unlock()
+	if delayed {
+		switch cmd {
+		case "UID FETCH", "UID STORE", "UID SEARCH", "UID SORT", "UID THREAD", "COPY", "UID COPY", "MOVE", "UID MOVE":
+			allowExpunge = false
+		}
 	}
 
 	w := &UpdateWriter{conn: c, allowExpunge: allowExpunge}
