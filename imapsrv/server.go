@@ -64,6 +64,8 @@ type Server struct {
 	id *imap.IDData
 	// sessions are the logged-in sessions by account (accounts.go).
 	sessions accountSessions
+	// notifiers hear the changes NOTIFY sessions follow (notify.go).
+	notifiers notifiers
 	// sortKeys caches decoded sort keys by blob (sort.go).
 	sortKeys sortKeyCache
 	// previews caches previews computed for messages stored without one
@@ -175,6 +177,7 @@ func capabilities() imap.CapSet {
 		imap.CapMetadata:         {}, // RFC 5464 (metadata.go)
 		imap.CapMetadataServer:   {},
 		imap.CapCatenate:         {}, // RFC 4469 (catenate.go)
+		imap.CapNotify:           {}, // RFC 5465 (notify.go)
 		// quota.go
 		imap.CapQuota:       {},
 		"QUOTA=RES-STORAGE": {},

@@ -69,6 +69,14 @@ type session struct {
 	// messages and of messages last told to a rev1 client (reportRecent).
 	recentReported, existsReported uint32
 
+	// notify is the last NOTIFY SET, nil without one; notifier holds the
+	// events it has not yet been told of (notify.go). notifyNewUID is
+	// the lowest UID of the selected mailbox that a SELECTED MessageNew
+	// has not fetched.
+	notify       *notifySpec
+	notifier     *notifier
+	notifyNewUID uint32
+
 	// ctx ends with the session; long commands run under a context
 	// derived from it (cancel.go).
 	ctx    context.Context
@@ -82,6 +90,8 @@ var (
 	// auth.go
 	_ imapserver.SessionSASL                  = (*session)(nil)
 	_ imapserver.SessionAuthenticateMalformed = (*session)(nil)
+	// notify.go
+	_ imapserver.SessionNotify = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) *session {
@@ -95,6 +105,7 @@ func (sess *session) Close() error {
 		sess.cancel(errSessionEnded)
 	}
 	sess.unselect()
+	sess.notifyOff()
 	// Counted by admitConn and Login (limits.go).
 	if sess.acct != "" {
 		sess.srv.limits.releaseSession(sess.acct, sess.ip)
@@ -107,6 +118,7 @@ func (sess *session) Close() error {
 
 func (sess *session) Unauthenticate() error {
 	sess.unselect()
+	sess.notifyOff()
 	if sess.acct != "" {
 		sess.srv.limits.releaseSession(sess.acct, sess.ip)
 		sess.srv.sessions.remove(sess)
@@ -463,6 +475,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.kwKnown = len(facts.Keywords)
 	sess.viewModSeq = facts.HighestModSeq
 	sess.toldModSeq = 0
+	sess.notifyNewUID = info.UIDNext // notify.go
 	st.SetMailboxFlagsWriter(sess.announceKeywords)
 	st.SetExpungeHook(sess.contextExpunge)
 	st.SetFlagsRewrite(func(uid imap.UID, flags []imap.Flag, modSeq uint64) ([]imap.Flag, uint64, bool, error) {
@@ -622,6 +635,13 @@ func (sess *session) unselect() {
 }
 
 func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if err := sess.poll(w, allowExpunge); err != nil {
+		return err
+	}
+	return sess.deliverNotify(w) // notify.go
+}
+
+func (sess *session) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.tracker == nil {
 		return nil
 	}
@@ -650,9 +670,22 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 }
 
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	// With NOTIFY, events of other mailboxes wake IDLE too (notify.go).
+	var notified chan struct{}
+	if sess.notifier != nil {
+		notified = sess.notifier.wake
+	}
 	if sess.tracker == nil {
-		<-stop
-		return nil
+		for {
+			if err := sess.deliverNotify(w); err != nil {
+				return err
+			}
+			select {
+			case <-notified:
+			case <-stop:
+				return nil
+			}
+		}
 	}
 	// Not SessionTracker.Idle: it starts listening for updates only
 	// when it runs, after the "+ idling" response, and does not poll
@@ -683,8 +716,12 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		if err := sess.updateContexts(w); err != nil {
 			return err
 		}
+		if err := sess.deliverNotify(w); err != nil {
+			return err
+		}
 		select {
 		case <-wake:
+		case <-notified:
 		case <-stop:
 			return nil
 		}

@@ -168,6 +168,7 @@ func (s *Server) onChange(c mailbox.Change) {
 		s.sessions.end(c.Account, s.log)
 		return
 	}
+	s.notifiers.offer(c) // NOTIFY (notify.go)
 	s.boxesMu.Lock()
 	box := s.boxes[boxKey{c.Account, c.MailboxID}]
 	if box != nil && c.Kind == mailbox.MailboxDeleted {
