@@ -368,3 +368,68 @@ func TestNotifyOverflow(t *testing.T) {
 		t.Errorf("%d STATUS responses, want 1000", n)
 	}
 }
+
+// TestNotifyConcurrent: sessions idling with NOTIFY while four writers
+// append to two mailboxes each end with a STATUS that has every message:
+// the last STATUS a session is sent is never older than the last change.
+func TestNotifyConcurrent(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	const watchers, writers, each = 6, 4, 26
+	var ws []*rawClient
+	for i := 0; i < watchers; i++ {
+		rc := ts.rawLogin("alice")
+		if i%2 == 1 {
+			rc.ok("SELECT Trash")
+		}
+		rc.ok(`NOTIFY SET (personal (MessageNew MessageExpunge FlagChange))`)
+		tag := rc.nextTag()
+		rc.write(tag + " IDLE\r\n")
+		if l := rc.readLine(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("IDLE: %q", l)
+		}
+		ws = append(ws, rc)
+	}
+	done := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				box := []string{"Archive", "Junk"}[i%2]
+				if err := ts.store.Update(func(tx *mailbox.Tx) error {
+					_, err := tx.Append("alice", box, []byte(simpleMessage(fmt.Sprintf("m%d", i), "x")), mailbox.AppendOptions{})
+					return err
+				}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := fmt.Sprintf("MESSAGES %d ", writers*each/2)
+	for i, rc := range ws {
+		last := map[string]string{}
+		for {
+			l, err := rc.tryReadLine(time.Second)
+			if err != nil {
+				break
+			}
+			for _, box := range []string{"Archive", "Junk"} {
+				if strings.HasPrefix(l, `* STATUS "`+box+`" `) {
+					last[box] = l
+				}
+			}
+		}
+		for _, box := range []string{"Archive", "Junk"} {
+			if !strings.Contains(last[box], want) {
+				t.Errorf("watcher %d: last STATUS of %s %q, want %s", i, box, last[box], want)
+			}
+		}
+		rc.write("DONE\r\n")
+	}
+}
