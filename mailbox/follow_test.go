@@ -654,3 +654,33 @@ func TestFollowConcurrentWriters(t *testing.T) {
 	}
 	t.Logf("%d messages in the end, every node's session and index agree", len(truth))
 }
+
+// TestFollowSubscription: a SUBSCRIBE on one node reaches the change feed
+// of another (IMAP NOTIFY's SubscriptionChange there), as an UNSUBSCRIBE
+// of a name whose mailbox is gone does.
+func TestFollowSubscription(t *testing.T) {
+	nodes := openFollowNodes(t, 2, pgkv.Options{}, Options{})
+	a, b := nodes[0], nodes[1]
+	newAccount(t, a, "f")
+	feedB := recordFeed(b)
+	if err := a.Update(func(tx *Tx) error {
+		if _, err := tx.CreateMailbox("f", NewMailbox{Name: "News"}); err != nil {
+			return err
+		}
+		return tx.SetSubscribed("f", "News", true)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	feedB.waitFor(t, 2*time.Second, "the subscription", func(c Change) bool {
+		return c.Kind == MailboxSubscribed && c.Account == "f" && c.Mailbox == "News" && c.MailboxID != 0
+	})
+	if err := a.DeleteMailbox("f", "News"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(func(tx *Tx) error { return tx.SetSubscribed("f", "News", false) }); err != nil {
+		t.Fatal(err)
+	}
+	feedB.waitFor(t, 2*time.Second, "the unsubscription", func(c Change) bool {
+		return c.Kind == MailboxUnsubscribed && c.Mailbox == "News" && c.MailboxID == 0
+	})
+}

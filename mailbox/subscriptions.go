@@ -54,9 +54,9 @@ func (tx *Tx) subscriptionChanged(acct string, id uint32, name string, subscribe
 	if subscribed {
 		kind = MailboxSubscribed
 	}
-	tx.afterCommit(func() []Change {
-		return []Change{{Kind: kind, Account: acct, MailboxID: id, Mailbox: name}}
-	})
+	c := Change{Kind: kind, Account: acct, MailboxID: id, Mailbox: name}
+	tx.noteEvent(c) // other nodes hear of it too (follow.go)
+	tx.afterCommit(func() []Change { return []Change{c} })
 }
 
 // Subscriptions returns the subscribed names that no mailbox has, sorted.
