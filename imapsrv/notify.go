@@ -44,11 +44,13 @@ const (
 )
 
 // notifySupported are the events certmail can send. AnnotationChange
-// needs ANNOTATE (RFC 5257), the metadata events METADATA (RFC 5464):
-// certmail has neither, so NOTIFY refuses them with NO [BADEVENT].
+// needs ANNOTATE (RFC 5257), which certmail does not have: NOTIFY refuses
+// it with NO [BADEVENT]. The metadata events come from METADATA (RFC
+// 5464, metadata.go).
 var notifySupported = []imap.NotifyEvent{
 	imap.NotifyEventMessageNew, imap.NotifyEventMessageExpunge, imap.NotifyEventFlagChange,
 	imap.NotifyEventMailboxName, imap.NotifyEventSubscriptionChange,
+	imap.NotifyEventMailboxMetadataChange, imap.NotifyEventServerMetadataChange,
 }
 
 // Message events noted per mailbox.
@@ -58,10 +60,14 @@ const (
 	noteFlags
 )
 
-// listNote is a mailbox-list event waiting to be written as LIST.
+// listNote is a mailbox-list event waiting to be written as LIST, or a
+// METADATA entry changed (kind MetadataChanged, entry set; id is
+// mailbox.ServerMetadataID for a server entry).
 type listNote struct {
 	kind          mailbox.ChangeKind
 	name, oldName string
+	id            uint32
+	entry         string
 }
 
 // notifier holds what a session has not yet been told. The change feed
@@ -69,9 +75,10 @@ type listNote struct {
 // (take).
 type notifier struct {
 	acct string
-	// messages, lists: whether the session's groups ask for message
-	// events and for mailbox-list events at all (fixed at NOTIFY).
-	messages, names, subscriptions bool
+	// Whether the session's groups ask for message events, mailbox-list
+	// events, subscription events, mailbox and server METADATA events at
+	// all (fixed at NOTIFY).
+	messages, names, subscriptions, metadata, serverMetadata bool
 
 	mu       sync.Mutex
 	boxes    map[uint32]uint8 // mailbox ID -> noted message events
@@ -99,6 +106,11 @@ func (n *notifier) offer(c mailbox.Change) {
 		if !n.subscriptions {
 			return
 		}
+	case mailbox.MetadataChanged:
+		if c.MailboxID == mailbox.ServerMetadataID && !n.serverMetadata ||
+			c.MailboxID != mailbox.ServerMetadataID && !n.metadata {
+			return
+		}
 	default:
 		return
 	}
@@ -121,7 +133,7 @@ func (n *notifier) offer(c mailbox.Change) {
 	case len(n.lists) >= notifyMaxPending:
 		n.overflowLocked()
 	default:
-		n.lists = append(n.lists, listNote{kind: c.Kind, name: c.Mailbox, oldName: c.OldName})
+		n.lists = append(n.lists, listNote{kind: c.Kind, name: c.Mailbox, oldName: c.OldName, id: c.MailboxID, entry: c.Entry})
 	}
 	n.mu.Unlock()
 	select {
@@ -247,6 +259,14 @@ func (sess *session) Notify(w *imapserver.UpdateWriter, options *imap.NotifyOpti
 	sess.notifyOff()
 	n := &notifier{acct: sess.acct, boxes: make(map[uint32]uint8), wake: make(chan struct{}, 1)}
 	for _, g := range spec.groups {
+		for _, ev := range g.Events {
+			switch ev {
+			case imap.NotifyEventMailboxMetadataChange:
+				n.metadata = true
+			case imap.NotifyEventServerMetadataChange:
+				n.serverMetadata = true
+			}
+		}
 		if g.Filter == imap.NotifyFilterSelected || g.Filter == imap.NotifyFilterSelectedDelayed {
 			continue
 		}
@@ -452,6 +472,9 @@ func isNoSuchMailbox(err error) bool {
 // writeListNote writes a mailbox-list event as LIST (RFC 5465 5.6, 5.7)
 // if a group covering the name asks for it.
 func (sess *session) writeListNote(w *imapserver.UpdateWriter, l listNote, v *notifyView) error {
+	if l.kind == mailbox.MetadataChanged {
+		return sess.writeMetadataNote(w, l, v)
+	}
 	want := imap.NotifyEventMailboxName
 	if l.kind == mailbox.MailboxSubscribed || l.kind == mailbox.MailboxUnsubscribed {
 		want = imap.NotifyEventSubscriptionChange
@@ -511,4 +534,34 @@ func (sess *session) fetchNew(w *imapserver.UpdateWriter) error {
 		uids.AddNum(imap.UID(t.msg.UID))
 	}
 	return sess.Fetch(w.NotifyFetchWriter(), uids, sel.Fetch)
+}
+
+// writeMetadataNote writes a METADATA entry's change as an unsolicited
+// METADATA response (RFC 5465 5.6, RFC 5464 4.4.2): a server entry if some
+// group asks for ServerMetadataChange, a mailbox's if the group that
+// decides about the mailbox (the SELECTED one for the selected mailbox)
+// asks for MailboxMetadataChange.
+func (sess *session) writeMetadataNote(w *imapserver.UpdateWriter, l listNote, v *notifyView) error {
+	if l.id == mailbox.ServerMetadataID {
+		for i := range sess.notify.groups {
+			if sess.notify.groups[i].Has(imap.NotifyEventServerMetadataChange) {
+				return w.WriteMetadataChanged("", []string{l.entry})
+			}
+		}
+		return nil
+	}
+	mb := v.byID[l.id]
+	if mb == nil {
+		return nil // deleted since
+	}
+	var g *imap.NotifyGroup
+	if sel := sess.notify.selected; sel != nil && sess.box != nil && l.id == sess.mboxID {
+		g = sel
+	} else {
+		g = sess.notify.match(mb.Name, v)
+	}
+	if g == nil || !g.Has(imap.NotifyEventMailboxMetadataChange) {
+		return nil
+	}
+	return w.WriteMetadataChanged(mb.Name, []string{l.entry})
 }

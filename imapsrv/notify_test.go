@@ -258,7 +258,8 @@ func TestNotifySelectedDelayed(t *testing.T) {
 }
 
 // TestNotifyRefused: what RFC 5465 forbids is BAD, events certmail cannot
-// send are NO [BADEVENT] naming them, too many mailbox names are NO
+// send (AnnotationChange: no ANNOTATE; unknown ones) are NO [BADEVENT]
+// naming them, too many mailbox names are NO
 // [NOTIFICATIONOVERFLOW]; a refused NOTIFY leaves the previous one on.
 func TestNotifyRefused(t *testing.T) {
 	ts := newTestServer(t)
@@ -289,7 +290,7 @@ func TestNotifyRefused(t *testing.T) {
 	}
 	for _, c := range []struct{ line, want string }{
 		{`NOTIFY SET (personal (MessageNew MessageExpunge AnnotationChange))`, "NO [BADEVENT (AnnotationChange)]"},
-		{`NOTIFY SET (personal (MailboxMetadataChange ServerMetadataChange XFoo))`, "NO [BADEVENT (MailboxMetadataChange ServerMetadataChange XFoo)]"},
+		{`NOTIFY SET (personal (MailboxMetadataChange ServerMetadataChange XFoo))`, "NO [BADEVENT (XFoo)]"},
 	} {
 		if st := rc.fail("NO", c.line); !strings.HasPrefix(st, c.want) {
 			t.Errorf("%s: %q, want %s", c.line, st, c.want)
@@ -432,4 +433,42 @@ func TestNotifyConcurrent(t *testing.T) {
 		}
 		rc.write("DONE\r\n")
 	}
+}
+
+// TestNotifyMetadata: with METADATA (RFC 5464), MailboxMetadataChange
+// and ServerMetadataChange bring an unsolicited METADATA naming the entry
+// that changed (RFC 5465 5.6, RFC 5464 4.4.2): for the selected mailbox
+// by its SELECTED group, for others by the group that covers them, for
+// server entries whatever the group.
+func TestNotifyMetadata(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	rc := ts.rawLogin("alice")
+	other := ts.rawLogin("alice")
+	rc.ok("SELECT INBOX")
+	rc.ok(`NOTIFY SET (selected (MessageNew MessageExpunge MailboxMetadataChange)) (mailboxes Sent (MailboxMetadataChange)) (mailboxes Drafts (MessageNew)) (inboxes (ServerMetadataChange))`)
+	other.ok(`SETMETADATA INBOX (/private/comment "mine")`)
+	other.ok(`SETMETADATA Sent (/shared/comment "sent mail")`)
+	other.ok(`SETMETADATA Drafts (/shared/comment "not followed")`)
+	other.ok(`SETMETADATA "" (/private/vendor/example/x "the server")`)
+	got := rc.ok("NOOP")
+	want := []string{
+		`* METADATA INBOX "/private/comment"`,
+		`* METADATA "Sent" "/shared/comment"`,
+		`* METADATA "" "/private/vendor/example/x"`,
+	}
+	var meta []string
+	for _, l := range got {
+		if strings.HasPrefix(l, "* METADATA") {
+			meta = append(meta, l)
+		}
+	}
+	if strings.Join(meta, "\n") != strings.Join(want, "\n") {
+		t.Errorf("METADATA notifications:\n%s\nwant:\n%s", strings.Join(meta, "\n"), strings.Join(want, "\n"))
+	}
+	// Removing an entry is a change too; during IDLE as well.
+	got = rc.idleLines(500*time.Millisecond, func() {
+		other.ok(`SETMETADATA Sent (/shared/comment NIL)`)
+	})
+	mustContain(t, got, `* METADATA "Sent" "/shared/comment"`)
 }

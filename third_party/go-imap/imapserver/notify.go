@@ -265,3 +265,17 @@ func (w *UpdateWriter) WriteNotificationOverflow(text string) error {
 		Text: text,
 	})
 }
+
+// WriteMetadataChanged writes an unsolicited METADATA response naming
+// entries that changed (RFC 5464 section 4.4.2, "* METADATA mailbox
+// entry ..."; mailbox "" for server entries): RFC 5465 section 5.6's
+// MailboxMetadataChange and ServerMetadataChange.
+func (w *UpdateWriter) WriteMetadataChanged(mailbox string, entries []string) error {
+	enc := newResponseEncoder(w.conn)
+	defer enc.end()
+	enc.Atom("*").SP().Atom("METADATA").SP().Mailbox(mailbox)
+	for _, e := range entries {
+		enc.SP().String(e)
+	}
+	return enc.CRLF()
+}
