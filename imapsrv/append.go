@@ -69,12 +69,12 @@ func (sess *session) AppendMulti(name string, msgs []imapserver.AppendMessage) (
 	}
 	raws := make([][]byte, len(msgs))
 	for i, m := range msgs {
+		// The limit is on what the client sends (imapserver counts the
+		// literals, catenate the URL data): the base64 of a literal8's
+		// binary parts may take the stored message past it.
 		raw, err := sess.appendData(m)
 		if err != nil {
 			return nil, err
-		}
-		if len(raw) > int(sess.srv.opts.AppendLimit) {
-			return nil, sess.tooBig()
 		}
 		raws[i] = raw
 	}

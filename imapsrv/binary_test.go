@@ -165,3 +165,19 @@ func TestAppendLiteral8(t *testing.T) {
 	rc.ok("NOOP")
 	mustContain(t, rc.ok("FETCH 4 (BODY.PEEK[])"), fmt.Sprintf("{%d}\r\n%s)", len(plain), plain))
 }
+
+// TestAppendLiteral8AtLimit: the append limit is on what the client
+// sends; a literal8 just under it is stored though its binary part grows
+// by a third as base64.
+func TestAppendLiteral8AtLimit(t *testing.T) {
+	ts := newTestServer(t, withAppendLimit(1000))
+	ts.addUser("alice")
+	rc := ts.rawLogin("alice")
+	head := "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+	msg := head + strings.Repeat("\x00", 1000-len(head))
+	if _, st := rc.cmd(fmt.Sprintf("APPEND INBOX ~{%d+}\r\n%s", len(msg), msg)); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("literal8 of %d bytes under a limit of 1000: %q", len(msg), st)
+	}
+	rc.ok("SELECT INBOX")
+	mustContain(t, rc.ok("FETCH 1 (BINARY.SIZE[1])"), fmt.Sprintf("BINARY.SIZE[1] %d", 1000-len(head)))
+}
