@@ -43,10 +43,7 @@ func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, rea
 		box.mu.Lock()
 		from := max(box.recentUID, info.RecentUID)
 		box.mu.Unlock()
-		if from < info.UIDNext {
-			set.AddRange(imap.UID(max(from, 1)), imap.UID(info.UIDNext-1))
-		}
-		return set, nil
+		return recentRange(from, info.UIDNext), nil
 	}
 	box.mu.Lock()
 	if n := len(box.msgs); box.recentUID >= info.UIDNext && (n == 0 || box.msgs[n-1].UID < box.recentUID) {
@@ -69,10 +66,7 @@ func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, rea
 		// The box learns of the claim when it commits, before any
 		// later commit is announced to it; an attempt that conflicts
 		// and runs again (another node) leaves it as it was.
-		set = imap.UIDSet{}
-		if from < next {
-			set.AddRange(imap.UID(max(from, 1)), imap.UID(next-1))
-		}
+		set = recentRange(from, next)
 		tx.OnCommit(func() {
 			box.mu.Lock()
 			defer box.mu.Unlock()
@@ -90,6 +84,19 @@ func (sess *session) claimRecent(box *trackedBox, info *mailbox.MailboxInfo, rea
 		return sess.claimRecent(box, info, true)
 	}
 	return set, err
+}
+
+// recentRange is the set of UIDs from from up to below next. UIDs start
+// at 1 and a mailbox no session claimed from has a RecentUID of 0: from
+// 0 with next 1 (an empty mailbox) must give no range, for a range that
+// stops at 0 is 1:* in go-imap, and made every later message recent to
+// that session as well as to the one it arrived to.
+func recentRange(from, next uint32) imap.UIDSet {
+	var set imap.UIDSet
+	if from = max(from, 1); from < next {
+		set.AddRange(imap.UID(from), imap.UID(next-1))
+	}
+	return set
 }
 
 // addRecent records a message that arrived while this session owned the

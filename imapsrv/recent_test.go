@@ -166,3 +166,37 @@ func TestRecentNeverAboveExists(t *testing.T) {
 	mustContain(t, up, "* 1 EXISTS")
 	mustContain(t, up, "* 1 RECENT")
 }
+
+// TestRecentFreshMailbox: a mailbox no session has claimed from yet
+// stores no RecentUID (0). The first SELECT or EXAMINE of it, empty,
+// took the range 1:0 of UIDs as its recent ones, and a UID range ending
+// in 0 is 1:* in go-imap: every message that arrived later was \Recent
+// to that session too, besides the one selecting it later (imaptest
+// stress against a fresh store: "\Recent flag in multiple sessions").
+func TestRecentFreshMailbox(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	ro := showRecent(ts, "alice")
+	mustContain(t, ro.ok(`EXAMINE INBOX`), "* 0 RECENT")
+	a := showRecent(ts, "alice")
+	mustContain(t, a.ok(`SELECT INBOX`), "* 0 RECENT")
+	b := showRecent(ts, "alice")
+	mustContain(t, b.ok(`SELECT INBOX`), "* 0 RECENT")
+
+	ts.deliver("alice", "INBOX", simpleMessage("first", "x"))
+	mustContain(t, b.ok(`NOOP`), "* 1 RECENT")
+	if got := recentFlagged(b.ok(`FETCH 1 (FLAGS)`)); got != "1" {
+		t.Errorf("b, the latest to SELECT: \\Recent on %q, want 1", got)
+	}
+	for name, c := range map[string]*rawClient{"a (SELECT)": a, "ro (EXAMINE)": ro} {
+		up := c.ok(`NOOP`)
+		mustContain(t, up, "* 1 EXISTS")
+		mustNotContain(t, up, "* 1 RECENT")
+		if got := recentFlagged(c.ok(`FETCH 1 (FLAGS)`)); got != "" {
+			t.Errorf("%s: \\Recent on %q, as in b", name, got)
+		}
+		if got := c.ok(`SEARCH RECENT`); strings.TrimSpace(got[0]) != "* SEARCH" {
+			t.Errorf("%s: SEARCH RECENT %q", name, got)
+		}
+	}
+}
