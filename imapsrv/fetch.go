@@ -39,6 +39,12 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 		}
 		targets = kept
 	}
+	if p := options.Partial; p != nil {
+		// RFC 9394 section 3.3: only the messages at these positions
+		// among those the FETCH would answer for.
+		from, to := imapserver.PartialWindow(*p, len(targets))
+		targets = targets[from:to]
+	}
 	markSeen := false
 	if !sess.readOnly {
 		for _, bs := range options.BodySection {

@@ -1,6 +1,7 @@
 package imapsrv_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -115,5 +116,53 @@ func TestPartialSave(t *testing.T) {
 		if got := saved(); got != tc.saved {
 			t.Errorf("%s: $ is %q, want %q", tc.cmd, got, tc.saved)
 		}
+	}
+}
+
+// TestPartialUIDFetch: UID FETCH's PARTIAL modifier (RFC 9394 section
+// 3.3) fetches only the messages of the set at the range's positions,
+// from the last for a negative range; with CHANGEDSINCE, among the changed
+// ones; only in UID FETCH, once; PARTIAL in CAPABILITY.
+func TestPartialUIDFetch(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 6)
+	rc := ts.rawLogin("alice")
+	if !capsOf(t, rc.ok("CAPABILITY"))["PARTIAL"] {
+		t.Fatal("PARTIAL not advertised")
+	}
+	rc.ok("SELECT INBOX")
+	rc.ok("UID STORE 2 +FLAGS (\\Deleted)")
+	rc.ok("EXPUNGE") // UIDs 1, 3, 4, 5, 6
+	uidRE := regexp.MustCompile(`FETCH \(.*UID (\d+)`)
+	uids := func(lines []string) string {
+		var out []string
+		for _, l := range lines {
+			if m := uidRE.FindStringSubmatch(l); m != nil {
+				out = append(out, m[1])
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct{ cmd, want string }{
+		{"UID FETCH 1:* (UID FLAGS) (PARTIAL -1:-3)", "4 5 6"},
+		{"UID FETCH 1:* (UID) (PARTIAL 1:2)", "1 3"},
+		{"UID FETCH 1:* (UID) (PARTIAL 2:1)", "1 3"},
+		{"UID FETCH 3:5 (UID) (PARTIAL 2:9)", "4 5"},
+		{"UID FETCH 3:4 (UID) (PARTIAL 5:9)", ""},
+		{"UID FETCH 25900:26600 (UID FLAGS) (PARTIAL -1:-3)", ""}, // RFC 9394's example, on UIDs that are not here
+	} {
+		if got := uids(rc.ok(tc.cmd)); got != tc.want {
+			t.Errorf("%s: UIDs %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+	m := regexp.MustCompile(`MODSEQ \((\d+)\)`).FindStringSubmatch(mustContain(t, rc.ok("UID FETCH 6 (MODSEQ)"), "FETCH"))
+	rc.ok("UID STORE 3,5,6 +FLAGS (\\Flagged)")
+	if got := uids(rc.ok("UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE " + m[1] + " PARTIAL 1:2)")); got != "3 5" {
+		t.Errorf("CHANGEDSINCE with PARTIAL 1:2: UIDs %q, want 3 5", got)
+	}
+	for _, bad := range []string{"FETCH 1:* (UID) (PARTIAL 1:2)", "UID FETCH 1:* (UID) (PARTIAL 1:*)", "UID FETCH 1:* (UID) (PARTIAL 0:1)",
+		"UID FETCH 1:* (UID) (PARTIAL 1:2 PARTIAL 3:4)", "UID FETCH 1:* (UID) (PARTIAL)"} {
+		rejects(t, rc, bad)
 	}
 }

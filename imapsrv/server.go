@@ -191,6 +191,7 @@ func capabilities() imap.CapSet {
 		// context.go (RFC 5267 section 4)
 		imap.CapContextSearch: {},
 		imap.CapContextSort:   {},
+		imap.CapPartial:       {}, // RFC 9394: SEARCH/SORT RETURN (PARTIAL), UID FETCH (PARTIAL)
 	}
 }
 

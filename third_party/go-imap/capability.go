@@ -58,6 +58,7 @@ const (
 	CapNotify           Cap = "NOTIFY"             // RFC 5465
 	CapObjectID         Cap = "OBJECTID"           // RFC 8474
 	CapPreview          Cap = "PREVIEW"            // RFC 8970
+	CapPartial          Cap = "PARTIAL"            // RFC 9394 (certmail patch)
 	CapQResync          Cap = "QRESYNC"            // RFC 7162
 	CapQuota            Cap = "QUOTA"              // RFC 9208
 	CapQuotaSet         Cap = "QUOTASET"           // RFC 9208

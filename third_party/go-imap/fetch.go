@@ -37,6 +37,10 @@ type FetchOptions struct {
 	// first, in VANISHED (EARLIER), the UIDs of the set expunged after
 	// ChangedSince.
 	Vanished bool
+	// Partial is UID FETCH's PARTIAL modifier (certmail patch, RFC 9394
+	// section 3.3; requires PARTIAL): only the messages of the set in
+	// this range of positions (negative: from the last) are fetched.
+	Partial *SearchReturnPartial
 }
 
 // FetchItemBodyStructure contains FETCH options for the body structure.

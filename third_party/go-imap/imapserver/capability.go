@@ -153,7 +153,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		// certmail patch: CONTEXT=SEARCH, and CONTEXT=SORT with SORT
 		// (RFC 5267 section 4).
 		if _, ok := c.session.(SessionContext); ok {
-			addAvailableCaps(&caps, available, []imap.Cap{imap.CapContextSearch})
+			addAvailableCaps(&caps, available, []imap.Cap{imap.CapContextSearch, imap.CapPartial})
 			if _, ok := c.session.(SessionSort); ok {
 				addAvailableCaps(&caps, available, []imap.Cap{imap.CapContextSort})
 			}

@@ -28,6 +28,14 @@ type SessionContext interface {
 	CancelUpdate(tags []string) error
 }
 
+// partialSupported reports whether the PARTIAL extension (RFC 9394) is on:
+// the server lists it and the session keeps contexts, whose PARTIAL
+// return option it extends.
+func (c *Conn) partialSupported() bool {
+	_, ok := c.session.(SessionContext)
+	return ok && c.server.options.caps().Has(imap.CapPartial)
+}
+
 // Tag is the tag of the command being handled (certmail patch).
 func (c *Conn) Tag() string {
 	return c.tag

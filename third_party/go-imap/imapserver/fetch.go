@@ -84,7 +84,7 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 	}
 
 	// certmail patch: fetch modifiers (RFC 4466 2.4): CHANGEDSINCE
-	// (RFC 7162 3.1.4.1) and VANISHED (3.2.6).
+	// (RFC 7162 3.1.4.1), VANISHED (3.2.6) and PARTIAL (RFC 9394 3.3).
 	if dec.SP() {
 		changedSince := false
 		err := dec.ExpectList(func() error {
@@ -105,6 +105,16 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 				// section 4: outside a list PREVIEW's modifiers take the
 				// place of the fetch modifiers.
 				options.PreviewLazy = true
+			case strings.EqualFold(name, "PARTIAL") && c.partialSupported():
+				// RFC 9394 section 3.3: UID FETCH only.
+				if numKind != NumKindUID || options.Partial != nil {
+					return newClientBugError("PARTIAL needs UID FETCH, and once")
+				}
+				r, err := readPartialRange(dec)
+				if err != nil {
+					return err
+				}
+				options.Partial = r
 			case strings.EqualFold(name, "VANISHED") && c.qresyncSupported():
 				// Only in UID FETCH, after ENABLE QRESYNC (3.2.6).
 				if numKind != NumKindUID || !c.QResyncEnabled() {
