@@ -26,6 +26,7 @@ const NoRelayDoc = "docs/operations.md, \"Relay\""
 type claim struct {
 	key   []byte
 	entry entry
+	until time.Time // when the lease runs out and another sender may take it
 }
 
 // DeliverDue sends every notice due at now, in due order, and returns how
@@ -45,7 +46,19 @@ func (o *Outbox) DeliverDue(ctx context.Context, now time.Time) (sent int, err e
 			if err := ctx.Err(); err != nil {
 				return sent, err // unsent claims come back when their lease ends
 			}
-			sendErr := o.send(ctx, &c.entry)
+			if !time.Now().Before(c.until) {
+				// The batch took longer than the lease: another node
+				// may have taken this notice and be sending it. Leave
+				// it to whoever claims it next (this node too).
+				o.cfg.Logger.Warn("outbox: lease ran out before sending; left for the next claim",
+					"notice", c.entry.Notice.ID, "lease", o.cfg.Lease)
+				continue
+			}
+			// A send may not outlive its lease: after it another node
+			// may send the same notice.
+			sendCtx, cancel := context.WithDeadline(ctx, c.until)
+			sendErr := o.send(sendCtx, &c.entry)
+			cancel()
 			if sendErr != nil && ctx.Err() != nil {
 				return sent, ctx.Err() // cut short: not the notice's fault
 			}
@@ -62,8 +75,17 @@ func (o *Outbox) DeliverDue(ctx context.Context, now time.Time) (sent int, err e
 	}
 }
 
-// claimDue leases up to BatchSize due notices in one transaction.
+// claimDue leases up to BatchSize due notices in one transaction: those
+// due at now. The lease runs from the clock, or from now if that is
+// later: DeliverDue claims batch after batch with its round's now, and a
+// lease counted from a round that began more than Lease ago would have
+// run out when taken, letting another node send the same notice at once.
 func (o *Outbox) claimDue(now time.Time) ([]claim, error) {
+	start := time.Now()
+	if now.After(start) {
+		start = now
+	}
+	until := start.Add(o.cfg.Lease)
 	var claims []claim
 	err := o.db.Update(func(kv kv.Records) error {
 		claims = claims[:0]
@@ -96,14 +118,14 @@ func (o *Outbox) claimDue(now time.Time) ([]claim, error) {
 				}
 				continue
 			}
-			lease := dueKey(now.Add(o.cfg.Lease), e.Notice.ID)
+			lease := dueKey(until, e.Notice.ID)
 			if err := kv.Delete(d.key); err != nil {
 				return err
 			}
 			if err := putDue(kv, lease, &e); err != nil {
 				return err
 			}
-			claims = append(claims, claim{key: lease, entry: e})
+			claims = append(claims, claim{key: lease, entry: e, until: until})
 		}
 		return nil
 	})

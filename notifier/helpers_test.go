@@ -106,6 +106,30 @@ type smtpSink struct {
 	always   error // refuse every message with this, when set
 	user     string
 	password string
+	// mailDelay holds each MAIL FROM this long before answering: a slow
+	// relay, slow before it has the message.
+	mailDelay time.Duration
+}
+
+func (s *smtpSink) SetMailDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mailDelay = d
+}
+
+// Count returns how many accepted messages have each Subject.
+func (s *smtpSink) Count(t *testing.T) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for _, m := range s.Messages() {
+		h := parseMessage(t, m.Data).Header
+		subj, err := h.Subject()
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[subj]++
+	}
+	return counts
 }
 
 func (s *smtpSink) Messages() []sunk {
@@ -189,6 +213,10 @@ func (s *sinkSession) Auth(string) (sasl.Server, error) {
 }
 
 func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.sink.mu.Lock()
+	delay := s.sink.mailDelay
+	s.sink.mu.Unlock()
+	time.Sleep(delay)
 	if s.sink.user != "" && s.user == "" {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authenticate first"}
 	}
