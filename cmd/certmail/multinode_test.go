@@ -218,13 +218,13 @@ func lmtpTry(addr, rcpt, raw string) error {
 	return nil
 }
 
-// TestNodesKillDuringDeliveries: 100 LMTP deliveries spread over three
+// TestNodesKillDuringDeliveries: 500 LMTP deliveries spread over three
 // nodes, eight at a time, and node C killed with SIGKILL a third of the
 // way through. Every delivery answered 250 is in the mailbox exactly
 // once, through every node, node C restarted too; one not answered is
 // there at most once (its commit may have landed before the kill).
 func TestNodesKillDuringDeliveries(t *testing.T) {
-	const total, workers = 100, 8
+	const total, workers = 500, 8
 	dsn, dirs, nodes := startNodes(t, 3, "alice", "alice-pw")
 	var (
 		mu     sync.Mutex
