@@ -30,7 +30,7 @@ type idleResult struct {
 // and waits for every session to hear of it.
 func runIdle(s *server, users []string, password string, k, compressEvery int, settle, wakeTimeout time.Duration, atPeak func()) (*idleResult, error) {
 	res := &idleResult{sessions: k, wakeWait: wakeTimeout}
-	res.base, _ = currentMem(s.pid())
+	res.base, _ = currentMem(s.pids())
 	type sess struct {
 		c    *imapclient.Client
 		idle *imapclient.IdleCommand
@@ -84,9 +84,9 @@ func runIdle(s *server, users []string, password string, k, compressEvery int, s
 				var c *imapclient.Client
 				var err error
 				if compressed {
-					c, err = dialCompressed(s.imap, u, password, opts) // compress.go
+					c, err = dialCompressed(s.imapAt(i), u, password, opts) // compress.go
 				} else {
-					c, err = imapclient.DialInsecure(s.imap, opts)
+					c, err = imapclient.DialInsecure(s.imapAt(i), opts)
 				}
 				if err != nil {
 					errs <- fmt.Errorf("session %d: %w", i, err)
@@ -125,11 +125,11 @@ func runIdle(s *server, users []string, password string, k, compressEvery int, s
 	// Let the servers settle (login processes exit, buffers shrink,
 	// caches go cold).
 	time.Sleep(time.Second)
-	res.early, _ = currentMem(s.pid())
+	res.early, _ = currentMem(s.pids())
 	if settle > time.Second {
 		time.Sleep(settle - time.Second)
 	}
-	res.mem, res.procs = currentMem(s.pid())
+	res.mem, res.procs = currentMem(s.pids())
 	if atPeak != nil {
 		atPeak()
 	}
@@ -138,7 +138,7 @@ func runIdle(s *server, users []string, password string, k, compressEvery int, s
 	armed.Store(true)
 	t0 := time.Now()
 	n := min(len(users), k)
-	if _, _, err := deliverAll(s.lmtp, n, n, func(i int) (string, []byte) {
+	if _, _, err := deliverAll(s.lmtpAt, n, n, func(i int) (string, []byte) {
 		return users[i] + "@example.org", message(0x1d1e, i, users[i]+"@example.org", small)
 	}); err != nil {
 		return nil, fmt.Errorf("delivering to idle sessions: %w", err)

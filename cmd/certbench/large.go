@@ -31,7 +31,7 @@ type largeResult struct {
 // older half \Seen so that UNSEEN has something to tell apart.
 func populateLarge(s *server, user, password string, m, conns int, seed uint64) (time.Duration, error) {
 	rcpt := user + "@example.org"
-	elapsed, _, err := deliverAll(s.lmtp, conns, m, func(i int) (string, []byte) {
+	elapsed, _, err := deliverAll(s.lmtpAt, conns, m, func(i int) (string, []byte) {
 		return rcpt, message(seed, i, rcpt, small)
 	})
 	if err != nil {
@@ -83,8 +83,8 @@ func runLarge(s *server, user, password string) (*largeResult, error) {
 	}
 	timed := func(name string, reps int, fn func() error) error {
 		var ds []time.Duration
-		cpu0 := cpuSeconds(s.pid())
-		defer func() { res.cpu[name] = (cpuSeconds(s.pid()) - cpu0) / float64(reps) }()
+		cpu0 := cpuSeconds(s.cpuRoots())
+		defer func() { res.cpu[name] = (cpuSeconds(s.cpuRoots()) - cpu0) / float64(reps) }()
 		for i := 0; i < reps; i++ {
 			t0 := time.Now()
 			if err := fn(); err != nil {

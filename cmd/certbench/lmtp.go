@@ -13,7 +13,9 @@ import (
 // deliverAll sends n messages over conns concurrent LMTP connections and
 // returns the wall time and each message's latency (DATA sent to the 250
 // for it). Every message must be accepted.
-func deliverAll(addr string, conns, n int, msg func(i int) (rcpt string, raw []byte)) (time.Duration, []time.Duration, error) {
+//
+// Connection j goes to addr(j) (several nodes: round robin).
+func deliverAll(addr func(j int) string, conns, n int, msg func(i int) (rcpt string, raw []byte)) (time.Duration, []time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -27,11 +29,11 @@ func deliverAll(addr string, conns, n int, msg func(i int) (rcpt string, raw []b
 		}
 	}
 	start := time.Now()
-	for range min(conns, n) {
+	for j := range min(conns, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			conn, err := net.DialTimeout("tcp", addr(j), 10*time.Second)
 			if err != nil {
 				fail(err)
 				return

@@ -21,6 +21,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,6 +44,8 @@ type options struct {
 	keep           bool
 	cpuprofile     string
 	seed           uint64
+	store          string // badger, or postgres: certmail on PostgreSQL too
+	nodes          int    // certmail processes on the PostgreSQL store
 
 	ingestN, ingestC, ingestUsers int
 	mixC, mixSeed                 int
@@ -63,46 +66,54 @@ type options struct {
 	imaptestDur               time.Duration
 }
 
-func main() { os.Exit(run()) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 
-func run() int {
+// run runs certbench with the command-line arguments args, writing the
+// tables to stdout (the progress goes to stderr); it returns the exit
+// status.
+func run(args []string, stdout io.Writer) int {
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds per workload and server (the median is reported)")
-	flag.BoolVar(&o.smoke, "smoke", false, "run everything tiny, in seconds (for CI); size flags given explicitly still apply")
-	flag.BoolVar(&o.requireDovecot, "require-dovecot", false, "fail if Dovecot is not installed instead of benchmarking certmail alone")
-	flag.StringVar(&o.dovecotBin, "dovecot", "/usr/sbin/dovecot", "Dovecot `binary`")
-	flag.StringVar(&o.certmailBin, "certmail", "", "certmail `binary` to test (default: build ./cmd/certmail)")
-	flag.StringVar(&o.scheme, "dovecot-scheme", "PLAIN", "Dovecot passdb password scheme: PLAIN or SHA512-CRYPT")
-	flag.StringVar(&o.only, "only", "ingest,mix,large,idle,resync", "comma-separated `workloads` to run")
-	flag.StringVar(&o.servers, "servers", "certmail,dovecot", "comma-separated `servers` to run (dovecot only if installed)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, configs, logs)")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "developers: write a CPU profile of certmail per workload run into `dir`")
-	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated mail")
-	flag.IntVar(&o.ingestN, "ingest-n", 2000, "LMTP ingest: messages per round")
-	flag.IntVar(&o.ingestC, "ingest-c", 8, "LMTP ingest: concurrent connections")
-	flag.IntVar(&o.ingestUsers, "ingest-users", 4, "LMTP ingest: recipients (round robin)")
-	flag.IntVar(&o.mixC, "mix-c", 8, "session mix: concurrent clients (one user each)")
-	flag.DurationVar(&o.mixDur, "mix-duration", 20*time.Second, "session mix: duration per round")
-	flag.IntVar(&o.mixSeed, "mix-seed", 300, "session mix: messages in each client's INBOX")
-	flag.IntVar(&o.largeM, "large-m", 100_000, "large mailbox: messages")
-	flag.IntVar(&o.largeC, "large-c", 8, "large mailbox: LMTP connections to fill it")
-	flag.IntVar(&o.idleK, "idle-k", 1000, "idle: concurrent IDLE sessions (spread over the session-mix users)")
-	flag.IntVar(&o.idleCompress, "idle-compress", 4, "idle: every `n`th session turns on COMPRESS=DEFLATE after its login (0: none)")
-	flag.DurationVar(&o.idleWake, "idle-wake-timeout", 10*time.Second, "idle: how long to wait for every session to see new mail")
-	flag.DurationVar(&o.idleSettle, "idle-settle", 30*time.Second, "idle: how long the sessions idle before the RSS is read")
-	flag.IntVar(&o.resyncM, "resync-m", 100_000, "resync: messages in the mailbox the client knows")
-	flag.IntVar(&o.resyncFlags, "resync-flags", 100, "resync: flag changes by another session per round")
-	flag.IntVar(&o.resyncExpunges, "resync-expunges", 10, "resync: expunges by another session per round")
-	flag.BoolVar(&o.serve, "serve", false, "start the servers with users u1..u`N` (--serve-users), print their addresses, run no workload and wait for SIGINT (e.g. for imaptest; see BENCHMARKS.md)")
-	flag.IntVar(&o.serveUsers, "serve-users", 20, "--serve: users u1..uN, password "+password)
-	flag.StringVar(&o.imaptestBin, "imaptest", "imaptest", "imaptest workload (--only imaptest): Dovecot's imaptest `binary`")
-	flag.StringVar(&o.imaptestMbox, "imaptest-mbox", "", "imaptest workload: mbox of messages to APPEND (unique Message-IDs; default: 300 generated, 1–8 KB)")
-	flag.IntVar(&o.imaptestClients, "imaptest-clients", 20, "imaptest workload: clients, one user each (u1..uN)")
-	flag.DurationVar(&o.imaptestDur, "imaptest-duration", 30*time.Second, "imaptest workload: duration per run")
-	flag.Parse()
+	fs := flag.NewFlagSet("certbench", flag.ContinueOnError)
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds per workload and server (the median is reported)")
+	fs.BoolVar(&o.smoke, "smoke", false, "run everything tiny, in seconds (for CI); size flags given explicitly still apply")
+	fs.BoolVar(&o.requireDovecot, "require-dovecot", false, "fail if Dovecot is not installed instead of benchmarking certmail alone")
+	fs.StringVar(&o.dovecotBin, "dovecot", "/usr/sbin/dovecot", "Dovecot `binary`")
+	fs.StringVar(&o.certmailBin, "certmail", "", "certmail `binary` to test (default: build ./cmd/certmail)")
+	fs.StringVar(&o.scheme, "dovecot-scheme", "PLAIN", "Dovecot passdb password scheme: PLAIN or SHA512-CRYPT")
+	fs.StringVar(&o.only, "only", "ingest,mix,large,idle,resync", "comma-separated `workloads` to run")
+	fs.StringVar(&o.servers, "servers", "certmail,dovecot", "comma-separated `servers` to run (dovecot only if installed)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, configs, logs)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "developers: write a CPU profile of certmail per workload run into `dir`")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated mail")
+	fs.IntVar(&o.ingestN, "ingest-n", 2000, "LMTP ingest: messages per round")
+	fs.IntVar(&o.ingestC, "ingest-c", 8, "LMTP ingest: concurrent connections")
+	fs.IntVar(&o.ingestUsers, "ingest-users", 4, "LMTP ingest: recipients (round robin)")
+	fs.IntVar(&o.mixC, "mix-c", 8, "session mix: concurrent clients (one user each)")
+	fs.DurationVar(&o.mixDur, "mix-duration", 20*time.Second, "session mix: duration per round")
+	fs.IntVar(&o.mixSeed, "mix-seed", 300, "session mix: messages in each client's INBOX")
+	fs.IntVar(&o.largeM, "large-m", 100_000, "large mailbox: messages")
+	fs.IntVar(&o.largeC, "large-c", 8, "large mailbox: LMTP connections to fill it")
+	fs.IntVar(&o.idleK, "idle-k", 1000, "idle: concurrent IDLE sessions (spread over the session-mix users)")
+	fs.IntVar(&o.idleCompress, "idle-compress", 4, "idle: every `n`th session turns on COMPRESS=DEFLATE after its login (0: none)")
+	fs.DurationVar(&o.idleWake, "idle-wake-timeout", 10*time.Second, "idle: how long to wait for every session to see new mail")
+	fs.DurationVar(&o.idleSettle, "idle-settle", 30*time.Second, "idle: how long the sessions idle before the RSS is read")
+	fs.IntVar(&o.resyncM, "resync-m", 100_000, "resync: messages in the mailbox the client knows")
+	fs.IntVar(&o.resyncFlags, "resync-flags", 100, "resync: flag changes by another session per round")
+	fs.IntVar(&o.resyncExpunges, "resync-expunges", 10, "resync: expunges by another session per round")
+	fs.BoolVar(&o.serve, "serve", false, "start the servers with users u1..u`N` (--serve-users), print their addresses, run no workload and wait for SIGINT (e.g. for imaptest; see BENCHMARKS.md)")
+	fs.IntVar(&o.serveUsers, "serve-users", 20, "--serve: users u1..uN, password "+password)
+	fs.StringVar(&o.imaptestBin, "imaptest", "imaptest", "imaptest workload (--only imaptest): Dovecot's imaptest `binary`")
+	fs.StringVar(&o.imaptestMbox, "imaptest-mbox", "", "imaptest workload: mbox of messages to APPEND (unique Message-IDs; default: 300 generated, 1–8 KB)")
+	fs.IntVar(&o.imaptestClients, "imaptest-clients", 20, "imaptest workload: clients, one user each (u1..uN)")
+	fs.DurationVar(&o.imaptestDur, "imaptest-duration", 30*time.Second, "imaptest workload: duration per run")
+	fs.StringVar(&o.store, "store", "badger", "`badger` (certmail on its data directory, as always), or postgres: certmail on a private PostgreSQL cluster too (Debian's server binaries), beside the others")
+	fs.IntVar(&o.nodes, "nodes", 1, "--store postgres: certmail `nodes` on the one database; the clients are spread over them round robin")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
 	if o.smoke {
 		set := map[string]bool{}
-		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		def := func(name string, p *int, v int) {
 			if !set[name] {
 				*p = v
@@ -124,6 +135,14 @@ func run() int {
 		if !set["idle-settle"] {
 			o.idleSettle = time.Second
 		}
+	}
+	if o.store != "badger" && o.store != "postgres" {
+		fmt.Fprintf(os.Stderr, "certbench: --store %q: want badger or postgres\n", o.store)
+		return 2
+	}
+	if o.nodes < 1 || o.nodes > 1 && o.store != "postgres" {
+		fmt.Fprintln(os.Stderr, "certbench: --nodes: at least 1, and more only with --store postgres")
+		return 2
 	}
 	if o.rounds < 1 || o.mixC < 1 || o.ingestUsers < 1 || o.ingestC < 1 || o.largeC < 1 {
 		fmt.Fprintln(os.Stderr, "certbench: rounds, clients, users and connections must be at least 1")
@@ -167,7 +186,7 @@ func run() int {
 		return 0
 	}
 	b.runAll()
-	b.report(os.Stdout)
+	b.report(stdout)
 	if len(b.failures) > 0 {
 		fmt.Fprintf(os.Stderr, "\ncertbench: %d workload run(s) failed:\n", len(b.failures))
 		for _, f := range b.failures {
@@ -247,11 +266,16 @@ func (b *bench) setup() error {
 		all = append(all, imaptestUsers(o.imaptestClients)...)
 	}
 
-	// The workloads always measure certmail; --serve starts only the
-	// servers asked for, so that each can run (and be stopped) alone.
-	withCertmail := !o.serve || strings.Contains(o.servers, "certmail")
+	// --servers names the servers to run (Dovecot only if installed);
+	// certmail on PostgreSQL runs with --store postgres.
+	want := map[string]bool{}
+	for _, name := range strings.Split(o.servers, ",") {
+		want[strings.TrimSpace(name)] = true
+	}
+	withCertmail := want["certmail"]
+	withPG := o.store == "postgres"
 	bin := o.certmailBin
-	if bin == "" && withCertmail {
+	if bin == "" && (withCertmail || withPG) {
 		b.logf("building certmail")
 		var err error
 		if bin, err = buildCertmail(filepath.Join(b.root, "bin")); err != nil {
@@ -259,7 +283,7 @@ func (b *bench) setup() error {
 		}
 	}
 	dvBin, dvErr := findDovecot(o.dovecotBin)
-	wantDovecot := strings.Contains(o.servers, "dovecot")
+	wantDovecot := want["dovecot"]
 	if !wantDovecot {
 		dvErr = nil
 	}
@@ -289,6 +313,20 @@ func (b *bench) setup() error {
 			return err
 		}
 		b.servers = append(b.servers, cm)
+	}
+	if withPG {
+		b.logf("starting PostgreSQL and %d certmail node(s) on it (%d users)", o.nodes, len(all))
+		pg, err := startCertmailPG(bin, filepath.Join(b.root, "certmail-pg"), o.nodes, all, password)
+		if err != nil {
+			return err
+		}
+		b.servers = append(b.servers, pg)
+		b.notes = append(b.notes, fmt.Sprintf("%s: certmail on PostgreSQL %s (a private cluster: fsync and synchronous_commit on, shared_buffers 32MB), %d node(s) on one database; "+
+			"the clients of each workload go to the nodes round robin (resync and imaptest: the first node). Its CPU is the nodes' and the database's (postmaster and backends); "+
+			"its memory the nodes' only. PostgreSQL transactions: xact_commit + xact_rollback of the database in pg_stat_database, read %s before and after each run (each transaction is at least one round trip), "+
+			"less the nodes' background while the count settles after the run (%.1f transactions/s with no client, measured after they started).",
+			pg.name, pg.pg.cluster.Version(), o.nodes, pgStatsSettle, pg.pg.idleRate))
+		b.logf("  %.1f PostgreSQL transactions/s with no client", pg.pg.idleRate)
 	}
 	if dvErr == nil && wantDovecot {
 		b.logf("starting dovecot")
@@ -343,11 +381,29 @@ func (b *bench) measure(workload string, round int, s *server, fn func() error) 
 			b.logf("profile: %v", err)
 		}
 	}
-	m := startMeter(s.pid())
+	var pm *pgMeter
+	if s.pg != nil {
+		var err error
+		if pm, err = startPGMeter(s.pg); err != nil {
+			b.fail(workload, s, err)
+			return usage{}, false
+		}
+	}
+	m := startMeter(s.pids())
 	err := fn()
 	u := m.finish()
 	if b.o.cpuprofile != "" {
 		s.stopProfile()
+	}
+	if pm != nil {
+		pu, perr := pm.finish()
+		if perr != nil {
+			b.fail(workload, s, perr)
+			return u, false
+		}
+		pu.NodeCPU = u.CPU
+		u.CPU += pu.DBCPU
+		u.PG = &pu
 	}
 	b.results.usage(workload, s.name, u)
 	if err != nil {
@@ -363,7 +419,7 @@ func (b *bench) runAll() {
 		b.logf("seeding %d session-mix mailboxes with %d messages each", len(b.users.mix), o.mixSeed)
 		for _, s := range b.servers {
 			n := len(b.users.mix) * o.mixSeed
-			_, _, err := deliverAll(s.lmtp, min(8, len(b.users.mix)), n, func(i int) (string, []byte) {
+			_, _, err := deliverAll(s.lmtpAt, min(8, len(b.users.mix)), n, func(i int) (string, []byte) {
 				rcpt := b.users.mix[i%len(b.users.mix)] + "@example.org"
 				return rcpt, message(o.seed+1, i, rcpt, realistic)
 			})
@@ -415,7 +471,7 @@ func (b *bench) runIngest() {
 			var lat []time.Duration
 			u, ok := b.measure("ingest", r, s, func() error {
 				var err error
-				elapsed, lat, err = deliverAll(s.lmtp, o.ingestC, o.ingestN, func(i int) (string, []byte) { return msgs[i].rcpt, msgs[i].raw })
+				elapsed, lat, err = deliverAll(s.lmtpAt, o.ingestC, o.ingestN, func(i int) (string, []byte) { return msgs[i].rcpt, msgs[i].raw })
 				return err
 			})
 			if ok {
@@ -424,9 +480,22 @@ func (b *bench) runIngest() {
 				b.results.add("ingest", "LMTP ingest (msgs/s)", s.name, rate, higher)
 				b.results.add("ingest", "LMTP ingest p99 per message (ms)", s.name, ms(percentile(lat, 99)), lower)
 				b.results.add("ingest", "LMTP ingest CPU per message (ms)", s.name, u.CPU*1000/float64(o.ingestN), lower)
+				b.addPG("ingest", "LMTP ingest", "message", s, u, float64(o.ingestN))
 			}
 		}
 	}
+}
+
+// addPG adds what certmail on PostgreSQL spent per unit of work (a
+// message, an operation) on a run: the database's transactions, the
+// nodes' CPU and the database's CPU. Other servers have no such rows.
+func (b *bench) addPG(workload, prefix, unit string, s *server, u usage, n float64) {
+	if u.PG == nil || n <= 0 {
+		return
+	}
+	b.results.add(workload, prefix+" PostgreSQL transactions per "+unit, s.name, float64(u.PG.Xacts)/n, lower)
+	b.results.add(workload, prefix+" certmail nodes' CPU per "+unit+" (ms)", s.name, u.PG.NodeCPU*1000/n, lower)
+	b.results.add(workload, prefix+" PostgreSQL CPU per "+unit+" (ms)", s.name, u.PG.DBCPU*1000/n, lower)
 }
 
 func (b *bench) runMixWorkload() {
@@ -441,7 +510,7 @@ func (b *bench) runMixWorkload() {
 			var res *mixResult
 			u, ok := b.measure("mix", r, s, func() error {
 				var err error
-				res, err = runMix(s.imap, b.users.mix, password, o.mixDur, o.seed+uint64(r), false)
+				res, err = runMix(s.imapAt, b.users.mix, password, o.mixDur, o.seed+uint64(r), false)
 				return err
 			})
 			if ok {
@@ -451,6 +520,7 @@ func (b *bench) runMixWorkload() {
 				b.results.add("mix", "Session mix latency p90 (ms)", s.name, ms(percentile(res.lat, 90)), lower)
 				b.results.add("mix", "Session mix latency p99 (ms)", s.name, ms(percentile(res.lat, 99)), lower)
 				b.results.add("mix", "Session mix CPU per operation (ms)", s.name, u.CPU*1000/float64(res.ops), lower)
+				b.addPG("mix", "Session mix", "operation", s, u, float64(res.ops))
 				b.results.add("mix", "Session mix from the server per session (KB)", s.name, res.kbPerSession(), lower)
 				for _, name := range opNames {
 					b.results.addDetail("mix", "  "+name+" p50 / p99 (ms)", s.name,
@@ -463,13 +533,14 @@ func (b *bench) runMixWorkload() {
 			b.logf("session mix with COMPRESS=DEFLATE round %d on %s", r+1, s.name)
 			u, ok = b.measure("mix-compress", r, s, func() error {
 				var err error
-				res, err = runMix(s.imap, b.users.mix, password, o.mixDur, o.seed+uint64(r), true)
+				res, err = runMix(s.imapAt, b.users.mix, password, o.mixDur, o.seed+uint64(r), true)
 				return err
 			})
 			if ok {
 				b.logf("  %.0f ops/s, %d sessions, %.1f KB from the server per session", res.opsPerSec(), res.sessions, res.kbPerSession())
 				b.results.add("mix-compress", "Session mix with COMPRESS (ops/s)", s.name, res.opsPerSec(), higher)
 				b.results.add("mix-compress", "Session mix with COMPRESS, CPU per operation (ms)", s.name, u.CPU*1000/float64(res.ops), lower)
+				b.addPG("mix-compress", "Session mix with COMPRESS,", "operation", s, u, float64(res.ops))
 				b.results.add("mix-compress", "Session mix with COMPRESS, from the server per session (KB)", s.name, res.kbPerSession(), lower)
 			}
 		}
@@ -601,7 +672,8 @@ func (b *bench) runResyncWorkload() {
 		b.logf("resync: filling %s with %d messages", s.name, o.resyncM)
 		_, ok := b.measure("resync-fill", 0, s, func() error {
 			rcpt := b.rsUser + "@example.org"
-			if _, _, err := deliverAll(s.lmtp, o.largeC, o.resyncM, func(i int) (string, []byte) {
+			// One node: the resync client and the other session meet on it.
+			if _, _, err := deliverAll(func(int) string { return s.lmtp }, o.largeC, o.resyncM, func(i int) (string, []byte) {
 				return rcpt, message(o.seed+11, i, rcpt, small)
 			}); err != nil {
 				return err

@@ -57,10 +57,12 @@ func (r *mixResult) opsPerSec() float64 { return float64(r.ops) / r.elapsed.Seco
 
 // runMix runs one client per user for d; with compress, each session
 // turns on COMPRESS=DEFLATE (RFC 4978) right after LOGIN.
-func runMix(addr string, users []string, password string, d time.Duration, seed uint64, compress bool) (*mixResult, error) {
+//
+// Client i connects to addr(i) (several nodes: round robin).
+func runMix(addr func(i int) string, users []string, password string, d time.Duration, seed uint64, compress bool) (*mixResult, error) {
 	res := &mixResult{perOp: make(map[string][]time.Duration)}
 	var in, out atomic.Int64
-	dial := func(user string) (*imapclient.Client, error) {
+	dial := func(addr, user string) (*imapclient.Client, error) {
 		conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {
 			return nil, err
@@ -86,11 +88,12 @@ func runMix(addr string, users []string, password string, d time.Duration, seed 
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(seed, uint64(ci)))
+			dialOne := func(user string) (*imapclient.Client, error) { return dial(addr(ci), user) }
 			local := make(map[string][]time.Duration)
 			n, sessions := 0, 0
 			var err error
 			for time.Now().Before(deadline) {
-				if err = mixSession(dial, u, r, local, &n, seed, ci*1_000_000+sessions); err != nil {
+				if err = mixSession(dialOne, u, r, local, &n, seed, ci*1_000_000+sessions); err != nil {
 					err = fmt.Errorf("client %d (%s): %w", ci, u, err)
 					break
 				}

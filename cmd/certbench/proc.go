@@ -50,11 +50,15 @@ func readStat(pid int) (procStat, error) {
 	}, nil
 }
 
-// tree returns root and every live descendant of it.
-func tree(root int) []procStat {
+// tree returns the roots and every live descendant of them.
+func tree(roots []int) []procStat {
 	ents, _ := os.ReadDir("/proc")
 	children := make(map[int][]procStat)
-	var rootStat *procStat
+	own := make(map[int]procStat)
+	isRoot := make(map[int]bool)
+	for _, r := range roots {
+		isRoot[r] = true
+	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -64,16 +68,17 @@ func tree(root int) []procStat {
 		if err != nil {
 			continue
 		}
-		if pid == root {
-			s := st
-			rootStat = &s
+		if isRoot[pid] {
+			own[pid] = st
 		}
 		children[st.ppid] = append(children[st.ppid], st)
 	}
-	if rootStat == nil {
-		return nil
+	var out []procStat
+	for _, r := range roots {
+		if st, ok := own[r]; ok {
+			out = append(out, st)
+		}
 	}
-	out := []procStat{*rootStat}
 	for i := 0; i < len(out); i++ {
 		out = append(out, children[out[i].pid]...)
 	}
@@ -82,9 +87,9 @@ func tree(root int) []procStat {
 
 // cpuSeconds is the CPU time of root and all its descendants, live or
 // reaped (a reaped child's time is in its parent's cutime/cstime).
-func cpuSeconds(root int) float64 {
+func cpuSeconds(roots []int) float64 {
 	var ticks uint64
-	for _, p := range tree(root) {
+	for _, p := range tree(roots) {
 		ticks += p.utime + p.stime + p.cutime + p.cstime
 	}
 	return float64(ticks) / clockTicks
@@ -141,9 +146,11 @@ func resetPeak(procs []procStat) {
 	}
 }
 
-// meter follows one server's CPU and memory over a workload.
+// meter follows one server's CPU and memory over a workload: the
+// process trees of its roots (several certmail nodes, or Dovecot's
+// master).
 type meter struct {
-	root     int
+	roots    []int
 	cpu0     float64
 	stop     chan struct{}
 	done     chan struct{}
@@ -152,10 +159,10 @@ type meter struct {
 	procsMax int
 }
 
-func startMeter(root int) *meter {
-	procs := tree(root)
+func startMeter(roots []int) *meter {
+	procs := tree(roots)
 	resetPeak(procs)
-	m := &meter{root: root, cpu0: cpuSeconds(root), stop: make(chan struct{}), done: make(chan struct{})}
+	m := &meter{roots: roots, cpu0: cpuSeconds(roots), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		t := time.NewTicker(100 * time.Millisecond)
@@ -173,7 +180,7 @@ func startMeter(root int) *meter {
 }
 
 func (m *meter) sample() {
-	procs := tree(m.root)
+	procs := tree(m.roots)
 	rss, hwm := memKB(procs)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -187,9 +194,12 @@ func (m *meter) sample() {
 
 // usage is what a server spent on one workload run.
 type usage struct {
-	CPU     float64 // seconds
+	CPU     float64 // seconds; certmail on PostgreSQL: its nodes' and the database's
 	PeakRSS int64   // kB
 	Procs   int     // most processes seen at once
+	// PG is certmail on PostgreSQL's share: the database's transactions
+	// and CPU, the nodes' CPU.
+	PG *pgUsage
 }
 
 func (m *meter) finish() usage {
@@ -198,12 +208,12 @@ func (m *meter) finish() usage {
 	m.sample()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return usage{CPU: cpuSeconds(m.root) - m.cpu0, PeakRSS: m.peakRSS, Procs: m.procsMax}
+	return usage{CPU: cpuSeconds(m.roots) - m.cpu0, PeakRSS: m.peakRSS, Procs: m.procsMax}
 }
 
 // currentMem is the memory of root's process tree now, and how many
 // processes that is.
-func currentMem(root int) (mem, int) {
-	procs := tree(root)
+func currentMem(roots []int) (mem, int) {
+	procs := tree(roots)
 	return memDetail(procs), len(procs)
 }

@@ -131,50 +131,102 @@ func (b *bench) report(w io.Writer) {
 		fmt.Fprintln(w, "    "+line)
 	}
 	fmt.Fprintln(w)
-	cm, dv := "certmail", ""
-	if len(r.servers) > 1 {
-		dv = r.servers[1]
+	// Ratios are each certmail's against the reference: Dovecot, or
+	// without it Badger-certmail for certmail on PostgreSQL.
+	ref := ""
+	var cms []string
+	for _, s := range r.servers {
+		if s == "dovecot" {
+			ref = s
+		} else {
+			cms = append(cms, s)
+		}
 	}
-	fmt.Fprintf(w, "Median of %d round(s). Ratio: certmail's advantage (its rate ÷ Dovecot's, or Dovecot's time or memory ÷ certmail's); above 1 certmail is better.\n\n", b.o.rounds)
-	if dv != "" {
-		fmt.Fprintln(w, "| metric | certmail | dovecot | ratio | target |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | --- |")
-	} else {
-		fmt.Fprintln(w, "| metric | certmail |")
-		fmt.Fprintln(w, "| --- | ---: |")
+	if ref == "" && len(cms) > 1 {
+		ref, cms = cms[0], cms[1:]
 	}
+	dv := ref // the Dovecot-like column of the resources table
+	refName := "Dovecot"
+	if ref != "dovecot" {
+		refName = ref + " (Badger)"
+		dv = ""
+	}
+	fmt.Fprintf(w, "Median of %d round(s). Ratio: certmail's advantage (its rate ÷ %s's, or %s's time or memory ÷ certmail's); above 1 certmail is better.\n\n", b.o.rounds, refName, refName)
+	fmt.Fprintf(w, "| metric |")
+	for _, s := range cms {
+		fmt.Fprintf(w, " %s |", s)
+	}
+	cols := len(cms)
+	if ref != "" {
+		fmt.Fprintf(w, " %s |", ref)
+		cols++
+		if len(cms) == 1 {
+			fmt.Fprintf(w, " ratio | target |")
+		} else {
+			for _, s := range cms {
+				fmt.Fprintf(w, " %s ratio |", s)
+			}
+			fmt.Fprintf(w, " target |")
+		}
+		cols += len(cms) + 1
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| --- |%s", strings.Repeat(" ---: |", cols-b2i(ref != "")))
+	if ref != "" {
+		fmt.Fprintf(w, " --- |")
+	}
+	fmt.Fprintln(w)
 	for _, m := range r.metrics {
 		if m.detail {
 			continue
 		}
-		c := median(m.vals[cm])
-		if dv == "" {
-			fmt.Fprintf(w, "| %s | %s |\n", m.name, cell(m, cm))
+		fmt.Fprintf(w, "| %s |", m.name)
+		for _, s := range cms {
+			fmt.Fprintf(w, " %s |", cell(m, s))
+		}
+		if ref == "" {
+			fmt.Fprintln(w)
 			continue
 		}
-		d := median(m.vals[dv])
-		ratio := "—"
-		var rv float64
-		if len(m.vals[cm]) > 0 && len(m.vals[dv]) > 0 && c > 0 && d > 0 {
-			if m.dir == higher {
-				rv = c / d
-			} else {
-				rv = d / c
+		fmt.Fprintf(w, " %s |", cell(m, ref))
+		d := median(m.vals[ref])
+		var verdicts []string
+		t, ok := target(m)
+		if ref != "dovecot" {
+			t = "" // the targets are against Dovecot
+		}
+		for _, cm := range cms {
+			c := median(m.vals[cm])
+			ratio := "—"
+			var rv float64
+			if len(m.vals[cm]) > 0 && len(m.vals[ref]) > 0 && c > 0 && d > 0 {
+				if m.dir == higher {
+					rv = c / d
+				} else {
+					rv = d / c
+				}
+				ratio = fmt.Sprintf("%.2f", rv)
 			}
-			ratio = fmt.Sprintf("%.2f", rv)
+			fmt.Fprintf(w, " %s |", ratio)
+			if t != "" {
+				verdict := "missed"
+				if ratio != "—" && ok(rv, c) || strings.HasPrefix(m.name, "Idle: RSS with") && len(m.vals[cm]) > 0 && ok(0, c) {
+					verdict = "met"
+				}
+				if len(m.vals[cm]) == 0 && m.unsup[cm] {
+					verdict = "not supported"
+				}
+				if len(cms) > 1 {
+					verdict = cm + " " + verdict
+				}
+				verdicts = append(verdicts, verdict)
+			}
 		}
 		tgt := ""
-		if t, ok := target(m); t != "" {
-			verdict := "missed"
-			if ratio != "—" && ok(rv, c) || strings.HasPrefix(m.name, "Idle: RSS with") && len(m.vals[cm]) > 0 && ok(0, c) {
-				verdict = "met"
-			}
-			if len(m.vals[cm]) == 0 && m.unsup[cm] {
-				verdict = "not supported"
-			}
-			tgt = t + ": " + verdict
+		if t != "" {
+			tgt = t + ": " + strings.Join(verdicts, ", ")
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", m.name, cell(m, cm), cell(m, dv), ratio, tgt)
+		fmt.Fprintf(w, " %s |\n", tgt)
 	}
 
 	// Per-operation latencies of the session mix.
@@ -248,12 +300,20 @@ func (b *bench) report(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	b.reportPG(w)
 	if len(b.notes) > 0 {
 		fmt.Fprintln(w)
 		for _, n := range b.notes {
 			fmt.Fprintln(w, "- "+n)
 		}
 	}
+}
+
+func b2i(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func cell(m *metric, server string) string {
@@ -265,4 +325,48 @@ func cell(m *metric, server string) string {
 		return "—"
 	}
 	return fmtNum(median(vs))
+}
+
+// reportPG prints, per workload run, what certmail on PostgreSQL cost
+// the database: transactions (each at least one round trip) and CPU,
+// beside its nodes' CPU.
+func (b *bench) reportPG(w io.Writer) {
+	r := b.results
+	var pgs []string
+	for _, s := range b.servers {
+		if s.pg != nil {
+			pgs = append(pgs, s.name)
+		}
+	}
+	if len(pgs) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "PostgreSQL per workload run (median per run: the database's transactions, xact_commit + xact_rollback; CPU seconds of the certmail nodes and of PostgreSQL's postmaster and backends):")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| workload |")
+	for _, s := range pgs {
+		fmt.Fprintf(w, " %s transactions | %s nodes CPU s | %s PostgreSQL CPU s |", s, s, s)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| --- |%s\n", strings.Repeat(" ---: | ---: | ---: |", len(pgs)))
+	for _, wl := range r.order {
+		fmt.Fprintf(w, "| %s |", wl)
+		for _, s := range pgs {
+			var x, nc, dc []float64
+			for _, u := range r.use[wl][s] {
+				if u.PG != nil {
+					x = append(x, float64(u.PG.Xacts))
+					nc = append(nc, u.PG.NodeCPU)
+					dc = append(dc, u.PG.DBCPU)
+				}
+			}
+			if len(x) == 0 {
+				fmt.Fprintf(w, " — | — | — |")
+				continue
+			}
+			fmt.Fprintf(w, " %s | %s | %s |", fmtNum(median(x)), fmtNum(median(nc)), fmtNum(median(dc)))
+		}
+		fmt.Fprintln(w)
+	}
 }

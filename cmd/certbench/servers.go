@@ -29,27 +29,83 @@ type server struct {
 	logPath    string
 	// pprof is certmail's profiling address (CERTMAIL_PPROF), if any.
 	pprof string
+	// certmail on PostgreSQL (--store postgres): more are the nodes after
+	// this first one, all serving one database of pg.
+	more []*server
+	pg   *pgStore
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
-// stop asks the server to exit and waits, killing it after a while.
+// pids are the server's own processes: every node's.
+func (s *server) pids() []int {
+	out := []int{s.pid()}
+	for _, n := range s.more {
+		out = append(out, n.pid())
+	}
+	return out
+}
+
+// cpuRoots are the processes whose CPU time the server's work costs:
+// every node's, and the database's.
+func (s *server) cpuRoots() []int {
+	out := s.pids()
+	if s.pg != nil {
+		out = append(out, s.pg.pid())
+	}
+	return out
+}
+
+// imapAt and lmtpAt are the addresses for client i: several nodes take
+// the clients round robin.
+func (s *server) imapAt(i int) string {
+	if i%(1+len(s.more)) == 0 {
+		return s.imap
+	}
+	return s.more[i%(1+len(s.more))-1].imap
+}
+
+func (s *server) lmtpAt(i int) string {
+	if i%(1+len(s.more)) == 0 {
+		return s.lmtp
+	}
+	return s.more[i%(1+len(s.more))-1].lmtp
+}
+
+// stop asks the server (every node) to exit and waits, killing it after a
+// while; then the PostgreSQL cluster, if any, is stopped and removed.
 func (s *server) stop() {
-	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		// The process group: Dovecot's children too.
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
+	for _, n := range s.more {
+		n.stop()
+	}
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(20 * time.Second):
+			// The process group: Dovecot's children too.
+			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			<-s.done
+		}
+	}
+	if s.pg != nil {
+		if err := s.pg.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "certbench:", err)
+		}
+		s.pg = nil
 	}
 }
 
-// exited reports whether the server process has ended.
+// exited reports whether the server process (any node) has ended.
 func (s *server) exited() bool {
+	for _, n := range s.more {
+		if n.exited() {
+			return true
+		}
+	}
 	select {
 	case <-s.done:
 		return true
@@ -151,13 +207,18 @@ func (s *server) saveMaps(path string) error {
 	return os.WriteFile(path, out.Bytes(), 0o644)
 }
 
-// logTail is the end of the server's log, for error messages.
+// logTail is the end of the server's log (every node's), for error
+// messages.
 func (s *server) logTail() string {
 	b, _ := os.ReadFile(s.logPath)
 	if len(b) > 3000 {
 		b = b[len(b)-3000:]
 	}
-	return string(b)
+	out := string(b)
+	for _, n := range s.more {
+		out += "\n--- " + n.logPath + ":\n" + n.logTail()
+	}
+	return out
 }
 
 // buildCertmail builds cmd/certmail into dir.
@@ -177,22 +238,39 @@ var listenRE = regexp.MustCompile(`msg=listening proto=(\w+) addr=(\S+)`)
 // `certmail serve` on loopback ports the kernel picks.
 func startCertmail(bin, dir string, users []string, password string, pprofAddr string) (*server, error) {
 	data := filepath.Join(dir, "data")
-	if err := os.MkdirAll(data, 0o700); err != nil {
+	if err := addUsers(bin, data, nil, users, password); err != nil {
 		return nil, err
 	}
+	return serveCertmail(bin, "certmail", dir, []string{"--data", data}, pprofAddr)
+}
+
+// addUsers runs `certmail user add` for each user on the store that
+// data and storeArgs name.
+func addUsers(bin, data string, storeArgs, users []string, password string) error {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return err
+	}
 	for _, u := range users {
-		cmd := exec.Command(bin, "user", "add", u, "--password-stdin", "--data", data)
+		args := append([]string{"user", "add", u, "--password-stdin", "--data", data}, storeArgs...)
+		cmd := exec.Command(bin, args...)
 		cmd.Stdin = strings.NewReader(password + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("certmail user add %s: %v\n%s", u, err, out)
+			return fmt.Errorf("certmail user add %s: %v\n%s", u, err, out)
 		}
 	}
-	s := &server{name: "certmail", done: make(chan struct{}), logPath: filepath.Join(dir, "certmail.log"), pprof: pprofAddr}
+	return nil
+}
+
+// serveCertmail runs `certmail serve` with storeArgs (its data directory
+// and store), logging to dir/certmail.log.
+func serveCertmail(bin, name, dir string, storeArgs []string, pprofAddr string) (*server, error) {
+	s := &server{name: name, done: make(chan struct{}), logPath: filepath.Join(dir, "certmail.log"), pprof: pprofAddr}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--data", data, "--imap", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--http", "")
+	args := append(append([]string{"serve"}, storeArgs...), "--imap", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--http", "")
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if pprofAddr != "" {
 		cmd.Env = append(os.Environ(), "CERTMAIL_PPROF="+pprofAddr)

@@ -417,6 +417,10 @@ func (c *Cluster) Port() int { return c.port }
 // Passfile is the pgpass file holding the superuser's password.
 func (c *Cluster) Passfile() string { return c.passfile }
 
+// Pid is the postmaster's process id; the backends are its children
+// (certbench counts their CPU time).
+func (c *Cluster) Pid() int { return c.cmd.Process.Pid }
+
 // Version is the server's major version, "15".
 func (c *Cluster) Version() string { return c.version }
 
