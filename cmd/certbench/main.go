@@ -7,6 +7,13 @@
 //	go run ./cmd/certbench --smoke    # everything tiny (seconds), for CI
 //	go run ./cmd/certbench --only resync --require-dovecot
 //	go run ./cmd/certbench --only imaptest --imaptest PATH  # Dovecot's imaptest, logout=0
+//	go run ./cmd/certbench --store postgres --nodes 2  # and certmail on PostgreSQL, two nodes
+//
+// With --store postgres it also runs certmail on a private PostgreSQL
+// cluster it starts and removes (Debian's server binaries, as the tests
+// do), --nodes processes on one database with the clients round robin
+// over them, and reports the database's transactions and CPU per
+// operation beside the nodes' CPU.
 //
 // It installs nothing. It builds certmail and runs it on a temporary data
 // directory with loopback ports; when Dovecot is installed (Debian's
