@@ -119,7 +119,14 @@ type Guard struct {
 
 	mu           sync.Mutex
 	accts, addrs *table
+	// ended is closed (and replaced) whenever an attempt in flight ends,
+	// waking the attempts that wait for their turn.
+	ended chan struct{}
 }
+
+// maxTurnWait bounds how long an attempt waits for others in flight on
+// the same account or address before it is refused.
+const maxTurnWait = 30 * time.Second
 
 // New returns a guard that checks passwords with c.
 func New(c Checker, p Policy, log *slog.Logger) *Guard {
@@ -136,7 +143,7 @@ func New(c Checker, p Policy, log *slog.Logger) *Guard {
 		p.Addresses = addressing.New(addressing.Options{})
 	}
 	return &Guard{check: c, pol: p, log: log, now: time.Now,
-		accts: newTable(p.MaxEntries), addrs: newTable(p.MaxEntries)}
+		accts: newTable(p.MaxEntries), addrs: newTable(p.MaxEntries), ended: make(chan struct{})}
 }
 
 // Authenticate checks a's password, unless a's account or address is
@@ -145,13 +152,13 @@ func New(c Checker, p Policy, log *slog.Logger) *Guard {
 func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (string, error) {
 	acctKey, addrKey := g.keys(a)
 	g.mu.Lock()
-	now := g.now()
-	if wait := g.lockedFor(acctKey, addrKey, now); wait > 0 {
+	now, refusal := g.awaitTurn(ctx, acctKey, addrKey)
+	if refusal != nil {
 		g.mu.Unlock()
 		g.log.Warn("login refused: too many failed logins", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote,
-			"retry_in", wait.Round(time.Second).String())
+			"retry_in", refusal.RetryIn.Round(time.Second).String())
 		g.pol.Metrics.Login(a.Proto, metrics.LoginLocked)
-		return "", &Error{RetryIn: wait}
+		return "", refusal
 	}
 	// Counted while in flight, so that parallel guesses cannot all pass
 	// the check above before the first failure is recorded: at most
@@ -179,6 +186,50 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (s
 	return "", g.failed(ctx, a, acctKey, ea, addrKey, en, "wrong password or no such account")
 }
 
+// awaitTurn returns, with g.mu held as on entry, once an attempt for
+// acctKey and addrKey may begin, or the refusal. While the attempts in
+// flight could still spend the whole failure budget, it waits for one of
+// them to end instead of refusing: ten clients of one account logging in
+// at once with the right password all get in, one after another, and
+// parallel guesses still check at most MaxFailures passwords.
+func (g *Guard) awaitTurn(ctx context.Context, acctKey, addrKey string) (time.Time, *Error) {
+	var deadline <-chan time.Time
+	for {
+		now := g.now()
+		if wait := g.lockedFor(acctKey, addrKey, now); wait > 0 {
+			return now, &Error{RetryIn: wait}
+		}
+		if !g.busy(acctKey, addrKey, now) {
+			return now, nil
+		}
+		if deadline == nil {
+			t := time.NewTimer(maxTurnWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		ended := g.ended
+		g.mu.Unlock()
+		var refused bool
+		select {
+		case <-ended:
+		case <-deadline:
+			refused = true
+		case <-ctx.Done():
+			refused = true
+		}
+		g.mu.Lock()
+		if refused {
+			return now, &Error{RetryIn: max(g.pol.Delay, time.Second)}
+		}
+	}
+}
+
+// attemptEnded wakes the attempts waiting for their turn. g.mu is held.
+func (g *Guard) attemptEnded() {
+	close(g.ended)
+	g.ended = make(chan struct{})
+}
+
 // Fail counts an attempt that was refused before any password could be
 // checked (a malformed AUTHENTICATE, an HTTP Authorization header that is
 // not Basic auth): as many of them are as costly to the guesser as wrong
@@ -188,6 +239,10 @@ func (g *Guard) Fail(ctx context.Context, a Attempt, reason string) error {
 	g.mu.Lock()
 	now := g.now()
 	wait := g.lockedFor(acctKey, addrKey, now)
+	if wait == 0 && g.busy(acctKey, addrKey, now) {
+		// Not worth waiting for: nothing here can succeed.
+		wait = max(g.pol.Delay, time.Second)
+	}
 	var ea, en *entry
 	if wait == 0 {
 		ea = g.accts.begin(acctKey, now, g.pol.Lockout)
@@ -209,6 +264,7 @@ func (g *Guard) failed(ctx context.Context, a Attempt, acctKey string, ea *entry
 	g.mu.Lock()
 	now := g.now()
 	failures := max(g.accts.fail(acctKey, ea, now, g.pol), g.addrs.fail(addrKey, en, now, g.pol))
+	g.attemptEnded()
 	g.mu.Unlock()
 	delay := g.delay(failures)
 	g.pol.Metrics.Login(a.Proto, metrics.LoginFailed)
@@ -240,6 +296,7 @@ func (g *Guard) failed(ctx context.Context, a Attempt, acctKey string, ea *entry
 func (g *Guard) succeeded(acctKey string, ea *entry, addrKey string, en *entry) {
 	forgiven := g.accts.succeed(acctKey, ea, -1, g.pol)
 	g.addrs.succeed(addrKey, en, forgiven, g.pol)
+	g.attemptEnded()
 }
 
 // lockedFor says how long acctKey or addrKey stay refused (zero: not).
@@ -248,6 +305,15 @@ func (g *Guard) lockedFor(acctKey, addrKey string, now time.Time) time.Duration 
 		return 0
 	}
 	return max(g.accts.lockedFor(acctKey, now, g.pol), g.addrs.lockedFor(addrKey, now, g.pol))
+}
+
+// busy says whether the attempts in flight for acctKey or addrKey could
+// still spend the rest of its failure budget.
+func (g *Guard) busy(acctKey, addrKey string, now time.Time) bool {
+	if g.pol.MaxFailures <= 0 {
+		return false
+	}
+	return g.accts.busy(acctKey, now, g.pol) || g.addrs.busy(addrKey, now, g.pol)
 }
 
 // delay is the wait before answering the failures-th failure: none for

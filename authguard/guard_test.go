@@ -144,6 +144,44 @@ func TestParallelGuessesBounded(t *testing.T) {
 	}
 }
 
+// TestParallelRightPasswordsWaitTheirTurn: more clients of one account
+// than the failure budget logging in at once with the right password
+// (a shared desk, a client's pool of connections) all get in: an
+// attempt that finds the budget taken by attempts in flight waits for
+// them instead of being refused as if locked out.
+func TestParallelRightPasswordsWaitTheirTurn(t *testing.T) {
+	c := newChecker("desk")
+	c.wait = 5 * time.Millisecond
+	g, _ := newGuard(t, c, Policy{MaxFailures: 3, Lockout: time.Hour, Delay: time.Second})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := try(g, "192.0.2.7:1", "desk", "right"); err != nil {
+				t.Errorf("login %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestWaitingTurnEndsWithContext: an attempt waiting for its turn is
+// refused when its client goes away.
+func TestWaitingTurnEndsWithContext(t *testing.T) {
+	c := newChecker("bob")
+	c.wait = time.Second
+	g, _ := newGuard(t, c, Policy{MaxFailures: 1, Lockout: time.Hour})
+	go try(g, "192.0.2.8:1", "bob", "right")
+	time.Sleep(100 * time.Millisecond) // the first is in flight
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := g.Authenticate(ctx, Attempt{Proto: "test", Remote: "192.0.2.8:2", Name: "bob"}, "right")
+	if !errors.Is(err, ErrFailed) || retryIn(err) <= 0 {
+		t.Fatalf("waiting attempt after its context ended: %v", err)
+	}
+}
+
 // TestPerAddress: one address trying many accounts (password spraying)
 // is locked; other addresses are not; IPv6 counts per /64; loopback is
 // exempt only when the policy says so.

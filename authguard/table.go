@@ -47,22 +47,26 @@ func (t *table) get(key string, now time.Time, ttl time.Duration) *entry {
 }
 
 // lockedFor says how long key stays refused: until its lockout ends when
-// it has MaxFailures failures, or briefly when the attempts in flight
-// would reach MaxFailures (parallel guesses wait their turn).
+// it has MaxFailures failures.
 func (t *table) lockedFor(key string, now time.Time, pol Policy) time.Duration {
 	if key == "" {
 		return 0
 	}
 	e := t.get(key, now, pol.Lockout)
-	switch {
-	case e == nil:
-		return 0
-	case e.n >= pol.MaxFailures:
+	if e != nil && e.n >= pol.MaxFailures {
 		return e.last.Add(pol.Lockout).Sub(now)
-	case e.n+e.inflight >= pol.MaxFailures:
-		return max(pol.Delay, time.Second)
 	}
 	return 0
+}
+
+// busy says whether the attempts in flight for key would reach
+// MaxFailures if they all failed: the next attempt waits its turn.
+func (t *table) busy(key string, now time.Time, pol Policy) bool {
+	if key == "" {
+		return false
+	}
+	e := t.get(key, now, pol.Lockout)
+	return e != nil && e.n+e.inflight >= pol.MaxFailures
 }
 
 // begin counts an attempt in flight for key and returns its entry (nil
