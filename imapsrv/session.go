@@ -495,8 +495,13 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 		sess.unselect()
 		return nil, storeError(err)
 	}
+	// Merged, not assigned: once the claim committed, this session owns
+	// the box's new messages, and one may have arrived (addRecent) before
+	// this line; assigning would make it recent in no session.
 	sess.recentMu.Lock()
-	sess.recent = recent
+	for _, r := range recent {
+		sess.recent.AddRange(r.Start, r.Stop)
+	}
 	sess.recentMu.Unlock()
 	box.mu.Lock()
 	sess.recentReported, sess.existsReported = sess.recentCount(box), uint32(len(box.msgs))
