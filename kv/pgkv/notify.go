@@ -46,7 +46,7 @@ func (e *Engine) Notify(tx kv.Txn, payload string) error {
 	if len(payload) > 1000 {
 		return errors.New("pgkv: notification payload longer than 1,000 bytes")
 	}
-	if e.noNotify.Load() {
+	if !e.notifyWorks() {
 		return nil
 	}
 	for _, p := range t.notify {
@@ -56,6 +56,34 @@ func (e *Engine) Notify(tx kv.Txn, payload string) error {
 	}
 	t.notify = append(t.notify, payload)
 	return nil
+}
+
+// notifyWorks reports whether commits may carry pg_notify. The first
+// call asks the server once: a commit carrying a pg_notify the server
+// refuses would fail (CockroachDB, YugabyteDB without LISTEN/NOTIFY), and
+// a process that only writes (a CLI command) never subscribes, where
+// LISTEN's refusal would have told. Any refusal by the server turns
+// notifications off; a broken connection leaves them on.
+func (e *Engine) notifyWorks() bool {
+	e.probe.Do(func() {
+		if e.noNotify.Load() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+		defer cancel()
+		// In a transaction rolled back: nobody is woken for nothing.
+		tx, err := e.pool.Begin(ctx)
+		if err != nil {
+			return
+		}
+		defer tx.Rollback(ctx)
+		_, err = tx.Exec(ctx, notifySQL, e.channel, "")
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			e.noNotify.Store(true)
+		}
+	})
+	return !e.noNotify.Load()
 }
 
 // Subscribe LISTENs on a connection of its own and calls fn with each

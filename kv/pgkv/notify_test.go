@@ -3,8 +3,11 @@ package pgkv
 import (
 	"context"
 	"errors"
+	"net/url"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"certmail/kv"
 )
@@ -150,4 +153,48 @@ func TestNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	none()
+}
+
+// TestNotifyRefused: on a database whose pg_notify refuses (CockroachDB,
+// YugabyteDB without LISTEN/NOTIFY: here a pg_notify of the schema's own,
+// found before pg_catalog's, that raises feature_not_supported), an engine
+// that only writes (a CLI command, which never subscribes) still commits:
+// it asks once and then sends no notifications.
+func TestNotifyRefused(t *testing.T) {
+	dsn := pg.DB(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	schema := q.Get("search_path")
+	admin, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(context.Background(), `CREATE FUNCTION `+pgx.Identifier{schema}.Sanitize()+`.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'LISTEN/NOTIFY is not supported' USING ERRCODE = 'feature_not_supported'; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	q.Set("search_path", schema+",pg_catalog")
+	u.RawQuery = q.Encode()
+	e, err := Open(context.Background(), u.String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for i := range 2 {
+		tx, _ := e.Begin(true)
+		tx.Set([]byte("k"), []byte{byte(i)})
+		if err := e.Notify(tx, "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatalf("commit %d with a refused pg_notify: %v", i, err)
+		}
+	}
+	if _, err := e.Subscribe(func(string) {}); !errors.Is(err, kv.ErrNoNotify) {
+		t.Fatalf("Subscribe: %v, want ErrNoNotify", err)
+	}
 }

@@ -79,6 +79,7 @@ type Engine struct {
 	connCfg  *pgx.ConnConfig
 	channel  string
 	noNotify atomic.Bool
+	probe    sync.Once // notifyWorks
 
 	// parked are connections whose read-only transaction has ended but
 	// not yet been committed: the next transaction to take one sends
