@@ -130,7 +130,11 @@ func (s *Service) recipientGone(tx *mailbox.Tx, it *Item) error {
 		fmt.Sprintf("Certified item %s for %s was not delivered: the recipient's account was deleted at %s, before a certificate of delivery or refusal.\nThe content was not handed over to anyone; this is the report of non-delivery.\n",
 			it.Label, it.Recipient, now.Format(time.RFC3339)),
 		[]evidence.Entry{rec})
-	s.lg.Info("certified item not delivered: recipient account deleted", "label", it.Label, "recipient", it.Recipient)
+	// Said once the commit stands: a transaction run again after a
+	// conflict with another node would say it twice.
+	tx.OnCommit(func() {
+		s.lg.Info("certified item not delivered: recipient account deleted", "label", it.Label, "recipient", it.Recipient)
+	})
 	return nil
 }
 
@@ -151,7 +155,9 @@ func (s *Service) alternateGone(tx *mailbox.Tx, it *Item, acct string) error {
 	}
 	it.Holders = slices.DeleteFunc(it.Holders, func(h string) bool { return h == acct })
 	it.Alternates = slices.DeleteFunc(it.Alternates, func(a string) bool { return s.namesAccount([]string{a}, acct) })
-	s.lg.Info("certified item: alternate account deleted", "label", it.Label, "alternate", acct)
+	// Said once the commit stands: a transaction run again after a
+	// conflict with another node would say it twice.
+	tx.OnCommit(func() { s.lg.Info("certified item: alternate account deleted", "label", it.Label, "alternate", acct) })
 	return putItem(tx, it)
 }
 

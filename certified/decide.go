@@ -344,7 +344,11 @@ func (s *Service) settle(tx *mailbox.Tx, acct, cod, dest string, receipt *receip
 			records,
 			notifier.Attachment{Name: "refusal.jws", ContentType: "application/jose", Data: []byte(cod)})
 	}
-	s.lg.Info("certified item settled", "label", it.Label, "state", it.State, "signer", acct, "custody", claims.Custody)
+	// Said once the commit stands: a transaction run again after a
+	// conflict with another node would say it twice.
+	tx.OnCommit(func() {
+		s.lg.Info("certified item settled", "label", it.Label, "state", it.State, "signer", acct, "custody", claims.Custody)
+	})
 	return res, nil
 }
 

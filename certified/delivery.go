@@ -52,7 +52,11 @@ func (s *Service) DeliverCertified(tx *mailbox.Tx, item delivery.Item) (bool, er
 	if err != nil {
 		return false, err
 	}
-	s.lg.Info("certified item posted", "label", it.Label, "recipient", it.Recipient, "deadline", it.Deadline)
+	// Said once the commit stands: a transaction run again after a
+	// conflict with another node would say it twice.
+	tx.OnCommit(func() {
+		s.lg.Info("certified item posted", "label", it.Label, "recipient", it.Recipient, "deadline", it.Deadline)
+	})
 	return true, nil
 }
 

@@ -67,6 +67,8 @@ func (s *Service) expire(tx *mailbox.Tx, label string) error {
 		fmt.Sprintf("The deadline %s of certified item %s for %s passed with no certificate of delivery and no refusal.\n%s\n",
 			it.Deadline.Format(time.RFC3339), it.Label, it.Recipient, text),
 		[]evidence.Entry{rec})
-	s.lg.Info("certified item expired", "label", it.Label, "state", it.State)
+	// Said once the commit stands: a transaction run again after a
+	// conflict with another node would say it twice.
+	tx.OnCommit(func() { s.lg.Info("certified item expired", "label", it.Label, "state", it.State) })
 	return nil
 }

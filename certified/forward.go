@@ -115,7 +115,11 @@ func (s *Service) ForwardStub(tx *mailbox.Tx, label, holder string, alternates [
 	s.notifySender(tx, it, "forwarded-"+idPart(strings.Join(done, " ")), "Certified item "+label+" forwarded",
 		fmt.Sprintf("Certified item %s was not acknowledged by %s in time and was forwarded to %s (%s). Any of them with an account here may now acknowledge it.\n",
 			label, holder, strings.Join(done, ", "), actor), records)
-	s.lg.Info("certified stub forwarded", "label", label, "from", holder, "to", done, "actor", actor)
+	// Said once the commit stands: a transaction run again after a
+	// conflict with another node would say it twice.
+	tx.OnCommit(func() {
+		s.lg.Info("certified stub forwarded", "label", label, "from", holder, "to", done, "actor", actor)
+	})
 	return done, nil
 }
 
