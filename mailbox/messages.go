@@ -163,7 +163,7 @@ func (tx *Tx) PutBlobSummary(raw, sum []byte) (uint64, error) {
 	if err := tx.s.space.forMessage(int64(len(raw) + len(sum))); err != nil {
 		return 0, err
 	}
-	id, err := tx.nextCounter("blob", 0)
+	id, err := tx.s.blobIDs.take(tx.s.db)
 	if err != nil {
 		return 0, err
 	}

@@ -112,6 +112,8 @@ type Store struct {
 	// keeps them (modseqDurable is false).
 	modseqReserve, modseqBase, modseqReserveStep uint64
 	modseqDurable                                bool
+	// blobIDs is the store's lease of blob IDs (counters.go).
+	blobIDs idLease
 	// closed is set by Close, under wmu.
 	closed bool
 	auth   *authCache
