@@ -3,6 +3,7 @@ package mailbox
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -127,7 +128,21 @@ func (tx *Tx) CreateMailbox(acct string, nm NewMailbox) (*MailboxInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.NextMailboxID++
+	// An ID under which records are left (a mailbox whose deletion
+	// stopped before its messages were removed, which any node's next
+	// start collects) is skipped: a new mailbox must not show another's
+	// messages, whether or not they have been collected yet.
+	for {
+		a.NextMailboxID++
+		left, err := tx.mailboxLeftovers(acct, a.NextMailboxID)
+		if err != nil {
+			return nil, err
+		}
+		if !left {
+			break
+		}
+		tx.s.log.Warn("mailbox ID skipped: messages of a deleted mailbox are still under it", "account", acct, "mailbox_id", a.NextMailboxID)
+	}
 	mb := &MailboxInfo{
 		ID:          a.NextMailboxID,
 		Name:        name,
@@ -244,6 +259,40 @@ func (tx *Tx) announceRename(acct string, id uint32, from, to string) {
 	})
 }
 
+// mailboxLeftovers reports whether message records or change log entries
+// are stored under the mailbox ID.
+func (tx *Tx) mailboxLeftovers(acct string, id uint32) (bool, error) {
+	found := false
+	for _, p := range []string{prefixMessage, prefixVanished} {
+		err := tx.txn.Scan(kv.Range{Prefix: modseqBoxPrefix(p, acct, id), KeysOnly: true, Limit: 1}, func(_, _ []byte) error {
+			found = true
+			return nil
+		})
+		if err != nil || found {
+			return found, err
+		}
+	}
+	return false, nil
+}
+
+// errMailboxLive: records were to be removed as a deleted mailbox's,
+// and the mailbox exists.
+var errMailboxLive = errors.New("the mailbox exists: its messages are not removed")
+
+// checkGone returns errMailboxLive if the mailbox exists: every batch
+// that removes a deleted mailbox's records checks, in its own
+// transaction, that it is still deleted.
+func (tx *Tx) checkGone(acct string, id uint32) error {
+	live, err := tx.has(mailboxIDKey(acct, id))
+	if err != nil {
+		return err
+	}
+	if live {
+		return fmt.Errorf("mailbox %d of %q: %w", id, acct, errMailboxLive)
+	}
+	return nil
+}
+
 // deleteBatch bounds how many messages one transaction removes, to stay
 // under Badger's transaction size limit.
 const deleteBatch = 2000
@@ -325,6 +374,9 @@ func (s *Store) removeMailboxMessages(acct string, id uint32) error {
 	for {
 		var n int
 		if err := s.Update(func(tx *Tx) error {
+			if err := tx.checkGone(acct, id); err != nil {
+				return err
+			}
 			keys, err := tx.firstKeys(p, deleteBatch)
 			if err != nil {
 				return err
@@ -350,6 +402,9 @@ func (s *Store) removeMessageRecords(acct string, id uint32) error {
 	for {
 		var n int
 		if err := s.Update(func(tx *Tx) error {
+			if err := tx.checkGone(acct, id); err != nil {
+				return err
+			}
 			var keys [][]byte
 			var blobs []uint64
 			err := tx.scan(messagePrefix(acct, id), false, func(k, v []byte) error {
@@ -452,8 +507,20 @@ func (s *Store) collectOrphanMessages() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("finding orphaned messages: %w", err)
 	}
+	if s.afterOrphanScan != nil {
+		s.afterOrphanScan()
+	}
+	// Other nodes of a shared database write meanwhile: each batch
+	// removes what is under the ID then, in a transaction that checks
+	// the mailbox is still gone (removeMailboxMessages), and no new
+	// mailbox takes an ID with records left under it (CreateMailbox).
 	for _, o := range orphans {
-		if err := s.removeMailboxMessages(o.acct, o.id); err != nil {
+		err := s.removeMailboxMessages(o.acct, o.id)
+		if errors.Is(err, errMailboxLive) {
+			s.log.Error("not removing messages found without their mailbox: the mailbox exists now", "account", o.acct, "mailbox_id", o.id)
+			continue
+		}
+		if err != nil {
 			return 0, fmt.Errorf("removing orphaned messages of mailbox %d of %q: %w", o.id, o.acct, err)
 		}
 		s.log.Warn("removed the messages of a mailbox deleted before a crash", "account", o.acct, "mailbox_id", o.id)

@@ -715,3 +715,111 @@ func fill(t *testing.T, db kv.Engine) {
 		keys = keys[n:]
 	}
 }
+
+// TestNodesOrphansCollectedWhileOthersWrite: a node starting on a shared
+// database collects the messages of a mailbox whose deletion stopped
+// half-way, while another node writes: between finding them and removing
+// them, the account is made again on the other node (here on a store
+// that lost the record of its deleted accounts, so the new mailboxes'
+// IDs count from 1 again) and gets mail. The new mailbox takes no ID
+// with records left under it, so it shows none of the old mail, and the
+// removal takes only what is under the old, deleted ID, checking in each
+// batch that it is still deleted: the new mail stays.
+func TestNodesOrphansCollectedWhileOthersWrite(t *testing.T) {
+	dsn := engines.PostgresDSN(t)
+	open := func(hook func()) *Store {
+		t.Helper()
+		s, err := Open(Options{Engine: engines.Reopen(t, dsn), GCInterval: -1, afterOrphanScan: hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a := open(nil)
+	old := newAccount(t, a, "erin")
+	newAccount(t, a, "bob")
+	appendN(t, a, "erin", "INBOX", 5)
+	if err := a.Update(func(tx *Tx) error {
+		_, err := tx.Expunge("erin", old.ID, []uint32{1})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The deletion that stopped half-way, on a store without the record
+	// of deleted accounts: the account and mailbox records are gone,
+	// the messages and change log stay.
+	if err := a.Update(func(tx *Tx) error {
+		boxes, err := tx.ListMailboxes("erin")
+		if err != nil {
+			return err
+		}
+		for _, mb := range boxes {
+			if err := tx.del(mailboxKey("erin", mb.Name)); err != nil {
+				return err
+			}
+			if err := tx.del(mailboxIDKey("erin", mb.ID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.dropUsage("erin"); err != nil {
+			return err
+		}
+		return tx.del(accountKey("erin"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	hooked := false
+	open(func() {
+		hooked = true
+		if err := a.CreateAccount("erin", "pw2", DefaultMailboxes()); err != nil {
+			t.Error(err)
+			return
+		}
+		for _, acct := range []string{"erin", "bob"} {
+			if err := a.Update(func(tx *Tx) error {
+				_, err := tx.Append(acct, "INBOX", []byte("Subject: new\r\n\r\nnew mail\r\n"), AppendOptions{})
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if !hooked {
+		t.Fatal("the second node found no orphaned messages")
+	}
+	count := func(acct string, id uint32) (n int) {
+		t.Helper()
+		if err := a.View(func(tx *Tx) error {
+			for _, p := range []string{prefixMessage, prefixVanished} {
+				if err := tx.scan(modseqBoxPrefix(p, acct, id), true, func(_, _ []byte) error { n++; return nil }); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	inbox, err := a.Mailbox("erin", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inbox.ID == old.ID {
+		t.Errorf("the new INBOX took the ID %d the old one's messages were under", old.ID)
+	} else if n := count("erin", old.ID); n != 0 {
+		t.Errorf("%d records left under the deleted mailbox's ID", n)
+	}
+	if n := count("erin", inbox.ID); n != 1 {
+		t.Errorf("the new INBOX holds %d records, want its 1 new message", n)
+	}
+	bob, err := a.Mailbox("bob", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count("bob", bob.ID); n != 1 {
+		t.Errorf("bob's INBOX holds %d records, want 1", n)
+	}
+}

@@ -66,6 +66,9 @@ type Options struct {
 	// changes but follows no one's (a one-off command).
 	FollowInterval time.Duration
 
+	// afterOrphanScan, if set, runs in Open between finding orphaned
+	// messages and removing them (tests: another node writing then).
+	afterOrphanScan func()
 	// syncEvery is the period of the background sync; zero means a
 	// second, negative none (crash tests, which decide when to sync).
 	syncEvery time.Duration
@@ -112,6 +115,8 @@ type Store struct {
 	// keeps them (modseqDurable is false).
 	modseqReserve, modseqBase, modseqReserveStep uint64
 	modseqDurable                                bool
+	// afterOrphanScan is Options.afterOrphanScan.
+	afterOrphanScan func()
 	// blobIDs is the store's lease of blob IDs (counters.go).
 	blobIDs idLease
 	// closed is set by Close, under wmu.
@@ -177,6 +182,7 @@ func Open(opts Options) (*Store, error) {
 		auth:              newAuthCache(),
 		space:             newSpaceGuard(opts.Dir, opts.DiskReserve, bdb == nil || opts.InMemory, logger),
 		stop:              cancel,
+		afterOrphanScan:   opts.afterOrphanScan,
 	}
 	s.syncer = newGroupSyncer(db.Sync)
 	s.modseqReserveStep = modseqReserveStep
