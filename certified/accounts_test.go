@@ -118,18 +118,21 @@ func TestDeleteAccountWithManyItems(t *testing.T) {
 	const n = 1000
 	var labels []string
 	for i := 0; i < n; i += 100 {
+		var batch []string // of the attempt that commits
 		if err := e.store.Update(func(tx *mailbox.Tx) error {
+			batch = batch[:0]
 			for j := 0; j < 100; j++ {
 				it, err := e.svc.Post(tx, certified.PostRequest{Raw: heldMessage, Sender: "clerk@court.example", Recipient: "alice"})
 				if err != nil {
 					return err
 				}
-				labels = append(labels, it.Label)
+				batch = append(batch, it.Label)
 			}
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
+		labels = append(labels, batch...)
 	}
 	start := time.Now()
 	if err := e.store.DeleteAccount("alice"); err != nil {

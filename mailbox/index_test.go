@@ -75,35 +75,50 @@ func TestIndexTotalsFollowChanges(t *testing.T) {
 	var uids []uint32
 	for step := 0; step < 400; step++ {
 		op := rng.IntN(10)
+		// Every choice is made before the transaction, and uids follows
+		// it only once it has committed: a transaction may run more than
+		// once (on a shared engine, one that conflicts runs again).
+		raw := fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", step, make([]byte, rng.IntN(200)))
+		flags := pick()
+		var some []uint32
+		for _, u := range uids {
+			if rng.IntN(4) == 0 {
+				some = append(some, u)
+			}
+		}
+		flagOp := FlagOp(rng.IntN(3))
+		gone := -1
+		if len(uids) > 0 {
+			gone = rng.IntN(len(uids))
+		}
+		var added uint32
 		err := s.Update(func(tx *Tx) error {
 			switch {
 			case op < 4 || len(uids) == 0:
-				raw := fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", step, make([]byte, rng.IntN(200)))
-				res, err := tx.Append("carol", "INBOX", []byte(raw), AppendOptions{Flags: pick()})
+				res, err := tx.Append("carol", "INBOX", []byte(raw), AppendOptions{Flags: flags})
 				if err != nil {
 					return err
 				}
-				uids = append(uids, res.UID)
+				added = res.UID
 			case op < 8:
-				var some []uint32
-				for _, u := range uids {
-					if rng.IntN(4) == 0 {
-						some = append(some, u)
-					}
-				}
-				_, err := tx.SetFlags("carol", inbox.ID, some, FlagOp(rng.IntN(3)), pick())
+				_, err := tx.SetFlags("carol", inbox.ID, some, flagOp, flags)
 				return err
 			default:
-				i := rng.IntN(len(uids))
-				if _, err := tx.Expunge("carol", inbox.ID, uids[i:i+1]); err != nil {
+				if _, err := tx.Expunge("carol", inbox.ID, uids[gone:gone+1]); err != nil {
 					return err
 				}
-				uids = slices.Delete(uids, i, i+1)
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatalf("step %d: %v", step, err)
+		}
+		switch {
+		case op < 4 || len(uids) == 0:
+			uids = append(uids, added)
+		case op < 8:
+		default:
+			uids = slices.Delete(uids, gone, gone+1)
 		}
 		checkFacts(t, s, "carol", inbox.ID, fmt.Sprintf("step %d (op %d)", step, op))
 	}
