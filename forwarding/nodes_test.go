@@ -119,3 +119,66 @@ func TestNodesForwardOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestNodesPolicySetElsewhere: a policy stored through one node (or by
+// the command line against the database) is in force on the others
+// within Options.PolicyRefresh, and so is its removal.
+func TestNodesPolicySetElsewhere(t *testing.T) {
+	dsn := engines.PostgresDSN(t)
+	var stores []*mailbox.Store
+	var services []*Service
+	for range 2 {
+		st, err := mailbox.Open(mailbox.Options{Engine: engines.Reopen(t, dsn), GCInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		svc, err := New(st, Options{PolicyRefresh: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, st)
+		services = append(services, svc)
+	}
+	for _, a := range []string{"u", "alt"} {
+		if err := stores[0].CreateAccount(a, "pw", mailbox.DefaultMailboxes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver := func() {
+		t.Helper()
+		if err := stores[1].Update(func(tx *mailbox.Tx) error {
+			_, err := tx.Append("u", "INBOX", []byte("Subject: x\r\n\r\nx\r\n"), mailbox.AppendOptions{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	timers := func() int {
+		t.Helper()
+		due, err := stores[1].DueTimers(time.Now().Add(2*time.Hour), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(due)
+	}
+	if err := services[0].SetPolicy(Policy{Account: "u", After: time.Hour, To: []string{"alt"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := services[1].Policies("u"); len(got) != 1 {
+		t.Errorf("the other node lists %d policies of u, want 1", len(got))
+	}
+	deliver()
+	if n := timers(); n != 1 {
+		t.Fatalf("a message delivered through the other node has %d forward timers, want 1", n)
+	}
+	if err := services[0].ClearPolicy("u", ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	deliver()
+	if n := timers(); n != 1 {
+		t.Errorf("after the policy was cleared elsewhere, %d forward timers, want still 1", n)
+	}
+}

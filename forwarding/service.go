@@ -54,7 +54,16 @@ type Options struct {
 	Notices        certified.Notices
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// PolicyRefresh is how old the stored policies may be before a
+	// service on a store other nodes write too reads them again (zero:
+	// DefaultPolicyRefresh).
+	PolicyRefresh time.Duration
 }
+
+// DefaultPolicyRefresh bounds how long a policy set through one node (or
+// by the command line against the database) takes to be in force on the
+// others.
+const DefaultPolicyRefresh = 2 * time.Second
 
 // Service runs auto-forward and unread monitoring on a store.
 type Service struct {
@@ -64,6 +73,8 @@ type Service struct {
 
 	mu       sync.RWMutex
 	policies map[policyKey]Policy
+	// loaded is when the stored policies were last read.
+	loaded time.Time
 }
 
 // New loads the stored policies and hooks the service into the store.
@@ -80,7 +91,10 @@ func New(store *mailbox.Store, opts Options) (*Service, error) {
 	if opts.Addresses == nil {
 		opts.Addresses = addressing.New(addressing.Options{})
 	}
-	s := &Service{store: store, opts: opts, log: opts.Logger, policies: make(map[policyKey]Policy)}
+	if opts.PolicyRefresh <= 0 {
+		opts.PolicyRefresh = DefaultPolicyRefresh
+	}
+	s := &Service{store: store, opts: opts, log: opts.Logger, policies: make(map[policyKey]Policy), loaded: time.Now()}
 	var stored []Policy
 	if err := store.View(func(tx *mailbox.Tx) error {
 		var err error
@@ -106,10 +120,49 @@ func New(store *mailbox.Store, opts Options) (*Service, error) {
 func (s *Service) now() time.Time { return s.opts.Now().UTC() }
 
 func (s *Service) policy(acct, mb string) (Policy, bool) {
+	if s.store.Shared() {
+		s.refreshPolicies()
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.policies[policyKey{acct, mb}]
 	return p, ok
+}
+
+// refreshPolicies reads the stored policies again when they are older than
+// Options.PolicyRefresh: on a store other nodes write, a policy may have
+// been set or cleared elsewhere. Config policies stay as they are.
+func (s *Service) refreshPolicies() {
+	s.mu.RLock()
+	fresh := time.Since(s.loaded) < s.opts.PolicyRefresh
+	s.mu.RUnlock()
+	if fresh {
+		return
+	}
+	var stored []Policy
+	if err := s.store.View(func(tx *mailbox.Tx) error {
+		var err error
+		stored, err = loadPolicies(tx)
+		return err
+	}); err != nil {
+		s.log.Warn("reading the forwarding policies again", "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.policies {
+		if p.Source != "config" {
+			delete(s.policies, k)
+		}
+	}
+	for _, p := range stored {
+		k := policyKey{p.Account, p.mailboxName()}
+		if cur, ok := s.policies[k]; ok && cur.Source == "config" {
+			continue
+		}
+		s.policies[k] = p
+	}
+	s.loaded = time.Now()
 }
 
 // SetPolicy stores a policy (replacing the one for the same mailbox).
@@ -148,6 +201,9 @@ func (s *Service) ClearPolicy(acct, mb string) error {
 	if err != nil {
 		return err
 	}
+	if s.store.Shared() {
+		s.refreshPolicies()
+	}
 	var gone []policyKey
 	s.mu.RLock()
 	for k, p := range s.policies {
@@ -183,6 +239,9 @@ func (s *Service) ClearPolicy(acct, mb string) error {
 
 // Policies lists the policies of an account (all accounts when empty).
 func (s *Service) Policies(acct string) []Policy {
+	if s.store.Shared() {
+		s.refreshPolicies()
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []Policy

@@ -244,6 +244,11 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Shared reports whether other stores may write the store's engine too
+// (nodes on one PostgreSQL database): state a caller keeps in memory from
+// the store may then be changed under it by another node.
+func (s *Store) Shared() bool { return s.shared }
+
 // runEvery runs fn every period in its own goroutine until ctx ends;
 // Close waits for it.
 func (s *Store) runEvery(ctx context.Context, period time.Duration, fn func()) {
