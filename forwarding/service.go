@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -534,26 +535,36 @@ func (s *Service) resent(raw []byte, from string, to []string) ([]byte, string, 
 	return append(out, raw...), msgID, nonce
 }
 
-// count adds to the persistent forward counter (for /metrics).
+// countShards is how many keys the forward count is spread over: every
+// forward adds to it, and with one key any two forwards on different
+// nodes of one database would conflict on it.
+const countShards = 16
+
+// count adds n to the number of forwards, in one of countShards keys
+// (x/fw/count/<shard>) picked at random; a store of before keeps its
+// total in x/fw/count, which Forwards adds in.
 func (s *Service) count(tx *mailbox.Tx, n int) error {
+	key := fmt.Appendf(nil, "%scount/%02d", keyspace.Forwarding, mrand.IntN(countShards))
 	var c uint64
-	if v, ok, err := tx.Get([]byte(keyspace.Forwarding + "count")); err != nil {
+	if v, ok, err := tx.Get(key); err != nil {
 		return err
 	} else if ok {
 		c, _ = strconv.ParseUint(string(v), 10, 64)
 	}
-	return tx.Set([]byte(keyspace.Forwarding+"count"), []byte(strconv.FormatUint(c+uint64(n), 10)))
+	return tx.Set(key, []byte(strconv.FormatUint(c+uint64(n), 10)))
 }
 
 // Forwards is how many forwards have been done.
 func (s *Service) Forwards() (uint64, error) {
 	var c uint64
 	err := s.store.View(func(tx *mailbox.Tx) error {
-		v, ok, err := tx.Get([]byte(keyspace.Forwarding + "count"))
-		if ok {
-			c, _ = strconv.ParseUint(string(v), 10, 64)
-		}
-		return err
+		// x/fw/count itself (the total before the shards) and
+		// x/fw/count/<shard>.
+		return tx.Scan([]byte(keyspace.Forwarding+"count"), func(_, v []byte) error {
+			n, _ := strconv.ParseUint(string(v), 10, 64)
+			c += n
+			return nil
+		})
 	})
 	return c, err
 }

@@ -204,7 +204,7 @@ func TestUpdateRunsAgainOnConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &conflictingEngine{Engine: db}
-	s := openAt(t, Options{Engine: e, GCInterval: -1})
+	s := openAt(t, Options{Engine: e, GCInterval: -1, conflictPatience: 300 * time.Millisecond})
 	defer s.Close()
 	newAccount(t, s, "c")
 	var added, onCommit int
@@ -240,17 +240,18 @@ func TestUpdateRunsAgainOnConflict(t *testing.T) {
 		t.Errorf("%d messages, want 1", len(msgs))
 	}
 
-	// A transaction that keeps conflicting gives up after
-	// kv.MaxAttempts, with the conflict.
-	e.failures.Store(kv.MaxAttempts + 5)
+	// A transaction that keeps conflicting gives up, with the conflict,
+	// after kv.MaxAttempts attempts and the store's patience.
+	e.failures.Store(1 << 20)
 	runs = 0
+	start := time.Now()
 	err = s.Update(func(tx *Tx) error {
 		runs++
 		_, err := tx.Mailbox("c", "INBOX")
 		return err
 	})
-	if !errors.Is(err, kv.ErrConflict) || runs != kv.MaxAttempts {
-		t.Errorf("ran %d times, error %v; want %d and a conflict", runs, err, kv.MaxAttempts)
+	if took := time.Since(start); !errors.Is(err, kv.ErrConflict) || runs < kv.MaxAttempts || took < 300*time.Millisecond || took > 10*time.Second {
+		t.Errorf("ran %d times in %v, error %v; want at least %d times and 300ms, and a conflict", runs, took, err, kv.MaxAttempts)
 	}
 	e.failures.Store(0)
 }

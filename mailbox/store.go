@@ -66,6 +66,11 @@ type Options struct {
 	// changes but follows no one's (a one-off command).
 	FollowInterval time.Duration
 
+	// conflictPatience is how long UpdateFrom goes on running a
+	// conflicting transaction again, once it has tried kv.MaxAttempts
+	// times; zero means defaultConflictPatience, negative not at all
+	// (tests).
+	conflictPatience time.Duration
 	// afterOrphanScan, if set, runs in Open between finding orphaned
 	// messages and removing them (tests: another node writing then).
 	afterOrphanScan func()
@@ -117,6 +122,8 @@ type Store struct {
 	modseqDurable                                bool
 	// afterOrphanScan is Options.afterOrphanScan.
 	afterOrphanScan func()
+	// conflictPatience is Options.conflictPatience, resolved.
+	conflictPatience time.Duration
 	// blobIDs is the store's lease of blob IDs (counters.go).
 	blobIDs idLease
 	// closed is set by Close, under wmu.
@@ -183,6 +190,7 @@ func Open(opts Options) (*Store, error) {
 		space:             newSpaceGuard(opts.Dir, opts.DiskReserve, bdb == nil || opts.InMemory, logger),
 		stop:              cancel,
 		afterOrphanScan:   opts.afterOrphanScan,
+		conflictPatience:  cmp.Or(opts.conflictPatience, defaultConflictPatience),
 	}
 	s.syncer = newGroupSyncer(db.Sync)
 	s.modseqReserveStep = modseqReserveStep

@@ -92,6 +92,10 @@ func (s *Store) newTx(writable bool, source any) (*Tx, error) {
 	return tx, nil
 }
 
+// defaultConflictPatience is how long a conflicting transaction is run
+// again, at least (Store.UpdateFrom).
+const defaultConflictPatience = 5 * time.Second
+
 // Update runs fn in a write transaction and commits it if fn returns nil.
 func (s *Store) Update(fn func(tx *Tx) error) error { return s.UpdateFrom(nil, fn) }
 
@@ -101,17 +105,26 @@ func (s *Store) Update(fn func(tx *Tx) error) error { return s.UpdateFrom(nil, f
 // When the transaction conflicts with another writer of the engine
 // (another node on the same database: kv.ErrConflict, from any call or
 // from the commit), it is discarded and fn runs again in a new one, from
-// its first read, up to kv.MaxAttempts times, with kv.Backoff between
-// attempts. So fn must be re-runnable: whatever it does outside the
+// its first read, with kv.Backoff between attempts: at least
+// kv.MaxAttempts times, and on while less than conflictPatience has
+// passed since the first (on a loaded machine a transaction that touches
+// a busy mailbox can lose twenty times in a second). So fn must be re-runnable: whatever it does outside the
 // transaction (a variable of the caller's, a cache, a reply) it must set
 // afresh on each run rather than add to, or leave to after Update returns
 // or to OnCommit. Everything the store does after a commit (the index,
 // the change feed, MODSEQ state, OnCommit) belongs to the attempt that
 // committed.
 func (s *Store) UpdateFrom(source any, fn func(tx *Tx) error) error {
+	var start time.Time
 	for attempt := 1; ; attempt++ {
 		retry, err := s.updateOnce(source, fn)
-		if !retry || attempt >= kv.MaxAttempts {
+		if !retry {
+			return err
+		}
+		if attempt == 1 {
+			start = time.Now()
+		}
+		if attempt >= kv.MaxAttempts && time.Since(start) >= s.conflictPatience {
 			return err
 		}
 		s.log.Debug("transaction conflicted; running it again", "attempt", attempt, "err", err)
