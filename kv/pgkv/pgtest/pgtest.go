@@ -648,3 +648,136 @@ func (c *Cluster) Up(t testing.TB) {
 		t.Fatalf("pgtest: restart: %v", err)
 	}
 }
+
+// Crash stops the server the way a lost machine does: an immediate
+// shutdown (SIGQUIT), no checkpoint, open transactions cut off. Its data
+// stays; Up starts it again (with crash recovery).
+func (c *Cluster) Crash(t testing.TB) {
+	t.Helper()
+	if err := c.shutdown(syscall.SIGQUIT, 30*time.Second); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// StartStandby starts a streaming standby of c, a private cluster of its
+// own on another loopback port, and makes it c's synchronous standby:
+// from its return on, c's COMMIT returns only once the standby has the
+// commit on its disk too (synchronous_commit on, synchronous_standby_names
+// naming it). The standby is stopped and removed when t ends; Promote
+// turns it into a primary.
+//
+// It is made as an operator makes one: pg_basebackup -R (which writes
+// standby.signal and primary_conninfo) from the running primary, the
+// replication connection naming itself by application_name.
+func (c *Cluster) StartStandby(t testing.TB, name string) *Cluster {
+	t.Helper()
+	s, err := c.startStandby(name)
+	if err != nil {
+		t.Fatalf("pgtest: standby %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	if err := c.admin("ALTER SYSTEM SET synchronous_standby_names = " + quoteLiteral(name)); err != nil {
+		t.Fatalf("pgtest: synchronous_standby_names: %v", err)
+	}
+	if err := c.admin("SELECT pg_reload_conf()"); err != nil {
+		t.Fatalf("pgtest: reload: %v", err)
+	}
+	// The reload is asynchronous: wait until the primary counts the
+	// standby as synchronous, or a commit made now might not wait for it.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		state, err := c.queryString("SELECT coalesce(max(sync_state), '') FROM pg_stat_replication WHERE application_name = $1", name)
+		if err == nil && state == "sync" {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pgtest: standby %s not synchronous within 60s (state %q, %v)\n%s", name, state, err, s.logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) startStandby(name string) (*Cluster, error) {
+	cred, owner, err := runAs()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s := &Cluster{dir: dir, bin: c.bin, version: c.version, passfile: filepath.Join(dir, "pgpass"), lock: lock}
+	// The standby's passfile is the primary's (the superuser's password
+	// came along with the base backup), and it is the server's own user
+	// that reads it: the walreceiver connects to the primary with it.
+	pass, err := os.ReadFile(c.passfile)
+	if err == nil {
+		err = os.WriteFile(s.passfile, pass, 0o600)
+	}
+	if err == nil {
+		err = os.Mkdir(s.sockDir(), 0o700)
+	}
+	if err == nil && owner[0] >= 0 {
+		for _, p := range []string{s.dir, s.sockDir(), s.passfile} {
+			if err = os.Chown(p, owner[0], owner[1]); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		s.removeDir()
+		return nil, fmt.Errorf("prepare %s: %w", dir, err)
+	}
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s passfile=%s application_name=%s", c.port, Superuser, s.passfile, name)
+	cmd := exec.Command(filepath.Join(c.bin, "pg_basebackup"),
+		"--pgdata="+s.dataDir(), "--dbname="+conninfo, "--write-recovery-conf",
+		"--wal-method=stream", "--checkpoint=fast", "--no-sync")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.removeDir()
+		return nil, fmt.Errorf("pg_basebackup: %w\n%s", err, out)
+	}
+	if err := s.start(cred); err != nil {
+		s.removeDir()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Promote ends recovery on a standby: it stops following its primary and
+// takes writes (pg_promote, waiting for the promotion to finish).
+func (c *Cluster) Promote(t testing.TB) {
+	t.Helper()
+	ok, err := c.queryString("SELECT pg_promote(true, 60)::text")
+	if err != nil || ok != "true" {
+		t.Fatalf("pgtest: promote: %q %v\n%s", ok, err, c.logTail())
+	}
+}
+
+// queryString runs sql on the postgres database as the superuser and
+// returns the one value it selects.
+func (c *Cluster) queryString(sql string, args ...any) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := c.connect(ctx, "postgres")
+	if err != nil {
+		return "", fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var s string
+	err = conn.QueryRow(ctx, sql, args...).Scan(&s)
+	return s, err
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -233,3 +233,27 @@ func TestKilledBinaryCleanedUp(t *testing.T) {
 		t.Fatalf("sweep removed a live cluster: %v", err)
 	}
 }
+
+// A synchronous standby has every commit the primary acknowledged, and
+// once the primary is lost (immediate shutdown) and the standby promoted,
+// it takes writes.
+func TestStandbyPromote(t *testing.T) {
+	primary := Start(t)
+	schema, err := primary.CreateSchema("standby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, primary.SchemaDSN(schema), "CREATE TABLE t (n int)")
+	execSQL(t, primary.SchemaDSN(schema), "INSERT INTO t VALUES (1)")
+	standby := primary.StartStandby(t, "standby1")
+	if got := query(t, standby.SchemaDSN(schema), "SELECT pg_is_in_recovery()::text"); got != "true" {
+		t.Fatalf("standby in recovery: %s", got)
+	}
+	execSQL(t, primary.SchemaDSN(schema), "INSERT INTO t VALUES (2)")
+	primary.Crash(t)
+	standby.Promote(t)
+	execSQL(t, standby.SchemaDSN(schema), "INSERT INTO t VALUES (3)")
+	if got := query(t, standby.SchemaDSN(schema), "SELECT string_agg(n::text, ',' ORDER BY n) FROM t"); got != "1,2,3" {
+		t.Fatalf("rows on the promoted standby: %s, want 1,2,3", got)
+	}
+}
