@@ -86,3 +86,22 @@ func TestRoundRobin(t *testing.T) {
 		t.Fatal("one node: not its own address")
 	}
 }
+
+// TestReportTargets: with Dovecot, Badger-certmail and certmail on
+// PostgreSQL each get a ratio and their own issue's target (LMTP ingest:
+// 1.5× for Badger, issue 13's 1.0× for PostgreSQL).
+func TestReportTargets(t *testing.T) {
+	b := &bench{o: options{rounds: 1}, results: newResults([]string{"certmail", "certmail-pg×2", "dovecot"})}
+	b.results.add("ingest", "LMTP ingest (msgs/s)", "certmail", 300, higher)
+	b.results.add("ingest", "LMTP ingest (msgs/s)", "certmail-pg×2", 120, higher)
+	b.results.add("ingest", "LMTP ingest (msgs/s)", "dovecot", 100, higher)
+	var out bytes.Buffer
+	b.report(&out)
+	want := "| LMTP ingest (msgs/s) | 300 | 120 | 100 | 3.00 | 1.20 | certmail ≥ 1.5×: met, certmail-pg×2 ≥ 1.0×: met |"
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("want the row\n%s\nin\n%s", want, out.String())
+	}
+	if !strings.Contains(out.String(), "| metric | certmail | certmail-pg×2 | dovecot | certmail ratio | certmail-pg×2 ratio | target |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |\n") {
+		t.Fatalf("header:\n%s", out.String())
+	}
+}

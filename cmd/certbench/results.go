@@ -105,15 +105,25 @@ func fmtNum(v float64) string {
 	}
 }
 
-// target is the issue's goal for a metric, in terms of the ratio
-// (certmail's advantage) or, for memory, certmail's own figure.
-func target(m *metric) (string, func(ratio, cm float64) bool) {
+// target is the issue's goal for a metric on a server, in terms of the
+// ratio (certmail's advantage) or, for memory, certmail's own figure.
+// certmail on PostgreSQL has issue 13's: session mix and LMTP ingest at
+// least Dovecot's rate, SELECT of the large mailbox no slower.
+func target(m *metric, server string) (string, func(ratio, cm float64) bool) {
+	atLeast1 := func(r, _ float64) bool { return r >= 1.0 }
+	if strings.HasPrefix(server, "certmail-pg") {
+		switch m.name {
+		case "Session mix (ops/s)", "LMTP ingest (msgs/s)", "Large mailbox SELECT (ms)":
+			return "≥ 1.0×", atLeast1
+		}
+		return "", nil
+	}
 	switch {
 	case m.name == "LMTP ingest (msgs/s)", m.name == imaptestRate:
 		return "≥ 1.5×", func(r, _ float64) bool { return r >= 1.5 }
 	case m.name == "Session mix (ops/s)", m.name == "Session mix latency p99 (ms)", m.workload == "large",
 		m.name == resyncQTime, m.name == resyncQKB:
-		return "≥ 1.0×", func(r, _ float64) bool { return r >= 1.0 }
+		return "≥ 1.0×", atLeast1
 	case strings.HasPrefix(m.name, "Idle: RSS with"):
 		return "certmail < 300 MB", func(_, cm float64) bool { return cm < 300 }
 	}
@@ -191,10 +201,6 @@ func (b *bench) report(w io.Writer) {
 		fmt.Fprintf(w, " %s |", cell(m, ref))
 		d := median(m.vals[ref])
 		var verdicts []string
-		t, ok := target(m)
-		if ref != "dovecot" {
-			t = "" // the issue's targets are against Dovecot
-		}
 		for _, cm := range cms {
 			c := median(m.vals[cm])
 			ratio := "—"
@@ -208,24 +214,24 @@ func (b *bench) report(w io.Writer) {
 				ratio = fmt.Sprintf("%.2f", rv)
 			}
 			fmt.Fprintf(w, " %s |", ratio)
-			if t != "" {
-				verdict := "missed"
-				if ratio != "—" && ok(rv, c) || strings.HasPrefix(m.name, "Idle: RSS with") && len(m.vals[cm]) > 0 && ok(0, c) {
-					verdict = "met"
-				}
-				if len(m.vals[cm]) == 0 && m.unsup[cm] {
-					verdict = "not supported"
-				}
-				if len(cms) > 1 {
-					verdict = cm + " " + verdict
-				}
-				verdicts = append(verdicts, verdict)
+			t, ok := target(m, cm)
+			if t == "" || ref != "dovecot" { // the issues' targets are against Dovecot
+				continue
 			}
+			verdict := "missed"
+			if ratio != "—" && ok(rv, c) || strings.HasPrefix(m.name, "Idle: RSS with") && len(m.vals[cm]) > 0 && ok(0, c) {
+				verdict = "met"
+			}
+			if len(m.vals[cm]) == 0 && m.unsup[cm] {
+				verdict = "not supported"
+			}
+			verdict = t + ": " + verdict
+			if len(cms) > 1 {
+				verdict = cm + " " + verdict
+			}
+			verdicts = append(verdicts, verdict)
 		}
-		tgt := ""
-		if t != "" {
-			tgt = t + ": " + strings.Join(verdicts, ", ")
-		}
+		tgt := strings.Join(verdicts, ", ")
 		fmt.Fprintf(w, " %s |\n", tgt)
 	}
 
