@@ -161,7 +161,11 @@ func (b *bench) report(w io.Writer) {
 		refName = ref + " (Badger)"
 		dv = ""
 	}
-	fmt.Fprintf(w, "Median of %d round(s). Ratio: certmail's advantage (its rate ÷ %s's, or %s's time or memory ÷ certmail's); above 1 certmail is better.\n\n", b.o.rounds, refName, refName)
+	if ref != "" {
+		fmt.Fprintf(w, "Median of %d round(s). Ratio: certmail's advantage (its rate ÷ %s's, or %s's time or memory ÷ certmail's); above 1 certmail is better.\n\n", b.o.rounds, refName, refName)
+	} else {
+		fmt.Fprintf(w, "Median of %d round(s).\n\n", b.o.rounds)
+	}
 	fmt.Fprintf(w, "| metric |")
 	for _, s := range cms {
 		fmt.Fprintf(w, " %s |", s)
