@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"certmail/addressing"
+	"certmail/kv"
 	"certmail/metrics"
 )
 
@@ -56,6 +57,11 @@ type Policy struct {
 	Addresses *addressing.Resolver
 	// Metrics, if set, counts every attempt by protocol and result.
 	Metrics *metrics.Metrics
+	// Shared, if set, keeps the failure counts in the store as well, so
+	// that every process sharing it (nodes on one PostgreSQL database:
+	// mailbox.Store.Records when the store is Shared) counts against one
+	// budget (shared.go). nil: each process counts its own, in memory.
+	Shared kv.RecordStore
 }
 
 const (
@@ -122,6 +128,8 @@ type Guard struct {
 	// ended is closed (and replaced) whenever an attempt in flight ends,
 	// waking the attempts that wait for their turn.
 	ended chan struct{}
+	// swept is when this guard last deleted expired shared records.
+	swept time.Time
 }
 
 // maxTurnWait bounds how long an attempt waits for others in flight on
@@ -142,8 +150,18 @@ func New(c Checker, p Policy, log *slog.Logger) *Guard {
 	if p.Addresses == nil {
 		p.Addresses = addressing.New(addressing.Options{})
 	}
-	return &Guard{check: c, pol: p, log: log, now: time.Now,
+	g := &Guard{check: c, pol: p, log: log, now: time.Now,
 		accts: newTable(p.MaxEntries), addrs: newTable(p.MaxEntries), ended: make(chan struct{})}
+	g.swept = g.now()
+	return g
+}
+
+// unavailable is the refusal of an attempt whose shared failure counts
+// could not be read (the database down): no password is checked.
+func (g *Guard) unavailable(a Attempt, err error) error {
+	g.log.Warn("login refused: failure counts unavailable", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote, "err", err)
+	g.pol.Metrics.Login(a.Proto, metrics.LoginFailed)
+	return &Error{}
 }
 
 // Authenticate checks a's password, unless a's account or address is
@@ -151,6 +169,9 @@ func New(c Checker, p Policy, log *slog.Logger) *Guard {
 // after the policy's delay (or when ctx ends); every refusal is an *Error.
 func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (string, error) {
 	acctKey, addrKey := g.keys(a)
+	if err := g.load(acctKey, addrKey); err != nil {
+		return "", g.unavailable(a, err)
+	}
 	g.mu.Lock()
 	now, refusal := g.awaitTurn(ctx, acctKey, addrKey)
 	if refusal != nil {
@@ -177,9 +198,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt, password string) (s
 	// not addresses.
 	acct, err := g.check.Authenticate(acctKey, password)
 	if err == nil {
-		g.mu.Lock()
 		g.succeeded(acctKey, ea, addrKey, en)
-		g.mu.Unlock()
 		g.pol.Metrics.Login(a.Proto, metrics.LoginOK)
 		return acct, nil
 	}
@@ -236,6 +255,9 @@ func (g *Guard) attemptEnded() {
 // passwords. It is answered after the same delay; the error is an *Error.
 func (g *Guard) Fail(ctx context.Context, a Attempt, reason string) error {
 	acctKey, addrKey := g.keys(a)
+	if err := g.load(acctKey, addrKey); err != nil {
+		return g.unavailable(a, err)
+	}
 	g.mu.Lock()
 	now := g.now()
 	wait := g.lockedFor(acctKey, addrKey, now)
@@ -261,11 +283,23 @@ func (g *Guard) Fail(ctx context.Context, a Attempt, reason string) error {
 // failed records a failure begun with begin, logs it, waits the delay and
 // returns the client's answer.
 func (g *Guard) failed(ctx context.Context, a Attempt, acctKey string, ea *entry, addrKey string, en *entry, reason string) error {
-	g.mu.Lock()
 	now := g.now()
-	failures := max(g.accts.fail(acctKey, ea, now, g.pol), g.addrs.fail(addrKey, en, now, g.pol))
+	acct, addr := sharedCount{n: -1}, sharedCount{n: -1}
+	if g.pol.Shared != nil {
+		var err error
+		if acct, addr, err = g.record(acctKey, addrKey, now); err != nil {
+			// Counted here only: the database is down, and logins with
+			// it (load fails closed).
+			g.log.Warn("failed login not recorded in the store", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote, "err", err)
+		}
+	}
+	g.mu.Lock()
+	failures := max(g.accts.fail(acctKey, ea, now, g.pol, acct), g.addrs.fail(addrKey, en, now, g.pol, addr))
 	g.attemptEnded()
 	g.mu.Unlock()
+	if g.pol.Shared != nil {
+		g.sweep(now)
+	}
 	delay := g.delay(failures)
 	g.pol.Metrics.Login(a.Proto, metrics.LoginFailed)
 	g.log.Info("login failed", "proto", a.Proto, "user", logName(a.Name), "remote", a.Remote, "reason", reason,
@@ -293,8 +327,26 @@ func (g *Guard) failed(ctx context.Context, a Attempt, acctKey string, ea *entry
 // not to be slowed by earlier typos. The address is forgiven only as many
 // failures as the account had, so that an attacker cannot clear the count
 // of an address that guesses at many accounts by logging in to their own.
+// With shared records, those are forgiven too when the account has
+// failures on record (a correct login without writes nothing).
 func (g *Guard) succeeded(acctKey string, ea *entry, addrKey string, en *entry) {
-	forgiven := g.accts.succeed(acctKey, ea, -1, g.pol)
+	g.mu.Lock()
+	had := ea != nil && g.accts.m[acctKey] == ea && ea.n > 0
+	g.mu.Unlock()
+	forgiven := -1
+	if g.pol.Shared != nil && had {
+		var err error
+		if forgiven, err = g.forgive(acctKey, addrKey, g.now()); err != nil {
+			g.log.Warn("failures not forgiven in the store", "user", logName(acctKey), "err", err)
+			forgiven = 0
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.accts.succeed(acctKey, ea, -1, g.pol)
+	if forgiven < 0 {
+		forgiven = n
+	}
 	g.addrs.succeed(addrKey, en, forgiven, g.pol)
 	g.attemptEnded()
 }

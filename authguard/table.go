@@ -27,8 +27,11 @@ type entry struct {
 	// ended.
 	n, inflight int
 	last        time.Time
-	isLocked    bool
-	el          *list.Element
+	// synced is when n and last were last taken from the shared records
+	// (Policy.Shared): a read begun before then is older, and not adopted.
+	synced   time.Time
+	isLocked bool
+	el       *list.Element
 }
 
 func newTable(max int) *table {
@@ -66,7 +69,15 @@ func (t *table) busy(key string, now time.Time, pol Policy) bool {
 		return false
 	}
 	e := t.get(key, now, pol.Lockout)
-	return e != nil && e.n+e.inflight >= pol.MaxFailures
+	if e == nil {
+		return false
+	}
+	if e.n+e.inflight >= pol.MaxFailures {
+		return true
+	}
+	// Other nodes' attempts in flight are not counted here (shared.go):
+	// past the free failures, one attempt at a time on this node.
+	return pol.Shared != nil && e.inflight >= 1 && e.n+e.inflight >= max(pol.FreeFailures, 1)
 }
 
 // begin counts an attempt in flight for key and returns its entry (nil
@@ -111,8 +122,10 @@ func (t *table) current(key string, e *entry) *entry {
 }
 
 // fail ends an attempt begun with begin as a failure and returns key's
-// failure count.
-func (t *table) fail(key string, e *entry, now time.Time, pol Policy) int {
+// failure count: shared's, the count the shared records hold with this
+// failure, unless its n is negative (no shared records, or they could
+// not be written), else one more than before.
+func (t *table) fail(key string, e *entry, now time.Time, pol Policy, shared sharedCount) int {
 	if key == "" {
 		return 0
 	}
@@ -120,10 +133,44 @@ func (t *table) fail(key string, e *entry, now time.Time, pol Policy) int {
 	if cur == nil {
 		cur = t.create(key, now)
 	}
-	cur.n++
-	cur.last = now
+	if shared.n >= 0 {
+		cur.n, cur.last, cur.synced = shared.n, shared.last, now
+	} else {
+		cur.n++
+		cur.last = now
+	}
 	t.relist(cur, pol)
 	return cur.n
+}
+
+// adopt puts c, key's count in the shared records as read at start, in
+// key's entry, unless the entry was synced since (by a failure of this
+// node's, whose write returned a newer count).
+func (t *table) adopt(key string, c sharedCount, start time.Time, pol Policy) {
+	if key == "" {
+		return
+	}
+	e := t.m[key]
+	if e != nil && e.synced.After(start) {
+		return
+	}
+	if c.n == 0 {
+		if e == nil {
+			return
+		}
+		if e.inflight == 0 {
+			t.remove(e)
+			return
+		}
+		e.n, e.synced = 0, start
+		t.relist(e, pol)
+		return
+	}
+	if e == nil {
+		e = t.create(key, c.last)
+	}
+	e.n, e.last, e.synced = c.n, c.last, start
+	t.relist(e, pol)
 }
 
 // succeed ends an attempt begun with begin as a success: key's count is

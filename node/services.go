@@ -110,6 +110,10 @@ func OpenServices(cfg *config.Config, logger *slog.Logger, store *mailbox.Store,
 	pol := authPolicy(cfg) // ops.go
 	pol.Addresses = addrs
 	pol.Metrics = m
+	if store.Shared() {
+		// Nodes on one database share one failed-login budget.
+		pol.Shared = store.Records()
+	}
 	auth := authguard.New(store, pol, logger.With("component", "auth"))
 	return &Services{certified: svc, forwarding: fw, outbox: outbox, addresses: addrs, auth: auth, cfg: cfg, logger: logger}, nil
 }

@@ -51,6 +51,9 @@ const (
 	Forwarding = "fw/"     // forwarding: policies, audit, counters
 	API        = "api/"    // api: sender API tokens
 	Node       = "node/"   // node: the public gateway key every node signs with
+	// AuthGuard: failed-login counts, kept in the store when nodes share
+	// it, so that they share one budget.
+	AuthGuard = "authfail/"
 )
 
 // Claim is a prefix and the package that owns it.
@@ -90,6 +93,7 @@ var AuxClaims = []Claim{
 	{Forwarding, "forwarding"},
 	{API, "api"},
 	{Node, "node"},
+	{AuthGuard, "authguard"},
 }
 
 // Owner returns the package that owns key ("" if no claim covers it); a

@@ -32,6 +32,7 @@ func TestOwner(t *testing.T) {
 		"x/cm/item/L":    "certified",
 		"x/fw/count":     "forwarding",
 		"x/api/token/t":  "api",
+		"x/authfail/a/b": "authguard",
 		"x/unclaimed/1":  "",
 		"zz/what":        "",
 		"":               "",
