@@ -18,7 +18,7 @@ GO ?= go
 # the Perl IMAP client of interop/imapclient_test.go (ID, COMPRESS, QUOTA),
 # jq the README's submission command (interop/docs_test.go runs the docs'
 # shell blocks).
-TEST_PACKAGES := python3 libmail-imapclient-perl curl jq isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql
+TEST_PACKAGES := python3 libmail-imapclient-perl curl jq isync swaks openssl python3-jwcrypto dovecot-imapd dovecot-lmtpd postfix systemd iproute2 neomutt thunderbird postgresql haproxy
 
 # The suites that run on both storage engines (kv/testengine).
 ENGINE_PACKAGES := ./mailbox/... ./certified/... ./forwarding/... ./receipts/evidence/...

@@ -91,21 +91,23 @@ virtual_mailbox_maps = texthash:{{dir}}/etc/certmail-recipients
 virtual_transport = lmtp:inet:{{lmtp}}
 `
 
-// TestPostfixDeliversOverLMTP runs a private Postfix instance (its own
-// config, queue and data directories, loopback only) in front of
-// certmail: swaks submits over SMTP, Postfix refuses an unknown recipient
-// itself (the map generated from `certmail user list`) and delivers the
-// rest over LMTP, and the message is read back over IMAP.
-func TestPostfixDeliversOverLMTP(t *testing.T) {
+// postfixInstance is a private Postfix (its own config, queue and data
+// directories, smtpd on a loopback port) delivering over LMTP.
+type postfixInstance struct {
+	smtp string // smtpd's address
+	log  func() string
+}
+
+// startPostfix starts a private Postfix instance whose virtual_transport
+// is lmtp:inet:LMTP, accepting mail for recipients@example.org (the map
+// the README's script makes from `certmail user list`); it is stopped
+// when t ends.
+func startPostfix(t *testing.T, lmtp string, recipients []string) *postfixInstance {
+	t.Helper()
 	postfix := findProgram(t, "postfix")
-	requireTool(t, "swaks")
 	if os.Geteuid() != 0 {
 		t.Fatal("a private Postfix instance needs root to start (its daemons switch to the postfix user); CI runs as root")
 	}
-	s := startServer(t)
-	s.addUser("alice", "alice-pw")
-	s.addUser("bob", "bob-pw")
-
 	// Postfix's daemons run as the postfix user and must reach the queue:
 	// the temp directories are opened up to them.
 	dir := t.TempDir()
@@ -120,56 +122,72 @@ func TestPostfixDeliversOverLMTP(t *testing.T) {
 	if err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).Run(); err != nil {
 		t.Fatalf("chown data_directory: %v", err)
 	}
-	smtpAddr := freeAddr(t)
-	main := strings.NewReplacer("{{dir}}", dir, "{{lmtp}}", s.lmtp).Replace(postfixMainCF)
+	p := &postfixInstance{smtp: freeAddr(t)}
+	main := strings.NewReplacer("{{dir}}", dir, "{{lmtp}}", lmtp).Replace(postfixMainCF)
 	os.WriteFile(filepath.Join(dir, "etc", "main.cf"), []byte(main), 0o644)
-	os.WriteFile(filepath.Join(dir, "etc", "master.cf"), []byte(fmt.Sprintf(postfixMasterCF, smtpAddr)), 0o644)
-	// The recipient map, as the README's script makes it.
-	var recipients strings.Builder
-	for _, u := range strings.Fields(s.run("", "user", "list", "--data", s.data)) {
-		fmt.Fprintf(&recipients, "%s@example.org OK\n", u)
+	os.WriteFile(filepath.Join(dir, "etc", "master.cf"), []byte(fmt.Sprintf(postfixMasterCF, p.smtp)), 0o644)
+	var rcpts strings.Builder
+	for _, u := range recipients {
+		fmt.Fprintf(&rcpts, "%s@example.org OK\n", u)
 	}
-	os.WriteFile(filepath.Join(dir, "etc", "certmail-recipients"), []byte(recipients.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "etc", "certmail-recipients"), []byte(rcpts.String()), 0o644)
 
 	etc := filepath.Join(dir, "etc")
 	logFile := filepath.Join(dir, "postfix.log")
-	postfixLog := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	p.log = func() string { b, _ := os.ReadFile(logFile); return string(b) }
 	if out, err := exec.Command(postfix, "-c", etc, "check").CombinedOutput(); err != nil {
 		t.Fatalf("postfix check: %v\n%s", err, out)
 	}
 	if out, err := exec.Command(postfix, "-c", etc, "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, postfixLog())
+		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.log())
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command(postfix, "-c", etc, "stop").CombinedOutput(); err != nil {
 			t.Errorf("postfix stop: %v\n%s", err, out)
 		}
 		if t.Failed() {
-			t.Logf("postfix log:\n%s", postfixLog())
+			t.Logf("postfix log:\n%s", p.log())
 		}
 	})
 	waitUntil(t, "postfix's smtpd", 20*time.Second, func() bool {
-		c, err := net.Dial("tcp", smtpAddr)
+		c, err := net.Dial("tcp", p.smtp)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
+	return p
+}
 
-	host, port, _ := net.SplitHostPort(smtpAddr)
-	swaks := func(to, body string) (string, error) {
-		cmd := exec.Command("swaks", "--server", host, "--port", port, "--from", "sender@elsewhere.example",
-			"--to", to, "--header", "Subject: via postfix", "--body", body)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	out, err := swaks("alice@example.org", "through Postfix to certmail")
+// send submits a message to Postfix over SMTP with swaks.
+func (p *postfixInstance) send(to, subject, body string) (string, error) {
+	host, port, _ := net.SplitHostPort(p.smtp)
+	cmd := exec.Command("swaks", "--server", host, "--port", port, "--from", "sender@elsewhere.example",
+		"--to", to, "--header", "Subject: "+subject, "--body", body)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestPostfixDeliversOverLMTP runs a private Postfix instance (its own
+// config, queue and data directories, loopback only) in front of
+// certmail: swaks submits over SMTP, Postfix refuses an unknown recipient
+// itself (the map generated from `certmail user list`) and delivers the
+// rest over LMTP, and the message is read back over IMAP.
+func TestPostfixDeliversOverLMTP(t *testing.T) {
+	findProgram(t, "postfix")
+	requireTool(t, "swaks")
+	s := startServer(t)
+	s.addUser("alice", "alice-pw")
+	s.addUser("bob", "bob-pw")
+	pf := startPostfix(t, s.lmtp, strings.Fields(s.run("", "user", "list", "--data", s.data)))
+
+	out, err := pf.send("alice@example.org", "via postfix", "through Postfix to certmail")
 	if err != nil {
 		t.Fatalf("swaks to alice: %v\n%s", err, out)
 	}
 	// An unknown recipient is refused by Postfix at RCPT, before any mail
 	// is queued for certmail.
-	out, err = swaks("nobody@example.org", "to nobody")
+	out, err = pf.send("nobody@example.org", "via postfix", "to nobody")
 	if err == nil || !strings.Contains(out, "550 5.1.1") {
 		t.Fatalf("unknown recipient: %v\n%s", err, out)
 	}
@@ -184,7 +202,7 @@ func TestPostfixDeliversOverLMTP(t *testing.T) {
 	}
 	waitUntil(t, "postfix to log the LMTP delivery", 10*time.Second, func() bool {
 		_, lmtpPort, _ := net.SplitHostPort(s.lmtp)
-		return strings.Contains(postfixLog(), "relay=127.0.0.1[127.0.0.1]:"+lmtpPort) &&
-			strings.Contains(postfixLog(), "status=sent (250 2.0.0 <alice@example.org>")
+		return strings.Contains(pf.log(), "relay=127.0.0.1[127.0.0.1]:"+lmtpPort) &&
+			strings.Contains(pf.log(), "status=sent (250 2.0.0 <alice@example.org>")
 	})
 }
