@@ -66,6 +66,16 @@ type Options struct {
 	// changes but follows no one's (a one-off command).
 	FollowInterval time.Duration
 
+	// Brief opens the store for a short-lived command (`certmail
+	// deliver` from an MTA's pipe, `user add`): only what reading and
+	// writing need, none of a server's upkeep. No scan for orphaned
+	// messages (a node, or serve, collects them when it starts: on a
+	// shared store the scan reads every mailbox, a round trip each), no
+	// index eviction, value-log GC or page trimming, and on a shared
+	// engine no following (as FollowInterval < 0): its commits are still
+	// published to the nodes.
+	Brief bool
+
 	// conflictPatience is how long UpdateFrom goes on running a
 	// conflicting transaction again, once it has tried kv.MaxAttempts
 	// times; zero means defaultConflictPatience, negative not at all
@@ -204,14 +214,16 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening store in %q: %w", opts.Dir, err)
 	}
-	if _, err := s.collectOrphanMessages(); err != nil {
-		// Not fatal: the store is consistent for every mailbox that
-		// exists; the next start tries again.
-		logger.Error("collecting orphaned messages", "err", err)
+	if !opts.Brief {
+		if _, err := s.collectOrphanMessages(); err != nil {
+			// Not fatal: the store is consistent for every mailbox that
+			// exists; the next start tries again.
+			logger.Error("collecting orphaned messages", "err", err)
+		}
 	}
 	if n, ok := db.(kv.Notifier); ok {
 		s.follow = newFollower(s, n, cmp.Or(max(opts.FollowInterval, 0), DefaultFollowInterval))
-		if opts.FollowInterval >= 0 {
+		if opts.FollowInterval >= 0 && !opts.Brief {
 			s.follow.start(ctx)
 		}
 	}
@@ -220,7 +232,7 @@ func Open(opts Options) (*Store, error) {
 		gc = 5 * time.Minute
 	}
 	onDisk := bdb != nil && !opts.InMemory
-	if gc > 0 && onDisk {
+	if gc > 0 && onDisk && !opts.Brief {
 		s.runEvery(ctx, gc, func() { s.collectValueLog(ctx) })
 	}
 	// Flag changes and expunges are not synced one by one (a lost flag is
@@ -235,14 +247,16 @@ func Open(opts Options) (*Store, error) {
 		}
 		// Cold pages of the memory-mapped files go back to the kernel
 		// (see trim_linux.go).
-		s.done.Add(1)
-		go s.runTrim(ctx, opts.Dir)
+		if !opts.Brief {
+			s.done.Add(1)
+			go s.runTrim(ctx, opts.Dir)
+		}
 	}
 	idle := opts.IndexIdle
 	if idle == 0 {
 		idle = 10 * time.Minute
 	}
-	if idle > 0 {
+	if idle > 0 && !opts.Brief {
 		s.runEvery(ctx, max(idle/4, time.Second), func() {
 			if n := s.evictIdleIndexes(idle); n > 0 {
 				s.log.Debug("mailbox indexes evicted", "count", n)

@@ -162,7 +162,7 @@ func Connect(ctx context.Context, cfg *config.Config, o ConnectOptions) (admin.O
 			if err != nil {
 				return nil, err
 			}
-			so.GCInterval = -1 // a short-lived process leaves GC to the server
+			so.Brief = true // a short-lived process leaves upkeep to the server
 			return openLocal(cfg, logger, so)
 		},
 	})
@@ -196,8 +196,9 @@ func connectShared(ctx context.Context, cfg *config.Config, logger *slog.Logger,
 		return nil, err
 	}
 	so.Engine = e
-	// A command publishes its changes to the nodes, and follows none.
-	so.FollowInterval = -1
+	// A command publishes its changes to the nodes, follows none, and
+	// leaves the upkeep (orphaned messages) to them.
+	so.Brief = true
 	return openLocal(cfg, logger, so)
 }
 
