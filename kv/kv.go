@@ -86,6 +86,17 @@ type Txn interface {
 	// nor take long (Badger holds its value-log file open for reading
 	// meanwhile).
 	GetFunc(key []byte, fn func(value []byte) error) error
+	// GetMany reads several keys at once: it calls fn(i, value) for
+	// each keys[i] that has a value (the transaction's own writes
+	// included), once per index, in no set order, and not at all for a
+	// key without one. It reads what as many GetFunc calls would, in
+	// fewer round trips where a read is one (PostgreSQL: one statement
+	// for the lot), so a caller that knows several keys it will need
+	// asks for them together. value is valid only during the call. fn
+	// returning ErrStop ends it and GetMany returns nil; any other error
+	// ends it and is returned. Like Scan, it must not be written to
+	// from fn.
+	GetMany(keys [][]byte, fn func(i int, value []byte) error) error
 	// Set writes value under key; an empty value is a value, not a
 	// delete. Keys must not be empty.
 	Set(key, value []byte) error

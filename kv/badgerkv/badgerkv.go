@@ -202,6 +202,27 @@ func (x txn) GetFunc(key []byte, fn func(value []byte) error) error {
 	return item.Value(fn)
 }
 
+// GetMany is GetFunc for each key: Badger reads are local, and no
+// cheaper together.
+func (x txn) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
+	for i, k := range keys {
+		item, err := x.t.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return mapErr(err)
+		}
+		if err := item.Value(func(v []byte) error { return fn(i, v) }); err != nil {
+			if errors.Is(err, kv.ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // ErrValueTooBig: a value above InMemoryMaxValue for an in-memory store.
 var ErrValueTooBig = errors.New("value too big for an in-memory store")
 

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) kv.Engine) {
 		fn   func(t *testing.T, e kv.Engine)
 	}{
 		{"GetSetDelete", testGetSetDelete},
+		{"GetMany", testGetMany},
 		{"ScanOrder", testScanOrder},
 		{"PrefixBounds", testPrefixBounds},
 		{"ScanOptions", testScanOptions},
@@ -204,6 +205,117 @@ func testGetSetDelete(t *testing.T, e kv.Engine) {
 
 // testScanOrder: keys come back in bytewise order, whatever order they
 // were written in, with the bytes that trip up text collations.
+// getMany returns what GetMany passes, by index, failing t if an index
+// comes twice.
+func getMany(t *testing.T, tx kv.Txn, keys ...string) map[int]string {
+	t.Helper()
+	bk := make([][]byte, len(keys))
+	for i, k := range keys {
+		bk[i] = []byte(k)
+	}
+	got := make(map[int]string)
+	err := tx.GetMany(bk, func(i int, v []byte) error {
+		if _, dup := got[i]; dup {
+			return fmt.Errorf("index %d passed twice", i)
+		}
+		got[i] = string(v)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("GetMany(%q): %v", keys, err)
+	}
+	return got
+}
+
+func testGetMany(t *testing.T, e kv.Engine) {
+	set(t, e, "a", "1", "b", "2", "c", "3", "empty", "")
+	tx := begin(t, e, true)
+	if err := tx.Set([]byte("d"), []byte("4 pending")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Set([]byte("b"), []byte("2 pending")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Delete([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	// Stored, pending, replaced, deleted, missing, empty, and a key twice.
+	got := getMany(t, tx, "a", "d", "b", "c", "missing", "empty", "a")
+	want := map[int]string{0: "1", 1: "4 pending", 2: "2 pending", 5: "", 6: "1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GetMany = %v; want %v", got, want)
+	}
+	if got := getMany(t, tx); len(got) != 0 {
+		t.Fatalf("GetMany() = %v", got)
+	}
+	// ErrStop ends it without an error; another error is returned.
+	n := 0
+	err := tx.GetMany([][]byte{[]byte("a"), []byte("d"), []byte("empty")}, func(int, []byte) error {
+		n++
+		return kv.ErrStop
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("GetMany stopped: %v after %d calls; want nil after 1", err, n)
+	}
+	wantErr := errors.New("from fn")
+	if err := tx.GetMany([][]byte{[]byte("a")}, func(int, []byte) error { return wantErr }); !errors.Is(err, wantErr) {
+		t.Fatalf("GetMany returned %v; want fn's error", err)
+	}
+	// The transaction goes on after both.
+	if v, ok := get(t, tx, "a"); !ok || v != "1" {
+		t.Fatalf("a = %q, %v after GetMany", v, ok)
+	}
+	tx.Discard()
+
+	// Many keys at once, more than one statement's worth on PostgreSQL.
+	const many = 2500
+	err = kv.Update(e, func(tx kv.Txn) error {
+		for i := range many {
+			if i%3 != 0 {
+				if err := tx.Set(fmt.Appendf(nil, "m/%05d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]string, many)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("m/%05d", many-1-i) // not in key order
+	}
+	err = kv.View(e, func(tx kv.Txn) error {
+		got := getMany(t, tx, keys...)
+		for i, k := range keys {
+			var n int
+			fmt.Sscanf(k, "m/%d", &n)
+			v, ok := got[i]
+			if ok != (n%3 != 0) || (ok && v != fmt.Sprintf("v%d", n)) {
+				return fmt.Errorf("GetMany: %s = %q, %v", k, v, ok)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// GetMany reads as Get does (testConflict): two transactions that
+	// read a key with it and write the key, the second to commit fails.
+	w := begin(t, e, true)
+	getMany(t, w, "a", "b")
+	set(t, e, "b", "changed")
+	err = w.Set([]byte("b"), []byte("from w"))
+	if err == nil {
+		err = w.Commit()
+	}
+	if !errors.Is(err, kv.ErrConflict) {
+		t.Fatalf("second writer of b, read with GetMany: %v; want ErrConflict", err)
+	}
+}
+
 func testScanOrder(t *testing.T, e kv.Engine) {
 	want := []string{"\x00", "\x00\x00", "\x01", "A", "B", "a", "a\x00", "a\x00b", "a\x01", "aa", "ab", "b", "\x7f", "\x80", "\xc3\xa9", "\xff", "\xff\x00", "\xff\xff"}
 	shuffled := slices.Clone(want)

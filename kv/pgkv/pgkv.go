@@ -102,9 +102,10 @@ type parkedConn struct {
 }
 
 type counters struct {
-	roundTrips atomic.Uint64
-	sent       atomic.Uint64
-	received   atomic.Uint64
+	roundTrips   atomic.Uint64
+	transactions atomic.Uint64
+	sent         atomic.Uint64
+	received     atomic.Uint64
 }
 
 // Stats are the engine's traffic since Open, for benchmarks and metrics.
@@ -113,6 +114,10 @@ type Stats struct {
 	// server and then waited for its answer: statements, pipelined
 	// batches, connection setup, authentication and the pool's pings.
 	RoundTrips uint64
+	// Transactions counts the transactions begun on the server (a
+	// transaction that never sent a statement is not one): what
+	// PostgreSQL's xact_commit + xact_rollback count of this engine.
+	Transactions uint64
 	// BytesSent and BytesReceived are the bytes on the wire.
 	BytesSent, BytesReceived uint64
 }
@@ -121,6 +126,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	return Stats{
 		RoundTrips:    e.stats.roundTrips.Load(),
+		Transactions:  e.stats.transactions.Load(),
 		BytesSent:     e.stats.sent.Load(),
 		BytesReceived: e.stats.received.Load(),
 	}
@@ -344,6 +350,7 @@ const (
 	beginWrite = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 	beginRead  = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 	getSQL     = "SELECT v FROM " + Table + " WHERE k = $1"
+	getManySQL = "SELECT k, v FROM " + Table + " WHERE k = ANY($1::bytea[])"
 	upsertSQL  = "INSERT INTO " + Table + " (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
 	deleteSQL  = "DELETE FROM " + Table + " WHERE k = ANY($1::bytea[])"
 )
@@ -449,6 +456,7 @@ func (t *txn) execPrologue(br pgx.BatchResults) (retry bool, err error) {
 		return false, err
 	}
 	t.begun = true
+	t.e.stats.transactions.Add(1)
 	return false, nil
 }
 
@@ -547,6 +555,68 @@ func (t *txn) GetFunc(key []byte, fn func(value []byte) error) error {
 		return kv.ErrNotFound
 	}
 	return nil
+}
+
+// maxGetMany bounds the keys of one GetMany statement.
+const maxGetMany = 1000
+
+// GetMany reads the keys in one statement (a thousand keys a statement):
+// one round trip where GetFunc for each would take one each.
+func (t *txn) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	var ask [][]byte
+	at := make(map[string][]int, len(keys))
+	for i, k := range keys {
+		if w, ok := t.writes[string(k)]; ok {
+			if w.delete {
+				continue
+			}
+			if err := fn(i, w.value); err != nil {
+				return stopped(err)
+			}
+			continue
+		}
+		if _, dup := at[string(k)]; !dup {
+			ask = append(ask, k)
+		}
+		at[string(k)] = append(at[string(k)], i)
+	}
+	for len(ask) > 0 {
+		chunk := ask[:min(len(ask), maxGetMany)]
+		ask = ask[len(chunk):]
+		var scanErr error
+		err := t.query("get many", getManySQL, []any{chunk}, func(rows pgx.Rows) error {
+			var k, v pgtype.DriverBytes
+			if err := rows.Scan(&k, &v); err != nil {
+				scanErr = fmt.Errorf("pgkv: get many: %w", err)
+				return scanErr
+			}
+			for _, i := range at[string(k)] {
+				if err := fn(i, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if err == scanErr {
+				return err
+			}
+			return stopped(err)
+		}
+	}
+	return nil
+}
+
+// stopped is what a read returns when its callback returned err: nil for
+// kv.ErrStop.
+func stopped(err error) error {
+	if errors.Is(err, kv.ErrStop) {
+		return nil
+	}
+	return err
 }
 
 func (t *txn) Set(key, value []byte) error {
