@@ -185,6 +185,26 @@ func (d *Deliverer) Resolve(rcpt string) (string, error) {
 	return "", fmt.Errorf("%w: %w", ErrTemporary, err)
 }
 
+// account maps a recipient to its account name as Resolve does, without
+// asking the store whether the account exists: the delivery's transaction
+// finds that out (place) as it reads the account's mailbox, and a
+// separate read cost a delivery on PostgreSQL a transaction of its own,
+// on top of RCPT's (which Resolve answers).
+func (d *Deliverer) account(rcpt string) (string, error) {
+	a, err := d.opts.Addresses.Recipient(rcpt)
+	switch {
+	case err == nil:
+		return a.Account, nil
+	case errors.Is(err, addressing.ErrBadAddress):
+		return "", fmt.Errorf("<%s>: %w", rcpt, ErrBadAddress)
+	case errors.Is(err, addressing.ErrNotLocal):
+		return "", fmt.Errorf("<%s>: %w", rcpt, ErrDomain)
+	case errors.Is(err, addressing.ErrNoAccount):
+		return "", fmt.Errorf("<%s>: %w", rcpt, ErrNoUser)
+	}
+	return "", fmt.Errorf("%w: %w", ErrTemporary, err)
+}
+
 // Addresses is the rule recipients are resolved by.
 func (d *Deliverer) Addresses() *addressing.Resolver { return d.opts.Addresses }
 
@@ -246,7 +266,7 @@ func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []s
 	first := make(map[string]int)
 	var order []int
 	for i, r := range rcpts {
-		acct, err := d.Resolve(r)
+		acct, err := d.account(r)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -431,11 +451,13 @@ func (d *Deliverer) storeErr(rcpt string, err error) error {
 		d.log.Info("delivery refused: over quota", "rcpt", rcpt, "err", err)
 		return fmt.Errorf("<%s>: %w", rcpt, err)
 	}
-	d.log.Error("storing message", "rcpt", rcpt, "err", err)
 	if errors.Is(err, mailbox.ErrNoAccount) {
-		// Deleted between Resolve and the transaction.
+		// No such account: deleted since RCPT, or a caller's unknown
+		// recipient (found out in the transaction, DeliverEnvelope).
+		d.log.Info("delivery refused: no such account", "rcpt", rcpt, "err", err)
 		return fmt.Errorf("<%s>: %w", rcpt, ErrNoUser)
 	}
+	d.log.Error("storing message", "rcpt", rcpt, "err", err)
 	return fmt.Errorf("<%s>: %w: %w", rcpt, ErrTemporary, err)
 }
 
@@ -447,6 +469,11 @@ const certifiedMailbox = "(certified)"
 // Certifier, everything else into the mailbox.
 func (d *Deliverer) place(tx *mailbox.Tx, env Envelope, rcpt, acct, mbox string, k *copies, blob uint64) (string, error) {
 	if c := d.opts.Certifier; c != nil && k.certified {
+		// The recipient was not looked up before the transaction
+		// (account): nothing is posted for an account that is gone.
+		if err := accountExists(tx, acct); err != nil {
+			return "", err
+		}
 		handled, err := c.DeliverCertified(tx, Item{Sender: env.Sender, SenderAuth: env.SenderAuth, Recipient: rcpt, Account: acct, Mailbox: mbox, Raw: k.raw, Blob: blob})
 		if err != nil {
 			return "", fmt.Errorf("certified delivery: %w", err)
@@ -455,15 +482,35 @@ func (d *Deliverer) place(tx *mailbox.Tx, env Envelope, rcpt, acct, mbox string,
 			return certifiedMailbox, nil
 		}
 	}
-	if _, err := tx.Mailbox(acct, mbox); err != nil {
-		if !errors.Is(err, mailbox.ErrNoMailbox) && !errors.Is(err, mailbox.ErrBadName) {
-			return "", err
-		}
+	// AppendBlob reads the mailbox first, and fails before writing if
+	// it is missing: no separate read to see whether it is there.
+	_, err := tx.AppendBlob(acct, mbox, blob, mailbox.AppendOptions{})
+	if (errors.Is(err, mailbox.ErrNoMailbox) || errors.Is(err, mailbox.ErrBadName)) && !strings.EqualFold(mbox, "INBOX") {
 		d.log.Warn("no such mailbox; delivering to INBOX", "account", acct, "mailbox", mbox)
 		mbox = "INBOX"
+		_, err = tx.AppendBlob(acct, mbox, blob, mailbox.AppendOptions{})
 	}
-	if _, err := tx.AppendBlob(acct, mbox, blob, mailbox.AppendOptions{}); err != nil {
+	if errors.Is(err, mailbox.ErrNoMailbox) {
+		// Every account has an INBOX: is the account there at all?
+		if aerr := accountExists(tx, acct); aerr != nil {
+			return "", aerr
+		}
+	}
+	if err != nil {
 		return "", err
 	}
 	return mbox, nil
+}
+
+// accountExists fails with mailbox.ErrNoAccount if acct has gone (deleted
+// since RCPT, or never there for a caller that did not ask Resolve).
+func accountExists(tx *mailbox.Tx, acct string) error {
+	ok, err := tx.AccountExists(acct)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("account %s: %w", acct, mailbox.ErrNoAccount)
+	}
+	return nil
 }

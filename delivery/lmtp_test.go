@@ -340,6 +340,52 @@ func TestLMTPStoreFailureIsTemporary(t *testing.T) {
 	wantSMTPCode(t, c.Rcpt("alice@example.org", nil), 451, smtp.EnhancedCode{4, 3, 0})
 }
 
+// TestLMTPAccountDeletedAfterRcpt: DATA does not look the recipient up
+// again before the delivery's transaction; an account deleted between
+// RCPT and DATA is found gone in it: 550 5.1.1, nothing stored, and the
+// other recipient's copy delivered.
+func TestLMTPAccountDeletedAfterRcpt(t *testing.T) {
+	st := openStore(t, "alice", "bob")
+	addr, _ := startLMTP(t, st, Options{}, LMTPOptions{})
+	c := dialLMTP(t, addr)
+	if err := c.Mail("s@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"alice@example.org", "bob@example.org"} {
+		if err := c.Rcpt(r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.DeleteAccount("bob"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(tricky); err != nil {
+		t.Fatal(err)
+	}
+	resps, err := w.CloseWithLMTPResponse()
+	if err == nil {
+		t.Fatal("DATA: no error for the deleted recipient")
+	}
+	var lerr smtp.LMTPDataError
+	if !errors.As(err, &lerr) {
+		t.Fatalf("DATA: %v", err)
+	}
+	wantSMTPCode(t, lerr["bob@example.org"], 550, smtp.EnhancedCode{5, 1, 1})
+	if resps["alice@example.org"] == nil {
+		t.Fatalf("alice's status: %v", lerr["alice@example.org"])
+	}
+	if got := inbox(t, st, "alice"); len(got) != 1 {
+		t.Fatalf("alice's INBOX has %d messages", len(got))
+	}
+	if ok, err := st.AccountExists("bob"); err != nil || ok {
+		t.Fatalf("bob exists: %v, %v", ok, err)
+	}
+}
+
 func TestDeliverDirect(t *testing.T) {
 	st := openStore(t, "alice", "bob")
 	d := NewDeliverer(st, Options{Logger: quietLogger(), MaxMessageBytes: 100})

@@ -269,6 +269,11 @@ func (tx *Tx) AppendBlob(acct, mailbox string, blob uint64, opts AppendOptions) 
 	if err != nil {
 		return nil, err
 	}
+	// The account's usage and the mailbox's MODSEQ state, read below
+	// one at a time, in one round trip on a shared engine.
+	if err := tx.prefetchAppend(acct, mb.ID); err != nil {
+		return nil, err
+	}
 	b, err := tx.blob(blob)
 	if err != nil {
 		return nil, err
@@ -294,6 +299,27 @@ func (tx *Tx) AppendBlob(acct, mailbox string, blob uint64, opts AppendOptions) 
 		}
 	}
 	return tx.insert(acct, mb, m)
+}
+
+// prefetchAppend reads ahead, on a shared engine (PostgreSQL), what
+// adding a message to mailbox mboxID of acct reads after the mailbox's
+// record (quota.go's usage, modseq.go's state), unless the transaction
+// has them already.
+func (tx *Tx) prefetchAppend(acct string, mboxID uint32) error {
+	if !tx.s.shared {
+		return nil
+	}
+	var keys [][]byte
+	if m := tx.usageMemo; m == nil || m.acct != acct {
+		keys = append(keys, usageKey(acct))
+	}
+	if tx.modseqs.get(mboxRef{acct, mboxID}) == nil {
+		keys = append(keys, modseqStateKey(acct, mboxID))
+	}
+	if len(keys) < 2 {
+		return nil // one read either way
+	}
+	return tx.w.prefetch(keys...)
 }
 
 // insert writes m (whose UID must be mb.UIDNext) and takes a blob reference.

@@ -53,6 +53,40 @@ type Tx struct {
 type watchedTxn struct {
 	kv.Txn
 	conflict bool
+	// pre holds values read ahead together (prefetch), which Get and
+	// GetFunc answer from, until the transaction writes the key.
+	pre map[string]prefetched
+}
+
+// prefetched is a value read ahead, or found missing.
+type prefetched struct {
+	value []byte
+	found bool
+}
+
+// prefetch reads keys the transaction is about to read one by one, in
+// one GetMany: on PostgreSQL one round trip instead of one each. Only a
+// store whose engine is shared prefetches (Store.shared): Badger reads
+// locally, and its MODSEQ state is in memory.
+func (w *watchedTxn) prefetch(keys ...[]byte) error {
+	found := make([]bool, len(keys))
+	if w.pre == nil {
+		w.pre = make(map[string]prefetched, len(keys))
+	}
+	err := w.note(w.Txn.GetMany(keys, func(i int, v []byte) error {
+		found[i] = true
+		w.pre[string(keys[i])] = prefetched{value: bytes.Clone(v), found: true}
+		return nil
+	}))
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		if !found[i] {
+			w.pre[string(k)] = prefetched{}
+		}
+	}
+	return nil
 }
 
 func (w *watchedTxn) note(err error) error {
@@ -63,16 +97,39 @@ func (w *watchedTxn) note(err error) error {
 }
 
 func (w *watchedTxn) Get(key, dst []byte) ([]byte, error) {
+	if p, ok := w.pre[string(key)]; ok {
+		if !p.found {
+			return nil, kv.ErrNotFound
+		}
+		return append(dst[:0], p.value...), nil
+	}
 	v, err := w.Txn.Get(key, dst)
 	return v, w.note(err)
 }
 
 func (w *watchedTxn) GetFunc(key []byte, fn func(value []byte) error) error {
+	if p, ok := w.pre[string(key)]; ok {
+		if !p.found {
+			return kv.ErrNotFound
+		}
+		return fn(p.value)
+	}
 	return w.note(w.Txn.GetFunc(key, fn))
 }
 
-func (w *watchedTxn) Set(key, value []byte) error { return w.note(w.Txn.Set(key, value)) }
-func (w *watchedTxn) Delete(key []byte) error     { return w.note(w.Txn.Delete(key)) }
+func (w *watchedTxn) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
+	return w.note(w.Txn.GetMany(keys, fn))
+}
+
+func (w *watchedTxn) Set(key, value []byte) error {
+	delete(w.pre, string(key))
+	return w.note(w.Txn.Set(key, value))
+}
+
+func (w *watchedTxn) Delete(key []byte) error {
+	delete(w.pre, string(key))
+	return w.note(w.Txn.Delete(key))
+}
 
 func (w *watchedTxn) Scan(r kv.Range, fn func(key, value []byte) error) error {
 	return w.note(w.Txn.Scan(r, fn))
