@@ -61,6 +61,32 @@ func populateLarge(s *server, user, password string, m, conns int, seed uint64) 
 	return elapsed, c.Logout().Wait()
 }
 
+// firstSelect restarts s (certmail) and times the first SELECT of the
+// large mailbox in a new session, checking its count.
+func firstSelect(s *server, user, password string, m int) (time.Duration, error) {
+	if err := s.restart(); err != nil {
+		return 0, err
+	}
+	c, err := imapclient.DialInsecure(s.imap, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	sel, err := c.Select("INBOX", nil).Wait()
+	d := time.Since(t0)
+	if err != nil {
+		return 0, err
+	}
+	if int(sel.NumMessages) != m {
+		return 0, fmt.Errorf("first SELECT: %d messages, want %d", sel.NumMessages, m)
+	}
+	return d, c.Logout().Wait()
+}
+
 // Repetitions of each command per round (the round's figure is their
 // median): a single SELECT took a few milliseconds, as long as a
 // scheduling hiccup on a busy machine.

@@ -33,6 +33,33 @@ type server struct {
 	// this first one, all serving one database of pg.
 	more []*server
 	pg   *pgStore
+	// serve starts this process again (certmail: restart), nil for
+	// Dovecot.
+	serve func() (*server, error)
+}
+
+// restart stops the server's first process (certmail's first node; the
+// database and the other nodes go on) and starts it again on the same
+// data, for what a process does first (a mailbox's index loaded from the
+// store, not memory). Dovecot keeps no index in memory between sessions:
+// it is not restarted.
+func (s *server) restart() error {
+	if s.serve == nil {
+		return nil
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+	n, err := s.serve()
+	if err != nil {
+		return fmt.Errorf("restarting %s: %w", s.name, err)
+	}
+	s.cmd, s.done, s.imap, s.lmtp = n.cmd, n.done, n.imap, n.lmtp
+	return nil
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -265,7 +292,9 @@ func addUsers(bin, data string, storeArgs, users []string, password string) erro
 // and store), logging to dir/certmail.log.
 func serveCertmail(bin, name, dir string, storeArgs []string, pprofAddr string) (*server, error) {
 	s := &server{name: name, done: make(chan struct{}), logPath: filepath.Join(dir, "certmail.log"), pprof: pprofAddr}
-	logf, err := os.Create(s.logPath)
+	s.serve = func() (*server, error) { return serveCertmail(bin, name, dir, storeArgs, pprofAddr) }
+	// Appended to: a restarted server's log follows the first run's.
+	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
