@@ -49,8 +49,10 @@ type testServer struct {
 	// retention, if not zero, is the store's VanishedRetention.
 	retention int
 	// dsn, if set, is the PostgreSQL database the store runs on instead
-	// of Badger in dir (several servers on one: nodes_test.go).
+	// of Badger in dir (several servers on one: nodes_test.go); pg is
+	// the engine opened on it, for its counters.
 	dsn string
+	pg  *pgkv.Engine
 }
 
 type serverOption func(*imapsrv.Options)
@@ -111,7 +113,7 @@ func (ts *testServer) start() {
 		if err != nil {
 			t.Fatalf("opening the database: %v", err)
 		}
-		engine = e
+		engine, ts.pg = e, e
 	}
 	st, err := mailbox.Open(mailbox.Options{
 		Engine:     engine,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"certmail/kv/pgkv/pgtest"
+	"certmail/mailbox"
 )
 
 // pg is the PostgreSQL cluster of the tests that run several servers on
@@ -15,6 +16,45 @@ import (
 var pg pgtest.Shared
 
 func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
+
+// TestSearchTextRoundTrips: SEARCH TEXT on a store on PostgreSQL reads
+// the bodies in batches (mailbox.Store.ReadRaws), not one round trip per
+// message: 1,000 messages, three of them matching, in a handful of round
+// trips (it took 1,000).
+func TestSearchTextRoundTrips(t *testing.T) {
+	ts := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t)})
+	ts.addUser("alice")
+	const n = 1000
+	for i := 0; i < n; i += 100 {
+		err := ts.store.Update(func(tx *mailbox.Tx) error {
+			for j := i; j < i+100; j++ {
+				body := "nothing to see here\r\n"
+				if j == 0 || j == 500 || j == n-1 {
+					body = "a quokka smiles\r\n"
+				}
+				if _, err := tx.Append("alice", "INBOX", []byte(simpleMessage(fmt.Sprintf("message %d", j), body)), mailbox.AppendOptions{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := ts.rawLogin("alice")
+	rc.ok(`SELECT INBOX`)
+	before := ts.pg.Stats()
+	untagged := rc.ok(`UID SEARCH TEXT "quokka"`)
+	trips := ts.pg.Stats().RoundTrips - before.RoundTrips
+	if len(untagged) != 1 || untagged[0] != fmt.Sprintf("* SEARCH 1 501 %d", n) {
+		t.Fatalf("UID SEARCH TEXT: %q", untagged)
+	}
+	t.Logf("UID SEARCH TEXT over %d messages: %d round trips", n, trips)
+	if trips > 10 {
+		t.Errorf("UID SEARCH TEXT over %d messages took %d round trips", n, trips)
+	}
+}
 
 // TestIdleAcrossNodes: three servers, each on a store of its own on one
 // PostgreSQL database (three certmail nodes behind one address). A message

@@ -162,23 +162,7 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 	var firstModSeq, lastModSeq, highestModSeq uint64
 	var seqSet imap.SeqSet
 	var uidSet imap.UIDSet
-	hook := sess.srv.onSearchMessage
-	for i, t := range all {
-		if i%checkEvery == 0 && run.watch.check() {
-			run.messages = i
-			return nil, errSearchStopped
-		}
-		if hook != nil {
-			hook()
-		}
-		ok, err := sess.matchOne(run, t, &c)
-		if err != nil {
-			run.messages = i + 1
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
+	add := func(t target) {
 		// Matches come in ascending order of both numbers: extend the
 		// last range or start one (UIDSet.AddNum looks for the place).
 		uid := imap.UID(t.msg.UID)
@@ -207,6 +191,9 @@ func (sess *session) search(run *searchRun, kind imapserver.NumKind, criteria *i
 			data.Max = num
 		}
 		data.Count++
+	}
+	if err := sess.matchAll(run, all, &c, add); err != nil {
+		return nil, err
 	}
 	run.messages = len(all)
 	if withModSeq && data.Count > 0 {
@@ -280,6 +267,105 @@ func (sess *session) staticCriteria(c imap.SearchCriteria, maxSeq, maxUID uint32
 		c.Or[i][1] = sess.staticCriteria(c.Or[i][1], maxSeq, maxUID)
 	}
 	return c
+}
+
+// Messages whose bytes a search needs are read in batches of up to
+// rawBatch messages and rawBatchBytes bytes (mailbox.Store.ReadRaws): on
+// PostgreSQL one round trip per batch, where a read per message made
+// a SEARCH TEXT over 5,000 messages take 557 ms against Dovecot's 215.
+const (
+	rawBatch      = 256
+	rawBatchBytes = 4 << 20
+)
+
+// matchAll evaluates c against each of all, in order, and calls add for
+// each that matches, in order. The criteria that need no bytes are
+// decided at once; the messages that need their bytes wait in a batch.
+func (sess *session) matchAll(run *searchRun, all []target, c *imap.SearchCriteria, add func(target)) error {
+	hook := sess.srv.onSearchMessage
+	// pending are the messages looked at since the last batch, in
+	// order: decided (ok) or waiting for their bytes (need holds their
+	// places in pending).
+	type pendingMsg struct {
+		t  target
+		ok bool
+	}
+	var pending []pendingMsg
+	var need []int
+	var blobs []uint64
+	needBytes := int64(0)
+	flush := func() error {
+		if len(need) > 0 {
+			clear(blobs)
+			blobs = blobs[:0]
+			for _, k := range need {
+				blobs = append(blobs, pending[k].t.msg.Blob)
+			}
+			n := 0
+			err := sess.srv.store.ReadRaws(blobs, func(j int, raw []byte) error {
+				if n++; n%checkEvery == 0 && run.watch.check() {
+					return errSearchStopped
+				}
+				p := &pending[need[j]]
+				mm := matchMessage{run: run, t: p.t, raw: raw, loaded: true}
+				var err error
+				p.ok, err = mm.match(c)
+				return err
+			})
+			// A message not found was expunged meanwhile: not a match.
+			if err != nil {
+				if !errors.Is(err, errSearchStopped) {
+					err = fmt.Errorf("reading messages for SEARCH: %w", err)
+				}
+				return err
+			}
+		}
+		for _, p := range pending {
+			if p.ok {
+				add(p.t)
+			}
+		}
+		pending, need, needBytes = pending[:0], need[:0], 0
+		return nil
+	}
+	for i, t := range all {
+		if i%checkEvery == 0 && run.watch.check() {
+			run.messages = i
+			return errSearchStopped
+		}
+		if hook != nil {
+			hook()
+		}
+		mm := matchMessage{run: run, t: t, inPlace: t.msg.Size < zeroCopyMax}
+		ok, err := mm.match(c)
+		switch {
+		case errors.Is(err, errNeedRaw):
+			need = append(need, len(pending))
+			needBytes += t.msg.Size
+		case err != nil:
+			run.messages = i + 1
+			return err
+		case len(pending) == 0:
+			// Nothing waits before it (a search of flags and dates
+			// only: no batch at all).
+			if ok {
+				add(t)
+			}
+			continue
+		}
+		pending = append(pending, pendingMsg{t: t, ok: ok})
+		if len(need) >= rawBatch || needBytes >= rawBatchBytes {
+			if err := flush(); err != nil {
+				run.messages = i + 1
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		run.messages = len(all)
+		return err
+	}
+	return nil
 }
 
 // matchMessage evaluates criteria against one message, reading its bytes

@@ -737,6 +737,19 @@ func (s *Store) ReadRaw(blob uint64, fn func(raw []byte) error) error {
 	})
 }
 
+// ReadRaws is ReadRaw for several messages, read together: it calls
+// fn(i, raw) for each blobs[i] the store holds (not for one it does not:
+// expunged meanwhile), in no set order, from one snapshot. On PostgreSQL
+// that is one round trip (kv.Txn.GetMany), not one per message: SEARCH
+// over message bodies reads batches of them so. fn must not keep raw.
+func (s *Store) ReadRaws(blobs []uint64, fn func(i int, raw []byte) error) error {
+	keys := make([][]byte, len(blobs))
+	for i, b := range blobs {
+		keys[i] = blobKey(prefixRaw, b)
+	}
+	return s.View(func(tx *Tx) error { return tx.txn.GetMany(keys, fn) })
+}
+
 // Summary returns a message's derived summary, computing and not storing
 // it when the message predates the summarizer.
 func (s *Store) Summary(blob uint64) ([]byte, error) {
