@@ -125,12 +125,66 @@ func needsRaw(o *imap.FetchOptions) bool {
 	return len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 }
 
-func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions, recent func(uid uint32) bool) error {
+// fetchBatch is what a run of FETCH responses needs from the store, read
+// together (readFetchBatch): the messages' bytes (their headers only, for
+// a FETCH of header sections) and summaries, by blob. A message missing
+// from raw was expunged meanwhile.
+type fetchBatch struct {
+	raw, sum map[uint64][]byte
+}
+
+// readFetchBatch reads what fetchOne needs of targets with options, in
+// one read of bytes and one of summaries (mailbox.Store.ReadRaws and
+// ReadSummaries: on PostgreSQL a round trip each, not one per message).
+func (sess *session) readFetchBatch(targets []target, options *imap.FetchOptions) (*fetchBatch, error) {
+	b := &fetchBatch{}
+	blobs := make([]uint64, len(targets))
+	for i, t := range targets {
+		blobs[i] = t.msg.Blob
+	}
+	if needsRaw(options) {
+		b.raw = make(map[uint64][]byte, len(targets))
+		header := headerOnly(options)
+		err := sess.srv.store.ReadRaws(blobs, func(i int, v []byte) error {
+			if header {
+				v = v[:headerLen(v)]
+			}
+			b.raw[blobs[i]] = bytes.Clone(v)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading messages: %w", err)
+		}
+	}
+	if options.Envelope || options.BodyStructure != nil {
+		b.sum = make(map[uint64][]byte, len(targets))
+		err := sess.srv.store.ReadSummaries(blobs, func(i int, v []byte) error {
+			b.sum[blobs[i]] = bytes.Clone(v)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading message summaries: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// fetchOne writes one message's FETCH response; pre, if not nil, holds
+// what it needs from the store (readFetchBatch).
+func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions, recent func(uid uint32) bool, pre *fetchBatch) error {
 	m := t.msg
 	var raw []byte
 	var sum *summary
 	full := raw // the whole message, if read
-	if needsRaw(options) {
+	if needsRaw(options) && pre != nil {
+		var ok bool
+		if raw, ok = pre.raw[m.Blob]; !ok {
+			return nil // expunged meanwhile by another session
+		}
+		if !headerOnly(options) {
+			full = raw
+		}
+	} else if needsRaw(options) {
 		var err error
 		if headerOnly(options) {
 			// A client listing a folder asks for a few header fields:
@@ -152,7 +206,12 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap
 	}
 	if options.Envelope || options.BodyStructure != nil {
 		var err error
-		if sum, err = sess.summary(m, full); err != nil {
+		if pre != nil {
+			sum, err = sess.summaryOf(m, pre.sum[m.Blob], full)
+		} else {
+			sum, err = sess.summary(m, full)
+		}
+		if err != nil {
 			if errors.Is(err, mailbox.ErrNoMessage) {
 				return nil
 			}
@@ -265,6 +324,13 @@ func (sess *session) summary(m *mailbox.Message, raw []byte) (*summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sess.summaryOf(m, b, raw)
+}
+
+// summaryOf is summary with the stored summary b already read (nil: none
+// stored).
+func (sess *session) summaryOf(m *mailbox.Message, b, raw []byte) (*summary, error) {
+	var err error
 	if s, err := decodeSummary(b); err == nil {
 		return s, nil
 	}

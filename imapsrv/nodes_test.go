@@ -56,6 +56,66 @@ func TestSearchTextRoundTrips(t *testing.T) {
 	}
 }
 
+// TestFetchBatchedSameAsBadger: on PostgreSQL, FETCH reads what a run of
+// messages needs in batches (readFetchBatch) rather than a message at a
+// time as on Badger; the answers are the same, byte for byte, over more
+// messages than a batch holds, and a FETCH of 50 messages' header fields
+// is one round trip (it was 50).
+func TestFetchBatchedSameAsBadger(t *testing.T) {
+	pgs := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t)})
+	bs := newTestServer(t)
+	const n = 300
+	var clients []*rawClient
+	for _, ts := range []*testServer{pgs, bs} {
+		ts.addUser("alice")
+		for i := 0; i < n; i += 100 {
+			err := ts.store.Update(func(tx *mailbox.Tx) error {
+				for j := i; j < i+100; j++ {
+					raw := simpleMessage(fmt.Sprintf("message %d", j), strings.Repeat("body text\r\n", j%7+1))
+					if j%3 == 0 {
+						raw = "From: a@example.org\r\nSubject: mixed " + fmt.Sprint(j) + "\r\nMIME-Version: 1.0\r\n" +
+							"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n" +
+							"--b\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--b--\r\n"
+					}
+					if _, err := tx.Append("alice", "INBOX", []byte(raw), mailbox.AppendOptions{}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		rc := ts.rawLogin("alice")
+		rc.ok(`SELECT INBOX`)
+		clients = append(clients, rc)
+	}
+	for _, cmd := range []string{
+		`FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (Subject From)])`,
+		`FETCH 1:* (ENVELOPE BODYSTRUCTURE)`,
+		`FETCH 1:* (BODY.PEEK[])`,
+		`UID FETCH 20:290 (BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[HEADER])`,
+	} {
+		got, want := clients[0].ok(cmd), clients[1].ok(cmd)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d responses on PostgreSQL, %d on Badger", cmd, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s: response %d on PostgreSQL:\n%q\non Badger:\n%q", cmd, i, got[i], want[i])
+			}
+		}
+	}
+	before := pgs.pg.Stats()
+	if got := clients[0].ok(`UID FETCH 251:300 (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (From To Subject Date)])`); len(got) != 50 {
+		t.Fatalf("FETCH of 50: %d responses", len(got))
+	}
+	if trips := pgs.pg.Stats().RoundTrips - before.RoundTrips; trips > 1 {
+		t.Errorf("FETCH of 50 messages' header fields: %d round trips, want 1", trips)
+	}
+}
+
 // TestIdleAcrossNodes: three servers, each on a store of its own on one
 // PostgreSQL database (three certmail nodes behind one address). A message
 // appended through A reaches IDLE sessions on B and C within a second as

@@ -190,10 +190,34 @@ func (sess *session) writeFetch(w *imapserver.FetchWriter, targets []target, opt
 	if options.Flags {
 		recent = sess.recentTest()
 	}
-	for _, t := range targets {
-		if err := sess.fetchOne(w, t, options, recent); err != nil {
+	if !sess.srv.store.Shared() || len(targets) < 2 || !(needsRaw(options) || options.Envelope || options.BodyStructure != nil) {
+		for _, t := range targets {
+			if err := sess.fetchOne(w, t, options, recent, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// On a store other nodes share (PostgreSQL), where each read is a
+	// round trip, what the messages need from the store is read in
+	// batches (fetchBatch); on Badger a read is local, and one at a time
+	// keeps no more than one message in memory.
+	for len(targets) > 0 {
+		n, size := 0, int64(0)
+		for n < len(targets) && n < rawBatch && size < rawBatchBytes {
+			size += targets[n].msg.Size
+			n++
+		}
+		pre, err := sess.readFetchBatch(targets[:n], options)
+		if err != nil {
 			return err
 		}
+		for _, t := range targets[:n] {
+			if err := sess.fetchOne(w, t, options, recent, pre); err != nil {
+				return err
+			}
+		}
+		targets = targets[n:]
 	}
 	return nil
 }

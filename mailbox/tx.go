@@ -53,8 +53,11 @@ type Tx struct {
 type watchedTxn struct {
 	kv.Txn
 	conflict bool
-	// pre holds values read ahead together (prefetch), which Get and
-	// GetFunc answer from, until the transaction writes the key.
+	// pre holds values read ahead together (prefetch), which the next
+	// Get or GetFunc of each key takes (once: a value read ahead and
+	// never asked for costs memory only until the transaction ends, and
+	// one asked for none after), unless the transaction writes the key
+	// first.
 	pre map[string]prefetched
 }
 
@@ -98,6 +101,7 @@ func (w *watchedTxn) note(err error) error {
 
 func (w *watchedTxn) Get(key, dst []byte) ([]byte, error) {
 	if p, ok := w.pre[string(key)]; ok {
+		delete(w.pre, string(key))
 		if !p.found {
 			return nil, kv.ErrNotFound
 		}
@@ -109,6 +113,7 @@ func (w *watchedTxn) Get(key, dst []byte) ([]byte, error) {
 
 func (w *watchedTxn) GetFunc(key []byte, fn func(value []byte) error) error {
 	if p, ok := w.pre[string(key)]; ok {
+		delete(w.pre, string(key))
 		if !p.found {
 			return kv.ErrNotFound
 		}
