@@ -116,6 +116,55 @@ func TestFetchBatchedSameAsBadger(t *testing.T) {
 	}
 }
 
+// TestCommandRoundTrips: what the session mix's commands cost on
+// PostgreSQL, in round trips (the engine's exact counter), logged, and
+// bounded where reads were merged: a STORE reads its messages and the
+// MODSEQ state together (it took a round trip each: 3 for one message,
+// 302 for 300), EXPUNGE its messages, then their blobs, usage and MODSEQ
+// state together (6), a FETCH of 50 headers one batch (50).
+func TestCommandRoundTrips(t *testing.T) {
+	ts := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t)})
+	ts.addUser("alice")
+	for i := 0; i < 300; i += 100 {
+		err := ts.store.Update(func(tx *mailbox.Tx) error {
+			for j := i; j < i+100; j++ {
+				if _, err := tx.Append("alice", "INBOX", []byte(simpleMessage(fmt.Sprintf("message %d", j), "body\r\n")), mailbox.AppendOptions{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := ts.rawLogin("alice")
+	for _, c := range []struct {
+		cmd  string
+		most uint64 // 0: only logged
+	}{
+		{`LIST "" "*"`, 0},
+		{`STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)`, 0},
+		{`SELECT INBOX`, 0},
+		{`UID FETCH 1:* (FLAGS)`, 0},
+		{`UID FETCH 251:300 (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (From To Cc Subject Date Message-ID Content-Type)])`, 1},
+		{`FETCH 7 (UID BODY.PEEK[])`, 1},
+		{`UID STORE 5 +FLAGS (\Flagged)`, 2},
+		{`UID STORE 1:300 +FLAGS.SILENT (\Seen)`, 2},
+		{`UID STORE 299:300 +FLAGS.SILENT (\Deleted)`, 2},
+		{`EXPUNGE`, 4},
+	} {
+		before := ts.pg.Stats()
+		rc.ok(c.cmd)
+		after := ts.pg.Stats()
+		trips := after.RoundTrips - before.RoundTrips
+		t.Logf("%-50.50s %3d round trips, %d transactions", c.cmd, trips, after.Transactions-before.Transactions)
+		if c.most > 0 && trips > c.most {
+			t.Errorf("%s: %d round trips, want at most %d", c.cmd, trips, c.most)
+		}
+	}
+}
+
 // TestIdleAcrossNodes: three servers, each on a store of its own on one
 // PostgreSQL database (three certmail nodes behind one address). A message
 // appended through A reaches IDLE sessions on B and C within a second as

@@ -358,6 +358,30 @@ func (tx *Tx) prefetchMessages(acct string, mboxID uint32, uids []uint32, i int)
 	return tx.w.prefetch(keys...)
 }
 
+// prefetchRemoval is prefetchMessages for a loop removing messages
+// (removeMessage): their blobs' records, the account's usage and the
+// mailbox's MODSEQ state, which each removal reads.
+func (tx *Tx) prefetchRemoval(acct string, mboxID uint32, gone []*Message, i int) error {
+	if !tx.s.shared || i%prefetchBatch != 0 || len(gone) == 0 {
+		return nil
+	}
+	batch := gone[i:min(len(gone), i+prefetchBatch)]
+	keys := make([][]byte, 0, len(batch)+2)
+	for _, m := range batch {
+		keys = append(keys, blobKey(prefixBlob, m.Blob))
+	}
+	if m := tx.usageMemo; m == nil || m.acct != acct {
+		keys = append(keys, usageKey(acct))
+	}
+	if tx.modseqs.get(mboxRef{acct, mboxID}) == nil {
+		keys = append(keys, modseqStateKey(acct, mboxID))
+	}
+	if len(keys) < 2 {
+		return nil
+	}
+	return tx.w.prefetch(keys...)
+}
+
 // insert writes m (whose UID must be mb.UIDNext) and takes a blob reference.
 func (tx *Tx) insert(acct string, mb *MailboxInfo, m *Message) (*AppendResult, error) {
 	st, err := tx.modseq(acct, mb.ID)
@@ -527,7 +551,10 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 			return nil, err
 		}
 	} else {
-		for _, uid := range uids {
+		for i, uid := range uids {
+			if err := tx.prefetchMessages(acct, mboxID, uids, i); err != nil {
+				return nil, err
+			}
 			m, err := tx.Message(acct, mboxID, uid)
 			if errors.Is(err, ErrNoMessage) {
 				continue
@@ -541,7 +568,10 @@ func (tx *Tx) Expunge(acct string, mboxID uint32, uids []uint32) ([]uint32, erro
 	slices.SortFunc(gone, func(a, b *Message) int { return int(int64(a.UID) - int64(b.UID)) })
 	out := make([]uint32, 0, len(gone))
 	var modseq uint64
-	for _, m := range gone {
+	for i, m := range gone {
+		if err := tx.prefetchRemoval(acct, mboxID, gone, i); err != nil {
+			return nil, err
+		}
 		st, err := tx.modseq(acct, mboxID)
 		if err != nil {
 			return nil, err
