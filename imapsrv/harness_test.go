@@ -53,6 +53,9 @@ type testServer struct {
 	// the engine opened on it, for its counters.
 	dsn string
 	pg  *pgkv.Engine
+	// noFollow: the store follows no other node's commits (its own
+	// polls would count in pg's counters).
+	noFollow bool
 }
 
 type serverOption func(*imapsrv.Options)
@@ -103,6 +106,14 @@ func startTestServer(ts *testServer, opts ...serverOption) *testServer {
 	return ts
 }
 
+// followInterval is the store's FollowInterval: -1 (none) for noFollow.
+func followInterval(noFollow bool) time.Duration {
+	if noFollow {
+		return -1
+	}
+	return 0
+}
+
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
@@ -123,6 +134,7 @@ func (ts *testServer) start() {
 		GCInterval: -1,
 
 		VanishedRetention: ts.retention,
+		FollowInterval:    followInterval(ts.noFollow),
 	})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)

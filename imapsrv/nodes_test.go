@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
 // message: 1,000 messages, three of them matching, in a handful of round
 // trips (it took 1,000).
 func TestSearchTextRoundTrips(t *testing.T) {
-	ts := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t)})
+	ts := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t), noFollow: true})
 	ts.addUser("alice")
 	const n = 1000
 	for i := 0; i < n; i += 100 {
@@ -62,7 +62,7 @@ func TestSearchTextRoundTrips(t *testing.T) {
 // messages than a batch holds, and a FETCH of 50 messages' header fields
 // is one round trip (it was 50).
 func TestFetchBatchedSameAsBadger(t *testing.T) {
-	pgs := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t)})
+	pgs := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t), noFollow: true})
 	bs := newTestServer(t)
 	const n = 300
 	var clients []*rawClient
@@ -123,7 +123,7 @@ func TestFetchBatchedSameAsBadger(t *testing.T) {
 // 302 for 300), EXPUNGE its messages, then their blobs, usage and MODSEQ
 // state together (6), a FETCH of 50 headers one batch (50).
 func TestCommandRoundTrips(t *testing.T) {
-	ts := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t)})
+	ts := startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: pg.DB(t), noFollow: true})
 	ts.addUser("alice")
 	for i := 0; i < 300; i += 100 {
 		err := ts.store.Update(func(tx *mailbox.Tx) error {
