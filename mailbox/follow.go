@@ -42,7 +42,10 @@ import (
 // apply a flag change without scanning the mailbox for it (the log of
 // present messages is the records themselves, in UID order, so reading
 // "what changed after MODSEQ m" is a scan of the whole mailbox). The
-// journal answers all three with one range read a poll. Its keys are
+// journal answers all three with one range read a poll. Changes that
+// touch no message (the mailbox list, subscriptions, METADATA entries, an
+// account deleted) travel as events: each is announced by the nodes that
+// read it as it was on the node that made it. Its keys are
 // ordered by time, which is not commit order across nodes, so a node
 // reads from a while (followLookback) before the newest time it has seen
 // and skips the bulletins it has handled; a node's clock is kept ahead of
@@ -287,11 +290,25 @@ func (tx *Tx) writeBulletin() error {
 	return nil
 }
 
-const bulletinV1 = 1
+// Bulletin versions. V2 adds each event's Entry (a METADATA entry's
+// name, RFC 5464) after its OldName. A bulletin with no Entry is written
+// as V1, so that a node still on the older version, which skips a version
+// it does not know, misses only the METADATA changes of a rolling
+// upgrade, never a mailbox's.
+const (
+	bulletinV1 = 1
+	bulletinV2 = 2
+)
 
 func (tx *Tx) encodeBulletin() []byte {
 	n := tx.notes
-	b := []byte{bulletinV1}
+	version := byte(bulletinV1)
+	for _, c := range n.events {
+		if c.Entry != "" {
+			version = bulletinV2
+		}
+	}
+	b := []byte{version}
 	b = binary.AppendUvarint(b, uint64(len(n.boxes)))
 	for _, bn := range n.boxes {
 		var modseq uint64
@@ -321,6 +338,9 @@ func (tx *Tx) encodeBulletin() []byte {
 		b = binary.AppendUvarint(b, uint64(c.MailboxID))
 		b = appendString(b, c.Mailbox)
 		b = appendString(b, c.OldName)
+		if version >= bulletinV2 {
+			b = appendString(b, c.Entry)
+		}
 	}
 	return b
 }
@@ -345,9 +365,10 @@ type bulletinBox struct {
 var errBadBulletin = errors.New("malformed change bulletin")
 
 func decodeBulletin(b []byte) (*bulletin, error) {
-	if len(b) == 0 || b[0] != bulletinV1 {
+	if len(b) == 0 || (b[0] != bulletinV1 && b[0] != bulletinV2) {
 		return nil, errBadBulletin
 	}
+	version := b[0]
 	b = b[1:]
 	bad := false
 	uvar := func() uint64 {
@@ -409,6 +430,9 @@ func decodeBulletin(b []byte) (*bulletin, error) {
 		c.MailboxID = uint32(uvar())
 		c.Mailbox = str()
 		c.OldName = str()
+		if version >= bulletinV2 {
+			c.Entry = str()
+		}
 		out.events = append(out.events, c)
 	}
 	if bad || len(b) != 0 {

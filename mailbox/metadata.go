@@ -28,7 +28,8 @@ import (
 //
 // Every change is announced on the change feed as MetadataChanged
 // Changes, one per entry, for NOTIFY (RFC 5465 section 5.6:
-// MailboxMetadataChange, ServerMetadataChange).
+// MailboxMetadataChange, ServerMetadataChange), on every node of a shared
+// store (the change bulletin carries them, follow.go).
 
 const prefixMetadata = keyspace.Metadata
 
@@ -177,6 +178,9 @@ func (tx *Tx) SetMetadata(acct, mbox string, entries []MetadataEntry, lim Metada
 			}
 		}
 		changed = append(changed, strings.ToLower(e.Name))
+		// Other nodes' sessions hear of it too (follow.go): NOTIFY's
+		// MailboxMetadataChange and ServerMetadataChange (RFC 5465 5.6).
+		tx.noteEvent(Change{Kind: MetadataChanged, Account: acct, MailboxID: id, Mailbox: name, Entry: strings.ToLower(e.Name)})
 	}
 	// Counted after the writes, in the same transaction: what the
 	// account would keep. Removals alone never fail, so a user over a
