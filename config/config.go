@@ -158,8 +158,12 @@ type Certified struct {
 // TrustedLMTPPrefixes are TrustedLMTPClients parsed; a bare address is a
 // prefix of its full length.
 func (c Certified) TrustedLMTPPrefixes() ([]netip.Prefix, error) {
+	return parsePrefixes(c.TrustedLMTPClients)
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for i, s := range c.TrustedLMTPClients {
+	for i, s := range list {
 		p, err := parsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("entry %d (%q): %w", i+1, s, err)
@@ -204,7 +208,18 @@ type Listen struct {
 	// default; loopback (127.0.0.1:9180) is the address to give it unless
 	// a scraper elsewhere needs it.
 	Metrics string `toml:"metrics"`
+	// ProxyProtocolFrom are the TCP proxies in front of this node (IP
+	// addresses or CIDR prefixes) that start each connection with a PROXY
+	// protocol header naming the client (HAProxy's send-proxy-v2). On
+	// every listener a connection from one of them must have the header,
+	// and is the client it names: per-address limits, failed-login counts,
+	// trusted LMTP clients and logs see the client, not the proxy.
+	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
 }
+
+// ProxyPrefixes are ProxyProtocolFrom parsed; a bare address is a prefix
+// of its full length.
+func (l Listen) ProxyPrefixes() ([]netip.Prefix, error) { return parsePrefixes(l.ProxyProtocolFrom) }
 
 // HTTP bounds how long one HTTP client may hold a connection, so that
 // idle keep-alives and trickled requests give their descriptors back.
@@ -500,6 +515,9 @@ func (c *Config) check() []problem {
 		if err := checkAddr(l.addr); err != nil {
 			add(l.key, "%v", err)
 		}
+	}
+	if _, err := c.Listen.ProxyPrefixes(); err != nil {
+		add("listen.proxy_protocol_from", "%v", err)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		add("tls", "cert and key must be given together")

@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,11 @@ func TestExampleFileIsValidAndDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := Default()
-	if cfg.Listen != def.Listen || cfg.Limits != def.Limits || cfg.Data != def.Data ||
+	if len(cfg.Listen.ProxyProtocolFrom) != 0 {
+		t.Fatalf("the example trusts proxies: %v", cfg.Listen.ProxyProtocolFrom)
+	}
+	cfg.Listen.ProxyProtocolFrom = nil // [] in the file, nil by default
+	if !reflect.DeepEqual(cfg.Listen, def.Listen) || cfg.Limits != def.Limits || cfg.Data != def.Data ||
 		cfg.ShutdownTimeout != def.ShutdownTimeout || cfg.LogLevel != def.LogLevel {
 		t.Fatalf("example differs from defaults:\n%+v\n%+v", cfg, def)
 	}
@@ -79,6 +85,7 @@ func TestParseErrors(t *testing.T) {
 		{"store URL without host", "[store]\nurl = \"postgres:///certmail\"\n", "store.url: the URL names no host"},
 		{"password file without URL", "[store]\npassword_file = \"/etc/certmail/db.password\"\n", "store.password_file: is for a PostgreSQL store"},
 		{"missing password file", "[store]\nurl = \"postgres://certmail@db1/certmail\"\npassword_file = \"/nonexistent/db.password\"\n", "store.password_file: reading the database password"},
+		{"bad proxy address", "[listen]\nproxy_protocol_from = [\"10.0.0.10\", \"10.0.0.300\"]\n", "x.toml:2: listen.proxy_protocol_from: entry 2 (\"10.0.0.300\"): not an IP address or CIDR prefix"},
 		{"bad node name", "node = \"a b\"\n", "x.toml:1: node: \"a b\": letters, digits"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,5 +206,19 @@ func TestStoreSettings(t *testing.T) {
 	}
 	if ResolveStore("", "postgres://a@b/c") != "postgres://a@b/c" || ResolveStore("postgres://x@y/z", "postgres://a@b/c") != "postgres://x@y/z" {
 		t.Fatal("ResolveStore: the flag wins over the file")
+	}
+}
+
+func TestProxyProtocolFrom(t *testing.T) {
+	cfg, err := Parse("x.toml", []byte("[listen]\nproxy_protocol_from = [\"10.0.0.10\", \"2001:db8::/32\", \"::ffff:10.0.0.11\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.Listen.ProxyPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[10.0.0.10/32 2001:db8::/32 10.0.0.11/32]" {
+		t.Fatalf("ProxyPrefixes = %v", got)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/jackc/pgx/v5"
 
 	"certmail/kv/pgkv/pgtest"
@@ -110,6 +112,8 @@ func TestScaleOutBehindHAProxy(t *testing.T) {
 			{`"10.0.0.11:2424"`, fmt.Sprintf("%q", n.lmtp)},
 			{`"10.0.0.12:2424"`, fmt.Sprintf("%q", n.lmtp)},
 			{`"10.0.0.11:8080"`, fmt.Sprintf("%q", n.http)},
+			// HAProxy connects to the nodes from 127.0.0.1.
+			{`proxy_protocol_from = ["10.0.0.10"]`, `proxy_protocol_from = ["127.0.0.1"]`},
 			{"/etc/certmail/tls/fullchain.pem", ca.certFile},
 			{"/etc/certmail/tls/privkey.pem", ca.keyFile},
 			// Thunderbird here resolves no names (network.dns.disabled).
@@ -358,13 +362,21 @@ await new Promise((resolve, reject) => {
 	tb.quit()
 
 	// Every delivery and every released M once, the receipts in
-	// Acknowledge, through the proxy and on each node.
+	// Acknowledge, through the proxy and on each node. The client reading
+	// through the proxy connects from 127.0.0.3, and the node it reaches
+	// logs that address, not the proxy's: HAProxy's PROXY protocol header
+	// names it. Nodes are read directly from 127.0.0.2, an address that
+	// sends no header (a connection from the proxy's address without one
+	// is closed).
 	wantInbox := []string{"before thunderbird"}
 	for _, r := range []string{"both nodes", "node a down", "node b down"} {
 		wantInbox = append(wantInbox, "postfix "+r, "Notice "+r)
 	}
-	for _, where := range []struct{ name, addr string }{{"the proxy", proxy.imap}, {"node a", a.imap}, {"node b", b.imap}} {
-		counts := subjectCounts(t, where.addr, "INBOX")
+	for _, where := range []struct{ name, addr, from string }{
+		{"the proxy", proxy.imap, "127.0.0.3"}, {"node a", a.imap, "127.0.0.2"}, {"node b", b.imap, "127.0.0.2"},
+	} {
+		c := imapLoginFrom(t, where.from, where.addr)
+		counts := subjectCounts(t, c, "INBOX")
 		for _, s := range wantInbox {
 			if counts[s] != 1 {
 				t.Errorf("%s: %q is in INBOX %d times, want once (INBOX: %v)", where.name, s, counts[s], counts)
@@ -373,11 +385,36 @@ await new Promise((resolve, reject) => {
 		if total(counts) != len(wantInbox) {
 			t.Errorf("%s: INBOX holds %v, want each of %q once", where.name, counts, wantInbox)
 		}
-		if ack := subjectCounts(t, where.addr, "Acknowledge"); total(ack) != len(labels) {
+		if ack := subjectCounts(t, c, "Acknowledge"); total(ack) != len(labels) {
 			t.Errorf("%s: Acknowledge holds %v, want the %d receipts", where.name, ack, len(labels))
 		}
+		c.Logout().Wait()
+	}
+	if !regexp.MustCompile(`msg=login .*user=alice remote=127\.0\.0\.3:\d+`).MatchString(a.p.text() + b.p.text()) {
+		t.Errorf("no node logged the login from 127.0.0.3 through the proxy")
+	}
+	// HAProxy's checks and connections all came with their header.
+	if logs := a.p.text() + b.p.text(); strings.Contains(logs, "no valid PROXY protocol header") {
+		t.Errorf("a node refused a connection from HAProxy:\n%s", logs)
 	}
 	step("every message once, through the proxy and on each node")
+}
+
+// imapLoginFrom logs alice in over IMAP at addr from the local address
+// from, with go-imap's client.
+func imapLoginFrom(t *testing.T, from, addr string) *imapclient.Client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := imapclient.New(conn, nil)
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login("alice", "alice-pw").Wait(); err != nil {
+		t.Fatalf("login at %s from %s: %v", addr, from, err)
+	}
+	return c
 }
 
 func total(m map[string]int) int {
@@ -388,23 +425,20 @@ func total(m map[string]int) int {
 	return n
 }
 
-// subjectCounts counts the messages of mailbox by subject, read over
-// IMAP with go-imap's client.
-func subjectCounts(t *testing.T, addr, mailbox string) map[string]int {
+// subjectCounts counts the messages of mailbox by subject.
+func subjectCounts(t *testing.T, c *imapclient.Client, mailbox string) map[string]int {
 	t.Helper()
-	c := imapLogin(t, addr, "alice", "alice-pw")
-	defer c.Logout()
 	out := map[string]int{}
 	sel, err := c.Select(mailbox, nil).Wait()
 	if err != nil {
-		t.Fatalf("select %s on %s: %v", mailbox, addr, err)
+		t.Fatalf("select %s: %v", mailbox, err)
 	}
 	if sel.NumMessages == 0 {
 		return out
 	}
 	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{Envelope: true}).Collect()
 	if err != nil {
-		t.Fatalf("fetch %s on %s: %v", mailbox, addr, err)
+		t.Fatalf("fetch %s: %v", mailbox, err)
 	}
 	for _, m := range msgs {
 		out[m.Envelope.Subject]++

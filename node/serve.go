@@ -242,6 +242,16 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 			l.ln.Close()
 		}
 	}
+	// Behind a TCP proxy that names each client in a PROXY protocol
+	// header, every listener reads it, so that all per-address decisions
+	// see the client (netguard.ProxyProtocol).
+	proxies, err := cfg.Listen.ProxyPrefixes()
+	if err != nil {
+		return fmt.Errorf("listen.proxy_protocol_from: %w", err)
+	}
+	if len(proxies) > 0 {
+		logger.Info("PROXY protocol headers expected", "from", cfg.Listen.ProxyProtocolFrom)
+	}
 	bind := func(proto, addr string, serveFn func(net.Listener) error) error {
 		if addr == "" {
 			return nil
@@ -249,6 +259,9 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", proto, err)
+		}
+		if len(proxies) > 0 {
+			ln = netguard.ProxyProtocol(ln, proxies, logger.With("component", proto))
 		}
 		lns = append(lns, listener{proto, ln, serveFn})
 		return nil
