@@ -132,11 +132,22 @@ func (e *Engine) listen(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
+// Pauses between attempts to LISTEN again: doubling from the first to the
+// last. The last is short because a node hears of other nodes' commits
+// only by polling (every follow_interval) until it listens again, and one
+// more connection attempt a second costs the database nothing; a longer
+// pause (it was 5 s) only made a node slow to hear of commits at once
+// after the database came back.
+const (
+	firstListenPause = 50 * time.Millisecond
+	maxListenPause   = time.Second
+)
+
 // receive delivers notifications until ctx ends, connecting again (with
-// a growing pause, up to 5 s) whenever the connection breaks, and telling
-// fn so with an empty payload once it listens again.
+// a growing pause, up to maxListenPause) whenever the connection breaks,
+// and telling fn so with an empty payload once it listens again.
 func (e *Engine) receive(ctx context.Context, conn *pgx.Conn, fn func(string)) {
-	pause := 50 * time.Millisecond
+	pause := firstListenPause
 	for {
 		for conn != nil {
 			n, err := conn.WaitForNotification(ctx)
@@ -145,7 +156,7 @@ func (e *Engine) receive(ctx context.Context, conn *pgx.Conn, fn func(string)) {
 				conn = nil
 				break
 			}
-			pause = 50 * time.Millisecond
+			pause = firstListenPause
 			fn(n.Payload)
 		}
 		if ctx.Err() != nil {
@@ -156,7 +167,7 @@ func (e *Engine) receive(ctx context.Context, conn *pgx.Conn, fn func(string)) {
 			return
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 5*time.Second)
+		pause = min(2*pause, maxListenPause)
 		var err error
 		if conn, err = e.listen(ctx); err == nil {
 			fn("") // what was sent while we were away is lost
