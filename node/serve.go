@@ -33,20 +33,20 @@ import (
 // openServeStore opens the store serve runs on: the data directory
 // (made if missing, and held by this process alone), or the PostgreSQL
 // database shared with other nodes.
-func openServeStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*mailbox.Store, error) {
+func openServeStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*mailbox.Store, func(), error) {
 	so, err := StoreOptions(cfg, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if Shared(cfg) {
 		// The data directory still holds the gateway key
 		// (claimGatewayKey); nothing of the store.
 		if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-			return nil, fmt.Errorf("creating data directory: %w", err)
+			return nil, nil, fmt.Errorf("creating data directory: %w", err)
 		}
 		e, err := openShared(ctx, cfg, "certmail-"+Name(cfg))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// LMTP's 250, APPEND's OK and the API's 201 are sent once the
 		// commit returns: it must be durable by then. pgkv asks for
@@ -54,38 +54,39 @@ func openServeStore(ctx context.Context, cfg *config.Config, logger *slog.Logger
 		// that overrides it is refused here, not found after a crash.
 		if sc, err := e.Setting(ctx, "synchronous_commit"); err != nil {
 			e.Close()
-			return nil, err
+			return nil, nil, err
 		} else if sc == "off" {
 			e.Close()
-			return nil, fmt.Errorf("the store %s runs sessions with synchronous_commit = off: an acknowledged message could be lost in a crash; certmail asks for on, so something between (a connection pooler?) overrides it", StoreName(cfg))
+			return nil, nil, fmt.Errorf("the store %s runs sessions with synchronous_commit = off: an acknowledged message could be lost in a crash; certmail asks for on, so something between (a connection pooler?) overrides it", StoreName(cfg))
 		} else {
 			logger.Info("store", "store", StoreName(cfg), "synchronous_commit", sc)
 		}
 		if empty, err := kv.IsEmpty(e); err != nil {
 			e.Close()
-			return nil, fmt.Errorf("reading the store %s: %w", StoreName(cfg), err)
+			return nil, nil, fmt.Errorf("reading the store %s: %w", StoreName(cfg), err)
 		} else if empty {
 			logger.Info("creating a new store", "store", StoreName(cfg))
 		}
 		so.Engine = e
-		return mailbox.Open(so)
+		st, err := mailbox.Open(so)
+		return st, e.Abort, err
 	}
 	if exists, err := mailbox.Exists(cfg.Data); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if !exists {
 		logger.Info("creating a new store", "data", AbsPath(cfg.Data))
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
+		return nil, nil, fmt.Errorf("creating data directory: %w", err)
 	}
 	store, err := mailbox.Open(so)
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
-			return nil, fmt.Errorf("data directory %s is in use by another process (another certmail serve?)", cfg.Data)
+			return nil, nil, fmt.Errorf("data directory %s is in use by another process (another certmail serve?)", cfg.Data)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return store, nil
+	return store, nil, nil
 }
 
 // storeWhere names the store in a message: the data directory as
@@ -120,10 +121,18 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger) (err erro
 	} else {
 		logger.Info("open file limit", "limit", n)
 	}
-	store, err := openServeStore(ctx, cfg, logger)
+	store, abortStore, err := openServeStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
+	// Armed when the shutdown begins, disarmed once the store is closed
+	// (this defer runs last): see below.
+	var abandon *time.Timer
+	defer func() {
+		if abandon != nil {
+			abandon.Stop()
+		}
+	}()
 	defer func() {
 		// Last: everything acknowledged is already synced, but flag
 		// changes and the like are made durable here.
@@ -341,6 +350,18 @@ loop:
 
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
+	// A database that does not answer (a hung host, a network dropping
+	// packets) would hold what still runs on it (a delivery, the timers,
+	// the follower, the store's close) for up to a statement timeout each.
+	// Once the budget is spent, the store's work is abandoned: every
+	// statement fails at once, nothing more is acknowledged, and the node
+	// exits in time, as it would on Badger.
+	if abortStore != nil {
+		abandon = time.AfterFunc(time.Duration(cfg.ShutdownTimeout), func() {
+			logger.Warn("shutdown budget spent: abandoning the database work still running", "timeout", cfg.ShutdownTimeout.String())
+			abortStore()
+		})
+	}
 	var errs []error
 	// Stop taking new work everywhere at once, then wait for what runs.
 	var swg sync.WaitGroup
@@ -363,7 +384,7 @@ loop:
 	// A delivery whose connection was cut still finishes (and syncs)
 	// before the store closes.
 	if err := deliverer.Close(sctx); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("shutdown_timeout (%v) spent with deliveries still running (none of them acknowledged; the MTA tries again): %w", cfg.ShutdownTimeout, err))
 	}
 	closeAll()
 	wg.Wait()

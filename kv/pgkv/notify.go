@@ -69,7 +69,7 @@ func (e *Engine) notifyWorks() bool {
 		if e.noNotify.Load() {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+		ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
 		defer cancel()
 		// In a transaction rolled back: nobody is woken for nothing.
 		tx, err := e.pool.Begin(ctx)
@@ -94,7 +94,7 @@ func (e *Engine) Subscribe(fn func(payload string)) (func(), error) {
 	if e.noNotify.Load() {
 		return nil, kv.ErrNoNotify
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(e.ctx)
 	conn, err := e.listen(ctx)
 	if err != nil {
 		cancel()

@@ -2,9 +2,11 @@ package pgkv
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"certmail/kv"
 	"certmail/kv/pgkv/pgtest"
 )
 
@@ -47,5 +49,31 @@ func TestListenAgainSoonAfterRestart(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("not listening again 10 s after the database came back")
 		}
+	}
+}
+
+// TestAbort: after Abort a statement fails at once, and Close returns.
+func TestAbort(t *testing.T) {
+	e, err := Open(context.Background(), pg.DB(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := e.Begin(false)
+	if _, err := tx.Get([]byte("k"), nil); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatal(err)
+	}
+	tx.Discard()
+	e.Abort()
+	tx, _ = e.Begin(false)
+	start := time.Now()
+	if _, err := tx.Get([]byte("k"), nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("a read after Abort: %v, want context.Canceled", err)
+	}
+	tx.Discard()
+	if err := e.Close(); err != nil {
+		t.Error(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a read after Abort and Close took %v", d)
 	}
 }

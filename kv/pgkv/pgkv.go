@@ -73,6 +73,10 @@ type Engine struct {
 	pool    *pgxpool.Pool
 	timeout time.Duration
 	stats   counters
+	// ctx is what every statement's context derives from; Abort
+	// cancels it.
+	ctx   context.Context
+	abort context.CancelFunc
 
 	// connCfg opens the connections that LISTEN (notify.go); channel is
 	// the channel they listen on and commits notify.
@@ -155,6 +159,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 		cfg.ConnConfig.Password = opts.Password
 	}
 	e := &Engine{timeout: opts.Timeout}
+	e.ctx, e.abort = context.WithCancel(context.Background())
 	e.noNotify.Store(opts.NoNotify)
 	if e.timeout <= 0 {
 		e.timeout = 30 * time.Second
@@ -187,14 +192,25 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 	e.channel = channelName(cfg.ConnConfig.RuntimeParams["search_path"])
 	e.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		e.abort()
 		return nil, fmt.Errorf("pgkv: %w", err)
 	}
 	if err := e.createTable(ctx); err != nil {
 		e.pool.Close()
+		e.abort()
 		return nil, err
 	}
 	return e, nil
 }
+
+// Abort makes every statement in flight, and every later one, fail at
+// once (with context.Canceled) instead of waiting up to Options.Timeout
+// for a database that does not answer: a node whose shutdown budget has
+// run out calls it, so that it stops in time, whatever the database does.
+// Nothing is committed that was not; a transaction whose COMMIT was in
+// flight may or may not have committed, as after any lost connection.
+// The engine is then good only for Close.
+func (e *Engine) Abort() { e.abort() }
 
 // hasPassword reports whether dsn carries a password, as a URL's
 // user:password or a keyword/value password=.
@@ -262,9 +278,26 @@ func (e *Engine) Close() error {
 		p.timer.Stop()
 		e.finish(p.c)
 	}
-	e.pool.Close()
+	if e.ctx.Err() == nil {
+		e.pool.Close()
+		e.abort()
+		return nil
+	}
+	// Aborted: the pool's close waits for each broken connection's
+	// cancel request, which a server that does not answer never
+	// acknowledges (pgx gives it 15 s). The process is stopping; it does
+	// not wait longer than abortedCloseWait.
+	done := make(chan struct{})
+	go func() { e.pool.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(abortedCloseWait):
+	}
 	return nil
 }
+
+// abortedCloseWait bounds how long Close waits for the pool after Abort.
+const abortedCloseWait = 100 * time.Millisecond
 
 // park keeps c, whose read-only transaction has ended, for the next
 // transaction, or commits and releases it after parkFor.
@@ -307,7 +340,7 @@ func (e *Engine) unpark() *pgxpool.Conn {
 // finish commits a parked connection's read-only transaction and returns
 // the connection to the pool (which drops it if that failed).
 func (e *Engine) finish(c *pgxpool.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
 	defer cancel()
 	c.Exec(ctx, "COMMIT")
 	c.Release()
@@ -382,7 +415,7 @@ type write struct {
 var errDone = errors.New("pgkv: transaction has ended")
 
 func (t *txn) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), t.e.timeout)
+	return context.WithTimeout(t.e.ctx, t.e.timeout)
 }
 
 // usable reports why the transaction cannot run another statement.
