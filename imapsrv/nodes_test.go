@@ -232,3 +232,143 @@ func TestIdleAcrossNodes(t *testing.T) {
 	}
 	mustContain(t, onC.ok(`STATUS INBOX (MESSAGES)`), "MESSAGES 0")
 }
+
+// twoNodes starts two servers on one PostgreSQL database (two certmail
+// nodes) with the account alice.
+func twoNodes(t *testing.T) (a, b *testServer) {
+	dsn := pg.DB(t)
+	a = startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: dsn})
+	b = startTestServer(&testServer{t: t, dir: t.TempDir(), logs: &syncBuffer{}, dsn: dsn})
+	a.addUser("alice")
+	return a, b
+}
+
+// TestPollsSeeOtherNodesCommits: a NOOP, CHECK or STATUS on node B
+// issued after a command on node A returned reports what that command
+// did, every time (imaptest's two-connection scripts with one
+// connection on each of two nodes: a NOOP on B right after an APPEND,
+// STORE or EXPUNGE on A reported nothing in 11 of their commands, when
+// B had not yet heard of A's commit).
+func TestPollsSeeOtherNodesCommits(t *testing.T) {
+	a, b := twoNodes(t)
+	ra, rb, rs := a.rawLogin("alice"), b.rawLogin("alice"), b.rawLogin("alice")
+	ra.ok("SELECT INBOX")
+	rb.ok("SELECT INBOX")
+	for i := 1; i <= 20; i++ {
+		msg := simpleMessage(fmt.Sprintf("round %d", i), "hello")
+		ra.ok(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg))
+		mustContain(t, rb.ok("NOOP"), "* 1 EXISTS")
+		mustContain(t, rs.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 1")
+		ra.ok("NOOP")
+		ra.ok(`STORE 1 +FLAGS.SILENT (\Seen)`)
+		mustContain(t, rb.ok("CHECK"), "* 1 FETCH (", `\Seen`)
+		ra.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+		ra.ok("EXPUNGE")
+		mustContain(t, rb.ok("NOOP"), "* 1 EXPUNGE")
+		mustContain(t, rs.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 0")
+	}
+	// Both sessions mark a message deleted, A expunges it, then B's
+	// EXPUNGE reports it gone (imaptest's expunge script, "expunging
+	// while message is already expunged").
+	for i := 1; i <= 10; i++ {
+		msg := simpleMessage(fmt.Sprintf("expunged twice %d", i), "hello")
+		ra.ok(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg))
+		ra.ok("NOOP")
+		mustContain(t, rb.ok("NOOP"), "* 1 EXISTS")
+		ra.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+		rb.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+		ra.ok("EXPUNGE")
+		mustContain(t, rb.ok("EXPUNGE"), "* 1 EXPUNGE")
+	}
+}
+
+// TestRecentOnceAcrossNodes: a new message is \Recent in one session
+// whichever nodes the sessions are on (RFC 3501 2.3.2). Each node handed
+// a new message to its own session that had the mailbox selected, and a
+// claim made so was stored only when that session let the mailbox go,
+// so a SELECT on the other node claimed it again (imaptest on two nodes:
+// "Message UID=n has \Recent flag in multiple sessions").
+func TestRecentOnceAcrossNodes(t *testing.T) {
+	a, b := twoNodes(t)
+	login := func(ts *testServer) *rawClient {
+		rc := ts.rawLogin("alice")
+		rc.ShowRecent = true
+		return rc
+	}
+	ra, rb := login(a), login(b)
+	ra.ok("SELECT INBOX")
+	rb.ok("SELECT INBOX")
+	// recentIn reports whether message 1..n are \Recent in rc's session.
+	recentIn := func(rc *rawClient, n int) []bool {
+		t.Helper()
+		lines := rc.ok(fmt.Sprintf("FETCH 1:%d (FLAGS)", n))
+		out := make([]bool, n)
+		for i := range n {
+			out[i] = strings.Contains(mustContain(t, lines, fmt.Sprintf("* %d FETCH (", i+1)), `\Recent`)
+		}
+		return out
+	}
+	// One message appended through A, one through B, each by a session
+	// that does not have the INBOX selected.
+	for i, node := range []*testServer{a, b} {
+		msg := simpleMessage(fmt.Sprintf("through %d", i), "hello")
+		node.rawLogin("alice").ok(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg))
+		mustContain(t, ra.ok("NOOP"), fmt.Sprintf("* %d EXISTS", i+1))
+		mustContain(t, rb.ok("NOOP"), fmt.Sprintf("* %d EXISTS", i+1))
+	}
+	onA, onB := recentIn(ra, 2), recentIn(rb, 2)
+	// And a session that selects the INBOX later, on either node, claims
+	// neither.
+	late := map[string][]bool{}
+	for name, node := range map[string]*testServer{"A": a, "B": b} {
+		rc := login(node)
+		mustContain(t, rc.ok("SELECT INBOX"), "* 0 RECENT")
+		late[name] = recentIn(rc, 2)
+	}
+	for i := range 2 {
+		n := 0
+		for _, in := range []bool{onA[i], onB[i], late["A"][i], late["B"][i]} {
+			if in {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Errorf("message %d is \\Recent in %d sessions (A %v, B %v, a later SELECT on A %v, on B %v)",
+				i+1, n, onA[i], onB[i], late["A"][i], late["B"][i])
+		}
+	}
+	// Each went to the session on the node it came through.
+	if !onA[0] || !onB[1] {
+		t.Errorf("message 1 (through A) \\Recent on A: %v; message 2 (through B) on B: %v; want both", onA[0], onB[1])
+	}
+
+	// A mailbox selected on A only: what A hands to its session is
+	// claimed in the store at once, not when the session lets the
+	// mailbox go, so a SELECT on B does not take it too.
+	ra.ok("CREATE Work")
+	ra.ok("SELECT Work")
+	msg := simpleMessage("work", "hello")
+	a.rawLogin("alice").ok(fmt.Sprintf("APPEND Work {%d+}\r\n%s", len(msg), msg))
+	mustContain(t, ra.ok("NOOP"), "* 1 EXISTS")
+	if !recentIn(ra, 1)[0] {
+		t.Errorf("the message appended to Work through A is not \\Recent in A's session that has Work selected")
+	}
+	rl := login(b)
+	mustContain(t, rl.ok("SELECT Work"), "* 0 RECENT")
+	if recentIn(rl, 1)[0] {
+		t.Errorf("the message appended to Work through A is \\Recent in A's session and in a later SELECT on B")
+	}
+
+	// A mailbox selected on B only, a message copied into it through A
+	// (imaptest's copy script): \Recent in B's session, the only one
+	// that has it selected, and announced with its RECENT count.
+	rb.ok("CREATE Copies")
+	rb.ok("SELECT Copies")
+	ra.ok("SELECT INBOX")
+	ra.ok("COPY 1 Copies")
+	mustContain(t, rb.ok("NOOP"), "* 1 RECENT")
+	if !recentIn(rb, 1)[0] {
+		t.Errorf("the message copied into Copies through A is not \\Recent in B's session that has Copies selected")
+	}
+	mustContain(t, login(a).ok("SELECT Copies"), "* 0 RECENT")
+}

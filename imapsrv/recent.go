@@ -99,6 +99,123 @@ func recentRange(from, next uint32) imap.UIDSet {
 	return set
 }
 
+// handRecent makes a new message \Recent in the session that owns the
+// box's new messages, if any. On one node that is the claim: the store
+// learns of it when the session lets the mailbox go (storeRecentClaims),
+// and a SELECT meanwhile takes its floor from the box. With several
+// nodes each has its own box and owner, and each handed every new
+// message to its own (imaptest on two nodes: "Message UID=n has \Recent
+// flag in multiple sessions"), while a SELECT on another node, blind to
+// the claims in this node's memory, took them again. There a message is
+// handed over only if the transaction that added it claimed it in the
+// store (claimOnInsert): a message added through another node is \Recent
+// to a session there, or to the next SELECT. The box's mu is held.
+func (s *Server) handRecent(box *trackedBox, uid uint32) {
+	if s.store.Shared() {
+		if !box.claimed[uid] {
+			return
+		}
+		delete(box.claimed, uid)
+		box.recentUID = max(box.recentUID, uid+1)
+		box.recentStored = max(box.recentStored, uid+1)
+		if o := box.recentOwner; o != nil {
+			o.addRecent(uid)
+		}
+		return
+	}
+	if o := box.recentOwner; o != nil && uid >= box.recentUID {
+		box.recentUID = uid + 1
+		o.addRecent(uid)
+	}
+}
+
+// claimNew claims, on a store several nodes share, the new messages of
+// the session's box that no session has claimed, when the session owns
+// the box's new messages: those another node added while no session
+// there owned them (imaptest's copy script, the copying session on one
+// node and the one with the mailbox selected on the other: the copies
+// were \Recent nowhere). The claim is a transaction, like SELECT's, so
+// that a message claimed on another node, with its insert or by a
+// SELECT there, is not taken again; it runs only when the box has
+// messages past its claims. It runs before the poll that announces them,
+// so the RECENT count goes with their EXISTS. A failed claim leaves them
+// to the next SELECT.
+func (sess *session) claimNew() {
+	box := sess.box
+	if box == nil || !sess.srv.store.Shared() || !sess.rev1() {
+		return
+	}
+	box.mu.Lock()
+	n := len(box.msgs)
+	want := box.recentOwner == sess && n > 0 && box.msgs[n-1].UID >= box.recentUID
+	box.mu.Unlock()
+	if !want {
+		return
+	}
+	err := sess.srv.store.Update(func(tx *mailbox.Tx) error {
+		box.mu.Lock()
+		floor := box.recentUID
+		box.mu.Unlock()
+		from, next, err := tx.ClaimRecent(sess.acct, box.key.id, floor)
+		if err != nil {
+			return err
+		}
+		set := recentRange(from, next)
+		tx.OnCommit(func() {
+			box.mu.Lock()
+			defer box.mu.Unlock()
+			box.recentUID = max(box.recentUID, next)
+			box.recentStored = max(box.recentStored, next)
+			sess.recentMu.Lock()
+			sess.recent.AddSet(set)
+			sess.recentMu.Unlock()
+		})
+		return nil
+	})
+	if err != nil {
+		sess.log.Debug("claiming new messages as \\Recent", "err", err)
+	}
+}
+
+// claimOnInsert is the AfterInsert hook of a store several nodes share:
+// a message added through this node while a session here owns its
+// mailbox's new messages is claimed for it in the transaction that adds
+// it (the mailbox's RecentUID moves past it), so that no SELECT on any
+// node takes it again; onChange then hands it over (handRecent). If the
+// owner lets the mailbox go before the commit, the message is claimed by
+// no session: \Recent lost for one message, never doubled. A session
+// that becomes the owner after the check leaves it to the next SELECT.
+func (s *Server) claimOnInsert(tx *mailbox.Tx, acct string, mb *mailbox.MailboxInfo, m *mailbox.Message) error {
+	s.boxesMu.Lock()
+	box := s.boxes[boxKey{acct, mb.ID}]
+	s.boxesMu.Unlock()
+	if box == nil {
+		return nil
+	}
+	box.mu.Lock()
+	owned := box.recentOwner != nil
+	box.mu.Unlock()
+	if !owned || m.UID < mb.RecentUID {
+		return nil
+	}
+	// mb is the caller's record, written again if it adds more (a COPY
+	// of several messages): it must carry the claim too.
+	mb.RecentUID = m.UID + 1
+	if err := tx.RaiseRecent(acct, mb.ID, m.UID+1); err != nil {
+		return err
+	}
+	uid := m.UID
+	tx.OnCommit(func() {
+		box.mu.Lock()
+		defer box.mu.Unlock()
+		if box.claimed == nil {
+			box.claimed = make(map[uint32]bool)
+		}
+		box.claimed[uid] = true
+	})
+	return nil
+}
+
 // addRecent records a message that arrived while this session owned the
 // box's new messages. The box's mu is held.
 func (sess *session) addRecent(uid uint32) {

@@ -147,6 +147,11 @@ func New(store *mailbox.Store, opts Options) *Server {
 	s.tlsLn = newRoutedListener(&net.TCPAddr{})
 	go s.tlsSrv.Serve(s.tlsLn)
 	store.OnChange(s.onChange)
+	if store.Shared() {
+		// Several nodes: \Recent claims go to the store with the message
+		// (recent.go, claimOnInsert).
+		store.AddHooks(mailbox.Hooks{AfterInsert: s.claimOnInsert})
+	}
 	return s
 }
 

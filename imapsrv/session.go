@@ -650,6 +650,7 @@ func (sess *session) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.tracker == nil {
 		return nil
 	}
+	sess.claimNew() // recent.go
 	if sess.deferNew {
 		// Thunderbird ignores an EXISTS for its own folder inside the
 		// response to its own MOVE or COPY, and next looks at the folder
@@ -712,6 +713,7 @@ func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		box.mu.Unlock()
 	}()
 	for {
+		sess.claimNew() // recent.go
 		if err := sess.tracker.Poll(w, true); err != nil {
 			return err
 		}

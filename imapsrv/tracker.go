@@ -44,6 +44,10 @@ type trackedBox struct {
 	// mailbox read-write, while it has it selected.
 	recentUID, recentStored uint32
 	recentOwner             *session
+	// claimed are the new messages claimed for recentOwner in the
+	// transaction that added them, on a store several nodes share
+	// (recent.go, claimOnInsert), until onChange hands them over.
+	claimed map[uint32]bool
 	// highest is the mailbox's HIGHESTMODSEQ, kept by onChange.
 	highest uint64
 	// orders are the mailbox's sort orders (sortorder.go); replaced
@@ -196,10 +200,7 @@ func (s *Server) onChange(c mailbox.Change) {
 		}
 		// New to every session: \Recent in the one that owns new
 		// messages, if any; else left for the next SELECT to claim.
-		if o := box.recentOwner; o != nil && c.Message.UID >= box.recentUID {
-			box.recentUID = c.Message.UID + 1
-			o.addRecent(c.Message.UID)
-		}
+		s.handRecent(box, c.Message.UID)
 		box.msgs = append(box.msgs, nil)
 		copy(box.msgs[i+1:], box.msgs[i:])
 		box.msgs[i] = c.Message

@@ -112,6 +112,8 @@ type follower struct {
 	// logged (report; the poll goroutine's own).
 	failing int
 	warned  time.Time
+	// barrier coalesces Store.CatchUp's reads (barrier.go).
+	barrier barrier
 }
 
 func newFollower(s *Store, n kv.Notifier, interval time.Duration) *follower {

@@ -236,6 +236,12 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}()
 	}
 
+	// certmail patch: a session implementing SessionCommandStarter hears
+	// of every command before it runs.
+	if st, ok := c.session.(SessionCommandStarter); ok {
+		st.CommandStart(name)
+	}
+
 	// TODO: handle multiple commands concurrently
 	sendOK := true
 	var err error

@@ -128,6 +128,15 @@ type SessionCommandObserver interface {
 	CommandDone(name string, d time.Duration, status imap.StatusResponseType)
 }
 
+// SessionCommandStarter is an IMAP session that is told of every command
+// before it runs, by the name as dispatched ("UID FETCH"): a server whose
+// view of the mailboxes can lag (several nodes on one database) brings it
+// up to date for the commands that ask for it (certmail patch).
+type SessionCommandStarter interface {
+	Session
+	CommandStart(name string)
+}
+
 // SessionUnauthenticate is an IMAP session which supports UNAUTHENTICATE.
 type SessionUnauthenticate interface {
 	Session
