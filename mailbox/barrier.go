@@ -10,7 +10,9 @@ import "sync"
 // a session on another node had already been told was done: a NOOP after
 // another session's EXPUNGE that reports nothing (RFC 3501 6.1.2: NOOP is
 // the poll for updates; imaptest's two-connection scripts on two nodes
-// failed so). On a store no other process shares it returns at once.
+// failed so). On a store that follows no one (none other shares it, or
+// Options.FollowInterval is negative or Brief: a CLI command) it returns
+// at once.
 //
 // Callers that arrive together share one read of the change journal: a
 // caller waits for a read that starts after it arrived, so a burst of
@@ -21,7 +23,7 @@ import "sync"
 // assumption for wake-ups; the periodic read covers the rest).
 func (s *Store) CatchUp() error {
 	f := s.follow
-	if f == nil {
+	if f == nil || !f.barrier.on {
 		return nil
 	}
 	return f.barrier.wait(func() error { return f.pollLocked(followWakeLookback) })
@@ -31,6 +33,7 @@ func (s *Store) CatchUp() error {
 // (running); callers arriving while it runs join the next (queued), which
 // starts when it ends.
 type barrier struct {
+	on      bool // the store follows others (set at Open)
 	mu      sync.Mutex
 	running *barrierRound
 	queued  *barrierRound

@@ -225,6 +225,7 @@ func Open(opts Options) (*Store, error) {
 		s.follow = newFollower(s, n, cmp.Or(max(opts.FollowInterval, 0), DefaultFollowInterval))
 		if opts.FollowInterval >= 0 && !opts.Brief {
 			s.follow.start(ctx)
+			s.follow.barrier.on = true // CatchUp reads (barrier.go)
 		}
 	}
 	gc := opts.GCInterval
