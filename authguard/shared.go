@@ -2,9 +2,7 @@ package authguard
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"certmail/kv"
@@ -19,13 +17,14 @@ import (
 // keyspace.AuthGuard: "a/" + account or "n/" + address block, holding the
 // failures and the time of the last (12 bytes). The local table stays
 // what it is without a shared store, plus a cache: an attempt reads the
-// two records (both at once, one round trip) before it may check a
-// password, and puts their counts in the table, where the rules of
-// guard.go and table.go apply to them as to local counts; a failure is
-// added to the records (read and written in one transaction, so that no
-// node's failure is lost to another's), and the table takes the count the
-// records then hold. A correct login with no failures on record writes
-// nothing, so it costs one round trip more than without a shared store.
+// two records (together, kv.Records GetMany: one statement on
+// PostgreSQL) before it may check a password, and puts their counts in
+// the table, where the rules of guard.go and table.go apply to them as
+// to local counts; a failure is added to the records (read and written
+// in one transaction, so that no node's failure is lost to another's),
+// and the table takes the count the records then hold. A correct login
+// with no failures on record writes nothing: it costs one round trip
+// more than without a shared store.
 //
 // The database unreachable, no count can be read: the attempt is refused
 // without its password being checked (fail closed; the password could not
@@ -69,51 +68,48 @@ func decodeCount(v []byte) (sharedCount, error) {
 	}, nil
 }
 
-// readCount returns key's live count (zero when there is none, or its
-// failures are older than the lockout and so forgotten).
-func (g *Guard) readCount(r kv.Records, key []byte, now time.Time) (sharedCount, error) {
-	v, found, err := r.Get(key)
-	if err != nil || !found {
-		return sharedCount{}, err
+// readCounts reads the records of acctKey and addrKey (either may be "":
+// not counted) in one GetMany, one round trip, and returns their live
+// counts (zero when there is none, or its failures are older than the
+// lockout and so forgotten).
+func (g *Guard) readCounts(r kv.Records, acctKey, addrKey string, now time.Time) (acct, addr sharedCount, err error) {
+	var keys [][]byte
+	var outs []*sharedCount
+	if acctKey != "" {
+		keys, outs = append(keys, sharedKey(prefixAcct, acctKey)), append(outs, &acct)
 	}
-	c, err := decodeCount(v)
-	if err != nil {
-		return sharedCount{}, err
+	if addrKey != "" {
+		keys, outs = append(keys, sharedKey(prefixAddr, addrKey)), append(outs, &addr)
 	}
-	if now.Sub(c.last) >= g.pol.Lockout {
-		return sharedCount{}, nil
+	if len(keys) == 0 {
+		return acct, addr, nil
 	}
-	return c, nil
+	err = r.GetMany(keys, func(i int, v []byte) error {
+		c, err := decodeCount(v)
+		if err != nil {
+			return err
+		}
+		if now.Sub(c.last) < g.pol.Lockout {
+			*outs[i] = c
+		}
+		return nil
+	})
+	return acct, addr, err
 }
 
-// load reads the records of acctKey and addrKey (either may be "": not
-// counted) in parallel, one round trip, and puts them in the tables.
+// load reads the records of acctKey and addrKey and puts them in the
+// tables.
 func (g *Guard) load(acctKey, addrKey string) error {
-	if g.pol.Shared == nil {
+	if g.pol.Shared == nil || (acctKey == "" && addrKey == "") {
 		return nil
 	}
 	start := g.now()
 	var acct, addr sharedCount
-	var acctErr, addrErr error
-	read := func(prefix []byte, key string, out *sharedCount, errp *error) {
-		*errp = g.pol.Shared.View(func(r kv.Records) error {
-			var err error
-			*out, err = g.readCount(r, sharedKey(prefix, key), start)
-			return err
-		})
-	}
-	var wg sync.WaitGroup
-	if acctKey != "" && addrKey != "" {
-		wg.Add(1)
-		go func() { defer wg.Done(); read(prefixAddr, addrKey, &addr, &addrErr) }()
-		read(prefixAcct, acctKey, &acct, &acctErr)
-		wg.Wait()
-	} else if acctKey != "" {
-		read(prefixAcct, acctKey, &acct, &acctErr)
-	} else if addrKey != "" {
-		read(prefixAddr, addrKey, &addr, &addrErr)
-	}
-	if err := errors.Join(acctErr, addrErr); err != nil {
+	if err := g.pol.Shared.View(func(r kv.Records) error {
+		var err error
+		acct, addr, err = g.readCounts(r, acctKey, addrKey, start)
+		return err
+	}); err != nil {
 		return fmt.Errorf("reading failure counts: %w", err)
 	}
 	g.mu.Lock()
@@ -126,27 +122,23 @@ func (g *Guard) load(acctKey, addrKey string) error {
 // record adds a failure at now to the records of acctKey and addrKey and
 // returns the counts they then hold (n < 0: that key is not counted).
 func (g *Guard) record(acctKey, addrKey string, now time.Time) (acct, addr sharedCount, err error) {
-	acct.n, addr.n = -1, -1
 	err = g.pol.Shared.Update(func(r kv.Records) error {
-		for _, k := range []struct {
-			prefix []byte
-			key    string
-			out    *sharedCount
-		}{{prefixAcct, acctKey, &acct}, {prefixAddr, addrKey, &addr}} {
-			if k.key == "" {
-				continue
-			}
-			key := sharedKey(k.prefix, k.key)
-			c, err := g.readCount(r, key, now)
-			if err != nil {
-				return err
-			}
-			c.n++
-			c.last = now
-			if err := r.Set(key, encodeCount(c)); err != nil {
-				return err
-			}
-			*k.out = c
+		var err error
+		acct, addr, err = g.readCounts(r, acctKey, addrKey, now)
+		if err != nil {
+			return err
+		}
+		acct.n, addr.n = acct.n+1, addr.n+1
+		acct.last, addr.last = now, now
+		if acctKey == "" {
+			acct.n = -1
+		} else if err := r.Set(sharedKey(prefixAcct, acctKey), encodeCount(acct)); err != nil {
+			return err
+		}
+		if addrKey == "" {
+			addr.n = -1
+		} else if err := r.Set(sharedKey(prefixAddr, addrKey), encodeCount(addr)); err != nil {
+			return err
 		}
 		return nil
 	})
@@ -162,24 +154,18 @@ func (g *Guard) record(acctKey, addrKey string, now time.Time) (acct, addr share
 func (g *Guard) forgive(acctKey, addrKey string, now time.Time) (int, error) {
 	var forgiven int
 	err := g.pol.Shared.Update(func(r kv.Records) error {
-		forgiven = 0
-		key := sharedKey(prefixAcct, acctKey)
-		c, err := g.readCount(r, key, now)
+		c, a, err := g.readCounts(r, acctKey, addrKey, now)
 		if err != nil {
 			return err
 		}
 		forgiven = c.n
-		if err := r.Delete(key); err != nil {
+		if err := r.Delete(sharedKey(prefixAcct, acctKey)); err != nil {
 			return err
 		}
-		if addrKey == "" || forgiven == 0 {
+		if addrKey == "" || forgiven == 0 || a.n == 0 {
 			return nil
 		}
-		key = sharedKey(prefixAddr, addrKey)
-		a, err := g.readCount(r, key, now)
-		if err != nil || a.n == 0 {
-			return err
-		}
+		key := sharedKey(prefixAddr, addrKey)
 		a.n -= min(forgiven, a.n)
 		if a.n == 0 {
 			return r.Delete(key)

@@ -10,6 +10,11 @@ type Records interface {
 	// Get returns a copy of the value of key; found is false when there
 	// is none.
 	Get(key []byte) (value []byte, found bool, err error)
+	// GetMany calls fn(i, value) for each keys[i] that has a value, in no
+	// set order, as Txn.GetMany does: on PostgreSQL one round trip for
+	// them all, where each Get is one. value is valid only during the
+	// call.
+	GetMany(keys [][]byte, fn func(i int, value []byte) error) error
 	// Set writes value under key; the store copies both.
 	Set(key, value []byte) error
 	Delete(key []byte) error

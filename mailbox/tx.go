@@ -395,6 +395,15 @@ func (tx *Tx) Get(key []byte) ([]byte, bool, error) {
 	return tx.get(auxKey(key))
 }
 
+// GetMany reads several auxiliary values at once (kv.Txn.GetMany).
+func (tx *Tx) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
+	full := make([][]byte, len(keys))
+	for i, k := range keys {
+		full[i] = auxKey(k)
+	}
+	return tx.txn.GetMany(full, fn)
+}
+
 // Set writes an auxiliary value.
 func (tx *Tx) Set(key, value []byte) error {
 	if keyspace.AuxOwner(key) == "" {

@@ -2,8 +2,11 @@ package receipts
 
 import (
 	"bytes"
+	"errors"
 	"sort"
 	"sync"
+
+	certkv "certmail/kv"
 )
 
 // MemKV is an in-memory KV, for tests and for tools that verify without a
@@ -21,6 +24,24 @@ func (kv *MemKV) Get(key []byte) ([]byte, bool, error) {
 	defer kv.mu.Unlock()
 	v, ok := kv.m[string(key)]
 	return bytes.Clone(v), ok, nil
+}
+
+func (kv *MemKV) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
+	for i, k := range keys {
+		kv.mu.Lock()
+		v, ok := kv.m[string(k)]
+		kv.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if err := fn(i, v); err != nil {
+			if errors.Is(err, certkv.ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 func (kv *MemKV) Set(key, value []byte) error {

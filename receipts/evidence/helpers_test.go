@@ -50,6 +50,10 @@ func (a autoRecords) Get(key []byte) (v []byte, found bool, err error) {
 	return v, found, err
 }
 
+func (a autoRecords) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
+	return a.rs.View(func(r kv.Records) error { return r.GetMany(keys, fn) })
+}
+
 func (a autoRecords) Set(key, value []byte) error {
 	return a.rs.Update(func(r kv.Records) error { return r.Set(key, value) })
 }
