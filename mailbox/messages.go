@@ -882,6 +882,14 @@ func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs 
 	var mb *MailboxInfo
 	var ms ModSeqInfo
 	if err := s.View(func(tx *Tx) error {
+		// The name's record and the MODSEQ state, read one after the
+		// other below, in one round trip on a shared engine (this
+		// runs under wmu: this node's writers wait meanwhile).
+		if s.shared {
+			if err := tx.w.prefetch(mailboxIDKey(acct, mboxID), modseqStateKey(acct, mboxID)); err != nil {
+				return err
+			}
+		}
 		var err error
 		if mb, err = tx.MailboxByID(acct, mboxID); err != nil {
 			return err
