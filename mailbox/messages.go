@@ -894,7 +894,7 @@ func (s *Store) Watch(acct string, mboxID uint32, fn func(mb *MailboxInfo, msgs 
 		if mb, err = tx.MailboxByID(acct, mboxID); err != nil {
 			return err
 		}
-		ms, err = tx.ModSeq(acct, mboxID)
+		ms, err = tx.watchedModSeq(acct, mboxID)
 		return err
 	}); err != nil {
 		return err
