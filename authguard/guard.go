@@ -128,8 +128,10 @@ type Guard struct {
 	// ended is closed (and replaced) whenever an attempt in flight ends,
 	// waking the attempts that wait for their turn.
 	ended chan struct{}
-	// swept is when this guard last deleted expired shared records.
-	swept time.Time
+	// swept is when this guard last deleted expired shared records;
+	// sweepBatch, if set, replaces the batch size (tests).
+	swept      time.Time
+	sweepBatch int
 }
 
 // maxTurnWait bounds how long an attempt waits for others in flight on

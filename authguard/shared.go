@@ -1,6 +1,7 @@
 package authguard
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -178,8 +179,14 @@ func (g *Guard) forgive(acctKey, addrKey string, now time.Time) (int, error) {
 	return forgiven, nil
 }
 
-// maxSweep bounds the records one sweep deletes (one transaction).
-const maxSweep = 1000
+// A sweep deletes stale records sweepBatch at a time (one transaction
+// each), and at most maxSweepBatches batches: a flood of failing
+// addresses (an IPv6 guesser with many /64s) leaves many records, and a
+// sweep that took a fixed number a lockout would fall behind.
+const (
+	sweepBatch      = 1000
+	maxSweepBatches = 100
+)
 
 // sweep deletes records whose failures are forgotten, at most once a
 // lockout per node, from the failure path: records no attempt comes back
@@ -194,36 +201,44 @@ func (g *Guard) sweep(now time.Time) {
 	if !due {
 		return
 	}
-	var n int
-	err := g.pol.Shared.Update(func(r kv.Records) error {
-		var stale [][]byte
-		err := r.Scan([]byte(keyspace.AuthGuard), func(k, v []byte) error {
-			c, err := decodeCount(v)
-			if err == nil && now.Sub(c.last) < g.pol.Lockout {
+	batch := cmp.Or(g.sweepBatch, sweepBatch)
+	var total int
+	for range maxSweepBatches {
+		var n int
+		err := g.pol.Shared.Update(func(r kv.Records) error {
+			var stale [][]byte
+			err := r.Scan([]byte(keyspace.AuthGuard), func(k, v []byte) error {
+				c, err := decodeCount(v)
+				if err == nil && now.Sub(c.last) < g.pol.Lockout {
+					return nil
+				}
+				stale = append(stale, append([]byte(nil), k...))
+				if len(stale) >= batch {
+					return kv.ErrStop
+				}
 				return nil
+			})
+			if err != nil {
+				return err
 			}
-			stale = append(stale, append([]byte(nil), k...))
-			if len(stale) >= maxSweep {
-				return kv.ErrStop
+			for _, k := range stale {
+				if err := r.Delete(k); err != nil {
+					return err
+				}
 			}
+			n = len(stale)
 			return nil
 		})
 		if err != nil {
-			return err
+			g.log.Warn("deleting expired failure counts", "err", err)
+			break
 		}
-		for _, k := range stale {
-			if err := r.Delete(k); err != nil {
-				return err
-			}
+		total += n
+		if n < batch {
+			break
 		}
-		n = len(stale)
-		return nil
-	})
-	if err != nil {
-		g.log.Warn("deleting expired failure counts", "err", err)
-		return
 	}
-	if n > 0 {
-		g.log.Debug("deleted expired failure counts", "records", n)
+	if total > 0 {
+		g.log.Debug("deleted expired failure counts", "records", total)
 	}
 }

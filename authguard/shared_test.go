@@ -223,10 +223,12 @@ func TestSharedFailsClosed(t *testing.T) {
 }
 
 // TestSharedSweep: records whose failures are forgotten (older than the
-// lockout) are deleted by a later failure's sweep.
+// lockout) are deleted by a later failure's sweep, all of them, in
+// batches (here of 2).
 func TestSharedSweep(t *testing.T) {
 	guards, stores, _ := sharedNodes(t, pg.DB(t), 1, Policy{MaxFailures: 4, Lockout: time.Hour})
 	g := guards[0]
+	g.sweepBatch = 2
 	clk := &clock{t: time.Now()}
 	g.now = clk.now
 	g.swept = clk.now()
