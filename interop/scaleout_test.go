@@ -244,8 +244,24 @@ return { hostname: s.hostname, port: s.port, username: s.username, socketType: s
 		t.Fatalf("account from the autoconfig document: %+v; want the proxy, 127.0.0.1:%s, STARTTLS, user alice@example.org", acct, proxyIMAPPort)
 	}
 	tb.quit()
-	tb = startThunderbird(t, tbBin, home, profile)
+	// Thunderbird's own IMAP log (TLS hides the traffic from HAProxy's
+	// log), shown if the test fails: the commands and answers it saw.
+	imapLog := filepath.Join(home, "imap.log")
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(imapLog + "*")
+			for _, f := range logs {
+				b, _ := os.ReadFile(f)
+				if len(b) > 256<<10 {
+					b = b[len(b)-256<<10:]
+				}
+				t.Logf("Thunderbird's IMAP log %s:\n%s", f, b)
+			}
+		}
+	})
+	tb = startThunderbird(t, tbBin, home, profile, "MOZ_LOG=IMAP:5,timestamp,sync", "MOZ_LOG_FILE="+imapLog)
 	tb.waitInbox(30*time.Second, "initial sync through the proxy", func(hs []tbHeader) bool { return hasSubject(hs, "before thunderbird") })
+	displayed := time.Now()
 	tb.js(10*time.Second, `
 const about3Pane = Services.wm.getMostRecentWindow("mail:3pane").gTabmail.currentAbout3Pane;
 about3Pane.displayFolder(folderNamed("INBOX").URI);
@@ -258,22 +274,22 @@ if (about3Pane.gFolder?.URI != folderNamed("INBOX").URI) throw new Error("INBOX 
 	// round does everything once through the proxy: a Postfix delivery
 	// seen by Thunderbird, a certified item submitted over the API, its
 	// stub moved into Acknowledge by Thunderbird, M released into
-	// Thunderbird's INBOX, the bundle fetched over the API verified.
-	// clicks: whether Thunderbird may be asked to look at INBOX (a click
-	// on the folder), since after a node is killed its IDLE session on
-	// that node is gone until it looks again.
+	// Thunderbird's INBOX, the bundle fetched over the API verified. Each
+	// server-side event waits until Thunderbird idles on INBOX: an EXISTS
+	// that reaches Thunderbird 153 in the answer to its own UID FETCH
+	// (FLAGS), which a delivery committed while the command runs gets, is
+	// not acted on until its next poll, ten minutes away (seen in its IMAP
+	// log; see also thunderbird-testing's MOVE case).
 	var labels []string
-	round := func(name string, clicks bool) {
+	round := func(name string, since time.Time) {
 		t.Helper()
 		wait := func(what string, ok func([]tbHeader) bool) {
 			t.Helper()
-			if clicks {
-				tb.waitInboxClicking(20*time.Second, what, ok)
-			} else {
-				tb.waitInbox(10*time.Second, what, ok)
-			}
+			tb.waitInbox(15*time.Second, what, ok)
 		}
 		subject := "postfix " + name
+		waitTBIdle(t, imapLog, since)
+		since = time.Now()
 		postfixSend(subject)
 		wait(subject+", delivered by Postfix", func(hs []tbHeader) bool { return hasSubject(hs, subject) })
 		step("%s: Postfix's delivery in Thunderbird", name)
@@ -283,6 +299,8 @@ if (about3Pane.gFolder?.URI != folderNamed("INBOX").URI) throw new Error("INBOX 
 		mID := "notice-" + strings.ReplaceAll(name, " ", "-") + "@court.example"
 		msg := "From: Court Clerk <clerk@court.example>\r\nSubject: Notice " + name + "\r\nMessage-ID: <" + mID + ">\r\n\r\nPay by Friday (" + name + ").\r\n"
 		req, _ := json.Marshal(map[string]any{"message": msg, "recipients": []string{"alice"}, "deadline": "1h"})
+		waitTBIdle(t, imapLog, since)
+		since = time.Now()
 		status, body := api("POST", "/v1/items", req)
 		var sub struct {
 			Items []struct{ Label string } `json:"items"`
@@ -306,6 +324,7 @@ if (about3Pane.gFolder?.URI != folderNamed("INBOX").URI) throw new Error("INBOX 
 			t.Fatalf("%s: INBOX shows M before acknowledgement: %+v", name, stub)
 		}
 		step("%s: submitted %s over the API, stub in Thunderbird", name, label)
+		waitTBIdle(t, imapLog, since)
 		tb.js(30*time.Second, `
 const inbox = folderNamed("INBOX");
 const ack = folderNamed("Acknowledge");
@@ -337,7 +356,7 @@ await new Promise((resolve, reject) => {
 		step("%s: the bundle from the API verifies", name)
 	}
 
-	round("both nodes", false)
+	round("both nodes", displayed)
 
 	// Either node alone: each killed in turn with SIGKILL, the other
 	// serving everything through the same address; HAProxy's checks see
@@ -346,7 +365,11 @@ await new Promise((resolve, reject) => {
 		t.Helper()
 		n.kill()
 		step("node %s killed (SIGKILL)", n.name)
-		round("node "+n.name+" down", true)
+		// Thunderbird's session on the dead node is cut; a click on
+		// INBOX makes it look again, through the proxy, on a live node.
+		clicked := time.Now()
+		tb.js(10*time.Second, `folderNamed("INBOX").updateFolder(Services.wm.getMostRecentWindow("mail:3pane").msgWindow);`, nil)
+		round("node "+n.name+" down", clicked)
 		for _, be := range []string{"imap", "lmtp", "http"} {
 			hap.waitFor(fmt.Sprintf("Server %s/%s is DOWN", be, n.name), 15*time.Second)
 		}
@@ -723,27 +746,31 @@ func (p *proc) waitForAfter(mark int, s string, timeout time.Duration) {
 	}
 }
 
-// waitInboxClicking is waitInbox for when Thunderbird's IDLE session may
-// be gone with a killed node: every two seconds it asks Thunderbird to
-// look at INBOX, as a click on the folder does.
-func (tb *thunderbird) waitInboxClicking(timeout time.Duration, what string, ok func([]tbHeader) bool) {
-	tb.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var hs []tbHeader
-	var lastClick time.Time
-	for {
-		if time.Since(lastClick) >= 2*time.Second {
-			tb.js(10*time.Second, `folderNamed("INBOX").updateFolder(Services.wm.getMostRecentWindow("mail:3pane").msgWindow);`, nil)
-			lastClick = time.Now()
+// tbLogLine is a command Thunderbird sent, in its IMAP log (MOZ_LOG=IMAP:5):
+// "2026-12-06 09:07:48.396536 UTC - [Parent 11461: IMAP]: I/IMAP
+// 7f1d6ae1f600:127.0.0.1:S-INBOX:SendData: 83 IDLE".
+var tbLogLine = regexp.MustCompile(`(?m)^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC - .*I/IMAP (\w+):[^:]*:S-INBOX:SendData: (.*)$`)
+
+// waitTBIdle waits until Thunderbird's IMAP log shows a connection with
+// INBOX selected whose last command is IDLE, sent after since (the last
+// event Thunderbird was to see, or a kill after which only a connection
+// opened later counts): it is then waiting for the server to announce
+// what comes next.
+func waitTBIdle(t *testing.T, logPath string, since time.Time) {
+	t.Helper()
+	waitServer(t, 20*time.Second, "Thunderbird idling on INBOX", func() bool {
+		b, _ := os.ReadFile(logPath + ".moz_log")
+		last := map[string]string{} // connection: its last command
+		at := map[string]time.Time{}
+		for _, m := range tbLogLine.FindAllStringSubmatch(string(b), -1) {
+			when, _ := time.Parse("2006-01-02 15:04:05.999999", m[1])
+			last[m[2]], at[m[2]] = m[3], when
 		}
-		hs = nil
-		tb.js(10*time.Second, `const f = folderNamed("INBOX"); return f ? headers(f) : [];`, &hs)
-		if ok(hs) {
-			return
+		for c, cmd := range last {
+			if f := strings.Fields(cmd); len(f) == 2 && strings.EqualFold(f[1], "IDLE") && at[c].After(since) {
+				return true
+			}
 		}
-		if time.Now().After(deadline) {
-			tb.t.Fatalf("%s: not in Thunderbird's INBOX after %v (looking every 2s); it shows %+v", what, timeout, hs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false
+	})
 }

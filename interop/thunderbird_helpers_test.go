@@ -82,8 +82,9 @@ var tbPrefs = map[string]any{
 }
 
 // startThunderbird writes user.js (tbPrefs, the Marionette port) into
-// profile and starts Thunderbird on it, with a private HOME.
-func startThunderbird(t *testing.T, bin, home, profile string) *thunderbird {
+// profile and starts Thunderbird on it, with a private HOME and env added
+// to its environment.
+func startThunderbird(t *testing.T, bin, home, profile string, env ...string) *thunderbird {
 	t.Helper()
 	tb := &thunderbird{t: t, bin: bin, home: home, profile: profile}
 	_, tb.port, _ = splitHostPort(freeAddr(t))
@@ -104,6 +105,7 @@ func startThunderbird(t *testing.T, bin, home, profile string) *thunderbird {
 		"HOME="+home, "MOZ_HEADLESS=1", "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"),
 		"MOZ_CRASHREPORTER_DISABLE=1", "MOZ_DISABLE_AUTO_SAFE_MODE=1")
+	tb.cmd.Env = append(tb.cmd.Env, env...)
 	// Its own process group, so that cleanup ends its helper processes too.
 	tb.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
