@@ -42,12 +42,18 @@ func quotaResources(q mailbox.Quota) *imap.QuotaRoot {
 	return r
 }
 
+// An account without limits has no quota root: RFC 9208's QUOTA response
+// lists at least one resource (section 9, quota-list), and Thunderbird's
+// parser reports `* QUOTA "" ()` as a syntax error. GETQUOTAROOT then
+// names no root (zero or more, section 4.3.1) and GETQUOTA "" is NO
+// [NONEXISTENT] (section 4.2.1).
+
 func (sess *session) QuotaRoots(name string) ([]imap.QuotaRoot, error) {
 	if _, err := sess.srv.store.Mailbox(sess.acct, name); err != nil {
 		return nil, storeError(err)
 	}
 	r, err := sess.quotaRoot()
-	if err != nil {
+	if err != nil || len(r.Resources) == 0 {
 		return nil, err
 	}
 	return []imap.QuotaRoot{*r}, nil
@@ -58,7 +64,12 @@ func (sess *session) Quota(root string) (*imap.QuotaRoot, error) {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent,
 			Text: "no such quota root: the account's is \"\""}
 	}
-	return sess.quotaRoot()
+	r, err := sess.quotaRoot()
+	if err == nil && len(r.Resources) == 0 {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent,
+			Text: "no quota: the account has no limits"}
+	}
+	return r, err
 }
 
 func (sess *session) SetQuota(string, []imap.QuotaResource) (*imap.QuotaRoot, error) {

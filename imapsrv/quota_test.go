@@ -25,11 +25,14 @@ func TestQuota(t *testing.T) {
 	if caps["QUOTASET"] {
 		t.Errorf("QUOTASET advertised, but SETQUOTA is refused")
 	}
-	// No limits: the root, with no resources.
+	// No limits: no root, since a QUOTA response lists at least one
+	// resource (RFC 9208 section 9; Thunderbird's parser reported the
+	// empty list `* QUOTA "" ()` as a syntax error).
 	untagged := rc.ok("GETQUOTAROOT INBOX")
-	if strings.Join(untagged, "|") != `* QUOTAROOT INBOX ""|* QUOTA "" ()` {
+	if strings.Join(untagged, "|") != `* QUOTAROOT INBOX` {
 		t.Errorf("GETQUOTAROOT without limits: %q", untagged)
 	}
+	rc.fail("NO [NONEXISTENT]", `GETQUOTA ""`)
 
 	storage, messages := int64(10*1024), int64(3)
 	if err := ts.store.SetQuota("alice", &storage, &messages); err != nil {
