@@ -1,19 +1,18 @@
 package netguard
 
 import (
-	"bytes"
-	"encoding/binary"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // The PROXY protocol (HAProxy's proxy-protocol.txt, versions 1 and 2): a
@@ -27,117 +26,35 @@ import (
 // the connection, at once.
 const proxyHeaderTimeout = 5 * time.Second
 
-// v2Signature starts a version 2 header (section 2.2).
-var v2Signature = []byte("\r\n\r\n\x00\r\nQUIT\n")
-
-// v1MaxLen is the longest version 1 header, CRLF included (section 2.1).
-const v1MaxLen = 107
-
-// v2MaxLen bounds the address and TLV part of a version 2 header. The
-// format allows 65535 bytes; proxies send the addresses and a few TLVs.
-const v2MaxLen = 2048
-
-// ReadProxyHeader reads a PROXY protocol header (version 1 or 2) from r,
-// and nothing after it, and returns the client's address. The zero
-// AddrPort with a nil error means the header names none (version 2's LOCAL
-// command, which a proxy's own health checks send; UNKNOWN or UNSPEC):
-// the connection's own address stands.
-func ReadProxyHeader(r io.Reader) (netip.AddrPort, error) {
-	buf := make([]byte, len(v2Signature))
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return netip.AddrPort{}, err
-	}
-	if bytes.Equal(buf, v2Signature) {
-		return readV2(r)
-	}
-	if bytes.HasPrefix(buf, []byte("PROXY ")) {
-		return readV1(r, buf)
-	}
-	return netip.AddrPort{}, errors.New("no PROXY protocol header")
-}
-
-// readV1 reads the rest of a version 1 line, "PROXY TCP4 SRC DST SPORT
-// DPORT\r\n", after its first bytes in line. The line is read one byte
-// at a time so that nothing of what follows it is consumed.
-func readV1(r io.Reader, line []byte) (netip.AddrPort, error) {
-	b := make([]byte, 1)
-	for !bytes.HasSuffix(line, []byte("\r\n")) {
-		if len(line) >= v1MaxLen {
-			return netip.AddrPort{}, errors.New("PROXY v1 header longer than 107 bytes")
+// ReadProxyHeader reads a PROXY protocol header (version 1 or 2) from r
+// and returns the client's address; what follows the header stays in r.
+// The parsing is go-proxyproto's; what certmail decides is what a header
+// means for it. The zero AddrPort with a nil error means the header names
+// no IP client (version 2's LOCAL command, which a proxy's own health
+// checks send; UNKNOWN, UNSPEC or a UNIX socket): the connection's own
+// address stands. A connection from a trusted proxy without a header is
+// an error, never the proxy itself speaking (proxy-protocol.txt, 2: the
+// receiver must not guess).
+func ReadProxyHeader(r *bufio.Reader) (netip.AddrPort, error) {
+	h, err := proxyproto.Read(r)
+	if err != nil {
+		if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
+			if _, perr := r.Peek(1); perr != nil {
+				return netip.AddrPort{}, fmt.Errorf("no PROXY protocol header: %w", perr)
+			}
+			return netip.AddrPort{}, errors.New("no PROXY protocol header")
 		}
-		if _, err := io.ReadFull(r, b); err != nil {
-			return netip.AddrPort{}, fmt.Errorf("PROXY v1 header: %w", err)
-		}
-		line = append(line, b[0])
+		return netip.AddrPort{}, fmt.Errorf("PROXY protocol header: %w", err)
 	}
-	f := strings.Split(string(line[:len(line)-2]), " ")
-	if len(f) >= 2 && f[1] == "UNKNOWN" {
-		return netip.AddrPort{}, nil // the rest is to be ignored (2.1)
-	}
-	if len(f) != 6 || (f[1] != "TCP4" && f[1] != "TCP6") {
-		return netip.AddrPort{}, fmt.Errorf("malformed PROXY v1 header %q", line)
-	}
-	src, err := netip.ParseAddr(f[2])
-	if err != nil || src.Zone() != "" || src.Is4() != (f[1] == "TCP4") {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v1 header: bad source address %q", f[2])
-	}
-	if dst, err := netip.ParseAddr(f[3]); err != nil || dst.Is4() != src.Is4() {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v1 header: bad destination address %q", f[3])
-	}
-	var ports [2]uint16
-	for i, p := range f[4:] {
-		// Decimal, no leading zero, 0 to 65535 (2.1).
-		n, err := strconv.ParseUint(p, 10, 16)
-		if err != nil || (len(p) > 1 && p[0] == '0') {
-			return netip.AddrPort{}, fmt.Errorf("PROXY v1 header: bad port %q", p)
-		}
-		ports[i] = uint16(n)
-	}
-	return netip.AddrPortFrom(src, ports[0]), nil
-}
-
-// readV2 reads the rest of a version 2 header after its signature.
-func readV2(r io.Reader) (netip.AddrPort, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v2 header: %w", err)
-	}
-	if hdr[0]>>4 != 2 {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v2 header: version %d", hdr[0]>>4)
-	}
-	cmd := hdr[0] & 0xf
-	if cmd > 1 {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v2 header: command %d", cmd)
-	}
-	n := int(binary.BigEndian.Uint16(hdr[2:]))
-	if n > v2MaxLen {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v2 header: %d bytes of addresses, more than %d", n, v2MaxLen)
-	}
-	rest := make([]byte, n)
-	if _, err := io.ReadFull(r, rest); err != nil {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v2 header: %w", err)
-	}
-	if cmd == 0 { // LOCAL: the proxy speaking for itself (2.2)
+	if h.Command != proxyproto.PROXY {
 		return netip.AddrPort{}, nil
 	}
-	// The family's high nibble: 1 INET, 2 INET6 (UNSPEC and UNIX name no
-	// IP client); the low one the transport, which a TCP listener does
-	// not need to check.
-	var size int
-	switch hdr[1] >> 4 {
-	case 1:
-		size = 4
-	case 2:
-		size = 16
-	default:
+	src, _, ok := h.TCPAddrs()
+	if !ok {
 		return netip.AddrPort{}, nil
 	}
-	if n < 2*size+4 {
-		return netip.AddrPort{}, fmt.Errorf("PROXY v2 header: %d bytes, too few for the addresses", n)
-	}
-	src, _ := netip.AddrFromSlice(rest[:size])
-	port := binary.BigEndian.Uint16(rest[2*size:])
-	return netip.AddrPortFrom(src.Unmap(), port), nil
+	ap := src.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // ProxyProtocol wraps ln: a connection from one of the trusted proxies
@@ -250,7 +167,10 @@ func (l *proxyListener) fromProxy(a net.Addr) bool {
 // handshake reads c's header and returns c as the client it names.
 func (l *proxyListener) handshake(c net.Conn) (net.Conn, error) {
 	c.SetReadDeadline(time.Now().Add(proxyHeaderTimeout))
-	client, err := ReadProxyHeader(c)
+	// The reader may hold bytes past the header (the client's first
+	// command): the connection returned reads through it.
+	r := bufio.NewReader(c)
+	client, err := ReadProxyHeader(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			// Connected and closed without a byte: a proxy's TCP check.
@@ -261,10 +181,11 @@ func (l *proxyListener) handshake(c net.Conn) (net.Conn, error) {
 		return nil, err
 	}
 	c.SetReadDeadline(time.Time{})
-	if !client.IsValid() {
-		return c, nil
+	remote := c.RemoteAddr()
+	if client.IsValid() {
+		remote = net.TCPAddrFromAddrPort(client)
 	}
-	return &proxiedConn{Conn: c, remote: net.TCPAddrFromAddrPort(client)}, nil
+	return &proxiedConn{Conn: c, r: r, remote: remote}, nil
 }
 
 // Close closes the underlying listener and ends a waiting Accept.
@@ -274,11 +195,14 @@ func (l *proxyListener) Close() error {
 }
 
 // proxiedConn is a connection through a proxy, whose remote address is
-// the client's.
+// the client's, read through the reader that took its header.
 type proxiedConn struct {
 	net.Conn
+	r      *bufio.Reader
 	remote net.Addr
 }
+
+func (c *proxiedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
 
