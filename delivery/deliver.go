@@ -482,13 +482,13 @@ func (d *Deliverer) place(tx *mailbox.Tx, env Envelope, rcpt, acct, mbox string,
 			return certifiedMailbox, nil
 		}
 	}
-	// AppendBlob reads the mailbox first, and fails before writing if
-	// it is missing: no separate read to see whether it is there.
-	_, err := tx.AppendBlob(acct, mbox, blob, mailbox.AppendOptions{})
+	// The record read here is the one the append uses (AppendBlobTo):
+	// one read of it, not two.
+	mb, err := tx.Mailbox(acct, mbox)
 	if (errors.Is(err, mailbox.ErrNoMailbox) || errors.Is(err, mailbox.ErrBadName)) && !strings.EqualFold(mbox, "INBOX") {
 		d.log.Warn("no such mailbox; delivering to INBOX", "account", acct, "mailbox", mbox)
 		mbox = "INBOX"
-		_, err = tx.AppendBlob(acct, mbox, blob, mailbox.AppendOptions{})
+		mb, err = tx.Mailbox(acct, mbox)
 	}
 	if errors.Is(err, mailbox.ErrNoMailbox) {
 		// Every account has an INBOX: is the account there at all?
@@ -497,6 +497,9 @@ func (d *Deliverer) place(tx *mailbox.Tx, env Envelope, rcpt, acct, mbox string,
 		}
 	}
 	if err != nil {
+		return "", err
+	}
+	if _, err := tx.AppendBlobTo(acct, mb, blob, mailbox.AppendOptions{}); err != nil {
 		return "", err
 	}
 	return mbox, nil

@@ -275,6 +275,12 @@ func (tx *Tx) AppendBlob(acct, mailbox string, blob uint64, opts AppendOptions) 
 	return tx.appendBlob(acct, mb, blob, opts)
 }
 
+// AppendBlobTo is AppendBlob into the mailbox whose record mb the caller
+// has just read in this transaction (tx.Mailbox), sparing a second read.
+func (tx *Tx) AppendBlobTo(acct string, mb *MailboxInfo, blob uint64, opts AppendOptions) (*AppendResult, error) {
+	return tx.appendBlob(acct, mb, blob, opts)
+}
+
 // appendBlob is AppendBlob into the mailbox whose record is mb.
 func (tx *Tx) appendBlob(acct string, mb *MailboxInfo, blob uint64, opts AppendOptions) (*AppendResult, error) {
 	// The account's usage and the mailbox's MODSEQ state, read below
