@@ -409,7 +409,7 @@ func (sess *session) Status(name string, options *imap.StatusOptions) (*imap.Sta
 }
 
 func (sess *session) status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	mb, st, err := sess.srv.store.Status(sess.acct, name)
+	mb, st, err := sess.srv.store.StatusFor(sess.acct, name, mailbox.StatusOptions{HighestModSeq: options.HighestModSeq})
 	if err != nil {
 		return nil, storeError(err)
 	}

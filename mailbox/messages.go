@@ -708,8 +708,21 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 	bi = &boxIndex{}
 	var followed *pollRead
 	err := s.View(func(tx *Tx) error {
-		if _, err := tx.MailboxByID(acct, id); err != nil {
-			return err
+		// The mailbox exists in this snapshot if its ID does (as
+		// checkGone tells): one read, not MailboxByID's two one after
+		// the other. On a store others share the MODSEQ state that
+		// loadMark reads below comes in the same round trip.
+		idKey := mailboxIDKey(acct, id)
+		if s.follow != nil {
+			if err := tx.w.prefetch(idKey, modseqStateKey(acct, id)); err != nil {
+				return err
+			}
+		}
+		switch live, err := tx.has(idKey); {
+		case err != nil:
+			return fmt.Errorf("mailbox %d: %w", id, err)
+		case !live:
+			return fmt.Errorf("mailbox %d: %w", id, ErrNoMailbox)
 		}
 		if s.follow != nil {
 			// Other nodes' changes in this snapshot are announced
@@ -764,6 +777,23 @@ func (s *Store) Messages(acct string, mboxID uint32) ([]*Message, error) {
 
 // Status returns a mailbox's counters.
 func (s *Store) Status(acct, name string) (*MailboxInfo, MailboxStatus, error) {
+	return s.StatusFor(acct, name, StatusOptions{HighestModSeq: true})
+}
+
+// StatusOptions says what a caller of StatusFor needs beyond the
+// mailbox's record and the index's counts.
+type StatusOptions struct {
+	// HighestModSeq: MailboxStatus.HighestModSeq is filled in. Reading
+	// it is a read of its own after the mailbox's record, which names
+	// the mailbox's ID: on PostgreSQL a round trip that a STATUS not
+	// asking for it (Thunderbird's, without CONDSTORE) need not wait for.
+	HighestModSeq bool
+}
+
+// StatusFor is Status reading only what o asks for: without
+// HighestModSeq it is one read of the mailbox's record when the
+// mailbox's index is loaded (and a load of the index when not).
+func (s *Store) StatusFor(acct, name string, o StatusOptions) (*MailboxInfo, MailboxStatus, error) {
 	var mb *MailboxInfo
 	var ms ModSeqInfo
 	if err := s.View(func(tx *Tx) error {
@@ -771,7 +801,9 @@ func (s *Store) Status(acct, name string) (*MailboxInfo, MailboxStatus, error) {
 		if mb, err = tx.Mailbox(acct, name); err != nil {
 			return err
 		}
-		ms, err = tx.ModSeq(acct, mb.ID)
+		if o.HighestModSeq {
+			ms, err = tx.ModSeq(acct, mb.ID)
+		}
 		return err
 	}); err != nil {
 		return nil, MailboxStatus{}, err
