@@ -396,47 +396,113 @@ func Fetch(ctx context.Context, ops admin.Ops, path string, count io.Writer) (*R
 	}
 }
 
+// RestoreOptions say how Restore restores.
+type RestoreOptions struct {
+	// Count, if not nil, is written each byte read from the file (a
+	// progress meter).
+	Count io.Writer
+	// DiscardIncomplete empties a target store that holds part of an
+	// earlier restore or migration that did not finish (and only such a
+	// store) before restoring: `certmail restore --discard-incomplete`.
+	DiscardIncomplete bool
+}
+
+// Restored says what Restore restored.
+type Restored struct {
+	Manifest *Manifest
+	Trailer  *Trailer
+	// Renumbered are the new UIDVALIDITYs the mailboxes got.
+	Renumbered *mailbox.Renumbered
+}
+
 // Restore unpacks the archive at file into the new or empty data
 // directory so.Dir (restoring over live data would mix two histories),
 // as a store opened with so (its EncryptionKey decrypts an encrypted
-// backup and encrypts the new store). count, if not nil, is written each
-// byte read from file (a progress meter). A backup of format 1 (Badger's
-// stream) is restored through Badger's Load, one of format 2 through
+// backup and encrypts the new store; its Engine, if set, is the empty
+// database the store is restored into). A backup of format 1 (Badger's
+// stream) is restored through mailbox.Restore, one of format 2 through
 // mailbox.Load.
-func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trailer, error) {
+//
+// A restore is all or nothing: on any error (a truncated or damaged
+// archive, ctx cancelled, the database failing) the data directory is
+// emptied again and what was written to the store deleted (mailbox's
+// load.go); if the database cannot be reached to delete it, the store
+// stays marked incomplete, the error wraps mailbox.ErrIncomplete, no
+// server opens it, and a restore with DiscardIncomplete empties it.
+//
+// Every restored mailbox gets a new UIDVALIDITY, above any the store
+// had: a backup is older than the store it replaces, whose clients may
+// have seen UIDs and MODSEQs above the backup's, which the restored
+// store will hand out again (RFC 3501 2.3.1.1; mailbox.Store's
+// newUIDValidities). Migrate, which copies a live store, keeps them.
+func Restore(ctx context.Context, so mailbox.Options, file string, ro RestoreOptions) (*Restored, error) {
 	dir := so.Dir
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		return nil, nil, fmt.Errorf("data directory %s is not empty: restore into a new directory", dir)
+		return nil, fmt.Errorf("data directory %s is not empty: restore into a new directory (if a restore into it did not finish, remove it first)", dir)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, err
+		return nil, err
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer f.Close()
-	var in io.Reader = f
-	if count != nil {
-		in = io.TeeReader(f, count)
+	var in io.Reader = &ctxReader{ctx: ctx, r: f}
+	if ro.Count != nil {
+		in = io.TeeReader(in, ro.Count)
 	}
 	r, err := newBackupReader(in, so.EncryptionKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// Before any file is written into it: the store checks too, but
 	// only once the archive's files are in.
 	if err := mailbox.PrepareDataDir(dir, nil); err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	lo := mailbox.LoadOptions{
+		Mark:              mailbox.NewLoadMark("restore", file),
+		DiscardIncomplete: ro.DiscardIncomplete,
+		NewUIDValidity:    true,
 	}
 	// The store chunks are fed, in order, to one Load running beside.
 	var (
 		pw       *io.PipeWriter
 		loadDone chan error
-		loaded   int64
+		loaded   *mailbox.LoadResult
 		chunks   int
 		bytes    int64
 		man      *Manifest
 	)
+	var trailer *Trailer
+	// Before the load is made whole: the trailer, read once the last
+	// chunk is in the pipe, agrees with the stream (which has checked
+	// its own count and digest).
+	// The data directory's files are written then too, not as they are
+	// read: until the store is whole the directory stays empty, so that
+	// a restore killed part way into PostgreSQL leaves nothing there to
+	// remove before it is run again.
+	var files []dataFile
+	// The load may reach its end before the archive's trailer is read
+	// (the stream ends with its digest): the whole archive, checked, is
+	// handed to it through wholec, which fail closes.
+	wholec := make(chan *Trailer, 1)
+	var closeWhole sync.Once
+	lo.Check = func(pairs int64) error {
+		trailer, ok := <-wholec
+		if !ok {
+			return errors.New("the archive did not end as it should")
+		}
+		if man.Format == format && pairs != trailer.Pairs {
+			return fmt.Errorf("backup: the store stream held %d pairs, the trailer says %d", pairs, trailer.Pairs)
+		}
+		for _, f := range files {
+			if err := writeSynced(filepath.Join(dir, f.name), f.data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	startLoad := func() {
 		var pr *io.PipeReader
 		pr, pw = io.Pipe()
@@ -445,18 +511,25 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 		go func() {
 			var err error
 			if badgerFormat {
-				err = mailbox.Restore(so, pr)
+				loaded, err = mailbox.Restore(so, pr, lo)
 			} else {
-				loaded, err = mailbox.Load(so, pr)
+				loaded, err = mailbox.Load(so, pr, lo)
 			}
 			pr.CloseWithError(err) // unblocks the writer if Load stops early
 			loadDone <- err
 		}()
 	}
-	fail := func(err error) (*Manifest, *Trailer, error) {
+	fail := func(err error) (*Restored, error) {
+		closeWhole.Do(func() { close(wholec) })
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("stopped: %w", cerr) // rather than the cut archive it made
+		}
 		if pw != nil {
 			pw.CloseWithError(err)
-			<-loadDone
+			if lerr := <-loadDone; lerr != nil && errors.Is(lerr, mailbox.ErrIncomplete) {
+				// The store kept part of the backup (load.go): say so.
+				err = lerr
+			}
 		}
 		// The directory was empty: leave it so, not half restored, so
 		// that nobody starts a server on part of the mail.
@@ -465,10 +538,9 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 				os.RemoveAll(filepath.Join(dir, e.Name()))
 			}
 		}
-		return nil, nil, err
+		return nil, err
 	}
 	tr := tar.NewReader(r)
-	var trailer *Trailer
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -500,15 +572,14 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 			if err != nil {
 				return fail(fmt.Errorf("backup: %s: %w", name, err))
 			}
-			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-				return fail(err)
-			}
+			files = append(files, dataFile{name, data})
 		case h.Name == fmt.Sprintf("%s%06d", storePrefix, chunks):
 			if pw == nil {
 				startLoad()
 			}
 			n, err := io.Copy(pw, tr)
 			if err != nil {
+				// Load's own error, if it stopped first (pr.CloseWithError).
 				return fail(fmt.Errorf("restoring the store: %w", err))
 			}
 			chunks++
@@ -534,13 +605,50 @@ func Restore(so mailbox.Options, file string, count io.Writer) (*Manifest, *Trai
 	if pw == nil {
 		startLoad() // an empty store still gets created
 	}
+	wholec <- trailer
 	pw.Close()
 	if err := <-loadDone; err != nil {
 		pw = nil
 		return fail(err)
 	}
-	if man.Format == format && loaded != trailer.Pairs {
-		return fail(fmt.Errorf("backup: the store stream held %d pairs, the trailer says %d", loaded, trailer.Pairs))
+	return &Restored{Manifest: man, Trailer: trailer, Renumbered: loaded.Renumbered}, nil
+}
+
+type dataFile struct {
+	name string
+	data []byte
+}
+
+// writeSynced creates the file name (mode 0600), which must not exist,
+// with data, and syncs it.
+func writeSynced(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
 	}
-	return man, trailer, nil
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restoring %s: %w", name, err)
+	}
+	return nil
+}
+
+// ctxReader fails its reads once ctx is done: a restore stopped by the
+// operator (Ctrl-C) ends like one whose file was cut short.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("stopped: %w", err)
+	}
+	return c.r.Read(p)
 }

@@ -3,6 +3,7 @@ package backup
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -58,9 +59,9 @@ func TestBackupArchiveChunksAndTruncation(t *testing.T) {
 
 	rso := so
 	rso.Dir = filepath.Join(t.TempDir(), "r")
-	_, tr, err := Restore(rso, archive, nil)
-	if err != nil || tr.Chunks < 3 || tr.Pairs != res.Pairs {
-		t.Fatalf("restore: %+v %v", tr, err)
+	rr, err := Restore(context.Background(), rso, archive, RestoreOptions{})
+	if err != nil || rr.Trailer.Chunks < 3 || rr.Trailer.Pairs != res.Pairs {
+		t.Fatalf("restore: %+v %v", rr, err)
 	}
 	rst, err := mailbox.Open(rso)
 	if err != nil {
@@ -77,7 +78,7 @@ func TestBackupArchiveChunksAndTruncation(t *testing.T) {
 	cut := filepath.Join(t.TempDir(), "cut.bak")
 	os.WriteFile(cut, buf.Bytes()[:buf.Len()-3000], 0o600)
 	rso.Dir = filepath.Join(t.TempDir(), "r2")
-	if _, _, err := Restore(rso, cut, nil); err == nil {
+	if _, err := Restore(context.Background(), rso, cut, RestoreOptions{}); err == nil {
 		t.Fatal("a truncated backup was restored")
 	}
 	if ents, _ := os.ReadDir(rso.Dir); len(ents) != 0 {
@@ -93,7 +94,7 @@ func TestBackupArchiveChunksAndTruncation(t *testing.T) {
 	evilFile := filepath.Join(t.TempDir(), "evil.bak")
 	os.WriteFile(evilFile, evil.Bytes(), 0o600)
 	rso.Dir = filepath.Join(t.TempDir(), "r3")
-	if _, _, err := Restore(rso, evilFile, nil); err == nil || !strings.Contains(err.Error(), "refusing file name") {
+	if _, err := Restore(context.Background(), rso, evilFile, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "refusing file name") {
 		t.Fatalf("escaping name: %v", err)
 	}
 }
@@ -112,10 +113,11 @@ func TestRestoreFormat1(t *testing.T) {
 	}{{"v1-plain.bak", nil}, {"v1-encrypted.bak", key}} {
 		t.Run(c.file, func(t *testing.T) {
 			so := mailbox.Options{Dir: filepath.Join(t.TempDir(), "r"), EncryptionKey: c.key, Logger: quiet, GCInterval: -1}
-			man, tr, err := Restore(so, filepath.Join("testdata", c.file), nil)
+			rr, err := Restore(context.Background(), so, filepath.Join("testdata", c.file), RestoreOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
+			man, tr := rr.Manifest, rr.Trailer
 			if man.Format != formatBadger || tr.Version == 0 || tr.Pairs != 0 {
 				t.Fatalf("manifest %+v, trailer %+v", man, tr)
 			}
@@ -140,7 +142,7 @@ func TestRestoreFormat1(t *testing.T) {
 	// Without the key the encrypted one is refused, and the directory
 	// left empty.
 	so := mailbox.Options{Dir: filepath.Join(t.TempDir(), "nokey"), Logger: quiet, GCInterval: -1}
-	if _, _, err := Restore(so, filepath.Join("testdata", "v1-encrypted.bak"), nil); err == nil {
+	if _, err := Restore(context.Background(), so, filepath.Join("testdata", "v1-encrypted.bak"), RestoreOptions{}); err == nil {
 		t.Fatal("an encrypted backup restored without its key")
 	}
 	if ents, _ := os.ReadDir(so.Dir); len(ents) != 0 {

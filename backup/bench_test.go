@@ -57,7 +57,7 @@ func BenchmarkMigrate(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			_, size, err := Copy(s, d, nil)
+			_, size, err := Copy(context.Background(), s, d, CopyOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -96,42 +96,73 @@ func RedactURL(store string) string {
 	return u.Redacted()
 }
 
+// CopyOptions say how Copy copies.
+type CopyOptions struct {
+	// Count, if not nil, is written the stream's bytes as they pass (a
+	// progress meter).
+	Count io.Writer
+	// Source names the source in the destination's mark while the copy
+	// runs (no password: RedactURL).
+	Source string
+	// DiscardIncomplete empties a destination holding part of an
+	// earlier restore or migration that did not finish, and only such a
+	// destination, first.
+	DiscardIncomplete bool
+}
+
 // Copy writes every pair of src into dst, which must be empty, through
-// the engine-neutral stream, and syncs dst. count, if not nil, is
-// written the stream's bytes as they pass (a progress meter). It returns
-// the pairs copied and the stream's size. On an error dst holds part of
-// the store and is to be emptied before another try.
-func Copy(src, dst kv.Engine, count io.Writer) (pairs, size int64, err error) {
-	empty, err := kv.IsEmpty(dst)
-	if err != nil {
-		return 0, 0, fmt.Errorf("reading the destination: %w", err)
-	}
-	if !empty {
-		return 0, 0, errors.New("the destination is not empty: migrate into a new data directory or an empty database")
+// the engine-neutral stream, and syncs dst. It returns the pairs copied
+// and the stream's size. Every pair is kept as it is, UIDVALIDITYs,
+// UIDs and MODSEQs included: a migration moves a live store whose
+// clients keep their state (a restore, which goes back in time, gives
+// new UIDVALIDITYs).
+//
+// A copy is all or nothing, as a restore (mailbox's load.go): dst is
+// marked incomplete until every pair is in and synced, and on an error
+// (ctx cancelled included) what was copied is deleted again; only if
+// that fails too does dst keep part of the store, marked, which no
+// server opens (the error then wraps mailbox.ErrIncomplete). A source
+// that is itself part of an unfinished load is refused.
+func Copy(ctx context.Context, src, dst kv.Engine, o CopyOptions) (pairs, size int64, err error) {
+	if err := mailbox.CheckComplete(src); err != nil {
+		return 0, 0, fmt.Errorf("the source: %w", err)
 	}
 	if empty, err := kv.IsEmpty(src); err != nil {
 		return 0, 0, fmt.Errorf("reading the source: %w", err)
 	} else if empty {
 		return 0, 0, errors.New("the source store is empty: nothing to migrate (a mistyped source?)")
 	}
+	if err := mailbox.BeginLoad(dst, mailbox.NewLoadMark("migrate", o.Source), o.DiscardIncomplete); err != nil {
+		if errors.Is(err, mailbox.ErrNotEmpty) {
+			return 0, 0, fmt.Errorf("the destination is not empty: migrate into a new data directory or an empty database: %w", err)
+		}
+		return 0, 0, fmt.Errorf("the destination: %w", err)
+	}
 	pr, pw := io.Pipe()
 	wrote := make(chan error, 1)
-	cw := &countWriter{w: pw, count: count}
+	cw := &countWriter{w: pw, count: o.Count}
 	go func() {
 		_, err := kv.WriteStream(cw, src)
 		pw.CloseWithError(err) // nil: Load sees the end
 		wrote <- err
 	}()
-	pairs, err = kv.Load(dst, pr)
+	pairs, err = kv.Load(dst, &ctxReader{ctx: ctx, r: pr})
 	pr.CloseWithError(errors.New("load ended")) // stops a writer still going
 	if werr := <-wrote; werr != nil && err == nil {
 		err = werr
 	}
 	if err == nil {
-		err = dst.Sync()
+		err = mailbox.EndLoad(dst)
 	}
 	if err != nil {
-		return pairs, cw.n, fmt.Errorf("copying: %w", err)
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("stopped: %w", cerr) // rather than the cut stream it made
+		}
+		err = fmt.Errorf("copying: %w", err)
+		if _, derr := mailbox.DiscardLoad(dst); derr != nil {
+			return pairs, cw.n, fmt.Errorf("%w; and what was copied could not be deleted (%v), so the destination is marked: %w", err, derr, mailbox.ErrIncomplete)
+		}
+		return 0, cw.n, err
 	}
 	return pairs, cw.n, nil
 }

@@ -134,7 +134,7 @@ func TestMigrateBadgerPostgresBadger(t *testing.T) {
 		t.Fatal(err)
 	}
 	var meter bytes.Buffer // stands in for progress.Meter: counts what passes
-	pairs, size, err := Copy(src, dst, &meter)
+	pairs, size, err := Copy(ctx, src, dst, CopyOptions{Count: &meter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestMigrateBadgerPostgresBadger(t *testing.T) {
 	}
 
 	// Again into the same database: refused, nothing written.
-	if _, _, err := Copy(src, dst, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, _, err := Copy(ctx, src, dst, CopyOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("copy into a non-empty destination: %v", err)
 	}
 	// A data directory with anything in it is no destination.
@@ -174,7 +174,7 @@ func TestMigrateBadgerPostgresBadger(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := OpenStore(ctx, pg.DB(t), OpenOptions{})
-	if _, _, err := Copy(empty, other, nil); err == nil || !strings.Contains(err.Error(), "empty") {
+	if _, _, err := Copy(ctx, empty, other, CopyOptions{}); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("copy of an empty source: %v", err)
 	}
 	empty.Close()
@@ -193,7 +193,7 @@ func TestMigrateBadgerPostgresBadger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := Copy(back, c, nil); err != nil || n != pairs {
+	if n, _, err := Copy(ctx, back, c, CopyOptions{}); err != nil || n != pairs {
 		t.Fatalf("PostgreSQL -> Badger: %d pairs of %d, %v", n, pairs, err)
 	}
 	if rep, err := Compare(back, c); err != nil || !rep.OK() {
@@ -240,7 +240,7 @@ func TestMigrateDetectsCorruptDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	if _, _, err := Copy(src, dst, nil); err != nil {
+	if _, _, err := Copy(ctx, src, dst, CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var body, msg []byte
@@ -314,10 +314,11 @@ func TestBackupOfPostgresStore(t *testing.T) {
 	archive := filepath.Join(t.TempDir(), "pg.bak")
 	os.WriteFile(archive, buf.Bytes(), 0o600)
 	so := mailbox.Options{Dir: filepath.Join(t.TempDir(), "r"), Logger: quiet, GCInterval: -1}
-	man, tr, err := Restore(so, archive, io.Discard)
+	rr, err := Restore(context.Background(), so, archive, RestoreOptions{Count: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
+	man, tr := rr.Manifest, rr.Trailer
 	if man.Format != format || tr.Pairs != res.Pairs || res.Pairs == 0 || !slices.Equal(man.Files, []string{"gateway.key"}) {
 		t.Fatalf("manifest %+v, trailer %+v, result %+v", man, tr, res)
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,21 @@ func snapshot(t *testing.T, addr, user, pw string) []string {
 		}
 	}
 	return out
+}
+
+// splitUIDValidity takes the UIDVALIDITYs out of a snapshot, by mailbox.
+func splitUIDValidity(lines []string) ([]string, map[string]uint32) {
+	re := regexp.MustCompile(`^(\S+) uidvalidity=(\d+) `)
+	out, uv := make([]string, len(lines)), map[string]uint32{}
+	for i, l := range lines {
+		if m := re.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.ParseUint(m[2], 10, 32)
+			uv[m[1]] = uint32(n)
+			l = m[1] + " " + l[len(m[0]):]
+		}
+		out[i] = l
+	}
+	return out, uv
 }
 
 var labelRE = regexp.MustCompile(`Certified-Label: (\S+)`)
@@ -184,6 +200,17 @@ func TestBackupRestore(t *testing.T) {
 	if !strings.Contains(out, "files gateway.key") {
 		t.Fatalf("backup output: %s", out)
 	}
+	// Mail after the backup, which a client sees: the restore loses it,
+	// and its UID will be given again to other mail.
+	if _, err := s.lmtpSend(t, "alice@example.org", "Subject: after the backup\r\n\r\nlost\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c = imapLogin(t, s.imap, "alice", "alice-pw")
+	seen, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Logout()
 	t.Logf("backup: %s(%d deliveries ran during it)", out, during)
 	// An existing file is not overwritten.
 	if err := exec.Command(certmailBin, "backup", "--out", backup, "--data", s.data).Run(); err == nil {
@@ -193,7 +220,7 @@ func TestBackupRestore(t *testing.T) {
 	// Restore into a new directory; an existing non-empty one is refused.
 	restored := filepath.Join(dir, "restored")
 	out = certmailOut(t, "restore", backup, "--data", restored)
-	if !strings.Contains(out, "restored") {
+	if !strings.Contains(out, "restored") || !strings.Contains(out, "new UIDVALIDITY for each of the") {
 		t.Fatalf("restore: %s", out)
 	}
 	if b, err := exec.Command(certmailBin, "restore", backup, "--data", s.data).CombinedOutput(); err == nil || !strings.Contains(string(b), "not empty") {
@@ -204,12 +231,37 @@ func TestBackupRestore(t *testing.T) {
 	}
 
 	s2 := startServerIn(t, restored)
-	if got := snapshot(t, s2.imap, "alice", "alice-pw"); !slices.Equal(got, want) {
-		t.Fatalf("alice after restore:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	// The same mail, UIDs and flags; every mailbox with a new, higher
+	// UIDVALIDITY (RFC 3501 2.3.1.1), so that clients drop their caches.
+	got, gotUV := splitUIDValidity(snapshot(t, s2.imap, "alice", "alice-pw"))
+	wantLines, wantUV := splitUIDValidity(want)
+	if !slices.Equal(got, wantLines) {
+		t.Fatalf("alice after restore:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantLines, "\n"))
 	}
+	for box, uv := range wantUV {
+		if gotUV[box] <= uv {
+			t.Errorf("%s: UIDVALIDITY %d after the restore, %d before", box, gotUV[box], uv)
+		}
+	}
+	// New mail takes the UID the lost message had, which a client saw:
+	// under another UIDVALIDITY, so that it cannot take one for the other.
+	if _, err := s2.lmtpSend(t, "alice@example.org", "Subject: after the restore\r\n\r\nnew\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c = imapLogin(t, s2.imap, "alice", "alice-pw")
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.UIDNext != seen.UIDNext || sel.UIDValidity <= seen.UIDValidity {
+		t.Errorf("INBOX: UIDNEXT %d UIDVALIDITY %d after the restore and a delivery; a client saw UIDNEXT %d UIDVALIDITY %d",
+			sel.UIDNext, sel.UIDValidity, seen.UIDNext, seen.UIDValidity)
+	}
+	c.Logout()
 	// bob's INBOX holds what it held before the backup, and perhaps some
 	// of the deliveries that ran during it, each whole.
-	gotBob := snapshot(t, s2.imap, "bob", "bob-pw")
+	gotBob, _ := splitUIDValidity(snapshot(t, s2.imap, "bob", "bob-pw"))
+	wantBob, _ = splitUIDValidity(wantBob)
 	for _, line := range wantBob {
 		if !slices.Contains(gotBob, line) && !strings.HasPrefix(line, "INBOX ") {
 			t.Errorf("bob after restore lacks %s", line)

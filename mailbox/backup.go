@@ -37,29 +37,91 @@ func (s *Store) Backup(w io.Writer) (uint64, error) {
 // write goes through the store's transactions.
 func (s *Store) Engine() kv.Engine { return s.db }
 
+// LoadOptions say how Load loads.
+type LoadOptions struct {
+	// Mark says who claims the target while the load runs (load.go).
+	Mark LoadMark
+	// DiscardIncomplete empties a target holding an earlier load that
+	// did not finish, and only such a target, before loading.
+	DiscardIncomplete bool
+	// NewUIDValidity gives every loaded mailbox a new UIDVALIDITY, above
+	// any the store had (a restore: see Store.newUIDValidities); without
+	// it every pair is kept as it was (a migration of a live store).
+	NewUIDValidity bool
+	// Check, if set, is called with the pairs loaded once the stream is
+	// in and whole, before the load is made whole: its error fails the
+	// load.
+	Check func(pairs int64) error
+}
+
+// LoadResult says what Load did.
+type LoadResult struct {
+	Pairs int64
+	// Renumbered is set with LoadOptions.NewUIDValidity.
+	Renumbered *Renumbered
+}
+
 // Load creates the store from an engine-neutral stream (kv.WriteStream),
-// in opts.Dir or on opts.Engine, syncs it and returns how many pairs it
-// loaded. The store must be empty, as for Restore. On an error the target
-// holds part of the stream and is to be discarded.
-func Load(opts Options, r io.Reader) (int64, error) {
+// in opts.Dir or on opts.Engine, which must be empty. It is all or
+// nothing (load.go): the target is marked incomplete until the whole
+// stream is in, checked, renumbered (LoadOptions.NewUIDValidity) and
+// synced; on an error what was written to a database (opts.Engine) is
+// deleted again, and a data directory is the caller's to remove. Only if
+// that fails too (the database went away) does the target keep part of
+// the stream, and the mark, which makes Open refuse it; the error then
+// says so (errors.Is(err, ErrIncomplete)).
+func Load(opts Options, r io.Reader, lo LoadOptions) (*LoadResult, error) {
 	if opts.InMemory {
-		return 0, errors.New("load: an in-memory store cannot be loaded into")
+		return nil, errors.New("load: an in-memory store cannot be loaded into")
 	}
 	opts.GCInterval = -1 // nothing to collect in a fresh store
+	opts.Brief = true
+	opts.FollowInterval = -1
+	opts.loading = true
 	s, err := Open(opts)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var n int64
-	empty, err := kv.IsEmpty(s.db)
-	if err == nil && !empty {
-		err = fmt.Errorf("load into %s: %w", opts.Dir, ErrNotEmpty)
+	res := &LoadResult{}
+	err = BeginLoad(s.db, lo.Mark, lo.DiscardIncomplete)
+	if err != nil {
+		if errors.Is(err, ErrNotEmpty) {
+			err = fmt.Errorf("load into %s: %w", opts.Dir, err)
+		}
+		s.modseqDurable = false
+		s.Close()
+		return nil, err
 	}
+	res.Pairs, err = kv.Load(s.db, r)
 	if err == nil {
-		n, err = kv.Load(s.db, r)
+		// The input ends where the stream does: bytes after its digest
+		// are damage (and a writer left blocked on them).
+		var b [1]byte
+		if n, rerr := io.ReadFull(r, b[:]); n > 0 {
+			err = fmt.Errorf("loading stream: %w: bytes after its end", kv.ErrBadStream)
+		} else if !errors.Is(rerr, io.EOF) {
+			err = fmt.Errorf("loading stream: %w", rerr)
+		}
+	}
+	if err == nil && lo.Check != nil {
+		err = lo.Check(res.Pairs)
+	}
+	if err == nil && lo.NewUIDValidity {
+		res.Renumbered, err = s.newUIDValidities()
 	}
 	if err == nil {
 		err = s.Sync()
+	}
+	if err == nil {
+		err = EndLoad(s.db)
+	}
+	// A Badger store is a directory of its own, which the caller removes
+	// (marked, it opens nowhere meanwhile): deleting its records one by
+	// one first would only take as long again.
+	if err != nil && s.bdb == nil {
+		if _, derr := DiscardLoad(s.db); derr != nil {
+			err = fmt.Errorf("%w; and what was loaded could not be deleted (%v), so the target is marked: %w", err, derr, ErrIncomplete)
+		}
 	}
 	// No clean-close mark, as for Restore: the loaded store's first start
 	// resumes every mailbox above the source's MODSEQ reserve (modseq.go).
@@ -67,28 +129,40 @@ func Load(opts Options, r io.Reader) (int64, error) {
 	if cerr := s.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing loaded store: %w", cerr)
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // Restore creates the store in opts.Dir from a stream in Badger's backup
-// format, written by Backup (certmail backups of format 1), and syncs it. The store must be new (a directory without data): loading
-// over existing data would mix two histories. opts.EncryptionKey, if set,
-// encrypts the restored files, whatever the source store used.
-func Restore(opts Options, r io.Reader) error {
+// format, written by Backup (certmail backups of format 1), and syncs it.
+// The store must be new (a directory without data): loading over
+// existing data would mix two histories. opts.EncryptionKey, if set,
+// encrypts the restored files, whatever the source store used. The store
+// is marked incomplete until the end, as by Load; lo.NewUIDValidity gives
+// its mailboxes new UIDVALIDITYs. On an error the caller removes the
+// directory (a Badger store is a directory of its own).
+func Restore(opts Options, r io.Reader, lo LoadOptions) (*LoadResult, error) {
 	if opts.InMemory {
-		return errors.New("restore: an in-memory store cannot be restored into")
+		return nil, errors.New("restore: an in-memory store cannot be restored into")
 	}
 	if opts.Engine != nil {
-		return fmt.Errorf("restore: %w", errNotBadger)
+		return nil, fmt.Errorf("restore: %w", errNotBadger)
 	}
 	opts.GCInterval = -1 // nothing to collect in a fresh store
+	opts.Brief = true
+	opts.loading = true
 	s, err := Open(opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	empty, err := s.bdb.Empty()
 	if err == nil && !empty {
 		err = fmt.Errorf("restore into %s: %w", opts.Dir, ErrNotEmpty)
+	}
+	if err == nil {
+		err = BeginLoad(s.db, lo.Mark, false)
 	}
 	if err == nil {
 		// 256 pending batches is Badger's own suggestion: enough to keep
@@ -103,10 +177,37 @@ func Restore(opts Options, r io.Reader) error {
 	// No clean-close mark: the restored store's first start resumes every
 	// mailbox above the backup's MODSEQ reserve, as after a crash
 	// (modseq.go); and a transaction begun after Badger's Load would wait
-	// for its read watermark for ever.
+	// for its read watermark for ever: what is left is done after opening
+	// the store again.
 	s.modseqDurable = false
 	if cerr := s.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing restored store: %w", cerr)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	if s, err = Open(opts); err != nil {
+		return nil, err
+	}
+	res := &LoadResult{}
+	if lo.Check != nil {
+		err = lo.Check(0)
+	}
+	if err == nil && lo.NewUIDValidity {
+		res.Renumbered, err = s.newUIDValidities()
+	}
+	if err == nil {
+		err = s.Sync()
+	}
+	if err == nil {
+		err = EndLoad(s.db)
+	}
+	s.modseqDurable = false
+	if cerr := s.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing restored store: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }

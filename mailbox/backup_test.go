@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 )
@@ -46,11 +47,13 @@ func TestBackupRestore(t *testing.T) {
 	rand.Read(key)
 	dir := filepath.Join(t.TempDir(), "restored")
 	opts := Options{Dir: dir, GCInterval: -1, EncryptionKey: key}
-	if err := Restore(opts, bytes.NewReader(buf.Bytes())); err != nil {
+	lo := LoadOptions{Mark: NewLoadMark("restore", "test"), NewUIDValidity: true}
+	res, err := Restore(opts, bytes.NewReader(buf.Bytes()), lo)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// A second restore into the same directory is refused.
-	if err := Restore(opts, bytes.NewReader(buf.Bytes())); !errors.Is(err, ErrNotEmpty) {
+	if _, err := Restore(opts, bytes.NewReader(buf.Bytes()), lo); !errors.Is(err, ErrNotEmpty) {
 		t.Fatalf("restore over data: %v", err)
 	}
 	dst, err := Open(opts)
@@ -69,8 +72,28 @@ func TestBackupRestore(t *testing.T) {
 	} else if got := highest(t, dst, "carol", inbox.ID).HighestModSeq; got < src.modseqReserve {
 		t.Errorf("restored HIGHESTMODSEQ %d, below the source's reserve %d", got, src.modseqReserve)
 	}
+	// Every mailbox has a new UIDVALIDITY, above the source's (RFC 3501
+	// 2.3.1.1: the backup's UIDs will be handed out again); the rest is
+	// as it was.
+	oldBoxes, _ := src.ListMailboxes("carol")
+	newBoxes, _ := dst.ListMailboxes("carol")
+	if len(newBoxes) != len(oldBoxes) || res.Renumbered == nil || res.Renumbered.Mailboxes != len(oldBoxes) {
+		t.Fatalf("renumbered %+v, %d mailboxes of %d", res.Renumbered, len(newBoxes), len(oldBoxes))
+	}
+	for i, mb := range newBoxes {
+		if mb.UIDValidity <= oldBoxes[i].UIDValidity || mb.UIDValidity < res.Renumbered.First || mb.UIDValidity > res.Renumbered.Last {
+			t.Errorf("%s: UIDVALIDITY %d after restore, %d before (new ones %+v)", mb.Name, mb.UIDValidity, oldBoxes[i].UIDValidity, res.Renumbered)
+		}
+	}
+	uv := regexp.MustCompile(` uv=\d+`)
 	want := dumpAccount(t, src, "carol")
 	got := dumpAccount(t, dst, "carol")
+	for i := range want {
+		want[i] = uv.ReplaceAllString(want[i], "")
+	}
+	for i := range got {
+		got[i] = uv.ReplaceAllString(got[i], "")
+	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("restored store differs:\n got %q\nwant %q", got, want)
 	}

@@ -155,7 +155,7 @@ func TestMetadataStreamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "loaded")
-	if _, err := Load(Options{Dir: dir, GCInterval: -1}, &buf); err != nil {
+	if _, err := Load(Options{Dir: dir, GCInterval: -1}, &buf, LoadOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dst := openBadgerAt(t, Options{Dir: dir, GCInterval: -1})

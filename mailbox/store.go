@@ -87,6 +87,9 @@ type Options struct {
 	// syncEvery is the period of the background sync; zero means a
 	// second, negative none (crash tests, which decide when to sync).
 	syncEvery time.Duration
+	// loading opens a store that a load is writing (Load), which Open
+	// otherwise refuses (load.go).
+	loading bool
 }
 
 // Store is the durable message store. It is safe for concurrent use.
@@ -178,6 +181,14 @@ func Open(opts Options) (*Store, error) {
 			return nil, err
 		}
 		db = bdb
+	}
+	// Part of a restore or migration that did not finish is no store to
+	// serve (load.go).
+	if !opts.loading {
+		if err := CheckComplete(db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening store: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	maxBoxes := opts.MaxMailboxes

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"certmail/backup"
 	"certmail/config"
+	"certmail/mailbox"
 	"certmail/progress"
 )
 
@@ -18,7 +23,7 @@ import (
 
 func newMigrateCmd(e *env) *cobra.Command {
 	var from, to, cfgFile string
-	var check bool
+	var check, discard bool
 	c := &cobra.Command{
 		Use:   "migrate --from SRC --to DST",
 		Short: "copy a store between a data directory and PostgreSQL, and check the copy",
@@ -29,22 +34,30 @@ a postgres:// URL; the URL carries no password (it comes from a passfile:
 passfile= in the URL, or PGPASSFILE). No server may be running on SRC or
 DST. --config names the configuration whose encryption_key_file opens an
 encrypted data directory (and encrypts a new one). --check only compares.
-Exits 1 if the stores differ.`,
+Exits 1 if the stores differ.
+
+Every record is copied as it is: mailboxes keep their UIDVALIDITY, UIDs and
+MODSEQs, and IMAP clients their caches (a restore, which goes back in time,
+gives new UIDVALIDITYs instead). The copy is all or nothing: if it fails or
+is stopped (Ctrl-C), what it copied is deleted again; if DST went away
+meanwhile, what was copied stays, marked unfinished, and no server opens
+it: run the same command again with --discard-incomplete once it answers.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			return status(runMigrate(e, from, to, cfgFile, check))
+			return status(runMigrate(e, from, to, cfgFile, check, discard))
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "source store: a data `directory` or a postgres:// URL")
 	c.Flags().StringVar(&to, "to", "", "destination store: a new data `directory` or a postgres:// URL of an empty database")
 	c.Flags().StringVar(&cfgFile, "config", "", "configuration `file` (TOML) whose encryption_key_file opens a data directory")
 	c.Flags().BoolVar(&check, "check", false, "compare SRC and DST only, copying nothing")
+	c.Flags().BoolVar(&discard, "discard-incomplete", false, "first empty DST if it holds an earlier restore or migration that did not finish (and only then)")
 	c.MarkFlagRequired("from")
 	c.MarkFlagRequired("to")
 	return c
 }
 
-func runMigrate(e *env, from, to, cfgFile string, check bool) int {
+func runMigrate(e *env, from, to, cfgFile string, check, discard bool) int {
 	fail := func(err error) int {
 		fmt.Fprintf(e.stderr, "certmail migrate: %v\n", err)
 		return exitFailure
@@ -64,7 +77,11 @@ func runMigrate(e *env, from, to, cfgFile string, check bool) int {
 			}
 		}
 	}
-	ctx := context.Background()
+	// Ctrl-C stops the copy, which then deletes what it wrote; a second
+	// one kills the process (DST stays marked unfinished).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	src, err := backup.OpenStore(ctx, from, backup.OpenOptions{Key: key, Logger: logger})
 	if err != nil {
@@ -83,11 +100,16 @@ func runMigrate(e *env, from, to, cfgFile string, check bool) int {
 			total = dataDirSize(from)
 		}
 		meter := newMeter(e, "migrate", total, true)
-		pairs, size, err := backup.Copy(src, dst, meter)
+		pairs, size, err := backup.Copy(ctx, src, dst, backup.CopyOptions{Count: meter, Source: name(from), DiscardIncomplete: discard})
 		if err != nil {
 			meter.Abort()
-			if pairs > 0 {
-				err = fmt.Errorf("%w\n%s holds part of the store: empty it (a new directory, or DROP TABLE certmail_kv) before trying again", err, name(to))
+			if errors.Is(err, mailbox.ErrIncomplete) {
+				err = fmt.Errorf("%w\n%s holds part of a restore or migration, marked unfinished: no server opens it. Run this command again with --discard-incomplete (once it answers), which empties it first", err, name(to))
+			} else {
+				err = fmt.Errorf("%w\nnothing was left in %s: it is as it was", err, name(to))
+				if !backup.IsURL(to) {
+					err = fmt.Errorf("%w (a data directory: remove it before trying again)", err)
+				}
 			}
 			return fail(err)
 		}

@@ -7,10 +7,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +22,7 @@ import (
 	"certmail/admin"
 	"certmail/backup"
 	"certmail/config"
+	"certmail/mailbox"
 	"certmail/node"
 	"certmail/progress"
 )
@@ -153,24 +157,37 @@ func dataDirSize(dir string) int64 {
 
 func newRestoreCmd(e *env) *cobra.Command {
 	var df dirFlags
+	var discard bool
 	c := &cobra.Command{
 		Use:   "restore FILE --data DIR",
-		Short: "restore a backup into a new data directory (--config: its encryption_key_file)",
-		Long: `Restores a backup into a new data directory. DIR must be new or empty; the
-config's encryption_key_file decrypts the backup and encrypts the new store.`,
+		Short: "restore a backup into a new data directory or an empty database (--config: its encryption_key_file)",
+		Long: `Restores a backup into a new data directory, or into the empty PostgreSQL
+database of --store or the config's [store] url (the data directory's own
+files still go into DIR). DIR must be new or empty, the database empty; the
+config's encryption_key_file decrypts the backup and encrypts the new store.
+
+A restore is all or nothing: if it fails or is stopped (Ctrl-C), what it
+wrote is deleted again. If the database went away meanwhile, what it wrote
+stays, marked unfinished, and no server opens it: run the same command
+again with --discard-incomplete once the database answers.
+
+Every restored mailbox gets a new UIDVALIDITY, so that IMAP clients, which
+may have seen newer mail than the backup's, resynchronise it rather than
+trust their cache (UIDs and MODSEQs will be handed out again).`,
 		Args: exactArgs("FILE"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if df.data == "" && df.config == "" {
 				return usageError("give the new data directory (--data DIR, or a --config naming it)")
 			}
-			return status(runRestore(e, &df, args[0]))
+			return status(runRestore(e, &df, args[0], discard))
 		},
 	}
 	df.register(c.Flags())
+	c.Flags().BoolVar(&discard, "discard-incomplete", false, "first empty a store holding an earlier restore or migration that did not finish (and only such a store)")
 	return c
 }
 
-func runRestore(e *env, df *dirFlags, file string) int {
+func runRestore(e *env, df *dirFlags, file string, discard bool) int {
 	cfg, err := df.load()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
@@ -181,30 +198,46 @@ func runRestore(e *env, df *dirFlags, file string) int {
 	if fi, err := os.Stat(file); err == nil {
 		size = fi.Size()
 	}
-	so, err := node.RestoreOptions(context.Background(), cfg, logger)
+	// Ctrl-C stops the restore, which then deletes what it wrote; a
+	// second one kills the process (the store stays marked unfinished).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
+	so, err := node.RestoreOptions(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
 		return exitFailure
-	}
-	meter := newMeter(e, "restore", size, false)
-	man, tr, err := backup.Restore(so, file, meter)
-	if err != nil {
-		meter.Abort()
-		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
-		return exitFailure
-	}
-	_, took := meter.Done()
-	store := "store of " + records(tr.Pairs)
-	if tr.Version != 0 { // a backup of format 1, Badger's stream
-		store = fmt.Sprintf("store at version %d", tr.Version)
 	}
 	into := cfg.Data
 	if node.Shared(cfg) {
 		into = node.StoreName(cfg) + " (files into " + cfg.Data + ")"
 	}
+	meter := newMeter(e, "restore", size, false)
+	res, err := backup.Restore(ctx, so, file, backup.RestoreOptions{Count: meter, DiscardIncomplete: discard})
+	if err != nil {
+		meter.Abort()
+		fmt.Fprintf(e.stderr, "certmail restore: %v\n", err)
+		switch {
+		case errors.Is(err, mailbox.ErrIncomplete):
+			fmt.Fprintf(e.stderr, "certmail restore: %s holds part of a restore or migration, marked unfinished: no server opens it. Run this command again with --discard-incomplete (once the database answers), which empties it first.\n", into)
+		default:
+			fmt.Fprintf(e.stderr, "certmail restore: nothing was restored: %s is as it was\n", into)
+		}
+		return exitFailure
+	}
+	_, took := meter.Done()
+	man, tr := res.Manifest, res.Trailer
+	store := "store of " + records(tr.Pairs)
+	if tr.Version != 0 { // a backup of format 1, Badger's stream
+		store = fmt.Sprintf("store at version %d", tr.Version)
+	}
 	fmt.Fprintf(e.stdout, "restored %s (%s) into %s in %s, %s: %s (%s), files %s\n",
 		file, progress.Bytes(size), into, progress.Elapsed(took), progress.Rate(rate(size, took)),
 		store, progress.Bytes(tr.Bytes), strings.Join(man.Files, ", "))
+	if r := res.Renumbered; r != nil && r.Mailboxes > 0 {
+		fmt.Fprintf(e.stdout, "new UIDVALIDITY for each of the %d mailboxes (%d to %d): IMAP clients drop what they cached and fetch the mailboxes again\n",
+			r.Mailboxes, r.First, r.Last)
+	}
 	return exitOK
 }
 
