@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"certmail/kv"
+	"certmail/kv/badgerkv"
 	"certmail/kv/keyspace"
 	"certmail/kv/pgkv"
 	"certmail/kv/pgkv/pgtest"
@@ -528,4 +529,60 @@ func TestMigrateAllOrNothing(t *testing.T) {
 	}
 	so, _ := pgTarget(t, dsn, t.TempDir())
 	src.checkRestored(t, so, false)
+}
+
+// TestRestoreKilledIntoDataDirectory: a data directory left by a restore
+// that was killed (its store holds part of the backup, marked) opens
+// nowhere, is refused by a plain restore and migrate, and is emptied and
+// restored into with DiscardIncomplete, which refuses a directory holding
+// a finished store and leaves it as it was.
+func TestRestoreKilledIntoDataDirectory(t *testing.T) {
+	ctx := context.Background()
+	src := newSource(t)
+	dir := filepath.Join(t.TempDir(), "killed")
+	if err := mailbox.PrepareDataDir(dir, quiet); err != nil {
+		t.Fatal(err)
+	}
+	e, err := badgerkv.Open(badgerkv.Options{Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mailbox.BeginLoad(e, mailbox.NewLoadMark("restore", src.archive), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Update(e, func(tx kv.Txn) error { return tx.Set([]byte(keyspace.Account+"alice"), []byte("{}")) }); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+
+	so := mailbox.Options{Dir: dir, Logger: quiet, GCInterval: -1}
+	if _, err := mailbox.Open(so); !errors.Is(err, mailbox.ErrIncomplete) {
+		t.Fatalf("a store opened on part of a restore: %v", err)
+	}
+	if _, err := Restore(ctx, so, src.archive, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "--discard-incomplete") {
+		t.Fatalf("a restore into the directory of an unfinished one: %v", err)
+	}
+	if _, err := OpenStore(ctx, dir, OpenOptions{Create: true, Logger: quiet}); err == nil {
+		t.Fatal("a migration into the directory of an unfinished restore")
+	}
+	if _, err := Restore(ctx, so, src.archive, RestoreOptions{DiscardIncomplete: true}); err != nil {
+		t.Fatal(err)
+	}
+	src.checkRestored(t, so, true)
+
+	// A finished store is never discarded.
+	if _, err := Restore(ctx, so, src.archive, RestoreOptions{DiscardIncomplete: true}); err == nil || !strings.Contains(err.Error(), "refusing to empty it") {
+		t.Fatalf("a restore over a finished store: %v", err)
+	}
+	if _, err := OpenStore(ctx, dir, OpenOptions{Create: true, DiscardIncomplete: true, Logger: quiet}); err == nil || !strings.Contains(err.Error(), "refusing to empty it") {
+		t.Fatalf("a migration over a finished store: %v", err)
+	}
+	st, err := mailbox.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if bodies, _ := inboxes(t, st); len(bodies["alice"]) != len(src.bodies["alice"]) {
+		t.Fatalf("the store after refused restores: %d messages", len(bodies["alice"]))
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"certmail/admin"
 	"certmail/kv"
+	"certmail/kv/badgerkv"
 	"certmail/mailbox"
 )
 
@@ -438,7 +439,12 @@ type Restored struct {
 func Restore(ctx context.Context, so mailbox.Options, file string, ro RestoreOptions) (*Restored, error) {
 	dir := so.Dir
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		return nil, fmt.Errorf("data directory %s is not empty: restore into a new directory (if a restore into it did not finish, remove it first)", dir)
+		if !ro.DiscardIncomplete || so.Engine != nil {
+			return nil, fmt.Errorf("data directory %s is not empty: restore into a new directory (one left by a restore that did not finish is emptied with --discard-incomplete)", dir)
+		}
+		if err := discardIncompleteDir(dir, so.EncryptionKey); err != nil {
+			return nil, err
+		}
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -612,6 +618,47 @@ func Restore(ctx context.Context, so mailbox.Options, file string, ro RestoreOpt
 		return fail(err)
 	}
 	return &Restored{Manifest: man, Trailer: trailer, Renumbered: loaded.Renumbered}, nil
+}
+
+// discardIncompleteDir empties the data directory dir if it holds a
+// store marked by a load that did not finish (a restore or migration
+// killed part way: mailbox's load.go) or an empty store, and refuses
+// anything else: a store, a directory without a store, one that does not
+// open with key.
+func discardIncompleteDir(dir string, key []byte) error {
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
+		return fmt.Errorf("data directory %s is not empty and holds no store: refusing to empty it", dir)
+	}
+	e, err := badgerkv.Open(badgerkv.Options{Dir: dir, EncryptionKey: key, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("data directory %s is not empty, and its store does not open: %w", dir, err)
+	}
+	err = mailbox.CheckComplete(e)
+	empty := false
+	if err == nil {
+		// A load that failed and deleted what it wrote (a migration)
+		// leaves an empty store.
+		empty, err = kv.IsEmpty(e)
+	}
+	if cerr := e.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	switch {
+	case err == nil && !empty:
+		return fmt.Errorf("data directory %s holds a store, which is not an unfinished one: refusing to empty it", dir)
+	case err != nil && !errors.Is(err, mailbox.ErrIncomplete):
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, ent := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, ent.Name())); err != nil {
+			return fmt.Errorf("emptying %s: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 type dataFile struct {

@@ -40,7 +40,10 @@ type OpenOptions struct {
 	// must not exist or be empty; without it the directory must hold a
 	// store (a source).
 	Create bool
-	Logger *slog.Logger
+	// DiscardIncomplete lets Create empty a data directory holding a
+	// store left by a load that did not finish (and only such a store).
+	DiscardIncomplete bool
+	Logger            *slog.Logger
 }
 
 // OpenStore opens the engine of store, a Badger data directory or a
@@ -62,7 +65,12 @@ func OpenStore(ctx context.Context, store string, o OpenOptions) (kv.Engine, err
 		// As for restore: a new or empty directory, so that nothing of
 		// another store (files, or Badger's) mixes with the copy.
 		if ents, err := os.ReadDir(store); err == nil && len(ents) > 0 {
-			return nil, fmt.Errorf("%s is not empty: migrate into a new data directory", store)
+			if !o.DiscardIncomplete {
+				return nil, fmt.Errorf("%s is not empty: migrate into a new data directory (one left by a migration that did not finish is emptied with --discard-incomplete)", store)
+			}
+			if err := discardIncompleteDir(store, o.Key); err != nil {
+				return nil, err
+			}
 		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}

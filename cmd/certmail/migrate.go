@@ -88,7 +88,7 @@ func runMigrate(e *env, from, to, cfgFile string, check, discard bool) int {
 		return fail(err)
 	}
 	defer src.Close()
-	dst, err := backup.OpenStore(ctx, to, backup.OpenOptions{Key: key, Create: !check, Logger: logger})
+	dst, err := backup.OpenStore(ctx, to, backup.OpenOptions{Key: key, Create: !check, DiscardIncomplete: discard, Logger: logger})
 	if err != nil {
 		return fail(err)
 	}
@@ -108,7 +108,7 @@ func runMigrate(e *env, from, to, cfgFile string, check, discard bool) int {
 			} else {
 				err = fmt.Errorf("%w\nnothing was left in %s: it is as it was", err, name(to))
 				if !backup.IsURL(to) {
-					err = fmt.Errorf("%w (a data directory: remove it before trying again)", err)
+					err = fmt.Errorf("%w (a data directory: remove it, or use --discard-incomplete, before trying again)", err)
 				}
 			}
 			return fail(err)
