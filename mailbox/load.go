@@ -109,14 +109,15 @@ func CheckComplete(e kv.Engine) error {
 // BeginLoad claims e, which must be empty, for a load, marking it
 // incomplete until EndLoad. A store holding an earlier load's mark is
 // refused (*IncompleteError) unless discardIncomplete, when its pairs
-// are deleted first (DiscardLoad). Any other pair: ErrNotEmpty, and
-// nothing is written.
+// are deleted first (DiscardLoad): the caller has made sure that load is
+// not still running (the mark cannot tell a dead load from a live one).
+// Any other pair: ErrNotEmpty, and nothing is written.
 func BeginLoad(e kv.Engine, m LoadMark, discardIncomplete bool) error {
 	mark, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	for range 2 {
+	for attempt := range 2 {
 		var old *LoadMark
 		empty := true
 		err := kv.Update(e, func(txn kv.Txn) error {
@@ -140,7 +141,9 @@ func BeginLoad(e kv.Engine, m LoadMark, discardIncomplete bool) error {
 		switch {
 		case err != nil:
 			return fmt.Errorf("claiming the target store: %w", err)
-		case old != nil && discardIncomplete:
+		case old != nil && discardIncomplete && attempt == 0:
+			// Once: a mark found after the discard is another load's,
+			// started meanwhile, which is not this one's to discard.
 			if _, err := DiscardLoad(e); err != nil {
 				return err
 			}
