@@ -3,7 +3,9 @@ package imapsrv
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
+	"time"
 )
 
 // errAccountDeleted ends the sessions of a deleted account.
@@ -41,23 +43,73 @@ func (a *accountSessions) remove(sess *session) {
 	}
 }
 
+// byeAccountDeleted is the text of the BYE a deleted account's sessions
+// get: a server that closes a connection says so first (RFC 9051 7.1.5,
+// RFC 3501 7.1.5), and a client shows the text to its user rather than
+// "connection lost" and a retry with a password that no longer works.
+const byeAccountDeleted = "Account deleted: this session has ended"
+
+// byeWait bounds how long a BYE waits to be written (after the response
+// being written, if any; to a client that reads nothing) before the
+// connection is closed without it.
+const byeWait = 2 * time.Second
+
 // end logs out every session of acct: the command running, if any, is
-// cancelled and the connection closed (which the client sees as the
-// server going away; RFC 9051 section 7.1.5 allows a BYE without a
-// LOGOUT). It runs on the store's change feed and must not block: the
-// connection is closed, not written to.
+// cancelled, and each gets an untagged BYE and its connection closed
+// (session.bye). It runs on the store's change feed and must not block:
+// the BYE is written by a goroutine of its own. A command the session
+// reads before then does not run as the account (session.CommandStart):
+// the name may already be someone else's.
 func (a *accountSessions) end(acct string, log *slog.Logger) {
 	a.mu.Lock()
 	set := a.m[acct]
 	delete(a.m, acct)
 	a.mu.Unlock()
 	for sess := range set {
+		sess.deleted.Store(true)
 		if sess.cancel != nil {
 			sess.cancel(errAccountDeleted)
 		}
 		if sess.conn != nil {
-			sess.conn.NetConn().Close()
+			go sess.bye(byeAccountDeleted)
 		}
 		log.Info("session ended: account deleted", "user", acct, "remote", sess.remote())
 	}
+}
+
+// bye writes an untagged BYE with text and closes the connection, once
+// whichever goroutine calls first. imapserver writes it as it writes
+// any response, after the one in progress (FETCH's fast path writes whole
+// responses: the BYE comes between two); a connection that does not
+// take it within byeWait is closed without it.
+func (sess *session) bye(text string) {
+	sess.byeOnce.Do(func() {
+		if sess.srv.beforeBye != nil {
+			sess.srv.beforeBye()
+		}
+		conn := sess.conn.NetConn()
+		t := time.AfterFunc(byeWait, func() { conn.Close() })
+		defer t.Stop()
+		if err := sess.conn.Bye(text); err != nil && !errors.Is(err, net.ErrClosed) {
+			sess.srv.log.Debug("writing BYE", "remote", sess.remote(), "err", err)
+		}
+	})
+}
+
+// endDeleted is CommandStart's part once the account has been deleted
+// (end) and the session has read another command before its BYE went
+// out: imapserver runs that command whatever CommandStart does, and the
+// account's name may already be someone else's. So the session lets go
+// of its login and forgets the name first, and the command finds no
+// mailbox and no message, and changes nothing, of whoever has it now;
+// the BYE goes out and the connection closes, so its answer reaches no
+// one.
+func (sess *session) endDeleted() {
+	if sess.acct == "" {
+		return
+	}
+	sess.bye(byeAccountDeleted)
+	sess.srv.limits.releaseSession(sess.acct, sess.ip)
+	sess.srv.sessions.remove(sess)
+	sess.acct, sess.password = "", ""
 }

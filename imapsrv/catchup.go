@@ -41,6 +41,10 @@ var _ imapserver.SessionCommandStarter = (*session)(nil)
 
 // CommandStart runs before each command (the go-imap patch calls it).
 func (sess *session) CommandStart(name string) {
+	if sess.deleted.Load() {
+		sess.endDeleted() // accounts.go
+		return
+	}
 	switch name {
 	case "NOOP", "CHECK", "IDLE", "SELECT", "EXAMINE", "STATUS", "LIST", "EXPUNGE", "UID EXPUNGE",
 		"FETCH", "UID FETCH", "SEARCH", "UID SEARCH", "SORT", "UID SORT", "THREAD", "UID THREAD":

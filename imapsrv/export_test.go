@@ -23,6 +23,10 @@ func OnSearchMessage(s *Server, f func()) { s.onSearchMessage = f }
 // responses are written.
 func AfterStore(s *Server, f func()) { s.afterStore = f }
 
+// BeforeBye has f run before each deleted account's session is sent its
+// BYE. Set it before any session.
+func BeforeBye(s *Server, f func()) { s.beforeBye = f }
+
 // LegacySummarize is Summarize as it was before sort keys were stored
 // ahead of the summary, for testing what SORT does with older messages.
 func LegacySummarize(raw []byte) []byte {

@@ -82,6 +82,9 @@ type Server struct {
 	// afterStore, if set, runs after a STORE's change commits, before its
 	// responses (tests: another session's change in between).
 	afterStore func()
+	// beforeBye, if set, runs before a deleted account's session is
+	// sent its BYE (tests: a command read meanwhile).
+	beforeBye func()
 
 	// Two imapserver instances that differ only in whether password
 	// authentication is allowed without TLS: loopback connections go to

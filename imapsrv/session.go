@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -81,6 +82,11 @@ type session struct {
 	// derived from it (cancel.go).
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	// deleted is set when the account is deleted (accounts.go);
+	// byeOnce writes the BYE that ends the session (session.bye).
+	deleted atomic.Bool
+	byeOnce sync.Once
 }
 
 var (

@@ -13,7 +13,7 @@ import (
 // against the database from node A's machine (`certmail user passwd`) is
 // in force on B at once: the old one refused, the new one taken, on both
 // nodes, with no wait. Her account deleted the same way: the session she
-// had open on B ends, and no node logs her in.
+// had open on B ends with a BYE that says so, and no node logs her in.
 func TestNodesPasswordAndDeletionInForce(t *testing.T) {
 	dsn, dirs, nodes := startNodes(t, 2, "alice", "old-pw")
 	a, b := nodes[0], nodes[1]
@@ -42,8 +42,10 @@ func TestNodesPasswordAndDeletionInForce(t *testing.T) {
 			t.Errorf("node %s right after the deletion: LOGIN %q, want NO", name, got)
 		}
 	}
-	// The session ends: B closes its connection (a BYE first or not).
+	// The session ends: B says BYE, with why (RFC 9051 7.1.5), and closes
+	// its connection.
 	start := time.Now()
+	var bye string
 	for {
 		l, err := open.readLine(2 * time.Second)
 		if err != nil {
@@ -53,10 +55,13 @@ func TestNodesPasswordAndDeletionInForce(t *testing.T) {
 			break
 		}
 		if strings.HasPrefix(l, "* BYE") {
-			break
+			bye = l
 		}
 	}
-	t.Logf("alice's session on B ended %v after the deletion", time.Since(start))
+	t.Logf("alice's session on B ended %v after the deletion, with %q", time.Since(start), bye)
+	if !strings.Contains(bye, "Account deleted") {
+		t.Errorf("alice's session on B: %q before the connection closed, want a BYE saying her account was deleted", bye)
+	}
 }
 
 // TestNodesLoginBudgetShared: two real nodes on one database, with a
