@@ -318,9 +318,24 @@ func (d *Deliverer) DeliverEnvelope(ctx context.Context, env Envelope, rcpts []s
 		return kinds[len(kinds)-1]
 	}
 
-	// store puts the recipients' copies in one transaction.
+	// store puts the recipients' copies in one transaction. Ordinary
+	// copies may share it with other deliveries arriving at the same
+	// time (mailbox.Store.UpdateGrouped); a certified item's posting
+	// (stub, evidence, timers) has a transaction of its own.
+	update := d.store.Update
+	if len(ordinary) == len(order) {
+		var size int64
+		for _, k := range kinds {
+			size += int64(len(k.raw) + len(k.sum))
+		}
+		var targets []mailbox.AppendTarget
+		for _, i := range order {
+			targets = append(targets, mailbox.AppendTarget{Account: accts[i], Mailbox: mbox})
+		}
+		update = func(fn func(tx *mailbox.Tx) error) error { return d.store.UpdateGrouped(size, targets, fn) }
+	}
 	store := func(idx []int) error {
-		return d.store.Update(func(tx *mailbox.Tx) error {
+		return update(func(tx *mailbox.Tx) error {
 			for _, k := range kinds {
 				k.blob = 0
 			}

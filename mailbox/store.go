@@ -111,6 +111,9 @@ type Store struct {
 	// wmu serializes every write transaction, so that commits, index
 	// updates and change notifications share one order.
 	wmu sync.Mutex
+	// group gathers UpdateGrouped's updates into shared commits
+	// (group.go).
+	group groupCommit
 
 	// shared: other stores may write the engine too (Options.Engine:
 	// nodes on one PostgreSQL database), so committed state kept in

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"certmail/kv"
@@ -71,11 +72,21 @@ type prefetched struct {
 // one GetMany: on PostgreSQL one round trip instead of one each. Only a
 // store whose engine is shared prefetches (Store.shared): Badger reads
 // locally, and its MODSEQ state is in memory.
+//
+// Keys read ahead already and not yet taken are not asked again.
 func (w *watchedTxn) prefetch(keys ...[]byte) error {
-	found := make([]bool, len(keys))
 	if w.pre == nil {
 		w.pre = make(map[string]prefetched, len(keys))
+	} else {
+		keys = slices.DeleteFunc(slices.Clone(keys), func(k []byte) bool {
+			_, ok := w.pre[string(k)]
+			return ok
+		})
+		if len(keys) == 0 {
+			return nil
+		}
 	}
+	found := make([]bool, len(keys))
 	err := w.note(w.Txn.GetMany(keys, func(i int, v []byte) error {
 		found[i] = true
 		w.pre[string(keys[i])] = prefetched{value: bytes.Clone(v), found: true}

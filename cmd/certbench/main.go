@@ -302,16 +302,20 @@ func (b *bench) setup() error {
 		fmt.Fprintln(os.Stderr, "certbench: Dovecot is not installed; benchmarking certmail alone")
 	}
 
-	var pprofAddr string
+	// Profiling addresses: the Badger server's and the first
+	// PostgreSQL node's.
+	var pprofAddr, pgPprofAddr string
 	if o.cpuprofile != "" {
 		if err := os.MkdirAll(o.cpuprofile, 0o755); err != nil {
 			return err
 		}
-		port, err := freePort()
-		if err != nil {
-			return err
+		for _, addr := range []*string{&pprofAddr, &pgPprofAddr} {
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			*addr = fmt.Sprintf("127.0.0.1:%d", port)
 		}
-		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	if withCertmail {
 		b.logf("starting certmail (%d users)", len(all))
@@ -323,7 +327,7 @@ func (b *bench) setup() error {
 	}
 	if withPG {
 		b.logf("starting PostgreSQL and %d certmail node(s) on it (%d users)", o.nodes, len(all))
-		pg, err := startCertmailPG(bin, filepath.Join(b.root, "certmail-pg"), o.nodes, all, password)
+		pg, err := startCertmailPG(bin, filepath.Join(b.root, "certmail-pg"), o.nodes, all, password, pgPprofAddr)
 		if err != nil {
 			return err
 		}
@@ -384,7 +388,7 @@ func (b *bench) measure(workload string, round int, s *server, fn func() error) 
 		return usage{}, false
 	}
 	if b.o.cpuprofile != "" {
-		if err := s.startProfile(filepath.Join(b.o.cpuprofile, fmt.Sprintf("%s-r%d.pprof", workload, round+1))); err != nil {
+		if err := s.startProfile(filepath.Join(b.o.cpuprofile, fmt.Sprintf("%s-%s-r%d.pprof", workload, s.name, round+1))); err != nil {
 			b.logf("profile: %v", err)
 		}
 	}

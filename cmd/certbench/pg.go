@@ -92,12 +92,13 @@ func (p *pgStore) settledXacts() (int64, error) {
 // nodes `certmail serve --store URL --node nN` processes on it, each with
 // a data directory of its own holding the first one's gateway key (as
 // docs/scale-out.md has an operator do).
-func startCertmailPG(bin, dir string, nodes int, users []string, password string) (*server, error) {
+// pprofAddr, if set, is the first node's profiling address.
+func startCertmailPG(bin, dir string, nodes int, users []string, password, pprofAddr string) (*server, error) {
 	pg, err := startPostgres()
 	if err != nil {
 		return nil, err
 	}
-	s, err := startNodes(bin, dir, pg, nodes, users, password)
+	s, err := startNodes(bin, dir, pg, nodes, users, password, pprofAddr)
 	if err != nil {
 		pg.stop()
 		return nil, err
@@ -105,7 +106,7 @@ func startCertmailPG(bin, dir string, nodes int, users []string, password string
 	return s, nil
 }
 
-func startNodes(bin, dir string, pg *pgStore, nodes int, users []string, password string) (*server, error) {
+func startNodes(bin, dir string, pg *pgStore, nodes int, users []string, password, pprofAddr string) (*server, error) {
 	first := filepath.Join(dir, "n1", "data")
 	if err := addUsers(bin, first, []string{"--store", pg.dsn()}, users, password); err != nil {
 		return nil, err
@@ -126,8 +127,12 @@ func startNodes(bin, dir string, pg *pgStore, nodes int, users []string, passwor
 				return nil, err
 			}
 		}
+		profile := ""
+		if i == 1 {
+			profile = pprofAddr
+		}
 		n, err := serveCertmail(bin, pgServerName(nodes), ndir,
-			[]string{"--data", data, "--store", pg.dsn(), "--node", fmt.Sprintf("n%d", i)}, "")
+			[]string{"--data", data, "--store", pg.dsn(), "--node", fmt.Sprintf("n%d", i)}, profile)
 		if err != nil {
 			for _, s := range started {
 				s.stop()
