@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 )
 
@@ -97,8 +98,10 @@ func (s *Store) UpdateGrouped(size int64, targets []AppendTarget, fn func(tx *Tx
 		g.running = true
 		g.mu.Unlock()
 	}
+	// Deferred: an update that panics must not leave the queue
+	// without a leader.
+	defer g.handOff()
 	s.runGroup(u, g.take())
-	g.handOff()
 	return u.err
 }
 
@@ -133,6 +136,19 @@ func (g *groupCommit) handOff() {
 // runGroup runs a group (whose first update, leader, is the caller's)
 // and tells each other update its outcome.
 func (s *Store) runGroup(leader *groupedUpdate, group []*groupedUpdate) {
+	defer func() {
+		// A panic in one update's fn (which the caller's goroutine
+		// may recover from) must not leave the others waiting.
+		if r := recover(); r != nil {
+			for _, u := range group {
+				if u != leader && !u.done {
+					u.err, u.done = fmt.Errorf("an update sharing the transaction panicked: %v", r), true
+					close(u.wake)
+				}
+			}
+			panic(r)
+		}
+	}()
 	if len(group) == 1 {
 		leader.err = s.Update(leader.fn)
 		return

@@ -217,3 +217,38 @@ func TestUpdateGroupedOnBadger(t *testing.T) {
 		t.Fatal("a Badger store queued a grouped update")
 	}
 }
+
+// TestUpdateGroupedPanic: an update that panics in a group fails the
+// others sharing its transaction with an error (nothing of the group is
+// committed) and leaves the queue working.
+func TestUpdateGroupedPanic(t *testing.T) {
+	s, _ := openGroupStore(t)
+	newAccount(t, s, "p1")
+	release, started := make(chan struct{}), make(chan struct{})
+	leader := make(chan any, 1)
+	go func() {
+		defer func() { leader <- recover() }()
+		s.UpdateGrouped(10, nil, func(tx *Tx) error {
+			holdFirst(started, release)()
+			panic("boom")
+		})
+	}()
+	<-started
+	other := make(chan error, 1)
+	go func() { other <- groupedAppend(s, "p1", []byte("Subject: o\r\n\r\no\r\n"), nil) }()
+	s.group.waitQueued(t, 1)
+	close(release)
+	if r := <-leader; r != "boom" {
+		t.Fatalf("the leader's panic: %v", r)
+	}
+	select {
+	case err := <-other:
+		// It ran alone (its own commit) or shared the failed group.
+		_ = err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other update still waits after the leader panicked")
+	}
+	if err := groupedAppend(s, "p1", []byte("Subject: after\r\n\r\nafter\r\n"), nil); err != nil {
+		t.Fatalf("an update after the panic: %v", err)
+	}
+}
