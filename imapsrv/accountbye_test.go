@@ -16,6 +16,12 @@ import (
 // connection sends BYE).
 func byeThenClose(t *testing.T, who string, rc *rawClient, limit time.Duration) {
 	t.Helper()
+	byeSaysThenClose(t, who, rc, limit, "Account deleted")
+}
+
+// byeSaysThenClose is byeThenClose for a BYE whose text contains want.
+func byeSaysThenClose(t *testing.T, who string, rc *rawClient, limit time.Duration, want string) {
+	t.Helper()
 	deadline := time.Now().Add(limit)
 	var bye string
 	for time.Now().Before(deadline) {
@@ -31,12 +37,12 @@ func byeThenClose(t *testing.T, who string, rc *rawClient, limit time.Duration) 
 			t.Errorf("%s: %q after the BYE", who, line)
 		case strings.HasPrefix(line, "* BYE "):
 			bye = line
-			if !strings.Contains(line, "Account deleted") {
-				t.Errorf("%s: %q does not say the account was deleted", who, line)
+			if !strings.Contains(line, want) {
+				t.Errorf("%s: %q does not say %q", who, line, want)
 			}
 		}
 	}
-	t.Errorf("%s: still open %v after the account's deletion (BYE %q)", who, limit, bye)
+	t.Errorf("%s: still open %v after the server was told to end it (BYE %q)", who, limit, bye)
 }
 
 // TestDeletedAccountSessionsGetBye: deleting an account ends each of its
@@ -120,5 +126,34 @@ func TestDeletedAccountCommandNotRun(t *testing.T) {
 	byeThenClose(t, "the old bob's session", old, 5*time.Second)
 	if _, err := ts.store.Mailbox("bob", "Stolen"); !errors.Is(err, mailbox.ErrNoMailbox) {
 		t.Errorf("the new bob's mailbox Stolen: %v; the old bob's session created it", err)
+	}
+}
+
+// TestShutdownSaysBye: a server that stops says `* BYE Server shutting
+// down` to each logged-in session, in whatever state, before closing its
+// connection (RFC 9051 7.1.5), so that a client reconnects, to another
+// node behind the same address, rather than report a network failure.
+// Before, the connections were just closed.
+func TestShutdownSaysBye(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("bob")
+	authenticated := ts.rawLogin("bob")
+	selected := ts.rawLogin("bob")
+	selected.ok("SELECT INBOX")
+	idle := ts.rawLogin("bob")
+	idle.ok("SELECT INBOX")
+	idle.write("i1 IDLE\r\n")
+	if l := idle.readLine(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Close() }()
+	byeSaysThenClose(t, "logged in", authenticated, 5*time.Second, "Server shutting down")
+	byeSaysThenClose(t, "INBOX selected", selected, 5*time.Second, "Server shutting down")
+	byeSaysThenClose(t, "in IDLE", idle, 5*time.Second, "Server shutting down")
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
 	}
 }

@@ -32,6 +32,19 @@ func (a *accountSessions) add(sess *session) {
 	set[sess] = struct{}{}
 }
 
+// all returns every logged-in session.
+func (a *accountSessions) all() []*session {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*session
+	for _, set := range a.m {
+		for sess := range set {
+			out = append(out, sess)
+		}
+	}
+	return out
+}
+
 func (a *accountSessions) remove(sess *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -48,6 +61,12 @@ func (a *accountSessions) remove(sess *session) {
 // RFC 3501 7.1.5), and a client shows the text to its user rather than
 // "connection lost" and a retry with a password that no longer works.
 const byeAccountDeleted = "Account deleted: this session has ended"
+
+// byeShutdown is the text of the BYE every logged-in session gets when
+// the server stops (RFC 9051 7.1.5: a server closing the connection
+// sends BYE first), so that a client tells a shutdown from a network
+// failure and reconnects (to another node behind the same address).
+const byeShutdown = "Server shutting down"
 
 // byeWait bounds how long a BYE waits to be written (after the response
 // being written, if any; to a client that reads nothing) before the
@@ -112,4 +131,23 @@ func (sess *session) endDeleted() {
 	sess.srv.limits.releaseSession(sess.acct, sess.ip)
 	sess.srv.sessions.remove(sess)
 	sess.acct, sess.password = "", ""
+}
+
+// byeAll sends every logged-in session a BYE with text and closes its
+// connection, all at once, and returns when each is done (each bounded
+// by byeWait). A connection not logged in yet is closed without one by
+// imapserver.
+func (a *accountSessions) byeAll(text string) {
+	var wg sync.WaitGroup
+	for _, sess := range a.all() {
+		if sess.conn == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess.bye(text)
+		}()
+	}
+	wg.Wait()
 }

@@ -300,7 +300,8 @@ func isLoopback(addr net.Addr) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Close stops accepting and closes every connection.
+// Close stops accepting, says BYE to every logged-in session and closes
+// every connection.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -317,6 +318,7 @@ func (s *Server) Close() error {
 	s.localLn.Close()
 	s.remoteLn.Close()
 	s.tlsLn.Close()
+	s.sessions.byeAll(byeShutdown)
 	err1 := s.local.Close()
 	err2 := s.remote.Close()
 	err3 := s.tlsSrv.Close()
