@@ -157,3 +157,33 @@ func TestShutdownSaysBye(t *testing.T) {
 		t.Fatal("Close did not return")
 	}
 }
+
+// TestLoginDuringDeletion: an account deleted after LOGIN checked its
+// password and before the session was registered (when the deletion
+// found no session of it to log out) does not leave a session logged in
+// as it: the LOGIN fails. A LOGIN while another account is deleted goes
+// on.
+func TestLoginDuringDeletion(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("bob")
+	ts.addUser("carol")
+	ts.addUser("dave")
+	var deleteNext string
+	imapsrv.AfterPassword(ts.srv, func(string) {
+		if deleteNext != "" {
+			if err := ts.store.DeleteAccount(deleteNext); err != nil {
+				t.Error(err)
+			}
+			deleteNext = ""
+		}
+	})
+	rc := ts.raw()
+	deleteNext = "bob"
+	if _, st := rc.cmd(`LOGIN bob "` + testPassword + `"`); !strings.HasPrefix(st, "NO") {
+		t.Fatalf("LOGIN of an account deleted during it: %q", st)
+	}
+	deleteNext = "dave"
+	if _, st := rc.cmd(`LOGIN carol "` + testPassword + `"`); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("LOGIN while another account is deleted: %q", st)
+	}
+}

@@ -19,11 +19,36 @@ var errAccountDeleted = errors.New("account deleted")
 type accountSessions struct {
 	mu sync.Mutex
 	m  map[string]map[*session]struct{}
+	// ended counts the accounts whose sessions end ended, so that a
+	// login that was checking a password meanwhile can tell (addSince).
+	ended uint64
+}
+
+// endedCount is the count of accounts ended so far, for addSince.
+func (a *accountSessions) endedCount() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ended
+}
+
+// addSince adds sess, and reports whether an account was ended since
+// the count was since: it may have been sess's, deleted after the login
+// checked its password and before this, when end did not yet find sess
+// to log out.
+func (a *accountSessions) addSince(sess *session, since uint64) (maybeEnded bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.addLocked(sess)
+	return a.ended != since
 }
 
 func (a *accountSessions) add(sess *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.addLocked(sess)
+}
+
+func (a *accountSessions) addLocked(sess *session) {
 	set := a.m[sess.acct]
 	if set == nil {
 		set = make(map[*session]struct{})
@@ -83,6 +108,7 @@ func (a *accountSessions) end(acct string, log *slog.Logger) {
 	a.mu.Lock()
 	set := a.m[acct]
 	delete(a.m, acct)
+	a.ended++
 	a.mu.Unlock()
 	for sess := range set {
 		sess.deleted.Store(true)

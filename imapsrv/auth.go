@@ -27,6 +27,7 @@ func (sess *session) Login(username, password string) error {
 	// A locked account or address is refused by the guard without its
 	// password being looked at, with the same NO [AUTHENTICATIONFAILED]
 	// whether the account exists or not.
+	ended := sess.srv.sessions.endedCount()
 	acct, err := sess.srv.auth.Authenticate(context.Background(), sess.attempt(username), password)
 	if err != nil {
 		return authError(err)
@@ -39,7 +40,21 @@ func (sess *session) Login(username, password string) error {
 			Text: fmt.Sprintf("too many sessions for %s (limit %d): log out of another first", acct, lim.lim.MaxSessionsPerUser)}
 	}
 	sess.acct = acct
-	sess.srv.sessions.add(sess)
+	if sess.srv.afterPassword != nil {
+		sess.srv.afterPassword(acct)
+	}
+	if sess.srv.sessions.addSince(sess, ended) {
+		// An account was deleted while the password was checked: if it
+		// was this one, its sessions were logged out before this one
+		// was there to be, and the name may be someone else's next.
+		if ok, err := sess.srv.store.AccountExists(acct); err != nil || !ok {
+			sess.srv.sessions.remove(sess)
+			lim.releaseSession(acct, sess.ip)
+			sess.acct = ""
+			sess.log.Info("login refused: account deleted while logging in", "user", acct, "remote", sess.remote(), "err", err)
+			return imapserver.ErrAuthFailed
+		}
+	}
 	if sess.srv.opts.Hooks != nil {
 		sess.password = password
 	}

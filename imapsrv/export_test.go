@@ -27,6 +27,10 @@ func AfterStore(s *Server, f func()) { s.afterStore = f }
 // BYE. Set it before any session.
 func BeforeBye(s *Server, f func()) { s.beforeBye = f }
 
+// AfterPassword sets a hook LOGIN runs between the password check and
+// the session's registration.
+func AfterPassword(s *Server, f func(acct string)) { s.afterPassword = f }
+
 // LegacySummarize is Summarize as it was before sort keys were stored
 // ahead of the summary, for testing what SORT does with older messages.
 func LegacySummarize(raw []byte) []byte {

@@ -85,6 +85,9 @@ type Server struct {
 	// beforeBye, if set, runs before a deleted account's session is
 	// sent its BYE (tests: a command read meanwhile).
 	beforeBye func()
+	// afterPassword, if set, runs in LOGIN between the password check
+	// and the session's registration (tests).
+	afterPassword func(acct string)
 
 	// Two imapserver instances that differ only in whether password
 	// authentication is allowed without TLS: loopback connections go to
