@@ -470,7 +470,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	if err != nil {
 		return nil, storeError(err)
 	}
-	box, st, info, facts, err := sess.srv.open(sess.acct, mb.ID)
+	box, st, info, facts, err := sess.srv.open(sess.acct, mb.ID, mb.Name)
 	if err != nil {
 		return nil, storeError(err)
 	}

@@ -97,13 +97,13 @@ func (b *trackedBox) find(uid uint32) (int, bool) {
 
 // open returns the tracked box for a mailbox, creating it from a snapshot
 // taken while no transaction commits, and a new session tracker on it.
-func (s *Server) open(acct string, id uint32) (*trackedBox, *imapserver.SessionTracker, *mailbox.MailboxInfo, mailbox.BoxFacts, error) {
+func (s *Server) open(acct string, id uint32, name string) (*trackedBox, *imapserver.SessionTracker, *mailbox.MailboxInfo, mailbox.BoxFacts, error) {
 	key := boxKey{acct, id}
 	var box *trackedBox
 	var st *imapserver.SessionTracker
 	var info *mailbox.MailboxInfo
 	var facts mailbox.BoxFacts
-	err := s.store.Watch(acct, id, func(mb *mailbox.MailboxInfo, msgs []*mailbox.Message, f mailbox.BoxFacts) {
+	err := s.store.Watch(acct, id, name, func(mb *mailbox.MailboxInfo, msgs []*mailbox.Message, f mailbox.BoxFacts) {
 		info, facts = mb, f
 		s.boxesMu.Lock()
 		defer s.boxesMu.Unlock()

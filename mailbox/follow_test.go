@@ -561,7 +561,7 @@ type sessionView struct {
 
 func watchView(t *testing.T, s *Store, acct string, id uint32) *sessionView {
 	v := &sessionView{}
-	err := s.Watch(acct, id, func(_ *MailboxInfo, msgs []*Message, _ BoxFacts) {
+	err := s.Watch(acct, id, "", func(_ *MailboxInfo, msgs []*Message, _ BoxFacts) {
 		v.msgs = slices.Clone(msgs)
 		for _, m := range msgs {
 			v.maxUID = max(v.maxUID, m.UID)

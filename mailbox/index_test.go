@@ -42,7 +42,7 @@ func countFacts(msgs []*Message) BoxFacts {
 func checkFacts(t *testing.T, s *Store, acct string, id uint32, step string) {
 	t.Helper()
 	var got, want BoxFacts
-	err := s.Watch(acct, id, func(_ *MailboxInfo, msgs []*Message, f BoxFacts) {
+	err := s.Watch(acct, id, "", func(_ *MailboxInfo, msgs []*Message, f BoxFacts) {
 		got, want = f, countFacts(msgs)
 	})
 	if err != nil {

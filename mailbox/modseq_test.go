@@ -637,7 +637,7 @@ func TestWatchKeepsDerivedModSeq(t *testing.T) {
 	var watched uint64
 	watch := func() {
 		t.Helper()
-		if err := s.Watch("a", inbox.ID, func(_ *MailboxInfo, _ []*Message, f BoxFacts) { watched = f.HighestModSeq }); err != nil {
+		if err := s.Watch("a", inbox.ID, "", func(_ *MailboxInfo, _ []*Message, f BoxFacts) { watched = f.HighestModSeq }); err != nil {
 			t.Fatal(err)
 		}
 	}
