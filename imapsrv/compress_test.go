@@ -2,6 +2,7 @@ package imapsrv_test
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"crypto/tls"
 	"encoding/binary"
@@ -17,18 +18,44 @@ import (
 )
 
 // deflateClientConn is the client's side of COMPRESS=DEFLATE (RFC 4978):
-// each write is compressed and sync-flushed.
+// each write is compressed, sync-flushed and sent in one write, as a
+// zlib client sends what deflate(Z_SYNC_FLUSH) put in its buffer.
+// compress/flate's writer, writing straight to the conn, sends one flush
+// in five writes (a stored block's header, its data, then the empty
+// stored block of the sync flush): the server decodes "LOGOUT" from the
+// first three, answers and closes, and when the rest comes in after the
+// close the server's kernel answers with a reset, so that the client's
+// last write failed with "broken pipe" (TestCompress, under load).
 type deflateClientConn struct {
 	net.Conn
-	w *flate.Writer
+	buf bytes.Buffer
+	w   *flate.Writer
+}
+
+func newDeflateClientConn(t testing.TB, c net.Conn) *deflateClientConn {
+	t.Helper()
+	dc := &deflateClientConn{Conn: c}
+	w, err := flate.NewWriter(&dc.buf, flate.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc.w = w
+	return dc
 }
 
 func (c *deflateClientConn) Write(p []byte) (int, error) {
+	c.buf.Reset()
 	n, err := c.w.Write(p)
 	if err == nil {
 		err = c.w.Flush()
 	}
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	if _, err := c.Conn.Write(c.buf.Bytes()); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // compress sends COMPRESS DEFLATE, which must succeed, and from then on
@@ -36,16 +63,12 @@ func (c *deflateClientConn) Write(p []byte) (int, error) {
 func (rc *rawClient) compress() {
 	rc.t.Helper()
 	rc.ok("COMPRESS DEFLATE")
-	w, err := flate.NewWriter(rc.conn, flate.BestSpeed)
-	if err != nil {
-		rc.t.Fatal(err)
-	}
 	// rc.br holds nothing past the tagged OK: the server sends nothing
 	// more until the client speaks.
 	if rc.br.Buffered() != 0 {
 		rc.t.Fatalf("%d bytes after COMPRESS's OK before the client spoke", rc.br.Buffered())
 	}
-	rc.conn = &deflateClientConn{Conn: rc.conn, w: w}
+	rc.conn = newDeflateClientConn(rc.t, rc.conn)
 	rc.br = bufio.NewReader(flate.NewReader(rc.br))
 }
 
@@ -101,7 +124,44 @@ func TestCompress(t *testing.T) {
 	if st := rc.fail("NO", "COMPRESS DEFLATE"); !strings.Contains(st, "[COMPRESSIONACTIVE]") {
 		t.Errorf("second COMPRESS: %q", st)
 	}
-	rc.ok("LOGOUT")
+	// The refusal leaves the session as it was, compressed.
+	mustContain(t, rc.ok("UID SEARCH SUBJECT appended"), "* SEARCH 2")
+	untagged, st := rc.cmd("LOGOUT")
+	if !strings.HasPrefix(st, "OK") {
+		t.Fatalf("LOGOUT: %q", st)
+	}
+	mustContain(t, untagged, "* BYE")
+}
+
+// TestDeflateClientOneWrite: the test client sends each compressed
+// command in one write, as zlib clients do. Sent in pieces, a LOGOUT's
+// last piece could reach the server after it had answered and closed,
+// and the client's write failed ("broken pipe"; TestCompress, under
+// load).
+func TestDeflateClientOneWrite(t *testing.T) {
+	var writes []int
+	c := &recordingConn{writes: &writes}
+	dc := newDeflateClientConn(t, c)
+	for _, cmd := range []string{"a LOGOUT\r\n", "b NOOP\r\n", "c " + strings.Repeat("x", 10000) + "\r\n"} {
+		writes = writes[:0]
+		if _, err := dc.Write([]byte(cmd)); err != nil {
+			t.Fatal(err)
+		}
+		if len(writes) != 1 {
+			t.Errorf("%.10q: %d writes %v, want 1", cmd, len(writes), writes)
+		}
+	}
+}
+
+// recordingConn records the length of each write.
+type recordingConn struct {
+	net.Conn
+	writes *[]int
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	*c.writes = append(*c.writes, len(p))
+	return len(p), nil
 }
 
 // TestCompressRFCExample replays RFC 4978 section 3's example: STARTTLS,
@@ -130,8 +190,7 @@ func TestCompressRFCExample(t *testing.T) {
 	if _, st := rc.readUntilTagged("c"); !strings.HasPrefix(st, "OK") {
 		t.Fatalf("compress: %q", st)
 	}
-	w, _ := flate.NewWriter(tc, flate.BestSpeed)
-	rc.conn = &deflateClientConn{Conn: tc, w: w}
+	rc.conn = newDeflateClientConn(t, tc)
 	rc.br = bufio.NewReader(flate.NewReader(rc.br))
 	mustContain(t, rc.ok("EXAMINE INBOX"), "* 1 EXISTS")
 	mustContain(t, rc.ok("FETCH 1 BODY[TEXT]"), "world")
