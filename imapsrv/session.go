@@ -466,7 +466,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	// so nothing is selected here; selecting the same mailbox again finds
 	// its tracked state still open (boxLinger).
 	sess.unselect()
-	mb, err := sess.srv.store.Mailbox(sess.acct, name)
+	mb, err := sess.srv.store.CurrentMailbox(sess.acct, name)
 	if err != nil {
 		return nil, storeError(err)
 	}

@@ -103,6 +103,14 @@ type follower struct {
 
 	// clock is the newest bulletin time seen or written (UnixNano).
 	clock int64
+	// scanFloor is when the last read that handled the journal whole
+	// began (UnixNano, before its snapshot). A read starts its window
+	// from it if it is newer than clock: whatever that read did not
+	// find committed after its snapshot, within the window of its own
+	// time. Starting from clock alone, every catch-up of a node whose
+	// mailboxes were quiet read the newest window of bulletins again (51
+	// rows, two round trips, after a burst of 50 deliveries).
+	scanFloor int64
 	// seen holds the bulletins handled (this node's own included), by
 	// key, with their times, for the window a read covers.
 	seen map[string]int64
@@ -196,6 +204,11 @@ func (f *follower) pollLocked(window time.Duration) error {
 		return nil
 	}
 	changes, err := f.poll(nil, window)
+	if err != nil {
+		// Not caught up: nothing may be answered from cached
+		// records (reccache.go) until a poll succeeds.
+		f.s.recs.dropAll()
+	}
 	for _, c := range changes {
 		f.s.emit(c)
 	}
@@ -497,6 +510,7 @@ func (f *follower) poll(limits map[mboxRef]catchUpLimit, window time.Duration) (
 type pollRead struct {
 	entries []journalEntry
 	plans   []*boxPlan
+	began   int64 // the snapshot's Tx.began
 }
 
 // readIn is the reading half of a poll, in tx's snapshot. wmu is held.
@@ -508,7 +522,20 @@ func (f *follower) readIn(tx *Tx, limits map[mboxRef]catchUpLimit, window time.D
 	if err != nil {
 		return nil, err
 	}
-	rd := &pollRead{entries: entries, plans: f.plan(entries, limits, resync)}
+	// What another node's bulletin names may have changed its records
+	// (reccache.go); a resync may follow bulletins no longer there.
+	if resync {
+		f.s.recs.dropAll()
+	}
+	for _, e := range entries {
+		for _, bb := range e.boxes {
+			f.s.recs.drop(bb.ref.acct)
+		}
+		for _, c := range e.events {
+			f.s.recs.drop(c.Account)
+		}
+	}
+	rd := &pollRead{entries: entries, plans: f.plan(entries, limits, resync), began: tx.began}
 	for _, p := range rd.plans {
 		if err := f.read(tx, p); err != nil {
 			return nil, fmt.Errorf("mailbox %d of %q: %w", p.ref.id, p.ref.acct, err)
@@ -534,6 +561,7 @@ func (f *follower) applyRead(rd *pollRead, limits map[mboxRef]catchUpLimit) []Ch
 		return changes
 	}
 	f.lastRead = time.Now()
+	f.scanFloor = max(f.scanFloor, rd.began)
 	for _, e := range rd.entries {
 		for _, c := range e.events {
 			switch c.Kind {
@@ -563,7 +591,7 @@ func (f *follower) applyRead(rd *pollRead, limits map[mboxRef]catchUpLimit) []Ch
 // readJournal returns the bulletins of other nodes not handled yet, in
 // journal order, and moves the clock on to the newest time read.
 func (f *follower) readJournal(tx *Tx, catchUp bool, window time.Duration) ([]journalEntry, error) {
-	start := binary.BigEndian.AppendUint64([]byte(prefixFeed), uint64(max(f.clock-int64(window), 0)))
+	start := binary.BigEndian.AppendUint64([]byte(prefixFeed), uint64(max(max(f.clock, f.scanFloor)-int64(window), 0)))
 	var out []journalEntry
 	clock := f.clock
 	// A catch-up (limits) reads without moving the clock: the next
@@ -947,6 +975,7 @@ func (tx *Tx) catchUp() []Change {
 		// The index cannot be trusted for those mailboxes: drop it;
 		// the next read loads it again.
 		tx.s.log.Warn("catching up with other nodes before a commit", "err", err)
+		tx.s.recs.dropAll()
 		tx.s.idx.mu.Lock()
 		for ref := range limits {
 			delete(tx.s.idx.boxes, ref)

@@ -77,6 +77,7 @@ func (tx *Tx) MailboxByID(acct string, id uint32) (*MailboxInfo, error) {
 }
 
 func (tx *Tx) putMailbox(acct string, mb *MailboxInfo) error {
+	tx.recordChanged(acct, mb.ID)
 	if err := tx.setJSON(mailboxKey(acct, mb.Name), mb); err != nil {
 		return err
 	}
@@ -339,6 +340,7 @@ func (s *Store) DeleteMailbox(acct, name string) error {
 // collectOrphanMessages, should the process stop in between).
 func (tx *Tx) dropMailbox(acct string, mb *MailboxInfo) error {
 	s := tx.s
+	tx.recordChanged(acct, mb.ID)
 	if err := tx.del(mailboxKey(acct, mb.Name)); err != nil {
 		return err
 	}

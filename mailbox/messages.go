@@ -921,9 +921,44 @@ func (s *Store) Watch(acct string, mboxID uint32, name string, fn func(mb *Mailb
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	mb, highest, err := s.watchedRecords(acct, mboxID, name, bi)
+	if err != nil {
+		return err
+	}
+	s.idx.mu.RLock()
+	msgs := bi.msgs
+	facts := BoxFacts{
+		HighestModSeq: highest,
+		Status:        bi.status(),
+		FirstUnseen:   bi.firstUnseenSeq(), // wmu is held, as it needs
+		Keywords:      bi.keywordList(),
+	}
+	s.idx.mu.RUnlock()
+	fn(mb, msgs, facts) // wmu is held: no commit changes msgs meanwhile
+	return nil
+}
+
+// watchedRecords returns, for Watch (wmu held), the mailbox's record and
+// HIGHESTMODSEQ.
+func (s *Store) watchedRecords(acct string, mboxID uint32, name string, bi *boxIndex) (*MailboxInfo, uint64, error) {
+	caches := s.cachesRecords()
+	if caches {
+		// Caught up (the caller's CatchUp), the index and its MODSEQ
+		// are current, and so is a cached record: no read at all
+		// (reccache.go). The index's MODSEQ is the mailbox's
+		// HIGHESTMODSEQ: every MODSEQ a mailbox takes is for a change
+		// the index applies (Tx.modseq's callers note each).
+		if mb, ok := s.recs.byID(acct, mboxID); ok {
+			return mb, bi.modseq, nil
+		}
+	}
+	var gen uint64
+	if caches {
+		gen = s.recs.generation(acct)
+	}
 	var mb *MailboxInfo
 	var ms ModSeqInfo
-	if err := s.View(func(tx *Tx) error {
+	err := s.View(func(tx *Tx) error {
 		// The name's record and the MODSEQ state, read one after the
 		// other below, in one round trip on a shared engine (this
 		// runs under wmu: this node's writers wait meanwhile).
@@ -942,20 +977,14 @@ func (s *Store) Watch(acct string, mboxID uint32, name string, fn func(mb *Mailb
 		}
 		ms, err = tx.watchedModSeq(acct, mboxID)
 		return err
-	}); err != nil {
-		return err
+	})
+	if err != nil {
+		return nil, 0, err
 	}
-	s.idx.mu.RLock()
-	msgs := bi.msgs
-	facts := BoxFacts{
-		HighestModSeq: ms.HighestModSeq,
-		Status:        bi.status(),
-		FirstUnseen:   bi.firstUnseenSeq(), // wmu is held, as it needs
-		Keywords:      bi.keywordList(),
+	if caches {
+		s.recs.put(acct, gen, mb)
 	}
-	s.idx.mu.RUnlock()
-	fn(mb, msgs, facts) // wmu is held: no commit changes msgs meanwhile
-	return nil
+	return mb, ms.HighestModSeq, nil
 }
 
 // BoxFacts are what opening a mailbox reports besides its messages, kept

@@ -463,10 +463,15 @@ func (s *Store) rawUpdate(fn func(tx *Tx) error) error {
 		return fmt.Errorf("starting transaction: %w", err)
 	}
 	defer txn.Discard()
-	if err := fn(&Tx{s: s, txn: txn, writable: true}); err != nil {
+	tx := &Tx{s: s, txn: txn, writable: true}
+	if err := fn(tx); err != nil {
 		return err
 	}
-	return txn.Commit()
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	tx.dropChangedRecords()
+	return nil
 }
 
 // openModSeqs runs in Open, before anything else reads or writes the

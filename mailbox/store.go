@@ -123,6 +123,9 @@ type Store struct {
 	shared bool
 
 	idx *index
+	// recs holds mailbox records on a store that follows other nodes
+	// (reccache.go).
+	recs *recordCache
 	// modseqCache holds the committed MODSEQ state of mailboxes written
 	// since Open (modseq.go): one writer at a time (wmu, and !shared)
 	// makes it exact, and spares each change a read and a write of the
@@ -209,6 +212,7 @@ func Open(opts Options) (*Store, error) {
 		quotaMessages:     max(opts.QuotaMessages, 0),
 		vanishedRetention: cmp.Or(max(opts.VanishedRetention, 0), DefaultVanishedRetention),
 		idx:               newIndex(),
+		recs:              newRecordCache(),
 		modseqCache:       make(map[mboxRef]modseqState),
 		auth:              newAuthCache(),
 		space:             newSpaceGuard(opts.Dir, opts.DiskReserve, bdb == nil || opts.InMemory, logger),

@@ -44,6 +44,13 @@ type Tx struct {
 	// notes is what other nodes must hear of (follow.go); nil on a store
 	// no other process shares.
 	notes *txNotes
+	// recordAccts are the accounts whose mailbox records the transaction
+	// wrote (reccache.go).
+	recordAccts []string
+	// began is when the transaction started, before its snapshot
+	// (UnixNano; only on a store that follows others: follow.go's
+	// scanFloor).
+	began int64
 }
 
 // watchedTxn passes every call to the engine's transaction and remembers
@@ -160,6 +167,9 @@ func (s *Store) newTx(writable bool, source any) (*Tx, error) {
 		return nil, fmt.Errorf("starting transaction: %w", err)
 	}
 	tx := &Tx{s: s, writable: writable, source: source}
+	if s.follow != nil {
+		tx.began = time.Now().UnixNano()
+	}
 	tx.w.Txn = txn
 	tx.txn = &tx.w
 	return tx, nil
@@ -225,6 +235,7 @@ func (s *Store) updateOnce(source any, fn func(tx *Tx) error) (retry bool, err e
 		return tx.w.conflict || errors.Is(err, kv.ErrConflict), err
 	}
 	tx.publishModSeqs()
+	tx.dropChangedRecords()
 	// Other nodes' changes this one's follow come first (follow.go).
 	changes := tx.catchUp()
 	remote := len(changes)
