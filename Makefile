@@ -48,6 +48,9 @@ test: test-deps vet
 	# -count=1: the interop tests build and run the binary, which the test
 	# cache cannot see; a cached pass would not be a pass.
 	$(GO) test -race -count=1 -timeout 20m ./...
+	# The vendored go-imap is a module of its own, outside ./...: its tests
+	# (certmail's patches among them) run here.
+	cd third_party/go-imap && $(GO) test -race -count=1 ./...
 	# The store-level suites again, on PostgreSQL (a private cluster per
 	# test binary, kv/testengine): both engines pass the same tests.
 	CERTMAIL_TEST_ENGINE=postgres $(GO) test -race -count=1 -timeout 20m $(ENGINE_PACKAGES)

@@ -85,12 +85,25 @@ func (c *Conn) NetConn() net.Conn {
 }
 
 // Bye terminates the IMAP connection.
+//
+// certmail patch: Bye runs on a goroutine of its own (a server shutting
+// down, a deleted account), and COMPRESS and STARTTLS replace c.conn
+// holding encMutex and mutex. It read c.conn to close it under neither,
+// after the BYE had released encMutex: a data race with a COMPRESS or
+// STARTTLS that began then. Now c.conn is read under mutex, and the
+// encoder stays locked until the conn is closed, so that nothing is
+// written, and no conn swapped in, between the BYE and the close.
 func (c *Conn) Bye(text string) error {
-	respErr := c.writeStatusResp("", &imap.StatusResponse{
+	enc := newResponseEncoder(c)
+	defer enc.end()
+	respErr := writeStatusResp(enc.Encoder, "", &imap.StatusResponse{
 		Type: imap.StatusResponseTypeBye,
 		Text: text,
 	})
-	closeErr := c.conn.Close()
+	c.mutex.Lock()
+	conn := c.conn
+	c.mutex.Unlock()
+	closeErr := conn.Close()
 	if respErr != nil {
 		return respErr
 	}
