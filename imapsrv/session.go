@@ -414,8 +414,12 @@ func (sess *session) Status(name string, options *imap.StatusOptions) (*imap.Sta
 	return sess.status(name, options)
 }
 
+// status answers STATUS, LIST-STATUS and NOTIFY's STATUS. Each comes
+// after the node caught up (CommandStart), or after the change it
+// reports reached the node's memory (NOTIFY): the store may answer from
+// that memory (StatusOptions.CaughtUp).
 func (sess *session) status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	mb, st, err := sess.srv.store.StatusFor(sess.acct, name, mailbox.StatusOptions{HighestModSeq: options.HighestModSeq})
+	mb, st, err := sess.srv.store.StatusFor(sess.acct, name, mailbox.StatusOptions{HighestModSeq: options.HighestModSeq, CaughtUp: true})
 	if err != nil {
 		return nil, storeError(err)
 	}
