@@ -467,11 +467,10 @@ func (s *Store) rawUpdate(fn func(tx *Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := txn.Commit(); err != nil {
-		return err
-	}
-	tx.dropChangedRecords()
-	return nil
+	// After the commit, or a COMMIT whose answer was lost (which may
+	// have committed): reccache.go.
+	defer tx.dropChangedRecords()
+	return txn.Commit()
 }
 
 // openModSeqs runs in Open, before anything else reads or writes the

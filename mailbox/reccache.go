@@ -19,7 +19,9 @@ import (
 //
 //   - a local commit that wrote or deleted a record of an account drops
 //     the account's records, under wmu, as it updates the index
-//     (Tx.recordChanged, updateOnce);
+//     (Tx.recordChanged, updateOnce), and so does one whose COMMIT
+//     failed (its answer may have been lost after it committed, and a
+//     node skips its own bulletins);
 //   - a transaction on a shared store that writes a record also names its
 //     mailbox in the transaction's bulletin (with no messages when none
 //     changed: a \Recent claim, a subscription), and every poll drops the

@@ -232,6 +232,10 @@ func (s *Store) updateOnce(source any, fn func(tx *Tx) error) (retry bool, err e
 	}
 	defer tx.w.Discard()
 	if err := tx.run(fn); err != nil {
+		// A COMMIT whose answer was lost may have committed: records
+		// it wrote are not to be trusted (this node skips its own
+		// bulletins).
+		tx.dropChangedRecords()
 		return tx.w.conflict || errors.Is(err, kv.ErrConflict), err
 	}
 	tx.publishModSeqs()
