@@ -183,3 +183,71 @@ func TestIndexEviction(t *testing.T) {
 		t.Fatalf("evicted %d indexes read just now", n)
 	}
 }
+
+// TestIndexLoader: loading a mailbox's index decodes its records into
+// slabs (indexLoader), a few dozen allocations for thousands of records
+// where there was one a record, and builds the same index as adding each
+// record by itself: records in order, running totals, MODSEQ.
+func TestIndexLoader(t *testing.T) {
+	const n = 5000
+	recs := make([][]byte, n)
+	for i := range recs {
+		m := Message{UID: uint32(i + 1), Size: int64(100 + i), Blob: uint64(i), ModSeq: uint64(n - i),
+			InternalDate: time.Unix(int64(1e9+i), 0).UTC(), Saved: int64(1e9 + i)}
+		switch i % 3 {
+		case 0:
+			m.Flags = []string{FlagSeen}
+		case 1:
+			m.Flags = []string{FlagDeleted, "$Junk"}
+		}
+		recs[i] = encodeMessage(&m)
+	}
+	var want boxIndex
+	for _, r := range recs {
+		m := new(Message)
+		if err := decodeMessage(r, m); err != nil {
+			t.Fatal(err)
+		}
+		want.add(m)
+	}
+	var got boxIndex
+	allocs := testing.AllocsPerRun(1, func() {
+		var ld indexLoader
+		for _, r := range recs {
+			if err := decodeMessage(r, ld.next()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got = boxIndex{}
+		ld.fill(&got)
+	})
+	if len(got.msgs) != n {
+		t.Fatalf("%d records, want %d", len(got.msgs), n)
+	}
+	for i := range got.msgs {
+		if g, w := got.msgs[i], want.msgs[i]; g.UID != w.UID || !slices.Equal(g.Flags, w.Flags) || g.Size != w.Size || g.ModSeq != w.ModSeq || !g.InternalDate.Equal(w.InternalDate) {
+			t.Fatalf("record %d: %+v, want %+v", i, g, w)
+		}
+	}
+	if got.status() != want.status() || got.modseq != want.modseq || !slices.Equal(got.keywordList(), want.keywordList()) {
+		t.Errorf("loaded: %+v %d %q, want %+v %d %q", got.status(), got.modseq, got.keywordList(), want.status(), want.modseq, want.keywordList())
+	}
+	// A record's own allocations are its flags' (system flags are
+	// constants: flagString); the records and the index's slice are a
+	// few dozen in all, where each record was one.
+	flagAllocs := 0
+	for _, m := range want.msgs {
+		if len(m.Flags) > 0 {
+			flagAllocs++
+		}
+		for _, f := range m.Flags {
+			if !isSystemFlag(f) {
+				flagAllocs++
+			}
+		}
+	}
+	t.Logf("%d records: %.0f allocations, %d for flags", n, allocs, flagAllocs)
+	if max := float64(flagAllocs + 100); allocs > max {
+		t.Errorf("%d records: %.0f allocations, want at most %.0f", n, allocs, max)
+	}
+}

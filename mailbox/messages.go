@@ -125,7 +125,7 @@ func decodeMessage(b []byte, m *Message) error {
 			if bad || n > uint64(len(b)) {
 				return fmt.Errorf("decoding record: %w", errBadRecord)
 			}
-			m.Flags = append(m.Flags, string(b[:n]))
+			m.Flags = append(m.Flags, flagString(b[:n]))
 			b = b[n:]
 		}
 	}
@@ -138,6 +138,25 @@ func decodeMessage(b []byte, m *Message) error {
 		return fmt.Errorf("decoding record: %w (trailing bytes)", errBadRecord)
 	}
 	return nil
+}
+
+// flagString returns a flag's bytes as a string, without an allocation
+// for the system flags, which most records carry: a mailbox of 100,000
+// read messages loads 100,000 fewer.
+func flagString(b []byte) string {
+	switch string(b) { // compared without converting
+	case FlagSeen:
+		return FlagSeen
+	case FlagAnswered:
+		return FlagAnswered
+	case FlagFlagged:
+		return FlagFlagged
+	case FlagDeleted:
+		return FlagDeleted
+	case FlagDraft:
+		return FlagDraft
+	}
+	return string(b)
 }
 
 // PutBlob stores message bytes once, with one reference held by the
@@ -705,9 +724,9 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 		bi.lastUsed.Store(time.Now().UnixNano())
 		return bi, nil
 	}
-	bi = &boxIndex{}
 	var followed *pollRead
 	err := s.View(func(tx *Tx) error {
+		bi = &boxIndex{} // anew if the transaction runs again
 		// The mailbox exists in this snapshot if its ID does (as
 		// checkGone tells): one read, not MailboxByID's two one after
 		// the other. On a store others share the MODSEQ state that
@@ -732,16 +751,16 @@ func (s *Store) loadBox(acct string, id uint32) (*boxIndex, error) {
 				return err
 			}
 		}
+		var ld indexLoader
 		err := tx.scan(messagePrefix(acct, id), false, func(_, v []byte) error {
-			var m Message
-			if err := decodeMessage(v, &m); err != nil {
-				return err
-			}
-			bi.add(&m)
-			return nil
+			return decodeMessage(v, ld.next())
 		})
-		if err != nil || s.follow == nil {
+		if err != nil {
 			return err
+		}
+		ld.fill(bi)
+		if s.follow == nil {
+			return nil
 		}
 		bi.modseq, err = tx.loadMark(acct, id, bi.modseq)
 		return err

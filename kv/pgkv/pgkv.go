@@ -37,7 +37,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"certmail/kv"
@@ -574,8 +573,8 @@ func (t *txn) GetFunc(key []byte, fn func(value []byte) error) error {
 	}
 	found := false
 	err := t.query("get", getSQL, []any{key}, func(rows pgx.Rows) error {
-		var v pgtype.DriverBytes
-		if err := rows.Scan(&v); err != nil {
+		var v []byte
+		if err := rowBytes(rows, &v); err != nil {
 			return fmt.Errorf("pgkv: get: %w", err)
 		}
 		found = true
@@ -621,8 +620,8 @@ func (t *txn) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
 		ask = ask[len(chunk):]
 		var scanErr error
 		err := t.query("get many", getManySQL, []any{chunk}, func(rows pgx.Rows) error {
-			var k, v pgtype.DriverBytes
-			if err := rows.Scan(&k, &v); err != nil {
+			var k, v []byte
+			if err := rowBytes(rows, &k, &v); err != nil {
 				scanErr = fmt.Errorf("pgkv: get many: %w", err)
 				return scanErr
 			}
@@ -724,7 +723,11 @@ const (
 type page struct {
 	keys, values [][]byte
 	buf          []byte
+	spans        []span
 }
+
+// span locates a pair in page.buf: key buf[k0:k1], value buf[k1:v1].
+type span struct{ k0, k1, v1 int }
 
 func (t *txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
 	if err := t.usable(); err != nil {
@@ -860,34 +863,69 @@ func (t *txn) fetch(r kv.Range, lo, hi, last []byte, n int, prev page) (page, er
 	}
 	sb.WriteString(" LIMIT " + arg(n))
 
-	pg := page{keys: prev.keys[:0], values: prev.values[:0], buf: prev.buf[:0]}
-	type span struct{ k0, k1, v1 int }
-	var spans []span
+	pg := page{keys: prev.keys[:0], values: prev.values[:0], buf: prev.buf[:0], spans: prev.spans[:0]}
 	err := t.query("scan", sb.String(), args, func(rows pgx.Rows) error {
-		var k, v pgtype.DriverBytes
-		dst := []any{&k}
-		if !r.KeysOnly {
-			dst = append(dst, &v)
+		var k, v []byte
+		var err error
+		if r.KeysOnly {
+			err = rowBytes(rows, &k)
+		} else {
+			err = rowBytes(rows, &k, &v)
 		}
-		if err := rows.Scan(dst...); err != nil {
+		if err != nil {
 			return fmt.Errorf("pgkv: scan: %w", err)
 		}
 		k0 := len(pg.buf)
 		pg.buf = append(pg.buf, k...)
 		k1 := len(pg.buf)
 		pg.buf = append(pg.buf, v...)
-		spans = append(spans, span{k0, k1, len(pg.buf)})
+		pg.spans = append(pg.spans, span{k0, k1, len(pg.buf)})
 		return nil
 	})
 	if err != nil {
 		return page{}, err
 	}
 	// Slices into buf only once it has stopped growing.
-	for _, s := range spans {
+	for _, s := range pg.spans {
 		pg.keys = append(pg.keys, pg.buf[s.k0:s.k1:s.k1])
 		pg.values = append(pg.values, pg.buf[s.k1:s.v1:s.v1])
 	}
 	return pg, nil
+}
+
+// rowBytes sets cols to the bytea columns of the row, valid until the
+// next row. In PostgreSQL's binary format, which pgx asks for unless its
+// DSN says the simple protocol, a bytea is its bytes: the row's raw
+// values are the columns, with nothing to decode or allocate (scanning
+// into pgtype.DriverBytes took three allocations a row, most of a long
+// scan's garbage). Text, the simple protocol's, goes through rows.Scan.
+func rowBytes(rows pgx.Rows, cols ...*[]byte) error {
+	raw, fds := rows.RawValues(), rows.FieldDescriptions()
+	if len(raw) != len(cols) || len(fds) != len(cols) {
+		return fmt.Errorf("%d columns, want %d", len(raw), len(cols))
+	}
+	text := false
+	for _, fd := range fds {
+		text = text || fd.Format != pgx.BinaryFormatCode
+	}
+	if !text {
+		for i, c := range cols {
+			*c = raw[i]
+		}
+		return nil
+	}
+	vals := make([][]byte, len(cols))
+	dst := make([]any, len(cols))
+	for i := range vals {
+		dst[i] = &vals[i]
+	}
+	if err := rows.Scan(dst...); err != nil {
+		return err
+	}
+	for i, c := range cols {
+		*c = vals[i]
+	}
+	return nil
 }
 
 // Commit sends the pending writes and COMMIT in one batch.

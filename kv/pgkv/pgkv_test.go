@@ -34,6 +34,20 @@ func TestConformance(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Engine { return open(t) })
 }
 
+// TestConformanceSimpleProtocol: on a DSN that makes pgx use the simple
+// protocol, whose rows come as text, the engine reads bytea through
+// rows.Scan (rowBytes) and passes the suite just the same. Its reads take
+// a row's raw bytes as the pair only in the binary format.
+func TestConformanceSimpleProtocol(t *testing.T) {
+	kvtest.Run(t, func(t *testing.T) kv.Engine {
+		e, err := Open(context.Background(), pg.DB(t)+"&default_query_exec_mode=simple_protocol", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	})
+}
+
 // A transaction of more writes than one statement carries (chunks of
 // 1,000 rows) commits all of them, or, conflicting, none.
 func TestBigTransaction(t *testing.T) {
@@ -308,4 +322,51 @@ func TestParkedConnections(t *testing.T) {
 	}
 	must(t, read())
 	must(t, kv.Update(e, func(tx kv.Txn) error { return tx.Set([]byte("k"), []byte("w")) }))
+}
+
+// TestScanAllocations: a long scan allocates per page, not per pair. It
+// takes each row's raw bytes (rowBytes); scanning into
+// pgtype.DriverBytes took three allocations a row, most of the garbage of
+// loading a large mailbox's index.
+func TestScanAllocations(t *testing.T) {
+	e := open(t)
+	defer e.Close()
+	const n = 5000
+	must(t, kv.Update(e, func(tx kv.Txn) error {
+		for i := range n {
+			if err := tx.Set(fmt.Appendf(nil, "a/%06d", i), fmt.Appendf(nil, "value %d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	for _, tc := range []struct {
+		name string
+		read func(tx kv.Txn) (int, error)
+	}{
+		{"Scan", func(tx kv.Txn) (int, error) {
+			got := 0
+			err := tx.Scan(kv.Prefix([]byte("a/")), func(k, v []byte) error { got++; return nil })
+			return got, err
+		}},
+		{"Scan KeysOnly", func(tx kv.Txn) (int, error) {
+			got := 0
+			err := tx.Scan(kv.Range{Prefix: []byte("a/"), KeysOnly: true}, func(k, v []byte) error { got++; return nil })
+			return got, err
+		}},
+	} {
+		allocs := testing.AllocsPerRun(3, func() {
+			must(t, kv.View(e, func(tx kv.Txn) error {
+				got, err := tc.read(tx)
+				if err == nil && got != n {
+					err = fmt.Errorf("%d pairs, want %d", got, n)
+				}
+				return err
+			}))
+		})
+		t.Logf("%s of %d pairs: %.0f allocations", tc.name, n, allocs)
+		if allocs > n/10 {
+			t.Errorf("%s of %d pairs: %.0f allocations, want at most %d", tc.name, n, allocs, n/10)
+		}
+	}
 }
