@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -39,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) kv.Engine) {
 		{"DumpSnapshot", testDumpSnapshot},
 		{"ScanWithPendingWrites", testScanWithPendingWrites},
 		{"StreamLoad", testStreamLoad},
+		{"LongScan", testLongScan},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -939,4 +941,78 @@ func testScanWithPendingWrites(t *testing.T, e kv.Engine) {
 	if !slices.Equal(got, all) {
 		t.Errorf("after commit: %d keys, want %d", len(got), len(all))
 	}
+}
+
+// testLongScan reads a range of many pages (for an engine that reads by
+// pages, as PostgreSQL's does, whose page memory is reused) in a read
+// transaction: every pair's value, empty ones included, in both
+// directions and keys only; reads of the transaction from the callback
+// between pages; and a scan that stops in the middle, after which the
+// transaction reads on.
+func testLongScan(t *testing.T, e kv.Engine) {
+	const n = 10000
+	val := func(i int) string { return strings.Repeat(string(rune('a'+i%26)), (i*7)%301) }
+	for b := 0; b < n; b += 1000 { // batches: Badger bounds a transaction
+		err := kv.Update(e, func(tx kv.Txn) error {
+			for i := b; i < b+1000; i++ {
+				if err := tx.Set(fmt.Appendf(nil, "l/%05d", i), []byte(val(i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx := begin(t, e, false)
+	for _, r := range []kv.Range{
+		kv.Prefix([]byte("l/")),
+		{Prefix: []byte("l/"), Reverse: true},
+		{Prefix: []byte("l/"), KeysOnly: true},
+	} {
+		i := 0
+		err := tx.Scan(r, func(k, v []byte) error {
+			j := i
+			if r.Reverse {
+				j = n - 1 - i
+			}
+			if want := fmt.Sprintf("l/%05d", j); string(k) != want {
+				return fmt.Errorf("pair %d: key %q, want %q", i, k, want)
+			}
+			if !r.KeysOnly && string(v) != val(j) {
+				return fmt.Errorf("%s: %d bytes, want %d", k, len(v), len(val(j)))
+			}
+			if i%1000 == 999 {
+				// A read from the callback, between the pages.
+				if got, ok := get(t, tx, "l/00003"); !ok || got != val(3) {
+					return fmt.Errorf("Get from the callback: %q, %v", got, ok)
+				}
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != n {
+			t.Fatalf("Scan(%+v): %d pairs, %v", r, i, err)
+		}
+	}
+	// Stopped in the middle, by ErrStop and by Limit: the transaction
+	// goes on reading.
+	i := 0
+	err := tx.Scan(kv.Prefix([]byte("l/")), func(k, v []byte) error {
+		if i++; i == 6000 {
+			return kv.ErrStop
+		}
+		return nil
+	})
+	if err != nil || i != 6000 {
+		t.Fatalf("Scan stopped at 6000: %d pairs, %v", i, err)
+	}
+	if got := scan(t, tx, kv.Range{Prefix: []byte("l/"), Start: []byte("l/05000"), Limit: 4321}); len(got) != 4321 || got[0].k != "l/05000" || got[4320].v != val(9320) {
+		t.Fatalf("Limit 4321 from l/05000: %d pairs", len(got))
+	}
+	if got, ok := get(t, tx, "l/09999"); !ok || got != val(9999) {
+		t.Fatalf("Get after the stopped scans: %q, %v", got, ok)
+	}
+	must(t, tx.Commit())
 }
