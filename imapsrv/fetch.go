@@ -346,7 +346,15 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	if sess.readOnly {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "mailbox is read-only (EXAMINE)"}
 	}
-	targets := sess.resolve(numSet)
+	// gone: messages the client names that another session expunged,
+	// which it has not been told of (no EXPUNGE during a STORE, RFC 9051
+	// 7.5.1), read with targets under one lock so each message is in
+	// exactly one of them.
+	box := sess.box
+	box.mu.Lock()
+	targets := sess.resolveLocked(numSet)
+	gone := sess.goneLocked(numSet)
+	box.mu.Unlock()
 	var op mailbox.FlagOp
 	switch flags.Op {
 	case imap.StoreFlagsSet:
@@ -385,6 +393,16 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	// 3.1.3, 3.2).
 	condStore := sess.conn != nil && sess.conn.CondStoreEnabled()
 	if !flags.Silent {
+		if len(gone) > 0 && op != mailbox.FlagsRemove {
+			// The FETCH of a gone message below may show a keyword no
+			// stored message has; FLAGS lists it first (RFC 9051
+			// 7.3.5).
+			box.mu.Lock()
+			if box.addKeywords(list) {
+				box.tracker.QueueMailboxFlagsChanged()
+			}
+			box.mu.Unlock()
+		}
 		if err := sess.announceKeywords(); err != nil {
 			return err
 		}
@@ -411,6 +429,44 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		if !flags.Silent {
 			rw.WriteFlags(withRecent(m, recent))
 		}
+		if condStore {
+			rw.WriteModSeq(m.ModSeq)
+		}
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	// A gone message is answered as Dovecot answers it: its last flags
+	// with the change made, as if the STORE came just before the
+	// expunge, which the client hears of at its next command (RFC 2180
+	// 4.2 leaves the answer to the server). Leaving it out made the
+	// STORE's OK claim a change the client saw no FETCH for (imaptest:
+	// "STORE didn't return FETCH FLAGS"). Nothing is stored: the record
+	// is gone. A .SILENT STORE changed nothing there to report, and an
+	// UNCHANGEDSINCE test the message fails names it in MODIFIED.
+	for _, t := range gone {
+		if (options.HasUnchangedSince || options.UnchangedSince > 0) && t.msg.ModSeq > options.UnchangedSince {
+			if modified == nil {
+				modified = make(map[uint32]bool)
+			}
+			modified[t.msg.UID] = true
+			targets = append(targets, t) // for the MODIFIED set below
+			continue
+		}
+		if flags.Silent {
+			continue
+		}
+		// A flag change queued before the expunge is older than this
+		// answer: it is not written after it (rewriteQueuedFlags).
+		if sess.storedGone == nil {
+			sess.storedGone = make(map[uint32]bool)
+		}
+		sess.storedGone[t.msg.UID] = true
+		m := *t.msg
+		m.Flags = op.Apply(m.Flags, list)
+		rw := w.CreateMessage(t.seq)
+		rw.WriteUID(imap.UID(m.UID))
+		rw.WriteFlags(withRecent(&m, recent))
 		if condStore {
 			rw.WriteModSeq(m.ModSeq)
 		}

@@ -78,6 +78,66 @@ func (sess *session) resolveLocked(numSet imap.NumSet) []target {
 	return out
 }
 
+// goneLocked returns the messages numSet names that the client still
+// sees but that are expunged, their expunge queued for the session and
+// not yet written, with their last records (trackedBox.gone), in no
+// particular order. resolve leaves them out: a FETCH of one has nothing
+// left to read. The box's mu must be held.
+func (sess *session) goneLocked(numSet imap.NumSet) []target {
+	box := sess.box
+	queued := sess.tracker.QueuedExpungeSeqNums()
+	if len(queued) == 0 || len(box.gone) == 0 {
+		return nil
+	}
+	if imap.IsSearchRes(numSet) {
+		numSet = sess.searchRes
+	}
+	var out []target
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		max := sess.clientCountLocked()
+		spans := make([]span, len(set))
+		for i, r := range set {
+			spans[i].lo, spans[i].hi = staticRange(r.Start, r.Stop, max)
+		}
+		for seq, uid := range queued {
+			if m := box.gone[uint32(uid)]; m != nil && inSpans(spans, seq) {
+				out = append(out, target{seq: seq, msg: m})
+			}
+		}
+	case imap.UIDSet:
+		// "*" is the highest UID the client knows, which may be one of
+		// these.
+		var top uint32
+		if n := len(box.msgs); n > 0 {
+			top = box.msgs[n-1].UID
+		}
+		for _, uid := range queued {
+			top = max(top, uint32(uid))
+		}
+		spans := make([]span, len(set))
+		for i, r := range set {
+			spans[i].lo, spans[i].hi = staticRange(uint32(r.Start), uint32(r.Stop), top)
+		}
+		for seq, uid := range queued {
+			if m := box.gone[uint32(uid)]; m != nil && inSpans(spans, uint32(uid)) {
+				out = append(out, target{seq: seq, msg: m})
+			}
+		}
+	}
+	return out
+}
+
+// inSpans reports whether n is in one of spans (made by staticRange).
+func inSpans(spans []span, n uint32) bool {
+	for _, sp := range spans {
+		if sp.lo <= n && n <= sp.hi {
+			return true
+		}
+	}
+	return false
+}
+
 // span is a range of numbers, both ends included.
 type span struct{ lo, hi uint32 }
 
@@ -109,14 +169,12 @@ func mergeSpans(spans []span, top uint32) []span {
 	return merged
 }
 
-// clientCountLocked is the number of messages in the client's view.
+// clientCountLocked is the number of messages in the client's view,
+// those whose expunge it has not been told of included: "*" is the last
+// of them (RFC 9051 9, seq-number), not the last still in the mailbox.
+// The box's mu must be held (it orders the tracker's updates).
 func (sess *session) clientCountLocked() uint32 {
-	for n := uint32(len(sess.box.msgs)); n > 0; n-- {
-		if cs := sess.tracker.EncodeSeqNum(n); cs != 0 {
-			return cs
-		}
-	}
-	return 0
+	return sess.tracker.ClientNumMessages()
 }
 
 // staticRange replaces "*" (zero) by max and orders the bounds.

@@ -50,6 +50,11 @@ type session struct {
 	// in place of a queued change: a queued change older than it may be
 	// older than what the client was told (rewriteQueuedFlags).
 	toldModSeq uint64
+	// storedGone are the UIDs of messages a STORE answered about after
+	// they were expunged (Store, numset.go goneLocked), until the
+	// EXPUNGE is written: a flag change queued before the expunge would
+	// take the client's view back behind that answer.
+	storedGone map[uint32]bool
 	// deferNew is set by a COPY or MOVE into a hook's mailbox (a stub into
 	// Acknowledge) for the poll that ends it: the message it releases into
 	// this mailbox is announced on the next poll (IDLE, NOOP, any
@@ -485,9 +490,13 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sess.kwKnown = len(facts.Keywords)
 	sess.viewModSeq = facts.HighestModSeq
 	sess.toldModSeq = 0
+	sess.storedGone = nil
 	sess.notifyNewUID = info.UIDNext // notify.go
 	st.SetMailboxFlagsWriter(sess.announceKeywords)
-	st.SetExpungeHook(sess.contextExpunge)
+	st.SetExpungeHook(func(w *imapserver.UpdateWriter, seq uint32, uid imap.UID) error {
+		delete(sess.storedGone, uint32(uid))
+		return sess.contextExpunge(w, seq, uid)
+	})
 	st.SetFlagsRewrite(func(uid imap.UID, flags []imap.Flag, modSeq uint64) ([]imap.Flag, uint64, bool, error) {
 		flags, modSeq, ok, err := sess.rewriteQueuedFlags(box, uid, flags, modSeq)
 		if ok && err == nil && sess.rev1() && sess.isRecent(uint32(uid)) && !slices.Contains(flags, flagRecent) {
@@ -603,8 +612,12 @@ func (sess *session) HighestModSeq() (uint64, error) {
 // state), so the message's flags as they are now are written instead, or
 // nothing if it has been expunged since (its EXPUNGE or VANISHED is
 // queued after). A keyword among them the client has not been told of
-// goes into FLAGS first.
+// goes into FLAGS first. A change to a message a STORE answered about
+// after its expunge (storedGone) is not written: that answer came later.
 func (sess *session) rewriteQueuedFlags(box *trackedBox, uid imap.UID, flags []imap.Flag, modSeq uint64) ([]imap.Flag, uint64, bool, error) {
+	if sess.storedGone[uint32(uid)] {
+		return nil, 0, false, nil
+	}
 	if modSeq >= sess.toldModSeq {
 		return flags, modSeq, true, nil
 	}

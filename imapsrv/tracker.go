@@ -55,6 +55,32 @@ type trackedBox struct {
 	// makes them be built again.
 	orders   sortOrders
 	replaced uint64
+	// gone are the records of the latest messages expunged, by UID, the
+	// oldest first in goneOrder: a client not yet told of an expunge
+	// still sees the message, and a STORE naming it is answered about it
+	// (session.Store). At most goneMax are kept.
+	gone      map[uint32]*mailbox.Message
+	goneOrder []uint32
+}
+
+// goneMax bounds trackedBox.gone: a session is told of expunges at its
+// next command, so only an expunge of the last few hundred can still be
+// unknown to a client sending a STORE; past the bound, a STORE of an
+// older one goes unanswered for that message, as before.
+const goneMax = 512
+
+// bury keeps the record of an expunged message in gone. The box's mu
+// must be held.
+func (b *trackedBox) bury(m *mailbox.Message) {
+	if b.gone == nil {
+		b.gone = make(map[uint32]*mailbox.Message)
+	}
+	if len(b.goneOrder) == goneMax {
+		delete(b.gone, b.goneOrder[0])
+		b.goneOrder = append(b.goneOrder[:0], b.goneOrder[1:]...)
+	}
+	b.gone[m.UID] = m
+	b.goneOrder = append(b.goneOrder, m.UID)
 }
 
 // addKeywords adds the keywords among flags that FLAGS does not list yet
@@ -223,6 +249,7 @@ func (s *Server) onChange(c mailbox.Change) {
 		if !ok {
 			return
 		}
+		box.bury(box.msgs[i])
 		copy(box.msgs[i:], box.msgs[i+1:])
 		box.msgs[len(box.msgs)-1] = nil
 		box.msgs = box.msgs[:len(box.msgs)-1]

@@ -125,6 +125,15 @@ const (
 	FlagsRemove
 )
 
+// Apply returns cur with flags combined by op, as SetFlags stores them
+// (cur itself if nothing changes).
+func (op FlagOp) Apply(cur, flags []string) []string {
+	if out, changed := applyFlags(cur, op, flags); changed {
+		return out
+	}
+	return cur
+}
+
 // applyFlags returns the new flag list, or nil and false if nothing changes.
 func applyFlags(cur []string, op FlagOp, flags []string) ([]string, bool) {
 	out := make([]string, 0, len(cur)+len(flags))

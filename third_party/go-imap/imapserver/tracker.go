@@ -418,6 +418,57 @@ func (t *SessionTracker) QueuedExpunges() []imap.UID {
 	return uids
 }
 
+// ClientNumMessages is the number of messages in the client's view
+// (certmail patch): the mailbox's count before the first update not yet
+// written to it. Counting the messages of the mailbox that EncodeSeqNum
+// maps undercounts when the client's last messages are expunged and it
+// has not been told, and "*" then named a message before them.
+func (t *SessionTracker) ClientNumMessages() uint32 {
+	t.mutex.Lock()
+	defer t.mutex.Unlock()
+	if len(t.queue) > 0 {
+		return t.queue[0].before
+	}
+	return t.mailbox.numMessages
+}
+
+// QueuedExpungeSeqNums maps the sequence numbers the client still has for
+// messages whose expunge is queued for the session and not yet written
+// to their UIDs (certmail patch): a STORE may name such a message, and
+// its answer is about the message as the client sees it. Expunges queued
+// without a UID, and those of messages the client was never told of, are
+// not included.
+func (t *SessionTracker) QueuedExpungeSeqNums() map[uint32]imap.UID {
+	t.mutex.Lock()
+	defer t.mutex.Unlock()
+	if len(t.queue) == 0 {
+		return nil
+	}
+	known := t.queue[0].before // the client's count: none of the queue is written
+	var out map[uint32]imap.UID
+	for k, u := range t.queue {
+		if u.expunge == 0 || u.expungeUID == 0 {
+			continue
+		}
+		// u.expunge numbers the message after the updates before it;
+		// undo their expunges to number it as the client does.
+		seq := u.expunge
+		for i := k - 1; i >= 0; i-- {
+			if e := t.queue[i].expunge; e != 0 && seq >= e {
+				seq++
+			}
+		}
+		if seq > known {
+			continue // added after the client's view and gone again
+		}
+		if out == nil {
+			out = make(map[uint32]imap.UID)
+		}
+		out[seq] = u.expungeUID
+	}
+	return out
+}
+
 // Queued reports whether updates are queued for the session (certmail
 // patch): until they are written, the client's view is older than the
 // mailbox.
