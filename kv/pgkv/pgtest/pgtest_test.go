@@ -69,8 +69,21 @@ func TestSharedCluster(t *testing.T) {
 		t.Errorf("a table of test a's schema is visible to test b: %s", got)
 	}
 	// The postmaster is not root (it would refuse), whoever runs the test.
-	pid := query(t, a, "SELECT pg_backend_pid()::text")
-	status, err := os.ReadFile("/proc/" + pid + "/status")
+	// A backend runs as the postmaster's user; it is read while its
+	// connection is open (query's ends at once, and the backend with it:
+	// its /proc entry was gone at times).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
