@@ -23,13 +23,17 @@ func LeafHashes(kv kv.Records, start, end uint64) ([][]byte, error) {
 	if err := checkSize(kv, end); err != nil {
 		return nil, fmt.Errorf("leaf hashes: %w", err)
 	}
-	out := make([][]byte, 0, end-start)
+	indexes := make([]uint64, 0, end-start)
 	for i := start; i < end; i++ {
-		jws, err := readLeaf(kv, i)
-		if err != nil {
-			return nil, fmt.Errorf("leaf hashes: %w", err)
-		}
-		out = append(out, LeafHash(jws))
+		indexes = append(indexes, i)
+	}
+	leaves, err := readLeaves(kv, indexes)
+	if err != nil {
+		return nil, fmt.Errorf("leaf hashes: %w", err)
+	}
+	out := make([][]byte, len(leaves))
+	for i, jws := range leaves {
+		out[i] = LeafHash(jws)
 	}
 	return out, nil
 }

@@ -284,3 +284,71 @@ func checkOneLog(t *testing.T, r kv.Records, l *Log, size uint64, want map[strin
 		}
 	}
 }
+
+// readCounter is kv.Records that counts the reads (Get, GetMany, Scan)
+// made through it: each is a round trip on PostgreSQL.
+type readCounter struct {
+	kv.Records
+	reads int
+}
+
+func (c *readCounter) Get(key []byte) ([]byte, bool, error) {
+	c.reads++
+	return c.Records.Get(key)
+}
+
+func (c *readCounter) GetMany(keys [][]byte, fn func(i int, value []byte) error) error {
+	c.reads++
+	return c.Records.GetMany(keys, fn)
+}
+
+func (c *readCounter) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	c.reads++
+	return c.Records.Scan(prefix, fn)
+}
+
+// TestAppendReadsInFourRoundTrips: an append reads the item's label
+// index, its records, the log head and the compact range: four reads,
+// however long the item's chain and whatever the log's size. It runs in
+// the write transaction that every other append conflicts with, so each
+// round trip more is a wider window for losing (TestNodesAppendOneLog);
+// with a Get per record and per tree node, the 31st record of an item in
+// a log of 255 leaves made 40 reads.
+func TestAppendReadsInFourRoundTrips(t *testing.T) {
+	l := newTestLog(t)
+	rs := newStore(t)
+	deadline := time.Date(2025, 3, 8, 9, 0, 0, 0, time.UTC)
+	h := [32]byte{9}
+	events := []Event{NewSubmissionAcceptance("L", h, receipts.CommitmentUnsalted, "", "bob", deadline)}
+	for range 29 {
+		events = append(events, NewConsignmentNotification("L", h, "bob"))
+	}
+	if err := rs.Update(func(r kv.Records) error {
+		for i := range 225 { // 255 leaves in all: eight complete subtrees
+			label := fmt.Sprintf("F%d", i)
+			if _, err := l.Append(r, NewSubmissionAcceptance(label, h, receipts.CommitmentUnsalted, "", "bob", deadline)); err != nil {
+				return err
+			}
+		}
+		for _, ev := range events {
+			if _, err := l.Append(r, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Update(func(r kv.Records) error {
+		c := &readCounter{Records: r}
+		if _, err := l.Append(c, NewConsignmentNotification("L", h, "bob")); err != nil {
+			return err
+		}
+		if c.reads != 4 {
+			t.Errorf("appending the 31st record of an item to a log of 255: %d reads, want 4", c.reads)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

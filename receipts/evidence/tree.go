@@ -50,16 +50,24 @@ func writeHead(kv kv.Records, size uint64, root []byte) error {
 
 // readNodes fetches stored complete-subtree hashes.
 func readNodes(kv kv.Records, ids []compact.NodeID) ([][]byte, error) {
-	hashes := make([][]byte, len(ids))
+	// One GetMany (one round trip on PostgreSQL), not a Get per node:
+	// Append loads the compact range, up to 64 nodes, inside the write
+	// transaction every other append conflicts with (see readLeaves).
+	keys := make([][]byte, len(ids))
 	for i, id := range ids {
-		v, found, err := kv.Get(nodeKey(id))
-		if err != nil {
-			return nil, fmt.Errorf("reading tree node %d/%d: %w", id.Level, id.Index, err)
-		}
-		if !found || len(v) != hasher.Size() {
+		keys[i] = nodeKey(id)
+	}
+	hashes := make([][]byte, len(ids))
+	if err := kv.GetMany(keys, func(i int, v []byte) error {
+		hashes[i] = bytes.Clone(v)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading %d tree nodes: %w", len(ids), err)
+	}
+	for i, id := range ids {
+		if hashes[i] == nil || len(hashes[i]) != hasher.Size() {
 			return nil, fmt.Errorf("tree node %d/%d is missing or damaged", id.Level, id.Index)
 		}
-		hashes[i] = v
 	}
 	return hashes, nil
 }
