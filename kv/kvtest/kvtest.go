@@ -1015,4 +1015,47 @@ func testLongScan(t *testing.T, e kv.Engine) {
 		t.Fatalf("Get after the stopped scans: %q, %v", got, ok)
 	}
 	must(t, tx.Commit())
+
+	// A writing transaction's pending sets and deletes, spread over the
+	// range, in scans both ways.
+	wtx := begin(t, e, true)
+	model := map[string]string{}
+	for i := range n {
+		model[fmt.Sprintf("l/%05d", i)] = val(i)
+	}
+	for i := 5; i < n; i += 97 {
+		k := fmt.Sprintf("l/%05d", i)
+		if i%2 == 0 {
+			delete(model, k)
+			must(t, wtx.Delete([]byte(k)))
+		} else {
+			model[k] = "pending"
+			must(t, wtx.Set([]byte(k), []byte("pending")))
+		}
+		k += "+" // between two stored keys
+		model[k] = "new"
+		must(t, wtx.Set([]byte(k), []byte("new")))
+	}
+	var all []string
+	for k := range model {
+		all = append(all, k)
+	}
+	slices.Sort(all)
+	for _, reverse := range []bool{false, true} {
+		var got []string
+		err := wtx.Scan(kv.Range{Prefix: []byte("l/"), Reverse: reverse}, func(k, v []byte) error {
+			if string(v) != model[string(k)] {
+				return fmt.Errorf("%s = %q, want %q", k, v, model[string(k)])
+			}
+			got = append(got, string(k))
+			return nil
+		})
+		want := slices.Clone(all)
+		if reverse {
+			slices.Reverse(want)
+		}
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("pending writes, reverse %v: %d keys, want %d, %v", reverse, len(got), len(want), err)
+		}
+	}
 }

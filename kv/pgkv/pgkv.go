@@ -10,7 +10,8 @@
 // are kept in the transaction and sent with COMMIT in one pipelined batch
 // (a transaction that only writes is one round trip), and range scans
 // fetch pages whose size grows with the scan, by keyset (key > last
-// key), never the whole range at once.
+// key), never the whole range at once; a long scan's later statements
+// are read a page at a time while PostgreSQL produces the next rows.
 //
 // Durability: a commit is acknowledged once PostgreSQL has flushed it;
 // every session sets synchronous_commit on, whatever the server's default.
@@ -403,6 +404,18 @@ type txn struct {
 	dirty  bool
 	// notify holds the payloads of Engine.Notify, sent with COMMIT.
 	notify []string
+	// stream is a scan's statement whose rows are still being read: it
+	// has the connection until settle.
+	stream *stream
+}
+
+// settle frees the connection of a scan's statement still being read,
+// reading its rest into memory: the scan's callback is reading the
+// transaction, or the transaction ends.
+func (t *txn) settle() {
+	if t.stream != nil {
+		t.stream.settle() // a failure is the transaction's (fail)
+	}
 }
 
 // write is a pending Set (value, possibly empty) or Delete.
@@ -496,6 +509,7 @@ func (t *txn) execPrologue(br pgx.BatchResults) (retry bool, err error) {
 // BEGIN, if not sent yet, goes in the same round trip. An error from each
 // is returned as it is and leaves the transaction usable.
 func (t *txn) query(op, sql string, args []any, each func(pgx.Rows) error) error {
+	t.settle()
 	if err := t.usable(); err != nil {
 		return err
 	}
@@ -713,10 +727,25 @@ func (t *txn) overlay(lo, hi []byte) []string {
 // Page sizes of a scan: the first page is small (most scans stop early or
 // cover a few keys), each next one four times larger, up to maxPageRows
 // rows and about maxPageBytes bytes (values may be message bodies).
+//
+// A scan that has fetched streamAfter pairs is a long one (loading a
+// mailbox's index reads every message record of the mailbox): from then
+// on it sends statements of up to maxStreamRows pairs and about
+// maxStreamBytes, and reads each a page at a time, calling back for a
+// page before reading the next (stream). A statement a page was cost a
+// round trip and a statement's start, and PostgreSQL waited while the
+// caller worked through the page; now it produces the rows meanwhile.
+// Memory stays a page; a scan that stops early reads the rest of its
+// statement for nothing; a read of the transaction from the callback
+// first reads the rest of the statement into memory (settle), since a
+// connection runs one statement at a time.
 const (
-	firstPageRows = 32
-	maxPageRows   = 4096
-	maxPageBytes  = 4 << 20
+	firstPageRows  = 32
+	maxPageRows    = 4096
+	maxPageBytes   = 4 << 20
+	streamAfter    = 2048
+	maxStreamRows  = 16384
+	maxStreamBytes = 8 << 20
 )
 
 // page is one fetched page of a scan: its pairs, copied out of the driver.
@@ -755,8 +784,16 @@ func (t *txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
 		last     []byte // the last key fetched from the server
 		more     = true // the server may have keys past last
 		pageRows = firstPageRows
+		avg      int // the bytes of a pair, on average, in the last page
+		fetched  int // pairs fetched from the server
 		emitted  int
+		st       *stream // the statement being read, once streaming
 	)
+	defer func() {
+		if st != nil {
+			st.finish() // stopped early: its failure is the transaction's
+		}
+	}()
 	emit := func(k, v []byte) (stop bool, err error) {
 		if r.KeysOnly {
 			v = nil
@@ -771,21 +808,44 @@ func (t *txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
 		return r.Limit > 0 && emitted >= r.Limit, nil
 	}
 	for {
-		if pi == len(pg.keys) && more {
-			want := pageRows
-			if r.Limit > 0 && r.Limit-emitted < want {
-				want = r.Limit - emitted
-			}
+		for pi == len(pg.keys) && more {
 			var err error
-			pg, err = t.fetch(r, lo, hi, last, want, pg)
-			if err != nil {
-				return err
+			if st == nil && fetched >= streamAfter && t.begun {
+				want := maxStreamRows
+				if avg > 0 {
+					want = min(want, max(1, maxStreamBytes/avg))
+				}
+				if r.Limit > 0 {
+					want = min(want, r.Limit-emitted)
+				}
+				if st, err = t.openStream(r, lo, hi, last, want); err != nil {
+					return err
+				}
+			}
+			if st != nil {
+				if pg, err = st.page(pg, maxPageRows, maxPageBytes); err != nil {
+					return err
+				}
+				if st.done && st.rest == nil {
+					more = st.got == st.want
+					st = nil
+				}
+			} else {
+				want := pageRows
+				if r.Limit > 0 && r.Limit-emitted < want {
+					want = r.Limit - emitted
+				}
+				if pg, err = t.fetch(r, lo, hi, last, want, pg); err != nil {
+					return err
+				}
+				more = len(pg.keys) == want
 			}
 			pi = 0
-			more = len(pg.keys) == want
+			fetched += len(pg.keys)
 			if n := len(pg.keys); n > 0 {
 				last = append(last[:0], pg.keys[n-1]...)
-				pageRows = nextPageRows(pageRows, len(pg.buf)/n)
+				avg = len(pg.buf) / n
+				pageRows = nextPageRows(pageRows, avg)
 			}
 		}
 		var dk []byte
@@ -831,6 +891,19 @@ func nextPageRows(cur, avgBytes int) int {
 // fetch reads the next page of a scan: at most n pairs past last (or from
 // the range's start), in the scan's order. It reuses the memory of prev.
 func (t *txn) fetch(r kv.Range, lo, hi, last []byte, n int, prev page) (page, error) {
+	sql, args := scanSQL(r, lo, hi, last, n)
+	pg := prev.reset()
+	err := t.query("scan", sql, args, func(rows pgx.Rows) error { return pg.add(rows, r.KeysOnly) })
+	if err != nil {
+		return page{}, err
+	}
+	pg.seal()
+	return pg, nil
+}
+
+// scanSQL is the statement of a scan's next n pairs past last (or from
+// the range's start), in the scan's order.
+func scanSQL(r kv.Range, lo, hi, last []byte, n int) (string, []any) {
 	var sb strings.Builder
 	args := make([]any, 0, 3)
 	arg := func(v any) string {
@@ -862,35 +935,155 @@ func (t *txn) fetch(r kv.Range, lo, hi, last []byte, n int, prev page) (page, er
 		sb.WriteString(" ORDER BY k")
 	}
 	sb.WriteString(" LIMIT " + arg(n))
+	return sb.String(), args
+}
 
-	pg := page{keys: prev.keys[:0], values: prev.values[:0], buf: prev.buf[:0], spans: prev.spans[:0]}
-	err := t.query("scan", sb.String(), args, func(rows pgx.Rows) error {
-		var k, v []byte
-		var err error
-		if r.KeysOnly {
-			err = rowBytes(rows, &k)
-		} else {
-			err = rowBytes(rows, &k, &v)
-		}
-		if err != nil {
-			return fmt.Errorf("pgkv: scan: %w", err)
-		}
-		k0 := len(pg.buf)
-		pg.buf = append(pg.buf, k...)
-		k1 := len(pg.buf)
-		pg.buf = append(pg.buf, v...)
-		pg.spans = append(pg.spans, span{k0, k1, len(pg.buf)})
-		return nil
-	})
+// reset returns an empty page on the memory of p.
+func (p page) reset() page {
+	return page{keys: p.keys[:0], values: p.values[:0], buf: p.buf[:0], spans: p.spans[:0]}
+}
+
+// add copies the current row of rows into the page.
+func (p *page) add(rows pgx.Rows, keysOnly bool) error {
+	var k, v []byte
+	var err error
+	if keysOnly {
+		err = rowBytes(rows, &k)
+	} else {
+		err = rowBytes(rows, &k, &v)
+	}
 	if err != nil {
-		return page{}, err
+		return fmt.Errorf("pgkv: scan: %w", err)
 	}
-	// Slices into buf only once it has stopped growing.
-	for _, s := range pg.spans {
-		pg.keys = append(pg.keys, pg.buf[s.k0:s.k1:s.k1])
-		pg.values = append(pg.values, pg.buf[s.k1:s.v1:s.v1])
+	k0 := len(p.buf)
+	p.buf = append(p.buf, k...)
+	k1 := len(p.buf)
+	p.buf = append(p.buf, v...)
+	p.spans = append(p.spans, span{k0, k1, len(p.buf)})
+	return nil
+}
+
+// seal makes the page's keys and values, slices into buf, once buf has
+// stopped growing.
+func (p *page) seal() {
+	for _, s := range p.spans {
+		p.keys = append(p.keys, p.buf[s.k0:s.k1:s.k1])
+		p.values = append(p.values, p.buf[s.k1:s.v1:s.v1])
 	}
+}
+
+// stream is a scan's statement whose rows the scan reads a page at a
+// time, calling back for each page before it reads the next (streamAfter),
+// while PostgreSQL goes on producing them.
+type stream struct {
+	t        *txn
+	rows     pgx.Rows
+	keysOnly bool
+	cancel   context.CancelFunc
+	// timer bounds each wait for rows by the engine's Timeout, not the
+	// time the scan's callback takes between them.
+	timer     *time.Timer
+	want, got int
+	// rest holds the rows settle read ahead to free the connection.
+	rest *page
+	done bool // rows is closed: rest, if any, is all that is left
+}
+
+// openStream sends the statement of the scan's next n pairs and returns
+// the stream of its rows, which holds the connection until it is done
+// (settle).
+func (t *txn) openStream(r kv.Range, lo, hi, last []byte, n int) (*stream, error) {
+	if err := t.usable(); err != nil {
+		return nil, err
+	}
+	sql, args := scanSQL(r, lo, hi, last, n)
+	ctx, cancel := context.WithCancel(t.e.ctx)
+	st := &stream{t: t, keysOnly: r.KeysOnly, cancel: cancel, want: n, timer: time.AfterFunc(t.e.timeout, cancel)}
+	rows, err := t.conn.Query(ctx, sql, args...)
+	st.rows = rows
+	if err != nil {
+		st.timer.Stop()
+		cancel()
+		if rows != nil {
+			rows.Close()
+		}
+		return nil, t.fail("scan", err)
+	}
+	t.stream = st
+	return st, nil
+}
+
+// page reads the stream's next page, at most n rows and about maxBytes,
+// into the memory of prev.
+func (st *stream) page(prev page, n, maxBytes int) (page, error) {
+	if st.rest != nil {
+		pg := *st.rest
+		st.rest = nil
+		return pg, nil
+	}
+	pg := prev.reset()
+	if st.done {
+		return pg, nil
+	}
+	st.timer.Reset(st.t.e.timeout)
+	for len(pg.spans) < n && len(pg.buf) < maxBytes {
+		if !st.rows.Next() {
+			if err := st.finish(); err != nil {
+				return page{}, err
+			}
+			break
+		}
+		if err := pg.add(st.rows, st.keysOnly); err != nil {
+			st.finish()
+			return page{}, err
+		}
+		st.got++
+	}
+	st.timer.Stop()
+	pg.seal()
 	return pg, nil
+}
+
+// settle reads the rest of the statement into rest, freeing the
+// connection for another statement of the transaction (a read from the
+// scan's callback).
+func (st *stream) settle() error {
+	st.timer.Reset(st.t.e.timeout)
+	var pg page
+	for st.rows.Next() {
+		if err := pg.add(st.rows, st.keysOnly); err != nil {
+			st.finish()
+			return err
+		}
+		st.got++
+	}
+	if err := st.finish(); err != nil {
+		return err
+	}
+	pg.seal()
+	st.rest = &pg
+	return nil
+}
+
+// finish closes the statement (reading what is left of it: a scan that
+// stops early pays for the rest of its statement, bounded by
+// maxStreamRows and maxStreamBytes) and frees the connection.
+func (st *stream) finish() error {
+	if st.done {
+		return nil
+	}
+	st.done = true
+	st.rows.Close()
+	err := st.rows.Err()
+	st.timer.Stop()
+	st.cancel()
+	if st.t.stream == st {
+		st.t.stream = nil
+	}
+	if err != nil {
+		return st.t.fail("scan", err)
+	}
+	return nil
 }
 
 // rowBytes sets cols to the bytea columns of the row, valid until the
@@ -930,6 +1123,7 @@ func rowBytes(rows pgx.Rows, cols ...*[]byte) error {
 
 // Commit sends the pending writes and COMMIT in one batch.
 func (t *txn) Commit() error {
+	t.settle()
 	if err := t.usable(); err != nil {
 		return err
 	}
@@ -1021,6 +1215,9 @@ func (t *txn) queueWrites(b *pgx.Batch) {
 // end releases the connection; a transaction still open on it (after a
 // failure) is rolled back first, or the pool drops the connection.
 func (t *txn) end() {
+	if t.stream != nil {
+		t.stream.finish()
+	}
 	t.done = true
 	t.writes, t.sorted, t.notify = nil, nil, nil
 	if t.conn == nil {

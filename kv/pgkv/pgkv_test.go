@@ -379,3 +379,36 @@ func TestScanAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamTimeout: a long scan reads its later statements a page at a
+// time while its callback works (stream); Options.Timeout bounds each
+// wait for rows, not the callback's time, which here adds up to more
+// than the Timeout within one statement.
+func TestStreamTimeout(t *testing.T) {
+	e, err := Open(context.Background(), pg.DB(t), Options{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	const n = 20000
+	must(t, kv.Update(e, func(tx kv.Txn) error {
+		for i := range n {
+			if err := tx.Set(fmt.Appendf(nil, "s/%06d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	got := 0
+	must(t, kv.View(e, func(tx kv.Txn) error {
+		return tx.Scan(kv.Prefix([]byte("s/")), func(k, v []byte) error {
+			if got++; got > streamAfter+maxPageRows && got%maxPageRows == 1 {
+				time.Sleep(200 * time.Millisecond) // between pages of a statement
+			}
+			return nil
+		})
+	}))
+	if got != n {
+		t.Fatalf("%d pairs, want %d", got, n)
+	}
+}
