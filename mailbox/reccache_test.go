@@ -66,16 +66,24 @@ func TestCurrentMailboxAcrossNodes(t *testing.T) {
 			t.Fatalf("%s: %q: Watch gives %+v at HIGHESTMODSEQ %d; the database holds %+v at %d",
 				step, name, wmb, facts.HighestModSeq, want, ms.HighestModSeq)
 		}
-		// Now held: answered without a round trip.
-		before := be.Stats().RoundTrips
-		if _, err := b.CurrentMailbox("c", name); err != nil {
-			t.Fatal(err)
+		// Now held: answered without a round trip. The engine's
+		// counter is the node's: a poll A's wake-up started may land
+		// in the window, so the fewest of a few tries counts.
+		var fewest uint64
+		for try := range 5 {
+			before := be.Stats().RoundTrips
+			if _, err := b.CurrentMailbox("c", name); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Watch("c", want.ID, name, func(*MailboxInfo, []*Message, BoxFacts) {}); err != nil {
+				t.Fatal(err)
+			}
+			if n := be.Stats().RoundTrips - before; try == 0 || n < fewest {
+				fewest = n
+			}
 		}
-		if err := b.Watch("c", want.ID, name, func(*MailboxInfo, []*Message, BoxFacts) {}); err != nil {
-			t.Fatal(err)
-		}
-		if n := be.Stats().RoundTrips - before; n != 0 {
-			t.Errorf("%s: a held record and HIGHESTMODSEQ cost %d round trips", step, n)
+		if fewest != 0 {
+			t.Errorf("%s: a held record and HIGHESTMODSEQ cost %d round trips", step, fewest)
 		}
 	}
 	check("start", "INBOX")
