@@ -182,15 +182,23 @@ func TestCatchUpReadsNewBulletinsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	be := b.db.(*pgkv.Engine)
-	before := be.Stats()
-	const n = 10
-	for range n {
-		if err := b.CatchUp(); err != nil {
-			t.Fatal(err)
+	// The fewest of three rounds: the node's own periodic poll may fall
+	// in one.
+	var trips, bytes float64
+	for round := range 3 {
+		before := be.Stats()
+		const n = 10
+		for range n {
+			if err := b.CatchUp(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after := be.Stats()
+		rt, by := float64(after.RoundTrips-before.RoundTrips)/n, float64(after.BytesReceived-before.BytesReceived)/n
+		if round == 0 || rt < trips {
+			trips, bytes = rt, by
 		}
 	}
-	after := be.Stats()
-	trips, bytes := float64(after.RoundTrips-before.RoundTrips)/n, float64(after.BytesReceived-before.BytesReceived)/n
 	t.Logf("a catch-up after 60 bulletins read: %.1f round trips, %.0f bytes received", trips, bytes)
 	// An empty scan's answer, with the COMMIT and BEGIN before it, is
 	// about 370 bytes; a bulletin of an append about 70.
