@@ -392,17 +392,19 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 	// .SILENT STORE still reports the MODSEQ of what it changed (RFC 7162
 	// 3.1.3, 3.2).
 	condStore := sess.conn != nil && sess.conn.CondStoreEnabled()
+	// Every keyword a STORE names is in FLAGS after it, as in Dovecot,
+	// whether or not a message has it now: a -FLAGS of one the client
+	// has not seen in FLAGS (another session added it meanwhile) and the
+	// FETCH of a gone message below would name keywords FLAGS does not
+	// list (RFC 9051 7.3.5: FLAGS lists the flags applicable). imaptest
+	// reports "STORE didn't create keyword" for a -FLAGS of a keyword
+	// new to the client.
+	box.mu.Lock()
+	if box.addKeywords(list) {
+		box.tracker.QueueMailboxFlagsChanged()
+	}
+	box.mu.Unlock()
 	if !flags.Silent {
-		if len(gone) > 0 && op != mailbox.FlagsRemove {
-			// The FETCH of a gone message below may show a keyword no
-			// stored message has; FLAGS lists it first (RFC 9051
-			// 7.3.5).
-			box.mu.Lock()
-			if box.addKeywords(list) {
-				box.tracker.QueueMailboxFlagsChanged()
-			}
-			box.mu.Unlock()
-		}
 		if err := sess.announceKeywords(); err != nil {
 			return err
 		}

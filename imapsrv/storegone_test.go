@@ -71,3 +71,24 @@ func TestStoreExpungedByAnother(t *testing.T) {
 		t.Errorf("after: %q", got)
 	}
 }
+
+// TestStoreKeywordInFlags: a keyword a STORE names is in FLAGS after
+// it, also when the STORE removes it and no message has it (imaptest
+// own_flags: "STORE didn't create keyword" for a -FLAGS of a keyword
+// another client had just used, which the STORE's client had not yet
+// seen in FLAGS). Dovecot lists it too.
+func TestStoreKeywordInFlags(t *testing.T) {
+	ts := newTestServer(t)
+	ts.addUser("alice")
+	ts.deliverN("alice", "INBOX", 2)
+	a := ts.rawLogin("alice")
+	a.ok(`SELECT INBOX`)
+	f := a.ok(`STORE 1 -FLAGS ($Label4)`)
+	mustContain(t, f, `* FLAGS (`, `$Label4`)
+	mustContain(t, f, `* OK [PERMANENTFLAGS (`, `$Label4`)
+	mustContain(t, f, `* 1 FETCH (UID 1 FLAGS ())`)
+	// Another session hears of it at its next command, like any new
+	// keyword.
+	b := ts.rawLogin("alice")
+	mustContain(t, b.ok(`SELECT INBOX`), `* FLAGS (`, `$Label4`)
+}
