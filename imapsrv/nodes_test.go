@@ -107,11 +107,20 @@ func TestFetchBatchedSameAsBadger(t *testing.T) {
 			}
 		}
 	}
-	before := pgs.pg.Stats()
-	if got := clients[0].ok(`UID FETCH 251:300 (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (From To Subject Date)])`); len(got) != 50 {
-		t.Fatalf("FETCH of 50: %d responses", len(got))
+	// The engine's counter is the whole store's: upkeep that happens to
+	// run in the window (timers, the outbox, the login guard's sweep)
+	// counts too, so the fewest of a few tries counts.
+	var trips uint64
+	for try := range 3 {
+		before := pgs.pg.Stats()
+		if got := clients[0].ok(`UID FETCH 251:300 (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (From To Subject Date)])`); len(got) != 50 {
+			t.Fatalf("FETCH of 50: %d responses", len(got))
+		}
+		if n := pgs.pg.Stats().RoundTrips - before.RoundTrips; try == 0 || n < trips {
+			trips = n
+		}
 	}
-	if trips := pgs.pg.Stats().RoundTrips - before.RoundTrips; trips > 1 {
+	if trips > 1 {
 		t.Errorf("FETCH of 50 messages' header fields: %d round trips, want 1", trips)
 	}
 }
