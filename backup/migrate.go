@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"certmail/config"
 	"certmail/kv"
 	"certmail/kv/badgerkv"
 	"certmail/kv/keyspace"
@@ -24,12 +25,6 @@ import (
 // and back): every pair goes through the engine-neutral stream
 // (kv.WriteStream into kv.Load), into a destination that must be empty,
 // and the copy is then checked against the source by Compare.
-
-// IsURL reports whether a store is named by a PostgreSQL URL rather
-// than a Badger data directory.
-func IsURL(store string) bool {
-	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
-}
 
 // OpenOptions say how OpenStore opens a store.
 type OpenOptions struct {
@@ -54,7 +49,7 @@ func OpenStore(ctx context.Context, store string, o OpenOptions) (kv.Engine, err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if IsURL(store) {
+	if config.IsStoreURL(store) {
 		e, err := pgkv.Open(ctx, store, pgkv.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", RedactURL(store), err)
@@ -93,7 +88,7 @@ func OpenStore(ctx context.Context, store string, o OpenOptions) (kv.Engine, err
 // (files and options nobody needs in a log) and without a password,
 // should one have been given against the rules.
 func RedactURL(store string) string {
-	if !IsURL(store) {
+	if !config.IsStoreURL(store) {
 		return store
 	}
 	u, err := url.Parse(store)

@@ -119,7 +119,7 @@ func sameIndex(t *testing.T, a, b *Store, acct, box string) {
 	}
 }
 
-func appendOne(t *testing.T, s *Store, acct, box string, source any) uint32 {
+func appendOne(t testing.TB, s *Store, acct, box string, source any) uint32 {
 	t.Helper()
 	var uid uint32
 	if err := s.UpdateFrom(source, func(tx *Tx) error {

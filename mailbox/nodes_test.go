@@ -23,7 +23,7 @@ import (
 // whatever the suite's engine: a shared database is what they are about.
 
 // openNodes opens n stores on one fresh PostgreSQL database.
-func openNodes(t *testing.T, n int, opts Options) []*Store {
+func openNodes(t testing.TB, n int, opts Options) []*Store {
 	t.Helper()
 	dsn := engines.PostgresDSN(t)
 	nodes := make([]*Store, n)

@@ -96,7 +96,7 @@ func runMigrate(e *env, from, to, cfgFile string, check, discard bool) int {
 	name := func(s string) string { return backup.RedactURL(s) }
 	if !check {
 		var total int64
-		if !backup.IsURL(from) {
+		if !config.IsStoreURL(from) {
 			total = dataDirSize(from)
 		}
 		meter := newMeter(e, "migrate", total, true)
@@ -107,7 +107,7 @@ func runMigrate(e *env, from, to, cfgFile string, check, discard bool) int {
 				err = fmt.Errorf("%w\n%s holds part of a restore or migration, marked unfinished: no server opens it. Run this command again with --discard-incomplete (once it answers), which empties it first", err, name(to))
 			} else {
 				err = fmt.Errorf("%w\nnothing was left in %s: it is as it was", err, name(to))
-				if !backup.IsURL(to) {
+				if !config.IsStoreURL(to) {
 					err = fmt.Errorf("%w (a data directory: remove it, or use --discard-incomplete, before trying again)", err)
 				}
 			}
@@ -116,8 +116,8 @@ func runMigrate(e *env, from, to, cfgFile string, check, discard bool) int {
 		_, took := meter.Done()
 		fmt.Fprintf(e.stdout, "copied %s (%s) from %s to %s in %s, %s\n", records(pairs), progress.Bytes(size),
 			name(from), name(to), progress.Elapsed(took), progress.Rate(rate(size, took)))
-		if !backup.IsURL(from) {
-			if backup.IsURL(to) {
+		if !config.IsStoreURL(from) {
+			if config.IsStoreURL(to) {
 				if files, _ := backup.DataFiles(from); len(files) > 0 {
 					fmt.Fprintf(e.stdout, "not in the store, left in %s: %s (keep them in the data directory the server uses)\n", from, strings.Join(files, ", "))
 				}

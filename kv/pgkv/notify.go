@@ -125,6 +125,7 @@ func (e *Engine) listen(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgkv: connecting to listen: %w", err)
 	}
+	applySettings(cctx, conn, e.settings)
 	if _, err := conn.Exec(cctx, "LISTEN "+pgx.Identifier{e.channel}.Sanitize()); err != nil {
 		conn.Close(context.Background())
 		return nil, err

@@ -25,6 +25,7 @@ package pgkv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,28 @@ type Options struct {
 	// file of its own (certmail's [store] password_file); the DSN may
 	// still not hold one.
 	Password string
+	// DeadPeerAfter is about how long PostgreSQL takes to notice that
+	// this node's machine is gone without closing its connections
+	// (power lost, a network cut: no FIN, no RST) and to end its
+	// sessions, releasing what they held: the row locks of a COMMIT cut
+	// off half sent, which would hold up every other node's writes to
+	// those rows (the evidence log's head is one row all nodes write),
+	// and their snapshots. Each session gets TCP keepalives
+	// (tcp_keepalives_idle, _interval, _count): after DeadPeerAfter/2 of
+	// silence, 3 probes DeadPeerAfter/6 apart. Without them Linux waits
+	// about two hours. Zero: 20 seconds, less than the Timeout other
+	// nodes' statements wait for those locks; negative: the server's
+	// settings.
+	DeadPeerAfter time.Duration
+	// IdleInTransaction ends a session whose transaction has waited
+	// longer than this for the node's next statement
+	// (idle_in_transaction_session_timeout): a hung node, whose machine
+	// still answers keepalives, keeps no snapshot open for ever (one
+	// held for hours keeps VACUUM from cleaning up). It must be longer
+	// than any pause a working node makes inside a transaction: a
+	// backup written to a slow pipe waits there between reads. Zero: 10
+	// minutes; negative: the server's setting.
+	IdleInTransaction time.Duration
 }
 
 // Engine is a kv.Engine on one PostgreSQL database.
@@ -78,6 +101,8 @@ type Engine struct {
 	ctx   context.Context
 	abort context.CancelFunc
 
+	// settings are set on every session as it connects (sessionSettings).
+	settings []sessionSetting
 	// connCfg opens the connections that LISTEN (notify.go); channel is
 	// the channel they listen on and commits notify.
 	connCfg  *pgx.ConnConfig
@@ -188,6 +213,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 		}
 		return &countingConn{Conn: c, c: &e.stats}, nil
 	}
+	settings := sessionSettings(opts)
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		applySettings(ctx, c, settings)
+		return nil
+	}
+	e.settings = settings
 	e.connCfg = cfg.ConnConfig.Copy()
 	e.channel = channelName(cfg.ConnConfig.RuntimeParams["search_path"])
 	e.pool, err = pgxpool.NewWithConfig(ctx, cfg)
@@ -201,6 +232,50 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// sessionSetting is a run-time setting of every session of the engine.
+type sessionSetting struct{ name, value string }
+
+// sessionSettings are the settings that bound how long the server keeps
+// what a vanished or hung node's sessions hold (Options.DeadPeerAfter,
+// Options.IdleInTransaction).
+func sessionSettings(opts Options) []sessionSetting {
+	var out []sessionSetting
+	seconds := func(d time.Duration) string { return fmt.Sprint(max(1, int(d/time.Second))) }
+	if dead := cmp.Or(opts.DeadPeerAfter, 20*time.Second); dead > 0 {
+		out = append(out,
+			sessionSetting{"tcp_keepalives_idle", seconds(dead / 2)},
+			sessionSetting{"tcp_keepalives_interval", seconds(dead / 6)},
+			sessionSetting{"tcp_keepalives_count", "3"})
+	}
+	if idle := cmp.Or(opts.IdleInTransaction, 10*time.Minute); idle > 0 {
+		out = append(out, sessionSetting{"idle_in_transaction_session_timeout", fmt.Sprint(idle.Milliseconds())})
+	}
+	return out
+}
+
+// applySettings sets settings on a new session, in one round trip. They
+// are set after the connection is made, not sent in its startup packet,
+// because a PostgreSQL-compatible engine without one of them (CockroachDB
+// keeps keepalives in cluster settings) would refuse the connection; here
+// it refuses only the setting, and the session goes on with the server's
+// default.
+func applySettings(ctx context.Context, c *pgx.Conn, settings []sessionSetting) {
+	if len(settings) == 0 {
+		return
+	}
+	var sql strings.Builder
+	args := make([]any, 0, 2*len(settings))
+	sql.WriteString("SELECT ")
+	for i, st := range settings {
+		if i > 0 {
+			sql.WriteString(", ")
+		}
+		fmt.Fprintf(&sql, "set_config($%d, $%d, false)", 2*i+1, 2*i+2)
+		args = append(args, st.name, st.value)
+	}
+	c.Exec(ctx, sql.String(), args...) // best effort: see above
 }
 
 // Abort makes every statement in flight, and every later one, fail at
