@@ -133,6 +133,12 @@ type Range struct {
 	KeysOnly bool
 	// Limit stops after this many pairs; zero or less: no limit.
 	Limit int
+	// Expect says the caller means to read about this many pairs, or
+	// the whole range if fewer: an engine that fetches a scan in pages
+	// (PostgreSQL) makes its first page that large, in one round trip,
+	// where it would otherwise start small in case the caller stops
+	// early. Zero: no hint. It changes no result.
+	Expect int
 }
 
 // Prefix is the Range of every key that starts with p.

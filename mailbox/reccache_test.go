@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -204,5 +205,52 @@ func TestCatchUpReadsNewBulletinsOnly(t *testing.T) {
 	// about 370 bytes; a bulletin of an append about 70.
 	if trips > 1 || bytes > 1000 {
 		t.Errorf("a catch-up on a quiet node cost %.1f round trips and %.0f bytes", trips, bytes)
+	}
+}
+
+// TestCatchUpAfterBurst: a catch-up whose window holds a burst of
+// another node's commits (100 appends, as many bulletins) reads the
+// journal in one round trip; from 32 rows up it took two or three (pages of 32, 128,
+// ...). B hears of A's commits only through its catch-ups here (no
+// wake-ups, no periodic poll), so that nothing else reads them first.
+func TestCatchUpAfterBurst(t *testing.T) {
+	dsn := engines.PostgresDSN(t)
+	a, err := Open(Options{Engine: engines.Reopen(t, dsn), GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	be, err := pgkv.Open(context.Background(), dsn, pgkv.Options{NoNotify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(Options{Engine: be, GCInterval: -1, FollowInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	newAccount(t, a, "c")
+	if err := b.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		appendOne(t, a, "c", "INBOX", nil)
+	}
+	// The journal read alone: a catch-up then reads the records of what
+	// it found, for its announcements.
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	var found int
+	before := be.Stats().RoundTrips
+	err = b.View(func(tx *Tx) error {
+		entries, err := b.follow.readJournal(tx, true, followWakeLookback)
+		found = len(entries)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := be.Stats().RoundTrips - before; n != 1 || found < 100 {
+		t.Errorf("a catch-up's journal read after a burst of 100 appends on another node took %d round trips and found %d bulletins, want 1 and 100", n, found)
 	}
 }

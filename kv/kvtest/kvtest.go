@@ -419,6 +419,15 @@ func testScanOptions(t *testing.T, e kv.Engine) {
 	if got := keys(scanView(t, e, kv.Range{Prefix: p, End: []byte("k05"), Limit: 2, Reverse: true})); !slices.Equal(got, []string{"k04", "k03"}) {
 		t.Errorf("End k05, Limit 2 reverse: %q", got)
 	}
+	// Expect is a hint: the same pairs, with a Limit or without, in
+	// either order.
+	for _, r := range []kv.Range{{Prefix: p}, {Prefix: p, Limit: 3}, {Prefix: p, Start: []byte("k04"), Reverse: true}} {
+		want := keys(scanView(t, e, r))
+		r.Expect = 1000
+		if got := keys(scanView(t, e, r)); !slices.Equal(got, want) {
+			t.Errorf("%+v: %q, want %q as without Expect", r, got, want)
+		}
+	}
 	// KeysOnly: nil values (checked in scan), all keys.
 	if got := scanView(t, e, kv.Range{Prefix: p, KeysOnly: true}); len(got) != 10 {
 		t.Errorf("KeysOnly: %d keys, want 10", len(got))

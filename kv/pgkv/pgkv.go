@@ -864,6 +864,11 @@ func (t *txn) Scan(r kv.Range, fn func(key, value []byte) error) error {
 		emitted  int
 		st       *stream // the statement being read, once streaming
 	)
+	if r.Expect > pageRows {
+		// A scan the caller reads to its end (the change journal) is
+		// one round trip, not one for each page growing from 32.
+		pageRows = min(r.Expect, maxPageRows)
+	}
 	defer func() {
 		if st != nil {
 			st.finish() // stopped early: its failure is the transaction's

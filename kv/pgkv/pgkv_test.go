@@ -142,6 +142,24 @@ func TestRoundTrips(t *testing.T) {
 	scan := func(tx kv.Txn) error {
 		return tx.Scan(kv.Prefix(k), func(k, v []byte) error { return nil })
 	}
+	must(t, kv.Update(e, func(tx kv.Txn) error {
+		for i := range 500 {
+			if err := tx.Set(fmt.Appendf(nil, "m/%04d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	scanMany := func(n, expect int) func(kv.Txn) error {
+		return func(tx kv.Txn) error {
+			got := 0
+			err := tx.Scan(kv.Range{Prefix: []byte("m/"), Expect: expect}, func(k, v []byte) error { got++; return nil })
+			if err == nil && got != n {
+				err = fmt.Errorf("scanned %d pairs, want %d", got, n)
+			}
+			return err
+		}
+	}
 	for _, tc := range []struct {
 		name     string
 		writable bool
@@ -152,6 +170,9 @@ func TestRoundTrips(t *testing.T) {
 		{"read, then write", true, readWrite, 2},
 		{"read", false, read, 1},
 		{"scan of one key", false, scan, 1},
+		// 500 pairs: pages of 32, 128 and 512 without a hint.
+		{"scan of 500 keys", false, scanMany(500, 0), 3},
+		{"scan of 500 keys, expected", false, scanMany(500, 1024), 1},
 	} {
 		// Warm up (the connection prepares each statement once), then
 		// take the least of a few runs: the pool pings a connection idle

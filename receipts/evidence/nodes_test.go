@@ -110,13 +110,32 @@ func TestNodesAppendOneLog(t *testing.T) {
 			gaveUp.Add(1)
 		}
 	}
+	// The nodes go in step, ten appends at a time: on a quiet machine one
+	// node's appends could win every conflict on the head and run through
+	// before the others got one in (optimistic concurrency is not fair),
+	// and then no two nodes' appends interleaved. Within a step they race.
+	steps := make([]sync.WaitGroup, perNode/10)
+	for i := range steps {
+		steps[i].Add(nodes)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, nodes)
 	for n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			passed := 0 // steps this node is through
+			defer func() { // a node that failed holds no other up
+				for ; passed < len(steps); passed++ {
+					steps[passed].Done()
+				}
+			}()
 			for k, s := range plans[n] {
+				if k > 0 && k%10 == 0 {
+					steps[passed].Done()
+					steps[passed].Wait()
+					passed++
+				}
 				if err := patiently(func() error {
 					return dbs[n].Update(func(r kv.Records) error {
 						_, err := logs[n].Append(r, s.ev)
