@@ -124,7 +124,7 @@ func TestNodesAppendOneLog(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			passed := 0 // steps this node is through
+			passed := 0    // steps this node is through
 			defer func() { // a node that failed holds no other up
 				for ; passed < len(steps); passed++ {
 					steps[passed].Done()
