@@ -1,6 +1,10 @@
 package kv
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // Notifier is implemented by engines that several processes share (kv/pgkv:
 // many certmail nodes on one PostgreSQL database). Each process keeps
@@ -35,3 +39,22 @@ type Notifier interface {
 
 // ErrNoNotify: the engine is shared but cannot deliver wake-ups.
 var ErrNoNotify = errors.New("kv: the database delivers no notifications (no LISTEN/NOTIFY)")
+
+// SoleWriter is implemented by engines several processes share that can
+// tell one of them that, for now, it is the only one writing (kv/pgkv: a
+// lease, see its sole.go). A process that follows the others' commits
+// must read what they committed before it answers from memory (mailbox's
+// catch-up, a round trip to the database); while it is the sole writer,
+// nothing can have committed since its last read, and it need not.
+type SoleWriter interface {
+	// StartSole makes the engine take the role whenever no other
+	// process has written for a while, and hold it until one wants to
+	// write, until ctx ends. Every write another process makes that
+	// this one must see writes a key under watch (mailbox's change
+	// journal).
+	StartSole(ctx context.Context, watch []byte)
+	// Sole reports whether no other process can have committed a write
+	// since readBegan (the start of this process's last read of what
+	// the others committed).
+	Sole(readBegan time.Time) bool
+}

@@ -26,6 +26,13 @@ func (s *Store) CatchUp() error {
 	if f == nil || !f.barrier.on {
 		return nil
 	}
+	if f.sole != nil {
+		// While this node is the sole writer, no other process has
+		// committed since its last read began: there is nothing to read.
+		if began := f.readBegan.Load(); began != nil && f.sole.Sole(*began) {
+			return nil
+		}
+	}
 	return f.barrier.wait(func() error { return f.pollLocked(followWakeLookback) })
 }
 

@@ -122,6 +122,11 @@ type follower struct {
 	warned  time.Time
 	// barrier coalesces Store.CatchUp's reads (barrier.go).
 	barrier barrier
+	// sole, when set, tells whether this node is for now the only one
+	// writing (Options.SoleLease); readBegan is when the last read of
+	// the journal that succeeded began (before its snapshot).
+	sole      kv.SoleWriter
+	readBegan atomic.Pointer[time.Time]
 }
 
 func newFollower(s *Store, n kv.Notifier, interval time.Duration) *follower {
@@ -203,11 +208,14 @@ func (f *follower) pollLocked(window time.Duration) error {
 	if f.s.closed {
 		return nil
 	}
+	began := time.Now()
 	changes, err := f.poll(nil, window)
 	if err != nil {
 		// Not caught up: nothing may be answered from cached
 		// records (reccache.go) until a poll succeeds.
 		f.s.recs.dropAll()
+	} else {
+		f.readBegan.Store(&began)
 	}
 	for _, c := range changes {
 		f.s.emit(c)

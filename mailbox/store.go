@@ -65,6 +65,11 @@ type Options struct {
 	// DefaultFollowInterval. Negative: the store publishes its own
 	// changes but follows no one's (a one-off command).
 	FollowInterval time.Duration
+	// SoleLease lets a store that follows others, on an engine that can
+	// say so (kv.SoleWriter: PostgreSQL), skip its catch-up reads while
+	// no other process writes (barrier.go): a node alone, or the one
+	// busy node of several, answers SELECT, STATUS and NOOP from memory.
+	SoleLease bool
 
 	// Brief opens the store for a short-lived command (`certmail
 	// deliver` from an MTA's pipe, `user add`): only what reading and
@@ -244,6 +249,10 @@ func Open(opts Options) (*Store, error) {
 		if opts.FollowInterval >= 0 && !opts.Brief {
 			s.follow.start(ctx)
 			s.follow.barrier.on = true // CatchUp reads (barrier.go)
+			if sw, ok := db.(kv.SoleWriter); ok && opts.SoleLease {
+				sw.StartSole(ctx, []byte(prefixFeed))
+				s.follow.sole = sw
+			}
 		}
 	}
 	gc := opts.GCInterval

@@ -36,6 +36,10 @@ func StoreOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, err
 		QuotaMessages: cfg.Limits.QuotaMessages,
 
 		FollowInterval: time.Duration(cfg.Store.FollowInterval),
+		// A node alone on its database, or the one writing, answers
+		// from memory (kv/pgkv/sole.go); a CLI command (Brief) never
+		// holds the lease.
+		SoleLease: true,
 	}
 	if o.DiskReserve == 0 {
 		o.DiskReserve = -1 // disk_reserve = 0: no check

@@ -54,6 +54,7 @@ func (e *Engine) Notify(tx kv.Txn, payload string) error {
 			return nil // PostgreSQL folds them anyway
 		}
 	}
+	e.sole.noteOwn(payload)
 	t.notify = append(t.notify, payload)
 	return nil
 }
@@ -110,6 +111,7 @@ func (e *Engine) Subscribe(fn func(payload string)) (func(), error) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
+	e.soleListening(+1)
 	go func() {
 		defer wg.Done()
 		e.receive(ctx, conn, fn)
@@ -155,9 +157,13 @@ func (e *Engine) receive(ctx context.Context, conn *pgx.Conn, fn func(string)) {
 			if err != nil {
 				conn.Close(context.Background())
 				conn = nil
+				e.soleListening(-1) // listening again below, +1
 				break
 			}
 			pause = firstListenPause
+			if e.sole.heard(n.Payload, e.dropSole) {
+				continue // a writer asking for the lease: ours alone
+			}
 			fn(n.Payload)
 		}
 		if ctx.Err() != nil {
@@ -171,6 +177,7 @@ func (e *Engine) receive(ctx context.Context, conn *pgx.Conn, fn func(string)) {
 		pause = min(2*pause, maxListenPause)
 		var err error
 		if conn, err = e.listen(ctx); err == nil {
+			e.soleListening(+1)
 			fn("") // what was sent while we were away is lost
 		}
 	}

@@ -89,6 +89,13 @@ type Options struct {
 	// backup written to a slow pipe waits there between reads. Zero: 10
 	// minutes; negative: the server's setting.
 	IdleInTransaction time.Duration
+	// SoleTTL is how long a sole-writer lease (sole.go) lasts unrenewed;
+	// a vanished holder holds other writers up at most that long. Zero:
+	// 2 seconds.
+	SoleTTL time.Duration
+	// SoleQuiet is how long an engine must have seen no other writer
+	// before it takes the lease. Zero: 5 seconds.
+	SoleQuiet time.Duration
 }
 
 // Engine is a kv.Engine on one PostgreSQL database.
@@ -119,6 +126,12 @@ type Engine struct {
 	parkMu sync.Mutex
 	parked []*parkedConn
 	closed bool
+
+	// sole is the engine's side of the sole-writer lease (sole.go);
+	// soleStop ends StartSole's loop, soleWG waits for it.
+	sole     *sole
+	soleStop context.CancelFunc
+	soleWG   sync.WaitGroup
 }
 
 // parkFor is how long a read-only transaction's COMMIT may wait for the
@@ -184,7 +197,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 		cfg.ConnConfig.Password = opts.Password
 	}
 	e := &Engine{timeout: opts.Timeout}
+	if e.sole, err = newSole(opts); err != nil {
+		return nil, fmt.Errorf("pgkv: %w", err)
+	}
 	e.ctx, e.abort = context.WithCancel(context.Background())
+	e.soleStop = func() {}
 	e.noNotify.Store(opts.NoNotify)
 	if e.timeout <= 0 {
 		e.timeout = 30 * time.Second
@@ -227,6 +244,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("pgkv: %w", err)
 	}
 	if err := e.createTable(ctx); err != nil {
+		e.pool.Close()
+		e.abort()
+		return nil, err
+	}
+	if err := e.createLeaseTable(ctx); err != nil {
 		e.pool.Close()
 		e.abort()
 		return nil, err
@@ -344,6 +366,11 @@ func (e *Engine) createTable(ctx context.Context) error {
 
 // Close closes the connection pool. Transactions must have ended.
 func (e *Engine) Close() error {
+	e.soleStop()
+	e.soleWG.Wait()
+	if e.ctx.Err() == nil {
+		e.dropSole()
+	}
 	e.parkMu.Lock()
 	e.closed = true
 	parked := e.parked
@@ -1231,6 +1258,12 @@ func (t *txn) Commit() error {
 			t.prologue(b)
 		}
 		rest := -b.Len()
+		guard := b.Len()
+		if len(t.writes) > 0 {
+			b.Queue(leaseGuardSQL, t.e.sole.me)
+		} else {
+			guard = -1
+		}
 		t.queueWrites(b)
 		for _, p := range t.notify {
 			// In the transaction: delivered after, and only if, it commits.
@@ -1251,6 +1284,15 @@ func (t *txn) Commit() error {
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
+		}
+		if err != nil && guard >= 0 && guardFailed(err) {
+			// Another engine holds the sole-writer lease: ask it to let
+			// go, wait, and have the caller run the transaction again.
+			t.fail("commit", err)
+			if werr := t.e.awaitSole(ctx); werr != nil {
+				return fmt.Errorf("pgkv: commit: %w (waiting for the sole-writer lease: %w)", kv.ErrConflict, werr)
+			}
+			return fmt.Errorf("pgkv: commit: %w (another node held the sole-writer lease)", kv.ErrConflict)
 		}
 		if err != nil {
 			return t.fail("commit", err)
