@@ -161,7 +161,7 @@ func (e *Engine) receive(ctx context.Context, conn *pgx.Conn, fn func(string)) {
 				break
 			}
 			pause = firstListenPause
-			if e.sole.heard(n.Payload, e.dropSole) {
+			if e.sole.heard(n.Payload, e.dropSoleSoon) {
 				continue // a writer asking for the lease: ours alone
 			}
 			fn(n.Payload)

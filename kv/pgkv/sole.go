@@ -214,8 +214,12 @@ func (e *Engine) tendSole(watch []byte) {
 	defer s.mu.Unlock()
 	if s.listening == 0 || s.lastOther.After(sent) {
 		// Lost the connection, or another writer showed up, while it
-		// was taking: let go (below, outside the lock).
-		go e.dropSole()
+		// was taking: let go (it never counted on it).
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+		e.pool.Exec(ctx, leaseDropSQL, s.me)
+		cancel()
+		s.mu.Lock()
 		return
 	}
 	s.since, s.until = time.Now(), sent.Add(s.ttl-s.ttl/4)
@@ -256,20 +260,39 @@ func (s *sole) held() bool {
 	return !s.since.IsZero()
 }
 
-// dropSole stops counting on the lease, then expires its row.
+// dropSole stops counting on the lease, then expires its row (if that
+// fails, the row expires by itself).
 func (e *Engine) dropSole() {
+	if e.stopCounting() {
+		ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+		defer cancel()
+		e.pool.Exec(ctx, leaseDropSQL, e.sole.me)
+	}
+}
+
+// dropSoleSoon is dropSole for callers that must not wait on the
+// database (the listening goroutine, whose connection may just have
+// broken): it stops counting at once and expires the row in the
+// background.
+func (e *Engine) dropSoleSoon() {
+	if e.stopCounting() {
+		go func() { // ends with the engine (e.ctx) at the latest
+			ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+			defer cancel()
+			e.pool.Exec(ctx, leaseDropSQL, e.sole.me)
+		}()
+	}
+}
+
+// stopCounting stops counting on the lease, reporting whether it held it.
+func (e *Engine) stopCounting() bool {
 	s := e.sole
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	was := !s.since.IsZero()
 	s.since, s.until = time.Time{}, time.Time{}
 	s.lastOther = time.Now()
-	s.mu.Unlock()
-	if !was {
-		return
-	}
-	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
-	defer cancel()
-	e.pool.Exec(ctx, leaseDropSQL, s.me) // if it fails, the row expires
+	return was
 }
 
 // heard sees each notification before the subscribers: a writer asking
@@ -297,7 +320,7 @@ func (e *Engine) soleListening(delta int) {
 	none := s.listening == 0
 	s.mu.Unlock()
 	if none {
-		e.dropSole()
+		e.dropSoleSoon()
 	}
 }
 
