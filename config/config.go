@@ -362,7 +362,7 @@ func Default() *Config {
 			LMTP: DefaultLMTP,
 			HTTP: DefaultHTTP,
 		},
-		Store: Store{FollowInterval: Duration(500 * time.Millisecond)},
+		Store: Store{FollowInterval: Duration(500 * time.Millisecond), SoleLease: true},
 		Limits: Limits{
 			MaxMessageSize: DefaultMaxMessageSize,
 			MaxRecipients:  DefaultMaxRecipients,

@@ -22,7 +22,7 @@ func TestExampleFileIsValidAndDefault(t *testing.T) {
 	}
 	cfg.Listen.ProxyProtocolFrom = nil // [] in the file, nil by default
 	if !reflect.DeepEqual(cfg.Listen, def.Listen) || cfg.Limits != def.Limits || cfg.Data != def.Data ||
-		cfg.ShutdownTimeout != def.ShutdownTimeout || cfg.LogLevel != def.LogLevel {
+		cfg.ShutdownTimeout != def.ShutdownTimeout || cfg.LogLevel != def.LogLevel || cfg.Store != def.Store {
 		t.Fatalf("example differs from defaults:\n%+v\n%+v", cfg, def)
 	}
 }
@@ -220,5 +220,20 @@ func TestProxyProtocolFrom(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[10.0.0.10/32 2001:db8::/32 10.0.0.11/32]" {
 		t.Fatalf("ProxyPrefixes = %v", got)
+	}
+}
+
+// TestSoleLeaseSwitch: the sole-writer lease is on by default and
+// [store] sole_lease = false turns it off (a rolling upgrade).
+func TestSoleLeaseSwitch(t *testing.T) {
+	if !Default().Store.SoleLease {
+		t.Error("the lease is off by default")
+	}
+	cfg, err := Parse("x.toml", []byte("[store]\nsole_lease = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.SoleLease {
+		t.Error("sole_lease = false left the lease on")
 	}
 }

@@ -28,6 +28,13 @@ type Store struct {
 	// how late it hears of another node's commit when a notification is
 	// lost, or always on a database without LISTEN/NOTIFY (CockroachDB).
 	FollowInterval Duration `toml:"follow_interval"`
+	// SoleLease lets a node that is, for now, the only one writing take
+	// the sole-writer lease and answer SELECT, STATUS and NOOP without
+	// reading the others' changes first (mailbox.Options.SoleLease;
+	// docs/operations.md). Turn it off on every node while any process
+	// of a certmail without the lease still writes to the database (a
+	// rolling upgrade): such a process would not ask for it.
+	SoleLease bool `toml:"sole_lease"`
 }
 
 // IsStoreURL reports whether s names a PostgreSQL database rather than a

@@ -39,7 +39,7 @@ func StoreOptions(cfg *config.Config, logger *slog.Logger) (mailbox.Options, err
 		// A node alone on its database, or the one writing, answers
 		// from memory (kv/pgkv/sole.go); a CLI command (Brief) never
 		// holds the lease.
-		SoleLease: true,
+		SoleLease: cfg.Store.SoleLease,
 	}
 	if o.DiskReserve == 0 {
 		o.DiskReserve = -1 // disk_reserve = 0: no check

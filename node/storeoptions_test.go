@@ -27,3 +27,18 @@ func TestStoreOptionsDiskReserve(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreOptionsSoleLease: [store] sole_lease reaches the store.
+func TestStoreOptionsSoleLease(t *testing.T) {
+	cfg := config.Default()
+	for _, on := range []bool{true, false} {
+		cfg.Store.SoleLease = on
+		o, err := StoreOptions(cfg, slog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.SoleLease != on {
+			t.Errorf("sole_lease = %v: store SoleLease %v", on, o.SoleLease)
+		}
+	}
+}
