@@ -82,7 +82,27 @@ func startServer(t *testing.T, extra ...string) *server {
 	return s
 }
 
+// start starts the server on free ports. A port found free can be taken
+// by another process before the server binds it (the test binaries of
+// other packages run at once): the server then exits at once with
+// "address already in use", and start tries again on new ports.
 func (s *server) start() {
+	t := s.t
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		if s.startOnce() {
+			return
+		}
+		if attempt == 3 || !strings.Contains(s.logText(), "address already in use") {
+			t.Fatalf("certmail serve exited early:\n%s", s.logText())
+		}
+		t.Logf("a port was taken before certmail bound it; new ports (attempt %d)", attempt+1)
+	}
+}
+
+// startOnce starts the server and waits until it listens, or reports
+// false if it exited first.
+func (s *server) startOnce() bool {
 	t := s.t
 	t.Helper()
 	s.imap, s.lmtp, s.http = freeAddr(t), freeAddr(t), freeAddr(t)
@@ -108,25 +128,34 @@ func (s *server) start() {
 			s.mu.Unlock()
 		}
 	}()
-	s.waitListening(s.imap)
-	s.waitListening(s.lmtp)
+	return s.listening(s.imap) && s.listening(s.lmtp)
 }
 
 func (s *server) waitListening(addr string) {
+	s.t.Helper()
+	if !s.listening(addr) {
+		s.t.Fatalf("certmail serve exited early:\n%s", s.logText())
+	}
+}
+
+// listening waits until the server listens on addr (true) or exits
+// (false); it fails the test if neither happens within 15 s.
+func (s *server) listening(addr string) bool {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return true
 		}
 		select {
 		case <-s.exited:
-			s.t.Fatalf("certmail serve exited early:\n%s", s.logText())
+			return false
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	s.t.Fatalf("certmail serve did not listen on %s:\n%s", addr, s.logText())
+	return false
 }
 
 func (s *server) logText() string {

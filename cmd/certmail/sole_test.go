@@ -31,7 +31,7 @@ func TestSoleNodeSeesCLIDelivery(t *testing.T) {
 	defer conn.Close(context.Background())
 	held := func() bool {
 		var h bool
-		if err := conn.QueryRow(context.Background(), "SELECT holder <> '\\x' AND until > clock_timestamp() FROM certmail_lease WHERE name = 'sole'").Scan(&h); err != nil {
+		if err := conn.QueryRow(context.Background(), "SELECT length(holder) > 0 AND until > clock_timestamp() FROM certmail_lease WHERE name = 'sole'").Scan(&h); err != nil {
 			t.Fatal(err)
 		}
 		return h

@@ -57,7 +57,10 @@ const (
 	leaseWantPayload = "certmail-lease-wanted"
 
 	leaseTableSQL = `CREATE TABLE IF NOT EXISTS ` + leaseTable + ` (name text PRIMARY KEY, holder bytea NOT NULL, since timestamptz NOT NULL, until timestamptz NOT NULL, wanted timestamptz NOT NULL)`
-	leaseRowSQL   = `INSERT INTO ` + leaseTable + ` VALUES ('` + leaseName + `', '\x', '-infinity', '-infinity', '-infinity') ON CONFLICT (name) DO NOTHING`
+	// Times long past rather than -infinity, and '' rather than '\x',
+	// which PostgreSQL-compatible engines may not all accept.
+	leaseRowSQL  = `INSERT INTO ` + leaseTable + ` VALUES ('` + leaseName + `', ''::bytea, ` + leaseLongAgo + `, ` + leaseLongAgo + `, ` + leaseLongAgo + `) ON CONFLICT (name) DO NOTHING`
+	leaseLongAgo = `'1970-01-01 00:00:00+00'::timestamptz`
 	// leaseGuardSQL fails (division by zero, 22012) when another engine
 	// holds the lease.
 	leaseGuardSQL = `SELECT 1/(CASE WHEN holder <> $1 AND until > now() THEN 0 ELSE 1 END) FROM ` + leaseTable + ` WHERE name = '` + leaseName + `'`
@@ -65,7 +68,7 @@ const (
 	leaseWantSQL  = `UPDATE ` + leaseTable + ` SET wanted = clock_timestamp() WHERE name = '` + leaseName + `'`
 	leaseTakeSQL  = `UPDATE ` + leaseTable + ` SET holder = $1, since = clock_timestamp(), until = clock_timestamp() + $2 * interval '1 millisecond' WHERE name = '` + leaseName + `' AND (holder = $1 OR until <= clock_timestamp())`
 	leaseRenewSQL = `UPDATE ` + leaseTable + ` SET until = clock_timestamp() + $2 * interval '1 millisecond' WHERE name = '` + leaseName + `' AND holder = $1 AND until > clock_timestamp() AND wanted < since`
-	leaseDropSQL  = `UPDATE ` + leaseTable + ` SET until = '-infinity' WHERE name = '` + leaseName + `' AND holder = $1`
+	leaseDropSQL  = `UPDATE ` + leaseTable + ` SET until = ` + leaseLongAgo + ` WHERE name = '` + leaseName + `' AND holder = $1`
 
 	defaultSoleTTL   = 2 * time.Second
 	defaultSoleQuiet = 5 * time.Second
