@@ -145,7 +145,11 @@ func (e *Engine) Sole(readBegan time.Time) bool {
 	s := e.sole
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.since.IsZero() && readBegan.After(s.since) && time.Now().Before(s.until)
+	now := time.Now()
+	// Both clocks: Go's monotonic clock stands still while the machine
+	// is suspended (a paused VM), the database's does not; the wall
+	// clock, set right again after a resume, shows the pause.
+	return !s.since.IsZero() && readBegan.After(s.since) && now.Before(s.until) && now.Round(0).Before(s.until.Round(0))
 }
 
 // StartSole makes the engine take the lease whenever it has seen no other
